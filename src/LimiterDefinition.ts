@@ -1,0 +1,289 @@
+/**
+ * What a limiter is: the definition users write (in TypeScript or TOML), its validation, and the
+ * resolved form the limiter runs on.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { ConfigError } from "./RateLimitError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Algorithm = "token_bucket" | "sliding_window" | "fixed_window"
+
+/**
+ * A limiter as users write it. At least one of a rate (`ratePerSecond` or `rate`), a window
+ * (`limit` + `window`, for the window algorithms) or `maxConcurrent` must be set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LimiterDefinition {
+  /** Store id (registered with `configureStore` or in TOML); the default store when absent. */
+  readonly store?: string | undefined
+  /** `"token_bucket"` (default), `"sliding_window"` or `"fixed_window"`. */
+  readonly algorithm?: Algorithm | undefined
+  /** Token-bucket refill rate, per second. */
+  readonly ratePerSecond?: number | undefined
+  /** Token-bucket rate as a string: `"100/min"`, `"10/5s"`, `"5 per hour"` (units ms, s, m, h, d). */
+  readonly rate?: string | undefined
+  /** Token-bucket capacity; default `max(1, ceil(ratePerSecond))`. */
+  readonly burst?: number | undefined
+  /** Concurrency limit (any algorithm). */
+  readonly maxConcurrent?: number | undefined
+  /** Window algorithms: admitted cost per window. */
+  readonly limit?: number | undefined
+  /** Window algorithms: the window's length. */
+  readonly window?: Duration.DurationInput | undefined
+  /** Default wait of `acquire`; absent: wait as long as needed. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** On a store failure: `false` (default) lets the call through and counts it; `true` fails. */
+  readonly failClosed?: boolean | undefined
+  /** Concurrency slot lease, renewed while held. Default 30 seconds. */
+  readonly lease?: Duration.DurationInput | undefined
+}
+
+/**
+ * A validated limiter. Every number is finite and positive; durations are milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LimiterSpec {
+  readonly id: string
+  readonly store: string | undefined
+  readonly algorithm: Algorithm
+  /** Token bucket: refill rate per second; `undefined` when the limiter has no rate. */
+  readonly ratePerSecond: number | undefined
+  /** Token bucket: capacity; window algorithms: `limit`; 0 when neither applies. */
+  readonly burst: number
+  readonly limit: number | undefined
+  readonly windowMs: number | undefined
+  readonly maxConcurrent: number | undefined
+  /** `undefined`: wait as long as needed. */
+  readonly timeoutMs: number | undefined
+  readonly failClosed: boolean
+  readonly leaseMs: number
+}
+
+/**
+ * The default concurrency lease.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_LEASE_MS = 30_000
+
+const unitMs: Record<string, number> = {
+  ms: 1,
+  millisecond: 1,
+  milliseconds: 1,
+  s: 1000,
+  sec: 1000,
+  secs: 1000,
+  second: 1000,
+  seconds: 1000,
+  m: 60_000,
+  min: 60_000,
+  mins: 60_000,
+  minute: 60_000,
+  minutes: 60_000,
+  h: 3_600_000,
+  hr: 3_600_000,
+  hrs: 3_600_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
+  d: 86_400_000,
+  day: 86_400_000,
+  days: 86_400_000
+}
+
+const rateRe = /^\s*(\d+(?:\.\d+)?)\s*(?:\/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$/i
+
+/**
+ * Parses `"100/min"`, `"10/5s"`, `"5 per hour"` into a rate per second.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseRate = (input: string, path = "rate"): Either.Either<number, ConfigError> => {
+  const m = rateRe.exec(input)
+  const expected = `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`
+  if (m === null) return Either.left(ConfigError.at(path, expected, JSON.stringify(input)))
+  const count = Number(m[1])
+  const span = m[2] === undefined ? 1 : Number(m[2])
+  const unit = unitMs[(m[3] ?? "").toLowerCase()]
+  if (unit === undefined || !(count > 0) || !(span > 0)) {
+    return Either.left(ConfigError.at(path, expected, JSON.stringify(input)))
+  }
+  return Either.right(count / (span * unit / 1000))
+}
+
+const describe = (u: unknown): string => {
+  if (typeof u === "number") return Number.isNaN(u) ? "NaN" : String(u)
+  if (typeof u === "string") return JSON.stringify(u)
+  if (u === undefined) return "nothing"
+  if (u === null) return "null"
+  if (typeof u === "object") return Array.isArray(u) ? "an array" : "a table"
+  return typeof u
+}
+
+/** @internal */
+export const describeValue = describe
+
+const positive = (path: string, u: unknown): number => {
+  if (typeof u !== "number" || !Number.isFinite(u) || u <= 0) {
+    throw ConfigError.at(path, "a finite number greater than 0", describe(u))
+  }
+  return u
+}
+
+const positiveInt = (path: string, u: unknown): number => {
+  if (typeof u !== "number" || !Number.isSafeInteger(u) || u <= 0) {
+    throw ConfigError.at(path, "a whole number greater than 0", describe(u))
+  }
+  return u
+}
+
+const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
+  const d = Duration.decodeUnknown(u)
+  const expected = allowZero ? "a duration of 0 or more" : "a duration greater than 0"
+  if (Option.isNone(d)) throw ConfigError.at(path, expected, describe(u))
+  const ms = Duration.toMillis(d.value)
+  if (Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0)) throw ConfigError.at(path, expected, describe(u))
+  return ms
+}
+
+/**
+ * Validates a definition. `path` prefixes every field in errors (`limiters.api` for TOML).
+ * `fieldNames` maps the TypeScript field names to the names the user wrote (snake_case in TOML).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const resolve = (
+  id: string,
+  def: LimiterDefinition,
+  options?: {
+    readonly path?: string | undefined
+    readonly fieldNames?: Partial<Record<keyof LimiterDefinition, string>> | undefined
+  }
+): Either.Either<LimiterSpec, ConfigError> => {
+  const base = options?.path ?? `limiters.${id}`
+  const at = (field: keyof LimiterDefinition) => `${base}.${options?.fieldNames?.[field] ?? field}`
+  try {
+    if (id.length === 0) throw ConfigError.at(base, "a non-empty limiter id", `""`)
+    const algorithm: Algorithm = def.algorithm ?? "token_bucket"
+    if (algorithm !== "token_bucket" && algorithm !== "sliding_window" && algorithm !== "fixed_window") {
+      throw ConfigError.at(at("algorithm"), `one of "token_bucket", "sliding_window", "fixed_window"`, describe(algorithm))
+    }
+    let ratePerSecond: number | undefined
+    if (def.ratePerSecond !== undefined && def.rate !== undefined) {
+      throw ConfigError.at(at("rate"), `either ${at("ratePerSecond")} or ${at("rate")}, not both`, "both")
+    }
+    if (def.ratePerSecond !== undefined) ratePerSecond = positive(at("ratePerSecond"), def.ratePerSecond)
+    if (def.rate !== undefined) {
+      if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
+      const parsed = parseRate(def.rate, at("rate"))
+      if (Either.isLeft(parsed)) throw parsed.left
+      ratePerSecond = parsed.right
+    }
+    const maxConcurrent = def.maxConcurrent === undefined ? undefined : positiveInt(at("maxConcurrent"), def.maxConcurrent)
+    const failClosed = def.failClosed ?? false
+    if (typeof failClosed !== "boolean") throw ConfigError.at(at("failClosed"), "true or false", describe(failClosed))
+    const timeoutMs = def.timeout === undefined ? undefined : durationMs(at("timeout"), def.timeout, true)
+    const leaseMs = def.lease === undefined ? DEFAULT_LEASE_MS : durationMs(at("lease"), def.lease, false)
+    if (leaseMs < 100) throw ConfigError.at(at("lease"), "a lease of at least 100 ms", `${leaseMs} ms`)
+
+    if (algorithm === "token_bucket") {
+      if (def.limit !== undefined) {
+        throw ConfigError.at(at("limit"), `no ${at("limit")} for the token bucket (use sliding_window or fixed_window)`, describe(def.limit))
+      }
+      if (def.window !== undefined) {
+        throw ConfigError.at(at("window"), `no ${at("window")} for the token bucket (use sliding_window or fixed_window)`, describe(def.window))
+      }
+      if (def.burst !== undefined && ratePerSecond === undefined) {
+        throw ConfigError.at(at("burst"), `a rate (${at("ratePerSecond")} or ${at("rate")}) alongside ${at("burst")}`, "no rate")
+      }
+      const burst = ratePerSecond === undefined
+        ? 0
+        : def.burst === undefined
+        ? Math.max(1, Math.ceil(ratePerSecond))
+        : positiveInt(at("burst"), def.burst)
+      if (ratePerSecond === undefined && maxConcurrent === undefined) {
+        throw ConfigError.at(base, `at least one limit: ${at("ratePerSecond")}, ${at("rate")} or ${at("maxConcurrent")}`, "none")
+      }
+      return Either.right({
+        id,
+        store: def.store,
+        algorithm,
+        ratePerSecond,
+        burst,
+        limit: undefined,
+        windowMs: undefined,
+        maxConcurrent,
+        timeoutMs,
+        failClosed,
+        leaseMs
+      })
+    }
+    if (ratePerSecond !== undefined || def.burst !== undefined) {
+      throw ConfigError.at(
+        ratePerSecond !== undefined ? at(def.rate !== undefined ? "rate" : "ratePerSecond") : at("burst"),
+        `no token-bucket settings for the ${algorithm} algorithm (use ${at("limit")} and ${at("window")})`,
+        describe(def.rate ?? def.ratePerSecond ?? def.burst)
+      )
+    }
+    if (def.limit === undefined) throw ConfigError.at(at("limit"), `a whole number greater than 0 (required by ${algorithm})`, "nothing")
+    if (def.window === undefined) throw ConfigError.at(at("window"), `a duration greater than 0 (required by ${algorithm})`, "nothing")
+    const limit = positiveInt(at("limit"), def.limit)
+    const windowMs = durationMs(at("window"), def.window, false)
+    return Either.right({
+      id,
+      store: def.store,
+      algorithm,
+      ratePerSecond: undefined,
+      burst: limit,
+      limit,
+      windowMs,
+      maxConcurrent,
+      timeoutMs,
+      failClosed,
+      leaseMs
+    })
+  } catch (e) {
+    if (e instanceof ConfigError) return Either.left(e)
+    throw e
+  }
+}
+
+/**
+ * Overrides accepted by `cloneLimiter`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LimiterOverrides = Partial<LimiterDefinition>
+
+/**
+ * Turns a spec back into a definition (for `cloneLimiter` and inspection).
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toDefinition = (spec: LimiterSpec): LimiterDefinition => ({
+  store: spec.store,
+  algorithm: spec.algorithm,
+  ratePerSecond: spec.ratePerSecond,
+  burst: spec.algorithm === "token_bucket" && spec.ratePerSecond !== undefined ? spec.burst : undefined,
+  maxConcurrent: spec.maxConcurrent,
+  limit: spec.limit,
+  window: spec.windowMs === undefined ? undefined : Duration.millis(spec.windowMs),
+  timeout: spec.timeoutMs === undefined ? undefined : Duration.millis(spec.timeoutMs),
+  failClosed: spec.failClosed,
+  lease: Duration.millis(spec.leaseMs)
+})

@@ -1,0 +1,107 @@
+/**
+ * Every Effect `Metric` the library updates. Each is tagged with `limiter` (the limiter id, never
+ * the rate-limit key), so an OpenTelemetry or Prometheus exporter picks them up with no glue.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/**
+ * Calls admitted (acquire, tryAcquire and allowed checks).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const acquisitions = Metric.counter("rate_sync_acquisitions_total", {
+  description: "Calls admitted by a limiter",
+  incremental: true
+})
+
+/**
+ * Calls refused (tryAcquire false, refused check, acquire that could not wait long enough).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refusals = Metric.counter("rate_sync_refusals_total", {
+  description: "Calls refused by a limiter",
+  incremental: true
+})
+
+/**
+ * `acquire` calls that ran out of their timeout.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const timeouts = Metric.counter("rate_sync_timeouts_total", {
+  description: "acquire calls that timed out",
+  incremental: true
+})
+
+/**
+ * Failed store round trips.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const storeErrors = Metric.counter("rate_sync_store_errors_total", {
+  description: "Store round trips that failed",
+  incremental: true
+})
+
+/**
+ * Calls let through by the fail-open policy while the store failed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const failOpen = Metric.counter("rate_sync_fail_open_total", {
+  description: "Calls admitted because the store failed and the limiter is fail-open",
+  incremental: true
+})
+
+/**
+ * Concurrency slots released.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const releases = Metric.counter("rate_sync_releases_total", {
+  description: "Concurrency slots released",
+  incremental: true
+})
+
+/**
+ * Concurrency leases found expired when renewing.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const leasesLost = Metric.counter("rate_sync_leases_lost_total", {
+  description: "Concurrency leases that expired while held",
+  incremental: true
+})
+
+/**
+ * Concurrency slots currently held by this process.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const inFlight = Metric.gauge("rate_sync_in_flight", {
+  description: "Concurrency slots held by this process"
+})
+
+/**
+ * Time `acquire` waited, in milliseconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const waitTime = Metric.histogram(
+  "rate_sync_wait_time_ms",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  "Time acquire waited for a token or slot, in milliseconds"
+)

@@ -1,0 +1,416 @@
+/**
+ * The registry of limiters and its accessors: `acquire`, `tryAcquire`, `check`, `withRateLimit`,
+ * runtime registration, inspection and metrics.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/rateLimiter.js"
+import type { LimiterDefinition, LimiterOverrides, LimiterSpec } from "./LimiterDefinition.js"
+import type {
+  ConfigError,
+  InvalidCost,
+  LimiterNotFound,
+  RateLimitExceeded,
+  StoreNotFound,
+  StoreUnavailable
+} from "./RateLimitError.js"
+import type { RateLimitStoreService } from "./RateLimitStore.js"
+import { RateLimitStore } from "./RateLimitStore.js"
+import type { StoreDefinition } from "./StoreDefinition.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: TypeId = "~effect-rate-sync/RateLimiter"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = "~effect-rate-sync/RateLimiter"
+
+/**
+ * Per-call options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AcquireOptions {
+  /** Sub-identity inside the limiter (user id, IP, tenant). Default: the limiter's single state. */
+  readonly key?: string | undefined
+  /** Tokens (or window units) to take: a whole number in [1, capacity]. Default 1. */
+  readonly cost?: number | undefined
+  /** How long `acquire` may wait; overrides the limiter's `timeout`. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * What `acquire` hands back. Any concurrency slot it holds is released when its scope closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Permit {
+  readonly limiterId: string
+  readonly key: string
+  readonly cost: number
+  /** How long the acquire waited (rate reservation and slot wait), by the Effect clock. */
+  readonly waitedMs: number
+  /** `true` when the store failed and the fail-open policy let the call through. */
+  readonly failedOpen: boolean
+  /** Releases the concurrency slot now (idempotent; the scope would release it anyway). */
+  readonly release: Effect.Effect<void>
+}
+
+/**
+ * The answer of `check`: whether the call was admitted (and consumed), with the numbers an HTTP
+ * response advertises. Times are the store's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Decision {
+  readonly limiterId: string
+  readonly key: string
+  readonly allowed: boolean
+  /** Capacity: burst (token bucket), limit (windows) or max concurrent (concurrency only). */
+  readonly limit: number
+  /** Whole units left, in [0, limit]. */
+  readonly remaining: number
+  /** Until the state is full again, in milliseconds (never NaN, never negative). */
+  readonly resetAfterMs: number
+  /** When refused, until the same call can first succeed, in milliseconds; 0 when allowed. */
+  readonly retryAfterMs: number
+  /** `true` when the store failed and the fail-open policy let the call through. */
+  readonly failedOpen: boolean
+  /** The limiter the decision was taken for. */
+  readonly spec: LimiterSpec
+}
+
+/**
+ * rate-sync's `RateLimiterMetrics`, per limiter, for this process.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimiterMetrics {
+  readonly totalAcquisitions: number
+  readonly totalWaitTimeMs: number
+  readonly avgWaitTimeMs: number
+  readonly maxWaitTimeMs: number
+  /** Compare-and-set retries (NATS); 0 on the other stores. */
+  readonly casFailures: number
+  readonly timeouts: number
+  /** Epoch milliseconds (Effect clock) of the last acquisition, if any. */
+  readonly lastAcquisitionAt: number | undefined
+  readonly currentConcurrent: number
+  /** Times a caller found every concurrency slot taken. */
+  readonly maxConcurrentReached: number
+  readonly totalReleases: number
+  /** Calls refused without waiting (`tryAcquire`, `check`, `acquire` past its timeout). */
+  readonly refusals: number
+  /** Store round trips that failed. */
+  readonly storeErrors: number
+  /** Calls let through by the fail-open policy while the store failed. */
+  readonly failOpenAdmits: number
+  /** Concurrency leases found expired on renewal (the holder lost its slot). */
+  readonly leasesLost: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LimiterInfo {
+  readonly id: string
+  /** The store id the limiter runs on. */
+  readonly store: string
+  readonly engine: string
+  readonly spec: LimiterSpec
+  readonly initialized: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreInfo {
+  readonly id: string
+  readonly engine: string
+  readonly initialized: boolean
+  /** The limiter ids bound to it. */
+  readonly limiters: ReadonlyArray<string>
+}
+
+/**
+ * A store given to `configureStore`: a definition (built by the registry, in its scope) or a
+ * ready store service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreInput = StoreDefinition | RateLimitStoreService
+
+/**
+ * The registry service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimiterService {
+  readonly [TypeId]: TypeId
+  readonly acquire: (
+    id: string,
+    options?: AcquireOptions
+  ) => Effect.Effect<Permit, RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, Scope.Scope>
+  readonly tryAcquire: (
+    id: string,
+    options?: AcquireOptions
+  ) => Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost, Scope.Scope>
+  readonly check: (
+    id: string,
+    options?: AcquireOptions
+  ) => Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
+  readonly configureLimiter: (id: string, definition: LimiterDefinition) => Effect.Effect<void, ConfigError | StoreNotFound>
+  readonly cloneLimiter: (
+    sourceId: string,
+    newId: string,
+    overrides?: LimiterOverrides
+  ) => Effect.Effect<void, LimiterNotFound | ConfigError | StoreNotFound>
+  readonly configureStore: (id: string, store: StoreInput) => Effect.Effect<void, ConfigError | StoreUnavailable>
+  readonly get: (id: string) => Effect.Effect<LimiterInfo, LimiterNotFound>
+  readonly list: Effect.Effect<ReadonlyArray<LimiterInfo>>
+  readonly listStores: Effect.Effect<ReadonlyArray<StoreInfo>>
+  readonly metrics: (id: string) => Effect.Effect<RateLimiterMetrics, LimiterNotFound>
+  readonly initialize: (id: string) => Effect.Effect<void, LimiterNotFound | StoreUnavailable>
+  readonly initializeAll: Effect.Effect<void, StoreUnavailable>
+  readonly reset: (id: string, key?: string) => Effect.Effect<void, LimiterNotFound | StoreUnavailable>
+}
+
+/**
+ * The registry tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RateLimiter extends Context.Tag("effect-rate-sync/RateLimiter")<RateLimiter, RateLimiterService>() {}
+
+/**
+ * What `make` takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MakeOptions {
+  /** Limiters to register at start. */
+  readonly limiters?: Readonly<Record<string, LimiterDefinition>> | undefined
+  /** Stores to register at start, by id. */
+  readonly stores?: Readonly<Record<string, StoreInput>> | undefined
+  /** The store a limiter without `store` runs on. Default: `"default"`. */
+  readonly defaultStore?: string | undefined
+}
+
+/**
+ * Builds a registry. Stores given as definitions are built in the surrounding scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  options: MakeOptions
+) => Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> = internal.make
+
+/**
+ * A registry whose default store (id `"default"`) is the `RateLimitStore` in context.
+ *
+ * @example
+ * ```ts
+ * const Live = RateLimiter.layer({ api: { ratePerSecond: 100 } }).pipe(Layer.provide(MemoryStore.layer()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  limiters: Readonly<Record<string, LimiterDefinition>> = {}
+): Layer.Layer<RateLimiter, ConfigError | StoreNotFound | StoreUnavailable, RateLimitStore> =>
+  Layer.scoped(
+    RateLimiter,
+    Effect.flatMap(RateLimitStore, (store) => make({ limiters, stores: { default: store }, defaultStore: "default" }))
+  )
+
+/**
+ * A registry built from `make` options (stores and limiters named explicitly).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMake = (
+  options: MakeOptions
+): Layer.Layer<RateLimiter, ConfigError | StoreNotFound | StoreUnavailable> => Layer.scoped(RateLimiter, make(options))
+
+/**
+ * Takes rate token(s) and a concurrency slot, waiting up to the timeout. The slot is released when
+ * the surrounding scope closes.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const acquire = (
+  id: string,
+  options?: AcquireOptions
+): Effect.Effect<
+  Permit,
+  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost,
+  RateLimiter | Scope.Scope
+> => Effect.flatMap(RateLimiter, (r) => r.acquire(id, options))
+
+/**
+ * Like `acquire`, but never waits: `true` when admitted (any slot stays held until the scope
+ * closes), `false` otherwise.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const tryAcquire = (
+  id: string,
+  options?: AcquireOptions
+): Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost, RateLimiter | Scope.Scope> =>
+  Effect.flatMap(RateLimiter, (r) => r.tryAcquire(id, options))
+
+/**
+ * One decision that consumes when allowed and never waits; what HTTP middleware uses. A
+ * concurrency-only limiter is peeked (no slot is taken, since nothing would release it).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const check = (
+  id: string,
+  options?: AcquireOptions
+): Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.check(id, options))
+
+/**
+ * Runs an effect under a limiter: acquire before, release after (on success, failure or
+ * interruption).
+ *
+ * @example
+ * ```ts
+ * const limited = callApi.pipe(RateLimiter.withRateLimit("api"))
+ * const perUser = RateLimiter.withRateLimit(callApi, "api", { key: userId })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withRateLimit: {
+  (
+    id: string,
+    options?: AcquireOptions
+  ): <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, R | RateLimiter>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    id: string,
+    options?: AcquireOptions
+  ): Effect.Effect<A, E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, R | RateLimiter>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(self: Effect.Effect<A, E, R>, id: string, options?: AcquireOptions) =>
+    Effect.scoped(Effect.zipRight(acquire(id, options), self))
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const configureLimiter = (
+  id: string,
+  definition: LimiterDefinition
+): Effect.Effect<void, ConfigError | StoreNotFound, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.configureLimiter(id, definition))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const cloneLimiter = (
+  sourceId: string,
+  newId: string,
+  overrides?: LimiterOverrides
+): Effect.Effect<void, LimiterNotFound | ConfigError | StoreNotFound, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.cloneLimiter(sourceId, newId, overrides))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const configureStore = (
+  id: string,
+  store: StoreInput
+): Effect.Effect<void, ConfigError | StoreUnavailable, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.configureStore(id, store))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const get = (id: string): Effect.Effect<LimiterInfo, LimiterNotFound, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.get(id))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const list: Effect.Effect<ReadonlyArray<LimiterInfo>, never, RateLimiter> = Effect.flatMap(
+  RateLimiter,
+  (r) => r.list
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const listStores: Effect.Effect<ReadonlyArray<StoreInfo>, never, RateLimiter> = Effect.flatMap(
+  RateLimiter,
+  (r) => r.listStores
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const metrics = (id: string): Effect.Effect<RateLimiterMetrics, LimiterNotFound, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.metrics(id))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const initialize = (id: string): Effect.Effect<void, LimiterNotFound | StoreUnavailable, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.initialize(id))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const initializeAll: Effect.Effect<void, StoreUnavailable, RateLimiter> = Effect.flatMap(
+  RateLimiter,
+  (r) => r.initializeAll
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const reset = (id: string, key?: string): Effect.Effect<void, LimiterNotFound | StoreUnavailable, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (r) => r.reset(id, key))

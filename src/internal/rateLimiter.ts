@@ -1,0 +1,612 @@
+/** @internal */
+import { randomUUID } from "node:crypto"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Random from "effect/Random"
+import * as Scope from "effect/Scope"
+import type { LimiterDefinition, LimiterOverrides, LimiterSpec } from "../LimiterDefinition.js"
+import { resolve, toDefinition } from "../LimiterDefinition.js"
+import {
+  ConfigError,
+  InvalidCost,
+  LimiterNotFound,
+  RateLimitExceeded,
+  StoreNotFound,
+  StoreUnavailable
+} from "../RateLimitError.js"
+import type {
+  AcquireOptions,
+  Decision,
+  LimiterInfo,
+  MakeOptions,
+  Permit,
+  RateLimiterMetrics,
+  RateLimiterService,
+  StoreInfo,
+  StoreInput
+} from "../RateLimiter.js"
+import * as Metrics from "../RateLimitMetrics.js"
+import type { RateLimitStoreService, SlotRequest, StoreDecision, StoreError } from "../RateLimitStore.js"
+import { buildStore } from "./storeFactory.js"
+
+const TypeId = "~effect-rate-sync/RateLimiter" as const
+
+/**
+ * The wait bound handed to a store when the caller will wait as long as needed: about 31 years,
+ * finite so every store can encode it (also in integer microseconds).
+ *
+ * @internal
+ */
+export const FOREVER_MS = 1e12
+
+interface Stats {
+  totalAcquisitions: number
+  totalWaitTimeMs: number
+  maxWaitTimeMs: number
+  casFailures: number
+  timeouts: number
+  lastAcquisitionAt: number | undefined
+  currentConcurrent: number
+  maxConcurrentReached: number
+  totalReleases: number
+  refusals: number
+  storeErrors: number
+  failOpenAdmits: number
+  leasesLost: number
+}
+
+const newStats = (): Stats => ({
+  totalAcquisitions: 0,
+  totalWaitTimeMs: 0,
+  maxWaitTimeMs: 0,
+  casFailures: 0,
+  timeouts: 0,
+  lastAcquisitionAt: undefined,
+  currentConcurrent: 0,
+  maxConcurrentReached: 0,
+  totalReleases: 0,
+  refusals: 0,
+  storeErrors: 0,
+  failOpenAdmits: 0,
+  leasesLost: 0
+})
+
+interface StoreEntry {
+  readonly id: string
+  store: RateLimitStoreService
+  initialized: boolean
+}
+
+interface LimiterEntry {
+  readonly id: string
+  readonly spec: LimiterSpec
+  readonly storeEntry: StoreEntry
+  readonly stats: Stats
+  readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
+  /** Largest cost a single call may ask for. */
+  readonly capacity: number
+  /** One rate decision, or undefined for a concurrency-only limiter. */
+  readonly take: ((key: string, cost: number, maxWaitMs: number) => Effect.Effect<StoreDecision, StoreError>) | undefined
+  readonly spanAttributes: Record<string, string>
+}
+
+const makeTake = (
+  id: string,
+  spec: LimiterSpec,
+  storeEntry: StoreEntry
+): LimiterEntry["take"] => {
+  switch (spec.algorithm) {
+    case "token_bucket": {
+      const rate = spec.ratePerSecond
+      if (rate === undefined) return undefined
+      const burst = spec.burst
+      return (key, cost, maxWaitMs) =>
+        storeEntry.store.tokenBucket({ limiter: id, key, ratePerSecond: rate, burst, cost, maxWaitMs })
+    }
+    case "sliding_window": {
+      const limit = spec.limit ?? 0
+      const windowMs = spec.windowMs ?? 0
+      return (key, cost) => storeEntry.store.slidingWindow({ limiter: id, key, limit, windowMs, cost })
+    }
+    case "fixed_window": {
+      const limit = spec.limit ?? 0
+      const windowMs = spec.windowMs ?? 0
+      return (key, cost) => storeEntry.store.fixedWindow({ limiter: id, key, limit, windowMs, cost })
+    }
+  }
+}
+
+const capacityOf = (spec: LimiterSpec): number =>
+  spec.algorithm === "token_bucket" && spec.ratePerSecond === undefined ? Number.MAX_SAFE_INTEGER : spec.burst
+
+const limitOf = (spec: LimiterSpec): number =>
+  spec.algorithm === "token_bucket" && spec.ratePerSecond === undefined ? spec.maxConcurrent ?? 0 : spec.burst
+
+const clampRemaining = (remaining: number, limit: number): number =>
+  Number.isFinite(remaining) ? Math.min(limit, Math.max(0, Math.floor(remaining))) : remaining > 0 ? limit : 0
+
+const nonNegative = (ms: number): number => (ms > 0 ? ms : 0)
+
+/** @internal */
+export const make = (
+  options: MakeOptions
+): Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const registryScope = yield* Effect.scope
+    const stores = new Map<string, StoreEntry>()
+    const limiters = new Map<string, LimiterEntry>()
+    const defaultStore = options.defaultStore ?? "default"
+    const processId = randomUUID()
+    let holderSeq = 0
+
+    const unavailable = (storeEntry: StoreEntry, e: StoreError) =>
+      new StoreUnavailable({ storeId: storeEntry.id, engine: storeEntry.store.engine, cause: e.message })
+
+    const register = (id: string, definition: LimiterDefinition): Effect.Effect<void, ConfigError | StoreNotFound> =>
+      Effect.suspend((): Effect.Effect<void, ConfigError | StoreNotFound> => {
+        const resolved = resolve(id, definition)
+        if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+        const spec = resolved.right
+        const storeId = spec.store ?? defaultStore
+        const storeEntry = stores.get(storeId)
+        if (storeEntry === undefined) return Effect.fail(new StoreNotFound({ storeId }))
+        const previous = limiters.get(id)
+        limiters.set(id, {
+          id,
+          spec,
+          storeEntry,
+          stats: previous?.stats ?? newStats(),
+          tags: previous?.tags ?? [MetricLabel.make("limiter", id)],
+          capacity: capacityOf(spec),
+          take: makeTake(id, spec, storeEntry),
+          spanAttributes: { "rate_sync.limiter": id, "rate_sync.store": storeId }
+        })
+        return Effect.void
+      })
+
+    const configureStore = (id: string, input: StoreInput): Effect.Effect<void, ConfigError | StoreUnavailable> =>
+      Effect.flatMap(Scope.extend(buildStore(id, input), registryScope), (store) =>
+        Effect.sync(() => {
+          const existing = stores.get(id)
+          if (existing !== undefined) {
+            // Limiters hold the entry, so swapping its store rebinds them all.
+            existing.store = store
+            existing.initialized = false
+          } else {
+            stores.set(id, { id, store, initialized: false })
+          }
+        }))
+
+    const lookup = (id: string): Effect.Effect<LimiterEntry, LimiterNotFound> => {
+      const entry = limiters.get(id)
+      return entry === undefined ? Effect.fail(new LimiterNotFound({ limiterId: id })) : Effect.succeed(entry)
+    }
+
+    const validCost = (entry: LimiterEntry, cost: number): InvalidCost | undefined =>
+      Number.isSafeInteger(cost) && cost >= 1 && cost <= entry.capacity
+        ? undefined
+        : new InvalidCost({ limiterId: entry.id, cost, max: entry.capacity })
+
+    const recordStoreError = (entry: LimiterEntry) => {
+      entry.stats.storeErrors++
+      Metrics.storeErrors.unsafeUpdate(1, entry.tags)
+    }
+
+    const recordFailOpen = (entry: LimiterEntry) => {
+      entry.stats.failOpenAdmits++
+      Metrics.failOpen.unsafeUpdate(1, entry.tags)
+    }
+
+    const recordRefusal = (entry: LimiterEntry) => {
+      entry.stats.refusals++
+      Metrics.refusals.unsafeUpdate(1, entry.tags)
+    }
+
+    const recordAcquisition = (entry: LimiterEntry, now: number, waitedMs: number) => {
+      const s = entry.stats
+      s.totalAcquisitions++
+      s.totalWaitTimeMs += waitedMs
+      if (waitedMs > s.maxWaitTimeMs) s.maxWaitTimeMs = waitedMs
+      s.lastAcquisitionAt = now
+      Metrics.acquisitions.unsafeUpdate(1, entry.tags)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // check: one decision, no waiting
+
+    const failOpenDecision = (entry: LimiterEntry, key: string): Decision => {
+      const limit = limitOf(entry.spec)
+      return {
+        limiterId: entry.id,
+        key,
+        allowed: true,
+        limit,
+        remaining: limit,
+        resetAfterMs: 0,
+        retryAfterMs: 0,
+        failedOpen: true,
+        spec: entry.spec
+      }
+    }
+
+    type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
+    const check = (id: string, opts?: AcquireOptions): CheckResult =>
+      Effect.suspend((): CheckResult => {
+        const entry = limiters.get(id)
+        if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
+        const key = opts?.key ?? ""
+        const cost = opts?.cost ?? 1
+        const invalid = validCost(entry, cost)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const limit = limitOf(entry.spec)
+        const decision: Effect.Effect<StoreDecision, StoreError> = entry.take !== undefined
+          ? entry.take(key, cost, 0)
+          : entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key, limit })
+        return Effect.matchEffect(decision, {
+          onFailure: (e) => {
+            recordStoreError(entry)
+            if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
+            recordFailOpen(entry)
+            return Effect.succeed(failOpenDecision(entry, key))
+          },
+          onSuccess: (d) =>
+            Effect.clockWith((clock) =>
+              Effect.sync((): Decision => {
+                entry.storeEntry.initialized = true
+                if (d.allowed) recordAcquisition(entry, clock.unsafeCurrentTimeMillis(), 0)
+                else recordRefusal(entry)
+                return {
+                  limiterId: id,
+                  key,
+                  allowed: d.allowed,
+                  limit,
+                  remaining: clampRemaining(d.remaining, limit),
+                  resetAfterMs: nonNegative(d.resetAfterMs),
+                  retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+                  failedOpen: false,
+                  spec: entry.spec
+                }
+              })
+            )
+        })
+      })
+
+    // ---------------------------------------------------------------------------------------
+    // acquire: concurrency slot (waiting with backoff or notification), then rate (reservation)
+
+    const exceeded = (entry: LimiterEntry, key: string, reason: "rate" | "concurrency", limit: number, remaining: number, retryAfterMs: number) =>
+      new RateLimitExceeded({
+        limiterId: entry.id,
+        key,
+        reason,
+        limit,
+        remaining: clampRemaining(remaining, limit),
+        retryAfter: Duration.millis(Number.isFinite(retryAfterMs) ? nonNegative(retryAfterMs) : FOREVER_MS)
+      })
+
+    const backoffMs = (attempt: number): Effect.Effect<number> =>
+      Effect.map(Random.next, (r) => {
+        const cap = Math.min(500, 10 * 2 ** Math.min(attempt, 6))
+        return Math.max(1, Math.round(cap / 2 + (r * cap) / 2))
+      })
+
+    interface Slot {
+      readonly release: Effect.Effect<void>
+    }
+
+    /**
+     * Takes a slot, waiting (interruptibly) between attempts; each attempt and the registration
+     * of its release in `scope` run uninterruptibly, so an interruption can never leak a slot.
+     * Answers `undefined` when the store failed and the limiter is fail-open.
+     */
+    const acquireSlot = (
+      entry: LimiterEntry,
+      key: string,
+      maxConcurrent: number,
+      deadline: number,
+      scope: Scope.Scope
+    ): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> => {
+      const store = entry.storeEntry.store
+      const request: SlotRequest = {
+        limiter: entry.id,
+        key,
+        holder: `${processId}:${++holderSeq}`,
+        limit: maxConcurrent,
+        leaseMs: entry.spec.leaseMs
+      }
+      let released = false
+      const release: Effect.Effect<void> = Effect.uninterruptible(
+        Effect.suspend(() => {
+          if (released) return Effect.void
+          released = true
+          entry.stats.currentConcurrent--
+          entry.stats.totalReleases++
+          Metrics.releases.unsafeUpdate(1, entry.tags)
+          Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
+          return store.releaseSlot(request).pipe(
+            Effect.timeoutOption(Duration.seconds(10)),
+            Effect.catchAll((e) => {
+              recordStoreError(entry)
+              return Effect.logWarning(`effect-rate-sync: releasing a slot of limiter "${entry.id}" failed: ${e.message}`)
+            }),
+            Effect.asVoid
+          )
+        })
+      )
+      const renewEvery = Math.max(50, Math.floor(entry.spec.leaseMs / 3))
+      const renewLoop: Effect.Effect<void> = Effect.sleep(Duration.millis(renewEvery)).pipe(
+        Effect.zipRight(store.renewSlot(request)),
+        Effect.flatMap((held) => {
+          if (held) return Effect.succeed(true)
+          entry.stats.leasesLost++
+          Metrics.leasesLost.unsafeUpdate(1, entry.tags)
+          return Effect.as(
+            Effect.logWarning(`effect-rate-sync: a concurrency lease of limiter "${entry.id}" expired while held`),
+            false
+          )
+        }),
+        Effect.catchAll((e) => {
+          recordStoreError(entry)
+          return Effect.as(Effect.logWarning(`effect-rate-sync: renewing a lease failed: ${e.message}`), true)
+        }),
+        Effect.repeat({ while: (continueRenewing) => continueRenewing }),
+        Effect.asVoid
+      )
+      let counted = false
+      return Effect.uninterruptibleMask((restore) => {
+        const attempt = (n: number): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> =>
+          Effect.matchEffect(store.acquireSlot(request), {
+            onFailure: (e) => {
+              recordStoreError(entry)
+              if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
+              recordFailOpen(entry)
+              return Effect.succeed(undefined)
+            },
+            onSuccess: (d) => {
+              if (d.acquired) {
+                entry.stats.currentConcurrent++
+                Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
+                return Scope.addFinalizer(scope, release).pipe(
+                  Effect.zipRight(Effect.forkIn(renewLoop, scope)),
+                  Effect.as<Slot>({ release })
+                )
+              }
+              if (!counted) {
+                counted = true
+                entry.stats.maxConcurrentReached++
+              }
+              return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                const left = deadline - now
+                if (left <= 0) {
+                  return Effect.fail(exceeded(entry, key, "concurrency", d.limit, d.limit - d.active, d.retryAfterMs))
+                }
+                return Effect.flatMap(backoffMs(n), (backoff) => {
+                  const wait = Math.max(1, Math.min(backoff, left, d.retryAfterMs > 0 ? d.retryAfterMs : backoff))
+                  const waiting = store.awaitSlot !== undefined
+                    ? store.awaitSlot(entry.id, key, wait)
+                    : Effect.sleep(Duration.millis(wait))
+                  return Effect.zipRight(restore(waiting), attempt(n + 1))
+                })
+              })
+            }
+          })
+        return attempt(0)
+      })
+    }
+
+    /** Takes rate, sleeping through a reservation. Answers whether it failed open. */
+    const acquireRate = (
+      entry: LimiterEntry,
+      take: NonNullable<LimiterEntry["take"]>,
+      key: string,
+      cost: number,
+      deadline: number
+    ): Effect.Effect<boolean, RateLimitExceeded | StoreUnavailable> => {
+      const reserves = entry.spec.algorithm === "token_bucket"
+      const loop: Effect.Effect<boolean, RateLimitExceeded | StoreUnavailable> = Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => {
+          const left = nonNegative(deadline - now)
+          return Effect.matchEffect(take(key, cost, Math.min(left, FOREVER_MS)), {
+            onFailure: (e) => {
+              recordStoreError(entry)
+              if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
+              recordFailOpen(entry)
+              return Effect.succeed(true)
+            },
+            onSuccess: (d) => {
+              entry.storeEntry.initialized = true
+              if (d.allowed) {
+                return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), false) : Effect.succeed(false)
+              }
+              // A window frees capacity over time: sleep exactly until it may fit, then take again.
+              if (!reserves && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
+                return Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
+              }
+              return Effect.fail(exceeded(entry, key, "rate", d.limit, d.remaining, d.retryAfterMs))
+            }
+          })
+        }
+      )
+      return loop
+    }
+
+    type AcquireResult = Effect.Effect<
+      Permit,
+      RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost,
+      Scope.Scope
+    >
+    const acquire = (
+      id: string,
+      opts?: AcquireOptions
+    ): AcquireResult =>
+      Effect.suspend((): AcquireResult => {
+        const entry = limiters.get(id)
+        if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
+        const key = opts?.key ?? ""
+        const cost = opts?.cost ?? 1
+        const invalid = validCost(entry, cost)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const timeoutMs = opts?.timeout !== undefined ? Duration.toMillis(opts.timeout) : entry.spec.timeoutMs
+        return Effect.gen(function*() {
+          const scope = yield* Effect.scope
+          const start = yield* Clock.currentTimeMillis
+          const deadline = timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs)
+          let slot: Slot | undefined
+          let failedOpen = false
+          const maxConcurrent = entry.spec.maxConcurrent
+          if (maxConcurrent !== undefined) {
+            slot = yield* acquireSlot(entry, key, maxConcurrent, deadline, scope)
+            if (slot === undefined) failedOpen = true
+          }
+          if (entry.take !== undefined) {
+            const rateFailedOpen = yield* acquireRate(entry, entry.take, key, cost, deadline).pipe(
+              Effect.onExit((exit) => (Exit.isFailure(exit) && slot !== undefined ? slot.release : Effect.void))
+            )
+            failedOpen = failedOpen || rateFailedOpen
+          }
+          const end = yield* Clock.currentTimeMillis
+          const waitedMs = end - start
+          recordAcquisition(entry, end, waitedMs)
+          Metrics.waitTime.unsafeUpdate(waitedMs, entry.tags)
+          const permit: Permit = {
+            limiterId: id,
+            key,
+            cost,
+            waitedMs,
+            failedOpen,
+            release: slot?.release ?? Effect.void
+          }
+          return permit
+        }).pipe(
+          Effect.tapError((e) =>
+            Effect.sync(() => {
+              if (e._tag !== "RateLimitExceeded") return
+              recordRefusal(entry)
+              if (timeoutMs === undefined || timeoutMs > 0) {
+                entry.stats.timeouts++
+                Metrics.timeouts.unsafeUpdate(1, entry.tags)
+              }
+            })
+          ),
+          Effect.withSpan("RateLimiter.acquire", {
+            attributes: entry.spanAttributes,
+            kind: "internal",
+            captureStackTrace: false
+          })
+        )
+      })
+
+    const tryAcquire = (id: string, opts?: AcquireOptions) =>
+      acquire(id, { key: opts?.key, cost: opts?.cost, timeout: 0 }).pipe(
+        Effect.as(true),
+        Effect.catchTag("RateLimitExceeded", () => Effect.succeed(false))
+      )
+
+    // ---------------------------------------------------------------------------------------
+    // registration and inspection
+
+    const info = (entry: LimiterEntry): LimiterInfo => ({
+      id: entry.id,
+      store: entry.storeEntry.id,
+      engine: entry.storeEntry.store.engine,
+      spec: entry.spec,
+      initialized: entry.storeEntry.initialized
+    })
+
+    const metricsOf = (entry: LimiterEntry): RateLimiterMetrics => {
+      const s = entry.stats
+      return {
+        totalAcquisitions: s.totalAcquisitions,
+        totalWaitTimeMs: s.totalWaitTimeMs,
+        avgWaitTimeMs: s.totalAcquisitions === 0 ? 0 : s.totalWaitTimeMs / s.totalAcquisitions,
+        maxWaitTimeMs: s.maxWaitTimeMs,
+        casFailures: s.casFailures,
+        timeouts: s.timeouts,
+        lastAcquisitionAt: s.lastAcquisitionAt,
+        currentConcurrent: s.currentConcurrent,
+        maxConcurrentReached: s.maxConcurrentReached,
+        totalReleases: s.totalReleases,
+        refusals: s.refusals,
+        storeErrors: s.storeErrors,
+        failOpenAdmits: s.failOpenAdmits,
+        leasesLost: s.leasesLost
+      }
+    }
+
+    const initializeStore = (storeEntry: StoreEntry): Effect.Effect<void, StoreUnavailable> =>
+      storeEntry.initialized
+        ? Effect.void
+        : storeEntry.store.initialize.pipe(
+          Effect.mapError((e) => unavailable(storeEntry, e)),
+          Effect.tap(() =>
+            Effect.sync(() => {
+              storeEntry.initialized = true
+            })
+          )
+        )
+
+    // Stores first (limiters name them), then limiters.
+    for (const [id, input] of Object.entries(options.stores ?? {})) {
+      yield* configureStore(id, input)
+    }
+    for (const [id, definition] of Object.entries(options.limiters ?? {})) {
+      yield* register(id, definition)
+    }
+
+    const service: RateLimiterService = {
+      [TypeId]: TypeId,
+      acquire,
+      tryAcquire,
+      check,
+      configureLimiter: register,
+      cloneLimiter: (sourceId, newId, overrides) =>
+        Effect.flatMap(lookup(sourceId), (source) =>
+          limiters.has(newId)
+            ? Effect.fail(ConfigError.at(`limiters.${newId}`, "an id that is not in use", `an existing limiter "${newId}"`))
+            : register(newId, mergeDefinition(toDefinition(source.spec), overrides ?? {}))),
+      configureStore,
+      get: (id) => Effect.map(lookup(id), info),
+      list: Effect.sync(() => Array.from(limiters.values(), info)),
+      listStores: Effect.sync(() =>
+        Array.from(stores.values(), (s): StoreInfo => ({
+          id: s.id,
+          engine: s.store.engine,
+          initialized: s.initialized,
+          limiters: Array.from(limiters.values()).filter((l) => l.storeEntry === s).map((l) => l.id)
+        }))
+      ),
+      metrics: (id) => Effect.map(lookup(id), metricsOf),
+      initialize: (id) => Effect.flatMap(lookup(id), (entry) => initializeStore(entry.storeEntry)),
+      initializeAll: Effect.suspend(() =>
+        Effect.forEach(new Set(Array.from(limiters.values(), (l) => l.storeEntry)), initializeStore, { discard: true })
+      ),
+      reset: (id, key) =>
+        Effect.flatMap(lookup(id), (entry) =>
+          entry.storeEntry.store.reset(id, key).pipe(Effect.mapError((e) => unavailable(entry.storeEntry, e))))
+    }
+    return service
+  })
+
+/** `cloneLimiter`: an override replaces the source's field; an absent one keeps it. */
+const mergeDefinition = (base: LimiterDefinition, o: LimiterOverrides): LimiterDefinition => {
+  const newRate = o.rate !== undefined || o.ratePerSecond !== undefined
+  const newWindow = o.limit !== undefined || o.window !== undefined
+  return {
+    store: o.store ?? base.store,
+    algorithm: o.algorithm ?? base.algorithm,
+    ratePerSecond: newRate ? o.ratePerSecond : base.ratePerSecond,
+    rate: newRate ? o.rate : base.rate,
+    burst: o.burst ?? (newRate ? undefined : base.burst),
+    maxConcurrent: o.maxConcurrent ?? base.maxConcurrent,
+    limit: newWindow ? o.limit ?? base.limit : base.limit,
+    window: newWindow ? o.window ?? base.window : base.window,
+    timeout: o.timeout ?? base.timeout,
+    failClosed: o.failClosed ?? base.failClosed,
+    lease: o.lease ?? base.lease
+  }
+}
