@@ -235,7 +235,7 @@ export const make = (
 
     type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
     const check = (id: string, opts?: AcquireOptions): CheckResult =>
-      Effect.suspend((): CheckResult => {
+      Effect.clockWith((clock): CheckResult => {
         const entry = limiters.get(id)
         if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
         const key = opts?.key ?? ""
@@ -253,25 +253,23 @@ export const make = (
             recordFailOpen(entry)
             return Effect.succeed(failOpenDecision(entry, key))
           },
-          onSuccess: (d) =>
-            Effect.clockWith((clock) =>
-              Effect.sync((): Decision => {
-                entry.storeEntry.initialized = true
-                if (d.allowed) recordAcquisition(entry, clock.unsafeCurrentTimeMillis(), 0)
-                else recordRefusal(entry)
-                return {
-                  limiterId: id,
-                  key,
-                  allowed: d.allowed,
-                  limit,
-                  remaining: clampRemaining(d.remaining, limit),
-                  resetAfterMs: nonNegative(d.resetAfterMs),
-                  retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
-                  failedOpen: false,
-                  spec: entry.spec
-                }
-              })
-            )
+          onSuccess: (d) => {
+            // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
+            entry.storeEntry.initialized = true
+            if (d.allowed) recordAcquisition(entry, clock.unsafeCurrentTimeMillis(), 0)
+            else recordRefusal(entry)
+            return Effect.succeed<Decision>({
+              limiterId: id,
+              key,
+              allowed: d.allowed,
+              limit,
+              remaining: clampRemaining(d.remaining, limit),
+              resetAfterMs: nonNegative(d.resetAfterMs),
+              retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+              failedOpen: false,
+              spec: entry.spec
+            })
+          }
         })
       })
 

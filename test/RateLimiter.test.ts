@@ -1,0 +1,308 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Ref, TestClock } from "effect"
+import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
+
+const withLimiters = (limiters: Record<string, LimiterDefinition.LimiterDefinition>) =>
+  RateLimiter.layer(limiters).pipe(Layer.provide(MemoryStore.layer()))
+
+const fresh = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
+
+describe("RateLimiter (memory store, TestClock)", () => {
+  it.effect("a 5/s bucket paces 15 calls: 5 at once, then one every 200 ms", () => {
+    const id = fresh("pace")
+    return Effect.gen(function*() {
+      const start = yield* Clock.currentTimeMillis
+      const times = yield* Ref.make<Array<number>>([])
+      const worker = Effect.scoped(
+        Effect.gen(function*() {
+          yield* RateLimiter.acquire(id)
+          const now = yield* Clock.currentTimeMillis
+          yield* Ref.update(times, (ts) => [...ts, now - start])
+        })
+      )
+      const fiber = yield* Effect.fork(Effect.forEach(Array.from({ length: 15 }), () => worker, { concurrency: 15, discard: true }))
+      yield* TestClock.adjust(Duration.seconds(3))
+      yield* Fiber.join(fiber)
+      const ts = (yield* Ref.get(times)).sort((a, b) => a - b)
+      assert.deepStrictEqual(ts, [0, 0, 0, 0, 0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000])
+      const m = yield* RateLimiter.metrics(id)
+      assert.strictEqual(m.totalAcquisitions, 15)
+      assert.strictEqual(m.maxWaitTimeMs, 2000)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 5 } })))
+  })
+
+  it.effect("acquire past its timeout fails with RateLimitExceeded and retryAfter", () => {
+    const id = fresh("timeout")
+    return Effect.gen(function*() {
+      yield* Effect.scoped(RateLimiter.acquire(id))
+      const error = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { timeout: "100 millis" })))
+      assert.strictEqual(error._tag, "RateLimitExceeded")
+      if (error._tag === "RateLimitExceeded") {
+        assert.strictEqual(error.reason, "rate")
+        assert.strictEqual(Duration.toMillis(error.retryAfter), 1000)
+        assert.strictEqual(error.limiterId, id)
+      }
+      const m = yield* RateLimiter.metrics(id)
+      assert.strictEqual(m.timeouts, 1)
+      assert.strictEqual(m.refusals, 1)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1, timeout: "10 seconds" } })))
+  })
+
+  it.effect("tryAcquire never waits; check answers a Decision that consumes only when allowed", () => {
+    const id = fresh("check")
+    return Effect.gen(function*() {
+      const d1 = yield* RateLimiter.check(id, { key: "u1" })
+      assert.deepStrictEqual([d1.allowed, d1.limit, d1.remaining, d1.retryAfterMs], [true, 2, 1, 0])
+      const d2 = yield* RateLimiter.check(id, { key: "u1" })
+      assert.deepStrictEqual([d2.allowed, d2.remaining], [true, 0])
+      const d3 = yield* RateLimiter.check(id, { key: "u1" })
+      assert.deepStrictEqual([d3.allowed, d3.remaining, d3.retryAfterMs], [false, 0, 500])
+      // another key has its own state
+      assert.isTrue(yield* Effect.scoped(RateLimiter.tryAcquire(id, { key: "u2" })))
+      assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(id, { key: "u1" })))
+      yield* TestClock.adjust("500 millis")
+      assert.isTrue(yield* Effect.scoped(RateLimiter.tryAcquire(id, { key: "u1" })))
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 2 } })))
+  })
+
+  it.effect("bad costs are typed errors, never an admit or an endless wait", () => {
+    const id = fresh("cost")
+    return Effect.gen(function*() {
+      for (const cost of [0, -1, Number.NaN, 1.5, 6, Infinity]) {
+        const e = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { cost })))
+        assert.strictEqual(e._tag, "InvalidCost", `cost ${cost}`)
+        const c = yield* Effect.flip(RateLimiter.check(id, { cost }))
+        assert.strictEqual(c._tag, "InvalidCost", `cost ${cost}`)
+      }
+      const d = yield* RateLimiter.check(id, { cost: 5 })
+      assert.isTrue(d.allowed)
+      assert.strictEqual(d.remaining, 0)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1, burst: 5 } })))
+  })
+
+  it.effect("unknown limiter: LimiterNotFound", () =>
+    Effect.gen(function*() {
+      const e = yield* Effect.flip(RateLimiter.check("nope"))
+      assert.strictEqual(e._tag, "LimiterNotFound")
+    }).pipe(Effect.provide(withLimiters({}))))
+
+  it.effect("max_concurrent = 2 never runs more than 2 of 6 tasks; slots come back", () => {
+    const id = fresh("conc")
+    return Effect.gen(function*() {
+      const running = yield* Ref.make(0)
+      const peak = yield* Ref.make(0)
+      const task = Effect.gen(function*() {
+        const n = yield* Ref.updateAndGet(running, (x) => x + 1)
+        yield* Ref.update(peak, (p) => Math.max(p, n))
+        yield* Effect.sleep("100 millis")
+        yield* Ref.update(running, (x) => x - 1)
+      }).pipe(RateLimiter.withRateLimit(id))
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 6 }, () => task), { concurrency: "unbounded" }))
+      for (let i = 0; i < 100; i++) yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* Ref.get(peak), 2)
+      const m = yield* RateLimiter.metrics(id)
+      assert.strictEqual(m.totalAcquisitions, 6)
+      assert.strictEqual(m.totalReleases, 6)
+      assert.strictEqual(m.currentConcurrent, 0)
+      assert.isTrue(m.maxConcurrentReached >= 4)
+      const store = yield* RateLimitStore.RateLimitStore
+      const peek = yield* store.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 2 })
+      assert.strictEqual(peek.remaining, 2)
+    }).pipe(Effect.provide(RateLimiter.layer({ [id]: { maxConcurrent: 2 } }).pipe(Layer.provideMerge(MemoryStore.layer()))))
+  })
+
+  it.effect("a permit's slot is released on success, failure and interruption", () => {
+    const id = fresh("release")
+    return Effect.gen(function*() {
+      const store = yield* RateLimitStore.RateLimitStore
+      const free = Effect.map(store.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 1 }), (d) => d.remaining)
+      yield* Effect.scoped(RateLimiter.acquire(id))
+      assert.strictEqual(yield* free, 1)
+      const failed = yield* Effect.exit(Effect.fail("boom").pipe(RateLimiter.withRateLimit(id)))
+      assert.isTrue(Exit.isFailure(failed))
+      assert.strictEqual(yield* free, 1)
+      const held = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(Effect.zipRight(Deferred.succeed(held, undefined), Effect.never).pipe(RateLimiter.withRateLimit(id)))
+      yield* Deferred.await(held)
+      assert.strictEqual(yield* free, 0)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(yield* free, 1)
+      // explicit early release is idempotent with the scope's
+      yield* Effect.scoped(Effect.gen(function*() {
+        const permit = yield* RateLimiter.acquire(id)
+        yield* permit.release
+        assert.strictEqual(yield* free, 1)
+        yield* permit.release
+      }))
+      assert.strictEqual(yield* free, 1)
+      assert.strictEqual((yield* RateLimiter.metrics(id)).totalReleases, 4)
+    }).pipe(Effect.provide(RateLimiter.layer({ [id]: { maxConcurrent: 1 } }).pipe(Layer.provideMerge(MemoryStore.layer()))))
+  })
+
+  it.effect("a held permit renews its lease; a slot whose holder stops renewing frees itself", () => {
+    const id = fresh("lease")
+    return Effect.gen(function*() {
+      const store = yield* RateLimitStore.RateLimitStore
+      const free = Effect.map(store.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 1 }), (d) => d.remaining)
+      const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(RateLimiter.acquire(id), Effect.sleep("5 seconds"))))
+      yield* TestClock.adjust("10 millis")
+      for (let i = 0; i < 40; i++) {
+        yield* TestClock.adjust("100 millis")
+        assert.strictEqual(yield* free, 0, `held at step ${i}`)
+      }
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      assert.strictEqual(yield* free, 1)
+      // a crashed holder: a slot taken straight from the store and never renewed
+      yield* store.acquireSlot({ limiter: id, key: "", holder: "crashed", limit: 1, leaseMs: 1000 })
+      assert.strictEqual(yield* free, 0)
+      yield* TestClock.adjust("1001 millis")
+      assert.strictEqual(yield* free, 1)
+      assert.isTrue(yield* Effect.scoped(RateLimiter.tryAcquire(id)))
+    }).pipe(Effect.provide(RateLimiter.layer({ [id]: { maxConcurrent: 1, lease: "1 second" } }).pipe(Layer.provideMerge(MemoryStore.layer()))))
+  })
+
+  it.effect("sliding window login limiter refuses the 6th attempt with its retry time", () => {
+    const id = fresh("login")
+    return Effect.gen(function*() {
+      for (let i = 0; i < 5; i++) {
+        assert.isTrue((yield* RateLimiter.check(id, { key: "1.2.3.4" })).allowed)
+        yield* TestClock.adjust("10 seconds")
+      }
+      const sixth = yield* RateLimiter.check(id, { key: "1.2.3.4" })
+      assert.isFalse(sixth.allowed)
+      assert.strictEqual(sixth.retryAfterMs, 300_000 - 50_000)
+      const e = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { key: "1.2.3.4" })))
+      assert.strictEqual(e._tag, "RateLimitExceeded")
+    }).pipe(Effect.provide(withLimiters({ [id]: { algorithm: "sliding_window", limit: 5, window: "5 minutes", timeout: 0 } })))
+  })
+
+  it.effect("registration at run time: configureStore, configureLimiter, cloneLimiter, get, list", () =>
+    Effect.gen(function*() {
+      yield* RateLimiter.configureStore("second", { engine: "memory" })
+      yield* RateLimiter.configureLimiter("api", { store: "second", ratePerSecond: 10, maxConcurrent: 3 })
+      yield* RateLimiter.cloneLimiter("api", "api:premium", { ratePerSecond: 100 })
+      const premium = yield* RateLimiter.get("api:premium")
+      assert.strictEqual(premium.spec.ratePerSecond, 100)
+      assert.strictEqual(premium.spec.burst, 100)
+      assert.strictEqual(premium.spec.maxConcurrent, 3)
+      assert.strictEqual(premium.store, "second")
+      const dup = yield* Effect.flip(RateLimiter.cloneLimiter("api", "api:premium"))
+      assert.strictEqual(dup._tag, "ConfigError")
+      const missing = yield* Effect.flip(RateLimiter.configureLimiter("x", { store: "nowhere", ratePerSecond: 1 }))
+      assert.strictEqual(missing._tag, "StoreNotFound")
+      const bad = yield* Effect.flip(RateLimiter.configureLimiter("y", { ratePerSecond: -1 }))
+      assert.strictEqual(bad._tag, "ConfigError")
+      if (bad._tag === "ConfigError") assert.strictEqual(bad.path, "limiters.y.ratePerSecond")
+      const ids = (yield* RateLimiter.list).map((l) => l.id).sort()
+      assert.deepStrictEqual(ids, ["api", "api:premium"])
+      const stores = (yield* RateLimiter.listStores).map((s) => `${s.id}:${s.engine}:${s.limiters.length}`).sort()
+      assert.deepStrictEqual(stores, ["default:memory:0", "second:memory:2"])
+      yield* RateLimiter.initializeAll
+      assert.isTrue((yield* RateLimiter.get("api")).initialized)
+    }).pipe(Effect.provide(withLimiters({}))))
+
+  it.effect("reset clears a key's state", () => {
+    const id = fresh("reset")
+    return Effect.gen(function*() {
+      assert.isTrue((yield* RateLimiter.check(id, { key: "k" })).allowed)
+      assert.isFalse((yield* RateLimiter.check(id, { key: "k" })).allowed)
+      yield* RateLimiter.reset(id, "k")
+      assert.isTrue((yield* RateLimiter.check(id, { key: "k" })).allowed)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1 } })))
+  })
+
+  it.effect("Effect metrics are tagged by limiter id", () => {
+    const id = fresh("metric")
+    return Effect.gen(function*() {
+      yield* RateLimiter.check(id)
+      yield* RateLimiter.check(id)
+      const tagged = RateLimitMetrics.acquisitions.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
+      const refused = RateLimitMetrics.refusals.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
+      assert.strictEqual((yield* Metric.value(tagged)).count, 1)
+      assert.strictEqual((yield* Metric.value(refused)).count, 1)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1 } })))
+  })
+})
+
+// A store that passes every call to the memory store but stops at the n-th call (before or after
+// it runs) until the test lets it go: the test interrupts the limiter exactly there.
+const gatedStore = (
+  inner: RateLimitStore.RateLimitStoreService,
+  stopAt: number,
+  reached: Deferred.Deferred<void>,
+  gate: Deferred.Deferred<void>
+): RateLimitStore.RateLimitStoreService => {
+  let calls = 0
+  const wrap = <A, E>(op: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const n = calls++
+      const stop = Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(gate))
+      if (n === stopAt * 2) return Effect.zipRight(stop, op)
+      if (n === stopAt * 2 + 1) return Effect.tap(op, () => stop)
+      return op
+    })
+  return RateLimitStore.make({
+    engine: "gated",
+    tokenBucket: (r) => wrap(inner.tokenBucket(r)),
+    slidingWindow: (r) => wrap(inner.slidingWindow(r)),
+    fixedWindow: (r) => wrap(inner.fixedWindow(r)),
+    acquireSlot: (r) => wrap(inner.acquireSlot(r)),
+    renewSlot: (r) => wrap(inner.renewSlot(r)),
+    releaseSlot: (r) => wrap(inner.releaseSlot(r)),
+    peek: (r) => inner.peek(r),
+    reset: (l, k) => inner.reset(l, k),
+    initialize: inner.initialize
+  })
+}
+
+describe("interrupt at every step", () => {
+  it.scoped("no concurrency slot leaks whichever store call the interruption lands on", () =>
+    Effect.gen(function*() {
+      const inner = yield* MemoryStore.make()
+      let step = 0
+      let completedUninterrupted = false
+      // Each step gates one more store call (before it runs, then after it ran), interrupts there.
+      while (!completedUninterrupted && step < 200) {
+        const id = fresh("irq")
+        const reached = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        const limiter = yield* RateLimiter.make({
+          stores: { default: gatedStore(inner, step, reached, gate) },
+          limiters: { [id]: { maxConcurrent: 1, ratePerSecond: 1, burst: 1, lease: "1 second" } }
+        })
+        const scenario = Effect.gen(function*() {
+          yield* Effect.scoped(Effect.zipRight(limiter.acquire(id), Effect.sleep("1500 millis")))
+          yield* Effect.scoped(Effect.zipRight(limiter.acquire(id), Effect.sleep("100 millis")))
+        })
+        const fiber = yield* Effect.fork(scenario)
+        let done = false
+        while (!done) {
+          const hit = yield* Deferred.isDone(reached)
+          if (hit) break
+          const poll = yield* Fiber.poll(fiber)
+          if (poll._tag === "Some") {
+            done = true
+            break
+          }
+          yield* TestClock.adjust("10 millis")
+        }
+        if (done) {
+          completedUninterrupted = true
+          break
+        }
+        const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(interrupting)
+        const peek = yield* inner.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 1 })
+        assert.strictEqual(peek.remaining, 1, `slot leaked when interrupted at gate ${step}`)
+        const m = yield* limiter.metrics(id)
+        assert.strictEqual(m.currentConcurrent, 0, `in-flight count wrong at gate ${step}`)
+        step++
+      }
+      assert.isTrue(completedUninterrupted, "the scenario should finish once no gate is left")
+      assert.isTrue(step >= 8, `expected to interrupt at many steps, got ${step}`)
+    }))
+})
