@@ -369,7 +369,8 @@ export const make = (
                 entry.stats.currentConcurrent++
                 Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
                 return Scope.addFinalizer(scope, release).pipe(
-                  Effect.zipRight(Effect.forkIn(renewLoop, scope)),
+                  // Forked from an uninterruptible region: make the loop itself interruptible again.
+                  Effect.zipRight(Effect.forkIn(Effect.interruptible(renewLoop), scope)),
                   Effect.as<Slot>({ release })
                 )
               }
