@@ -137,6 +137,8 @@ export const make = (
 ): Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> =>
   Effect.gen(function*() {
     const registryScope = yield* Effect.scope
+    // Read once: `check` stamps `lastAcquisitionAt` with it without a service lookup per call.
+    const clock = yield* Effect.clock
     const stores = new Map<string, StoreEntry>()
     const limiters = new Map<string, LimiterEntry>()
     const defaultStore = options.defaultStore ?? "default"
@@ -235,7 +237,7 @@ export const make = (
 
     type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
     const check = (id: string, opts?: AcquireOptions): CheckResult =>
-      Effect.clockWith((clock): CheckResult => {
+      Effect.suspend((): CheckResult => {
         const entry = limiters.get(id)
         if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
         const key = opts?.key ?? ""

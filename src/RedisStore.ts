@@ -1,0 +1,682 @@
+/**
+ * The Redis store: every SPI operation is one Lua script run by `EVALSHA` (reloaded by `EVAL` on
+ * `NOSCRIPT`), decided with the server's clock (`TIME` inside the script), on a standalone server
+ * or a Redis Cluster.
+ *
+ * Keys are `<keyPrefix>:{<limiter>.<key>}:<state>`, where `<limiter>` and `<key>` are base64url
+ * encoded: the braces are the Redis Cluster hash tag, so the state of one `(limiter, key)` lives
+ * in one slot; users cannot choose the slot nor make two pairs collide (base64url has no `.`,
+ * `{` or `}`).
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import { Cluster, Redis } from "ioredis"
+import type { ClusterOptions, RedisOptions } from "ioredis"
+import { createHash } from "node:crypto"
+import * as scripts from "./internal/redisScripts.js"
+import type {
+  PeekRequest,
+  RateLimitStoreService,
+  SlotDecision,
+  SlotRequest,
+  StoreDecision,
+  TokenBucketRequest,
+  WindowRequest
+} from "./RateLimitStore.js"
+import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
+import type { RedisStoreDefinition } from "./StoreDefinition.js"
+
+/**
+ * Options of the Redis store (rate-sync's Redis engine options, camelCased, plus what ioredis adds).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). Default `redis://127.0.0.1:6379`. */
+  readonly url?: Redacted.Redacted | undefined
+  /** Database index (standalone only); overrides the one in `url`. */
+  readonly db?: number | undefined
+  /** Password (`AUTH`); overrides the one in `url`. */
+  readonly password?: Redacted.Redacted | undefined
+  /** ACL user name; overrides the one in `url`. */
+  readonly username?: string | undefined
+  /** Prefix of every key. Default `"rate_limit"`. Must not contain `{` or `}`. */
+  readonly keyPrefix?: string | undefined
+  /**
+   * Connections opened (standalone only). ioredis multiplexes and pipelines every command on one
+   * connection, so the default is 1; more connections are used round-robin.
+   */
+  readonly poolMinSize?: number | undefined
+  /** Upper bound on `poolMinSize` (rate-sync parity). */
+  readonly poolMaxSize?: number | undefined
+  /**
+   * Added to every non-zero `delayMs` / `retryAfterMs` the store answers, to absorb the network
+   * time between the server's decision and the caller's wake-up. Default 0.
+   */
+  readonly timingMarginMs?: number | undefined
+  /** Socket inactivity timeout (ioredis `socketTimeout`). Default: none. */
+  readonly socketTimeout?: Duration.DurationInput | undefined
+  /** Connect timeout, also the bound on connecting at start-up. Default 5 seconds. */
+  readonly socketConnectTimeout?: Duration.DurationInput | undefined
+  /** Every call settles (answers or fails with `StoreError`) within this. Default 1 second. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Redis Cluster seed nodes (`host:port`). When set, a cluster client is used and `url` only gives credentials. */
+  readonly clusterNodes?: ReadonlyArray<string> | undefined
+  /** ioredis auto-pipelining: commands issued in the same tick share one write. Default `true`. */
+  readonly autoPipelining?: boolean | undefined
+}
+
+type Client = Redis | Cluster
+
+/** A call in flight, failed by the sweeper once its deadline passes. */
+interface Pending {
+  readonly deadline: number
+  readonly expire: () => void
+}
+
+interface Script {
+  readonly source: string
+  readonly sha: string
+}
+
+const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
+
+const Scripts = {
+  tokenBucketTake: script(scripts.tokenBucketTake),
+  tokenBucketPeek: script(scripts.tokenBucketPeek),
+  slidingWindowTake: script(scripts.slidingWindowTake),
+  slidingWindowPeek: script(scripts.slidingWindowPeek),
+  fixedWindowTake: script(scripts.fixedWindowTake),
+  fixedWindowPeek: script(scripts.fixedWindowPeek),
+  slotAcquire: script(scripts.slotAcquire),
+  slotRenew: script(scripts.slotRenew),
+  slotRelease: script(scripts.slotRelease),
+  slotPeek: script(scripts.slotPeek)
+} as const
+
+const ENGINE = "redis"
+const ATTR_DB_SYSTEM_NAME = "db.system.name"
+const ATTR_LIMITER = "rate_sync.limiter"
+const DEFAULT_PREFIX = "rate_limit"
+const DEFAULT_URL = "redis://127.0.0.1:6379"
+/** Bound on a `maxWait` sent to Lua (µs), so `Infinity` stays a finite number. */
+const MAX_WAIT_US = 1e15
+
+// ---------------------------------------------------------------------------------------------
+// secrets and errors
+
+/** Removes URL userinfo, AUTH/HELLO arguments and the known secrets from a driver message. */
+const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
+  let out = message
+  for (const secret of secrets) {
+    if (secret.length > 0) out = out.split(secret).join("***")
+  }
+  return out
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
+    .replace(/\b(AUTH|HELLO)\b(\s+\S+)+/gi, "$1 ***")
+}
+
+const messageOf = (u: unknown): string => {
+  if (u instanceof Error) return u.message
+  if (typeof u === "string") return u
+  return "unknown error"
+}
+
+const secretsOf = (options: RedisStoreOptions): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  if (options.password !== undefined) out.push(Redacted.value(options.password))
+  if (options.url !== undefined) {
+    const url = Redacted.value(options.url)
+    out.push(url)
+    try {
+      const parsed = new URL(url)
+      if (parsed.password !== "") {
+        out.push(parsed.password, decodeURIComponent(parsed.password))
+      }
+    } catch {
+      // not a URL: the whole string is already treated as a secret
+    }
+  }
+  // longest first, so a secret containing another is removed whole
+  return out.sort((a, b) => b.length - a.length)
+}
+
+// ---------------------------------------------------------------------------------------------
+// keys
+
+const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64url")
+
+const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+
+// ---------------------------------------------------------------------------------------------
+// replies
+
+const ints = (reply: unknown): ReadonlyArray<number> => {
+  if (!Array.isArray(reply)) throw new Error(`unexpected script reply`)
+  const out: Array<number> = []
+  for (const x of reply) {
+    if (typeof x !== "number") throw new Error(`unexpected script reply`)
+    out.push(x)
+  }
+  return out
+}
+
+const at = (xs: ReadonlyArray<number>, i: number): number => xs[i] ?? 0
+
+const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.startsWith("NOSCRIPT")
+
+const toMillis = (input: Duration.DurationInput | undefined, fallback: number): number =>
+  input === undefined ? fallback : Duration.toMillis(Duration.decode(input))
+
+// ---------------------------------------------------------------------------------------------
+// make
+
+/**
+ * Builds the store: opens the connection(s), waits until Redis is ready (bounded by
+ * `socketConnectTimeout`) and loads the scripts. Fails with `StoreError` when Redis cannot be
+ * reached or refuses the credentials; the message never holds a secret. Connections close with the
+ * scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const prefix = options.keyPrefix ?? DEFAULT_PREFIX
+    const sanitize = sanitizeWith(secretsOf(options))
+    const fail = (operation: string, message: string) =>
+      new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
+    if (prefix.includes("{") || prefix.includes("}")) {
+      return Effect.fail(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
+    }
+    const timeoutMs = toMillis(options.commandTimeout, 1000)
+    const connectTimeoutMs = toMillis(options.socketConnectTimeout, 5000)
+    const socketTimeoutMs = options.socketTimeout === undefined ? undefined : toMillis(options.socketTimeout, 0)
+    const marginMs = options.timingMarginMs ?? 0
+    const timeout = Duration.millis(timeoutMs)
+    const poolSize = Math.max(1, Math.min(options.poolMaxSize ?? Infinity, options.poolMinSize ?? 1))
+
+    const common: RedisOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      enableAutoPipelining: options.autoPipelining ?? true,
+      commandTimeout: timeoutMs,
+      connectTimeout: connectTimeoutMs,
+      ...(socketTimeoutMs !== undefined ? { socketTimeout: socketTimeoutMs } : {}),
+      ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {}),
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      // reconnect quickly, so enforcement is back soon after the server is
+      retryStrategy: (times: number) => Math.min(25 * times, 200)
+    }
+
+    const lastError: { message: string; fatal: boolean } = { message: "", fatal: false }
+    const onError = (e: unknown) => {
+      lastError.message = messageOf(e)
+      // a reply error while connecting is a refusal (wrong password, unknown db), not a blip
+      lastError.fatal = e instanceof Error && e.name === "ReplyError"
+    }
+
+    const newClient = (): Client => {
+      if (options.clusterNodes !== undefined && options.clusterNodes.length > 0) {
+        const { retryStrategy: _, ...redisOptions } = common
+        const clusterOptions: ClusterOptions = {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          enableAutoPipelining: options.autoPipelining ?? true,
+          clusterRetryStrategy: (times: number) => Math.min(50 * times, 500),
+          slotsRefreshTimeout: connectTimeoutMs,
+          redisOptions: { ...redisOptions, ...credentialsFromUrl(options.url) }
+        }
+        const cluster = new Cluster(options.clusterNodes.map(parseNode), clusterOptions)
+        cluster.on("error", onError)
+        cluster.on("node error", onError)
+        return cluster
+      }
+      const url = options.url !== undefined ? Redacted.value(options.url) : DEFAULT_URL
+      const redis = new Redis(url, { ...common, ...(options.db !== undefined ? { db: options.db } : {}) })
+      redis.on("error", onError)
+      return redis
+    }
+
+    const connect = (client: Client) =>
+      Effect.async<void, StoreError>((resume) => {
+        let done = false
+        const finish = (result: Effect.Effect<void, StoreError>) => {
+          if (done) return
+          done = true
+          client.off("ready", onReady)
+          client.off("error", onConnectError)
+          resume(result)
+        }
+        const onReady = () => finish(Effect.void)
+        const onConnectError = () => {
+          if (lastError.fatal) finish(Effect.fail(fail("connect", lastError.message)))
+        }
+        client.on("ready", onReady)
+        client.on("error", onConnectError)
+        client.connect().catch(() => {
+          // reported through the "error" event and retried by the retry strategy
+        })
+        return Effect.sync(() => {
+          done = true
+          client.off("ready", onReady)
+          client.off("error", onConnectError)
+        })
+      }).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(connectTimeoutMs),
+          onTimeout: () =>
+            fail(
+              "connect",
+              `could not connect within ${connectTimeoutMs} ms${lastError.message === "" ? "" : `: ${lastError.message}`}`
+            )
+        })
+      )
+
+    const closeClient = (client: Client) =>
+      Effect.tryPromise(() => client.quit()).pipe(
+        Effect.timeoutOption(1000),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => client.disconnect()))
+      )
+
+    return Effect.gen(function*() {
+      const clock = yield* Effect.clock
+      const pending = new Set<Pending>()
+      const sweepEvery = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMs / 5))))
+      yield* Effect.forkScoped(
+        Effect.interruptible(Effect.forever(
+          Effect.zipRight(
+            Effect.sleep(sweepEvery),
+            Effect.sync(() => {
+              if (pending.size === 0) return
+              const now = clock.unsafeCurrentTimeMillis()
+              for (const entry of pending) if (entry.deadline <= now) entry.expire()
+            })
+          )
+        ))
+      )
+      const clients: Array<Client> = []
+      for (let i = 0; i < poolSize; i++) {
+        const client = yield* Effect.acquireRelease(Effect.sync(newClient), closeClient)
+        yield* connect(client)
+        clients.push(client)
+      }
+      const first = clients[0]
+      if (first === undefined) return yield* Effect.dieMessage("no Redis client")
+      let next = 0
+      const pick = (): Client => {
+        if (clients.length === 1) return first
+        next = (next + 1) % clients.length
+        return clients[next] ?? first
+      }
+
+      const run = (s: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>): Promise<unknown> => {
+        const client = pick()
+        return client.evalsha(s.sha, keys.length, ...keys, ...args).catch((e: unknown) =>
+          isNoScript(e) ? client.eval(s.source, keys.length, ...keys, ...args) : Promise.reject(e)
+        )
+      }
+
+      const timeoutError = (operation: string) => fail(operation, `no answer within ${timeoutMs} ms`)
+
+      /**
+       * One round trip that settles within the command timeout. ioredis' own `commandTimeout`
+       * rejects a command that gets no reply; as a backstop that does not trust the driver, every
+       * call is also registered with a deadline that one sweeper fiber (forked in the store's scope,
+       * reading the Effect clock) fails once passed. `Effect.timeoutFail` would fork a fiber and a
+       * timer per call, which costs more than the round trip itself.
+       */
+      const settle = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+        Effect.async<A, StoreError>((resume) => {
+          let done = false
+          const entry: Pending = {
+            deadline: clock.unsafeCurrentTimeMillis() + timeoutMs,
+            expire: () => {
+              if (done) return
+              done = true
+              pending.delete(entry)
+              resume(Effect.fail(timeoutError(operation)))
+            }
+          }
+          pending.add(entry)
+          const settleWith = (result: Effect.Effect<A, StoreError>) => {
+            if (done) return
+            done = true
+            pending.delete(entry)
+            resume(result)
+          }
+          let promise: Promise<A>
+          try {
+            promise = f()
+          } catch (e) {
+            promise = Promise.reject(e)
+          }
+          promise.then(
+            (a) => settleWith(Effect.succeed(a)),
+            (e: unknown) => settleWith(Effect.fail(fail(operation, messageOf(e))))
+          )
+          return Effect.sync(() => {
+            done = true
+            pending.delete(entry)
+          })
+        })
+
+      /**
+       * A store round trip, traced as a child of the caller's span when there is one (no span is
+       * started for an untraced caller: on the hot path a span costs a third of the round trip).
+       */
+      const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> => {
+        const effect = settle(operation, f)
+        return Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) =>
+          Option.isNone(parent)
+            ? effect
+            : Effect.withSpan(effect, `RateLimitStore.redis.${operation}`, {
+              kind: "client",
+              captureStackTrace: false,
+              attributes: { [ATTR_DB_SYSTEM_NAME]: "redis", [ATTR_LIMITER]: limiter }
+            }))
+      }
+
+      const keyOf = (limiter: string, key: string, state: string) => `${prefix}:{${b64(limiter)}.${b64(key)}}:${state}`
+
+      const decision = (limit: number, reply: unknown): StoreDecision => {
+        const r = ints(reply)
+        const retry = at(r, 3)
+        const delay = at(r, 4) / 1000
+        return {
+          allowed: at(r, 0) === 1,
+          limit,
+          remaining: at(r, 1),
+          resetAfterMs: Math.max(0, at(r, 2) / 1000),
+          retryAfterMs: retry < 0 ? Infinity : retry === 0 ? 0 : retry / 1000 + marginMs,
+          delayMs: delay > 0 ? delay + marginMs : 0
+        }
+      }
+
+      const intervalUs = (ratePerSecond: number) => String(1e6 / ratePerSecond)
+
+      const tokenBucket = (req: TokenBucketRequest) =>
+        call("tokenBucket", req.limiter, () =>
+          run(Scripts.tokenBucketTake, [keyOf(req.limiter, req.key, "tb")], [
+            intervalUs(req.ratePerSecond),
+            req.burst,
+            req.cost,
+            Math.min(MAX_WAIT_US, Math.max(0, req.maxWaitMs) * 1000)
+          ]).then((reply) => decision(req.burst, reply)))
+
+      const slidingWindow = (req: WindowRequest) =>
+        call("slidingWindow", req.limiter, () =>
+          run(
+            Scripts.slidingWindowTake,
+            [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
+            [Math.round(req.windowMs * 1000), req.limit, req.cost]
+          ).then((reply) => decision(req.limit, reply)))
+
+      const fixedWindow = (req: WindowRequest) =>
+        call("fixedWindow", req.limiter, () =>
+          run(Scripts.fixedWindowTake, [keyOf(req.limiter, req.key, "fw")], [
+            Math.max(1, Math.round(req.windowMs)),
+            req.limit,
+            req.cost
+          ]).then((reply) => decision(req.limit, reply)))
+
+      const slotKey = (req: SlotRequest) => keyOf(req.limiter, req.key, "cc")
+      const leaseUs = (req: SlotRequest) => Math.max(1, Math.round(req.leaseMs * 1000))
+
+      const acquireSlot = (req: SlotRequest) =>
+        call("acquireSlot", req.limiter, () =>
+          run(Scripts.slotAcquire, [slotKey(req)], [req.holder, req.limit, leaseUs(req)]).then(
+            (reply): SlotDecision => {
+              const r = ints(reply)
+              const retry = at(r, 2)
+              return {
+                acquired: at(r, 0) === 1,
+                limit: req.limit,
+                active: at(r, 1),
+                retryAfterMs: retry < 0 ? Infinity : retry / 1000
+              }
+            }
+          ))
+
+      const renewSlot = (req: SlotRequest) =>
+        call("renewSlot", req.limiter, () =>
+          run(Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)]).then((reply) => reply === 1))
+
+      const releaseSlot = (req: SlotRequest) =>
+        call("releaseSlot", req.limiter, () =>
+          run(Scripts.slotRelease, [slotKey(req)], [req.holder]).then((reply) => reply === 1))
+
+      const peek = (req: PeekRequest) =>
+        call("peek", req.limiter, () => {
+          switch (req.algorithm) {
+            case "token_bucket":
+              return run(Scripts.tokenBucketPeek, [keyOf(req.limiter, req.key, "tb")], [
+                intervalUs(req.ratePerSecond),
+                req.burst
+              ]).then((reply) => decision(req.burst, reply))
+            case "sliding_window":
+              return run(
+                Scripts.slidingWindowPeek,
+                [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
+                [Math.round(req.windowMs * 1000), req.limit]
+              ).then((reply) => decision(req.limit, reply))
+            case "fixed_window":
+              return run(Scripts.fixedWindowPeek, [keyOf(req.limiter, req.key, "fw")], [
+                Math.max(1, Math.round(req.windowMs)),
+                req.limit
+              ]).then((reply) => decision(req.limit, reply))
+            case "concurrency":
+              return run(Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit]).then((reply) =>
+                decision(req.limit, reply)
+              )
+          }
+        })
+
+      const STATES = ["tb", "sw", "swm", "fw", "cc"] as const
+
+      /** Every standalone connection or cluster master, for SCAN and SCRIPT LOAD. */
+      const nodes = (): ReadonlyArray<Redis> => first instanceof Cluster ? first.nodes("master") : [first]
+
+      const scanDelete = async (node: Redis, pattern: string): Promise<void> => {
+        let cursor = "0"
+        do {
+          const [nextCursor, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+          cursor = nextCursor
+          // one key per command: keys of different (limiter, key) pairs live in different slots
+          await Promise.all(keys.map((k) => first.unlink(k)))
+        } while (cursor !== "0")
+      }
+
+      const reset = (limiter: string, key?: string) =>
+        key !== undefined
+          ? call("reset", limiter, () => first.del(...STATES.map((s) => keyOf(limiter, key, s))).then(() => undefined))
+          : Effect.tryPromise({
+            try: () =>
+              Promise.all(
+                nodes().map((node) => scanDelete(node, `${escapeGlob(prefix)}:{${b64(limiter)}.*`))
+              ).then(() => undefined),
+            catch: (e) => fail("reset", messageOf(e))
+          }).pipe(
+            Effect.timeoutFail({
+              duration: Duration.sum(timeout, Duration.seconds(30)),
+              onTimeout: () => fail("reset", `reset did not finish in time`)
+            }),
+            Effect.withSpan("RateLimitStore.redis.reset", {
+              kind: "client",
+              captureStackTrace: false,
+              attributes: { [ATTR_DB_SYSTEM_NAME]: "redis", [ATTR_LIMITER]: limiter }
+            })
+          )
+
+      const initialize = Effect.tryPromise({
+        try: () =>
+          Promise.all(
+            clients.flatMap((c) =>
+              (c instanceof Cluster ? c.nodes("master") : [c]).flatMap((node) =>
+                Object.values(Scripts).map((s) => node.script("LOAD", s.source))
+              )
+            )
+          ).then(() => undefined),
+        catch: (e) => fail("initialize", messageOf(e))
+      }).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(Math.max(timeoutMs, connectTimeoutMs)),
+          onTimeout: () => fail("initialize", `scripts not loaded within ${Math.max(timeoutMs, connectTimeoutMs)} ms`)
+        })
+      )
+
+      yield* initialize
+
+      return makeStore({
+        engine: ENGINE,
+        tokenBucket,
+        slidingWindow,
+        fixedWindow,
+        acquireSlot,
+        renewSlot,
+        releaseSlot,
+        peek,
+        reset,
+        initialize
+      })
+    })
+  })
+
+const parseNode = (node: string): { host: string; port: number } => {
+  const i = node.lastIndexOf(":")
+  if (i < 0) return { host: node, port: 6379 }
+  const host = node.slice(0, i).replace(/^\[|\]$/g, "")
+  const port = Number(node.slice(i + 1))
+  return { host, port: Number.isFinite(port) ? port : 6379 }
+}
+
+const credentialsFromUrl = (url: Redacted.Redacted | undefined): { username?: string; password?: string } => {
+  if (url === undefined) return {}
+  try {
+    const parsed = new URL(Redacted.value(url))
+    return {
+      ...(parsed.username !== "" ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password !== "" ? { password: decodeURIComponent(parsed.password) } : {})
+    }
+  } catch {
+    return {}
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// layers and config
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RedisStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError> =>
+  Layer.scoped(RateLimitStore, make(options))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<RedisStoreOptions>
+): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> =>
+  Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
+
+/**
+ * A duration read from config: a number of seconds (rate-sync's TOML unit) or a duration string
+ * (`"500 millis"`).
+ */
+const durationConfig = (name: string): Config.Config<Duration.Duration> =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const text = raw.trim()
+      const seconds = Number(text)
+      if (text !== "" && Number.isFinite(seconds) && seconds >= 0) {
+        return Either.right(Duration.millis(seconds * 1000))
+      }
+      return Option.match(Duration.decodeUnknown(text), {
+        onNone: () =>
+          Either.left(ConfigError.InvalidData([], `Expected seconds or a duration such as "500 millis", received "${text}"`)),
+        onSome: Either.right
+      })
+    })
+  )
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+/**
+ * The options read from configuration: `URL`, `DB`, `PASSWORD`, `USERNAME`, `KEY_PREFIX`,
+ * `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, `SOCKET_TIMEOUT`, `SOCKET_CONNECT_TIMEOUT`,
+ * `COMMAND_TIMEOUT` (seconds or a duration string), `CLUSTER_NODES` (comma separated) and
+ * `AUTO_PIPELINING`, all under `RATE_SYNC_REDIS_` in the environment.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<RedisStoreOptions> = Config.all({
+  url: optional(Config.redacted("URL")),
+  db: optional(Config.integer("DB")),
+  password: optional(Config.redacted("PASSWORD")),
+  username: optional(Config.string("USERNAME")),
+  keyPrefix: optional(Config.string("KEY_PREFIX")),
+  poolMinSize: optional(Config.integer("POOL_MIN_SIZE")),
+  poolMaxSize: optional(Config.integer("POOL_MAX_SIZE")),
+  timingMarginMs: optional(Config.number("TIMING_MARGIN_MS")),
+  socketTimeout: optional(durationConfig("SOCKET_TIMEOUT")),
+  socketConnectTimeout: optional(durationConfig("SOCKET_CONNECT_TIMEOUT")),
+  commandTimeout: optional(durationConfig("COMMAND_TIMEOUT")),
+  clusterNodes: optional(
+    Config.map(Config.string("CLUSTER_NODES"), (s) => s.split(",").map((n) => n.trim()).filter((n) => n !== ""))
+  ),
+  autoPipelining: optional(Config.boolean("AUTO_PIPELINING"))
+}).pipe(Config.nested("REDIS"), Config.nested("RATE_SYNC"))
+
+/**
+ * The store configured from the environment (`RATE_SYNC_REDIS_URL`, ...; see {@link config}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerConfig(config)
+
+/**
+ * Alias of {@link layerLive}: `Effect.provide(RedisStoreLive)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
+
+/**
+ * Builds the store a `RedisStoreDefinition` (TOML `engine = "redis"`, `configureStore`) describes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromDefinition = (
+  definition: RedisStoreDefinition
+): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> => make(optionsFromDefinition(definition))
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const optionsFromDefinition = (definition: RedisStoreDefinition): RedisStoreOptions => {
+  const { engine: _, ...rest } = definition
+  return rest
+}

@@ -1,0 +1,303 @@
+/**
+ * Lua sources of the Redis store, one constant per SPI command.
+ *
+ * Conventions shared by every script:
+ * - Time is the server's: `redis.call('TIME')`, in integer microseconds (`now`). Redis 7 replicates
+ *   script effects, so reading TIME before a write is allowed.
+ * - State is integers only (microseconds, counts). Numbers written to Redis go through
+ *   `string.format('%d', x)` so they never take an exponent form.
+ * - Every script answers an array of integers (a Lua number leaving a script is truncated to an
+ *   integer, so no fractional value is ever returned): `{allowed, remaining, resetAfterUs,
+ *   retryAfterUs, delayUs}` for decisions, with `retryAfterUs = -1` meaning "never".
+ * - Every key written gets its expiry in the same script; a hit never pushes a window's expiry
+ *   beyond the moment its state stops mattering.
+ *
+ * @internal
+ */
+
+const prelude = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function s(x) return string.format('%d', x) end
+`
+
+/**
+ * GCRA take-or-reserve. KEYS[1]: TAT (µs). ARGV: interval per token (µs, may be fractional),
+ * burst, cost, max wait (µs). The stored TAT is rounded up to a whole µs (never admits more).
+ *
+ * @internal
+ */
+export const tokenBucketTake = `${prelude}
+local T = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local maxWait = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local tat0 = tat
+if tat0 < now then tat0 = now end
+local burstT = burst * T
+local function rem(x)
+  local r = math.floor((now + burstT - x) / T + 0.001)
+  if r < 0 then r = 0 elseif r > burst then r = burst end
+  return r
+end
+if cost > burst then
+  return {0, rem(tat0), math.ceil(tat0 - now), -1, 0}
+end
+local nxt = tat0 + cost * T
+local wait = nxt - burstT - now
+if wait <= 0.001 or wait <= maxWait then
+  nxt = math.ceil(nxt)
+  local ttl = math.ceil((nxt - now) / 1000)
+  if ttl < 1 then ttl = 1 end
+  redis.call('SET', KEYS[1], s(nxt), 'PX', s(ttl))
+  local d = 0
+  if wait > 0.001 then d = math.ceil(wait) end
+  return {1, rem(nxt), nxt - now, 0, d}
+end
+return {0, rem(tat0), math.ceil(tat0 - now), math.ceil(wait), 0}
+`
+
+/**
+ * GCRA peek (cost 1, consumes nothing). KEYS[1]: TAT. ARGV: interval (µs), burst.
+ *
+ * @internal
+ */
+export const tokenBucketPeek = `${prelude}
+local T = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local tat0 = tat
+if tat0 < now then tat0 = now end
+local burstT = burst * T
+local r = math.floor((now + burstT - tat0) / T + 0.001)
+if r < 0 then r = 0 elseif r > burst then r = burst end
+local wait = tat0 + T - burstT - now
+if burst >= 1 and wait <= 0.001 then
+  return {1, r, math.ceil(tat0 - now), 0, 0}
+end
+if burst < 1 then return {0, r, math.ceil(tat0 - now), -1, 0} end
+return {0, r, math.ceil(tat0 - now), math.ceil(wait), 0}
+`
+
+const slidingCommon = `${prelude}
+local z = KEYS[1]
+local h = KEYS[2]
+local win = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local cutoff = now - win
+local function c(m) return tonumber(string.match(m, ':(%d+)$')) end
+`
+
+/**
+ * Exact sliding window take. KEYS[1]: ZSET of admitted entries (score = time µs, member =
+ * `time:seq:cost`), KEYS[2]: hash {t = live total, s = sequence}. ARGV: window (µs), limit, cost.
+ * An entry stamped `e` counts while `now < e + window`.
+ *
+ * @internal
+ */
+export const slidingWindowTake = `${slidingCommon}
+local cost = tonumber(ARGV[3])
+local total = tonumber(redis.call('HGET', h, 't'))
+local expired = redis.call('ZRANGEBYSCORE', z, '-inf', s(cutoff))
+local changed = false
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', s(cutoff))
+  changed = true
+end
+if total == nil then
+  total = 0
+  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do total = total + c(m) end
+  changed = true
+else
+  for _, m in ipairs(expired) do total = total - c(m) end
+end
+if cost <= limit and total + cost <= limit then
+  local seq = redis.call('HINCRBY', h, 's', 1)
+  redis.call('ZADD', z, s(now), s(now) .. ':' .. s(seq) .. ':' .. s(cost))
+  total = total + cost
+  redis.call('HSET', h, 't', s(total))
+  local ttl = s(math.ceil(win / 1000))
+  redis.call('PEXPIRE', z, ttl)
+  redis.call('PEXPIRE', h, ttl)
+  return {1, limit - total, win, 0, 0}
+end
+local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+if changed then
+  if #entries == 0 then
+    redis.call('DEL', h)
+  else
+    redis.call('HSET', h, 't', s(total))
+    if redis.call('PTTL', h) < 0 then
+      local pt = redis.call('PTTL', z)
+      if pt < 1 then pt = 1 end
+      redis.call('PEXPIRE', h, s(pt))
+    end
+  end
+end
+local reset = 0
+if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
+local remaining = limit - total
+if remaining < 0 then remaining = 0 end
+if cost > limit then return {0, remaining, reset, -1, 0} end
+local need = total + cost - limit
+local freed = 0
+local retry = -1
+for i = 1, #entries, 2 do
+  freed = freed + c(entries[i])
+  if freed >= need then
+    retry = tonumber(entries[i + 1]) + win - now
+    break
+  end
+end
+return {0, remaining, reset, retry, 0}
+`
+
+/**
+ * Exact sliding window peek (cost 1, read-only). KEYS and ARGV as the take, without cost.
+ *
+ * @internal
+ */
+export const slidingWindowPeek = `${slidingCommon}
+local entries = redis.call('ZRANGEBYSCORE', z, '(' .. s(cutoff), '+inf', 'WITHSCORES')
+local total = 0
+for i = 1, #entries, 2 do total = total + c(entries[i]) end
+local reset = 0
+if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
+local remaining = limit - total
+if remaining < 0 then remaining = 0 end
+if limit >= 1 and total + 1 <= limit then return {1, remaining, reset, 0, 0} end
+if limit < 1 then return {0, remaining, reset, -1, 0} end
+local need = total + 1 - limit
+local freed = 0
+local retry = -1
+for i = 1, #entries, 2 do
+  freed = freed + c(entries[i])
+  if freed >= need then
+    retry = tonumber(entries[i + 1]) + win - now
+    break
+  end
+end
+return {0, remaining, reset, retry, 0}
+`
+
+const fixedCommon = `${prelude}
+local win = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local start = math.floor(math.floor(now / 1000) / win) * win
+local toEnd = (start + win) * 1000 - now
+local state = redis.call('HMGET', KEYS[1], 'w', 'l', 'c')
+local count = 0
+if tonumber(state[1]) == start and tonumber(state[2]) == win then count = tonumber(state[3]) or 0 end
+local remaining = limit - count
+if remaining < 0 then remaining = 0 end
+`
+
+/**
+ * Fixed window take. KEYS[1]: hash {w = window start (ms), l = window length (ms), c = count}, expiring at the window's end.
+ * ARGV: window (ms), limit, cost. A refusal does not count.
+ *
+ * @internal
+ */
+export const fixedWindowTake = `${fixedCommon}
+local cost = tonumber(ARGV[3])
+if cost > limit then return {0, remaining, toEnd, -1, 0} end
+if count + cost <= limit then
+  count = count + cost
+  redis.call('HSET', KEYS[1], 'w', s(start), 'l', s(win), 'c', s(count))
+  redis.call('PEXPIREAT', KEYS[1], s(start + win))
+  return {1, limit - count, toEnd, 0, 0}
+end
+return {0, remaining, toEnd, toEnd, 0}
+`
+
+/**
+ * Fixed window peek (cost 1, read-only).
+ *
+ * @internal
+ */
+export const fixedWindowPeek = `${fixedCommon}
+if count + 1 <= limit then return {1, remaining, toEnd, 0, 0} end
+if limit < 1 then return {0, remaining, toEnd, -1, 0} end
+return {0, remaining, toEnd, toEnd, 0}
+`
+
+const slotCommon = `${prelude}
+local z = KEYS[1]
+redis.call('ZREMRANGEBYSCORE', z, '-inf', s(now))
+local function expireAtLast()
+  local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    local ttl = math.ceil((tonumber(last[2]) - now) / 1000)
+    if ttl < 1 then ttl = 1 end
+    redis.call('PEXPIRE', z, s(ttl))
+  end
+end
+`
+
+/**
+ * Slot acquire. KEYS[1]: ZSET holder -> lease expiry (µs). ARGV: holder, limit, lease (µs).
+ * Answers `{acquired, active, retryAfterUs}`.
+ *
+ * @internal
+ */
+export const slotAcquire = `${slotCommon}
+local holder = ARGV[1]
+local limit = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local has = redis.call('ZSCORE', z, holder)
+local active = redis.call('ZCARD', z)
+if has or active < limit then
+  redis.call('ZADD', z, s(now + lease), holder)
+  if not has then active = active + 1 end
+  expireAtLast()
+  return {1, active, 0}
+end
+local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+if #first == 0 then return {0, active, -1} end
+return {0, active, tonumber(first[2]) - now}
+`
+
+/**
+ * Slot renew: pushes a live lease; never re-creates a lost one. ARGV: holder, lease (µs).
+ *
+ * @internal
+ */
+export const slotRenew = `${slotCommon}
+local holder = ARGV[1]
+local lease = tonumber(ARGV[2])
+if redis.call('ZSCORE', z, holder) then
+  redis.call('ZADD', z, 'XX', s(now + lease), holder)
+  expireAtLast()
+  return 1
+end
+return 0
+`
+
+/**
+ * Slot release: 1 when the holder had a live lease.
+ *
+ * @internal
+ */
+export const slotRelease = `${slotCommon}
+return redis.call('ZREM', z, ARGV[1])
+`
+
+/**
+ * Slot peek (read-only). ARGV: limit. Answers a decision array.
+ *
+ * @internal
+ */
+export const slotPeek = `${prelude}
+local z = KEYS[1]
+local limit = tonumber(ARGV[1])
+local live = redis.call('ZRANGEBYSCORE', z, '(' .. s(now), '+inf', 'WITHSCORES')
+local active = #live / 2
+local remaining = limit - active
+if remaining < 0 then remaining = 0 end
+local reset = 0
+if active > 0 then reset = tonumber(live[#live]) - now end
+if active < limit then return {1, remaining, reset, 0, 0} end
+if active == 0 then return {0, remaining, reset, -1, 0} end
+return {0, remaining, reset, tonumber(live[2]) - now, 0}
+`

@@ -1,0 +1,243 @@
+/**
+ * Redis-store decisions per second and latency (p50/p99) with 1 and 64 concurrent callers, beside
+ * rate-limiter-flexible's RateLimiterRedis and @effect/experimental's Redis store, on the same
+ * server in the same run, with a raw ioredis PING as the floor. Our store runs with ioredis
+ * auto-pipelining on and off.
+ *
+ *   npx tsx test/bench/redis.bench.ts       (npm run bench:redis; writes its section of docs/benchmarks.md)
+ *
+ * Server: RATE_SYNC_BENCH_REDIS_URL, default redis://127.0.0.1:6379. Workload: 1 000 keys visited
+ * round-robin, limits high enough that every decision is an admit that writes state.
+ * BENCH_SEQUENTIAL / BENCH_CONCURRENT set the decisions per measurement, BENCH_ROUNDS the rounds
+ * (the best round is kept).
+ */
+import { RateLimiter as ExperimentalRateLimiter } from "@effect/experimental"
+import * as ExperimentalRedis from "@effect/experimental/RateLimiter/Redis"
+import { Layer, Redacted } from "effect"
+import { RateLimiter, RateLimitStore } from "effect-rate-sync"
+import { RedisStore } from "effect-rate-sync/redis"
+import { Redis } from "ioredis"
+import * as os from "node:os"
+import { RateLimiterRedis } from "rate-limiter-flexible"
+import { writeSection } from "./report.js"
+
+const URL = process.env["RATE_SYNC_BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+const SEQUENTIAL = Number(process.env["BENCH_SEQUENTIAL"] ?? 10_000)
+const CONCURRENT = Number(process.env["BENCH_CONCURRENT"] ?? 60_000)
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3)
+const KEYS = 1000
+const keys = Array.from({ length: KEYS }, (_, i) => `user-${i}`)
+const run = crypto.randomUUID().slice(0, 8)
+
+interface Result {
+  readonly opsPerSec: number
+  readonly p50: number
+  readonly p99: number
+}
+
+/** One operation; `i` picks the key. Resolves when the decision is known. */
+type Op = (i: number) => Promise<unknown>
+
+/** `concurrency` callers share `total` operations; every latency is recorded. */
+const measure = async (op: Op, total: number, concurrency: number): Promise<Result> => {
+  const latencies = new Float64Array(total)
+  let next = 0
+  const worker = async () => {
+    while (true) {
+      const i = next++
+      if (i >= total) return
+      const t0 = performance.now()
+      await op(i)
+      latencies[i] = performance.now() - t0
+    }
+  }
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const elapsed = performance.now() - t0
+  const sorted = Array.from(latencies).sort((a, b) => a - b)
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
+  return { opsPerSec: total / (elapsed / 1000), p50: pct(0.5), p99: pct(0.99) }
+}
+
+/** Best of the rounds (highest throughput), after a warm-up. */
+const bench = async (op: Op, total: number, concurrency: number): Promise<Result> => {
+  await measure(op, Math.min(2000, total), concurrency)
+  let best: Result | undefined
+  for (let r = 0; r < ROUNDS; r++) {
+    const result = await measure(op, total, concurrency)
+    if (best === undefined || result.opsPerSec > best.opsPerSec) best = result
+  }
+  if (best === undefined) throw new Error("no rounds")
+  return best
+}
+
+/** An Effect runtime's `runPromise` over a layer, built once and disposed at the end. */
+const runtimeOf = async <R, E>(layer: Layer.Layer<R, E>) => {
+  const { ManagedRuntime } = await import("effect")
+  const runtime = ManagedRuntime.make(layer)
+  await runtime.runtime()
+  return runtime
+}
+
+interface Row {
+  readonly name: string
+  readonly sequential: Result
+  readonly concurrent: Result
+}
+
+const rows: Array<Row> = []
+const row = async (name: string, op: Op) => {
+  const sequential = await bench(op, SEQUENTIAL, 1)
+  const concurrent = await bench(op, CONCURRENT, 64)
+  rows.push({ name, sequential, concurrent })
+  console.log(
+    `${name.padEnd(58)} seq ${sequential.opsPerSec.toFixed(0).padStart(7)}/s p50 ${sequential.p50.toFixed(3)} p99 ${
+      sequential.p99.toFixed(3)
+    } | c64 ${concurrent.opsPerSec.toFixed(0).padStart(7)}/s p50 ${concurrent.p50.toFixed(3)} p99 ${concurrent.p99.toFixed(3)}`
+  )
+}
+
+const main = async () => {
+  // --- the floor: raw ioredis PING ------------------------------------------------------------
+  for (const pipelining of [true, false]) {
+    const redis = new Redis(URL, { enableAutoPipelining: pipelining })
+    await row(`ioredis PING (floor), auto-pipelining ${pipelining ? "on" : "off"}`, () => redis.ping())
+    await redis.quit()
+  }
+
+  // --- effect-rate-sync: the store SPI and RateLimiter.check ------------------------------------
+  for (const pipelining of [true, false]) {
+    const storeLayer = RedisStore.layer({ url: Redacted.make(URL), keyPrefix: `bench-${run}`, autoPipelining: pipelining })
+    const runtime = await runtimeOf(
+      RateLimiter.layer({
+        tb: { ratePerSecond: 1_000_000, burst: 1_000_000 },
+        fw: { algorithm: "fixed_window", limit: 1_000_000_000, window: "1 minute" }
+      }).pipe(Layer.provideMerge(storeLayer))
+    )
+    const store = await runtime.runPromise(RateLimitStore.RateLimitStore)
+    const label = `auto-pipelining ${pipelining ? "on" : "off"}`
+    await row(`effect-rate-sync store.tokenBucket, ${label}`, (i) =>
+      runtime.runPromise(
+        store.tokenBucket({ limiter: "tb", key: keys[i % KEYS] ?? "", ratePerSecond: 1_000_000, burst: 1_000_000, cost: 1, maxWaitMs: 0 })
+      ))
+    await row(`effect-rate-sync RateLimiter.check (token bucket), ${label}`, (i) =>
+      runtime.runPromise(RateLimiter.check("tb", { key: keys[i % KEYS] ?? "" })))
+    await row(`effect-rate-sync RateLimiter.check (fixed window), ${label}`, (i) =>
+      runtime.runPromise(RateLimiter.check("fw", { key: keys[i % KEYS] ?? "" })))
+    await runtime.dispose()
+  }
+
+  // --- rate-limiter-flexible ----------------------------------------------------------------------
+  {
+    const redis = new Redis(URL, { enableAutoPipelining: true })
+    const limiter = new RateLimiterRedis({
+      storeClient: redis,
+      useRedisPackage: false,
+      keyPrefix: `rlf-${run}`,
+      points: 1_000_000_000,
+      duration: 60
+    })
+    await row("rate-limiter-flexible RateLimiterRedis.consume (fixed window)", (i) => limiter.consume(keys[i % KEYS] ?? ""))
+    await redis.quit()
+  }
+
+  // --- @effect/experimental -----------------------------------------------------------------------
+  {
+    const [host, port] = new globalThis.URL(URL).host.split(":")
+    const runtime = await runtimeOf(
+      Layer.effect(ExperimentalRateLimiter.RateLimiter, ExperimentalRateLimiter.make).pipe(
+        Layer.provide(ExperimentalRedis.layerStore({ host: host ?? "127.0.0.1", port: Number(port ?? 6379), prefix: `exp-${run}:` }))
+      )
+    )
+    const limiter = await runtime.runPromise(ExperimentalRateLimiter.RateLimiter)
+    await row("@effect/experimental RateLimiter (Redis store, token bucket)", (i) =>
+      runtime.runPromise(
+        limiter.consume({ algorithm: "token-bucket", window: "1 second", limit: 1_000_000, key: keys[i % KEYS] ?? "" })
+      ))
+    await row("@effect/experimental RateLimiter (Redis store, fixed window)", (i) =>
+      runtime.runPromise(
+        limiter.consume({ algorithm: "fixed-window", window: "1 minute", limit: 1_000_000, key: keys[i % KEYS] ?? "" })
+      ))
+    await runtime.dispose()
+  }
+
+  // --- clean up the keys of this run --------------------------------------------------------------
+  {
+    const redis = new Redis(URL)
+    for (const pattern of [`bench-${run}:*`, `rlf-${run}*`, `exp-${run}:*`]) {
+      let cursor = "0"
+      do {
+        const [next, found] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+        cursor = next
+        if (found.length > 0) await redis.unlink(...found)
+      } while (cursor !== "0")
+    }
+    await redis.quit()
+  }
+
+  // --- report --------------------------------------------------------------------------------------
+  const find = (prefix: string) => rows.find((r) => r.name.startsWith(prefix))
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+  const ms = (n: number) => n.toFixed(3)
+  const table = [
+    "| implementation | 1 caller: decisions/s | p50 ms | p99 ms | 64 callers: decisions/s | p50 ms | p99 ms |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) =>
+      `| ${r.name} | ${fmt(r.sequential.opsPerSec)} | ${ms(r.sequential.p50)} | ${ms(r.sequential.p99)} | ${
+        fmt(r.concurrent.opsPerSec)
+      } | ${ms(r.concurrent.p50)} | ${ms(r.concurrent.p99)} |`
+    )
+  ]
+  const ours = find("effect-rate-sync RateLimiter.check (token bucket), auto-pipelining on")
+  const oursOff = find("effect-rate-sync RateLimiter.check (token bucket), auto-pipelining off")
+  const rlf = find("rate-limiter-flexible")
+  const ping = find("ioredis PING (floor), auto-pipelining on")
+  const checks: Array<string> = []
+  if (ours && rlf && ping) {
+    checks.push(
+      `- 64 callers, RateLimiter.check vs rate-limiter-flexible: ${
+        (ours.concurrent.opsPerSec / rlf.concurrent.opsPerSec).toFixed(2)
+      }× its throughput (target ≥ 1.0×), p99 ${ms(ours.concurrent.p99)} ms (target ≤ 2.5 ms).`,
+      `- 1 caller, RateLimiter.check p50 ${ms(ours.sequential.p50)} ms vs PING p50 ${ms(ping.sequential.p50)} ms: ${
+        (ours.sequential.p50 / ping.sequential.p50).toFixed(2)
+      }× (target ≤ 1.15×).`
+    )
+  }
+  if (ours && oursOff) {
+    checks.push(
+      `- Auto-pipelining on vs off (RateLimiter.check, 64 callers): ${fmt(ours.concurrent.opsPerSec)} vs ${
+        fmt(oursOff.concurrent.opsPerSec)
+      } decisions/s.`
+    )
+  }
+  const body = [
+    "## Redis store",
+    "",
+    `Server: redis-server ${await serverVersion()} on loopback, same run for every row. Node ${process.version}, ${
+      os.cpus().length
+    } × ${os.cpus()[0]?.model ?? "cpu"}. ${SEQUENTIAL} sequential and ${CONCURRENT} concurrent decisions per round, best of ${ROUNDS} rounds.`,
+    "Every decision is one admitted request over 1 000 keys visited round-robin. Latency is measured around each",
+    "call, as the caller sees it (`runPromise` included for the Effect-based rows).",
+    "",
+    ...table,
+    "",
+    ...checks
+  ].join("\n")
+  await writeSection("redis", body)
+  console.log(`\n${checks.join("\n")}`)
+}
+
+const serverVersion = async (): Promise<string> => {
+  const redis = new Redis(URL)
+  const info = await redis.info("server")
+  await redis.quit()
+  return /redis_version:(\S+)/.exec(info)?.[1] ?? "?"
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,491 @@
+/**
+ * Fine-grained middleware behaviour through `HttpApp.toWebHandler` (no socket): headers, refusal
+ * bodies, include/exclude, exemptions, costs, fail-open/closed, configuration errors, per-route
+ * limits and the HttpApi middleware. Time is the TestClock's, frozen, so every number is exact.
+ */
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpRouter,
+  HttpServer,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Schema } from "effect"
+import * as HttpRateLimit from "../../src/HttpRateLimit.js"
+import type { LimiterDefinition } from "../../src/LimiterDefinition.js"
+import * as RateLimiter from "../../src/RateLimiter.js"
+import * as RateLimitStore from "../../src/RateLimitStore.js"
+import {
+  failingStore,
+  failingStoreLayer,
+  freshId,
+  limitersOn,
+  rateHeadersOf,
+  requestCount,
+  SECRET_STORE_MESSAGE,
+  webHandler
+} from "./helpers.js"
+
+const ok = HttpServerResponse.text("ok")
+
+const hour = (limit: number): LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
+
+describe("HttpRateLimit.middleware (web handler)", () => {
+  it.effect("admits 100 per window, refuses the 101st with exact headers and a problem+json body", () => {
+    const id = freshId("api")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(ok))
+      const first = yield* send("/things")
+      expect(first.status).toBe(200)
+      expect(first.body).toBe("ok")
+      expect(rateHeadersOf(first.headers)).toEqual({
+        "ratelimit-policy": `"${id}";q=100;w=3600`,
+        "ratelimit": `"${id}";r=99;t=3600`,
+        "x-ratelimit-limit": "100",
+        "x-ratelimit-remaining": "99",
+        "x-ratelimit-reset": "3600"
+      })
+      for (let i = 2; i <= 99; i++) {
+        const r = yield* send("/things")
+        expect(r.status).toBe(200)
+      }
+      const hundredth = yield* send("/things")
+      expect(hundredth.status).toBe(200)
+      expect(hundredth.headers["ratelimit"]).toBe(`"${id}";r=0;t=3600`)
+      expect(hundredth.headers["x-ratelimit-remaining"]).toBe("0")
+
+      const refused = yield* send("/things")
+      expect(refused.status).toBe(429)
+      expect(refused.headers["content-type"]).toBe("application/problem+json")
+      expect(rateHeadersOf(refused.headers)).toEqual({
+        "ratelimit-policy": `"${id}";q=100;w=3600`,
+        "ratelimit": `"${id}";r=0;t=3600`,
+        "x-ratelimit-limit": "100",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "3600",
+        "retry-after": "3600"
+      })
+      expect(JSON.parse(refused.body)).toEqual({
+        type: "about:blank",
+        title: "Too Many Requests",
+        status: 429,
+        detail: `Rate limit "${id}" exceeded; retry after 3600 seconds.`,
+        limiter: id,
+        retryAfter: 3600
+      })
+      // another client is not affected
+      const other = yield* send("/things", { headers: { "x-test-peer": "198.51.100.2" } })
+      expect(other.status).toBe(200)
+      expect(yield* requestCount(id, "allowed")).toBe(101)
+      expect(yield* requestCount(id, "refused")).toBe(1)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(100) })))
+  })
+
+  it.effect("token bucket: q is the burst, w the refill time; Retry-After is whole seconds rounded up", () => {
+    const id = freshId("tb")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, headers: "draft" })(ok))
+      const a = yield* send("/")
+      expect(rateHeadersOf(a.headers)).toEqual({
+        "ratelimit-policy": `"${id}";q=2;w=4`,
+        "ratelimit": `"${id}";r=1;t=2`
+      })
+      const b = yield* send("/")
+      expect(b.headers["ratelimit"]).toBe(`"${id}";r=0;t=4`)
+      const c = yield* send("/")
+      expect(c.status).toBe(429)
+      // 0.5 token/s: the next token is 2 s away
+      expect(c.headers["retry-after"]).toBe("2")
+      expect(c.headers["x-ratelimit-limit"]).toBeUndefined()
+    }).pipe(Effect.provide(limitersOn({ [id]: { ratePerSecond: 0.5, burst: 2 } })))
+  })
+
+  it.effect("Retry-After is at least 1 second even when the wait is shorter", () => {
+    const id = freshId("fast")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, headers: "legacy" })(ok))
+      expect((yield* send("/")).status).toBe(200)
+      const refused = yield* send("/")
+      expect(refused.status).toBe(429)
+      // 10 tokens/s: 100 ms away, rounded up to 1 s
+      expect(rateHeadersOf(refused.headers)).toEqual({
+        "x-ratelimit-limit": "1",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "1",
+        "retry-after": "1"
+      })
+    }).pipe(Effect.provide(limitersOn({ [id]: { ratePerSecond: 10, burst: 1 } })))
+  })
+
+  it.effect("odd store answers (zero wait on a refusal, NaN, Infinity) never give NaN or Retry-After 0", () => {
+    const id = freshId("odd")
+    const refuse = Effect.succeed({
+      allowed: false,
+      limit: 5,
+      remaining: Number.NaN,
+      resetAfterMs: Number.NaN,
+      retryAfterMs: 0,
+      delayMs: 0
+    })
+    const oddStore = RateLimitStore.make({
+      ...failingStore,
+      slidingWindow: () => refuse
+    })
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(ok))
+      const r = yield* send("/")
+      expect(r.status).toBe(429)
+      expect(rateHeadersOf(r.headers)).toEqual({
+        "ratelimit-policy": `"${id}";q=5;w=3600`,
+        "ratelimit": `"${id}";r=0;t=0`,
+        "x-ratelimit-limit": "5",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "0",
+        "retry-after": "1"
+      })
+      expect(JSON.parse(r.body)).toMatchObject({ retryAfter: 1 })
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(5) }, Layer.succeed(RateLimitStore.RateLimitStore, oddStore))))
+  })
+
+  it.effect("headers: \"none\" sends no rate headers but a refusal still has Retry-After", () => {
+    const id = freshId("none")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, headers: "none" })(ok))
+      expect(rateHeadersOf((yield* send("/")).headers)).toEqual({})
+      const refused = yield* send("/")
+      expect(refused.status).toBe(429)
+      expect(rateHeadersOf(refused.headers)).toEqual({ "retry-after": "3600" })
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(1) })))
+  })
+
+  it.effect("policy names are structured-field strings", () => {
+    const id = freshId("named")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(
+        HttpRateLimit.middleware({ limiter: id, headers: "draft", policyName: "per \"ip\" \\ é" })(ok)
+      )
+      const r = yield* send("/")
+      expect(r.headers["ratelimit-policy"]).toBe(`"per \\"ip\\" \\\\ ?";q=5;w=60`)
+      expect(r.headers["ratelimit"]).toBe(`"per \\"ip\\" \\\\ ?";r=4;t=60`)
+    }).pipe(Effect.provide(limitersOn({ [id]: { algorithm: "fixed_window", limit: 5, window: "1 minute" } })))
+  })
+
+  it.effect("excluded paths are never limited and carry no headers; include narrows the scope", () => {
+    const id = freshId("paths")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(
+        HttpRateLimit.middleware({
+          limiter: id,
+          include: ["/api/**", /^\/v[0-9]+\//],
+          exclude: ["/api/health", "/api/public/*/info", "/api/static/**"]
+        })(ok)
+      )
+      for (let i = 0; i < 5; i++) {
+        for (const path of ["/api/health", "/api/health?x=1", "/api/public/a/info", "/outside", "/v2x/a", "/api/static", "/api/static/a/b.css"]) {
+          const r = yield* send(path)
+          expect(r.status, path).toBe(200)
+          expect(rateHeadersOf(r.headers), path).toEqual({})
+        }
+      }
+      // limited paths share the client's budget of 2
+      expect((yield* send("/api")).status).toBe(200)
+      expect((yield* send("/v1/x")).status).toBe(200)
+      expect((yield* send("/api/public/a/b/info")).status).toBe(429)
+      // a dot-segment path that a router could normalise into a limited one is limited, even if
+      // its raw form looks excluded or not included
+      expect((yield* send("/api/health/../users")).status).toBe(429)
+      expect((yield* send("/x/..%2Fapi/users")).status).toBe(429)
+      expect((yield* send("/api/static/../users")).status).toBe(429)
+      expect((yield* send("/api/static/%2e%2e/users")).status).toBe(429)
+      expect(yield* requestCount(id, "allowed")).toBe(2)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(2) })))
+  })
+
+  it.effect("a custom key can exempt a request: no store call, no headers", () => {
+    const id = freshId("exempt")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(
+        HttpRateLimit.middleware({
+          limiter: id,
+          failOpen: false,
+          key: (request) =>
+            Effect.succeed(request.headers["x-internal"] === "yes" ? HttpRateLimit.Exempt : "everyone")
+        })(ok)
+      )
+      // the store fails on every call, and failOpen is false: only an exempt request can pass
+      const exempt = yield* send("/", { headers: { "x-internal": "yes" } })
+      expect(exempt.status).toBe(200)
+      expect(rateHeadersOf(exempt.headers)).toEqual({})
+      const limited = yield* send("/")
+      expect(limited.status).toBe(503)
+      expect(yield* requestCount(id, "exempt")).toBe(1)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(10) }, failingStoreLayer)))
+  })
+
+  it.effect("custom key and per-request cost", () => {
+    const id = freshId("cost")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(
+        HttpRateLimit.middleware({
+          limiter: id,
+          key: (request, client) => Effect.succeed(`${request.headers["x-user"] ?? "anon"}@${client ?? "?"}`),
+          cost: (request) => Effect.succeed(request.method === "POST" ? 4 : 1)
+        })(ok)
+      )
+      const post = yield* send("/", { method: "POST", headers: { "x-user": "u1" } })
+      expect(post.headers["x-ratelimit-remaining"]).toBe("6")
+      expect((yield* send("/", { method: "POST", headers: { "x-user": "u1" } })).headers["x-ratelimit-remaining"]).toBe(
+        "2"
+      )
+      expect((yield* send("/", { method: "POST", headers: { "x-user": "u1" } })).status).toBe(429)
+      expect((yield* send("/", { headers: { "x-user": "u1" } })).headers["x-ratelimit-remaining"]).toBe("1")
+      // another user, same address
+      expect((yield* send("/", { method: "POST", headers: { "x-user": "u2" } })).status).toBe(200)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(10) })))
+  })
+
+  it.effect("spoofed X-Forwarded-For from an untrusted peer does not change the key", () => {
+    const id = freshId("spoof")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, trustedProxies: ["10.0.0.0/8"] })(ok))
+      for (let i = 0; i < 3; i++) {
+        const r = yield* send("/", { headers: { "x-forwarded-for": `203.0.113.${i}`, "forwarded": `for=203.0.113.${i}` } })
+        expect(r.status).toBe(200)
+      }
+      const r = yield* send("/", { headers: { "x-forwarded-for": "192.0.2.200" } })
+      expect(r.status).toBe(429)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(3) })))
+  })
+
+  it.effect("Forwarded (RFC 7239) is read when configured, X-Forwarded-For is then ignored", () => {
+    const id = freshId("fwd")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(
+        HttpRateLimit.middleware({ limiter: id, trustedProxies: ["10.0.0.0/8"], proxyHeader: "forwarded" })(ok)
+      )
+      const peer = { "x-test-peer": "10.0.0.1" }
+      const a = { ...peer, forwarded: "for=\"[2001:db8:7:7::1]:1234\";proto=https" }
+      const b = { ...peer, forwarded: "for=6.6.6.6, for=\"[2001:db8:7:7:ffff::2]\"", "x-forwarded-for": "192.0.2.9" }
+      expect((yield* send("/", { headers: a })).status).toBe(200)
+      expect((yield* send("/", { headers: b })).status).toBe(429)
+      const c = { ...peer, forwarded: "for=192.0.2.10", "x-forwarded-for": "2001:db8:7:7::1" }
+      expect((yield* send("/", { headers: c })).status).toBe(200)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(1) })))
+  })
+
+  it.effect("fail-open (default): store failure lets the request through, marks it, sends no numbers", () => {
+    const id = freshId("open")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(ok))
+      for (let i = 0; i < 3; i++) {
+        const r = yield* send("/")
+        expect(r.status).toBe(200)
+        expect(r.body).toBe("ok")
+        expect(rateHeadersOf(r.headers)).toEqual({})
+      }
+      expect(yield* requestCount(id, "fail_open")).toBe(3)
+      const metrics = yield* RateLimiter.metrics(id)
+      expect(metrics.storeErrors).toBe(3)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(1) }, failingStoreLayer)))
+  })
+
+  it.effect("fail-open also overrides a fail-closed limiter", () => {
+    const id = freshId("open-closed")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, failOpen: true })(ok))
+      expect((yield* send("/")).status).toBe(200)
+      expect(yield* requestCount(id, "fail_open")).toBe(1)
+    }).pipe(Effect.provide(limitersOn({ [id]: { ...hour(1), failClosed: true } }, failingStoreLayer)))
+  })
+
+  for (const failClosed of [false, true]) {
+    it.effect(`fail-closed: 503 with a generic body, nothing of the store leaks (limiter failClosed=${failClosed})`, () => {
+      const id = freshId("closed")
+      return Effect.gen(function*() {
+        let reached = 0
+        const app = Effect.sync(() => {
+          reached++
+          return HttpServerResponse.text("ok")
+        })
+        const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, failOpen: false })(app))
+        const r = yield* send("/")
+        expect(r.status).toBe(503)
+        expect(reached).toBe(0)
+        expect(r.headers["content-type"]).toBe("application/problem+json")
+        expect(JSON.parse(r.body)).toEqual({
+          type: "about:blank",
+          title: "Service Unavailable",
+          status: 503,
+          detail: "Rate limiting is temporarily unavailable; please retry later."
+        })
+        const everything = JSON.stringify(r)
+        for (const secret of ["hunter2", "redis", "10.9.8.7", "rate_limit", "EVALSHA", "203.0.113.9", "198.51.100.1"]) {
+          expect(everything).not.toContain(secret)
+        }
+        expect(SECRET_STORE_MESSAGE).toContain("hunter2")
+        expect(yield* requestCount(id, "unavailable")).toBe(1)
+      }).pipe(Effect.provide(limitersOn({ [id]: { ...hour(1), failClosed } }, failingStoreLayer)))
+    })
+  }
+
+  it.effect("an unknown limiter is a defect (500), never a 429 or a leak", () => {
+    const id = freshId("missing")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(ok))
+      const r = yield* send("/")
+      expect(r.status).toBe(500)
+      expect(r.body).toBe("")
+    }).pipe(Effect.provide(limitersOn({})))
+  })
+
+  it.effect("invalid options fail at construction with a ConfigError naming the option", () =>
+    Effect.gen(function*() {
+      const bad = yield* Effect.exit(HttpRateLimit.makeMiddleware({ limiter: "x", trustedProxies: ["10.0.0.0/8", "10.0.0.300"] }))
+      expect(Exit.isFailure(bad)).toBe(true)
+      const error = yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "x", trustedProxies: ["10.0.0.0/8", "10.0.0.300"] }))
+      expect(error._tag).toBe("ConfigError")
+      expect(error.path).toBe("http.trustedProxies[1]")
+      expect(error.received).toBe("\"10.0.0.300\"")
+      expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "x", ipv6Prefix: 0 }))).path).toBe("http.ipv6Prefix")
+      expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "x", cost: 1.5 }))).path).toBe("http.cost")
+      expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "" }))).path).toBe("http.limiter")
+      const client = yield* HttpRateLimit.clientAddress({ trustedProxies: ["loopback"] })
+      const request = HttpServerRequest.fromWeb(
+        new Request("http://localhost/", { headers: { "x-forwarded-for": "2001:db8:5:5::1" } })
+      ).modify({ remoteAddress: "::1" })
+      expect(client(request)).toBe("2001:db8:5:5::/64")
+    }))
+
+  it.effect("the middleware of invalid options dies on each request (500)", () => {
+    const id = freshId("badopts")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, trustedProxies: ["nope"] })(ok))
+      expect((yield* send("/")).status).toBe(500)
+    }).pipe(Effect.provide(limitersOn({ [id]: hour(1) })))
+  })
+})
+
+describe("HttpRateLimit.limit (per route)", () => {
+  it.effect("limits one route of a router, and a group, with their own limiters; headers of both", () => {
+    const login = freshId("login")
+    const api = freshId("api")
+    return Effect.gen(function*() {
+      const apiGroup = HttpRouter.empty.pipe(
+        HttpRouter.get("/a", ok),
+        HttpRouter.get("/b", ok),
+        HttpRateLimit.limit(api, { headers: "draft" })
+      )
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.post("/login", ok.pipe(HttpRateLimit.limit(login, { headers: "draft" }))),
+        HttpRouter.get("/free", ok),
+        HttpRouter.mountApp("/api", apiGroup)
+      )
+      const send = yield* webHandler(router)
+      const l1 = yield* send("/login", { method: "POST" })
+      expect(l1.status).toBe(200)
+      expect(l1.headers["ratelimit"]).toBe(`"${login}";r=0;t=3600`)
+      expect((yield* send("/login", { method: "POST" })).status).toBe(429)
+      const free = yield* send("/free")
+      expect(free.status).toBe(200)
+      expect(rateHeadersOf(free.headers)).toEqual({})
+      expect((yield* send("/api/a")).headers["ratelimit"]).toBe(`"${api}";r=2;t=3600`)
+      expect((yield* send("/api/b")).headers["ratelimit"]).toBe(`"${api}";r=1;t=3600`)
+    }).pipe(Effect.provide(limitersOn({ [login]: hour(1), [api]: hour(3) })))
+  })
+
+  it.effect("nested limiters list both policies in the IETF headers; the legacy trio is the most restrictive", () => {
+    const outer = freshId("outer")
+    const inner = freshId("inner")
+    return Effect.gen(function*() {
+      const app = ok.pipe(HttpRateLimit.limit(inner), HttpRateLimit.limit(outer))
+      const send = yield* webHandler(app)
+      const r = yield* send("/")
+      expect(rateHeadersOf(r.headers)).toEqual({
+        "ratelimit-policy": `"${outer}";q=10;w=3600, "${inner}";q=2;w=60`,
+        "ratelimit": `"${outer}";r=9;t=3600, "${inner}";r=1;t=60`,
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "1",
+        "x-ratelimit-reset": "60"
+      })
+      expect((yield* send("/")).headers["x-ratelimit-remaining"]).toBe("0")
+      // refused by the inner limiter: its numbers stand, the outer policy is appended
+      const refused = yield* send("/")
+      expect(refused.status).toBe(429)
+      expect(rateHeadersOf(refused.headers)).toEqual({
+        "ratelimit-policy": `"${inner}";q=2;w=60, "${outer}";q=10;w=3600`,
+        "ratelimit": `"${inner}";r=0;t=60, "${outer}";r=7;t=3600`,
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "60",
+        "retry-after": "60"
+      })
+    }).pipe(Effect.provide(limitersOn({ [outer]: hour(10), [inner]: { algorithm: "fixed_window", limit: 2, window: "1 minute" } })))
+  })
+})
+
+class Greetings extends HttpApiGroup.make("greetings")
+  .add(HttpApiEndpoint.get("hello", "/hello").addSuccess(Schema.String))
+  .middleware(HttpRateLimit.HttpApiRateLimit)
+{}
+class Api extends HttpApi.make("api").add(Greetings) {}
+
+describe("HttpRateLimit.HttpApiRateLimit", () => {
+  const build = (id: string) =>
+    HttpApiBuilder.api(Api).pipe(
+      Layer.provide(HttpApiBuilder.group(Api, "greetings", (handlers) => handlers.handle("hello", () => Effect.succeed("hi")))),
+      Layer.provide(HttpRateLimit.layerHttpApi(id, { failOpen: false })),
+      Layer.orDie
+    )
+
+  it.effect("429 in the API's schema, problem+json, with headers and Retry-After", () => {
+    const id = freshId("httpapi")
+    return Effect.gen(function*() {
+      const app = yield* HttpApiBuilder.httpApp.pipe(
+        Effect.provide([build(id), HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      )
+      const send = yield* webHandler(app)
+      const first = yield* send("/hello")
+      expect(first.status).toBe(200)
+      expect(first.body).toBe("\"hi\"")
+      expect(rateHeadersOf(first.headers)).toEqual({
+        "ratelimit-policy": `"${id}";q=1;w=3600`,
+        "ratelimit": `"${id}";r=0;t=3600`,
+        "x-ratelimit-limit": "1",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "3600"
+      })
+      const refused = yield* send("/hello")
+      expect(refused.status).toBe(429)
+      expect(refused.headers["content-type"]).toBe("application/problem+json")
+      expect(refused.headers["retry-after"]).toBe("3600")
+      expect(refused.headers["ratelimit"]).toBe(`"${id}";r=0;t=3600`)
+      expect(JSON.parse(refused.body)).toEqual({
+        _tag: "TooManyRequests",
+        type: "about:blank",
+        title: "Too Many Requests",
+        status: 429,
+        detail: `Rate limit "${id}" exceeded; retry after 3600 seconds.`,
+        limiter: id,
+        retryAfter: 3600
+      })
+    }).pipe(Effect.provide([limitersOn({ [id]: hour(1) }), HttpServer.layerContext]))
+  })
+
+  it.effect("503 when the store fails and failOpen is false", () => {
+    const id = freshId("httpapi-down")
+    return Effect.gen(function*() {
+      const app = yield* HttpApiBuilder.httpApp.pipe(
+        Effect.provide([build(id), HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      )
+      const send = yield* webHandler(app)
+      const r = yield* send("/hello")
+      expect(r.status).toBe(503)
+      expect(r.body).not.toContain("hunter2")
+      expect(JSON.parse(r.body)).toMatchObject({ _tag: "RateLimitUnavailable", status: 503 })
+    }).pipe(Effect.provide([limitersOn({ [id]: hour(1) }, failingStoreLayer), HttpServer.layerContext]))
+  })
+})

@@ -1,0 +1,214 @@
+/**
+ * The middleware behind a real `NodeHttpServer` on a loopback port, driven by real HTTP requests
+ * (`fetch`). The socket peer is 127.0.0.1; forwarding headers are what a proxy (or an attacker)
+ * would send. Real clock: bounds are generous, never tight timings.
+ */
+import type { HttpApp, HttpServerRequest } from "@effect/platform"
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import { createServer, request } from "node:http"
+import * as HttpRateLimit from "../../src/HttpRateLimit.js"
+import type { LimiterDefinition } from "../../src/LimiterDefinition.js"
+import type * as RateLimiter from "../../src/RateLimiter.js"
+import type * as RateLimitStore from "../../src/RateLimitStore.js"
+import { failingStoreLayer, freshId, limitersOn, rateHeadersOf, requestCount } from "./helpers.js"
+
+interface Reply {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: string
+}
+
+type Send = (path: string, headers?: Record<string, string>) => Effect.Effect<Reply>
+
+/** `node:http`, which sends the path as written (fetch would normalise dot segments). */
+const rawGet = (base: string, path: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(base)
+    const req = request({ host: url.hostname, port: url.port, path, headers: { connection: "close" } }, (res) => {
+      res.resume()
+      res.on("end", () => resolve(res.statusCode ?? 0))
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+/**
+ * Serves `app` on 127.0.0.1:<ephemeral> with `limiters` on `store`, then runs `body` with a
+ * function sending real requests to it. The server closes with the scope.
+ */
+const withServer = <A, E, R extends RateLimiter.RateLimiter | HttpServerRequest.HttpServerRequest | Scope.Scope>(
+  app: HttpApp.Default<E, R>,
+  limiters: Readonly<Record<string, LimiterDefinition>>,
+  body: (send: Send, raw: (path: string) => Effect.Effect<number>) => Effect.Effect<A>,
+  store?: Layer.Layer<RateLimitStore.RateLimitStore>
+) =>
+  Effect.gen(function*() {
+    const base = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:[0-9]+$/)
+    const send: Send = (path, headers) =>
+      Effect.promise(async () => {
+        const response = await fetch(`${base}${path}`, { headers: { connection: "close", ...headers } })
+        const out: Record<string, string> = {}
+        response.headers.forEach((value, name) => {
+          out[name] = value
+        })
+        return { status: response.status, headers: out, body: await response.text() }
+      })
+    return yield* body(send, (path) => Effect.promise(() => rawGet(base, path)))
+  }).pipe(
+    Effect.provide(
+      HttpServer.serve(app).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+        Layer.provide(limitersOn(limiters, store)),
+        Layer.orDie
+      )
+    )
+  )
+
+const ok = HttpServerResponse.text("ok")
+const hour = (limit: number): LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
+
+describe("HttpRateLimit over a real NodeHttpServer", () => {
+  it.live("the 101st request of a 100/window limit gets 429; headers are exact", () => {
+    const id = freshId("node-api")
+    const app = HttpRouter.empty.pipe(HttpRouter.get("/things", ok), HttpRateLimit.middleware({ limiter: id }))
+    return withServer(app, { [id]: hour(100) }, (send) =>
+      Effect.gen(function*() {
+        const first = yield* send("/things")
+        expect(first.status).toBe(200)
+        expect(rateHeadersOf(first.headers)).toEqual({
+          "ratelimit-policy": `"${id}";q=100;w=3600`,
+          "ratelimit": `"${id}";r=99;t=3600`,
+          "x-ratelimit-limit": "100",
+          "x-ratelimit-remaining": "99",
+          "x-ratelimit-reset": "3600"
+        })
+        for (let i = 2; i <= 100; i++) {
+          const r = yield* send("/things")
+          expect(r.status).toBe(200)
+          expect(r.headers["x-ratelimit-remaining"]).toBe(String(100 - i))
+        }
+        const refused = yield* send("/things")
+        expect(refused.status).toBe(429)
+        expect(refused.headers["content-type"]).toBe("application/problem+json")
+        // the oldest admitted request leaves the window an hour after it came in: a little less now
+        const retryAfter = Number(refused.headers["retry-after"])
+        expect(retryAfter).toBeGreaterThanOrEqual(3600 - 120)
+        expect(retryAfter).toBeLessThanOrEqual(3600)
+        expect(refused.headers["ratelimit"]).toBe(`"${id}";r=0;t=3600`)
+        expect(JSON.parse(refused.body)).toMatchObject({ status: 429, limiter: id, retryAfter })
+        expect(yield* requestCount(id, "refused")).toBe(1)
+      }))
+  })
+
+  it.live("a spoofed X-Forwarded-For from an untrusted peer does not change the key", () => {
+    const id = freshId("node-spoof")
+    // only 10.0.0.0/8 is trusted; the peer is 127.0.0.1
+    const app = ok.pipe(HttpRateLimit.middleware({ limiter: id, trustedProxies: ["10.0.0.0/8"] }))
+    return withServer(app, { [id]: hour(3) }, (send) =>
+      Effect.gen(function*() {
+        for (let i = 1; i <= 3; i++) {
+          const r = yield* send("/", { "x-forwarded-for": `203.0.113.${i}`, forwarded: `for=203.0.113.${i}` })
+          expect(r.status).toBe(200)
+        }
+        const r = yield* send("/", { "x-forwarded-for": "192.0.2.77" })
+        expect(r.status).toBe(429)
+      }))
+  })
+
+  it.live("behind trusted proxies the right-most untrusted address is the key", () => {
+    const id = freshId("node-chain")
+    const app = ok.pipe(HttpRateLimit.middleware({ limiter: id, trustedProxies: ["loopback", "10.0.0.0/8"] }))
+    return withServer(app, { [id]: hour(2) }, (send) =>
+      Effect.gen(function*() {
+        // client 198.51.100.7 -> proxy 10.0.0.3 -> 127.0.0.1 (peer); left-most entries are forged
+        const chain = (forged: string) => ({ "x-forwarded-for": `${forged}, 198.51.100.7, 10.0.0.3` })
+        expect((yield* send("/", chain("6.6.6.6"))).status).toBe(200)
+        expect((yield* send("/", chain("6.6.6.7"))).status).toBe(200)
+        expect((yield* send("/", chain("6.6.6.8"))).status).toBe(429)
+        expect((yield* send("/", { "x-forwarded-for": "198.51.100.7" })).status).toBe(429)
+        // a different client behind the same proxies has its own budget
+        expect((yield* send("/", { "x-forwarded-for": "198.51.100.8, 10.0.0.3" })).status).toBe(200)
+        // garbage never becomes a key: it falls back to the nearest trusted hop (here the peer)
+        expect((yield* send("/", { "x-forwarded-for": "198.51.100.9, not-an-ip" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "198.51.100.10, <script>" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "unknown" })).status).toBe(429)
+        expect((yield* send("/"))).toMatchObject({ status: 429 })
+      }))
+  })
+
+  it.live("IPv6 addresses of one /64 share a limit", () => {
+    const id = freshId("node-v6")
+    const app = ok.pipe(HttpRateLimit.middleware({ limiter: id, trustedProxies: ["loopback"] }))
+    return withServer(app, { [id]: hour(2) }, (send) =>
+      Effect.gen(function*() {
+        expect((yield* send("/", { "x-forwarded-for": "2001:db8:1:2::1" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "[2001:db8:1:2:ffff:eeee:dddd:cccc]:443" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "2001:DB8:1:2:0:0:0:9%eth0" })).status).toBe(429)
+        // the next /64 is another client
+        expect((yield* send("/", { "x-forwarded-for": "2001:db8:1:3::1" })).status).toBe(200)
+        // IPv4-mapped IPv6 is the IPv4 client
+        expect((yield* send("/", { "x-forwarded-for": "198.51.100.20" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "::ffff:198.51.100.20" })).status).toBe(200)
+        expect((yield* send("/", { "x-forwarded-for": "::ffff:c633:6414" })).status).toBe(429)
+      }))
+  })
+
+  it.live("excluded paths are never limited", () => {
+    const id = freshId("node-exclude")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/health", ok),
+      HttpRouter.get("/api/x", ok),
+      HttpRouter.get("/static/*", ok),
+      HttpRateLimit.middleware({ limiter: id, exclude: ["/health", "/static/**"] })
+    )
+    return withServer(app, { [id]: hour(1) }, (send, raw) =>
+      Effect.gen(function*() {
+        expect((yield* send("/api/x")).status).toBe(200)
+        expect((yield* send("/api/x")).status).toBe(429)
+        expect(yield* raw("/static/app.css")).toBe(200)
+        // sent as written: a path that normalises out of the excluded tree is limited
+        expect(yield* raw("/static/../api/x")).toBe(429)
+        expect(yield* raw("/static/%2e%2e/api/x")).toBe(429)
+        for (let i = 0; i < 10; i++) {
+          const r = yield* send("/health")
+          expect(r.status).toBe(200)
+          expect(rateHeadersOf(r.headers)).toEqual({})
+        }
+      }))
+  })
+
+  it.live("fail-open with a failing store lets requests through; fail-closed answers 503", () => {
+    const open = freshId("node-open")
+    const closed = freshId("node-closed")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/open", ok.pipe(HttpRateLimit.limit(open))),
+      HttpRouter.get("/closed", ok.pipe(HttpRateLimit.limit(closed, { failOpen: false })))
+    )
+    return withServer(
+      app,
+      { [open]: hour(1), [closed]: hour(1) },
+      (send) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 3; i++) {
+            const r = yield* send("/open")
+            expect(r.status).toBe(200)
+            expect(r.body).toBe("ok")
+          }
+          expect(yield* requestCount(open, "fail_open")).toBe(3)
+          const r = yield* send("/closed")
+          expect(r.status).toBe(503)
+          expect(r.headers["content-type"]).toBe("application/problem+json")
+          const everything = JSON.stringify(r)
+          for (const secret of ["hunter2", "redis", "10.9.8.7", "rate_limit", "127.0.0.1"]) {
+            expect(everything).not.toContain(secret)
+          }
+        }),
+      failingStoreLayer
+    )
+  })
+})

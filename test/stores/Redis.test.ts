@@ -1,0 +1,217 @@
+/**
+ * The Redis store against the real Redis on 127.0.0.1:6379: the conformance suite (live clock),
+ * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import { RateLimitStore } from "effect-rate-sync"
+import { RedisStore } from "effect-rate-sync/redis"
+import { Redis } from "ioredis"
+import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { requireService } from "../utils/services.js"
+
+const available = await requireService("Redis", "127.0.0.1", 6379)
+
+const PREFIX = `rs-test-${crypto.randomUUID()}`
+const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
+const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64url")
+const keyOf = (limiter: string, key: string, state: string) => `${PREFIX}:{${b64(limiter)}.${b64(key)}}:${state}`
+
+/** A raw client, to look at what the store wrote. */
+const raw = Effect.acquireRelease(
+  Effect.sync(() => new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: false })),
+  (client) => Effect.promise(() => client.quit()).pipe(Effect.ignore)
+)
+
+const StoreLive = RedisStore.layer({ url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: PREFIX })
+
+describe.skipIf(!available)("RedisStore on 127.0.0.1:6379", () => {
+  runStoreSuite("conformance (redis, live clock)", StoreLive, { clock: "live" })
+
+  layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.scoped("token bucket: burst, refusal with retryAfter, then a reservation", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("tb")
+        const req = { limiter, key: "", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
+        const remaining: Array<number> = []
+        for (let i = 0; i < 5; i++) {
+          const d = yield* store.tokenBucket(req)
+          assert.isTrue(d.allowed)
+          assert.strictEqual(d.delayMs, 0)
+          remaining.push(d.remaining)
+        }
+        assert.deepStrictEqual(remaining, [4, 3, 2, 1, 0])
+        const refused = yield* store.tokenBucket(req)
+        assert.isFalse(refused.allowed)
+        assert.isTrue(refused.retryAfterMs > 0 && refused.retryAfterMs <= 100, `retryAfter ${refused.retryAfterMs}`)
+        const reserved = yield* store.tokenBucket({ ...req, cost: 2, maxWaitMs: 1000 })
+        assert.isTrue(reserved.allowed)
+        assert.isTrue(reserved.delayMs > 100 && reserved.delayMs <= 200, `delay ${reserved.delayMs}`)
+        const tooBig = yield* store.tokenBucket({ ...req, cost: 6, maxWaitMs: 60_000 })
+        assert.isFalse(tooBig.allowed)
+        assert.strictEqual(tooBig.retryAfterMs, Infinity)
+      }))
+
+    it.scoped("token bucket with a fractional interval (3/s) keeps whole remaining counts", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const req = { limiter: fresh("tb3"), key: "k", ratePerSecond: 3, burst: 3, cost: 1, maxWaitMs: 0 }
+        const a = yield* store.tokenBucket(req)
+        const b = yield* store.tokenBucket(req)
+        const c = yield* store.tokenBucket(req)
+        const d = yield* store.tokenBucket(req)
+        assert.deepStrictEqual([a.remaining, b.remaining, c.remaining], [2, 1, 0])
+        assert.isFalse(d.allowed)
+        assert.isTrue(d.retryAfterMs > 300 && d.retryAfterMs <= 334, `retryAfter ${d.retryAfterMs}`)
+      }))
+
+    it.scoped("every key gets a TTL in the same step, and keys carry the encoded hash tag", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const limiter = fresh("ttl")
+        const key = "user:{42}"
+        yield* store.tokenBucket({ limiter, key, ratePerSecond: 1, burst: 10, cost: 4, maxWaitMs: 0 })
+        yield* store.slidingWindow({ limiter, key, limit: 5, windowMs: 2000, cost: 1 })
+        yield* store.fixedWindow({ limiter, key, limit: 5, windowMs: 60_000, cost: 1 })
+        yield* store.acquireSlot({ limiter, key, holder: "h1", limit: 2, leaseMs: 3000 })
+        const ttls = yield* Effect.promise(() =>
+          Promise.all(["tb", "sw", "swm", "fw", "cc"].map((s) => client.pttl(keyOf(limiter, key, s))))
+        )
+        const [tb, sw, swm, fw, cc] = ttls
+        assert.isTrue(tb !== undefined && tb > 3000 && tb <= 4000, `tb ${tb}`)
+        assert.isTrue(sw !== undefined && sw > 1500 && sw <= 2000, `sw ${sw}`)
+        assert.isTrue(swm !== undefined && swm > 1500 && swm <= 2000, `swm ${swm}`)
+        assert.isTrue(fw !== undefined && fw > 0 && fw <= 60_000, `fw ${fw}`)
+        assert.isTrue(cc !== undefined && cc > 2500 && cc <= 3000, `cc ${cc}`)
+        const all = yield* Effect.promise(() => client.keys(`${PREFIX}:{${b64(limiter)}.*`))
+        assert.strictEqual(all.length, 5)
+      }))
+
+    it.scoped("a refused hit does not extend a window's expiry", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const limiter = fresh("noextend")
+        const req = { limiter, key: "", limit: 1, windowMs: 1000, cost: 1 }
+        assert.isTrue((yield* store.slidingWindow(req)).allowed)
+        yield* Effect.sleep("300 millis")
+        assert.isFalse((yield* store.slidingWindow(req)).allowed)
+        const ttl = yield* Effect.promise(() => client.pttl(keyOf(limiter, "", "sw")))
+        assert.isTrue(ttl > 0 && ttl <= 700, `ttl ${ttl}`)
+      }))
+
+    it.scoped("distinct (limiter, key) pairs never collide, whatever characters they hold", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const base = fresh("collide")
+        const pairs: ReadonlyArray<readonly [string, string]> = [
+          [`${base}.x`, ""],
+          [base, "x"],
+          [`${base}`, ".x"],
+          [`${base}}`, "{x"],
+          [`${base}:`, "x"]
+        ]
+        for (const [limiter, key] of pairs) {
+          const d = yield* store.fixedWindow({ limiter, key, limit: 1, windowMs: 60_000, cost: 1 })
+          assert.isTrue(d.allowed, `${limiter} / ${key}`)
+        }
+      }))
+
+    it.scoped("sliding window is exact and answers retryAfter from the oldest entries", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const req = { limiter: fresh("sw"), key: "k", limit: 3, windowMs: 400, cost: 1 }
+        assert.isTrue((yield* store.slidingWindow({ ...req, cost: 2 })).allowed)
+        const second = yield* store.slidingWindow(req)
+        assert.isTrue(second.allowed)
+        assert.strictEqual(second.remaining, 0)
+        const refused = yield* store.slidingWindow(req)
+        assert.isFalse(refused.allowed)
+        assert.isTrue(refused.retryAfterMs > 0 && refused.retryAfterMs <= 400, `retry ${refused.retryAfterMs}`)
+        const peek = yield* store.peek({ algorithm: "sliding_window", limiter: req.limiter, key: "k", limit: 3, windowMs: 400 })
+        assert.isFalse(peek.allowed)
+        yield* Effect.sleep(`${Math.ceil(refused.retryAfterMs) + 20} millis`)
+        const after = yield* store.slidingWindow({ ...req, cost: 2 })
+        assert.isTrue(after.allowed, "the cost-2 entry left the window")
+      }))
+
+    it.scoped("fixed window counts per aligned window and refusals do not count", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const req = { limiter: fresh("fw"), key: "", limit: 2, windowMs: 60_000, cost: 1 }
+        const a = yield* store.fixedWindow(req)
+        const b = yield* store.fixedWindow(req)
+        const c = yield* store.fixedWindow(req)
+        assert.deepStrictEqual([a.allowed, b.allowed, c.allowed], [true, true, false])
+        assert.strictEqual(c.retryAfterMs, c.resetAfterMs)
+        const peek = yield* store.peek({ algorithm: "fixed_window", limiter: req.limiter, key: "", limit: 2, windowMs: 60_000 })
+        assert.strictEqual(peek.remaining, 0)
+      }))
+
+    it.scoped("slots: limit, idempotent acquire, release, lost lease is not renewed", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const base = { limiter: fresh("cc"), key: "", limit: 2, leaseMs: 5000 }
+        assert.isTrue((yield* store.acquireSlot({ ...base, holder: "a" })).acquired)
+        assert.isTrue((yield* store.acquireSlot({ ...base, holder: "a" })).acquired)
+        const b = yield* store.acquireSlot({ ...base, holder: "b" })
+        assert.isTrue(b.acquired)
+        assert.strictEqual(b.active, 2)
+        const c = yield* store.acquireSlot({ ...base, holder: "c" })
+        assert.isFalse(c.acquired)
+        assert.isTrue(c.retryAfterMs > 4000 && c.retryAfterMs <= 5000)
+        assert.isTrue(yield* store.releaseSlot({ ...base, holder: "a" }))
+        assert.isFalse(yield* store.releaseSlot({ ...base, holder: "a" }))
+        assert.isTrue((yield* store.acquireSlot({ ...base, holder: "c" })).acquired)
+        const short = { ...base, holder: "d", limiter: fresh("lease"), leaseMs: 100 }
+        assert.isTrue((yield* store.acquireSlot(short)).acquired)
+        assert.isTrue(yield* store.renewSlot(short))
+        yield* Effect.sleep("150 millis")
+        assert.isFalse(yield* store.renewSlot(short))
+        const peek = yield* store.peek({ algorithm: "concurrency", limiter: short.limiter, key: "", limit: 1 })
+        assert.isTrue(peek.allowed)
+        assert.strictEqual(peek.remaining, 1)
+      }))
+
+    it.scoped("reset(limiter, key) drops one key; reset(limiter) scans every key of the limiter only", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("reset")
+        const other = `${limiter}x`
+        const take = (l: string, key: string) => store.fixedWindow({ limiter: l, key, limit: 1, windowMs: 60_000, cost: 1 })
+        for (const key of ["a", "b", "c"]) yield* take(limiter, key)
+        yield* take(other, "a")
+        yield* store.reset(limiter, "a")
+        assert.isTrue((yield* take(limiter, "a")).allowed)
+        assert.isFalse((yield* take(limiter, "b")).allowed)
+        yield* store.reset(limiter)
+        assert.isTrue((yield* take(limiter, "b")).allowed)
+        assert.isTrue((yield* take(limiter, "c")).allowed)
+        assert.isFalse((yield* take(other, "a")).allowed, "a limiter whose id extends the other is untouched")
+      }))
+
+    it.scoped("scripts are reloaded after SCRIPT FLUSH (NOSCRIPT fallback)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const req = { limiter: fresh("flush"), key: "", ratePerSecond: 1, burst: 2, cost: 1, maxWaitMs: 0 }
+        assert.isTrue((yield* store.tokenBucket(req)).allowed)
+        yield* Effect.promise(() => client.script("FLUSH"))
+        const d = yield* store.tokenBucket(req)
+        assert.isTrue(d.allowed)
+        assert.strictEqual(d.remaining, 0)
+        yield* store.initialize
+      }))
+  })
+
+  layer(Layer.empty, { excludeTestServices: true })((it) => {
+    it.scoped("a prefix with braces is refused (it would choose the cluster slot)", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(RedisStore.make({ keyPrefix: "a{b}" }))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.include(error.message, "keyPrefix")
+      }))
+  })
+})
