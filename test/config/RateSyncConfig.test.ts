@@ -512,6 +512,7 @@ max_concurrent = 1
         assert.strictEqual(info.spec.maxConcurrent, 4)
       })
       yield* program.pipe(
+        Effect.scoped,
         Effect.provide(RateSync.layer),
         Effect.withConfigProvider(env({
           RATE_SYNC_CONFIG: file,
@@ -529,7 +530,7 @@ max_concurrent = 1
         assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire("db")))
         const stores = yield* RateLimiter.listStores
         assert.deepStrictEqual(stores.map((s) => [s.id, s.engine]), [["memory", "memory"]])
-      }).pipe(Effect.provide(RateSync.layerFrom(file)), Effect.withConfigProvider(env()))
+      }).pipe(Effect.scoped, Effect.provide(RateSync.layerFrom(file)), Effect.withConfigProvider(env()))
     }))
 
   it.effect("a bad file fails the layer build with the ConfigError", () =>
