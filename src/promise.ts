@@ -3,7 +3,8 @@
  *
  * Everything runs on one `ManagedRuntime` built lazily from `RateSync.layer` (`./rate-sync.toml`
  * or `$RATE_SYNC_CONFIG`, with environment overrides), or from the file given to `loadConfig`.
- * Failures reject with the library's tagged errors (`RateLimitExceeded`, `LimiterNotFound`, ...).
+ * Failures reject with the library's tagged errors themselves (`RateLimitExceeded`,
+ * `LimiterNotFound`, ...), so `instanceof` and `_tag` work.
  *
  * ```ts
  * import { acquire, rateLimited } from "effect-rate-sync/promise"
@@ -14,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
@@ -33,7 +35,12 @@ const runtime = (): Runtime => {
   return current
 }
 
-const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => runtime().runPromise(effect)
+/** Rejects with the failure itself (a tagged error such as `RateLimitExceeded`), not a wrapper. */
+const run = async <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => {
+  const exit = await runtime().runPromiseExit(effect)
+  if (Exit.isSuccess(exit)) return exit.value
+  throw Cause.squash(exit.cause)
+}
 
 /**
  * A held permit. `release()` gives the concurrency slot back (idempotent); `await using` does it
