@@ -381,7 +381,9 @@ const hostPorts = (t: Table, field: string): ReadonlyArray<string> | undefined =
     const port = typeof item === "string" ? hostPortRe.exec(item)?.[1] : undefined
     if (typeof item !== "string" || port === undefined || Number(port) < 1 || Number(port) > 65535) {
       const suffix = raw.env === undefined ? "" : ` (from ${raw.env})`
-      throw ConfigError.at(`${t.at(field)}[${i}]`, `a "host:port" string (port 1-65535)`, `${describe(item)}${suffix}`)
+      // "user:password@host:port" puts credentials where they do not belong: do not echo them.
+      const shown = typeof item === "string" && item.includes("@") ? "<redacted> (holds credentials)" : describe(item)
+      throw ConfigError.at(`${t.at(field)}[${i}]`, `a "host:port" string (port 1-65535)`, `${shown}${suffix}`)
     }
     return item
   })
@@ -399,6 +401,7 @@ const poolSizes = (t: Table): { readonly poolMinSize: number | undefined; readon
 
 const identifierRe = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 const identifier = { test: (s: string) => identifierRe.test(s), expected: "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)" }
+const keyPrefix = { test: (s: string) => !/[{}]/.test(s), expected: "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)" }
 const bucketName = { test: (s: string) => /^[A-Za-z0-9_-]+$/.test(s), expected: "a NATS KV bucket name ([A-Za-z0-9_-]+)" }
 
 // -------------------------------------------------------------------------------------------
@@ -418,7 +421,7 @@ const decodeRedis = (t: Table): RedisStoreDefinition => {
   set(def, "url", secretField(t, "url", { allowed: ["redis:", "rediss:"], expected: "a redis:// or rediss:// URL" }))
   set(def, "db", numberIn(t, "db", "nonNegativeInt"))
   set(def, "password", secretField(t, "password"))
-  set(def, "keyPrefix", stringField(t, "key_prefix"))
+  set(def, "keyPrefix", stringField(t, "key_prefix", keyPrefix))
   const pool = poolSizes(t)
   set(def, "poolMinSize", pool.poolMinSize)
   set(def, "poolMaxSize", pool.poolMaxSize)
@@ -519,11 +522,15 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
   const resolved = resolve(t.id, def, { path: t.path, fieldNames: limiterFieldNames })
   if (Either.isLeft(resolved)) {
     // Say where a value that came from the environment was set.
+    // `resolve` sees the Durations made from window_seconds / timeout: show what the user wrote.
+    // Say where a value that came from the environment was set.
     const e = resolved.left
     const field = limiterFields.find((f) => t.at(f) === e.path)
     const raw = field === undefined ? undefined : t.raw(field)
-    if (raw?.env !== undefined) throw ConfigError.at(e.path, e.expected, `${e.received} (from ${raw.env})`)
-    throw e
+    if (field === undefined || raw === undefined) throw e
+    const converted = field === "window_seconds" || field === "timeout"
+    const value = converted ? describe(numberField(t, field)) : e.received
+    throw ConfigError.at(e.path, e.expected, raw.env === undefined ? value : `${value} (from ${raw.env})`)
   }
   return def
 }

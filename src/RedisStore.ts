@@ -3,14 +3,16 @@
  * `NOSCRIPT`), decided with the server's clock (`TIME` inside the script), on a standalone server
  * or a Redis Cluster.
  *
- * Keys are `<keyPrefix>:{<limiter>.<key>}:<state>`, where `<limiter>` and `<key>` are base64url
- * encoded: the braces are the Redis Cluster hash tag, so the state of one `(limiter, key)` lives
- * in one slot; users cannot choose the slot nor make two pairs collide (base64url has no `.`,
- * `{` or `}`).
+ * Keys are `<keyPrefix>:{<limiter>.<key>}:<state>`, where `<limiter>` and `<key>` are encoded
+ * (`=` + the text when it is only `[A-Za-z0-9_-]`, else base64url of its UTF-8): the braces are
+ * the Redis Cluster hash tag, so the state of one `(limiter, key)` lives in one slot; user input
+ * cannot inject braces to pick another tag, and two distinct pairs never share a key (neither
+ * encoding produces `.`, `{` or `}`, and each decodes to exactly one string).
  *
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -155,24 +157,31 @@ const secretsOf = (options: RedisStoreOptions): ReadonlyArray<string> => {
 // ---------------------------------------------------------------------------------------------
 // keys
 
-const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64url")
+const SAFE = /^[A-Za-z0-9_-]+$/
+
+/**
+ * Encodes a limiter id or key for the hash tag, unambiguously and without `.`, `{` or `}`: a
+ * non-empty string of `[A-Za-z0-9_-]` is kept as is behind a `=` (which base64url never
+ * produces), anything else is base64url-encoded (UTF-8). So `<limiter>.<key>` splits at its only
+ * `.`, and each part decodes to exactly one string.
+ */
+const encodePart = (s: string): string => SAFE.test(s) ? `=${s}` : Buffer.from(s, "utf8").toString("base64url")
 
 const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 // ---------------------------------------------------------------------------------------------
 // replies
 
-const ints = (reply: unknown): ReadonlyArray<number> => {
-  if (!Array.isArray(reply)) throw new Error(`unexpected script reply`)
-  const out: Array<number> = []
-  for (const x of reply) {
-    if (typeof x !== "number") throw new Error(`unexpected script reply`)
-    out.push(x)
-  }
-  return out
+const at = (xs: ReadonlyArray<unknown>, i: number): number => {
+  const x = xs[i]
+  if (typeof x !== "number") throw new Error(`unexpected script reply`)
+  return x
 }
 
-const at = (xs: ReadonlyArray<number>, i: number): number => xs[i] ?? 0
+const replyArray = (reply: unknown): ReadonlyArray<unknown> => {
+  if (!Array.isArray(reply)) throw new Error(`unexpected script reply`)
+  return reply
+}
 
 const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.startsWith("NOSCRIPT")
 
@@ -381,20 +390,32 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
        */
       const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> => {
         const effect = settle(operation, f)
-        return Effect.flatMap(Effect.serviceOption(Tracer.ParentSpan), (parent) =>
-          Option.isNone(parent)
+        return Effect.contextWithEffect((context: Context.Context<never>) =>
+          Context.getOption(context, Tracer.ParentSpan)._tag === "None"
             ? effect
             : Effect.withSpan(effect, `RateLimitStore.redis.${operation}`, {
               kind: "client",
               captureStackTrace: false,
               attributes: { [ATTR_DB_SYSTEM_NAME]: "redis", [ATTR_LIMITER]: limiter }
-            }))
+            })
+        )
       }
 
-      const keyOf = (limiter: string, key: string, state: string) => `${prefix}:{${b64(limiter)}.${b64(key)}}:${state}`
+      // limiter ids are few (registered limiters): their encoding is memoized
+      const limiterParts = new Map<string, string>()
+      const limiterPart = (limiter: string): string => {
+        let part = limiterParts.get(limiter)
+        if (part === undefined) {
+          part = encodePart(limiter)
+          if (limiterParts.size < 10_000) limiterParts.set(limiter, part)
+        }
+        return part
+      }
+      const keyOf = (limiter: string, key: string, state: string) =>
+        `${prefix}:{${limiterPart(limiter)}.${encodePart(key)}}:${state}`
 
       const decision = (limit: number, reply: unknown): StoreDecision => {
-        const r = ints(reply)
+        const r = replyArray(reply)
         const retry = at(r, 3)
         const delay = at(r, 4) / 1000
         return {
@@ -441,7 +462,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         call("acquireSlot", req.limiter, () =>
           run(Scripts.slotAcquire, [slotKey(req)], [req.holder, req.limit, leaseUs(req)]).then(
             (reply): SlotDecision => {
-              const r = ints(reply)
+              const r = replyArray(reply)
               const retry = at(r, 2)
               return {
                 acquired: at(r, 0) === 1,
@@ -507,7 +528,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           : Effect.tryPromise({
             try: () =>
               Promise.all(
-                nodes().map((node) => scanDelete(node, `${escapeGlob(prefix)}:{${b64(limiter)}.*`))
+                nodes().map((node) => scanDelete(node, `${escapeGlob(prefix)}:{${limiterPart(limiter)}.*`))
               ).then(() => undefined),
             catch: (e) => fail("reset", messageOf(e))
           }).pipe(

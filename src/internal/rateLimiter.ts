@@ -367,6 +367,7 @@ export const make = (
               return Effect.succeed(undefined)
             },
             onSuccess: (d) => {
+              entry.storeEntry.initialized = true
               if (d.acquired) {
                 entry.stats.currentConcurrent++
                 Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)

@@ -210,6 +210,13 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
   ["cluster_nodes that is a string", `[stores.r]\nengine = "redis"\ncluster_nodes = "a:1"\n`, "stores.r.cluster_nodes", `a non-empty array of "host:port" strings`, `"a:1"`],
   ["a bad cluster node", `[stores.r]\nengine = "redis"\ncluster_nodes = ["a:1", "b"]\n`, "stores.r.cluster_nodes[1]", `a "host:port" string (port 1-65535)`, `"b"`],
   ["a url that is a number", `[stores.r]\nengine = "redis"\nurl = 6379\n`, "stores.r.url", "a redis:// or rediss:// URL", "<redacted> (a number)"],
+  [
+    "a key_prefix with a hash tag",
+    `[stores.r]\nengine = "redis"\nkey_prefix = "{rl}"\n`,
+    "stores.r.key_prefix",
+    "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)",
+    `"{rl}"`
+  ],
   ["a bad SQL identifier", `[stores.p]\nengine = "postgres"\ntable_name = "x; drop"\n`, "stores.p.table_name", "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", `"x; drop"`],
   ["a bad NATS bucket", `[stores.n]\nengine = "nats"\nbucket_name = "a.b"\n`, "stores.n.bucket_name", "a NATS KV bucket name ([A-Za-z0-9_-]+)", `"a.b"`],
   ["auto_create as a string", `[stores.n]\nengine = "nats"\nauto_create = "yes"\n`, "stores.n.auto_create", "true or false", `"yes"`],
@@ -252,6 +259,13 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
     "limiters.login.window_seconds",
     "a duration greater than 0 (required by fixed_window)",
     "nothing"
+  ],
+  [
+    "window_seconds on a token bucket",
+    `[limiters.api]\nrate_per_second = 1\nwindow_seconds = 60\n`,
+    "limiters.api.window_seconds",
+    "no limiters.api.window_seconds for the token bucket (use sliding_window or fixed_window)",
+    "60"
   ],
   ["negative window_seconds", `[limiters.login]\nalgorithm = "sliding_window"\nlimit = 5\nwindow_seconds = -1\n`, "limiters.login.window_seconds", "a finite number greater than 0", "-1"],
   ["a negative timeout", `[limiters.api]\nrate_per_second = 1\ntimeout = -1\n`, "limiters.api.timeout", "a finite number of 0 or more", "-1"],
@@ -309,6 +323,12 @@ describe("RateSyncConfig: secrets never appear in errors", () => {
       `[stores.r]\nengine = "redis"\n`,
       { RATE_SYNC_STORES_R_URL: `ftp://:${SECRET}@h` },
       `<redacted> (scheme "ftp:") (from RATE_SYNC_STORES_R_URL)`
+    ],
+    [
+      "credentials in a cluster node",
+      `[stores.r]\nengine = "redis"\ncluster_nodes = ["u:${SECRET}@h:7000"]\n`,
+      {},
+      "<redacted> (holds credentials)"
     ],
     [
       "a syntax error on the line of a secret",

@@ -63,7 +63,7 @@ describe.skipIf(!available)("RedisStore on a 3-master Redis Cluster", () => {
         const slots = yield* Effect.promise(() =>
           Promise.all(
             ["tb", "sw", "swm", "fw", "cc"].map((s) =>
-              client.cluster("KEYSLOT", `${PREFIX}:{${Buffer.from(limiter).toString("base64url")}.${Buffer.from("user-0").toString("base64url")}}:${s}`)
+              client.cluster("KEYSLOT", `${PREFIX}:{=${limiter}.=user-0}:${s}`)
             )
           )
         )
