@@ -413,16 +413,18 @@ class MemoryStoreImpl {
   }
 
   service(): MemoryStoreService {
+    // `clockWith` runs its callback when the effect runs (not when it is built), so each operation
+    // is one clock read and one synchronous step: no Effect.sync node on the hot path.
     const store = RateLimitStore.make({
       engine: "memory",
-      tokenBucket: (r) => Effect.clockWith((c) => Effect.sync(() => this.tokenBucket(r, c.unsafeCurrentTimeMillis()))),
+      tokenBucket: (r) => Effect.clockWith((c) => Effect.succeed(this.tokenBucket(r, c.unsafeCurrentTimeMillis()))),
       slidingWindow: (r) =>
-        Effect.clockWith((c) => Effect.sync(() => this.slidingWindow(r, c.unsafeCurrentTimeMillis()))),
-      fixedWindow: (r) => Effect.clockWith((c) => Effect.sync(() => this.fixedWindow(r, c.unsafeCurrentTimeMillis()))),
-      acquireSlot: (r) => Effect.clockWith((c) => Effect.sync(() => this.acquireSlot(r, c.unsafeCurrentTimeMillis()))),
-      renewSlot: (r) => Effect.clockWith((c) => Effect.sync(() => this.renewSlot(r, c.unsafeCurrentTimeMillis()))),
-      releaseSlot: (r) => Effect.clockWith((c) => Effect.sync(() => this.releaseSlot(r, c.unsafeCurrentTimeMillis()))),
-      peek: (r) => Effect.clockWith((c) => Effect.sync(() => this.peek(r, c.unsafeCurrentTimeMillis()))),
+        Effect.clockWith((c) => Effect.succeed(this.slidingWindow(r, c.unsafeCurrentTimeMillis()))),
+      fixedWindow: (r) => Effect.clockWith((c) => Effect.succeed(this.fixedWindow(r, c.unsafeCurrentTimeMillis()))),
+      acquireSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.acquireSlot(r, c.unsafeCurrentTimeMillis()))),
+      renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.renewSlot(r, c.unsafeCurrentTimeMillis()))),
+      releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.releaseSlot(r, c.unsafeCurrentTimeMillis()))),
+      peek: (r) => Effect.clockWith((c) => Effect.succeed(this.peek(r, c.unsafeCurrentTimeMillis()))),
       reset: (limiter, key) => Effect.sync(() => this.reset(limiter, key)),
       initialize: Effect.void,
       awaitSlot: (limiter, key, maxWaitMs) => this.awaitSlot(limiter, key, maxWaitMs)

@@ -112,7 +112,13 @@ describe.skipIf(!available)("RedisStore on 127.0.0.1:6379", () => {
           [base, "x"],
           [`${base}`, ".x"],
           [`${base}}`, "{x"],
-          [`${base}:`, "x"]
+          [`${base}:`, "x"],
+          [base, "abc"],
+          [base, "=abc"],
+          [base, "PWFiYw"],
+          [base, ""],
+          [base, "="],
+          [base, "é"]
         ]
         for (const [limiter, key] of pairs) {
           const d = yield* store.fixedWindow({ limiter, key, limit: 1, windowMs: 60_000, cost: 1 })
