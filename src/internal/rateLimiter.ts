@@ -203,6 +203,14 @@ export const make = (
       Metrics.failOpen.unsafeUpdate(1, entry.tags)
     }
 
+    /** The fail-open / fail-closed policy, applied to a failed store round trip. */
+    const storeFailed = <A>(entry: LimiterEntry, e: StoreError, admitted: A): Effect.Effect<A, StoreUnavailable> => {
+      recordStoreError(entry)
+      if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
+      recordFailOpen(entry)
+      return Effect.succeed(admitted)
+    }
+
     const recordRefusal = (entry: LimiterEntry) => {
       entry.stats.refusals++
       Metrics.refusals.unsafeUpdate(1, entry.tags)
@@ -249,12 +257,7 @@ export const make = (
           ? entry.take(key, cost, 0)
           : entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key, limit })
         return Effect.matchEffect(decision, {
-          onFailure: (e) => {
-            recordStoreError(entry)
-            if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
-            recordFailOpen(entry)
-            return Effect.succeed(failOpenDecision(entry, key))
-          },
+          onFailure: (e) => storeFailed(entry, e, failOpenDecision(entry, key)),
           onSuccess: (d) => {
             // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
             entry.storeEntry.initialized = true
@@ -360,12 +363,7 @@ export const make = (
       return Effect.uninterruptibleMask((restore) => {
         const attempt = (n: number): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> =>
           Effect.matchEffect(store.acquireSlot(request), {
-            onFailure: (e) => {
-              recordStoreError(entry)
-              if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
-              recordFailOpen(entry)
-              return Effect.succeed(undefined)
-            },
+            onFailure: (e) => storeFailed<Slot | undefined>(entry, e, undefined),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
               if (d.acquired) {
@@ -414,12 +412,7 @@ export const make = (
         (now) => {
           const left = nonNegative(deadline - now)
           return Effect.matchEffect(take(key, cost, Math.min(left, FOREVER_MS)), {
-            onFailure: (e) => {
-              recordStoreError(entry)
-              if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
-              recordFailOpen(entry)
-              return Effect.succeed(true)
-            },
+            onFailure: (e) => storeFailed(entry, e, true),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
               if (d.allowed) {
