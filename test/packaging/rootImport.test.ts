@@ -1,0 +1,51 @@
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it } from "@effect/vitest"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const hook = fileURLToPath(new URL("./block-drivers.mjs", import.meta.url))
+
+const run = (code: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "--import", hook, "--input-type=module", "-e", code],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
+    )
+  })
+
+describe("packaging: optional peers", () => {
+  it("the root module and a memory-store program run with every optional peer missing", async () => {
+    const r = await run(`
+      import { Effect, Layer } from "effect"
+      const { MemoryStore, RateLimiter, RateSync } = await import("./src/index.ts")
+      const live = RateLimiter.layer({ api: { ratePerSecond: 10 } }).pipe(Layer.provide(MemoryStore.layer()))
+      const d = await Effect.runPromise(RateLimiter.check("api").pipe(Effect.provide(live)))
+      console.log("allowed=" + d.allowed + " rateSync=" + typeof RateSync.layer)
+    `)
+    assert.strictEqual(r.stderr.includes("blocked optional peer"), false, r.stderr)
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.include(r.stdout, "allowed=true rateSync=object")
+  })
+
+  it("the hook really blocks: the redis subpath needs ioredis, and says so", async () => {
+    const r = await run(`await import("./src/redis.ts")`)
+    assert.notStrictEqual(r.code, 0)
+    assert.include(r.stderr, "blocked optional peer: ioredis")
+  })
+
+  it("a config naming the redis engine without ioredis installed fails with a ConfigError that says what to install", async () => {
+    const r = await run(`
+      import { Effect } from "effect"
+      const { RateSync, RateSyncConfig } = await import("./src/index.ts")
+      const config = await Effect.runPromise(RateSyncConfig.parse('[stores.main]\\nengine = "redis"\\n[limiters.api]\\nstore = "main"\\nrate_per_second = 1'))
+      const exit = await Effect.runPromiseExit(Effect.scoped(RateSync.fromConfig(config).pipe((l) => Effect.asVoid(Effect.provide(Effect.void, l)))))
+      console.log(JSON.stringify(exit.cause?.failure ?? exit.cause?.error ?? null))
+    `)
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.include(r.stdout, '"_tag":"ConfigError"')
+    assert.include(r.stdout, "npm install ioredis")
+    assert.include(r.stdout, "stores.main.engine")
+  })
+})
