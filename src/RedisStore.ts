@@ -414,17 +414,28 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       const keyOf = (limiter: string, key: string, state: string) =>
         `${prefix}:{${limiterPart(limiter)}.${encodePart(key)}}:${state}`
 
+      /** `{remaining, resetAfterUs, t}`: see `internal/redisScripts.ts`. */
       const decision = (limit: number, reply: unknown): StoreDecision => {
         const r = replyArray(reply)
-        const retry = at(r, 3)
-        const delay = at(r, 4) / 1000
+        const t = at(r, 2)
+        const resetAfterMs = Math.max(0, at(r, 1) / 1000)
+        if (t >= 0) {
+          return {
+            allowed: true,
+            limit,
+            remaining: at(r, 0),
+            resetAfterMs,
+            retryAfterMs: 0,
+            delayMs: t === 0 ? 0 : t / 1000 + marginMs
+          }
+        }
         return {
-          allowed: at(r, 0) === 1,
+          allowed: false,
           limit,
-          remaining: at(r, 1),
-          resetAfterMs: Math.max(0, at(r, 2) / 1000),
-          retryAfterMs: retry < 0 ? Infinity : retry === 0 ? 0 : retry / 1000 + marginMs,
-          delayMs: delay > 0 ? delay + marginMs : 0
+          remaining: at(r, 0),
+          resetAfterMs,
+          retryAfterMs: t === scripts.NEVER ? Infinity : -t / 1000 + marginMs,
+          delayMs: 0
         }
       }
 

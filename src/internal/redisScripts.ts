@@ -4,21 +4,29 @@
  * Conventions shared by every script:
  * - Time is the server's: `redis.call('TIME')`, in integer microseconds (`now`). Redis 7 replicates
  *   script effects, so reading TIME before a write is allowed.
- * - State is integers only (microseconds, counts). Numbers written to Redis go through
- *   `string.format('%d', x)` so they never take an exponent form.
- * - Every script answers an array of integers (a Lua number leaving a script is truncated to an
- *   integer, so no fractional value is ever returned): `{allowed, remaining, resetAfterUs,
- *   retryAfterUs, delayUs}` for decisions, with `retryAfterUs = -1` meaning "never".
+ * - State is integers only (microseconds, counts), all below 10^16, which Redis writes without an
+ *   exponent; members built by concatenation go through `string.format('%d', x)`.
+ * - Every script answers integers only (a Lua number leaving a script is truncated to an integer,
+ *   so no fractional value is ever returned). A decision is `{remaining, resetAfterUs, t}`:
+ *   `t = 0` admitted now, `t > 0` admitted after a delay of `t` µs (a reservation), `t < 0`
+ *   refused with `retryAfter = −t` µs, `t = NEVER` refused for good. Three integers keep the reply
+ *   (and its parsing on the hot path) small.
  * - Every key written gets its expiry in the same script; a hit never pushes a window's expiry
  *   beyond the moment its state stops mattering.
  *
  * @internal
  */
 
+/**
+ * The `t` of a decision refused for good (a cost above the capacity): −2^53 + 1.
+ *
+ * @internal
+ */
+export const NEVER = -9007199254740991
+
 const prelude = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function s(x) return string.format('%d', x) end
+local now = t[1] * 1000000 + t[2]
 `
 
 /**
@@ -32,30 +40,29 @@ local T = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local maxWait = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-local tat0 = tat
-if tat0 < now then tat0 = now end
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
 local burstT = burst * T
-local function rem(x)
-  local r = math.floor((now + burstT - x) / T + 0.001)
-  if r < 0 then r = 0 elseif r > burst then r = burst end
-  return r
-end
 if cost > burst then
-  return {0, rem(tat0), math.ceil(tat0 - now), -1, 0}
+  local r = math.floor((now + burstT - tat) / T + 0.001)
+  if r < 0 then r = 0 elseif r > burst then r = burst end
+  return {r, math.ceil(tat - now), ${NEVER}}
 end
-local nxt = tat0 + cost * T
+local nxt = tat + cost * T
 local wait = nxt - burstT - now
 if wait <= 0.001 or wait <= maxWait then
   nxt = math.ceil(nxt)
   local ttl = math.ceil((nxt - now) / 1000)
   if ttl < 1 then ttl = 1 end
-  redis.call('SET', KEYS[1], s(nxt), 'PX', s(ttl))
-  local d = 0
-  if wait > 0.001 then d = math.ceil(wait) end
-  return {1, rem(nxt), nxt - now, 0, d}
+  redis.call('SET', KEYS[1], nxt, 'PX', ttl)
+  local r = math.floor((now + burstT - nxt) / T + 0.001)
+  if r < 0 then r = 0 end
+  if wait <= 0.001 then return {r, nxt - now, 0} end
+  return {r, nxt - now, math.ceil(wait)}
 end
-return {0, rem(tat0), math.ceil(tat0 - now), math.ceil(wait), 0}
+local r = math.floor((now + burstT - tat) / T + 0.001)
+if r < 0 then r = 0 elseif r > burst then r = burst end
+return {r, math.ceil(tat - now), -math.ceil(wait)}
 `
 
 /**
@@ -66,21 +73,19 @@ return {0, rem(tat0), math.ceil(tat0 - now), math.ceil(wait), 0}
 export const tokenBucketPeek = `${prelude}
 local T = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-local tat0 = tat
-if tat0 < now then tat0 = now end
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
 local burstT = burst * T
-local r = math.floor((now + burstT - tat0) / T + 0.001)
+local r = math.floor((now + burstT - tat) / T + 0.001)
 if r < 0 then r = 0 elseif r > burst then r = burst end
-local wait = tat0 + T - burstT - now
-if burst >= 1 and wait <= 0.001 then
-  return {1, r, math.ceil(tat0 - now), 0, 0}
-end
-if burst < 1 then return {0, r, math.ceil(tat0 - now), -1, 0} end
-return {0, r, math.ceil(tat0 - now), math.ceil(wait), 0}
+if burst < 1 then return {r, math.ceil(tat - now), ${NEVER}} end
+local wait = tat + T - burstT - now
+if wait <= 0.001 then return {r, math.ceil(tat - now), 0} end
+return {r, math.ceil(tat - now), -math.ceil(wait)}
 `
 
 const slidingCommon = `${prelude}
+local function s(x) return string.format('%d', x) end
 local z = KEYS[1]
 local h = KEYS[2]
 local win = tonumber(ARGV[1])
@@ -120,7 +125,7 @@ if cost <= limit and total + cost <= limit then
   local ttl = s(math.ceil(win / 1000))
   redis.call('PEXPIRE', z, ttl)
   redis.call('PEXPIRE', h, ttl)
-  return {1, limit - total, win, 0, 0}
+  return {limit - total, win, 0}
 end
 local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
 if changed then
@@ -139,7 +144,7 @@ local reset = 0
 if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
 local remaining = limit - total
 if remaining < 0 then remaining = 0 end
-if cost > limit then return {0, remaining, reset, -1, 0} end
+if cost > limit then return {remaining, reset, ${NEVER}} end
 local need = total + cost - limit
 local freed = 0
 local retry = -1
@@ -150,7 +155,8 @@ for i = 1, #entries, 2 do
     break
   end
 end
-return {0, remaining, reset, retry, 0}
+if retry < 1 then retry = 1 end
+return {remaining, reset, -retry}
 `
 
 /**
@@ -166,8 +172,8 @@ local reset = 0
 if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
 local remaining = limit - total
 if remaining < 0 then remaining = 0 end
-if limit >= 1 and total + 1 <= limit then return {1, remaining, reset, 0, 0} end
-if limit < 1 then return {0, remaining, reset, -1, 0} end
+if limit >= 1 and total + 1 <= limit then return {remaining, reset, 0} end
+if limit < 1 then return {remaining, reset, ${NEVER}} end
 local need = total + 1 - limit
 local freed = 0
 local retry = -1
@@ -178,10 +184,12 @@ for i = 1, #entries, 2 do
     break
   end
 end
-return {0, remaining, reset, retry, 0}
+if retry < 1 then retry = 1 end
+return {remaining, reset, -retry}
 `
 
 const fixedCommon = `${prelude}
+local function s(x) return string.format('%d', x) end
 local win = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local start = math.floor(math.floor(now / 1000) / win) * win
@@ -201,14 +209,14 @@ if remaining < 0 then remaining = 0 end
  */
 export const fixedWindowTake = `${fixedCommon}
 local cost = tonumber(ARGV[3])
-if cost > limit then return {0, remaining, toEnd, -1, 0} end
+if cost > limit then return {remaining, toEnd, ${NEVER}} end
 if count + cost <= limit then
   count = count + cost
   redis.call('HSET', KEYS[1], 'w', s(start), 'l', s(win), 'c', s(count))
   redis.call('PEXPIREAT', KEYS[1], s(start + win))
-  return {1, limit - count, toEnd, 0, 0}
+  return {limit - count, toEnd, 0}
 end
-return {0, remaining, toEnd, toEnd, 0}
+return {remaining, toEnd, -toEnd}
 `
 
 /**
@@ -217,12 +225,13 @@ return {0, remaining, toEnd, toEnd, 0}
  * @internal
  */
 export const fixedWindowPeek = `${fixedCommon}
-if count + 1 <= limit then return {1, remaining, toEnd, 0, 0} end
-if limit < 1 then return {0, remaining, toEnd, -1, 0} end
-return {0, remaining, toEnd, toEnd, 0}
+if count + 1 <= limit then return {remaining, toEnd, 0} end
+if limit < 1 then return {remaining, toEnd, ${NEVER}} end
+return {remaining, toEnd, -toEnd}
 `
 
 const slotCommon = `${prelude}
+local function s(x) return string.format('%d', x) end
 local z = KEYS[1]
 redis.call('ZREMRANGEBYSCORE', z, '-inf', s(now))
 local function expireAtLast()
@@ -284,11 +293,12 @@ return redis.call('ZREM', z, ARGV[1])
 `
 
 /**
- * Slot peek (read-only). ARGV: limit. Answers a decision array.
+ * Slot peek (read-only). ARGV: limit. Answers a decision.
  *
  * @internal
  */
 export const slotPeek = `${prelude}
+local function s(x) return string.format('%d', x) end
 local z = KEYS[1]
 local limit = tonumber(ARGV[1])
 local live = redis.call('ZRANGEBYSCORE', z, '(' .. s(now), '+inf', 'WITHSCORES')
@@ -297,7 +307,7 @@ local remaining = limit - active
 if remaining < 0 then remaining = 0 end
 local reset = 0
 if active > 0 then reset = tonumber(live[#live]) - now end
-if active < limit then return {1, remaining, reset, 0, 0} end
-if active == 0 then return {0, remaining, reset, -1, 0} end
-return {0, remaining, reset, tonumber(live[2]) - now, 0}
+if active < limit then return {remaining, reset, 0} end
+if active == 0 then return {remaining, reset, ${NEVER}} end
+return {remaining, reset, -(tonumber(live[2]) - now)}
 `
