@@ -106,10 +106,10 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
   /** Requests whose path matches one of these are never limited (checked before `include`). */
   readonly exclude?: ReadonlyArray<PathPattern> | undefined
   /**
-   * Store failure: `true` (default) lets the request through (counted in
-   * `rate_sync_http_requests_total{outcome="fail_open"}`), `false` answers 503. This applies
-   * whatever the limiter's own `failClosed`: with `failOpen: false`, a fail-open limiter's
-   * `failedOpen` decision also answers 503.
+   * Store failure: `true` lets the request through (counted in
+   * `rate_sync_http_requests_total{outcome="fail_open"}`), `false` answers 503, whatever the
+   * limiter's own `failClosed`. Absent: the limiter's policy decides, and since limiters are
+   * fail-open unless declared `failClosed: true`, the default is to let requests through.
    */
   readonly failOpen?: boolean | undefined
   /** Which headers to send. Default `"both"`. */
@@ -410,7 +410,8 @@ const compile = <EK, RK, EC, RC>(
   const isTrusted = trusted.contains
   const includes = (options?.include ?? []).map(compilePattern)
   const excludes = (options?.exclude ?? []).map(compilePattern)
-  const failOpen = options?.failOpen ?? true
+  // undefined: follow the limiter's own fail-open / fail-closed policy
+  const failOpen = options?.failOpen
   const keyFn = options?.key
   const policy = sfString(options?.policyName ?? limiter)
 
@@ -441,9 +442,12 @@ const compile = <EK, RK, EC, RC>(
     unavailable: count("unavailable")
   }
 
-  const storeFailed: Effect.Effect<Outcome> = failOpen
-    ? Effect.as(counters.failOpen, PASS)
-    : Effect.as(counters.unavailable, UNAVAILABLE)
+  const passFailedOpen: Effect.Effect<Outcome> = Effect.as(counters.failOpen, PASS)
+  const answerUnavailable: Effect.Effect<Outcome> = Effect.as(counters.unavailable, UNAVAILABLE)
+  // The limiter fails with StoreUnavailable when it is fail-closed, and answers a `failedOpen`
+  // decision when it is fail-open; an explicit `failOpen` overrides either.
+  const onStoreUnavailable = failOpen === true ? passFailedOpen : answerUnavailable
+  const onFailedOpenDecision = failOpen === false ? answerUnavailable : passFailedOpen
 
   const decide = (
     request: HttpServerRequest.HttpServerRequest
@@ -462,7 +466,7 @@ const compile = <EK, RK, EC, RC>(
             onFailure: (error): Effect.Effect<Outcome> => {
               switch (error._tag) {
                 case "StoreUnavailable":
-                  return storeFailed
+                  return onStoreUnavailable
                 case "LimiterNotFound":
                 case "InvalidCost":
                   // configuration bugs: a defect (500), logged by the server, never shown
@@ -470,7 +474,7 @@ const compile = <EK, RK, EC, RC>(
               }
             },
             onSuccess: (decision): Effect.Effect<Outcome> => {
-              if (decision.failedOpen) return storeFailed
+              if (decision.failedOpen) return onFailedOpenDecision
               if (decision.allowed) return Effect.as(counters.allowed, { _tag: "Allowed", decision })
               return Effect.as(counters.refused, {
                 _tag: "Refused",

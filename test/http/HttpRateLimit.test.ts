@@ -302,6 +302,17 @@ describe("HttpRateLimit.middleware (web handler)", () => {
     }).pipe(Effect.provide(limitersOn({ [id]: { ...hour(1), failClosed: true } }, failingStoreLayer)))
   })
 
+  it.effect("without failOpen, a fail-closed limiter's policy holds: 503", () => {
+    const id = freshId("limiter-closed")
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(ok))
+      const r = yield* send("/")
+      expect(r.status).toBe(503)
+      expect(yield* requestCount(id, "unavailable")).toBe(1)
+      expect(yield* requestCount(id, "fail_open")).toBe(0)
+    }).pipe(Effect.provide(limitersOn({ [id]: { ...hour(1), failClosed: true } }, failingStoreLayer)))
+  })
+
   for (const failClosed of [false, true]) {
     it.effect(`fail-closed: 503 with a generic body, nothing of the store leaks (limiter failClosed=${failClosed})`, () => {
       const id = freshId("closed")
