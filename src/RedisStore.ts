@@ -81,10 +81,37 @@ export interface RedisStoreOptions {
 
 type Client = Redis | Cluster
 
-/** A call in flight, failed by the sweeper once its deadline passes. */
-interface Pending {
+/**
+ * A call in flight: settled once, by its answer or by the sweeper once its deadline passes. A
+ * class, so the hot path allocates one object instead of several closures.
+ */
+interface Expirable {
   readonly deadline: number
-  readonly expire: () => void
+  readonly operation: string
+  expire(error: StoreError): void
+}
+
+class InFlight<A> implements Expirable {
+  done = false
+  constructor(
+    readonly deadline: number,
+    readonly operation: string,
+    readonly resume: (effect: Effect.Effect<A, StoreError>) => void,
+    readonly pending: Set<Expirable>
+  ) {}
+  expire(error: StoreError): void {
+    this.settle(Effect.fail(error))
+  }
+  settle(result: Effect.Effect<A, StoreError>): void {
+    if (this.done) return
+    this.done = true
+    this.pending.delete(this)
+    this.resume(result)
+  }
+  cancel(): void {
+    this.done = true
+    this.pending.delete(this)
+  }
 }
 
 interface Script {
@@ -304,7 +331,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
 
     return Effect.gen(function*() {
       const clock = yield* Effect.clock
-      const pending = new Set<Pending>()
+      const pending = new Set<Expirable>()
       const sweepEvery = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMs / 5))))
       yield* Effect.forkScoped(
         Effect.interruptible(Effect.forever(
@@ -313,7 +340,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
             Effect.sync(() => {
               if (pending.size === 0) return
               const now = clock.unsafeCurrentTimeMillis()
-              for (const entry of pending) if (entry.deadline <= now) entry.expire()
+              for (const call of pending) {
+                if (call.deadline <= now) call.expire(timeoutError(call.operation))
+              }
             })
           )
         ))
@@ -351,23 +380,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
        */
       const settle = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
         Effect.async<A, StoreError>((resume) => {
-          let done = false
-          const entry: Pending = {
-            deadline: clock.unsafeCurrentTimeMillis() + timeoutMs,
-            expire: () => {
-              if (done) return
-              done = true
-              pending.delete(entry)
-              resume(Effect.fail(timeoutError(operation)))
-            }
-          }
-          pending.add(entry)
-          const settleWith = (result: Effect.Effect<A, StoreError>) => {
-            if (done) return
-            done = true
-            pending.delete(entry)
-            resume(result)
-          }
+          const call = new InFlight<A>(clock.unsafeCurrentTimeMillis() + timeoutMs, operation, resume, pending)
+          pending.add(call)
           let promise: Promise<A>
           try {
             promise = f()
@@ -375,13 +389,10 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
             promise = Promise.reject(e)
           }
           promise.then(
-            (a) => settleWith(Effect.succeed(a)),
-            (e: unknown) => settleWith(Effect.fail(fail(operation, messageOf(e))))
+            (a) => call.settle(Effect.succeed(a)),
+            (e: unknown) => call.settle(Effect.fail(fail(operation, messageOf(e))))
           )
-          return Effect.sync(() => {
-            done = true
-            pending.delete(entry)
-          })
+          return Effect.sync(() => call.cancel())
         })
 
       /**
