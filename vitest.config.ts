@@ -9,6 +9,8 @@ export default defineConfig({
       { find: /^effect-rate-sync\/redis$/, replacement: src("redis.ts") },
       { find: /^effect-rate-sync\/http$/, replacement: src("http.ts") },
       { find: /^effect-rate-sync\/promise$/, replacement: src("promise.ts") },
+      { find: /^effect-rate-sync\/postgres$/, replacement: src("postgres.ts") },
+      { find: /^effect-rate-sync\/nats$/, replacement: src("nats.ts") },
       { find: /^effect-rate-sync$/, replacement: src("index.ts") }
     ]
   },
