@@ -56,6 +56,8 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync
  *   (`Infinity` when it never can, e.g. a cost above the capacity); `0` when allowed.
  * - `delayMs`: when allowed by a reservation, how long the caller must wait before it proceeds
  *   (only the token bucket reserves; `0` otherwise).
+ * - `casRetries`: optional, for stores that decide by compare-and-set (NATS KV): how many writes
+ *   lost a race and were retried for this decision. The limiter adds it to `casFailures`.
  *
  * @since 0.1.0
  * @category models
@@ -67,6 +69,7 @@ export interface StoreDecision {
   readonly resetAfterMs: number
   readonly retryAfterMs: number
   readonly delayMs: number
+  readonly casRetries?: number | undefined
 }
 
 /**
@@ -154,6 +157,8 @@ export interface SlotDecision {
   readonly active: number
   /** When refused: milliseconds until the earliest live lease expires (an upper bound on the wait). */
   readonly retryAfterMs: number
+  /** Compare-and-set stores: writes retried for this decision (see `StoreDecision.casRetries`). */
+  readonly casRetries?: number | undefined
 }
 
 /**

@@ -261,6 +261,7 @@ export const make = (
           onSuccess: (d) => {
             // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
             entry.storeEntry.initialized = true
+            if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
             if (d.allowed) recordAcquisition(entry, clock.unsafeCurrentTimeMillis(), 0)
             else recordRefusal(entry)
             return Effect.succeed<Decision>({
@@ -366,6 +367,7 @@ export const make = (
             onFailure: (e) => storeFailed<Slot | undefined>(entry, e, undefined),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
+              if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
               if (d.acquired) {
                 entry.stats.currentConcurrent++
                 Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
@@ -415,6 +417,7 @@ export const make = (
             onFailure: (e) => storeFailed(entry, e, true),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
+              if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
               if (d.allowed) {
                 return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), false) : Effect.succeed(false)
               }
