@@ -75,7 +75,11 @@ export interface RedisStoreOptions {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Redis Cluster seed nodes (`host:port`). When set, a cluster client is used and `url` only gives credentials. */
   readonly clusterNodes?: ReadonlyArray<string> | undefined
-  /** ioredis auto-pipelining: commands issued in the same tick share one write. Default `true`. */
+  /**
+   * ioredis auto-pipelining: commands issued in the same tick share one write. Default `false`:
+   * measured slower for Effect callers (see docs/benchmarks.md), whose fibers resume across
+   * several ticks.
+   */
   readonly autoPipelining?: boolean | undefined
 }
 
@@ -107,10 +111,6 @@ class InFlight<A> implements Expirable {
     this.done = true
     this.pending.delete(this)
     this.resume(result)
-  }
-  cancel(): void {
-    this.done = true
-    this.pending.delete(this)
   }
 }
 
@@ -248,7 +248,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      enableAutoPipelining: options.autoPipelining ?? true,
+      enableAutoPipelining: options.autoPipelining ?? false,
       commandTimeout: timeoutMs,
       connectTimeout: connectTimeoutMs,
       ...(socketTimeoutMs !== undefined ? { socketTimeout: socketTimeoutMs } : {}),
@@ -271,10 +271,11 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         const clusterOptions: ClusterOptions = {
           lazyConnect: true,
           enableOfflineQueue: false,
-          enableAutoPipelining: options.autoPipelining ?? true,
+          enableAutoPipelining: options.autoPipelining ?? false,
           clusterRetryStrategy: (times: number) => Math.min(50 * times, 500),
           slotsRefreshTimeout: connectTimeoutMs,
-          redisOptions: { ...redisOptions, ...credentialsFromUrl(options.url) }
+          // explicit `password` / `username` win over the userinfo of `url`
+          redisOptions: { ...credentialsFromUrl(options.url), ...redisOptions }
         }
         const cluster = new Cluster(options.clusterNodes.map(parseNode), clusterOptions)
         cluster.on("error", onError)
@@ -362,12 +363,6 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         return clients[next] ?? first
       }
 
-      const run = (s: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>): Promise<unknown> => {
-        const client = pick()
-        return client.evalsha(s.sha, keys.length, ...keys, ...args).catch((e: unknown) =>
-          isNoScript(e) ? client.eval(s.source, keys.length, ...keys, ...args) : Promise.reject(e)
-        )
-      }
 
       const timeoutError = (operation: string) => fail(operation, `no answer within ${timeoutMs} ms`)
 
@@ -392,16 +387,17 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
             (a) => call.settle(Effect.succeed(a)),
             (e: unknown) => call.settle(Effect.fail(fail(operation, messageOf(e))))
           )
-          return Effect.sync(() => call.cancel())
+          // No canceler: returning one makes Effect wrap every call in interruption machinery
+          // (a fifth of the throughput). An interrupted call stays registered until its reply or
+          // deadline, and its late `resume` is ignored.
         })
 
       /**
        * A store round trip, traced as a child of the caller's span when there is one (no span is
        * started for an untraced caller: on the hot path a span costs a third of the round trip).
        */
-      const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> => {
-        const effect = settle(operation, f)
-        return Effect.contextWithEffect((context: Context.Context<never>) =>
+      const traced = <A>(operation: string, limiter: string, effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+        Effect.contextWithEffect((context: Context.Context<never>) =>
           Context.getOption(context, Tracer.ParentSpan)._tag === "None"
             ? effect
             : Effect.withSpan(effect, `RateLimitStore.redis.${operation}`, {
@@ -410,7 +406,47 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
               attributes: { [ATTR_DB_SYSTEM_NAME]: "redis", [ATTR_LIMITER]: limiter }
             })
         )
-      }
+
+      /** A round trip that is not a script (per-key reset). */
+      const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+        traced(operation, limiter, settle(operation, f))
+
+      /**
+       * One script round trip: `EVALSHA`, and on `NOSCRIPT` (after `SCRIPT FLUSH`, a restart or a
+       * failover) `EVAL`, which also caches the script again. The reply is mapped inside the
+       * driver's promise callbacks: one promise per call on the hot path.
+       */
+      const evalScript = <A>(
+        operation: string,
+        limiter: string,
+        s: Script,
+        keys: ReadonlyArray<string>,
+        args: ReadonlyArray<string | number>,
+        map: (reply: unknown) => A
+      ): Effect.Effect<A, StoreError> =>
+        traced(
+          operation,
+          limiter,
+          Effect.async<A, StoreError>((resume) => {
+            const call = new InFlight<A>(clock.unsafeCurrentTimeMillis() + timeoutMs, operation, resume, pending)
+            pending.add(call)
+            const client = pick()
+            const onReply = (reply: unknown) => {
+              let a: A
+              try {
+                a = map(reply)
+              } catch (e) {
+                return call.settle(Effect.fail(fail(operation, messageOf(e))))
+              }
+              call.settle(Effect.succeed(a))
+            }
+            const onError = (e: unknown) => call.settle(Effect.fail(fail(operation, messageOf(e))))
+            client.evalsha(s.sha, keys.length, ...keys, ...args).then(onReply, (e: unknown) => {
+              if (isNoScript(e)) client.eval(s.source, keys.length, ...keys, ...args).then(onReply, onError)
+              else onError(e)
+            })
+          })
+        )
 
       // limiter ids are few (registered limiters): their encoding is memoized
       const limiterParts = new Map<string, string>()
@@ -453,81 +489,86 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       const intervalUs = (ratePerSecond: number) => String(1e6 / ratePerSecond)
 
       const tokenBucket = (req: TokenBucketRequest) =>
-        call("tokenBucket", req.limiter, () =>
-          run(Scripts.tokenBucketTake, [keyOf(req.limiter, req.key, "tb")], [
-            intervalUs(req.ratePerSecond),
-            req.burst,
-            req.cost,
-            Math.min(MAX_WAIT_US, Math.max(0, req.maxWaitMs) * 1000)
-          ]).then((reply) => decision(req.burst, reply)))
+        evalScript("tokenBucket", req.limiter, Scripts.tokenBucketTake, [keyOf(req.limiter, req.key, "tb")], [
+          intervalUs(req.ratePerSecond),
+          req.burst,
+          req.cost,
+          Math.min(MAX_WAIT_US, Math.max(0, req.maxWaitMs) * 1000)
+        ], (reply) => decision(req.burst, reply))
 
       const slidingWindow = (req: WindowRequest) =>
-        call("slidingWindow", req.limiter, () =>
-          run(
-            Scripts.slidingWindowTake,
-            [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
-            [Math.round(req.windowMs * 1000), req.limit, req.cost]
-          ).then((reply) => decision(req.limit, reply)))
+        evalScript(
+          "slidingWindow",
+          req.limiter,
+          Scripts.slidingWindowTake,
+          [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
+          [Math.round(req.windowMs * 1000), req.limit, req.cost],
+          (reply) => decision(req.limit, reply)
+        )
 
       const fixedWindow = (req: WindowRequest) =>
-        call("fixedWindow", req.limiter, () =>
-          run(Scripts.fixedWindowTake, [keyOf(req.limiter, req.key, "fw")], [
-            Math.max(1, Math.round(req.windowMs)),
-            req.limit,
-            req.cost
-          ]).then((reply) => decision(req.limit, reply)))
+        evalScript("fixedWindow", req.limiter, Scripts.fixedWindowTake, [keyOf(req.limiter, req.key, "fw")], [
+          Math.max(1, Math.round(req.windowMs)),
+          req.limit,
+          req.cost
+        ], (reply) => decision(req.limit, reply))
 
       const slotKey = (req: SlotRequest) => keyOf(req.limiter, req.key, "cc")
       const leaseUs = (req: SlotRequest) => Math.max(1, Math.round(req.leaseMs * 1000))
 
       const acquireSlot = (req: SlotRequest) =>
-        call("acquireSlot", req.limiter, () =>
-          run(Scripts.slotAcquire, [slotKey(req)], [req.holder, req.limit, leaseUs(req)]).then(
-            (reply): SlotDecision => {
-              const r = replyArray(reply)
-              const retry = at(r, 2)
-              return {
-                acquired: at(r, 0) === 1,
-                limit: req.limit,
-                active: at(r, 1),
-                retryAfterMs: retry < 0 ? Infinity : retry / 1000
-              }
+        evalScript(
+          "acquireSlot",
+          req.limiter,
+          Scripts.slotAcquire,
+          [slotKey(req)],
+          [req.holder, req.limit, leaseUs(req)],
+          (reply): SlotDecision => {
+            const r = replyArray(reply)
+            const retry = at(r, 2)
+            return {
+              acquired: at(r, 0) === 1,
+              limit: req.limit,
+              active: at(r, 1),
+              retryAfterMs: retry < 0 ? Infinity : retry / 1000
             }
-          ))
+          }
+        )
 
       const renewSlot = (req: SlotRequest) =>
-        call("renewSlot", req.limiter, () =>
-          run(Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)]).then((reply) => reply === 1))
+        evalScript("renewSlot", req.limiter, Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)], (reply) =>
+          reply === 1)
 
       const releaseSlot = (req: SlotRequest) =>
-        call("releaseSlot", req.limiter, () =>
-          run(Scripts.slotRelease, [slotKey(req)], [req.holder]).then((reply) => reply === 1))
+        evalScript("releaseSlot", req.limiter, Scripts.slotRelease, [slotKey(req)], [req.holder], (reply) => reply === 1)
 
-      const peek = (req: PeekRequest) =>
-        call("peek", req.limiter, () => {
-          switch (req.algorithm) {
-            case "token_bucket":
-              return run(Scripts.tokenBucketPeek, [keyOf(req.limiter, req.key, "tb")], [
-                intervalUs(req.ratePerSecond),
-                req.burst
-              ]).then((reply) => decision(req.burst, reply))
-            case "sliding_window":
-              return run(
-                Scripts.slidingWindowPeek,
-                [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
-                [Math.round(req.windowMs * 1000), req.limit]
-              ).then((reply) => decision(req.limit, reply))
-            case "fixed_window":
-              return run(Scripts.fixedWindowPeek, [keyOf(req.limiter, req.key, "fw")], [
-                Math.max(1, Math.round(req.windowMs)),
-                req.limit
-              ]).then((reply) => decision(req.limit, reply))
-            case "concurrency":
-              return run(Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit]).then((reply) =>
-                decision(req.limit, reply)
-              )
-          }
-        })
+      const peek = (req: PeekRequest): Effect.Effect<StoreDecision, StoreError> => {
+        switch (req.algorithm) {
+          case "token_bucket":
+            return evalScript("peek", req.limiter, Scripts.tokenBucketPeek, [keyOf(req.limiter, req.key, "tb")], [
+              intervalUs(req.ratePerSecond),
+              req.burst
+            ], (reply) => decision(req.burst, reply))
+          case "sliding_window":
+            return evalScript(
+              "peek",
+              req.limiter,
+              Scripts.slidingWindowPeek,
+              [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
+              [Math.round(req.windowMs * 1000), req.limit],
+              (reply) => decision(req.limit, reply)
+            )
+          case "fixed_window":
+            return evalScript("peek", req.limiter, Scripts.fixedWindowPeek, [keyOf(req.limiter, req.key, "fw")], [
+              Math.max(1, Math.round(req.windowMs)),
+              req.limit
+            ], (reply) => decision(req.limit, reply))
+          case "concurrency":
+            return evalScript("peek", req.limiter, Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit], (
+              reply
+            ) => decision(req.limit, reply))
+        }
+      }
 
       const STATES = ["tb", "sw", "swm", "fw", "cc"] as const
 

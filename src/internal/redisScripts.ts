@@ -189,34 +189,40 @@ return {remaining, reset, -retry}
 `
 
 const fixedCommon = `${prelude}
-local function s(x) return string.format('%d', x) end
+local k = KEYS[1]
 local win = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
-local start = math.floor(math.floor(now / 1000) / win) * win
-local toEnd = (start + win) * 1000 - now
-local state = redis.call('HMGET', KEYS[1], 'w', 'l', 'c')
-local count = 0
-if tonumber(state[1]) == start and tonumber(state[2]) == win then count = tonumber(state[3]) or 0 end
-local remaining = limit - count
-if remaining < 0 then remaining = 0 end
+local nowMs = math.floor(now / 1000)
+local endMs = nowMs - nowMs % win + win
+local toEnd = endMs * 1000 - now
 `
 
 /**
- * Fixed window take. KEYS[1]: hash {w = window start (ms), l = window length (ms), c = count}, expiring at the window's end.
- * ARGV: window (ms), limit, cost. A refusal does not count.
+ * Fixed window take. KEYS[1]: the count of the current window, a string created by the first
+ * admitted take of the window and expiring with the window's last millisecond (`PEXPIREAT`), so a
+ * counter that exists belongs to the current window. The admitted path is `TIME` + `INCRBY`;
+ * a refusal takes its `INCRBY` back in the same script (the state is unchanged). ARGV: window
+ * (ms), limit, cost. (A counter of another window length that has not ended yet would be counted:
+ * that only happens when a limiter's window is changed while it has state, and errs on the side
+ * of refusing.)
  *
  * @internal
  */
 export const fixedWindowTake = `${fixedCommon}
 local cost = tonumber(ARGV[3])
-if cost > limit then return {remaining, toEnd, ${NEVER}} end
-if count + cost <= limit then
-  count = count + cost
-  redis.call('HSET', KEYS[1], 'w', s(start), 'l', s(win), 'c', s(count))
-  redis.call('PEXPIREAT', KEYS[1], s(start + win))
-  return {limit - count, toEnd, 0}
+if cost > limit then
+  local r = limit - (tonumber(redis.call('GET', k)) or 0)
+  if r < 0 then r = 0 end
+  return {r, toEnd, ${NEVER}}
 end
-return {remaining, toEnd, -toEnd}
+local n = redis.call('INCRBY', k, cost)
+-- Redis keeps a key while now <= its expiry: expire at the last millisecond of the window
+if n == cost then redis.call('PEXPIREAT', k, endMs - 1) end
+if n <= limit then return {limit - n, toEnd, 0} end
+redis.call('DECRBY', k, cost)
+local r = limit - n + cost
+if r < 0 then r = 0 end
+return {r, toEnd, -toEnd}
 `
 
 /**
@@ -225,6 +231,9 @@ return {remaining, toEnd, -toEnd}
  * @internal
  */
 export const fixedWindowPeek = `${fixedCommon}
+local count = tonumber(redis.call('GET', k)) or 0
+local remaining = limit - count
+if remaining < 0 then remaining = 0 end
 if count + 1 <= limit then return {remaining, toEnd, 0} end
 if limit < 1 then return {remaining, toEnd, ${NEVER}} end
 return {remaining, toEnd, -toEnd}

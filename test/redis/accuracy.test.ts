@@ -23,11 +23,6 @@ const FIBERS = 50
 const RATE = 100
 const BURST = 100 // the default: max(1, ceil(ratePerSecond))
 const DURATION_MS = 5000
-/**
- * How the concurrency holders take their slots: "limiter" (RateLimiter.acquire) or "spi" (the
- * store's acquireSlot/releaseSlot directly).
- */
-const CC_MODE = "spi"
 
 class Server extends Effect.Tag("test/RedisAccuracyServer")<Server, RedisServer>() {}
 const ServerLive = Layer.scoped(Server, redisServer())
@@ -79,7 +74,7 @@ describe.skipIf(!available)("RedisStore multi-process accuracy (4 processes × 5
         const counterKey = `holders-${crypto.randomUUID()}`
         const children = yield* Effect.all(
           Array.from({ length: PROCESSES }, () =>
-            worker(["accuracy", server.url, rateId, ccId, counterKey, String(FIBERS), String(DURATION_MS), CC_MODE])),
+            worker(["accuracy", server.url, rateId, ccId, counterKey, String(FIBERS), String(DURATION_MS)])),
           { concurrency: "unbounded" }
         )
         const ready = yield* Effect.promise(() => Promise.all(children.map((c) => c.line())))

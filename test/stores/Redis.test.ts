@@ -3,9 +3,9 @@
  * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
-import { RedisStore } from "effect-rate-sync/redis"
+import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { requireService } from "../utils/services.js"
@@ -219,6 +219,56 @@ describe.skipIf(!available)("RedisStore on 127.0.0.1:6379", () => {
         const error = yield* Effect.flip(RedisStore.make({ keyPrefix: "a{b}" }))
         assert.strictEqual(error._tag, "StoreError")
         assert.include(error.message, "keyPrefix")
+      }))
+
+    it.scoped("RedisStoreLive reads RATE_SYNC_REDIS_* from the environment", () =>
+      Effect.gen(function*() {
+        const prefix = `env-${crypto.randomUUID()}`
+        const env = new Map([
+          ["RATE_SYNC_REDIS_URL", "redis://127.0.0.1:6379/0"],
+          ["RATE_SYNC_REDIS_KEY_PREFIX", prefix],
+          ["RATE_SYNC_REDIS_COMMAND_TIMEOUT", "0.5"],
+          ["RATE_SYNC_REDIS_SOCKET_CONNECT_TIMEOUT", "2 seconds"]
+        ])
+        const limiter = fresh("env")
+        const decision = yield* Effect.flatMap(
+          RateLimitStore.RateLimitStore,
+          (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
+        ).pipe(
+          Effect.provide(RedisStoreLive),
+          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+        )
+        assert.isTrue(decision.allowed)
+        const client = yield* raw
+        const keys = yield* Effect.promise(() => client.keys(`${prefix}:*`))
+        assert.strictEqual(keys.length, 1, "the key prefix came from the environment")
+        const bad = yield* Effect.flip(
+          RateLimitStore.RateLimitStore.pipe(
+            Effect.provide(RedisStoreLive),
+            Effect.withConfigProvider(
+              ConfigProvider.fromMap(new Map([["RATE_SYNC_REDIS_COMMAND_TIMEOUT", "soon"]]), { pathDelim: "_" })
+            )
+          )
+        )
+        assert.include(String(bad), "COMMAND_TIMEOUT")
+      }))
+
+    it.scoped("fromDefinition builds the store a TOML / configureStore definition names", () =>
+      Effect.gen(function*() {
+        const prefix = `def-${crypto.randomUUID()}`
+        const store = yield* RedisStore.fromDefinition({
+          engine: "redis",
+          url: Redacted.make("redis://127.0.0.1:6379"),
+          keyPrefix: prefix,
+          socketTimeout: 5,
+          commandTimeout: "500 millis"
+        })
+        assert.strictEqual(store.engine, "redis")
+        const d = yield* store.tokenBucket({ limiter: fresh("def"), key: "k", ratePerSecond: 1, burst: 3, cost: 1, maxWaitMs: 0 })
+        assert.isTrue(d.allowed)
+        assert.strictEqual(d.remaining, 2)
+        const client = yield* raw
+        assert.strictEqual((yield* Effect.promise(() => client.keys(`${prefix}:*`))).length, 1)
       }))
   })
 })

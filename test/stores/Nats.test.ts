@@ -1,0 +1,311 @@
+/**
+ * The NATS JetStream KV store against the real nats-server (JetStream on) on 127.0.0.1:4222: what
+ * is specific to NATS (compare-and-set under contention, key encoding, stored values, purge,
+ * clock-skew margin, errors), then the conformance suite (live clock). Every block works in a
+ * fresh bucket that its layer deletes when the block ends.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
+import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
+import { RateLimitStore } from "effect-rate-sync"
+import { NatsStore } from "effect-rate-sync/nats"
+import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { requireService } from "../utils/services.js"
+
+const available = await requireService("NATS", "127.0.0.1", 4222)
+
+const URL = "nats://127.0.0.1:4222"
+const BUCKET = `rs-test-${crypto.randomUUID()}`
+const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
+/** The store's encoding of a key token (see NatsStore's module doc). */
+const part = (s: string) => /^[A-Za-z0-9_-]+$/.test(s) ? `=${s}` : `/${Buffer.from(s, "utf8").toString("base64url")}`
+const keyOf = (limiter: string, key: string, state: string) => `${part(limiter)}.${part(key)}.${state}`
+
+/** A raw connection to the test bucket, to look at what the store wrote. */
+const raw = Effect.acquireRelease(
+  Effect.promise(() => connect({ servers: URL })),
+  (nc) => Effect.promise(() => nc.close()).pipe(Effect.ignore)
+).pipe(Effect.flatMap((nc) => Effect.promise(() => new Kvm(nc).open(BUCKET))))
+
+/** Deletes the test bucket when the layer that holds it is released. */
+const DropBucket = Layer.scopedDiscard(
+  Effect.addFinalizer(() =>
+    Effect.scoped(Effect.flatMap(raw, (kv) => Effect.tryPromise(() => kv.destroy()))).pipe(
+      Effect.timeoutOption("5 seconds"),
+      Effect.ignore
+    )
+  )
+)
+
+const options = { url: Redacted.make(URL), bucketName: BUCKET }
+const StoreLive = NatsStore.layer(options).pipe(Layer.provide(DropBucket))
+
+/** A clock `skewMs` ahead of the real one (another app server whose clock is off). */
+const skewedClock = (skewMs: number): Clock.Clock => {
+  const base = Clock.make()
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + skewMs,
+    currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + skewMs),
+    unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n),
+    sleep: (duration) => base.sleep(duration)
+  }
+}
+
+describe.skipIf(!available)("NatsStore on 127.0.0.1:4222", () => {
+  layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.scoped("20 concurrent fibers on one key: the CAS loop keeps the token-bucket bound", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("cas-tb")
+        const req = { limiter, key: "hot", ratePerSecond: 5, burst: 5, cost: 1, maxWaitMs: 0 }
+        const started = yield* Clock.currentTimeMillis
+        const decisions = yield* Effect.all(Array.from({ length: 20 }, () => store.tokenBucket(req)), {
+          concurrency: "unbounded"
+        })
+        const elapsed = (yield* Clock.currentTimeMillis) - started
+        const admitted = decisions.filter((d) => d.allowed).length
+        const retries = decisions.reduce((n, d) => n + (d.casRetries ?? 0), 0)
+        assert.isTrue(admitted >= 5, `admitted ${admitted}: the burst was available`)
+        assert.isTrue(admitted <= 5 + Math.floor(5 * elapsed / 1000), `admitted ${admitted} in ${elapsed} ms`)
+        assert.isTrue(retries > 0, "the fibers raced: some compare-and-sets were lost and retried")
+        assert.isTrue(decisions.every((d) => d.casRetries !== undefined), "every decision reports casRetries")
+
+        // reservations: all 20 admitted, their instants never beyond burst + rate·t
+        const reserve = { ...req, key: "queue", ratePerSecond: 20, burst: 2, maxWaitMs: 5000 }
+        const timed = yield* Effect.all(
+          Array.from({ length: 20 }, () =>
+            Effect.gen(function*() {
+              const before = yield* Clock.currentTimeMillis
+              const d = yield* store.tokenBucket(reserve)
+              const after = yield* Clock.currentTimeMillis
+              return { d, from: before + d.delayMs, to: after + d.delayMs }
+            })),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(timed.every((x) => x.d.allowed), "every request reserved a slot within maxWait")
+        const sorted = [...timed].sort((a, b) => a.from - b.from)
+        for (let i = 0; i < sorted.length; i++) {
+          for (let j = i; j < sorted.length; j++) {
+            const a = sorted[i]
+            const b = sorted[j]
+            if (a === undefined || b === undefined) continue
+            const allowance = reserve.burst + reserve.ratePerSecond * (b.to - a.from) / 1000
+            assert.isTrue(j - i + 1 <= allowance + 1e-9, `${j - i + 1} admissions within ${b.to - a.from} ms`)
+          }
+        }
+      }))
+
+    it.scoped("20 concurrent fibers on one key: the CAS loop keeps the concurrency limit", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const slot = { limiter: fresh("cas-cc"), key: "hot", limit: 3, leaseMs: 10_000 }
+        let holding = 0
+        let most = 0
+        let retries = 0
+        const worker = (holder: string) =>
+          Effect.gen(function*() {
+            while (true) {
+              const d = yield* store.acquireSlot({ ...slot, holder })
+              retries += d.casRetries ?? 0
+              assert.isTrue(d.active <= slot.limit, `active ${d.active}`)
+              if (d.acquired) break
+              yield* Effect.sleep(Duration.millis(5 + Math.random() * 10))
+            }
+            holding++
+            most = Math.max(most, holding)
+            yield* Effect.sleep("15 millis")
+            holding--
+            assert.isTrue(yield* store.releaseSlot({ ...slot, holder }), "the lease was live")
+          })
+        yield* Effect.all(Array.from({ length: 20 }, (_, i) => worker(`h${i}`)), { concurrency: "unbounded" })
+        assert.isTrue(most <= slot.limit, `${most} holders at once`)
+        assert.strictEqual(most, slot.limit, "the slots were all used")
+        assert.isTrue(retries > 0, "some compare-and-sets were lost and retried")
+        const peek = yield* store.peek({ algorithm: "concurrency", limiter: slot.limiter, key: "hot", limit: 3 })
+        assert.strictEqual(peek.remaining, 3, "every slot is free again")
+      }))
+
+    it.scoped("retries are bounded: with maxRetries 0 a lost compare-and-set fails with StoreError", () =>
+      Effect.gen(function*() {
+        const store = yield* NatsStore.make({ ...options, maxRetries: 0 })
+        const req = { limiter: fresh("cas-max"), key: "", limit: 100, windowMs: 60_000, cost: 1 }
+        const results = yield* Effect.all(Array.from({ length: 10 }, () => Effect.either(store.fixedWindow(req))), {
+          concurrency: "unbounded"
+        })
+        const failures = results.flatMap((r) => r._tag === "Left" ? [r.left] : [])
+        const admitted = results.filter((r) => r._tag === "Right" && r.right.allowed).length
+        assert.isTrue(failures.length > 0, "some writes lost the race and were not retried")
+        for (const e of failures) {
+          assert.strictEqual(e.engine, "nats")
+          assert.include(e.message, "compare-and-set")
+        }
+        const peek = yield* store.peek({ algorithm: "fixed_window", limiter: req.limiter, key: "", limit: 100, windowMs: 60_000 })
+        assert.strictEqual(peek.remaining, 100 - admitted, "exactly the answered admissions were counted")
+      }))
+
+    it.scoped("keys are encoded into the KV charset and values are compact JSON with an expiry", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const kv = yield* raw
+        const limiter = fresh("keys")
+        const key = "user:{42} é.*>"
+        const before = yield* Clock.currentTimeMillis
+        yield* store.tokenBucket({ limiter, key, ratePerSecond: 1, burst: 10, cost: 4, maxWaitMs: 0 })
+        yield* store.slidingWindow({ limiter, key, limit: 5, windowMs: 2000, cost: 1 })
+        yield* store.fixedWindow({ limiter, key, limit: 5, windowMs: 60_000, cost: 1 })
+        yield* store.acquireSlot({ limiter, key, holder: "h1", limit: 2, leaseMs: 3000 })
+        const keys = yield* Effect.promise(async () => {
+          const out: Array<string> = []
+          for await (const k of await kv.keys(`${part(limiter)}.>`)) out.push(k)
+          return out.sort()
+        })
+        assert.deepStrictEqual(keys, ["cc", "fw", "sw", "tb"].map((s) => keyOf(limiter, key, s)))
+        for (const k of keys) assert.match(k, /^[-/_=.a-zA-Z0-9]+$/)
+        const tb = yield* Effect.promise(() => kv.get(keyOf(limiter, key, "tb")))
+        const value: unknown = tb?.json()
+        assert.isTrue(typeof value === "object" && value !== null && "x" in value && typeof value.x === "number")
+        if (typeof value === "object" && value !== null && "x" in value && typeof value.x === "number") {
+          assert.isTrue(value.x > before + 3900 && value.x < before + 4500, `expiry ${value.x - before}`)
+        }
+        assert.isTrue((tb?.length ?? 1000) < 64, `value of ${tb?.length} bytes`)
+      }))
+
+    it.scoped("distinct (limiter, key) pairs never collide, whatever characters they hold", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const base = fresh("collide")
+        const pairs: ReadonlyArray<readonly [string, string]> = [
+          [`${base}.x`, ""],
+          [base, "x"],
+          [base, ".x"],
+          [base, "=x"],
+          [base, "/x"],
+          [base, "PXg"],
+          [base, ""],
+          [base, "*"],
+          [base, ">"],
+          [base, "a.b"],
+          [`${base}.a`, "b"]
+        ]
+        for (const [limiter, key] of pairs) {
+          const d = yield* store.fixedWindow({ limiter, key, limit: 1, windowMs: 60_000, cost: 1 })
+          assert.isTrue(d.allowed, `${limiter} / ${key}`)
+        }
+      }))
+
+    it.scoped("reset(limiter) deletes that limiter's keys only", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("reset")
+        const other = `${limiter}x`
+        const take = (l: string, key: string) => store.fixedWindow({ limiter: l, key, limit: 1, windowMs: 60_000, cost: 1 })
+        for (const key of ["a", "b", "c"]) yield* take(limiter, key)
+        yield* take(other, "a")
+        yield* store.reset(limiter)
+        for (const key of ["a", "b", "c"]) assert.isTrue((yield* take(limiter, key)).allowed)
+        assert.isFalse((yield* take(other, "a")).allowed, "a limiter whose id extends the other is untouched")
+      }))
+
+    it.scoped("timingMarginMs: another process's instants count that much later", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        // a second app server on the same bucket, with its own instance id
+        const other = yield* NatsStore.make({ ...options, timingMarginMs: 100 })
+        const careless = yield* NatsStore.make({ ...options, timingMarginMs: 0 })
+        const req = { limiter: fresh("skew"), key: "", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 }
+        assert.isTrue((yield* store.tokenBucket(req)).allowed, "the burst, taken by this process")
+        // 150 ms ahead: the token written 100 ms ahead looks refilled; with a 100 ms margin it is not
+        const ahead = yield* other.tokenBucket(req).pipe(Effect.withClock(skewedClock(150)))
+        assert.isFalse(ahead.allowed, "a clock ahead by less than the margin cannot admit early")
+        assert.isTrue(ahead.retryAfterMs > 0 && ahead.retryAfterMs <= 100, `retryAfter ${ahead.retryAfterMs}`)
+        const early = yield* careless.tokenBucket(req).pipe(Effect.withClock(skewedClock(150)))
+        assert.isTrue(early.allowed, "without a margin, a clock 150 ms ahead admits 50 ms early")
+      }))
+
+    it.scoped("expired keys are purged by the store's scoped fiber", () =>
+      Effect.gen(function*() {
+        const kv = yield* raw
+        const store = yield* NatsStore.make({ ...options, purgeInterval: "200 millis", timingMarginMs: 0 })
+        const limiter = fresh("purge")
+        yield* store.tokenBucket({ limiter, key: "", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 })
+        yield* store.acquireSlot({ limiter, key: "", holder: "h", limit: 1, leaseMs: 60_000 })
+        const count = Effect.promise(async () => {
+          let n = 0
+          for await (const _ of await kv.keys(`${part(limiter)}.>`)) n++
+          return n
+        })
+        assert.strictEqual(yield* count, 2)
+        yield* Effect.sleep("700 millis")
+        assert.strictEqual(yield* count, 1, "the refilled bucket's key is gone, the live lease stays")
+      }))
+
+    it.scoped("sequential latency (one get + one CAS per take)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const req = { limiter: fresh("latency"), key: "", ratePerSecond: 1e6, burst: 1e6, cost: 1, maxWaitMs: 0 }
+        yield* store.tokenBucket(req)
+        const n = 300
+        const start = performance.now()
+        for (let i = 0; i < n; i++) assert.isTrue((yield* store.tokenBucket(req)).allowed)
+        const ms = (performance.now() - start) / n
+        console.log(`NATS KV tokenBucket, sequential: ${ms.toFixed(3)} ms per call (${n} calls)`)
+        assert.isTrue(ms < 50, `${ms} ms per call`)
+      }))
+  })
+
+  layer(DropBucket, { excludeTestServices: true })((it) => {
+    it.scoped("errors are StoreError with engine nats and never carry the token", () =>
+      Effect.gen(function*() {
+        const secret = `tok-${crypto.randomUUID()}`
+        const down = yield* Effect.flip(
+          NatsStore.make({ url: Redacted.make("nats://127.0.0.1:1"), token: Redacted.make(secret), connectTimeout: "500 millis" })
+        )
+        assert.strictEqual(down._tag, "StoreError")
+        assert.strictEqual(down.engine, "nats")
+        assert.notInclude(down.message, secret)
+        assert.notInclude(String(down), secret)
+        const badName = yield* Effect.flip(NatsStore.make({ ...options, bucketName: "no.dots" }))
+        assert.include(badName.message, "bucketName")
+        const missing = yield* Effect.flip(
+          NatsStore.make({ url: Redacted.make(URL), bucketName: fresh("missing"), autoCreate: false })
+        )
+        assert.strictEqual(missing.operation, "open")
+        assert.include(missing.message, "autoCreate")
+      }))
+
+    it.scoped("layerConfig reads RATE_SYNC_NATS_*; fromDefinition builds the TOML engine", () =>
+      Effect.gen(function*() {
+        const env = new Map([
+          ["RATE_SYNC_NATS_URL", URL],
+          ["RATE_SYNC_NATS_BUCKET_NAME", BUCKET],
+          ["RATE_SYNC_NATS_RETRY_INTERVAL", "0.02"],
+          ["RATE_SYNC_NATS_TIMEOUT", "1 second"]
+        ])
+        const limiter = fresh("env")
+        const decision = yield* Effect.flatMap(
+          RateLimitStore.RateLimitStore,
+          (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
+        ).pipe(
+          Effect.provide(NatsStore.layerLive),
+          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+        )
+        assert.isTrue(decision.allowed)
+        const store = yield* NatsStore.fromDefinition({
+          engine: "nats",
+          url: Redacted.make(URL),
+          bucketName: BUCKET,
+          retryInterval: "50 millis",
+          maxRetries: 10,
+          timingMarginMs: 10
+        })
+        assert.strictEqual(store.engine, "nats")
+        const again = yield* store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
+        assert.isFalse(again.allowed, "both stores share the bucket named in the config")
+      }))
+  })
+
+  runStoreSuite("conformance (nats, live clock)", StoreLive, { clock: "live" })
+})
