@@ -67,7 +67,10 @@ export interface RedisStoreOptions {
    * time between the server's decision and the caller's wake-up. Default 0.
    */
   readonly timingMarginMs?: number | undefined
-  /** Socket inactivity timeout (ioredis `socketTimeout`). Default: none. */
+  /**
+   * While replies are awaited, a connection silent for this long is dropped and its commands
+   * rejected (ioredis `socketTimeout`). Default: 5 × the command timeout, at least 1 second.
+   */
   readonly socketTimeout?: Duration.DurationInput | undefined
   /** Connect timeout, also the bound on connecting at start-up. Default 5 seconds. */
   readonly socketConnectTimeout?: Duration.DurationInput | undefined
@@ -238,7 +241,11 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     }
     const timeoutMs = toMillis(options.commandTimeout, 1000)
     const connectTimeoutMs = toMillis(options.socketConnectTimeout, 5000)
-    const socketTimeoutMs = options.socketTimeout === undefined ? undefined : toMillis(options.socketTimeout, 0)
+    // Commands of a hung server are cleared by the driver once the socket stays silent this long;
+    // the caller was already answered by the deadline sweeper (see `settle`).
+    const socketTimeoutMs = options.socketTimeout === undefined
+      ? Math.max(1000, 5 * timeoutMs)
+      : toMillis(options.socketTimeout, 0)
     const marginMs = options.timingMarginMs ?? 0
     const timeout = Duration.millis(timeoutMs)
     const poolSize = Math.max(1, Math.min(options.poolMaxSize ?? Infinity, options.poolMinSize ?? 1))
@@ -249,9 +256,10 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       enableAutoPipelining: options.autoPipelining ?? false,
-      commandTimeout: timeoutMs,
+      // No per-command `commandTimeout`: ioredis arms and clears a timer per command for it, which
+      // cost 10-15% of the throughput at 64 callers. The deadline sweeper bounds every call instead.
       connectTimeout: connectTimeoutMs,
-      ...(socketTimeoutMs !== undefined ? { socketTimeout: socketTimeoutMs } : {}),
+      socketTimeout: socketTimeoutMs,
       ...(options.password !== undefined ? { password: Redacted.value(options.password) } : {}),
       ...(options.username !== undefined ? { username: options.username } : {}),
       // reconnect quickly, so enforcement is back soon after the server is
@@ -367,10 +375,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       const timeoutError = (operation: string) => fail(operation, `no answer within ${timeoutMs} ms`)
 
       /**
-       * One round trip that settles within the command timeout. ioredis' own `commandTimeout`
-       * rejects a command that gets no reply; as a backstop that does not trust the driver, every
-       * call is also registered with a deadline that one sweeper fiber (forked in the store's scope,
-       * reading the Effect clock) fails once passed. `Effect.timeoutFail` would fork a fiber and a
+       * One round trip that settles within the command timeout: every call is registered with a
+       * deadline that one sweeper fiber (forked in the store's scope, reading the Effect clock)
+       * fails once passed, so no call waits on the driver past it. `Effect.timeoutFail` would fork a fiber and a
        * timer per call, which costs more than the round trip itself.
        */
       const settle = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>

@@ -4,7 +4,7 @@
  * server in the same run, with a raw ioredis PING as the floor. Our store runs with ioredis
  * auto-pipelining on and off.
  *
- *   npx tsx test/bench/redis.bench.ts       (npm run bench:redis; writes its section of docs/benchmarks.md)
+ *   npm run bench:redis      (builds dist/, then writes its section of docs/benchmarks.md)
  *
  * Server: RATE_SYNC_BENCH_REDIS_URL, default redis://127.0.0.1:6379. Workload: 1 000 keys visited
  * round-robin, limits high enough that every decision is an admit that writes state.
@@ -14,12 +14,20 @@
 import { RateLimiter as ExperimentalRateLimiter } from "@effect/experimental"
 import * as ExperimentalRedis from "@effect/experimental/RateLimiter/Redis"
 import { Effect, Layer, Redacted } from "effect"
-import { RateLimiter, RateLimitStore } from "effect-rate-sync"
-import { RedisStore } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
 import * as os from "node:os"
 import { RateLimiterRedis } from "rate-limiter-flexible"
 import { writeSection } from "./report.js"
+
+// The library is loaded from dist/ (what users run; `npm run bench:redis` builds it first): under tsx
+// every closure on the hot path would be wrapped by esbuild's name-keeping helper, which distorts
+// the figures. Typed by the sources (a dynamic import of a computed path is untyped).
+const root: typeof import("effect-rate-sync") = await import(new globalThis.URL("../../dist/index.js", import.meta.url).href)
+const redisModule: typeof import("effect-rate-sync/redis") = await import(
+  new globalThis.URL("../../dist/redis.js", import.meta.url).href
+)
+const { RateLimiter, RateLimitStore } = root
+const { RedisStore } = redisModule
 
 const URL = process.env["RATE_SYNC_BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const SEQUENTIAL = Number(process.env["BENCH_SEQUENTIAL"] ?? 10_000)

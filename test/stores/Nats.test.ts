@@ -7,9 +7,13 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
-import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
-import { RateLimitStore } from "effect-rate-sync"
+import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { requireService } from "../utils/services.js"
 
@@ -242,6 +246,26 @@ describe.skipIf(!available)("NatsStore on 127.0.0.1:4222", () => {
         assert.strictEqual(yield* count, 1, "the refilled bucket's key is gone, the live lease stays")
       }))
 
+    it.scoped("behind RateLimiter: rate and concurrency limits hold, permits release their slots", () =>
+      Effect.gen(function*() {
+        const id = fresh("limiter")
+        const context = yield* Layer.build(
+          RateLimiter.layer({ [id]: { ratePerSecond: 2, burst: 3, maxConcurrent: 2 } }).pipe(
+            Layer.provide(Layer.succeed(RateLimitStore.RateLimitStore, yield* RateLimitStore.RateLimitStore))
+          )
+        )
+        const outcomes = yield* Effect.gen(function*() {
+          const held = [yield* RateLimiter.tryAcquire(id), yield* RateLimiter.tryAcquire(id)]
+          const third = yield* Effect.scoped(RateLimiter.tryAcquire(id))
+          return [...held, third]
+        }).pipe(Effect.scoped, Effect.provide(context))
+        assert.deepStrictEqual(outcomes, [true, true, false], "the third waits for a slot: two are held")
+        const afterRelease = yield* Effect.scoped(RateLimiter.tryAcquire(id)).pipe(Effect.provide(context))
+        assert.isTrue(afterRelease, "the slots came back when the scope closed; the third token was still there")
+        const refused = yield* Effect.scoped(RateLimiter.tryAcquire(id)).pipe(Effect.provide(context))
+        assert.isFalse(refused, "burst 3 spent")
+      }))
+
     it.scoped("sequential latency (one get + one CAS per take)", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
@@ -274,6 +298,45 @@ describe.skipIf(!available)("NatsStore on 127.0.0.1:4222", () => {
         )
         assert.strictEqual(missing.operation, "open")
         assert.include(missing.message, "autoCreate")
+      }))
+
+    it.scoped("every call is bounded by timeout: a frozen server fails calls with StoreError in time", () =>
+      Effect.gen(function*() {
+        // a nats-server of our own (frozen with SIGSTOP below), on a free port with a temporary store
+        const port = 20_000 + Math.floor(Math.random() * 20_000)
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => mkdtempSync(join(tmpdir(), "rs-nats-"))),
+          (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+        )
+        const server = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" })
+            child.on("error", (e) => console.error(`nats-server could not be started: ${e.message}`))
+            return child
+          }),
+          (child) =>
+            Effect.sync(() => {
+              child.kill("SIGCONT")
+              child.kill("SIGKILL")
+            })
+        )
+        yield* Effect.retry(
+          Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
+          Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))
+        )
+        const store = yield* NatsStore.make({ url: Redacted.make(`nats://127.0.0.1:${port}`), timeout: "300 millis" })
+        const req = { limiter: fresh("frozen"), key: "", ratePerSecond: 10, burst: 10, cost: 1, maxWaitMs: 0 }
+        assert.isTrue((yield* store.tokenBucket(req)).allowed)
+        server.kill("SIGSTOP")
+        const start = performance.now()
+        const error = yield* Effect.flip(store.tokenBucket(req))
+        const waited = performance.now() - start
+        assert.strictEqual(error.engine, "nats")
+        assert.include(error.message, "300 ms")
+        assert.isTrue(waited >= 250 && waited < 1000, `failed after ${waited} ms`)
+        server.kill("SIGCONT")
+        const back = yield* Effect.retry(store.tokenBucket(req), Schedule.spaced("50 millis").pipe(Schedule.upTo("3 seconds")))
+        assert.isTrue(back.allowed, "served again once the server runs")
       }))
 
     it.scoped("layerConfig reads RATE_SYNC_NATS_*; fromDefinition builds the TOML engine", () =>

@@ -1,0 +1,545 @@
+/**
+ * DDL and statements of the PostgreSQL store.
+ *
+ * One table holds every state, one row per `(limiter, key, kind)`:
+ * - `tb` (token bucket): `tat`, the theoretical arrival time (store ms);
+ * - `sw` (sliding window): `times` / `costs`, the admitted entries, oldest first;
+ * - `fw` (fixed window): `win_start`, `win_ms`, `win_count`;
+ * - `cc` (concurrency): `holders` / `expiries`, the leases (holder -> expiry, store ms).
+ * Every row has an `expires_at`: the instant from which it can no longer change a decision.
+ *
+ * Each SPI operation is one statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a
+ * PL/pgSQL function installed by `initialize`. A function that writes locks the pair's row first
+ * (`SELECT … FOR UPDATE`, creating it with `INSERT … ON CONFLICT DO NOTHING` when absent), then
+ * reads the server's clock (`clock_timestamp()`, after the lock so that concurrent callers of one
+ * key see increasing times), decides with the math of `algorithm.ts`, and writes only when the
+ * request is admitted. Peeks read without locking.
+ *
+ * Identifiers are validated by the caller (`[A-Za-z_][A-Za-z0-9_]*`) and always double-quoted.
+ *
+ * @internal
+ */
+
+/** @internal */
+export interface Names {
+  /** `"schema"` */
+  readonly schema: string
+  /** `"schema"."table"` */
+  readonly table: string
+  /** `"schema"."table_<suffix>"` */
+  readonly fn: (suffix: FunctionName) => string
+  /** The raw names, for catalog lookups and the advisory lock. */
+  readonly rawSchema: string
+  readonly rawTable: string
+}
+
+/** @internal */
+export const FUNCTIONS = [
+  "tb_take",
+  "tb_peek",
+  "sw_take",
+  "sw_peek",
+  "fw_take",
+  "fw_peek",
+  "cc_acquire",
+  "cc_renew",
+  "cc_release",
+  "cc_peek"
+] as const
+
+/** @internal */
+export type FunctionName = (typeof FUNCTIONS)[number]
+
+/** Longest table name accepted: `<table>_cc_release` must fit PostgreSQL's 63-byte identifiers. */
+export const MAX_TABLE_NAME = 48
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * `undefined` when `name` is a valid identifier of at most `max` characters, else why not.
+ *
+ * @internal
+ */
+export const invalidIdentifier = (name: string, max: number): string | undefined => {
+  if (!IDENTIFIER.test(name)) return "must match [A-Za-z_][A-Za-z0-9_]* (it is used as a quoted SQL identifier)"
+  if (name.length > max) return `must be at most ${max} characters`
+  return undefined
+}
+
+const quote = (name: string): string => `"${name}"`
+
+/** @internal */
+export const names = (schemaName: string, tableName: string): Names => ({
+  schema: quote(schemaName),
+  table: `${quote(schemaName)}.${quote(tableName)}`,
+  fn: (suffix) => `${quote(schemaName)}.${quote(`${tableName}_${suffix}`)}`,
+  rawSchema: schemaName,
+  rawTable: tableName
+})
+
+/**
+ * Admission tolerance (ms). Store instants are epoch milliseconds (~1.8e12) in `float8`, whose
+ * resolution there is ~2.4e-4 ms, so a stored TAT carries that much rounding: a request that is
+ * mathematically admissible is admitted when its wait is at most one microsecond.
+ */
+const EPS = "0.001"
+/** Tolerance when flooring a ratio that should be whole (float noise of stored instants). */
+const RATIO_EPS = "0.000001"
+
+const NOW = "extract(epoch from clock_timestamp())::float8 * 1000"
+
+/**
+ * Locks the row of `(p_limiter, p_key, kind)`, creating an empty one when absent, and reads
+ * `cols` into `vars` (NULL for a new row). Concurrent creators serialize on the primary key: the
+ * loser's `INSERT … DO NOTHING` waits for the winner, then its `SELECT … FOR UPDATE` (a fresh
+ * snapshot per statement) sees the committed row. A row removed in between (by the cleanup)
+ * makes the loop try again.
+ */
+const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `
+  FOR attempt IN 1..10 LOOP
+    SELECT ${cols} INTO ${vars} FROM ${n.table} s
+      WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = '${kind}' FOR UPDATE;
+    EXIT WHEN FOUND;
+    INSERT INTO ${n.table} (limiter, key, kind, expires_at)
+      VALUES (p_limiter, p_key, '${kind}', clock_timestamp()) ON CONFLICT DO NOTHING;
+    EXIT WHEN FOUND;
+    IF attempt = 10 THEN RAISE EXCEPTION 'could not lock the state row'; END IF;
+  END LOOP;
+  now_ms := ${NOW};`
+
+const WHERE = (kind: string) => `limiter = p_limiter AND key = p_key AND kind = '${kind}'`
+
+const DECISION_OUT =
+  "OUT allowed boolean, OUT remaining float8, OUT reset_after float8, OUT retry_after float8, OUT delay float8"
+
+const fn = (name: string, args: string, returns: string, declare: string, body: string) => `
+CREATE OR REPLACE FUNCTION ${name}(${args}) ${returns} LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  now_ms float8;
+${declare}
+BEGIN
+${body}
+END
+$fn$;`
+
+const tbRemaining = (d: string) =>
+  `least(greatest(floor(p_burst - ${d} / p_interval + ${RATIO_EPS}), 0), floor(p_burst))`
+
+const tbTake = (n: Names) =>
+  fn(
+    n.fn("tb_take"),
+    `p_limiter text, p_key text, p_interval float8, p_burst float8, p_cost float8, p_max_wait float8, ${DECISION_OUT}`,
+    "",
+    `  v_tat float8;
+  d float8;
+  nxt float8;
+  wait float8;`,
+    `${lockOrCreate(n, "tb", "s.tat", "v_tat")}
+  -- d = tat0 - now >= 0; relative quantities keep the float noise at the scale of d
+  d := greatest(coalesce(v_tat - now_ms, 0), 0);
+  delay := 0;
+  IF NOT (p_cost <= p_burst) OR NOT (p_interval > 0 AND p_interval < 'Infinity'::float8) THEN
+    allowed := false;
+    remaining := CASE WHEN p_interval > 0 AND p_interval < 'Infinity'::float8 THEN ${tbRemaining("d")} ELSE 0 END;
+    reset_after := d;
+    retry_after := 'Infinity'::float8;
+    RETURN;
+  END IF;
+  nxt := d + p_cost * p_interval;
+  wait := nxt - p_burst * p_interval;
+  IF wait <= ${EPS} OR wait <= p_max_wait THEN
+    UPDATE ${n.table} SET tat = now_ms + nxt, expires_at = to_timestamp((now_ms + nxt) / 1000)
+      WHERE ${WHERE("tb")};
+    allowed := true;
+    IF wait <= ${EPS} THEN
+      remaining := ${tbRemaining("nxt")};
+    ELSE
+      remaining := 0;
+      delay := wait;
+    END IF;
+    reset_after := nxt;
+    retry_after := 0;
+  ELSE
+    allowed := false;
+    remaining := ${tbRemaining("d")};
+    reset_after := d;
+    retry_after := wait;
+  END IF;`
+  )
+
+const tbPeek = (n: Names) =>
+  fn(
+    n.fn("tb_peek"),
+    `p_limiter text, p_key text, p_interval float8, p_burst float8, ${DECISION_OUT}`,
+    "",
+    `  v_tat float8;
+  d float8;
+  wait float8;`,
+    `  SELECT s.tat INTO v_tat FROM ${n.table} s WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'tb';
+  now_ms := ${NOW};
+  d := greatest(coalesce(v_tat - now_ms, 0), 0);
+  delay := 0;
+  reset_after := d;
+  IF NOT (1 <= p_burst) OR NOT (p_interval > 0 AND p_interval < 'Infinity'::float8) THEN
+    allowed := false;
+    remaining := 0;
+    retry_after := 'Infinity'::float8;
+    RETURN;
+  END IF;
+  wait := d + p_interval - p_burst * p_interval;
+  allowed := wait <= ${EPS};
+  remaining := ${tbRemaining("d")};
+  retry_after := CASE WHEN allowed THEN 0 ELSE wait END;`
+  )
+
+/** Live entries of a sliding window are `v_times[i..n]`; `total` their costs. */
+const swScan = `
+  v_times := coalesce(v_times, '{}');
+  v_costs := coalesce(v_costs, '{}');
+  n := cardinality(v_times);
+  i := 1;
+  WHILE i <= n AND v_times[i] + p_window <= now_ms LOOP i := i + 1; END LOOP;
+  total := 0;
+  FOR j IN i..n LOOP total := total + v_costs[j]; END LOOP;
+  reset_after := CASE WHEN i <= n THEN v_times[n] + p_window - now_ms ELSE 0 END;`
+
+/** `retry_after` for a cost `c` that does not fit (`c <= p_limit`). */
+const swRetry = (c: string) => `
+  retry_after := p_window;
+  freed := 0;
+  FOR j IN i..n LOOP
+    freed := freed + v_costs[j];
+    IF freed >= total + ${c} - p_limit THEN
+      retry_after := v_times[j] + p_window - now_ms;
+      EXIT;
+    END IF;
+  END LOOP;`
+
+const swDeclare = `  v_times float8[];
+  v_costs float8[];
+  n int;
+  i int;
+  total float8;
+  freed float8;`
+
+const swTake = (n: Names) =>
+  fn(
+    n.fn("sw_take"),
+    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, ${DECISION_OUT}`,
+    "",
+    swDeclare,
+    `${lockOrCreate(n, "sw", "s.times, s.costs", "v_times, v_costs")}
+${swScan}
+  delay := 0;
+  IF NOT (p_cost <= p_limit) THEN
+    allowed := false;
+    remaining := least(greatest(floor(p_limit - total), 0), p_limit);
+    retry_after := 'Infinity'::float8;
+    RETURN;
+  END IF;
+  IF total + p_cost <= p_limit THEN
+    IF p_cost > 0 THEN
+      v_times := v_times[i:n];
+      v_costs := v_costs[i:n];
+      n := cardinality(v_times);
+      IF n > 0 AND v_times[n] >= now_ms THEN
+        -- same instant: merge into the newest entry
+        v_costs[n] := v_costs[n] + p_cost;
+      ELSE
+        v_times := v_times || now_ms;
+        v_costs := v_costs || p_cost;
+        n := n + 1;
+      END IF;
+      UPDATE ${n.table} SET times = v_times, costs = v_costs,
+        expires_at = to_timestamp((v_times[n] + p_window) / 1000)
+        WHERE ${WHERE("sw")};
+      reset_after := v_times[n] + p_window - now_ms;
+    END IF;
+    allowed := true;
+    remaining := least(greatest(floor(p_limit - total - p_cost), 0), p_limit);
+    retry_after := 0;
+  ELSE
+    allowed := false;
+    remaining := least(greatest(floor(p_limit - total), 0), p_limit);
+${swRetry("p_cost")}
+  END IF;`
+  )
+
+const swPeek = (n: Names) =>
+  fn(
+    n.fn("sw_peek"),
+    `p_limiter text, p_key text, p_limit float8, p_window float8, ${DECISION_OUT}`,
+    "",
+    swDeclare,
+    `  SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s
+    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'sw';
+  now_ms := ${NOW};
+${swScan}
+  delay := 0;
+  allowed := total + 1 <= p_limit;
+  remaining := least(greatest(floor(p_limit - total), 0), p_limit);
+  IF allowed THEN
+    retry_after := 0;
+  ELSIF NOT (1 <= p_limit) THEN
+    retry_after := 'Infinity'::float8;
+  ELSE
+${swRetry("1")}
+  END IF;`
+  )
+
+/** The current aligned window (guarded against the float rounding `floor(x / w) * w > x`). */
+const fwWindow = `
+  w_start := floor(now_ms / p_window) * p_window;
+  IF w_start > now_ms THEN w_start := w_start - p_window; END IF;
+  cnt := CASE WHEN v_start = w_start AND v_win = p_window THEN coalesce(v_count, 0) ELSE 0 END;
+  reset_after := w_start + p_window - now_ms;
+  delay := 0;`
+
+const fwDeclare = `  v_start float8;
+  v_win float8;
+  v_count float8;
+  w_start float8;
+  cnt float8;`
+
+const fwTake = (n: Names) =>
+  fn(
+    n.fn("fw_take"),
+    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, ${DECISION_OUT}`,
+    "",
+    fwDeclare,
+    `${lockOrCreate(n, "fw", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
+${fwWindow}
+  IF cnt + p_cost <= p_limit THEN
+    UPDATE ${n.table} SET win_start = w_start, win_ms = p_window, win_count = cnt + p_cost,
+      expires_at = to_timestamp((w_start + p_window) / 1000)
+      WHERE ${WHERE("fw")};
+    allowed := true;
+    remaining := least(greatest(floor(p_limit - cnt - p_cost), 0), p_limit);
+    retry_after := 0;
+  ELSE
+    allowed := false;
+    remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
+    retry_after := CASE WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;
+  END IF;`
+  )
+
+const fwPeek = (n: Names) =>
+  fn(
+    n.fn("fw_peek"),
+    `p_limiter text, p_key text, p_limit float8, p_window float8, ${DECISION_OUT}`,
+    "",
+    fwDeclare,
+    `  SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s
+    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'fw';
+  now_ms := ${NOW};
+${fwWindow}
+  allowed := cnt + 1 <= p_limit;
+  remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
+  retry_after := CASE WHEN allowed THEN 0 WHEN 1 <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
+  )
+
+const ccDeclare = `  v_holders text[];
+  v_exps float8[];
+  h text[] := '{}';
+  e float8[] := '{}';
+  earliest float8;
+  latest float8;
+  pos int;`
+
+/** Keeps the live leases in `h` / `e`, with their earliest and latest expiry. */
+const ccLive = `
+  FOR j IN 1..coalesce(cardinality(v_holders), 0) LOOP
+    IF v_exps[j] > now_ms THEN
+      h := h || v_holders[j];
+      e := e || v_exps[j];
+      earliest := least(earliest, v_exps[j]);
+      latest := greatest(latest, v_exps[j]);
+    END IF;
+  END LOOP;`
+
+const ccWrite = (n: Names) => `
+  IF cardinality(h) = 0 THEN
+    DELETE FROM ${n.table} WHERE ${WHERE("cc")};
+  ELSE
+    UPDATE ${n.table} SET holders = h, expiries = e,
+      expires_at = to_timestamp((SELECT max(x) FROM unnest(e) x) / 1000)
+      WHERE ${WHERE("cc")};
+  END IF;`
+
+const ccAcquire = (n: Names) =>
+  fn(
+    n.fn("cc_acquire"),
+    "p_limiter text, p_key text, p_holder text, p_limit float8, p_lease float8, OUT acquired boolean, OUT active int, OUT retry_after float8",
+    "",
+    ccDeclare,
+    `${lockOrCreate(n, "cc", "s.holders, s.expiries", "v_holders, v_exps")}
+${ccLive}
+  pos := array_position(h, p_holder);
+  IF pos IS NOT NULL OR cardinality(h) < p_limit THEN
+    IF pos IS NOT NULL THEN
+      e[pos] := now_ms + p_lease;
+    ELSE
+      h := h || p_holder;
+      e := e || (now_ms + p_lease);
+    END IF;
+${ccWrite(n)}
+    acquired := true;
+    retry_after := 0;
+  ELSE
+    acquired := false;
+    retry_after := CASE WHEN earliest IS NULL THEN 'Infinity'::float8 ELSE earliest - now_ms END;
+  END IF;
+  active := cardinality(h);`
+  )
+
+/** Locks the existing lease row (never creates one): renew and release. */
+const ccLockExisting = (n: Names) => `
+  SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
+    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'cc' FOR UPDATE;
+  now_ms := ${NOW};
+  pos := array_position(v_holders, p_holder);
+  IF pos IS NULL THEN RETURN false; END IF;`
+
+const ccRenew = (n: Names) =>
+  fn(
+    n.fn("cc_renew"),
+    "p_limiter text, p_key text, p_holder text, p_lease float8",
+    "RETURNS boolean",
+    `${ccDeclare}
+  was float8;`,
+    `${ccLockExisting(n)}
+  was := v_exps[pos];
+  -- a live lease is pushed; an expired one is dropped, never re-created
+  v_exps[pos] := CASE WHEN was > now_ms THEN now_ms + p_lease ELSE 0 END;
+${ccLive}
+${ccWrite(n)}
+  RETURN was > now_ms;`
+  )
+
+const ccRelease = (n: Names) =>
+  fn(
+    n.fn("cc_release"),
+    "p_limiter text, p_key text, p_holder text",
+    "RETURNS boolean",
+    `${ccDeclare}
+  was float8;`,
+    `${ccLockExisting(n)}
+  was := v_exps[pos];
+  v_exps[pos] := 0;
+${ccLive}
+${ccWrite(n)}
+  RETURN was > now_ms;`
+  )
+
+const ccPeek = (n: Names) =>
+  fn(
+    n.fn("cc_peek"),
+    `p_limiter text, p_key text, p_limit float8, ${DECISION_OUT}`,
+    "",
+    ccDeclare,
+    `  SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
+    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'cc';
+  now_ms := ${NOW};
+${ccLive}
+  allowed := cardinality(h) < p_limit;
+  remaining := least(greatest(p_limit - cardinality(h), 0), p_limit);
+  reset_after := coalesce(latest - now_ms, 0);
+  retry_after := CASE WHEN allowed THEN 0 WHEN earliest IS NULL THEN 'Infinity'::float8 ELSE earliest - now_ms END;
+  delay := 0;`
+  )
+
+/**
+ * The table. `fillfactor` leaves room on each page so that the update of a hot key is a HOT
+ * update (no index write): `expires_at` is deliberately not indexed for the same reason (the
+ * cleanup scans, bounded by `LIMIT`).
+ *
+ * @internal
+ */
+export const createTable = (n: Names, unlogged: boolean): string => `
+CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${n.table} (
+  limiter text NOT NULL,
+  key text NOT NULL,
+  kind text NOT NULL,
+  tat float8,
+  win_start float8,
+  win_ms float8,
+  win_count float8,
+  times float8[],
+  costs float8[],
+  holders text[],
+  expiries float8[],
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (limiter, key, kind)
+) WITH (fillfactor = 80);`
+
+/**
+ * Every function, `CREATE OR REPLACE`.
+ *
+ * @internal
+ */
+export const createFunctions = (n: Names): string =>
+  [tbTake, tbPeek, swTake, swPeek, fwTake, fwPeek, ccAcquire, ccRenew, ccRelease, ccPeek].map((f) => f(n)).join("\n")
+
+/**
+ * The whole installation script: several statements sent as one simple query, which PostgreSQL
+ * runs as one implicit transaction (rolled back whole on error, so no connection is ever left in
+ * an aborted transaction), serialized by an advisory lock (concurrent
+ * `CREATE TABLE IF NOT EXISTS` / `CREATE OR REPLACE FUNCTION` from several processes can
+ * otherwise fail on the catalogs' unique indexes).
+ *
+ * @internal
+ */
+export const install = (n: Names, unlogged: boolean): string =>
+  `SELECT pg_advisory_xact_lock(hashtext(${literal(`effect-rate-sync:${n.rawSchema}.${n.rawTable}`)}));
+${n.rawSchema === "public" ? "" : `CREATE SCHEMA IF NOT EXISTS ${n.schema};`}
+${createTable(n, unlogged)}
+${createFunctions(n)}`
+
+/** A string literal of validated identifier characters (no quote can occur). */
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
+
+/**
+ * With `autoCreate: false`: the names of what is missing (table, functions), one row each.
+ *
+ * @internal
+ */
+export const missingObjects = (n: Names): string => {
+  const checks = [
+    `SELECT 'table ' || ${literal(n.table)} WHERE to_regclass(${literal(n.table)}) IS NULL`,
+    ...FUNCTIONS.map((f) =>
+      `SELECT 'function ' || ${literal(n.fn(f))} WHERE NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace WHERE ns.nspname = ${
+        literal(n.rawSchema)
+      } AND p.proname = ${literal(`${n.rawTable}_${f}`)})`
+    )
+  ]
+  return checks.join("\nUNION ALL\n")
+}
+
+/** @internal */
+export const statements = (n: Names) => ({
+  tokenBucket: `SELECT * FROM ${n.fn("tb_take")}($1, $2, $3, $4, $5, $6)`,
+  tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
+  slidingWindow: `SELECT * FROM ${n.fn("sw_take")}($1, $2, $3, $4, $5)`,
+  slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
+  fixedWindow: `SELECT * FROM ${n.fn("fw_take")}($1, $2, $3, $4, $5)`,
+  fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
+  acquireSlot: `SELECT * FROM ${n.fn("cc_acquire")}($1, $2, $3, $4, $5)`,
+  renewSlot: `SELECT ${n.fn("cc_renew")}($1, $2, $3, $4)`,
+  releaseSlot: `SELECT ${n.fn("cc_release")}($1, $2, $3)`,
+  slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
+  resetKey: `DELETE FROM ${n.table} WHERE limiter = $1 AND key = $2`,
+  resetLimiter: `DELETE FROM ${n.table} WHERE limiter = $1`,
+  /**
+   * Deletes at most `$1` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a row a
+   * take is working on is skipped, and no take can revive a row between its selection and its
+   * deletion.
+   */
+  cleanup: `WITH doomed AS (
+  SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM ${n.table} t USING doomed d
+  WHERE t.limiter = d.limiter AND t.key = d.key AND t.kind = d.kind
+  RETURNING 1
+)
+SELECT count(*)::int FROM gone`
+})
