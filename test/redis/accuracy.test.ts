@@ -3,7 +3,7 @@
  * share one limiter of 100/s for 5 s, and a concurrency limiter of 5; then a SIGKILLed holder's
  * slot comes back within its lease + 1 s.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
@@ -11,6 +11,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
+import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
 
 const available = redisBinariesAvailable()
@@ -64,7 +65,7 @@ const worker = (args: ReadonlyArray<string>) =>
     (child) => Effect.sync(() => child.process.kill("SIGKILL"))
   )
 
-describe.skipIf(!available)("RedisStore multi-process accuracy (4 processes × 50 fibers)", () => {
+describeWhenUp(available)("RedisStore multi-process accuracy (4 processes × 50 fibers)", () => {
   layer(Live, { timeout: "60 seconds", excludeTestServices: true })((it) => {
     it.scoped("one 100/s limiter admits [0.97, 1.0] × (burst + 100·5) in 5 s; a limiter of 5 never has 6 holders", () =>
       Effect.gen(function*() {

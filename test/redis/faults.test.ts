@@ -2,10 +2,11 @@
  * Store failures against a redis-server this file starts on its own port: killed mid-run and
  * restarted, frozen (SIGSTOP), SCRIPT FLUSH under load, wrong password.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Exit, Layer, Metric, Redacted } from "effect"
 import { RateLimiter, RateLimitMetrics } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
+import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
 
 const available = redisBinariesAvailable()
@@ -68,7 +69,7 @@ const untilEnforced = (key: string, since?: number) =>
     }
   })
 
-describe.skipIf(!available)("RedisStore faults (own redis-server)", () => {
+describeWhenUp(available)("RedisStore faults (own redis-server)", () => {
   layer(Live, { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("killed mid-run and restarted: policies apply, enforcement is back within 1 s, nothing replayed", () =>
       Effect.gen(function*() {

@@ -4,7 +4,7 @@
  * clock-skew margin, errors), then the conformance suite (live clock). Every block works in a
  * fresh bucket that its layer deletes when the block ends.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
-import { requireService } from "../utils/services.js"
+import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
@@ -58,7 +58,7 @@ const skewedClock = (skewMs: number): Clock.Clock => {
   }
 }
 
-describe.skipIf(!available)("NatsStore on 127.0.0.1:4222", () => {
+describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
   layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("20 concurrent fibers on one key: the CAS loop keeps the token-bucket bound", () =>
       Effect.gen(function*() {
@@ -130,6 +130,34 @@ describe.skipIf(!available)("NatsStore on 127.0.0.1:4222", () => {
         assert.isTrue(retries > 0, "some compare-and-sets were lost and retried")
         const peek = yield* store.peek({ algorithm: "concurrency", limiter: slot.limiter, key: "hot", limit: 3 })
         assert.strictEqual(peek.remaining, 3, "every slot is free again")
+      }))
+
+    it.scoped("two store instances (two app servers) share one bucket: the token-bucket bound holds", () =>
+      Effect.gen(function*() {
+        const a = yield* RateLimitStore.RateLimitStore
+        const b = yield* NatsStore.make(options)
+        const req = { limiter: fresh("shared"), key: "k", ratePerSecond: 50, burst: 10, cost: 1, maxWaitMs: 0 }
+        const runMs = 2000
+        const start = yield* Clock.currentTimeMillis
+        let admitted = 0
+        let retries = 0
+        const worker = (store: RateLimitStore.RateLimitStoreService) =>
+          Effect.gen(function*() {
+            while ((yield* Clock.currentTimeMillis) - start < runMs) {
+              const d = yield* store.tokenBucket(req)
+              retries += d.casRetries ?? 0
+              if (d.allowed) admitted++
+              else yield* Effect.sleep(Duration.millis(Math.min(d.retryAfterMs, 50) * Math.random()))
+            }
+          })
+        yield* Effect.all([...Array.from({ length: 10 }, () => worker(a)), ...Array.from({ length: 10 }, () => worker(b))], {
+          concurrency: "unbounded"
+        })
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        const bound = req.burst + req.ratePerSecond * elapsed / 1000
+        console.log(`NATS two instances, 20 fibers, ${elapsed} ms: admitted ${admitted} of a bound of ${bound.toFixed(0)}, casRetries ${retries}`)
+        assert.isTrue(admitted <= bound, `admitted ${admitted} > bound ${bound}`)
+        assert.isTrue(admitted >= 0.8 * bound, `admitted ${admitted}: far below the bound ${bound}`)
       }))
 
     it.scoped("retries are bounded: with maxRetries 0 a lost compare-and-set fails with StoreError", () =>

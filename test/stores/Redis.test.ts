@@ -2,13 +2,13 @@
  * The Redis store against the real Redis on 127.0.0.1:6379: the conformance suite (live clock),
  * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
-import { requireService } from "../utils/services.js"
+import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("Redis", "127.0.0.1", 6379)
 
@@ -26,7 +26,7 @@ const raw = Effect.acquireRelease(
 
 const StoreLive = RedisStore.layer({ url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: PREFIX })
 
-describe.skipIf(!available)("RedisStore on 127.0.0.1:6379", () => {
+describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
   runStoreSuite("conformance (redis, live clock)", StoreLive, { clock: "live" })
 
   layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {

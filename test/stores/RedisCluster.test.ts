@@ -2,12 +2,13 @@
  * The Redis store on a real 3-master Redis Cluster that this file starts on loopback ports
  * (`redis-server --cluster-enabled yes` + `redis-cli --cluster create`) and tears down.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
 import { Cluster } from "ioredis"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisCluster, type RedisClusterHandle } from "../utils/redisServer.js"
 
 const available = redisBinariesAvailable()
@@ -33,7 +34,7 @@ const rawCluster = (seeds: ReadonlyArray<string>) =>
     (client) => Effect.promise(() => client.quit()).pipe(Effect.ignore)
   )
 
-describe.skipIf(!available)("RedisStore on a 3-master Redis Cluster", () => {
+describeWhenUp(available)("RedisStore on a 3-master Redis Cluster", () => {
   // the suite block builds its own copy of the layer: a cluster of its own, torn down after it
   runStoreSuite("conformance (redis cluster, live clock)", Live, { clock: "live" })
 

@@ -3,6 +3,7 @@
  * skip with a loud message, unless RATE_SYNC_REQUIRE_SERVICES=1 (CI), where they fail.
  */
 import * as net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
 
 export const required = process.env["RATE_SYNC_REQUIRE_SERVICES"] === "1"
 
@@ -28,4 +29,21 @@ export const requireService = async (name: string, host: string, port: number): 
   if (required) throw new Error(`${message}, and RATE_SYNC_REQUIRE_SERVICES=1 requires it`)
   console.warn(`\n!!! SKIPPING ${name} integration tests: ${message} (set RATE_SYNC_REQUIRE_SERVICES=1 to fail instead) !!!\n`)
   return false
+}
+
+/**
+ * `describe` for a block that needs a server: the block when `available`, else one test that
+ * passes only when services are not required (so an unreachable server is visible in the report,
+ * and can never turn a CI run green).
+ */
+export const describeWhenUp = (available: boolean) => (name: string, body: () => void): void => {
+  if (available) {
+    describe(name, body)
+    return
+  }
+  describe(name, () => {
+    it("server unreachable: not run (allowed only without RATE_SYNC_REQUIRE_SERVICES=1)", () => {
+      assert.isFalse(required)
+    })
+  })
 }

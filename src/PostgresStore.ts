@@ -1,0 +1,616 @@
+/**
+ * The PostgreSQL store, on `@effect/sql`'s `SqlClient` (pg dialect): every SPI operation is one
+ * statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a PL/pgSQL function that
+ * `initialize` installs (with `autoCreate`). The function locks the `(limiter, key)` row
+ * (`SELECT … FOR UPDATE`, so concurrent callers of one key serialize), reads the server's clock
+ * (`clock_timestamp()`), decides, and writes only what it admitted.
+ *
+ * State lives in one table (default `public.rate_limiter_state`), one row per
+ * `(limiter, key, kind)` with its own `expires_at`; expired rows are ignored by the math and
+ * deleted by a cleanup fiber (`DELETE … LIMIT`, `SKIP LOCKED`) forked in the store's scope.
+ * Limiter ids and keys are stored as `text` (compared byte for byte), so distinct pairs never
+ * share state; `reset(limiter)` is an index range delete.
+ *
+ * @since 0.1.0
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as pgSql from "./internal/postgresSql.js"
+import type {
+  PeekRequest,
+  RateLimitStoreService,
+  SlotDecision,
+  SlotRequest,
+  StoreDecision,
+  TokenBucketRequest,
+  WindowRequest
+} from "./RateLimitStore.js"
+import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
+import type { PostgresStoreDefinition } from "./StoreDefinition.js"
+
+/**
+ * Options of the PostgreSQL store (rate-sync's PostgreSQL engine options, camelCased). The
+ * connection itself comes from the `SqlClient` in context (see {@link layerWithPgClient} and
+ * {@link fromDefinition} to build one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PostgresStoreOptions {
+  /** Table of the state. Default `"rate_limiter_state"`. `[A-Za-z_][A-Za-z0-9_]*`, at most 48 characters; quoted (case-sensitive). */
+  readonly tableName?: string | undefined
+  /** Schema of the table and functions. Default `"public"`. `[A-Za-z_][A-Za-z0-9_]*`; quoted. */
+  readonly schemaName?: string | undefined
+  /**
+   * Create the table (and the schema when not `public`) and install the functions at start-up.
+   * Default `true`. With `false`, start-up checks they exist and fails otherwise; apply
+   * {@link ddl} with a privileged role beforehand.
+   */
+  readonly autoCreate?: boolean | undefined
+  /**
+   * Create the table `UNLOGGED` (no WAL: several times faster writes, but the state is emptied
+   * after a crash and not replicated). Only applies when the table is created. Default `false`.
+   */
+  readonly unlogged?: boolean | undefined
+  /**
+   * Added to every non-zero `delayMs` / `retryAfterMs` the store answers, to absorb the network
+   * time between the server's decision and the caller's wake-up. Default 0.
+   */
+  readonly timingMarginMs?: number | undefined
+  /** Every call settles (answers or fails with `StoreError`) within this. Default 2 seconds. */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /** Bound on `initialize` (DDL may wait for locks). Default 15 seconds. */
+  readonly initializeTimeout?: Duration.DurationInput | undefined
+  /** How often expired rows are deleted. Default 60 seconds. */
+  readonly cleanupInterval?: Duration.DurationInput | undefined
+  /** Most rows one cleanup statement deletes (a cleanup runs up to 10 of them). Default 1000. */
+  readonly cleanupBatchSize?: number | undefined
+}
+
+const ENGINE = "postgres"
+const ATTR_DB_SYSTEM_NAME = "db.system.name"
+const ATTR_LIMITER = "rate_sync.limiter"
+const DEFAULT_TABLE = "rate_limiter_state"
+const DEFAULT_SCHEMA = "public"
+/** SQLSTATEs meaning the table or a function is gone (dropped, or another database). */
+const MISSING_OBJECT = new Set(["42P01", "42883", "3F000"])
+
+// ---------------------------------------------------------------------------------------------
+// secrets and errors
+
+/** Removes URL userinfo, `password=…` pairs and the known secrets from a driver message. */
+const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
+  let out = message
+  for (const secret of secrets) {
+    if (secret.length > 0) out = out.split(secret).join("***")
+  }
+  return out
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
+    .replace(/(password\s*[=:]\s*)\S+/gi, "$1***")
+}
+
+const secretsOf = (url: Redacted.Redacted | undefined, password: Redacted.Redacted | undefined): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  if (password !== undefined) out.push(Redacted.value(password))
+  if (url !== undefined) {
+    const raw = Redacted.value(url)
+    out.push(raw)
+    try {
+      const parsed = new URL(raw)
+      if (parsed.password !== "") out.push(parsed.password, decodeURIComponent(parsed.password))
+    } catch {
+      // not a URL: the whole string is already treated as a secret
+    }
+  }
+  return out.sort((a, b) => b.length - a.length)
+}
+
+/** A field of a driver error (`SqlError`, pg's `DatabaseError`), which are untyped here. */
+const fieldOf = (u: unknown, field: "message" | "code" | "cause"): unknown =>
+  typeof u === "object" && u !== null ? Reflect.get(u, field) : undefined
+
+const stringField = (u: unknown, field: "message" | "code"): string | undefined => {
+  const v = fieldOf(u, field)
+  return typeof v === "string" && v !== "" ? v : undefined
+}
+
+/** `SqlError` message plus the driver's own (`relation … does not exist`, `ECONNREFUSED`). */
+const describe = (e: unknown): string => {
+  const outer = stringField(e, "message") ?? "unknown error"
+  const inner = stringField(fieldOf(e, "cause"), "message")
+  return inner === undefined || inner === outer ? outer : `${outer}: ${inner}`
+}
+
+const sqlStateOf = (e: unknown): string | undefined => stringField(fieldOf(e, "cause"), "code")
+
+const toMillis = (input: Duration.DurationInput | undefined, fallback: number): number =>
+  input === undefined ? fallback : Duration.toMillis(Duration.decode(input))
+
+// ---------------------------------------------------------------------------------------------
+// rows
+
+type Row = ReadonlyArray<unknown>
+
+const num = (x: unknown): number => {
+  if (typeof x === "number") return x
+  if (typeof x === "string") return Number(x)
+  return Number.NaN
+}
+
+/**
+ * The SQL reference of the store (schema, table, functions), as `autoCreate` applies it: for a
+ * DBA to run when the application's role may not create objects (`autoCreate: false`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ddl = (options: PostgresStoreOptions = {}): Effect.Effect<string, StoreError> =>
+  Effect.suspend(() => {
+    const n = namesOf(options)
+    return typeof n === "string"
+      ? Effect.fail(new StoreError({ engine: ENGINE, operation: "configure", message: n }))
+      : Effect.succeed(pgSql.install(n, options.unlogged ?? false))
+  })
+
+const namesOf = (options: PostgresStoreOptions): pgSql.Names | string => {
+  const table = options.tableName ?? DEFAULT_TABLE
+  const schema = options.schemaName ?? DEFAULT_SCHEMA
+  const badTable = pgSql.invalidIdentifier(table, pgSql.MAX_TABLE_NAME)
+  if (badTable !== undefined) return `tableName ${JSON.stringify(table)} ${badTable}`
+  const badSchema = pgSql.invalidIdentifier(schema, 63)
+  if (badSchema !== undefined) return `schemaName ${JSON.stringify(schema)} ${badSchema}`
+  return pgSql.names(schema, table)
+}
+
+// ---------------------------------------------------------------------------------------------
+// make
+
+/**
+ * Builds the store on the `SqlClient` in context (a pg client): validates the names, runs
+ * `initialize` (creates the table and installs the functions with `autoCreate`, else checks
+ * they exist), and forks the cleanup of expired rows in the scope. Fails with `StoreError`; the
+ * message never holds a URL with credentials or a password.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: PostgresStoreOptions = {}
+): Effect.Effect<RateLimitStoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
+  makeWith(options, [])
+
+const makeWith = (
+  options: PostgresStoreOptions,
+  secrets: ReadonlyArray<string>
+): Effect.Effect<RateLimitStoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const sanitize = sanitizeWith(secrets)
+    const fail = (operation: string, message: string) =>
+      new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
+    const n = namesOf(options)
+    if (typeof n === "string") return yield* Effect.fail(fail("configure", n))
+    const batchSize = Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000))
+    const marginMs = options.timingMarginMs ?? 0
+    const autoCreate = options.autoCreate ?? true
+    const timeoutMs = toMillis(options.statementTimeout, 2000)
+    const initTimeoutMs = toMillis(options.initializeTimeout, 15_000)
+    const cleanupEvery = Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000)))
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const text = pgSql.statements(n)
+
+    const span = (operation: string, limiter: string | undefined) =>
+      Effect.withSpan(`RateLimitStore.postgres.${operation}`, {
+        kind: "client",
+        captureStackTrace: false,
+        attributes: limiter === undefined
+          ? { [ATTR_DB_SYSTEM_NAME]: "postgresql" }
+          : { [ATTR_DB_SYSTEM_NAME]: "postgresql", [ATTR_LIMITER]: limiter }
+      })
+
+    /**
+     * One statement, bounded: on timeout the caller gets its `StoreError` at once
+     * (`Effect.disconnect`), while the interrupted query is cancelled in the background
+     * (`pg_cancel_backend`, by `@effect/sql-pg`).
+     */
+    const bounded = <A>(operation: string, ms: number, effect: Effect.Effect<A, unknown>): Effect.Effect<A, StoreError> =>
+      effect.pipe(
+        Effect.mapError((e) => fail(operation, describe(e))),
+        Effect.disconnect,
+        Effect.timeoutFail({
+          duration: Duration.millis(ms),
+          onTimeout: () => fail(operation, `no answer within ${ms} ms`)
+        })
+      )
+
+    const installOnce = bounded("initialize", initTimeoutMs, sql.unsafe(pgSql.install(n, options.unlogged ?? false)))
+    const checkInstalled = bounded(
+      "initialize",
+      initTimeoutMs,
+      sql.unsafe(pgSql.missingObjects(n)).values
+    ).pipe(
+      Effect.flatMap((rows) =>
+        rows.length === 0 ? Effect.void : Effect.fail(
+          fail(
+            "initialize",
+            `autoCreate is false and ${rows.map((r) => String(r[0])).join(", ")} ${
+              rows.length === 1 ? "is" : "are"
+            } missing: apply PostgresStore.ddl(options) first`
+          )
+        )
+      )
+    )
+    const initialize: Effect.Effect<void, StoreError> = (autoCreate ? Effect.asVoid(installOnce) : checkInstalled)
+      .pipe(span("initialize", undefined))
+
+    /**
+     * One round trip. When the table or a function has vanished (dropped, restored database) and
+     * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback.
+     */
+    const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) => {
+      const once = sql.unsafe(statement, params).values
+      return once.pipe(
+        Effect.catchIf(
+          (e) => autoCreate && MISSING_OBJECT.has(sqlStateOf(e) ?? ""),
+          () => Effect.zipRight(sql.unsafe(pgSql.install(n, options.unlogged ?? false)), once)
+        ),
+        (effect) => bounded(operation, timeoutMs, effect),
+        span(operation, limiter)
+      )
+    }
+
+    const checkIds = (operation: string, ...ids: ReadonlyArray<string>): StoreError | undefined =>
+      ids.some((id) => id.includes("\u0000"))
+        ? fail(operation, "limiter ids, keys and holders must not contain NUL characters (PostgreSQL text)")
+        : undefined
+
+    const firstRow = (operation: string, rows: ReadonlyArray<Row>): Effect.Effect<Row, StoreError> => {
+      const row = rows[0]
+      return row === undefined ? Effect.fail(fail(operation, "the statement returned no row")) : Effect.succeed(row)
+    }
+
+    /** `[allowed, remaining, reset_after, retry_after, delay]` → `StoreDecision`. */
+    const decision = (operation: string, limit: number) => (rows: ReadonlyArray<Row>) =>
+      Effect.flatMap(firstRow(operation, rows), (row): Effect.Effect<StoreDecision, StoreError> => {
+        const allowed = row[0] === true
+        const remaining = num(row[1])
+        const resetAfter = num(row[2])
+        const retryAfter = num(row[3])
+        const delay = num(row[4])
+        if ([remaining, resetAfter, retryAfter, delay].some(Number.isNaN)) {
+          return Effect.fail(fail(operation, "unexpected row"))
+        }
+        return Effect.succeed({
+          allowed,
+          limit,
+          remaining,
+          resetAfterMs: Math.max(0, resetAfter),
+          retryAfterMs: allowed ? 0 : retryAfter === Infinity ? Infinity : Math.max(retryAfter, 0.001) + marginMs,
+          delayMs: allowed && delay > 0 ? delay + marginMs : 0
+        })
+      })
+
+    const boolean = (operation: string) => (rows: ReadonlyArray<Row>) =>
+      Effect.map(firstRow(operation, rows), (row) => row[0] === true)
+
+    const guard = <A>(operation: string, ids: ReadonlyArray<string>, effect: () => Effect.Effect<A, StoreError>) => {
+      const bad = checkIds(operation, ...ids)
+      return bad === undefined ? effect() : Effect.fail(bad)
+    }
+
+    const interval = (ratePerSecond: number) => 1000 / ratePerSecond
+
+    const tokenBucket = (req: TokenBucketRequest) =>
+      guard("tokenBucket", [req.limiter, req.key], () =>
+        query("tokenBucket", req.limiter, text.tokenBucket, [
+          req.limiter,
+          req.key,
+          interval(req.ratePerSecond),
+          req.burst,
+          req.cost,
+          Math.max(0, req.maxWaitMs)
+        ]).pipe(Effect.flatMap(decision("tokenBucket", req.burst))))
+
+    const slidingWindow = (req: WindowRequest) =>
+      guard("slidingWindow", [req.limiter, req.key], () =>
+        query("slidingWindow", req.limiter, text.slidingWindow, [req.limiter, req.key, req.limit, req.windowMs, req.cost])
+          .pipe(Effect.flatMap(decision("slidingWindow", req.limit))))
+
+    const fixedWindow = (req: WindowRequest) =>
+      guard("fixedWindow", [req.limiter, req.key], () =>
+        query("fixedWindow", req.limiter, text.fixedWindow, [
+          req.limiter,
+          req.key,
+          req.limit,
+          Math.max(1, req.windowMs),
+          req.cost
+        ]).pipe(Effect.flatMap(decision("fixedWindow", req.limit))))
+
+    const acquireSlot = (req: SlotRequest) =>
+      guard("acquireSlot", [req.limiter, req.key, req.holder], () =>
+        query("acquireSlot", req.limiter, text.acquireSlot, [req.limiter, req.key, req.holder, req.limit, req.leaseMs])
+          .pipe(
+            Effect.flatMap((rows) => firstRow("acquireSlot", rows)),
+            Effect.map((row): SlotDecision => {
+              const acquired = row[0] === true
+              const retry = num(row[2])
+              return {
+                acquired,
+                limit: req.limit,
+                active: num(row[1]),
+                retryAfterMs: acquired ? 0 : retry === Infinity ? Infinity : Math.max(retry, 0.001) + marginMs
+              }
+            })
+          ))
+
+    const renewSlot = (req: SlotRequest) =>
+      guard("renewSlot", [req.limiter, req.key, req.holder], () =>
+        query("renewSlot", req.limiter, text.renewSlot, [req.limiter, req.key, req.holder, req.leaseMs]).pipe(
+          Effect.flatMap(boolean("renewSlot"))
+        ))
+
+    const releaseSlot = (req: SlotRequest) =>
+      guard("releaseSlot", [req.limiter, req.key, req.holder], () =>
+        query("releaseSlot", req.limiter, text.releaseSlot, [req.limiter, req.key, req.holder]).pipe(
+          Effect.flatMap(boolean("releaseSlot"))
+        ))
+
+    const peek = (req: PeekRequest): Effect.Effect<StoreDecision, StoreError> =>
+      guard("peek", [req.limiter, req.key], () => {
+        switch (req.algorithm) {
+          case "token_bucket":
+            return query("peek", req.limiter, text.tokenBucketPeek, [
+              req.limiter,
+              req.key,
+              interval(req.ratePerSecond),
+              req.burst
+            ]).pipe(Effect.flatMap(decision("peek", req.burst)))
+          case "sliding_window":
+            return query("peek", req.limiter, text.slidingWindowPeek, [req.limiter, req.key, req.limit, req.windowMs])
+              .pipe(Effect.flatMap(decision("peek", req.limit)))
+          case "fixed_window":
+            return query("peek", req.limiter, text.fixedWindowPeek, [
+              req.limiter,
+              req.key,
+              req.limit,
+              Math.max(1, req.windowMs)
+            ]).pipe(Effect.flatMap(decision("peek", req.limit)))
+          case "concurrency":
+            return query("peek", req.limiter, text.slotPeek, [req.limiter, req.key, req.limit]).pipe(
+              Effect.flatMap(decision("peek", req.limit))
+            )
+        }
+      })
+
+    const reset = (limiter: string, key?: string): Effect.Effect<void, StoreError> =>
+      guard("reset", key === undefined ? [limiter] : [limiter, key], () =>
+        Effect.asVoid(
+          key === undefined
+            ? query("reset", limiter, text.resetLimiter, [limiter])
+            : query("reset", limiter, text.resetKey, [limiter, key])
+        ))
+
+    yield* initialize
+
+    const cleanupOnce = deleteExpiredWith(sql, text.cleanup, batchSize, (statement) =>
+      bounded("cleanup", timeoutMs, statement))
+    yield* Effect.forkScoped(
+      Effect.interruptible(
+        Effect.forever(
+          Effect.zipRight(
+            Effect.sleep(cleanupEvery),
+            cleanupOnce.pipe(
+              Effect.catchAll((e) => Effect.logDebug(`rate-sync postgres cleanup failed: ${e.message}`))
+            )
+          )
+        )
+      )
+    )
+
+    return makeStore({
+      engine: ENGINE,
+      tokenBucket,
+      slidingWindow,
+      fixedWindow,
+      acquireSlot,
+      renewSlot,
+      releaseSlot,
+      peek,
+      reset,
+      initialize
+    })
+  })
+
+/** Deletes expired rows, batch by batch (at most 10 batches); answers how many. */
+const deleteExpiredWith = (
+  sql: SqlClient.SqlClient,
+  statement: string,
+  batchSize: number,
+  bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
+): Effect.Effect<number, StoreError> => {
+  const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
+    Effect.flatMap(bound(sql.unsafe(statement, [batchSize]).values), (rows) => {
+      const deleted = num(rows[0]?.[0])
+      const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
+      return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)
+    })
+  return loop(1, 0)
+}
+
+/**
+ * Deletes the expired rows of the store's table now (the store also does it every
+ * `cleanupInterval`); answers how many rows went.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const deleteExpired = (
+  options: PostgresStoreOptions = {}
+): Effect.Effect<number, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const n = namesOf(options)
+    if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    return yield* deleteExpiredWith(
+      sql,
+      pgSql.statements(n).cleanup,
+      Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000)),
+      (statement) =>
+        Effect.mapError(
+          statement,
+          (e) => new StoreError({ engine: ENGINE, operation: "cleanup", message: sanitizeWith([])(describe(e)) })
+        )
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// layers and config
+
+/**
+ * The store on the `SqlClient` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: PostgresStoreOptions = {}
+): Layer.Layer<RateLimitStore, StoreError, SqlClient.SqlClient> => Layer.scoped(RateLimitStore, make(options))
+
+/**
+ * The store on the `SqlClient` in context, its options read from configuration.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<PostgresStoreOptions>
+): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError, SqlClient.SqlClient> =>
+  Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
+
+/** `PgClient.layer`, its `SqlError` turned into a sanitized `StoreError`. */
+const pgClientLayer = (
+  pgConfig: PgClient.PgClientConfig
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError> => {
+  const sanitize = sanitizeWith(secretsOf(pgConfig.url, pgConfig.password))
+  return Layer.mapError(
+    PgClient.layer(pgConfig),
+    (e) => new StoreError({ engine: ENGINE, operation: "connect", message: sanitize(describe(e)) })
+  )
+}
+
+/**
+ * The store with its own pg pool (`PgClient.layer(pgConfig)`), closed with the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWithPgClient = (
+  pgConfig: PgClient.PgClientConfig,
+  options: PostgresStoreOptions = {}
+): Layer.Layer<RateLimitStore, StoreError> =>
+  Layer.scoped(
+    RateLimitStore,
+    makeWith(options, secretsOf(pgConfig.url, pgConfig.password))
+  ).pipe(Layer.provide(pgClientLayer(pgConfig)))
+
+/**
+ * Builds the store a `PostgresStoreDefinition` (TOML `engine = "postgres"`, `configureStore`)
+ * describes, with its own pg pool (`url`, `poolMinSize`, `poolMaxSize`) closed with the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromDefinition = (
+  definition: PostgresStoreDefinition
+): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const pgConfig: PgClient.PgClientConfig = {
+      ...(definition.url !== undefined ? { url: definition.url } : {}),
+      ...(definition.poolMinSize !== undefined ? { minConnections: definition.poolMinSize } : {}),
+      ...(definition.poolMaxSize !== undefined ? { maxConnections: definition.poolMaxSize } : {}),
+      applicationName: "effect-rate-sync"
+    }
+    const context = yield* Layer.build(pgClientLayer(pgConfig))
+    return yield* makeWith(optionsFromDefinition(definition), secretsOf(definition.url, undefined)).pipe(
+      Effect.provide(context)
+    )
+  })
+
+/**
+ * The store options of a definition (the connection fields are for the pool).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const optionsFromDefinition = (definition: PostgresStoreDefinition): PostgresStoreOptions => ({
+  ...(definition.tableName !== undefined ? { tableName: definition.tableName } : {}),
+  ...(definition.schemaName !== undefined ? { schemaName: definition.schemaName } : {}),
+  ...(definition.autoCreate !== undefined ? { autoCreate: definition.autoCreate } : {}),
+  ...(definition.timingMarginMs !== undefined ? { timingMarginMs: definition.timingMarginMs } : {})
+})
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+/**
+ * The definition read from configuration: `URL`, `TABLE_NAME`, `SCHEMA_NAME`, `AUTO_CREATE`,
+ * `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, all under `RATE_SYNC_POSTGRES_` in the
+ * environment.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<PostgresStoreDefinition> = Config.all({
+  url: optional(Config.redacted("URL")),
+  tableName: optional(Config.string("TABLE_NAME")),
+  schemaName: optional(Config.string("SCHEMA_NAME")),
+  autoCreate: optional(Config.boolean("AUTO_CREATE")),
+  poolMinSize: optional(Config.integer("POOL_MIN_SIZE")),
+  poolMaxSize: optional(Config.integer("POOL_MAX_SIZE")),
+  timingMarginMs: optional(Config.number("TIMING_MARGIN_MS"))
+}).pipe(
+  Config.mapOrFail((fields) => {
+    const definition: PostgresStoreDefinition = {
+      engine: "postgres",
+      ...(fields.url !== undefined ? { url: fields.url } : {}),
+      ...(fields.tableName !== undefined ? { tableName: fields.tableName } : {}),
+      ...(fields.schemaName !== undefined ? { schemaName: fields.schemaName } : {}),
+      ...(fields.autoCreate !== undefined ? { autoCreate: fields.autoCreate } : {}),
+      ...(fields.poolMinSize !== undefined ? { poolMinSize: fields.poolMinSize } : {}),
+      ...(fields.poolMaxSize !== undefined ? { poolMaxSize: fields.poolMaxSize } : {}),
+      ...(fields.timingMarginMs !== undefined ? { timingMarginMs: fields.timingMarginMs } : {})
+    }
+    const n = namesOf(optionsFromDefinition(definition))
+    return typeof n === "string" ? Either.left(ConfigError.InvalidData([], n)) : Either.right(definition)
+  }),
+  Config.nested("POSTGRES"),
+  Config.nested("RATE_SYNC")
+)
+
+/**
+ * The store with its own pool, configured from the environment (`RATE_SYNC_POSTGRES_URL`, ...;
+ * see {@link config}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = Layer.scoped(
+  RateLimitStore,
+  Effect.flatMap(config, fromDefinition)
+)
+
+/**
+ * Alias of {@link layerLive}: `Effect.provide(PostgresStoreLive)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const PostgresStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
