@@ -91,7 +91,10 @@ export interface NatsStoreOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** Bound on connecting (and on opening the bucket) at start-up. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
-  /** How often keys past their expiry are deleted. Default 1 minute. */
+  /**
+   * How often keys past their expiry are deleted (every instance lists the whole bucket).
+   * Default 1 minute; `Duration.infinity` turns the purge off and leaves expiry to `maxAge`.
+   */
   readonly purgeInterval?: Duration.DurationInput | undefined
 }
 
@@ -696,13 +699,15 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
           return purged
         }, RESET_TIMEOUT_MS))
 
-      yield* purgeExpired.pipe(
-        Effect.catchAll((e) => Effect.logDebug(`effect-rate-sync nats purge failed: ${e.message}`)),
-        Effect.repeat(Schedule.spaced(Duration.millis(purgeIntervalMs))),
-        Effect.delay(Duration.millis(purgeIntervalMs)),
-        Effect.interruptible,
-        Effect.forkScoped
-      )
+      if (Number.isFinite(purgeIntervalMs)) {
+        yield* purgeExpired.pipe(
+          Effect.catchAll((e) => Effect.logDebug(`effect-rate-sync nats purge failed: ${e.message}`)),
+          Effect.repeat(Schedule.spaced(Duration.millis(purgeIntervalMs))),
+          Effect.delay(Duration.millis(purgeIntervalMs)),
+          Effect.interruptible,
+          Effect.forkScoped
+        )
+      }
 
       return makeStore({
         engine: ENGINE,
@@ -778,6 +783,14 @@ export const config: Config.Config<NatsStoreOptions> = Config.all({
  * @category layers
  */
 export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerConfig(config)
+
+/**
+ * Alias of {@link layerLive}: `Effect.provide(NatsStoreLive)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
 
 /**
  * The options a `NatsStoreDefinition` (TOML `engine = "nats"`, `configureStore`) describes.

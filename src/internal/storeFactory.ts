@@ -47,8 +47,16 @@ export const buildStore = (
         Effect.catchTag("StoreError", (e) =>
           Effect.fail(new StoreUnavailable({ storeId, engine: "redis", cause: e.message })))
       )
-    case "postgres":
     case "nats":
+      return Effect.tryPromise({
+        try: () => import("../NatsStore.js"),
+        catch: () => missingDriver(storeId, "nats", "@nats-io/transport-node @nats-io/kv")
+      }).pipe(
+        Effect.flatMap((m) => m.fromDefinition(input)),
+        Effect.catchTag("StoreError", (e) =>
+          Effect.fail(new StoreUnavailable({ storeId, engine: "nats", cause: e.message })))
+      )
+    case "postgres":
       return Effect.fail(
         ConfigError.at(
           `stores.${storeId}.engine`,

@@ -9,7 +9,7 @@ import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
-import { NatsStore } from "effect-rate-sync/nats"
+import { NatsStore, NatsStoreLive } from "effect-rate-sync/nats"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -380,7 +380,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
           RateLimitStore.RateLimitStore,
           (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
         ).pipe(
-          Effect.provide(NatsStore.layerLive),
+          Effect.provide(NatsStoreLive),
           Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
         )
         assert.isTrue(decision.allowed)

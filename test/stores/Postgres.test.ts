@@ -1,0 +1,365 @@
+/**
+ * The PostgreSQL store against the real server on 127.0.0.1:5432 (database `test`, user
+ * `postgres`): what is specific to PostgreSQL (concurrency on one key, rows and their expiry,
+ * cleanup, bounded calls, initialization, errors), then the conformance suite (live clock). Every
+ * block works in a fresh table that its layer drops (with the store's functions) when it ends.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
+import { RateLimitStore } from "effect-rate-sync"
+import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
+import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { requireService } from "../utils/services.js"
+
+const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
+
+const URL = "postgres://postgres@127.0.0.1:5432/test"
+const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
+const freshTable = () => `rs_test_${crypto.randomUUID().replace(/-/g, "")}`
+const FUNCTIONS = [
+  "tb_take",
+  "tb_peek",
+  "sw_take",
+  "sw_peek",
+  "fw_take",
+  "fw_peek",
+  "cc_acquire",
+  "cc_renew",
+  "cc_release",
+  "cc_peek"
+]
+
+const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 10 })
+
+/** Drops `schema.table` and the store's functions when the layer that holds it is released. */
+const dropTable = (table: string, schema = "public") =>
+  Layer.scopedDiscard(
+    Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        if (schema !== "public") {
+          yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+          return
+        }
+        yield* sql.unsafe(
+          [
+            `DROP TABLE IF EXISTS "${schema}"."${table}"`,
+            ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "${schema}"."${table}_${f}"`)
+          ].join(";\n")
+        )
+      }).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+    )
+  )
+
+/** The store on a fresh table, plus the `SqlClient` to look at what it wrote. */
+const storeOn = (table: string, options: PostgresStore.PostgresStoreOptions = {}) =>
+  PostgresStore.layer({ tableName: table, ...options }).pipe(
+    Layer.provideMerge(dropTable(table, options.schemaName)),
+    Layer.provideMerge(PgLive)
+  )
+
+const TABLE = freshTable()
+
+const rowsOf = (limiter: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.unsafe<{ key: string; kind: string; live: boolean }>(
+        `SELECT key, kind, expires_at > clock_timestamp() AS live FROM "public"."${TABLE}" WHERE limiter = $1 ORDER BY key, kind`,
+        [limiter]
+      )
+  )
+
+describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
+  layer(storeOn(TABLE), { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.scoped("50 concurrent fibers on one key: the GCRA bound holds (takes and reservations)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        // No waiting: rate 1/s, burst 10. Whatever the interleaving, at most burst + rate·t pass.
+        const limiter = fresh("tb-race")
+        const start = Date.now()
+        const takes = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => 0),
+          () => store.tokenBucket({ limiter, key: "k", ratePerSecond: 1, burst: 10, cost: 1, maxWaitMs: 0 }),
+          { concurrency: "unbounded" }
+        )
+        const elapsedS = (Date.now() - start) / 1000
+        const admitted = takes.filter((d) => d.allowed).length
+        assert.isTrue(admitted >= 10, `admitted ${admitted}: the burst is available at once`)
+        assert.isTrue(admitted <= 10 + Math.floor(elapsedS * 1) + 1, `admitted ${admitted} in ${elapsedS} s`)
+        // Reservations: rate 100/s (T = 10 ms), burst 5: every one of 50 gets its own slot, spaced by T.
+        const reserving = fresh("tb-reserve-race")
+        const t0 = Date.now()
+        const reserved = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => 0),
+          () =>
+            Effect.map(
+              store.tokenBucket({ limiter: reserving, key: "", ratePerSecond: 100, burst: 5, cost: 1, maxWaitMs: 10_000 }),
+              (d) => ({ ...d, at: Date.now() - t0 })
+            ),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(reserved.every((d) => d.allowed))
+        // Admission instants (answer time + delay) sorted: the i-th (0-based) is not before (i − 5)·T,
+        // up to the time it took to answer (a reservation is relative to its own decision).
+        const instants = reserved.map((d) => d.at + d.delayMs).sort((a, b) => a - b)
+        const lastAnswer = Math.max(...reserved.map((d) => d.at))
+        instants.forEach((instant, i) => {
+          assert.isTrue(instant >= (i - 5) * 10 - 1, `reservation ${i} admitted at ${instant} ms, before ${(i - 5) * 10} ms`)
+        })
+        const maxDelay = Math.max(...reserved.map((d) => d.delayMs))
+        assert.isTrue(maxDelay >= 450 - lastAnswer - 1 && maxDelay <= 450 + 1, `last reservation delay ${maxDelay}`)
+        const peek = yield* store.peek({ algorithm: "token_bucket", limiter: reserving, key: "", ratePerSecond: 100, burst: 5 })
+        assert.isFalse(peek.allowed, "all 50 reservations are held by the state")
+      }))
+
+    it.scoped("50 concurrent fibers on one key: the concurrency limit and the sliding window hold", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("cc-race")
+        const limit = 5
+        const held = yield* Ref.make(0)
+        const peak = yield* Ref.make(0)
+        const granted = yield* Ref.make(0)
+        // Each fiber tries 8 times: acquire; when granted, count itself in, yield, count out, release.
+        yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => `h${i}`),
+          (holder) =>
+            Effect.repeatN(
+              Effect.gen(function*() {
+                const req = { limiter, key: "k", holder, limit, leaseMs: 30_000 }
+                const d = yield* store.acquireSlot(req)
+                assert.isTrue(d.active <= limit, `active ${d.active}`)
+                if (!d.acquired) return
+                const now = yield* Ref.updateAndGet(held, (n) => n + 1)
+                yield* Ref.update(peak, (p) => Math.max(p, now))
+                yield* Ref.update(granted, (n) => n + 1)
+                yield* Effect.sleep("2 millis")
+                yield* Ref.update(held, (n) => n - 1)
+                assert.isTrue(yield* store.releaseSlot(req))
+              }),
+              7
+            ),
+          { concurrency: "unbounded" }
+        )
+        const maxHeld = yield* Ref.get(peak)
+        assert.isTrue(maxHeld <= limit && maxHeld >= 1, `peak ${maxHeld} holders`)
+        assert.isTrue((yield* Ref.get(granted)) >= limit, "slots were granted")
+        assert.strictEqual((yield* store.peek({ algorithm: "concurrency", limiter, key: "k", limit })).remaining, limit)
+        // Sliding window: 50 at once against a limit of 7 in 60 s admit exactly 7.
+        const sw = fresh("sw-race")
+        const takes = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => 0),
+          () => store.slidingWindow({ limiter: sw, key: "", limit: 7, windowMs: 60_000, cost: 1 }),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(takes.filter((d) => d.allowed).length, 7)
+        const fw = fresh("fw-race")
+        const fwTakes = yield* Effect.forEach(
+          Array.from({ length: 50 }, () => 0),
+          () => store.fixedWindow({ limiter: fw, key: "", limit: 7, windowMs: 3_600_000, cost: 1 }),
+          { concurrency: "unbounded" }
+        )
+        const fwAdmitted = fwTakes.filter((d) => d.allowed).length
+        assert.isTrue(fwAdmitted === 7 || fwAdmitted === 14, `fixed window admitted ${fwAdmitted}`)
+      }))
+
+    it.scoped("one row per (limiter, key, kind), each with an expiry; reset deletes the limiter's rows", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("rows")
+        const key = "user:{42} é"
+        yield* store.tokenBucket({ limiter, key, ratePerSecond: 1, burst: 10, cost: 4, maxWaitMs: 0 })
+        yield* store.slidingWindow({ limiter, key, limit: 5, windowMs: 2000, cost: 1 })
+        yield* store.fixedWindow({ limiter, key, limit: 5, windowMs: 60_000, cost: 1 })
+        yield* store.acquireSlot({ limiter, key, holder: "h1", limit: 2, leaseMs: 3000 })
+        yield* store.fixedWindow({ limiter, key: "other", limit: 5, windowMs: 60_000, cost: 1 })
+        const rows = yield* rowsOf(limiter)
+        assert.deepStrictEqual(rows.map((r) => [r.key, r.kind, r.live]), [
+          ["other", "fw", true],
+          [key, "cc", true],
+          [key, "fw", true],
+          [key, "sw", true],
+          [key, "tb", true]
+        ])
+        yield* store.reset(limiter, key)
+        assert.deepStrictEqual((yield* rowsOf(limiter)).map((r) => r.key), ["other"])
+        yield* store.reset(limiter)
+        assert.strictEqual((yield* rowsOf(limiter)).length, 0)
+      }))
+
+    it.scoped("a refusal does not move a row's expiry; expired rows are deleted by the cleanup", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const sql = yield* SqlClient.SqlClient
+        const limiter = fresh("expiry")
+        const expiresAt = () =>
+          Effect.map(
+            sql.unsafe<{ at: number }>(
+              `SELECT extract(epoch from expires_at)::float8 * 1000 AS at FROM "public"."${TABLE}" WHERE limiter = $1`,
+              [limiter]
+            ),
+            (rows) => rows[0]?.at
+          )
+        const req = { limiter, key: "", limit: 1, windowMs: 300, cost: 1 }
+        assert.isTrue((yield* store.slidingWindow(req)).allowed)
+        const before = yield* expiresAt()
+        yield* Effect.sleep("50 millis")
+        assert.isFalse((yield* store.slidingWindow(req)).allowed)
+        assert.strictEqual(yield* expiresAt(), before, "the refusal left expires_at alone")
+        yield* Effect.sleep("350 millis")
+        const deleted = yield* PostgresStore.deleteExpired({ tableName: TABLE })
+        assert.isTrue(deleted >= 1, `deleted ${deleted}`)
+        assert.strictEqual((yield* rowsOf(limiter)).length, 0)
+        assert.isTrue((yield* store.slidingWindow(req)).allowed)
+      }))
+
+    it.scoped("a call blocked on a row lock fails with StoreError within statementTimeout", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* PostgresStore.make({ tableName: TABLE, statementTimeout: "300 millis" })
+        const limiter = fresh("blocked")
+        const req = { limiter, key: "", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
+        assert.isTrue((yield* store.tokenBucket(req)).allowed)
+        const locked = yield* Effect.makeLatch()
+        const release = yield* Effect.makeLatch()
+        // Another session holds the row lock until released.
+        const holder = yield* Effect.fork(
+          sql.withTransaction(
+            Effect.gen(function*() {
+              yield* sql.unsafe(`SELECT 1 FROM "public"."${TABLE}" WHERE limiter = $1 FOR UPDATE`, [limiter])
+              yield* locked.open
+              yield* release.await
+            })
+          )
+        )
+        yield* locked.await
+        const start = Date.now()
+        const error = yield* Effect.flip(store.tokenBucket(req))
+        const waited = Date.now() - start
+        assert.strictEqual(error._tag, "StoreError")
+        assert.strictEqual(error.engine, "postgres")
+        assert.strictEqual(error.operation, "tokenBucket")
+        assert.include(error.message, "300 ms")
+        assert.isTrue(waited < 1000, `waited ${waited} ms`)
+        yield* release.open
+        yield* holder.await
+        assert.isTrue((yield* store.tokenBucket(req)).allowed, "works again once the lock is gone")
+      }))
+
+    it.scoped("a dropped function is installed again on first use (autoCreate)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`DROP FUNCTION "public"."${TABLE}_fw_take"`)
+        const d = yield* store.fixedWindow({ limiter: fresh("reinstall"), key: "", limit: 1, windowMs: 60_000, cost: 1 })
+        assert.isTrue(d.allowed)
+      }))
+
+    it.scoped("concurrent initialization of a new table from several stores is safe", () =>
+      Effect.gen(function*() {
+        const schema = `rs_test_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.addFinalizer(() => Effect.ignore(sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)))
+        const stores = yield* Effect.forEach(
+          Array.from({ length: 6 }, () => 0),
+          () => PostgresStore.make({ schemaName: schema, tableName: "limits" }),
+          { concurrency: "unbounded" }
+        )
+        const limiter = fresh("init")
+        const decisions = yield* Effect.forEach(
+          stores,
+          (store) => store.fixedWindow({ limiter, key: "", limit: 3, windowMs: 3_600_000, cost: 1 }),
+          { concurrency: "unbounded" }
+        )
+        const admitted = decisions.filter((d) => d.allowed).length
+        assert.isTrue(admitted === 3 || admitted === 6, `admitted ${admitted}: the stores share one table`)
+      }))
+
+    it.scoped("names are validated; autoCreate false names what is missing", () =>
+      Effect.gen(function*() {
+        for (const options of [{ tableName: "bad-name" }, { tableName: `x"; DROP TABLE y; --` }, { schemaName: "1abc" }]) {
+          const error = yield* Effect.flip(PostgresStore.make(options))
+          assert.strictEqual(error.operation, "configure", JSON.stringify(options))
+        }
+        const missing = yield* Effect.flip(PostgresStore.make({ tableName: freshTable(), autoCreate: false }))
+        assert.strictEqual(missing.operation, "initialize")
+        assert.include(missing.message, "autoCreate is false")
+        assert.include(missing.message, "_tb_take")
+        // The existing table and functions are accepted without autoCreate.
+        const store = yield* PostgresStore.make({ tableName: TABLE, autoCreate: false })
+        assert.isTrue((yield* store.tokenBucket({ limiter: fresh("noauto"), key: "", ratePerSecond: 1, burst: 1, cost: 1, maxWaitMs: 0 })).allowed)
+        const ddl = yield* PostgresStore.ddl({ tableName: "t", schemaName: "s" })
+        assert.include(ddl, `CREATE TABLE IF NOT EXISTS "s"."t"`)
+      }))
+  })
+
+  layer(Layer.empty, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.scoped("an unreachable server fails with a StoreError that holds no password", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Effect.scoped(PostgresStore.fromDefinition({
+            engine: "postgres",
+            url: Redacted.make("postgres://postgres:s3cr3t-pw@127.0.0.1:1/test")
+          }))
+        )
+        assert.strictEqual(error._tag, "StoreError")
+        assert.strictEqual(error.engine, "postgres")
+        assert.notInclude(error.message, "s3cr3t-pw")
+        assert.notInclude(String(error), "s3cr3t-pw")
+        const badTable = yield* Effect.flip(
+          RateLimitStore.RateLimitStore.pipe(
+            Effect.provide(PostgresStore.layerWithPgClient({ url: Redacted.make(URL) }, { tableName: "no such" }))
+          )
+        )
+        assert.strictEqual(badTable.operation, "configure")
+      }))
+
+    it.scoped("fromDefinition and PostgresStoreLive build their own pool", () =>
+      Effect.gen(function*() {
+        const table = freshTable()
+        yield* Effect.addFinalizer(() =>
+          Effect.scoped(Effect.flatMap(Layer.build(dropTable(table).pipe(Layer.provide(PgLive))), () => Effect.void)).pipe(
+            Effect.ignore
+          )
+        )
+        const store = yield* PostgresStore.fromDefinition({
+          engine: "postgres",
+          url: Redacted.make(URL),
+          tableName: table,
+          poolMinSize: 1,
+          poolMaxSize: 2
+        })
+        assert.strictEqual(store.engine, "postgres")
+        const limiter = fresh("def")
+        const d = yield* store.tokenBucket({ limiter, key: "k", ratePerSecond: 1, burst: 3, cost: 1, maxWaitMs: 0 })
+        assert.deepStrictEqual([d.allowed, d.remaining], [true, 2])
+        const env = new Map([
+          ["RATE_SYNC_POSTGRES_URL", URL],
+          ["RATE_SYNC_POSTGRES_TABLE_NAME", table],
+          ["RATE_SYNC_POSTGRES_POOL_MAX_SIZE", "2"]
+        ])
+        const viaEnv = yield* Effect.flatMap(
+          RateLimitStore.RateLimitStore,
+          (s) => s.peek({ algorithm: "token_bucket", limiter, key: "k", ratePerSecond: 1, burst: 3 })
+        ).pipe(
+          Effect.provide(PostgresStoreLive),
+          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+        )
+        assert.strictEqual(viaEnv.remaining, 2, "the environment named the same table")
+        const bad = yield* Effect.flip(
+          RateLimitStore.RateLimitStore.pipe(
+            Effect.provide(PostgresStoreLive),
+            Effect.withConfigProvider(
+              ConfigProvider.fromMap(new Map([["RATE_SYNC_POSTGRES_TABLE_NAME", "a-b"]]), { pathDelim: "_" })
+            )
+          )
+        )
+        assert.include(String(bad), "tableName")
+      }))
+  })
+
+  runStoreSuite("conformance (postgres, live clock)", storeOn(freshTable()), { clock: "live" })
+})
