@@ -515,31 +515,47 @@ export const missingObjects = (n: Names): string => {
   return checks.join("\nUNION ALL\n")
 }
 
-/** @internal */
-export const statements = (n: Names) => ({
-  tokenBucket: `SELECT * FROM ${n.fn("tb_take")}($1, $2, $3, $4, $5, $6)`,
-  tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
-  slidingWindow: `SELECT * FROM ${n.fn("sw_take")}($1, $2, $3, $4, $5)`,
-  slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
-  fixedWindow: `SELECT * FROM ${n.fn("fw_take")}($1, $2, $3, $4, $5)`,
-  fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
-  acquireSlot: `SELECT * FROM ${n.fn("cc_acquire")}($1, $2, $3, $4, $5)`,
-  renewSlot: `SELECT ${n.fn("cc_renew")}($1, $2, $3, $4)`,
-  releaseSlot: `SELECT ${n.fn("cc_release")}($1, $2, $3)`,
-  slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
-  resetKey: `DELETE FROM ${n.table} WHERE limiter = $1 AND key = $2`,
-  resetLimiter: `DELETE FROM ${n.table} WHERE limiter = $1`,
-  /**
-   * Deletes at most `$1` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a row a
-   * take is working on is skipped, and no take can revive a row between its selection and its
-   * deletion.
-   */
-  cleanup: `WITH doomed AS (
-  SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
-), gone AS (
-  DELETE FROM ${n.table} t USING doomed d
-  WHERE t.limiter = d.limiter AND t.key = d.key AND t.kind = d.kind
-  RETURNING 1
-)
-SELECT count(*)::int FROM gone`
-})
+/**
+ * The statements. With `synchronousCommit: false` the writing ones also run
+ * `set_config('synchronous_commit', 'off', true)` (transaction-local, in the same statement):
+ * the commit no longer waits for the WAL flush, which is most of a take's latency; a server crash
+ * may then lose the last few hundred milliseconds of decisions, never consistency.
+ *
+ * @internal
+ */
+export const statements = (n: Names, synchronousCommit: boolean) => {
+  const write = (suffix: FunctionName, params: number, scalar = false) => {
+    const args = Array.from({ length: params }, (_, i) => `$${i + 1}`).join(", ")
+    const select = scalar ? "f" : "f.*"
+    return synchronousCommit
+      ? `SELECT ${select} FROM ${n.fn(suffix)}(${args}) f`
+      : `SELECT ${select} FROM ${n.fn(suffix)}(${args}) f, set_config('synchronous_commit', 'off', true) c`
+  }
+  return {
+    tokenBucket: write("tb_take", 6),
+    tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
+    slidingWindow: write("sw_take", 5),
+    slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
+    fixedWindow: write("fw_take", 5),
+    fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
+    acquireSlot: write("cc_acquire", 5),
+    renewSlot: write("cc_renew", 4, true),
+    releaseSlot: write("cc_release", 3, true),
+    slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
+    resetKey: `DELETE FROM ${n.table} WHERE limiter = $1 AND key = $2`,
+    resetLimiter: `DELETE FROM ${n.table} WHERE limiter = $1`,
+    /**
+     * Deletes at most `$1` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a row a
+     * take is working on is skipped, and no take can revive a row between its selection and its
+     * deletion.
+     */
+    cleanup: `WITH doomed AS (
+      SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
+    ), gone AS (
+      DELETE FROM ${n.table} t USING doomed d
+      WHERE t.limiter = d.limiter AND t.key = d.key AND t.kind = d.kind
+      RETURNING 1
+    )
+    SELECT count(*)::int FROM gone`
+  }
+}
