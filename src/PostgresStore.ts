@@ -17,6 +17,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -209,6 +210,8 @@ const makeWith = (
     const marginMs = options.timingMarginMs ?? 0
     const autoCreate = options.autoCreate ?? true
     const timeoutMs = toMillis(options.statementTimeout, 2000)
+    /** Server-side bound on a row-lock wait (`lock_timeout`, ms; 0 would mean none). */
+    const lockMs = Math.max(1, Math.min(2_147_483_647, Math.round(timeoutMs)))
     const initTimeoutMs = toMillis(options.initializeTimeout, 15_000)
     const cleanupEvery = Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000)))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
@@ -238,11 +241,14 @@ const makeWith = (
         })
       )
 
-    const installOnce = bounded("initialize", initTimeoutMs, sql.unsafe(pgSql.install(n, options.unlogged ?? false)))
+    /** Every statement of the store runs outside any transaction of the caller's. */
+    const run = (statement: string, params?: ReadonlyArray<unknown>) => outsideTransactions(sql.unsafe(statement, params))
+    const install = run(pgSql.installIfChanged(n, options.unlogged ?? false))
+    const installOnce = bounded("initialize", initTimeoutMs, install)
     const checkInstalled = bounded(
       "initialize",
       initTimeoutMs,
-      sql.unsafe(pgSql.missingObjects(n)).values
+      outsideTransactions(sql.unsafe(pgSql.missingObjects(n)).values)
     ).pipe(
       Effect.flatMap((rows) =>
         rows.length === 0 ? Effect.void : Effect.fail(
@@ -250,7 +256,7 @@ const makeWith = (
             "initialize",
             `autoCreate is false and ${rows.map((r) => String(r[0])).join(", ")} ${
               rows.length === 1 ? "is" : "are"
-            } missing: apply PostgresStore.ddl(options) first`
+            } missing: apply PostgresStore.ddl(options) with a role that may create them`
           )
         )
       )
@@ -263,11 +269,11 @@ const makeWith = (
      * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback.
      */
     const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) => {
-      const once = sql.unsafe(statement, params).values
+      const once = outsideTransactions(sql.unsafe(statement, params).values)
       return once.pipe(
         Effect.catchIf(
           (e) => autoCreate && MISSING_OBJECT.has(sqlStateOf(e) ?? ""),
-          () => Effect.zipRight(sql.unsafe(pgSql.install(n, options.unlogged ?? false)), once)
+          () => Effect.zipRight(install, once)
         ),
         (effect) => bounded(operation, timeoutMs, effect),
         span(operation, limiter)
@@ -323,12 +329,20 @@ const makeWith = (
           interval(req.ratePerSecond),
           req.burst,
           req.cost,
-          Math.max(0, req.maxWaitMs)
+          Math.max(0, req.maxWaitMs),
+          lockMs
         ]).pipe(Effect.flatMap(decision("tokenBucket", req.burst))))
 
     const slidingWindow = (req: WindowRequest) =>
       guard("slidingWindow", [req.limiter, req.key], () =>
-        query("slidingWindow", req.limiter, text.slidingWindow, [req.limiter, req.key, req.limit, req.windowMs, req.cost])
+        query("slidingWindow", req.limiter, text.slidingWindow, [
+          req.limiter,
+          req.key,
+          req.limit,
+          req.windowMs,
+          req.cost,
+          lockMs
+        ])
           .pipe(Effect.flatMap(decision("slidingWindow", req.limit))))
 
     const fixedWindow = (req: WindowRequest) =>
@@ -338,12 +352,20 @@ const makeWith = (
           req.key,
           req.limit,
           Math.max(1, req.windowMs),
-          req.cost
+          req.cost,
+          lockMs
         ]).pipe(Effect.flatMap(decision("fixedWindow", req.limit))))
 
     const acquireSlot = (req: SlotRequest) =>
       guard("acquireSlot", [req.limiter, req.key, req.holder], () =>
-        query("acquireSlot", req.limiter, text.acquireSlot, [req.limiter, req.key, req.holder, req.limit, req.leaseMs])
+        query("acquireSlot", req.limiter, text.acquireSlot, [
+          req.limiter,
+          req.key,
+          req.holder,
+          req.limit,
+          req.leaseMs,
+          lockMs
+        ])
           .pipe(
             Effect.flatMap((rows) => firstRow("acquireSlot", rows)),
             Effect.map((row): SlotDecision => {
@@ -360,13 +382,13 @@ const makeWith = (
 
     const renewSlot = (req: SlotRequest) =>
       guard("renewSlot", [req.limiter, req.key, req.holder], () =>
-        query("renewSlot", req.limiter, text.renewSlot, [req.limiter, req.key, req.holder, req.leaseMs]).pipe(
+        query("renewSlot", req.limiter, text.renewSlot, [req.limiter, req.key, req.holder, req.leaseMs, lockMs]).pipe(
           Effect.flatMap(boolean("renewSlot"))
         ))
 
     const releaseSlot = (req: SlotRequest) =>
       guard("releaseSlot", [req.limiter, req.key, req.holder], () =>
-        query("releaseSlot", req.limiter, text.releaseSlot, [req.limiter, req.key, req.holder]).pipe(
+        query("releaseSlot", req.limiter, text.releaseSlot, [req.limiter, req.key, req.holder, lockMs]).pipe(
           Effect.flatMap(boolean("releaseSlot"))
         ))
 
@@ -436,6 +458,14 @@ const makeWith = (
     })
   })
 
+/**
+ * Runs a statement on a connection of its own even when the caller is inside
+ * `sql.withTransaction`: a decision must commit (and release its row lock) at once, not when the
+ * caller's transaction ends, and its transaction-local settings must not leak into the caller's.
+ */
+const outsideTransactions = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.mapInputContext(effect, (context: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(context))
+
 /** Deletes expired rows, batch by batch (at most 10 batches); answers how many. */
 const deleteExpiredWith = (
   sql: SqlClient.SqlClient,
@@ -444,7 +474,7 @@ const deleteExpiredWith = (
   bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
 ): Effect.Effect<number, StoreError> => {
   const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
-    Effect.flatMap(bound(sql.unsafe(statement, [batchSize]).values), (rows) => {
+    Effect.flatMap(bound(outsideTransactions(sql.unsafe(statement, [batchSize]).values)), (rows) => {
       const deleted = num(rows[0]?.[0])
       const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
       return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)

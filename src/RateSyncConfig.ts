@@ -401,6 +401,12 @@ const poolSizes = (t: Table): { readonly poolMinSize: number | undefined; readon
 
 const identifierRe = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 const identifier = { test: (s: string) => identifierRe.test(s), expected: "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)" }
+// The PostgreSQL store names its functions `<table>_<operation>`: 48 characters leave room for them.
+const tableIdentifierRe = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
+const tableIdentifier = {
+  test: (s: string) => tableIdentifierRe.test(s),
+  expected: "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 48 characters)"
+}
 const keyPrefix = { test: (s: string) => !/[{}]/.test(s), expected: "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)" }
 const bucketName = { test: (s: string) => /^[A-Za-z0-9_-]+$/.test(s), expected: "a NATS KV bucket name ([A-Za-z0-9_-]+)" }
 
@@ -448,7 +454,7 @@ const decodeNats = (t: Table): NatsStoreDefinition => {
 const decodePostgres = (t: Table): PostgresStoreDefinition => {
   const def: Mutable<PostgresStoreDefinition> = { engine: "postgres" }
   set(def, "url", secretField(t, "url", { allowed: ["postgres:", "postgresql:"], expected: "a postgres:// or postgresql:// URL" }))
-  set(def, "tableName", stringField(t, "table_name", identifier))
+  set(def, "tableName", stringField(t, "table_name", tableIdentifier))
   set(def, "schemaName", stringField(t, "schema_name", identifier))
   set(def, "autoCreate", booleanField(t, "auto_create"))
   const pool = poolSizes(t)

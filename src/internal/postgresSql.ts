@@ -19,6 +19,7 @@
  *
  * @internal
  */
+import { createHash } from "node:crypto"
 
 /** @internal */
 export interface Names {
@@ -50,7 +51,11 @@ export const FUNCTIONS = [
 /** @internal */
 export type FunctionName = (typeof FUNCTIONS)[number]
 
-/** Longest table name accepted: `<table>_cc_release` must fit PostgreSQL's 63-byte identifiers. */
+/**
+ * Longest table name accepted: `<table>_cc_release` must fit PostgreSQL's 63-byte identifiers.
+ *
+ * @internal
+ */
 export const MAX_TABLE_NAME = 48
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -95,7 +100,7 @@ const NOW = "extract(epoch from clock_timestamp())::float8 * 1000"
  * snapshot per statement) sees the committed row. A row removed in between (by the cleanup)
  * makes the loop try again.
  */
-const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `
+const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `${LOCK_TIMEOUT}
   FOR attempt IN 1..10 LOOP
     SELECT ${cols} INTO ${vars} FROM ${n.table} s
       WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = '${kind}' FOR UPDATE;
@@ -106,6 +111,14 @@ const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `
     IF attempt = 10 THEN RAISE EXCEPTION 'could not lock the state row'; END IF;
   END LOOP;
   now_ms := ${NOW};`
+
+/**
+ * Bounds the row-lock wait on the server too (`p_lock_ms`, the client's statement timeout), local
+ * to the statement's transaction: a caller that gave up does not leave a statement queued behind a
+ * stuck lock holder.
+ */
+const LOCK_TIMEOUT = `
+  PERFORM set_config('lock_timeout', p_lock_ms::text, true);`
 
 const WHERE = (kind: string) => `limiter = p_limiter AND key = p_key AND kind = '${kind}'`
 
@@ -128,7 +141,7 @@ const tbRemaining = (d: string) =>
 const tbTake = (n: Names) =>
   fn(
     n.fn("tb_take"),
-    `p_limiter text, p_key text, p_interval float8, p_burst float8, p_cost float8, p_max_wait float8, ${DECISION_OUT}`,
+    `p_limiter text, p_key text, p_interval float8, p_burst float8, p_cost float8, p_max_wait float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     `  v_tat float8;
   d float8;
@@ -225,7 +238,7 @@ const swDeclare = `  v_times float8[];
 const swTake = (n: Names) =>
   fn(
     n.fn("sw_take"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, ${DECISION_OUT}`,
+    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     swDeclare,
     `${lockOrCreate(n, "sw", "s.times, s.costs", "v_times, v_costs")}
@@ -304,7 +317,7 @@ const fwDeclare = `  v_start float8;
 const fwTake = (n: Names) =>
   fn(
     n.fn("fw_take"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, ${DECISION_OUT}`,
+    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     fwDeclare,
     `${lockOrCreate(n, "fw", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
@@ -369,7 +382,7 @@ const ccWrite = (n: Names) => `
 const ccAcquire = (n: Names) =>
   fn(
     n.fn("cc_acquire"),
-    "p_limiter text, p_key text, p_holder text, p_limit float8, p_lease float8, OUT acquired boolean, OUT active int, OUT retry_after float8",
+    "p_limiter text, p_key text, p_holder text, p_limit float8, p_lease float8, p_lock_ms int, OUT acquired boolean, OUT active int, OUT retry_after float8",
     "",
     ccDeclare,
     `${lockOrCreate(n, "cc", "s.holders, s.expiries", "v_holders, v_exps")}
@@ -393,7 +406,7 @@ ${ccWrite(n)}
   )
 
 /** Locks the existing lease row (never creates one): renew and release. */
-const ccLockExisting = (n: Names) => `
+const ccLockExisting = (n: Names) => `${LOCK_TIMEOUT}
   SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
     WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'cc' FOR UPDATE;
   now_ms := ${NOW};
@@ -403,7 +416,7 @@ const ccLockExisting = (n: Names) => `
 const ccRenew = (n: Names) =>
   fn(
     n.fn("cc_renew"),
-    "p_limiter text, p_key text, p_holder text, p_lease float8",
+    "p_limiter text, p_key text, p_holder text, p_lease float8, p_lock_ms int",
     "RETURNS boolean",
     `${ccDeclare}
   was float8;`,
@@ -419,7 +432,7 @@ ${ccWrite(n)}
 const ccRelease = (n: Names) =>
   fn(
     n.fn("cc_release"),
-    "p_limiter text, p_key text, p_holder text",
+    "p_limiter text, p_key text, p_holder text, p_lock_ms int",
     "RETURNS boolean",
     `${ccDeclare}
   was float8;`,
@@ -480,32 +493,74 @@ CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${n.table} (
 export const createFunctions = (n: Names): string =>
   [tbTake, tbPeek, swTake, swPeek, fwTake, fwPeek, ccAcquire, ccRenew, ccRelease, ccPeek].map((f) => f(n)).join("\n")
 
+const lockStatement = (n: Names) =>
+  `SELECT pg_advisory_xact_lock(hashtext(${literal(`effect-rate-sync:${n.rawSchema}.${n.rawTable}`)}));`
+
+const objects = (n: Names, unlogged: boolean) =>
+  `${n.rawSchema === "public" ? "" : `CREATE SCHEMA IF NOT EXISTS ${n.schema};`}
+${createTable(n, unlogged)}
+${createFunctions(n)}`
+
 /**
- * The whole installation script: several statements sent as one simple query, which PostgreSQL
- * runs as one implicit transaction (rolled back whole on error, so no connection is ever left in
- * an aborted transaction), serialized by an advisory lock (concurrent
- * `CREATE TABLE IF NOT EXISTS` / `CREATE OR REPLACE FUNCTION` from several processes can
- * otherwise fail on the catalogs' unique indexes).
+ * The version of the installed objects, kept as the table's comment: a hash of the functions'
+ * source, so a process finding the same version installs nothing.
+ *
+ * @internal
+ */
+export const version = (n: Names): string =>
+  `effect-rate-sync ${createHash("sha1").update(createFunctions(n)).digest("hex").slice(0, 16)}`
+
+/**
+ * The whole installation script, for a DBA (`PostgresStore.ddl`).
  *
  * @internal
  */
 export const install = (n: Names, unlogged: boolean): string =>
-  `SELECT pg_advisory_xact_lock(hashtext(${literal(`effect-rate-sync:${n.rawSchema}.${n.rawTable}`)}));
-${n.rawSchema === "public" ? "" : `CREATE SCHEMA IF NOT EXISTS ${n.schema};`}
-${createTable(n, unlogged)}
-${createFunctions(n)}`
+  `${lockStatement(n)}
+${objects(n, unlogged)}
+COMMENT ON TABLE ${n.table} IS ${literal(version(n))};`
+
+/**
+ * What `initialize` runs with `autoCreate`: several statements sent as one simple query, which
+ * PostgreSQL runs as one implicit transaction (rolled back whole on error, so no connection is
+ * ever left in an aborted transaction), serialized between processes by an advisory lock
+ * (concurrent `CREATE TABLE IF NOT EXISTS` / `CREATE OR REPLACE FUNCTION` can otherwise fail on
+ * the catalogs' unique indexes). The objects are (re)created only when the table, a function, or
+ * the version comment is missing or different, so restarts write nothing to the catalogs and a
+ * role that does not own the objects can start once they are installed.
+ *
+ * @internal
+ */
+export const installIfChanged = (n: Names, unlogged: boolean): string =>
+  `${lockStatement(n)}
+DO $rs_install$
+BEGIN
+  IF to_regclass(${literal(n.table)}) IS NULL
+    OR obj_description(to_regclass(${literal(n.table)}), 'pg_class') IS DISTINCT FROM ${literal(version(n))}
+    OR (SELECT count(*) FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
+        WHERE ns.nspname = ${literal(n.rawSchema)}
+          AND p.proname IN (${FUNCTIONS.map((f) => literal(`${n.rawTable}_${f}`)).join(", ")})) < ${FUNCTIONS.length}
+  THEN
+    EXECUTE $rs_ddl$${objects(n, unlogged)}$rs_ddl$;
+    EXECUTE $rs_ddl$COMMENT ON TABLE ${n.table} IS ${literal(version(n))}$rs_ddl$;
+  END IF;
+END
+$rs_install$;`
 
 /** A string literal of validated identifier characters (no quote can occur). */
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
 
 /**
- * With `autoCreate: false`: the names of what is missing (table, functions), one row each.
+ * With `autoCreate: false`: what is missing or outdated (table, version, functions), one row each.
  *
  * @internal
  */
 export const missingObjects = (n: Names): string => {
   const checks = [
     `SELECT 'table ' || ${literal(n.table)} WHERE to_regclass(${literal(n.table)}) IS NULL`,
+    `SELECT 'the version comment ' || ${literal(version(n))} || ' of the table (outdated functions)'
+      WHERE obj_description(to_regclass(${literal(n.table)}), 'pg_class') IS DISTINCT FROM ${literal(version(n))}
+        AND to_regclass(${literal(n.table)}) IS NOT NULL`,
     ...FUNCTIONS.map((f) =>
       `SELECT 'function ' || ${literal(n.fn(f))} WHERE NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace WHERE ns.nspname = ${
         literal(n.rawSchema)
@@ -532,15 +587,15 @@ export const statements = (n: Names, synchronousCommit: boolean) => {
       : `SELECT ${select} FROM ${n.fn(suffix)}(${args}) f, set_config('synchronous_commit', 'off', true) c`
   }
   return {
-    tokenBucket: write("tb_take", 6),
+    tokenBucket: write("tb_take", 7),
     tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
-    slidingWindow: write("sw_take", 5),
+    slidingWindow: write("sw_take", 6),
     slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
-    fixedWindow: write("fw_take", 5),
+    fixedWindow: write("fw_take", 6),
     fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
-    acquireSlot: write("cc_acquire", 5),
-    renewSlot: write("cc_renew", 4, true),
-    releaseSlot: write("cc_release", 3, true),
+    acquireSlot: write("cc_acquire", 6),
+    renewSlot: write("cc_renew", 5, true),
+    releaseSlot: write("cc_release", 4, true),
     slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
     resetKey: `DELETE FROM ${n.table} WHERE limiter = $1 AND key = $2`,
     resetLimiter: `DELETE FROM ${n.table} WHERE limiter = $1`,

@@ -2,7 +2,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { ConfigError, StoreUnavailable } from "../RateLimitError.js"
-import type { RateLimitStoreService } from "../RateLimitStore.js"
+import type { RateLimitStoreService, StoreError } from "../RateLimitStore.js"
 import { TypeId as StoreTypeId } from "../RateLimitStore.js"
 import type { StoreDefinition } from "../StoreDefinition.js"
 
@@ -15,6 +15,23 @@ const missingDriver = (storeId: string, engine: string, pkg: string) =>
     `stores.${storeId}.engine`,
     `an engine whose driver is installed (engine "${engine}" needs the package ${pkg}: npm install ${pkg})`,
     JSON.stringify(engine)
+  )
+
+/**
+ * Loads a driver module (only now: importing it needs its optional peer) and builds its store.
+ */
+const fromDriver = <D>(
+  storeId: string,
+  engine: string,
+  packages: string,
+  load: () => Promise<{
+    readonly fromDefinition: (definition: D) => Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope>
+  }>,
+  definition: D
+): Effect.Effect<RateLimitStoreService, ConfigError | StoreUnavailable, Scope.Scope> =>
+  Effect.tryPromise({ try: load, catch: () => missingDriver(storeId, engine, packages) }).pipe(
+    Effect.flatMap((m) => m.fromDefinition(definition)),
+    Effect.catchTag("StoreError", (e) => Effect.fail(new StoreUnavailable({ storeId, engine, cause: e.message })))
   )
 
 /**
@@ -39,30 +56,10 @@ export const buildStore = (
           })
       )
     case "redis":
-      return Effect.tryPromise({
-        try: () => import("../RedisStore.js"),
-        catch: () => missingDriver(storeId, "redis", "ioredis")
-      }).pipe(
-        Effect.flatMap((m) => m.fromDefinition(input)),
-        Effect.catchTag("StoreError", (e) =>
-          Effect.fail(new StoreUnavailable({ storeId, engine: "redis", cause: e.message })))
-      )
+      return fromDriver(storeId, "redis", "ioredis", () => import("../RedisStore.js"), input)
     case "nats":
-      return Effect.tryPromise({
-        try: () => import("../NatsStore.js"),
-        catch: () => missingDriver(storeId, "nats", "@nats-io/transport-node @nats-io/kv")
-      }).pipe(
-        Effect.flatMap((m) => m.fromDefinition(input)),
-        Effect.catchTag("StoreError", (e) =>
-          Effect.fail(new StoreUnavailable({ storeId, engine: "nats", cause: e.message })))
-      )
+      return fromDriver(storeId, "nats", "@nats-io/transport-node @nats-io/kv", () => import("../NatsStore.js"), input)
     case "postgres":
-      return Effect.fail(
-        ConfigError.at(
-          `stores.${storeId}.engine`,
-          `an engine available in this version ("memory" or "redis"; the ${input.engine} store is not released yet)`,
-          JSON.stringify(input.engine)
-        )
-      )
+      return fromDriver(storeId, "postgres", "@effect/sql @effect/sql-pg", () => import("../PostgresStore.js"), input)
   }
 }

@@ -217,7 +217,7 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
     "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)",
     `"{rl}"`
   ],
-  ["a bad SQL identifier", `[stores.p]\nengine = "postgres"\ntable_name = "x; drop"\n`, "stores.p.table_name", "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)", `"x; drop"`],
+  ["a bad SQL identifier", `[stores.p]\nengine = "postgres"\ntable_name = "x; drop"\n`, "stores.p.table_name", "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 48 characters)", `"x; drop"`],
   ["a bad NATS bucket", `[stores.n]\nengine = "nats"\nbucket_name = "a.b"\n`, "stores.n.bucket_name", "a NATS KV bucket name ([A-Za-z0-9_-]+)", `"a.b"`],
   ["auto_create as a string", `[stores.n]\nengine = "nats"\nauto_create = "yes"\n`, "stores.n.auto_create", "true or false", `"yes"`],
   [

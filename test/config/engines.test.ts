@@ -2,15 +2,18 @@
  * rate-sync.toml naming each engine, end to end: the registry builds the store from the file (the
  * driver is loaded only then) and a limiter on it decides against the real server.
  */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { assert, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Redacted } from "effect"
 import { RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const redisUp = await requireService("Redis", "127.0.0.1", 6379)
 const natsUp = await requireService("NATS", "127.0.0.1", 4222)
+const postgresUp = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
 const roundTrip = (toml: string, engine: string) =>
   Effect.gen(function*() {
@@ -56,5 +59,32 @@ describeWhenUp(natsUp)("rate-sync.toml with engine = \"nats\"", () => {
       `[stores.main]\nengine = "nats"\nurl = "nats://127.0.0.1:4222"\nbucket_name = "${bucket}"\nauto_create = true\n`,
       "nats"
     ).pipe(Effect.ensuring(destroyBucket(bucket)))
+  })
+})
+
+const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+/** Drops a schema the test created, with the store's table and functions in it. */
+const dropSchema = (schema: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })),
+    Effect.orDie
+  )
+
+describeWhenUp(postgresUp)("rate-sync.toml with engine = \"postgres\"", () => {
+  it.live("builds the PostgreSQL store from the file (creating its table) and decides on the server", () => {
+    const schema = `toml_${crypto.randomUUID().replaceAll("-", "")}`
+    return Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`CREATE SCHEMA "${schema}"`)
+    }).pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })),
+      Effect.orDie,
+      Effect.zipRight(roundTrip(
+        `[stores.main]\nengine = "postgres"\nurl = "${PG_URL}"\nschema_name = "${schema}"\nauto_create = true\n`,
+        "postgres"
+      )),
+      Effect.ensuring(dropSchema(schema))
+    )
   })
 })

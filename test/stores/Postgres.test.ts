@@ -4,14 +4,14 @@
  * cleanup, bounded calls, initialization, errors), then the conformance suite (live clock). Every
  * block works in a fresh table that its layer drops (with the store's functions) when it ends.
  */
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
+import { Config, ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
-import { requireService } from "../utils/services.js"
+import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -72,7 +72,7 @@ const rowsOf = (limiter: string) =>
       )
   )
 
-describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
+describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
   layer(storeOn(TABLE), { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("50 concurrent fibers on one key: the GCRA bound holds (takes and reservations)", () =>
       Effect.gen(function*() {
@@ -216,6 +216,17 @@ describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
         assert.isTrue((yield* store.slidingWindow(req)).allowed)
       }))
 
+    it.scoped("the store's cleanup fiber deletes expired rows every cleanupInterval", () =>
+      Effect.gen(function*() {
+        yield* PostgresStore.make({ tableName: TABLE, cleanupInterval: "100 millis" })
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("sweep")
+        yield* store.tokenBucket({ limiter, key: "", ratePerSecond: 20, burst: 2, cost: 1, maxWaitMs: 0 }) // full again after 50 ms
+        assert.strictEqual((yield* rowsOf(limiter)).length, 1)
+        yield* Effect.sleep("400 millis")
+        assert.strictEqual((yield* rowsOf(limiter)).length, 0, "the row was deleted without any call")
+      }))
+
     it.scoped("a call blocked on a row lock fails with StoreError within statementTimeout", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
@@ -242,11 +253,30 @@ describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
         assert.strictEqual(error._tag, "StoreError")
         assert.strictEqual(error.engine, "postgres")
         assert.strictEqual(error.operation, "tokenBucket")
-        assert.include(error.message, "300 ms")
+        // the client's timeout or the server's lock_timeout (the same bound), whichever fires first
+        assert.match(error.message, /300 ms|lock timeout/)
         assert.isTrue(waited < 1000, `waited ${waited} ms`)
         yield* release.open
         yield* holder.await
         assert.isTrue((yield* store.tokenBucket(req)).allowed, "works again once the lock is gone")
+      }))
+
+    it.scoped("a decision made inside the caller's transaction commits on its own", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const sql = yield* SqlClient.SqlClient
+        const limiter = fresh("tx")
+        const req = { limiter, key: "", limit: 1, windowMs: 3_600_000, cost: 1 }
+        const rolledBack = yield* Effect.flip(
+          sql.withTransaction(
+            Effect.gen(function*() {
+              assert.isTrue((yield* store.fixedWindow(req)).allowed)
+              return yield* Effect.fail("roll back" as const)
+            })
+          )
+        )
+        assert.strictEqual(rolledBack, "roll back")
+        assert.isFalse((yield* store.fixedWindow(req)).allowed, "the take survived the caller's rollback")
       }))
 
     it.scoped("a dropped function is installed again on first use (autoCreate)", () =>
@@ -278,6 +308,21 @@ describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
         assert.isTrue(admitted === 3 || admitted === 6, `admitted ${admitted}: the stores share one table`)
       }))
 
+    it.scoped("initialize again writes nothing to the catalogs when the installed version matches", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const sql = yield* SqlClient.SqlClient
+        const versions = sql.unsafe<{ proname: string; xmin: string }>(
+          `SELECT proname, xmin::text AS xmin FROM pg_proc WHERE proname LIKE $1 ORDER BY proname`,
+          [`${TABLE}_%`]
+        )
+        const before = yield* versions
+        assert.strictEqual(before.length, FUNCTIONS.length)
+        yield* store.initialize
+        yield* PostgresStore.make({ tableName: TABLE })
+        assert.deepStrictEqual(yield* versions, before)
+      }))
+
     it.scoped("names are validated; autoCreate false names what is missing", () =>
       Effect.gen(function*() {
         for (const options of [{ tableName: "bad-name" }, { tableName: `x"; DROP TABLE y; --` }, { schemaName: "1abc" }]) {
@@ -291,6 +336,10 @@ describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
         // The existing table and functions are accepted without autoCreate.
         const store = yield* PostgresStore.make({ tableName: TABLE, autoCreate: false })
         assert.isTrue((yield* store.tokenBucket({ limiter: fresh("noauto"), key: "", ratePerSecond: 1, burst: 1, cost: 1, maxWaitMs: 0 })).allowed)
+        const nul = yield* Effect.flip(
+          store.fixedWindow({ limiter: fresh("nul"), key: "a\u0000b", limit: 1, windowMs: 1000, cost: 1 })
+        )
+        assert.include(nul.message, "NUL")
         const ddl = yield* PostgresStore.ddl({ tableName: "t", schemaName: "s" })
         assert.include(ddl, `CREATE TABLE IF NOT EXISTS "s"."t"`)
       }))
@@ -315,6 +364,31 @@ describe.skipIf(!available)("PostgresStore on 127.0.0.1:5432", () => {
           )
         )
         assert.strictEqual(badTable.operation, "configure")
+      }))
+
+    it.scoped("layerConfig reads the store options on the SqlClient in context", () =>
+      Effect.gen(function*() {
+        const table = freshTable()
+        const limiter = fresh("cfg")
+        const Store = PostgresStore.layerConfig({
+          tableName: Config.string("TABLE"),
+          timingMarginMs: Config.number("MARGIN")
+        }).pipe(Layer.provideMerge(dropTable(table)), Layer.provideMerge(PgLive))
+        const [refused, rows] = yield* Effect.gen(function*() {
+          const store = yield* RateLimitStore.RateLimitStore
+          const sql = yield* SqlClient.SqlClient
+          const req = { limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 }
+          yield* store.fixedWindow(req)
+          const refused = yield* store.fixedWindow(req)
+          const rows = yield* sql.unsafe(`SELECT 1 FROM "public"."${table}" WHERE limiter = $1`, [limiter])
+          return [refused, rows.length] as const
+        }).pipe(
+          Effect.provide(Store),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["TABLE", table], ["MARGIN", "7"]])))
+        )
+        assert.strictEqual(rows, 1, "the state went to the configured table")
+        assert.isFalse(refused.allowed)
+        assert.closeTo(refused.retryAfterMs - refused.resetAfterMs, 7, 1e-6, "timingMarginMs pads retryAfter")
       }))
 
     it.scoped("fromDefinition and PostgresStoreLive build their own pool", () =>
