@@ -40,6 +40,7 @@ import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import { randomUUID } from "node:crypto"
 import * as algorithm from "./internal/algorithm.js"
+import * as Deadlines from "./internal/deadlines.js"
 import type {
   PeekRequest,
   RateLimitStoreService,
@@ -217,31 +218,6 @@ const parseStored = (entry: KvEntry | null): Stored | undefined => {
   return out
 }
 
-/** A request in flight: settled once, by its answer or by the sweeper once its deadline passes. */
-interface Expirable {
-  readonly deadline: number
-  expire(): void
-}
-
-class InFlight<A, E> implements Expirable {
-  done = false
-  constructor(
-    readonly deadline: number,
-    readonly timeoutError: () => E,
-    readonly resume: (effect: Effect.Effect<A, E>) => void,
-    readonly pending: Set<Expirable>
-  ) {}
-  expire(): void {
-    this.settle(Effect.fail(this.timeoutError()))
-  }
-  settle(result: Effect.Effect<A, E>): void {
-    if (this.done) return
-    this.done = true
-    this.pending.delete(this)
-    this.resume(result)
-  }
-}
-
 /** What one attempt decides: the answer, and the write that makes it true (none, a value, or a delete). */
 interface Step<A> {
   readonly result: A
@@ -331,56 +307,16 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
       // -------------------------------------------------------------------------------------------
       // bounded round trips
 
-      const clock = yield* Effect.clock
-      const pending = new Set<Expirable>()
-      const sweepEvery = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMs / 5))))
-      yield* Effect.forkScoped(
-        Effect.interruptible(Effect.forever(
-          Effect.zipRight(
-            Effect.sleep(sweepEvery),
-            Effect.sync(() => {
-              if (pending.size === 0) return
-              const now = clock.unsafeCurrentTimeMillis()
-              for (const inFlight of pending) {
-                if (inFlight.deadline <= now) inFlight.expire()
-              }
-            })
-          )
-        ))
-      )
+      const deadlines = yield* Deadlines.make(timeoutMs)
 
-      /**
-       * One KV request that settles within `ms` (default `timeout`): every call is registered with
-       * its deadline, and one sweeper fiber (in the store's scope, on the Effect clock) fails it
-       * once passed. `Effect.timeoutFail` per call would fork a fiber and a timer per request, which
-       * measured at half the throughput. No canceler either (Effect wraps cancellable asyncs in
-       * interruption machinery): an interrupted call stays registered until its answer or deadline.
-       */
+      /** One KV request that settles within `ms` (default `timeout`; see `internal/deadlines.ts`). */
       const settle = <A, E>(
         operation: string,
         f: () => Promise<A>,
         onError: (e: unknown) => E,
         ms = timeoutMs
       ): Effect.Effect<A, E | StoreError> =>
-        Effect.async<A, E | StoreError>((resume) => {
-          const inFlight = new InFlight<A, E | StoreError>(
-            clock.unsafeCurrentTimeMillis() + ms,
-            () => fail(operation, `no answer within ${ms} ms`),
-            resume,
-            pending
-          )
-          pending.add(inFlight)
-          let promise: Promise<A>
-          try {
-            promise = f()
-          } catch (e) {
-            promise = Promise.reject(e)
-          }
-          promise.then(
-            (a) => inFlight.settle(Effect.succeed(a)),
-            (e: unknown) => inFlight.settle(Effect.fail(onError(e)))
-          )
-        })
+        deadlines.settle<A, E | StoreError>(f, onError, () => fail(operation, `no answer within ${ms} ms`), ms)
 
       const call = <A>(operation: string, f: () => Promise<A>, ms = timeoutMs): Effect.Effect<A, StoreError> =>
         settle(operation, f, (e) => fail(operation, messageOf(e)), ms)

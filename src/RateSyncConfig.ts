@@ -345,7 +345,7 @@ const schemeOf = (s: string): string | undefined => {
   }
 }
 
-/** A secret: any error says `<redacted>` instead of the value (a URL's scheme is not secret). */
+/** A secret: an error says `<redacted>` instead of the value (a URL's scheme is not secret). */
 const secretField = (
   t: Table,
   field: string,

@@ -25,6 +25,7 @@ import * as Tracer from "effect/Tracer"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import { createHash } from "node:crypto"
+import * as Deadlines from "./internal/deadlines.js"
 import * as scripts from "./internal/redisScripts.js"
 import type {
   PeekRequest,
@@ -87,35 +88,6 @@ export interface RedisStoreOptions {
 }
 
 type Client = Redis | Cluster
-
-/**
- * A call in flight: settled once, by its answer or by the sweeper once its deadline passes. A
- * class, so the hot path allocates one object instead of several closures.
- */
-interface Expirable {
-  readonly deadline: number
-  readonly operation: string
-  expire(error: StoreError): void
-}
-
-class InFlight<A> implements Expirable {
-  done = false
-  constructor(
-    readonly deadline: number,
-    readonly operation: string,
-    readonly resume: (effect: Effect.Effect<A, StoreError>) => void,
-    readonly pending: Set<Expirable>
-  ) {}
-  expire(error: StoreError): void {
-    this.settle(Effect.fail(error))
-  }
-  settle(result: Effect.Effect<A, StoreError>): void {
-    if (this.done) return
-    this.done = true
-    this.pending.delete(this)
-    this.resume(result)
-  }
-}
 
 interface Script {
   readonly source: string
@@ -339,23 +311,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       )
 
     return Effect.gen(function*() {
-      const clock = yield* Effect.clock
-      const pending = new Set<Expirable>()
-      const sweepEvery = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMs / 5))))
-      yield* Effect.forkScoped(
-        Effect.interruptible(Effect.forever(
-          Effect.zipRight(
-            Effect.sleep(sweepEvery),
-            Effect.sync(() => {
-              if (pending.size === 0) return
-              const now = clock.unsafeCurrentTimeMillis()
-              for (const call of pending) {
-                if (call.deadline <= now) call.expire(timeoutError(call.operation))
-              }
-            })
-          )
-        ))
-      )
+      const deadlines = yield* Deadlines.make(timeoutMs)
       const clients: Array<Client> = []
       for (let i = 0; i < poolSize; i++) {
         const client = yield* Effect.acquireRelease(Effect.sync(newClient), closeClient)
@@ -374,30 +330,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
 
       const timeoutError = (operation: string) => fail(operation, `no answer within ${timeoutMs} ms`)
 
-      /**
-       * One round trip that settles within the command timeout: every call is registered with a
-       * deadline that one sweeper fiber (forked in the store's scope, reading the Effect clock)
-       * fails once passed, so no call waits on the driver past it. `Effect.timeoutFail` would fork a fiber and a
-       * timer per call, which costs more than the round trip itself.
-       */
+      /** One round trip that settles within the command timeout (see `internal/deadlines.ts`). */
       const settle = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
-        Effect.async<A, StoreError>((resume) => {
-          const call = new InFlight<A>(clock.unsafeCurrentTimeMillis() + timeoutMs, operation, resume, pending)
-          pending.add(call)
-          let promise: Promise<A>
-          try {
-            promise = f()
-          } catch (e) {
-            promise = Promise.reject(e)
-          }
-          promise.then(
-            (a) => call.settle(Effect.succeed(a)),
-            (e: unknown) => call.settle(Effect.fail(fail(operation, messageOf(e))))
-          )
-          // No canceler: returning one makes Effect wrap every call in interruption machinery
-          // (a fifth of the throughput). An interrupted call stays registered until its reply or
-          // deadline, and its late `resume` is ignored.
-        })
+        deadlines.settle(f, (e) => fail(operation, messageOf(e)), () => timeoutError(operation), timeoutMs)
 
       /**
        * A store round trip, traced as a child of the caller's span when there is one (no span is
@@ -435,19 +370,18 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           operation,
           limiter,
           Effect.async<A, StoreError>((resume) => {
-            const call = new InFlight<A>(clock.unsafeCurrentTimeMillis() + timeoutMs, operation, resume, pending)
-            pending.add(call)
+            const call = deadlines.track(resume, () => timeoutError(operation), timeoutMs)
             const client = pick()
             const onReply = (reply: unknown) => {
               let a: A
               try {
                 a = map(reply)
               } catch (e) {
-                return call.settle(Effect.fail(fail(operation, messageOf(e))))
+                return call.fail(fail(operation, messageOf(e)))
               }
-              call.settle(Effect.succeed(a))
+              call.succeed(a)
             }
-            const onError = (e: unknown) => call.settle(Effect.fail(fail(operation, messageOf(e))))
+            const onError = (e: unknown) => call.fail(fail(operation, messageOf(e)))
             client.evalsha(s.sha, keys.length, ...keys, ...args).then(onReply, (e: unknown) => {
               if (isNoScript(e)) client.eval(s.source, keys.length, ...keys, ...args).then(onReply, onError)
               else onError(e)
