@@ -198,30 +198,31 @@ local toEnd = endMs * 1000 - now
 `
 
 /**
- * Fixed window take. KEYS[1]: the count of the current window, a string created by the first
- * admitted take of the window and expiring with the window's last millisecond (`PEXPIREAT`), so a
- * counter that exists belongs to the current window. The admitted path is `TIME` + `INCRBY`;
- * a refusal takes its `INCRBY` back in the same script (the state is unchanged). ARGV: window
- * (ms), limit, cost. (A counter of another window length that has not ended yet would be counted:
- * that only happens when a limiter's window is changed while it has state, and errs on the side
- * of refusing.)
+ * Fixed window take. KEYS[1]: hash {w = end of the window it counts (ms), n = count}, expiring at
+ * the window's end (`PEXPIREAT`). A hash whose `w` is not the current window's end is a previous
+ * window's (or another window length's) and counts as empty, so expiry only frees memory and never
+ * decides a count: a window's last millisecond, or a limiter whose window length changed, cannot
+ * over-admit. A refusal writes nothing. ARGV: window (ms), limit, cost.
  *
  * @internal
  */
 export const fixedWindowTake = `${fixedCommon}
 local cost = tonumber(ARGV[3])
-if cost > limit then
-  local r = limit - (tonumber(redis.call('GET', k)) or 0)
-  if r < 0 then r = 0 end
-  return {r, toEnd, ${NEVER}}
+local st = redis.call('HMGET', k, 'w', 'n')
+local count = 0
+if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
+if cost <= limit and count + cost <= limit then
+  if count == 0 then
+    redis.call('HSET', k, 'w', endMs, 'n', cost)
+    redis.call('PEXPIREAT', k, endMs)
+  else
+    redis.call('HINCRBY', k, 'n', cost)
+  end
+  return {limit - count - cost, toEnd, 0}
 end
-local n = redis.call('INCRBY', k, cost)
--- Redis keeps a key while now <= its expiry: expire at the last millisecond of the window
-if n == cost then redis.call('PEXPIREAT', k, endMs - 1) end
-if n <= limit then return {limit - n, toEnd, 0} end
-redis.call('DECRBY', k, cost)
-local r = limit - n + cost
+local r = limit - count
 if r < 0 then r = 0 end
+if cost > limit then return {r, toEnd, ${NEVER}} end
 return {r, toEnd, -toEnd}
 `
 
@@ -231,7 +232,9 @@ return {r, toEnd, -toEnd}
  * @internal
  */
 export const fixedWindowPeek = `${fixedCommon}
-local count = tonumber(redis.call('GET', k)) or 0
+local st = redis.call('HMGET', k, 'w', 'n')
+local count = 0
+if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 local remaining = limit - count
 if remaining < 0 then remaining = 0 end
 if count + 1 <= limit then return {remaining, toEnd, 0} end

@@ -157,6 +157,40 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.strictEqual(peek.remaining, 0)
       }))
 
+    it.scoped("fixed window of 1 ms admits at most one per millisecond of server time, last millisecond included", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const serverMs = Effect.promise(() => client.time()).pipe(
+          Effect.map(([s, us]) => Number(s) * 1000 + Math.floor(Number(us) / 1000))
+        )
+        const req = { limiter: fresh("fw1"), key: "", limit: 1, windowMs: 1, cost: 1 }
+        const before = yield* serverMs
+        const decisions = yield* Effect.all(Array.from({ length: 300 }, () => store.fixedWindow(req)), {
+          concurrency: "unbounded"
+        })
+        const after = yield* serverMs
+        const admitted = decisions.filter((d) => d.allowed).length
+        // every millisecond is one window of limit 1
+        assert.isTrue(admitted >= 1 && admitted <= after - before + 1, `admitted ${admitted} in ${after - before + 1} ms`)
+      }))
+
+    it.scoped("fixed window: state of another window (length changed, expiry not yet run) counts as empty", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const limiter = fresh("fwstale")
+        const req = { limiter, key: "k", limit: 3, windowMs: 60_000, cost: 1 }
+        // a full counter of a 1-hour window that has not expired yet
+        yield* Effect.promise(() => client.hset(keyOf(limiter, "k", "fw"), "w", "1", "n", "3"))
+        yield* Effect.promise(() => client.pexpire(keyOf(limiter, "k", "fw"), 60_000))
+        const d = yield* store.fixedWindow(req)
+        assert.isTrue(d.allowed)
+        assert.strictEqual(d.remaining, 2)
+        const peek = yield* store.peek({ algorithm: "fixed_window", limiter, key: "k", limit: 3, windowMs: 60_000 })
+        assert.strictEqual(peek.remaining, 2)
+      }))
+
     it.scoped("slots: limit, idempotent acquire, release, lost lease is not renewed", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
