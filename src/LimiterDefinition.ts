@@ -27,7 +27,7 @@ export interface LimiterDefinition {
   readonly store?: string | undefined
   /** `"token_bucket"` (default), `"sliding_window"` or `"fixed_window"`. */
   readonly algorithm?: Algorithm | undefined
-  /** Token-bucket refill rate, per second. */
+  /** Token-bucket refill rate, per second; at most {@link MAX_RATE_PER_SECOND}. */
   readonly ratePerSecond?: number | undefined
   /** Token-bucket rate as a string: `"100/min"`, `"10/5s"`, `"5 per hour"` (units ms, s, m, h, d). */
   readonly rate?: string | undefined
@@ -37,18 +37,20 @@ export interface LimiterDefinition {
   readonly maxConcurrent?: number | undefined
   /** Window algorithms: admitted cost per window. */
   readonly limit?: number | undefined
-  /** Window algorithms: the window's length. */
+  /** Window algorithms: the window's length; at most {@link MAX_DURATION_MS}. */
   readonly window?: Duration.DurationInput | undefined
-  /** Default wait of `acquire`; absent: wait as long as needed. */
+  /** Default wait of `acquire`, at most {@link MAX_DURATION_MS}; absent (or infinite): wait as long as needed. */
   readonly timeout?: Duration.DurationInput | undefined
   /** On a store failure: `false` (default) lets the call through and counts it; `true` fails. */
   readonly failClosed?: boolean | undefined
-  /** Concurrency slot lease, renewed while held. Default 30 seconds. */
+  /** Concurrency slot lease, renewed while held: 100 ms to {@link MAX_DURATION_MS}. Default 30 seconds. */
   readonly lease?: Duration.DurationInput | undefined
 }
 
 /**
- * A validated limiter. Every number is finite and positive; durations are milliseconds.
+ * A validated limiter. Every number is finite and positive (`timeoutMs` may be 0); counts
+ * (`burst`, `limit`, `maxConcurrent`) are safe integers, the rate is at most
+ * {@link MAX_RATE_PER_SECOND}, and durations are milliseconds of at most {@link MAX_DURATION_MS}.
  *
  * @since 0.1.0
  * @category models
@@ -77,6 +79,25 @@ export interface LimiterSpec {
  * @category constants
  */
 export const DEFAULT_LEASE_MS = 30_000
+
+/**
+ * The longest `window`, `timeout` and `lease`: 10 years (3650 days), in milliseconds. Longer
+ * durations are configuration mistakes; this bound keeps every duration a safe integer even in
+ * microseconds (what the stores compute with). Leave `timeout` out to wait as long as needed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_DURATION_MS = 3650 * 86_400_000
+
+/**
+ * The highest token-bucket rate, per second: the largest safe integer, so the default burst
+ * (`ceil(ratePerSecond)`) is a safe integer.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_RATE_PER_SECOND = Number.MAX_SAFE_INTEGER
 
 const unitMs: Record<string, number> = {
   ms: 1,
@@ -142,6 +163,19 @@ const positive = (path: string, u: unknown): number => {
   return u
 }
 
+const rateExpected = `a rate of at most ${MAX_RATE_PER_SECOND} per second (the default burst, ceil of the rate, must be a safe integer)`
+
+/** A rate per second (from `ratePerSecond` or a parsed `rate`) no greater than the maximum. */
+const boundedRate = (path: string, ratePerSecond: number, received: unknown): number => {
+  if (!(ratePerSecond <= MAX_RATE_PER_SECOND)) throw ConfigError.at(path, rateExpected, describe(received))
+  return ratePerSecond
+}
+
+const isInfinite = (u: unknown): boolean => {
+  const d = Duration.decodeUnknown(u)
+  return Option.isSome(d) && !Duration.isFinite(d.value)
+}
+
 const positiveInt = (path: string, u: unknown): number => {
   if (typeof u !== "number" || !Number.isSafeInteger(u) || u <= 0) {
     throw ConfigError.at(path, "a whole number greater than 0", describe(u))
@@ -155,6 +189,15 @@ const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
   if (Option.isNone(d)) throw ConfigError.at(path, expected, describe(u))
   const ms = Duration.toMillis(d.value)
   if (Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0)) throw ConfigError.at(path, expected, describe(u))
+  if (ms > MAX_DURATION_MS) {
+    // A Duration value shows as its milliseconds; what the user typed shows as typed.
+    const received = typeof u === "string" || typeof u === "number"
+      ? describe(u)
+      : ms === Infinity
+      ? "an infinite duration"
+      : `${ms} ms`
+    throw ConfigError.at(path, "a duration of at most 10 years (3650 days)", received)
+  }
   return ms
 }
 
@@ -185,17 +228,22 @@ export const resolve = (
     if (def.ratePerSecond !== undefined && def.rate !== undefined) {
       throw ConfigError.at(at("rate"), `either ${at("ratePerSecond")} or ${at("rate")}, not both`, "both")
     }
-    if (def.ratePerSecond !== undefined) ratePerSecond = positive(at("ratePerSecond"), def.ratePerSecond)
+    if (def.ratePerSecond !== undefined) {
+      ratePerSecond = boundedRate(at("ratePerSecond"), positive(at("ratePerSecond"), def.ratePerSecond), def.ratePerSecond)
+    }
     if (def.rate !== undefined) {
       if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
       const parsed = parseRate(def.rate, at("rate"))
       if (Either.isLeft(parsed)) throw parsed.left
-      ratePerSecond = parsed.right
+      ratePerSecond = boundedRate(at("rate"), parsed.right, def.rate)
     }
     const maxConcurrent = def.maxConcurrent === undefined ? undefined : positiveInt(at("maxConcurrent"), def.maxConcurrent)
     const failClosed = def.failClosed ?? false
     if (typeof failClosed !== "boolean") throw ConfigError.at(at("failClosed"), "true or false", describe(failClosed))
-    const timeoutMs = def.timeout === undefined ? undefined : durationMs(at("timeout"), def.timeout, true)
+    // an infinite timeout is the same as none: wait as long as needed
+    const timeoutMs = def.timeout === undefined || isInfinite(def.timeout)
+      ? undefined
+      : durationMs(at("timeout"), def.timeout, true)
     const leaseMs = def.lease === undefined ? DEFAULT_LEASE_MS : durationMs(at("lease"), def.lease, false)
     if (leaseMs < 100) throw ConfigError.at(at("lease"), "a lease of at least 100 ms", `${leaseMs} ms`)
 

@@ -107,6 +107,11 @@ export interface RateLimiterMetrics {
   readonly maxWaitTimeMs: number
   /** Compare-and-set retries (NATS); 0 on the other stores. */
   readonly casFailures: number
+  /**
+   * `acquire` calls whose own timeout (set and greater than 0) ran out before a token or slot
+   * came; a refusal with no timeout, an infinite one or `timeout: 0` (`tryAcquire`) is only a
+   * refusal.
+   */
   readonly timeouts: number
   /** Epoch milliseconds (Effect clock) of the last acquisition, if any. */
   readonly lastAcquisitionAt: number | undefined
@@ -120,7 +125,10 @@ export interface RateLimiterMetrics {
   readonly storeErrors: number
   /** Calls let through by the fail-open policy while the store failed. */
   readonly failOpenAdmits: number
-  /** Concurrency leases found expired on renewal (the holder lost its slot). */
+  /**
+   * Concurrency leases found expired on renewal (the holder lost its slot). A released slot is
+   * never renewed again, so a release (early, or after the rate part failed) never counts here.
+   */
   readonly leasesLost: number
 }
 
@@ -340,6 +348,12 @@ export const configureLimiter = (
   Effect.flatMap(RateLimiter, (r) => r.configureLimiter(id, definition))
 
 /**
+ * Registers `newId` as a copy of `sourceId` with `overrides` applied: an override replaces the
+ * source's field, an absent one keeps it. An `algorithm` override that moves between the token
+ * bucket and the window algorithms drops the source's fields of the family it leaves
+ * (`ratePerSecond`, `rate`, `burst` / `limit`, `window`), so the override supplies the new
+ * algorithm's numbers.
+ *
  * @since 0.1.0
  * @category accessors
  */

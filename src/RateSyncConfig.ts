@@ -310,8 +310,16 @@ const numberIn = (t: Table, field: string, range: Range): number | undefined => 
 /** A number of seconds, as a `Duration` (TOML has no duration type; rate-sync uses seconds). */
 const seconds = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
   const n = numberIn(t, field, allowZero ? "nonNegative" : "positive")
+  if (n === undefined) return undefined
   // Whole microseconds, so 1.1 s is 1100 ms, not 1100.0000000000002.
-  return n === undefined ? undefined : Duration.millis(Math.round(n * 1_000_000) / 1000)
+  const ms = Math.round(n * 1_000_000) / 1000
+  // A number of seconds too large for milliseconds would read as an infinite duration (which in
+  // code means "none"): it is a mistake, reported with the bound every duration has.
+  if (!Number.isFinite(ms)) {
+    const raw = t.raw(field)
+    if (raw !== undefined) return t.fail(field, "a duration of at most 10 years (3650 days)", { value: n, env: raw.env })
+  }
+  return Duration.millis(ms)
 }
 
 const booleanField = (t: Table, field: string): boolean | undefined => {

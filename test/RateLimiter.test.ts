@@ -203,6 +203,86 @@ describe("RateLimiter (memory store, TestClock)", () => {
       assert.isTrue((yield* RateLimiter.get("api")).initialized)
     }).pipe(Effect.provide(withLimiters({}))))
 
+  it.effect("cloneLimiter can switch the algorithm family: the other family's fields are dropped", () =>
+    Effect.gen(function*() {
+      yield* RateLimiter.configureLimiter("bucket", { ratePerSecond: 10, burst: 20, maxConcurrent: 3, timeout: 0 })
+      yield* RateLimiter.cloneLimiter("bucket", "window", { algorithm: "sliding_window", limit: 2, window: "1 second" })
+      const w = (yield* RateLimiter.get("window")).spec
+      assert.deepStrictEqual(
+        [w.algorithm, w.ratePerSecond, w.burst, w.limit, w.windowMs, w.maxConcurrent, w.timeoutMs],
+        ["sliding_window", undefined, 2, 2, 1000, 3, 0]
+      )
+      // It behaves as a 2-per-second sliding window, not as the 10/s bucket it came from.
+      assert.isTrue((yield* RateLimiter.check("window")).allowed)
+      assert.isTrue((yield* RateLimiter.check("window")).allowed)
+      const third = yield* RateLimiter.check("window")
+      assert.deepStrictEqual([third.allowed, third.limit, third.retryAfterMs], [false, 2, 1000])
+      yield* TestClock.adjust("1 second")
+      assert.isTrue((yield* RateLimiter.check("window")).allowed)
+
+      yield* RateLimiter.configureLimiter("fixed", { algorithm: "fixed_window", limit: 5, window: "1 minute" })
+      yield* RateLimiter.cloneLimiter("fixed", "bucket2", { algorithm: "token_bucket", ratePerSecond: 2 })
+      const b = (yield* RateLimiter.get("bucket2")).spec
+      assert.deepStrictEqual(
+        [b.algorithm, b.ratePerSecond, b.burst, b.limit, b.windowMs],
+        ["token_bucket", 2, 2, undefined, undefined]
+      )
+      assert.isTrue((yield* RateLimiter.check("bucket2")).allowed)
+      assert.isTrue((yield* RateLimiter.check("bucket2")).allowed)
+      const refused = yield* RateLimiter.check("bucket2")
+      assert.deepStrictEqual([refused.allowed, refused.limit, refused.retryAfterMs], [false, 2, 500])
+      yield* RateLimiter.cloneLimiter("fixed", "bucket3", { algorithm: "token_bucket", rate: "6/min" })
+      assert.strictEqual((yield* RateLimiter.get("bucket3")).spec.ratePerSecond, 0.1)
+
+      // Within one family the window fields carry over; a switch without the new family's fields
+      // is reported at the field the new algorithm needs.
+      yield* RateLimiter.cloneLimiter("fixed", "sliding", { algorithm: "sliding_window" })
+      const s = (yield* RateLimiter.get("sliding")).spec
+      assert.deepStrictEqual([s.algorithm, s.limit, s.windowMs], ["sliding_window", 5, 60_000])
+      const missing = yield* Effect.flip(RateLimiter.cloneLimiter("bucket", "nowindow", { algorithm: "fixed_window" }))
+      assert.strictEqual(missing._tag, "ConfigError")
+      if (missing._tag === "ConfigError") assert.strictEqual(missing.path, "limiters.nowindow.limit")
+      // A field of the other family set by the override itself is still an error.
+      const mixed = yield* Effect.flip(
+        RateLimiter.cloneLimiter("bucket", "mixed", { algorithm: "sliding_window", limit: 2, window: "1 second", burst: 4 })
+      )
+      assert.strictEqual(mixed._tag, "ConfigError")
+      if (mixed._tag === "ConfigError") assert.strictEqual(mixed.path, "limiters.mixed.burst")
+    }).pipe(Effect.provide(withLimiters({}))))
+
+  it.effect("timeouts counts only waits a set timeout cut short, not refusals without one", () => {
+    const slow = fresh("slow")
+    const held = fresh("held")
+    return Effect.gen(function*() {
+      // One token per ~3170 years: with no timeout the next one is further away than any wait.
+      yield* Effect.scoped(RateLimiter.acquire(slow))
+      const e = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow)))
+      assert.strictEqual(e._tag, "RateLimitExceeded")
+      const infinite = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow, { timeout: Duration.infinity })))
+      assert.strictEqual(infinite._tag, "RateLimitExceeded")
+      assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(slow)))
+      const m = yield* RateLimiter.metrics(slow)
+      assert.deepStrictEqual([m.refusals, m.timeouts], [3, 0])
+      // A set timeout that runs out is one, on the rate path and on the concurrency path.
+      const cut = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow, { timeout: "1 second" })))
+      assert.strictEqual(cut._tag, "RateLimitExceeded")
+      assert.strictEqual((yield* RateLimiter.metrics(slow)).timeouts, 1)
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RateLimiter.acquire(held)
+        assert.isFalse(yield* RateLimiter.tryAcquire(held))
+        const waiting = yield* Effect.fork(Effect.flip(Effect.scoped(RateLimiter.acquire(held, { timeout: "100 millis" }))))
+        yield* TestClock.adjust("200 millis")
+        const error = yield* Fiber.join(waiting)
+        assert.strictEqual(error._tag, "RateLimitExceeded")
+        if (error._tag === "RateLimitExceeded") assert.strictEqual(error.reason, "concurrency")
+      }))
+      assert.deepStrictEqual(
+        [(yield* RateLimiter.metrics(held)).refusals, (yield* RateLimiter.metrics(held)).timeouts],
+        [2, 1]
+      )
+    }).pipe(Effect.provide(withLimiters({ [slow]: { ratePerSecond: 1e-11 }, [held]: { maxConcurrent: 1 } })))
+  })
+
   it.effect("reset clears a key's state", () => {
     const id = fresh("reset")
     return Effect.gen(function*() {
@@ -256,6 +336,64 @@ const gatedStore = (
     initialize: inner.initialize
   })
 }
+
+/** Passes every call to `inner`, counting the lease renewals. */
+const countingRenewals = (
+  inner: RateLimitStore.RateLimitStoreService,
+  renewals: { count: number }
+): RateLimitStore.RateLimitStoreService =>
+  RateLimitStore.make({
+    ...inner,
+    renewSlot: (r) =>
+      Effect.suspend(() => {
+        renewals.count++
+        return inner.renewSlot(r)
+      })
+  })
+
+describe("lease renewal stops with the slot", () => {
+  it.scoped("an early permit.release stops renewing: no renew call after it, no lease counted lost", () =>
+    Effect.gen(function*() {
+      const id = fresh("early")
+      const renewals = { count: 0 }
+      const limiter = yield* RateLimiter.make({
+        stores: { default: countingRenewals(yield* MemoryStore.make(), renewals) },
+        limiters: { [id]: { maxConcurrent: 1, lease: "300 millis" } }
+      })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const permit = yield* limiter.acquire(id)
+        // Renewed every 100 ms while held.
+        for (let i = 0; i < 5; i++) yield* TestClock.adjust("50 millis")
+        assert.strictEqual(renewals.count, 2)
+        yield* permit.release
+        // The permit's scope stays open well past several renew intervals.
+        for (let i = 0; i < 20; i++) yield* TestClock.adjust("50 millis")
+        assert.strictEqual(renewals.count, 2, "renewed after the release")
+      }))
+      const m = yield* limiter.metrics(id)
+      assert.deepStrictEqual([m.leasesLost, m.totalReleases, m.currentConcurrent], [0, 1, 0])
+    }))
+
+  it.scoped("a slot given back because the rate part failed is not renewed either", () =>
+    Effect.gen(function*() {
+      const id = fresh("ratefail")
+      const renewals = { count: 0 }
+      const limiter = yield* RateLimiter.make({
+        stores: { default: countingRenewals(yield* MemoryStore.make(), renewals) },
+        limiters: { [id]: { maxConcurrent: 2, ratePerSecond: 1, lease: "300 millis" } }
+      })
+      yield* Effect.scoped(limiter.acquire(id))
+      yield* Effect.scoped(Effect.gen(function*() {
+        // The slot is free, the token is not: the slot is taken, then given back when the rate fails.
+        const e = yield* Effect.flip(limiter.acquire(id, { timeout: 0 }))
+        assert.strictEqual(e._tag, "RateLimitExceeded")
+        for (let i = 0; i < 20; i++) yield* TestClock.adjust("50 millis")
+      }))
+      assert.strictEqual(renewals.count, 0)
+      const m = yield* limiter.metrics(id)
+      assert.deepStrictEqual([m.leasesLost, m.totalReleases, m.currentConcurrent], [0, 2, 0])
+    }))
+})
 
 describe("interrupt at every step", () => {
   it.scoped("no concurrency slot leaks whichever store call the interruption lands on", () =>

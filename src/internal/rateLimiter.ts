@@ -5,6 +5,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
@@ -216,6 +217,12 @@ export const make = (
       Metrics.refusals.unsafeUpdate(1, entry.tags)
     }
 
+    /** A wait that a caller's own timeout (set, finite, greater than 0) cut short. */
+    const recordTimeout = (entry: LimiterEntry) => {
+      entry.stats.timeouts++
+      Metrics.timeouts.unsafeUpdate(1, entry.tags)
+    }
+
     const recordAcquisition = (entry: LimiterEntry, now: number, waitedMs: number) => {
       const s = entry.stats
       s.totalAcquisitions++
@@ -305,13 +312,15 @@ export const make = (
     /**
      * Takes a slot, waiting (interruptibly) between attempts; each attempt and the registration
      * of its release in `scope` run uninterruptibly, so an interruption can never leak a slot.
-     * Answers `undefined` when the store failed and the limiter is fail-open.
+     * Answers `undefined` when the store failed and the limiter is fail-open. `timed`: the
+     * deadline comes from a timeout the caller set (so running into it is a timeout).
      */
     const acquireSlot = (
       entry: LimiterEntry,
       key: string,
       maxConcurrent: number,
       deadline: number,
+      timed: boolean,
       scope: Scope.Scope
     ): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> => {
       const store = entry.storeEntry.store
@@ -323,6 +332,8 @@ export const make = (
         leaseMs: entry.spec.leaseMs
       }
       let released = false
+      // The lease renewal of the slot once taken; stopped by `release`, early or at scope close.
+      let renewFiber: Fiber.RuntimeFiber<void> | undefined
       const release: Effect.Effect<void> = Effect.uninterruptible(
         Effect.suspend(() => {
           if (released) return Effect.void
@@ -331,7 +342,10 @@ export const make = (
           entry.stats.totalReleases++
           Metrics.releases.unsafeUpdate(1, entry.tags)
           Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
-          return store.releaseSlot(request).pipe(
+          // Stop renewing before giving the slot back: a renewal after the release would find the
+          // lease gone and report it lost. The loop is interruptible, so this returns promptly.
+          const stopRenewing = renewFiber === undefined ? Effect.void : Fiber.interrupt(renewFiber)
+          return Effect.zipRight(stopRenewing, store.releaseSlot(request)).pipe(
             Effect.timeoutOption(Duration.seconds(10)),
             Effect.catchAll((e) => {
               recordStoreError(entry)
@@ -342,10 +356,11 @@ export const make = (
         })
       )
       const renewEvery = Math.max(50, Math.floor(entry.spec.leaseMs / 3))
+      // Answers whether to keep renewing; never renews, nor counts a lease lost, once released.
       const renewLoop: Effect.Effect<void> = Effect.sleep(Duration.millis(renewEvery)).pipe(
-        Effect.zipRight(store.renewSlot(request)),
+        Effect.zipRight(Effect.suspend(() => (released ? Effect.succeed(false) : store.renewSlot(request)))),
         Effect.flatMap((held) => {
-          if (held) return Effect.succeed(true)
+          if (held || released) return Effect.succeed(held && !released)
           entry.stats.leasesLost++
           Metrics.leasesLost.unsafeUpdate(1, entry.tags)
           return Effect.as(
@@ -357,7 +372,7 @@ export const make = (
           recordStoreError(entry)
           return Effect.as(Effect.logWarning(`effect-rate-sync: renewing a lease failed: ${e.message}`), true)
         }),
-        Effect.repeat({ while: (continueRenewing) => continueRenewing }),
+        Effect.repeat({ while: (continueRenewing) => continueRenewing && !released }),
         Effect.asVoid
       )
       let counted = false
@@ -374,7 +389,10 @@ export const make = (
                 return Scope.addFinalizer(scope, release).pipe(
                   // Forked from an uninterruptible region: make the loop itself interruptible again.
                   Effect.zipRight(Effect.forkIn(Effect.interruptible(renewLoop), scope)),
-                  Effect.as<Slot>({ release })
+                  Effect.map((fiber): Slot => {
+                    renewFiber = fiber
+                    return { release }
+                  })
                 )
               }
               if (!counted) {
@@ -384,6 +402,7 @@ export const make = (
               return Effect.flatMap(Clock.currentTimeMillis, (now) => {
                 const left = deadline - now
                 if (left <= 0) {
+                  if (timed) recordTimeout(entry)
                   return Effect.fail(exceeded(entry, key, "concurrency", d.limit, d.limit - d.active, d.retryAfterMs))
                 }
                 return Effect.flatMap(backoffMs(n), (backoff) => {
@@ -400,13 +419,17 @@ export const make = (
       })
     }
 
-    /** Takes rate, sleeping through a reservation. Answers whether it failed open. */
+    /**
+     * Takes rate, sleeping through a reservation. Answers whether it failed open. `timed`: the
+     * deadline comes from a timeout the caller set (see `acquireSlot`).
+     */
     const acquireRate = (
       entry: LimiterEntry,
       take: NonNullable<LimiterEntry["take"]>,
       key: string,
       cost: number,
-      deadline: number
+      deadline: number,
+      timed: boolean
     ): Effect.Effect<boolean, RateLimitExceeded | StoreUnavailable> => {
       const reserves = entry.spec.algorithm === "token_bucket"
       const loop: Effect.Effect<boolean, RateLimitExceeded | StoreUnavailable> = Effect.flatMap(
@@ -424,6 +447,13 @@ export const make = (
               // A window frees capacity over time: sleep exactly until it may fit, then take again.
               if (!reserves && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
                 return Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
+              }
+              // The timeout cut the wait when the call could have gone through by waiting longer
+              // than it allows, and it (not the store's FOREVER_MS bound) was the wait handed over.
+              if (
+                timed && Number.isFinite(d.retryAfterMs) && d.retryAfterMs > left && (!reserves || left < FOREVER_MS)
+              ) {
+                recordTimeout(entry)
               }
               return Effect.fail(exceeded(entry, key, "rate", d.limit, d.remaining, d.retryAfterMs))
             }
@@ -450,6 +480,9 @@ export const make = (
         const invalid = validCost(entry, cost)
         if (invalid !== undefined) return Effect.fail(invalid)
         const timeoutMs = opts?.timeout !== undefined ? Duration.toMillis(opts.timeout) : entry.spec.timeoutMs
+        // Only a timeout the caller set, that lets it wait at all, can time a wait out: a refusal
+        // with no timeout, an infinite one or `timeout: 0` (`tryAcquire`) is a refusal only.
+        const timed = timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
         return Effect.gen(function*() {
           const scope = yield* Effect.scope
           const start = yield* Clock.currentTimeMillis
@@ -458,11 +491,11 @@ export const make = (
           let failedOpen = false
           const maxConcurrent = entry.spec.maxConcurrent
           if (maxConcurrent !== undefined) {
-            slot = yield* acquireSlot(entry, key, maxConcurrent, deadline, scope)
+            slot = yield* acquireSlot(entry, key, maxConcurrent, deadline, timed, scope)
             if (slot === undefined) failedOpen = true
           }
           if (entry.take !== undefined) {
-            const rateFailedOpen = yield* acquireRate(entry, entry.take, key, cost, deadline).pipe(
+            const rateFailedOpen = yield* acquireRate(entry, entry.take, key, cost, deadline, timed).pipe(
               Effect.onExit((exit) => (Exit.isFailure(exit) && slot !== undefined ? slot.release : Effect.void))
             )
             failedOpen = failedOpen || rateFailedOpen
@@ -483,12 +516,8 @@ export const make = (
         }).pipe(
           Effect.tapError((e) =>
             Effect.sync(() => {
-              if (e._tag !== "RateLimitExceeded") return
-              recordRefusal(entry)
-              if (timeoutMs === undefined || timeoutMs > 0) {
-                entry.stats.timeouts++
-                Metrics.timeouts.unsafeUpdate(1, entry.tags)
-              }
+              // A timeout was counted where the wait was cut (acquireSlot / acquireRate).
+              if (e._tag === "RateLimitExceeded") recordRefusal(entry)
             })
           ),
           Effect.withSpan("RateLimiter.acquire", {
@@ -590,19 +619,28 @@ export const make = (
     return service
   })
 
-/** `cloneLimiter`: an override replaces the source's field; an absent one keeps it. */
+const isWindow = (algorithm: LimiterDefinition["algorithm"]): boolean =>
+  algorithm === "sliding_window" || algorithm === "fixed_window"
+
+/**
+ * `cloneLimiter`: an override replaces the source's field; an absent one keeps it. An override
+ * that moves to the other algorithm family (token bucket / windows) drops the source's fields of
+ * the family it leaves (rate, burst / limit, window): only the override can set those.
+ */
 const mergeDefinition = (base: LimiterDefinition, o: LimiterOverrides): LimiterDefinition => {
+  const algorithm = o.algorithm ?? base.algorithm
+  const switched = isWindow(algorithm) !== isWindow(base.algorithm)
   const newRate = o.rate !== undefined || o.ratePerSecond !== undefined
-  const newWindow = o.limit !== undefined || o.window !== undefined
+  const keepRate = !newRate && !switched
   return {
     store: o.store ?? base.store,
-    algorithm: o.algorithm ?? base.algorithm,
-    ratePerSecond: newRate ? o.ratePerSecond : base.ratePerSecond,
-    rate: newRate ? o.rate : base.rate,
-    burst: o.burst ?? (newRate ? undefined : base.burst),
+    algorithm,
+    ratePerSecond: keepRate ? base.ratePerSecond : o.ratePerSecond,
+    rate: keepRate ? base.rate : o.rate,
+    burst: o.burst ?? (keepRate ? base.burst : undefined),
     maxConcurrent: o.maxConcurrent ?? base.maxConcurrent,
-    limit: newWindow ? o.limit ?? base.limit : base.limit,
-    window: newWindow ? o.window ?? base.window : base.window,
+    limit: o.limit ?? (switched ? undefined : base.limit),
+    window: o.window ?? (switched ? undefined : base.window),
     timeout: o.timeout ?? base.timeout,
     failClosed: o.failClosed ?? base.failClosed,
     lease: o.lease ?? base.lease

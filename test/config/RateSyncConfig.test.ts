@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
-import { type ConfigError, RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
+import { type ConfigError, LimiterDefinition, MemoryStore, RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
 
 const SECRET = "hunter2-s3cr3t"
 
@@ -29,6 +29,10 @@ const writeToml = (dir: string, text: string) =>
     yield* Effect.promise(() => writeFile(file, text))
     return file
   })
+
+const maxRateExpected =
+  "a rate of at most 9007199254740991 per second (the default burst, ceil of the rate, must be a safe integer)"
+const maxDurationExpected = "a duration of at most 10 years (3650 days)"
 
 const redisFields =
   "engine, url, db, password, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes"
@@ -271,6 +275,33 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
   ["a negative timeout", `[limiters.api]\nrate_per_second = 1\ntimeout = -1\n`, "limiters.api.timeout", "a finite number of 0 or more", "-1"],
   ["a lease under 100 ms", `[limiters.db]\nmax_concurrent = 1\nlease_ms = 50\n`, "limiters.db.lease_ms", "a lease of at least 100 ms", "50 ms"],
   ["fail_closed as a number", `[limiters.api]\nrate_per_second = 1\nfail_closed = 1\n`, "limiters.api.fail_closed", "true or false", "1"],
+  ["rate_per_second = 1e308 (its burst would not be a safe integer)", `[limiters.api]\nrate_per_second = 1e308\n`, "limiters.api.rate_per_second", maxRateExpected, "1e+308"],
+  [
+    "a rate string above the highest rate",
+    `[limiters.api]\nrate = "99999999999999999999/ms"\n`,
+    "limiters.api.rate",
+    maxRateExpected,
+    `"99999999999999999999/ms"`
+  ],
+  ["a burst that is not a safe integer", `[limiters.api]\nrate_per_second = 1\nburst = 1e20\n`, "limiters.api.burst", "a whole number greater than 0", "100000000000000000000"],
+  ["a limit that is not a safe integer", `[limiters.l]\nalgorithm = "fixed_window"\nlimit = 1e300\nwindow_seconds = 1\n`, "limiters.l.limit", "a whole number greater than 0", "1e+300"],
+  [
+    "window_seconds = 1e300",
+    `[limiters.l]\nalgorithm = "sliding_window"\nlimit = 5\nwindow_seconds = 1e300\n`,
+    "limiters.l.window_seconds",
+    maxDurationExpected,
+    "1e+300"
+  ],
+  [
+    "window_seconds one second over 10 years",
+    `[limiters.l]\nalgorithm = "fixed_window"\nlimit = 5\nwindow_seconds = 315360001\n`,
+    "limiters.l.window_seconds",
+    maxDurationExpected,
+    "315360001"
+  ],
+  ["timeout = 1e300", `[limiters.api]\nrate_per_second = 1\ntimeout = 1e300\n`, "limiters.api.timeout", maxDurationExpected, "1e+300"],
+  ["timeout = 1e306 (Infinity in milliseconds)", `[limiters.api]\nrate_per_second = 1\ntimeout = 1e306\n`, "limiters.api.timeout", maxDurationExpected, "1e+306"],
+  ["lease_ms = 1e300", `[limiters.db]\nmax_concurrent = 1\nlease_ms = 1e300\n`, "limiters.db.lease_ms", maxDurationExpected, "1e+300 ms"],
   [
     "a limiter naming an unknown store",
     `[stores.main]\nengine = "memory"\n[stores.other]\nengine = "memory"\n[limiters.api]\nstore = "mian"\nrate_per_second = 1\n`,
@@ -286,6 +317,89 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
     `"main"`
   ]
 ]
+
+describe("bounds: safe integers and durations of at most 10 years, in TOML and in code alike", () => {
+  it.effect("the largest values accepted are the documented maxima", () =>
+    Effect.gen(function*() {
+      const config = yield* parse(`
+[limiters.fast]
+rate_per_second = 9007199254740991
+timeout = 315360000
+lease_ms = 315360000000
+max_concurrent = 1
+
+[limiters.long]
+algorithm = "sliding_window"
+limit = 9007199254740991
+window_seconds = 315360000
+`)
+      const spec = (id: string) => {
+        const def = config.limiters[id]
+        assert(def !== undefined)
+        return LimiterDefinition.resolve(id, def)
+      }
+      const fast = spec("fast")
+      assert(fast._tag === "Right")
+      assert.deepStrictEqual(
+        [fast.right.ratePerSecond, fast.right.burst, fast.right.timeoutMs, fast.right.leaseMs],
+        [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, LimiterDefinition.MAX_DURATION_MS, LimiterDefinition.MAX_DURATION_MS]
+      )
+      const long = spec("long")
+      assert(long._tag === "Right")
+      assert.deepStrictEqual([long.right.limit, long.right.windowMs], [Number.MAX_SAFE_INTEGER, 315_360_000_000])
+      assert.strictEqual(LimiterDefinition.MAX_DURATION_MS, 315_360_000_000)
+    }))
+
+  it("an infinite timeout in code is the same as none: wait as long as needed", () => {
+    const spec = LimiterDefinition.resolve("api", { ratePerSecond: 1, timeout: Duration.infinity })
+    assert(spec._tag === "Right")
+    assert.strictEqual(spec.right.timeoutMs, undefined)
+  })
+
+  it.effect("a value from the environment is bounded the same way", () =>
+    Effect.gen(function*() {
+      const error = yield* parseError(`[limiters.api]\nrate_per_second = 1\n`, { RATE_SYNC_LIMITERS_API_TIMEOUT: "1e300" })
+      assert.deepStrictEqual(fields(error), {
+        path: "limiters.api.timeout",
+        expected: maxDurationExpected,
+        received: "1e+300 (from RATE_SYNC_LIMITERS_API_TIMEOUT)"
+      })
+    }))
+
+  /** [title, definition, path, expected, received] for `configureLimiter("api", definition)`. */
+  const badDefinitions: ReadonlyArray<readonly [string, LimiterDefinition.LimiterDefinition, string, string, string]> = [
+    ["ratePerSecond: 1e308", { ratePerSecond: 1e308 }, "limiters.api.ratePerSecond", maxRateExpected, "1e+308"],
+    ["ratePerSecond: 2^53 (just above the maximum)", { ratePerSecond: 2 ** 53, burst: 10 }, "limiters.api.ratePerSecond", maxRateExpected, "9007199254740992"],
+    ["a rate string above the maximum", { rate: "99999999999999999999/ms" }, "limiters.api.rate", maxRateExpected, `"99999999999999999999/ms"`],
+    ["a burst that is not a safe integer", { ratePerSecond: 1, burst: 2 ** 53 }, "limiters.api.burst", "a whole number greater than 0", "9007199254740992"],
+    [
+      "a limit that is not a safe integer",
+      { algorithm: "sliding_window", limit: 1e300, window: "1 second" },
+      "limiters.api.limit",
+      "a whole number greater than 0",
+      "1e+300"
+    ],
+    [
+      "window: Duration.seconds(1e300)",
+      { algorithm: "sliding_window", limit: 5, window: Duration.seconds(1e300) },
+      "limiters.api.window",
+      maxDurationExpected,
+      "1e+303 ms"
+    ],
+    ["window: 3651 days", { algorithm: "fixed_window", limit: 5, window: "3651 days" }, "limiters.api.window", maxDurationExpected, `"3651 days"`],
+    ["timeout: 1e300 (milliseconds)", { ratePerSecond: 1, timeout: 1e300 }, "limiters.api.timeout", maxDurationExpected, "1e+300"],
+    ["lease: 1e300 seconds", { maxConcurrent: 1, lease: Duration.seconds(1e300) }, "limiters.api.lease", maxDurationExpected, "1e+303 ms"]
+  ]
+  for (const [title, definition, path, expected, received] of badDefinitions) {
+    it.effect(`configureLimiter rejects ${title}`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(RateLimiter.configureLimiter("api", definition))
+        assert.strictEqual(error._tag, "ConfigError")
+        if (error._tag === "ConfigError") assert.deepStrictEqual(fields(error), { path, expected, received })
+        assert.deepStrictEqual((yield* RateLimiter.list).map((l) => l.id), [])
+      }).pipe(Effect.provide(RateLimiter.layer({}).pipe(Layer.provide(MemoryStore.layer())))))
+  }
+})
 
 describe("RateSyncConfig.parse: bad inputs are ConfigErrors naming path, expected and received", () => {
   for (const [title, toml, path, expected, received] of badInputs) {
