@@ -97,7 +97,9 @@ export const storeFields = {
     "socket_timeout",
     "socket_connect_timeout",
     "command_timeout",
-    "cluster_nodes"
+    "cluster_nodes",
+    "max_batch_size",
+    "auto_pipelining"
   ],
   nats: ["engine", "url", "token", "bucket_name", "auto_create", "retry_interval", "max_retries", "timing_margin_ms"],
   postgres: ["engine", "url", "table_name", "schema_name", "auto_create", "pool_min_size", "pool_max_size", "timing_margin_ms"]
@@ -444,6 +446,8 @@ const decodeRedis = (t: Table): RedisStoreDefinition => {
   set(def, "socketConnectTimeout", seconds(t, "socket_connect_timeout", false))
   set(def, "commandTimeout", seconds(t, "command_timeout", false))
   set(def, "clusterNodes", hostPorts(t, "cluster_nodes"))
+  set(def, "maxBatchSize", numberIn(t, "max_batch_size", "positiveInt"))
+  set(def, "autoPipelining", booleanField(t, "auto_pipelining"))
   return def
 }
 

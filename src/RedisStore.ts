@@ -85,6 +85,13 @@ export interface RedisStoreOptions {
    * several ticks.
    */
   readonly autoPipelining?: boolean | undefined
+  /**
+   * Most decisions sent as one batch script. Calls issued in the same tick (the fibers a reply
+   * wakes up, a burst of requests) leave as one `EVALSHA` that runs each call's own script in
+   * turn, atomically, at one server instant: one command and one reply for the lot. `1` sends
+   * every call on its own. Default 64. Not used on a cluster (a batch's keys would span slots).
+   */
+  readonly maxBatchSize?: number | undefined
 }
 
 type Client = Redis | Cluster
@@ -92,9 +99,15 @@ type Client = Redis | Cluster
 interface Script {
   readonly source: string
   readonly sha: string
+  /** Its opcode in the batch script (0: not batchable). */
+  readonly opcode: number
 }
 
-const script = (source: string): Script => ({ source, sha: createHash("sha1").update(source).digest("hex") })
+const script = (source: string): Script => ({
+  source,
+  sha: createHash("sha1").update(source).digest("hex"),
+  opcode: scripts.batchable.findIndex((s) => s === source) + 1
+})
 
 const Scripts = {
   tokenBucketTake: script(scripts.tokenBucketTake),
@@ -106,14 +119,59 @@ const Scripts = {
   slotAcquire: script(scripts.slotAcquire),
   slotRenew: script(scripts.slotRenew),
   slotRelease: script(scripts.slotRelease),
-  slotPeek: script(scripts.slotPeek)
+  slotPeek: script(scripts.slotPeek),
+  batch: script(scripts.batch)
 } as const
+
+/** What an operation's calls share, built once per store. */
+interface Operation {
+  readonly fail: (message: string) => StoreError
+  readonly timeout: () => StoreError
+}
+
+/** What the batcher needs of a call. */
+interface Queued {
+  readonly script: Script
+  readonly keys: ReadonlyArray<string>
+  readonly args: ReadonlyArray<string | number>
+  reply(reply: unknown): void
+  error(e: unknown): void
+}
+
+/**
+ * A script call on its way: settled by its reply (through `map`) or by its command's error. A
+ * class, so a call allocates one object and no closures.
+ */
+class Pending<A> implements Queued {
+  constructor(
+    readonly script: Script,
+    readonly keys: ReadonlyArray<string>,
+    readonly args: ReadonlyArray<string | number>,
+    private readonly limit: number,
+    private readonly map: (reply: unknown, limit: number) => A,
+    private readonly operation: Operation,
+    private readonly call: Deadlines.InFlight<A, StoreError>
+  ) {}
+  reply(reply: unknown): void {
+    let a: A
+    try {
+      a = this.map(reply, this.limit)
+    } catch (e) {
+      return this.call.fail(this.operation.fail(messageOf(e)))
+    }
+    this.call.succeed(a)
+  }
+  error(e: unknown): void {
+    this.call.fail(this.operation.fail(messageOf(e)))
+  }
+}
 
 const ENGINE = "redis"
 const ATTR_DB_SYSTEM_NAME = "db.system.name"
 const ATTR_LIMITER = "rate_sync.limiter"
 const DEFAULT_PREFIX = "rate_limit"
 const DEFAULT_URL = "redis://127.0.0.1:6379"
+const DEFAULT_MAX_BATCH = 64
 /** Bound on a `maxWait` sent to Lua (µs), so `Infinity` stays a finite number. */
 const MAX_WAIT_US = 1e15
 
@@ -185,6 +243,14 @@ const replyArray = (reply: unknown): ReadonlyArray<unknown> => {
   return reply
 }
 
+const slotDecision = (reply: unknown, limit: number): SlotDecision => {
+  const r = replyArray(reply)
+  const retry = at(r, 2)
+  return { acquired: at(r, 0) === 1, limit, active: at(r, 1), retryAfterMs: retry < 0 ? Infinity : retry / 1000 }
+}
+
+const isOne = (reply: unknown): boolean => reply === 1
+
 const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.startsWith("NOSCRIPT")
 
 const toMillis = (input: Duration.DurationInput | undefined, fallback: number): number =>
@@ -221,6 +287,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     const marginMs = options.timingMarginMs ?? 0
     const timeout = Duration.millis(timeoutMs)
     const poolSize = Math.max(1, Math.min(options.poolMaxSize ?? Infinity, options.poolMinSize ?? 1))
+    const clustered = options.clusterNodes !== undefined && options.clusterNodes.length > 0
+    const maxBatch = clustered ? 1 : Math.max(1, Math.floor(options.maxBatchSize ?? DEFAULT_MAX_BATCH))
 
     const common: RedisOptions = {
       lazyConnect: true,
@@ -246,7 +314,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     }
 
     const newClient = (): Client => {
-      if (options.clusterNodes !== undefined && options.clusterNodes.length > 0) {
+      if (clustered && options.clusterNodes !== undefined) {
         const { retryStrategy: _, ...redisOptions } = common
         const clusterOptions: ClusterOptions = {
           lazyConnect: true,
@@ -353,10 +421,86 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
         traced(operation, limiter, settle(operation, f))
 
+      /** `EVALSHA` of `args` (`[sha, numkeys, ...]`), and `EVAL` of `source` on `NOSCRIPT`. */
+      const runScript = (
+        client: Client,
+        source: string,
+        args: Array<string | number>,
+        onReply: (reply: unknown) => void,
+        onError: (e: unknown) => void
+      ): void => {
+        client.call("EVALSHA", args).then(onReply, (e: unknown) => {
+          if (!isNoScript(e)) return onError(e)
+          args[0] = source
+          client.call("EVAL", args).then(onReply, onError)
+        })
+      }
+
+      const runOne = (p: Queued): void =>
+        runScript(
+          pick(),
+          p.script.source,
+          [p.script.sha, p.keys.length, ...p.keys, ...p.args],
+          (reply) => p.reply(reply),
+          (e) => p.error(e)
+        )
+
+      /**
+       * Calls issued in the same tick (the fibers one socket read wakes up, a burst of requests)
+       * leave as one batch script (see `redisScripts.batch`): one command, one reply and one script
+       * run for up to `maxBatch` decisions. A call alone runs its own script. Not on a cluster,
+       * where a batch's keys would span slots.
+       */
+      let queue: Array<Queued> = []
+      let flushScheduled = false
+      const flush = () => {
+        flushScheduled = false
+        const q = queue
+        queue = []
+        for (let i = 0; i < q.length; i += maxBatch) sendBatch(q, i, Math.min(q.length, i + maxBatch))
+      }
+      const sendBatch = (q: ReadonlyArray<Queued>, from: number, to: number): void => {
+        const first = q[from]
+        if (first === undefined) return
+        if (to - from === 1) return runOne(first)
+        const args: Array<string | number> = [Scripts.batch.sha, 0]
+        for (let i = from; i < to; i++) {
+          const p = q[i]
+          if (p !== undefined) for (const k of p.keys) args.push(k)
+        }
+        args[1] = args.length - 2
+        args.push(to - from)
+        for (let i = from; i < to; i++) {
+          const p = q[i]
+          if (p === undefined) continue
+          args.push(p.script.opcode, p.keys.length, p.args.length)
+          for (const a of p.args) args.push(a)
+        }
+        runScript(pick(), Scripts.batch.source, args, (reply) => {
+          if (!Array.isArray(reply) || reply.length !== to - from) {
+            for (let i = from; i < to; i++) q[i]?.error(new Error("unexpected batch reply"))
+            return
+          }
+          for (let i = from; i < to; i++) q[i]?.reply(reply[i - from])
+        }, (e) => {
+          for (let i = from; i < to; i++) q[i]?.error(e)
+        })
+      }
+
+      const operations = new Map<string, Operation>()
+      const operationOf = (name: string): Operation => {
+        let op = operations.get(name)
+        if (op === undefined) {
+          op = { fail: (message) => fail(name, message), timeout: () => timeoutError(name) }
+          operations.set(name, op)
+        }
+        return op
+      }
+
       /**
        * One script round trip: `EVALSHA`, and on `NOSCRIPT` (after `SCRIPT FLUSH`, a restart or a
-       * failover) `EVAL`, which also caches the script again. The reply is mapped inside the
-       * driver's promise callbacks: one promise per call on the hot path.
+       * failover) `EVAL`, which also caches the script again; batched with the calls of the same
+       * tick. Bounded by the deadline sweeper.
        */
       const evalScript = <A>(
         operation: string,
@@ -364,30 +508,24 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         s: Script,
         keys: ReadonlyArray<string>,
         args: ReadonlyArray<string | number>,
-        map: (reply: unknown) => A
-      ): Effect.Effect<A, StoreError> =>
-        traced(
+        limit: number,
+        map: (reply: unknown, limit: number) => A
+      ): Effect.Effect<A, StoreError> => {
+        const op = operationOf(operation)
+        return traced(
           operation,
           limiter,
           Effect.async<A, StoreError>((resume) => {
-            const call = deadlines.track(resume, () => timeoutError(operation), timeoutMs)
-            const client = pick()
-            const onReply = (reply: unknown) => {
-              let a: A
-              try {
-                a = map(reply)
-              } catch (e) {
-                return call.fail(fail(operation, messageOf(e)))
-              }
-              call.succeed(a)
+            const p = new Pending(s, keys, args, limit, map, op, deadlines.track(resume, op.timeout, timeoutMs))
+            if (maxBatch === 1 || s.opcode === 0) return runOne(p)
+            queue.push(p)
+            if (!flushScheduled) {
+              flushScheduled = true
+              queueMicrotask(flush)
             }
-            const onError = (e: unknown) => call.fail(fail(operation, messageOf(e)))
-            client.evalsha(s.sha, keys.length, ...keys, ...args).then(onReply, (e: unknown) => {
-              if (isNoScript(e)) client.eval(s.source, keys.length, ...keys, ...args).then(onReply, onError)
-              else onError(e)
-            })
           })
         )
+      }
 
       // limiter ids are few (registered limiters): their encoding is memoized
       const limiterParts = new Map<string, string>()
@@ -403,7 +541,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         `${prefix}:{${limiterPart(limiter)}.${encodePart(key)}}:${state}`
 
       /** `{remaining, resetAfterUs, t}`: see `internal/redisScripts.ts`. */
-      const decision = (limit: number, reply: unknown): StoreDecision => {
+      const decision = (reply: unknown, limit: number): StoreDecision => {
         const r = replyArray(reply)
         const t = at(r, 2)
         const resetAfterMs = Math.max(0, at(r, 1) / 1000)
@@ -435,7 +573,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           req.burst,
           req.cost,
           Math.min(MAX_WAIT_US, Math.max(0, req.maxWaitMs) * 1000)
-        ], (reply) => decision(req.burst, reply))
+        ], req.burst, decision)
 
       const slidingWindow = (req: WindowRequest) =>
         evalScript(
@@ -444,7 +582,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           Scripts.slidingWindowTake,
           [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
           [Math.round(req.windowMs * 1000), req.limit, req.cost],
-          (reply) => decision(req.limit, reply)
+          req.limit,
+          decision
         )
 
       const fixedWindow = (req: WindowRequest) =>
@@ -452,7 +591,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           Math.max(1, Math.round(req.windowMs)),
           req.limit,
           req.cost
-        ], (reply) => decision(req.limit, reply))
+        ], req.limit, decision)
 
       const slotKey = (req: SlotRequest) => keyOf(req.limiter, req.key, "cc")
       const leaseUs = (req: SlotRequest) => Math.max(1, Math.round(req.leaseMs * 1000))
@@ -464,24 +603,15 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           Scripts.slotAcquire,
           [slotKey(req)],
           [req.holder, req.limit, leaseUs(req)],
-          (reply): SlotDecision => {
-            const r = replyArray(reply)
-            const retry = at(r, 2)
-            return {
-              acquired: at(r, 0) === 1,
-              limit: req.limit,
-              active: at(r, 1),
-              retryAfterMs: retry < 0 ? Infinity : retry / 1000
-            }
-          }
+          req.limit,
+          slotDecision
         )
 
       const renewSlot = (req: SlotRequest) =>
-        evalScript("renewSlot", req.limiter, Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)], (reply) =>
-          reply === 1)
+        evalScript("renewSlot", req.limiter, Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)], req.limit, isOne)
 
       const releaseSlot = (req: SlotRequest) =>
-        evalScript("releaseSlot", req.limiter, Scripts.slotRelease, [slotKey(req)], [req.holder], (reply) => reply === 1)
+        evalScript("releaseSlot", req.limiter, Scripts.slotRelease, [slotKey(req)], [req.holder], req.limit, isOne)
 
       const peek = (req: PeekRequest): Effect.Effect<StoreDecision, StoreError> => {
         switch (req.algorithm) {
@@ -489,7 +619,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
             return evalScript("peek", req.limiter, Scripts.tokenBucketPeek, [keyOf(req.limiter, req.key, "tb")], [
               intervalUs(req.ratePerSecond),
               req.burst
-            ], (reply) => decision(req.burst, reply))
+            ], req.burst, decision)
           case "sliding_window":
             return evalScript(
               "peek",
@@ -497,17 +627,16 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
               Scripts.slidingWindowPeek,
               [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
               [Math.round(req.windowMs * 1000), req.limit],
-              (reply) => decision(req.limit, reply)
+              req.limit,
+              decision
             )
           case "fixed_window":
             return evalScript("peek", req.limiter, Scripts.fixedWindowPeek, [keyOf(req.limiter, req.key, "fw")], [
               Math.max(1, Math.round(req.windowMs)),
               req.limit
-            ], (reply) => decision(req.limit, reply))
+            ], req.limit, decision)
           case "concurrency":
-            return evalScript("peek", req.limiter, Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit], (
-              reply
-            ) => decision(req.limit, reply))
+            return evalScript("peek", req.limiter, Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit], req.limit, decision)
         }
       }
 
@@ -668,7 +797,8 @@ export const config: Config.Config<RedisStoreOptions> = Config.all({
   clusterNodes: optional(
     Config.map(Config.string("CLUSTER_NODES"), (s) => s.split(",").map((n) => n.trim()).filter((n) => n !== ""))
   ),
-  autoPipelining: optional(Config.boolean("AUTO_PIPELINING"))
+  autoPipelining: optional(Config.boolean("AUTO_PIPELINING")),
+  maxBatchSize: optional(Config.integer("MAX_BATCH_SIZE"))
 }).pipe(Config.nested("REDIS"), Config.nested("RATE_SYNC"))
 
 /**

@@ -323,3 +323,59 @@ if active < limit then return {remaining, reset, 0} end
 if active == 0 then return {remaining, reset, ${NEVER}} end
 return {remaining, reset, -(tonumber(live[2]) - now)}
 `
+
+/**
+ * The scripts a batch can run, in opcode order (opcode = index + 1).
+ *
+ * @internal
+ */
+export const batchable = [
+  tokenBucketTake,
+  tokenBucketPeek,
+  slidingWindowTake,
+  slidingWindowPeek,
+  fixedWindowTake,
+  fixedWindowPeek,
+  slotAcquire,
+  slotRenew,
+  slotRelease,
+  slotPeek
+] as const
+
+const bodyOf = (source: string): string => {
+  if (!source.startsWith(prelude)) throw new Error("a batchable script starts with the prelude")
+  return source.slice(prelude.length)
+}
+
+/**
+ * Several operations in one script: the calls a store receives in the same tick go to Redis as one
+ * `EVALSHA`, run one after the other at one server instant, atomically. Each operation is the body
+ * of its own script, run as a function of its own `KEYS` and `ARGV`, so its semantics are exactly
+ * the single script's. ARGV[1]: number of operations; then per operation: opcode (see
+ * {@link batchable}), its key count, its argument count, its arguments. KEYS: every operation's
+ * keys, in order. Answers one reply per operation, in order.
+ *
+ * @internal
+ */
+export const batch = `${prelude}
+local ops = {
+${batchable.map((source) => `function(KEYS, ARGV)\n${bodyOf(source)}\nend`).join(",\n")}
+}
+local out = {}
+local ki = 0
+local ai = 1
+for i = 1, tonumber(ARGV[1]) do
+  local op = ops[tonumber(ARGV[ai + 1])]
+  local nk = tonumber(ARGV[ai + 2])
+  local na = tonumber(ARGV[ai + 3])
+  ai = ai + 3
+  local k = {}
+  for j = 1, nk do k[j] = KEYS[ki + j] end
+  ki = ki + nk
+  local a = {}
+  for j = 1, na do a[j] = ARGV[ai + j] end
+  ai = ai + na
+  out[i] = op(k, a)
+end
+return out
+`

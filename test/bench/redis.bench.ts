@@ -1,8 +1,8 @@
 /**
  * Redis-store decisions per second and latency (p50/p99) with 1 and 64 concurrent callers, beside
  * rate-limiter-flexible's RateLimiterRedis and @effect/experimental's Redis store, on the same
- * server in the same run, with a raw ioredis PING as the floor. Our store runs with ioredis
- * auto-pipelining on and off.
+ * server in the same run, with a raw ioredis PING as the floor. Our store runs with its batching
+ * and ioredis auto-pipelining each on and off.
  *
  *   npm run bench:redis      (builds dist/, then writes its section of docs/benchmarks.md)
  *
@@ -165,8 +165,20 @@ const main = async () => {
   }
 
   // --- effect-rate-sync: the store SPI and RateLimiter.check ------------------------------------
-  for (const pipelining of [true, false]) {
-    const storeLayer = RedisStore.layer({ url: Redacted.make(URL), keyPrefix: `bench-${run}`, autoPipelining: pipelining })
+  // the default (batching on, auto-pipelining off) in full; the other settings with `check` only
+  const settings = [
+    { label: "default: batching on, auto-pipelining off", maxBatchSize: undefined, autoPipelining: false, full: true },
+    { label: "batching on, auto-pipelining on", maxBatchSize: undefined, autoPipelining: true, full: false },
+    { label: "batching off, auto-pipelining off", maxBatchSize: 1, autoPipelining: false, full: false },
+    { label: "batching off, auto-pipelining on", maxBatchSize: 1, autoPipelining: true, full: false }
+  ] as const
+  for (const setting of settings) {
+    const storeLayer = RedisStore.layer({
+      url: Redacted.make(URL),
+      keyPrefix: `bench-${run}`,
+      autoPipelining: setting.autoPipelining,
+      maxBatchSize: setting.maxBatchSize
+    })
     const runtime = await runtimeOf(
       RateLimiter.layer({
         tb: { ratePerSecond: 1_000_000, burst: 1_000_000 },
@@ -175,15 +187,16 @@ const main = async () => {
     )
     const store = await runtime.runPromise(RateLimitStore.RateLimitStore)
     const limiter = await runtime.runPromise(RateLimiter.RateLimiter)
-    const label = `auto-pipelining ${pipelining ? "on" : "off"}`
-    row(`effect-rate-sync store.tokenBucket, ${label}`, {
-      effect: (i) =>
-        store.tokenBucket({ limiter: "tb", key: keys[i % KEYS] ?? "", ratePerSecond: 1_000_000, burst: 1_000_000, cost: 1, maxWaitMs: 0 })
-    })
-    row(`effect-rate-sync RateLimiter.check (token bucket), ${label}`, {
-      effect: (i) => limiter.check("tb", { key: keys[i % KEYS] ?? "" })
-    })
-    row(`effect-rate-sync RateLimiter.check (fixed window), ${label}`, {
+    if (setting.full) {
+      row(`effect-rate-sync store.tokenBucket, ${setting.label}`, {
+        effect: (i) =>
+          store.tokenBucket({ limiter: "tb", key: keys[i % KEYS] ?? "", ratePerSecond: 1_000_000, burst: 1_000_000, cost: 1, maxWaitMs: 0 })
+      })
+      row(`effect-rate-sync RateLimiter.check (token bucket), ${setting.label}`, {
+        effect: (i) => limiter.check("tb", { key: keys[i % KEYS] ?? "" })
+      })
+    }
+    row(`effect-rate-sync RateLimiter.check (fixed window), ${setting.label}`, {
       effect: (i) => limiter.check("fw", { key: keys[i % KEYS] ?? "" })
     })
     closers.push(() => runtime.dispose())
@@ -250,9 +263,9 @@ const main = async () => {
       } | ${ms(r.concurrent.p50)} | ${ms(r.concurrent.p99)} |`
     )
   ]
-  const ours = find("effect-rate-sync RateLimiter.check (fixed window), auto-pipelining off")
-  const oursOn = find("effect-rate-sync RateLimiter.check (fixed window), auto-pipelining on")
-  const store = find("effect-rate-sync store.tokenBucket, auto-pipelining off")
+  const fixed = (label: string) => find(`effect-rate-sync RateLimiter.check (fixed window), ${label}`)
+  const ours = fixed("default: batching on, auto-pipelining off")
+  const store = find("effect-rate-sync store.tokenBucket, default")
   // rate-limiter-flexible at its best of the two client settings
   const rlf = rows
     .filter((r) => r.name.startsWith("rate-limiter-flexible"))
@@ -273,11 +286,14 @@ const main = async () => {
       }×) (target ≤ 1.15×).`
     )
   }
-  if (ours && oursOn) {
+  const others = settings.slice(1).map((setting) => ({ label: setting.label, row: fixed(setting.label) }))
+  if (ours) {
     checks.push(
-      `- Auto-pipelining off vs on (RateLimiter.check, fixed window, 64 callers): ${fmt(ours.concurrent.opsPerSec)} vs ${
-        fmt(oursOn.concurrent.opsPerSec)
-      } decisions/s; the default is off.`
+      `- Settings (RateLimiter.check, fixed window, 64 callers): default ${fmt(ours.concurrent.opsPerSec)} decisions/s; ${
+        others.map(({ label, row }) => `${label} ${row ? fmt(row.concurrent.opsPerSec) : "?"}`).join("; ")
+      }. 1 caller p50: default ${ms(ours.sequential.p50)} ms; ${
+        others.map(({ label, row }) => `${label} ${row ? ms(row.sequential.p50) : "?"} ms`).join("; ")
+      }.`
     )
   }
   const body = [

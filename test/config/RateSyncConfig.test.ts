@@ -35,7 +35,7 @@ const maxRateExpected =
 const maxDurationExpected = "a duration of at most 10 years (3650 days)"
 
 const redisFields =
-  "engine, url, db, password, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes"
+  "engine, url, db, password, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, max_batch_size, auto_pipelining"
 const limiterFieldList =
   "store, algorithm, rate_per_second, rate, burst, max_concurrent, limit, window_seconds, timeout, fail_closed, lease_ms"
 
@@ -64,6 +64,8 @@ socket_timeout = 2.5
 socket_connect_timeout = 1
 command_timeout = 0.25
 cluster_nodes = ["10.0.0.1:7000", "[::1]:7001"]
+max_batch_size = 32
+auto_pipelining = false
 `)
       const main = config.stores["main"]
       assert(main !== undefined && main.engine === "redis")
@@ -78,7 +80,9 @@ cluster_nodes = ["10.0.0.1:7000", "[::1]:7001"]
         poolMinSize: 1,
         poolMaxSize: 20,
         timingMarginMs: 0,
-        clusterNodes: ["10.0.0.1:7000", "[::1]:7001"]
+        clusterNodes: ["10.0.0.1:7000", "[::1]:7001"],
+        maxBatchSize: 32,
+        autoPipelining: false
       })
       assert.deepStrictEqual(
         [socketTimeout, socketConnectTimeout, commandTimeout].map((d) => d === undefined ? -1 : Duration.toMillis(d)),
@@ -212,6 +216,7 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
     "8"
   ],
   ["cluster_nodes that is a string", `[stores.r]\nengine = "redis"\ncluster_nodes = "a:1"\n`, "stores.r.cluster_nodes", `a non-empty array of "host:port" strings`, `"a:1"`],
+  ["max_batch_size = 0", `[stores.r]\nengine = "redis"\nmax_batch_size = 0\n`, "stores.r.max_batch_size", "a whole number greater than 0", "0"],
   ["a bad cluster node", `[stores.r]\nengine = "redis"\ncluster_nodes = ["a:1", "b"]\n`, "stores.r.cluster_nodes[1]", `a "host:port" string (port 1-65535)`, `"b"`],
   ["a url that is a number", `[stores.r]\nengine = "redis"\nurl = 6379\n`, "stores.r.url", "a redis:// or rediss:// URL", "<redacted> (a number)"],
   [
