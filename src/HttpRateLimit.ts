@@ -59,7 +59,9 @@ export type HeadersMode = "draft" | "legacy" | "both" | "none"
 /**
  * A path pattern: an exact path (`"/health"`), a glob where `*` matches one segment and `**` any
  * number of segments (`"/static/**"` also matches `"/static"`), or a `RegExp` tested against the
- * path (no query string).
+ * path (no query string). Each request path is matched as sent, as the router routes it and
+ * fully normalised (see "Path matching" in docs/http.md): limited when any form is included,
+ * excluded only when every form is excluded.
  *
  * @since 0.1.0
  * @category models
@@ -101,9 +103,12 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
   readonly key?: KeyFunction<EK, RK> | undefined
   /** Units charged per request: a number or a per-request effect. Default 1. */
   readonly cost?: number | CostFunction<EC, RC> | undefined
-  /** When set, only requests whose path matches one of these are limited. */
+  /** When set, only requests whose path (in any of its forms, see {@link PathPattern}) matches one of these are limited. */
   readonly include?: ReadonlyArray<PathPattern> | undefined
-  /** Requests whose path matches one of these are never limited (checked before `include`). */
+  /**
+   * Requests whose path (in every one of its forms, see {@link PathPattern}) matches one of these
+   * are never limited (checked before `include`).
+   */
   readonly exclude?: ReadonlyArray<PathPattern> | undefined
   /**
    * Store failure: `true` lets the request through (counted in
@@ -298,14 +303,51 @@ const rateHeaders = (
   return out
 }
 
+// Path matching. What a request is routed by, as read from @effect/platform 0.97.2 and
+// @effect/platform-node 0.108.2:
+// - The Node server hands the request target over unchanged: `request.url` is
+//   `IncomingMessage.url`, absolute form included (`GET http://evil/login` gives
+//   "http://evil/login"). Node also accepts targets that begin with `*` ("*login").
+// - `HttpRouter` (and `HttpLayerRouter`, `HttpApiBuilder`) route with find-my-way-ts 0.1.6, whose
+//   defaults are `caseSensitive: false`, `ignoreTrailingSlash: true`, `ignoreDuplicateSlashes:
+//   true`. Its `find`: a target not starting with "/" loses /^https?:\/\/.*?\// (the first "/"
+//   after "://", even past a "?": "http://evil?x/login" is "/login"); runs of "/" are merged;
+//   the path ends at the first "?", ";" or "#" ("/login;x" is "/login"); escapes are decoded with
+//   decodeURI, which keeps reserved ones (%2F %3B %3F %23 ... and %25) encoded; one trailing "/"
+//   is dropped; the rest is lower-cased with `toLowerCase` (so U+212A KELVIN SIGN reaches "/key");
+//   and the first character is never compared (the root node is "/"), so "*login" is "/login".
+//   It does not resolve dot segments: "/a/../login" is routed as written.
+// - `HttpRouter.mount` prefixes are compared with the raw url, case-sensitively.
+// So each request is matched in three forms, computed once: `raw` (as sent), `routed` (exactly
+// what find-my-way matches) and `canonical` (also dot segments resolved and every escape decoded,
+// for whatever a proxy in front may normalise). Limited when any form is included; excluded only
+// when every form is excluded, `raw` against the patterns as written and case-sensitively, so an
+// exclusion never covers more than its literal spelling, whatever the router's configuration.
+
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 
-const compilePattern = (pattern: PathPattern): (path: string) => boolean => {
-  if (typeof pattern !== "string") {
-    // a copy without the stateful flags, so `test` never depends on a previous call
-    const re = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""))
-    return (path) => re.test(path)
+const REPEATED_SLASHES = /\/\/+/g
+const ROUTER_ABSOLUTE_FORM = /^https?:\/\/.*?\//
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i
+const PERCENT_25 = /%25/g
+
+/** `path` without one trailing "/" (the root stays "/"). */
+const trimTrailingSlash = (path: string): string =>
+  path.length > 1 && path.charCodeAt(path.length - 1) === 47 ? path.slice(0, -1) : path
+
+/** The first index at or after `from` of "?", "#" or (when `semicolon`) ";", or the length. */
+const pathEnd = (path: string, from: number, semicolon: boolean): number => {
+  for (let i = from; i < path.length; i++) {
+    const c = path.charCodeAt(i)
+    if (c === 63 || c === 35 || (semicolon && c === 59)) return i
   }
+  return path.length
+}
+
+/** A pattern written the way find-my-way stores a route: runs of "/" merged, no trailing "/". */
+const routeShape = (pattern: string): string => trimTrailingSlash(pattern.replace(REPEATED_SLASHES, "/"))
+
+const compileGlob = (pattern: string): (path: string) => boolean => {
   if (!pattern.includes("*")) return (path) => path === pattern
   let source = ""
   const segments = pattern.split("/")
@@ -319,33 +361,77 @@ const compilePattern = (pattern: PathPattern): (path: string) => boolean => {
   return (path) => re.test(path)
 }
 
-/**
- * Dot segments and empty segments resolved, percent-escapes decoded: what a normalising router
- * would route. Both this and the raw path are matched, each in the direction that limits more.
- */
-const canonicalPath = (raw: string): string => {
-  let decoded = raw
-  if (raw.includes("%")) {
-    try {
-      decoded = decodeURIComponent(raw)
-    } catch {
-      decoded = raw
-    }
-  }
-  const out: Array<string> = []
-  for (const segment of decoded.split("/")) {
-    if (segment === "" || segment === ".") continue
-    if (segment === "..") out.pop()
-    else out.push(segment)
-  }
-  const trailing = decoded.endsWith("/") && out.length > 0 ? "/" : ""
-  return `/${out.join("/")}${trailing}`
+interface PathMatcher {
+  /** The pattern as written, case-sensitive: tested against the raw path. */
+  readonly exact: (path: string) => boolean
+  /** The pattern shaped like a route and lower-cased: tested against the lower-cased forms. */
+  readonly folded: (path: string) => boolean
 }
 
-const pathOf = (url: string): string => {
-  const q = url.search(/[?#]/)
-  const path = q === -1 ? url : url.slice(0, q)
-  return path === "" ? "/" : path
+const compilePattern = (pattern: PathPattern): PathMatcher => {
+  if (typeof pattern !== "string") {
+    // copies without the stateful flags, so `test` never depends on a previous call
+    const flags = pattern.flags.replace(/[gy]/g, "")
+    const exact = new RegExp(pattern.source, flags)
+    const folded = new RegExp(pattern.source, flags.includes("i") ? flags : `${flags}i`)
+    return { exact: (path) => exact.test(path), folded: (path) => folded.test(path) }
+  }
+  return { exact: compileGlob(pattern), folded: compileGlob(routeShape(pattern).toLowerCase()) }
+}
+
+/**
+ * One request target in the three forms matched against `include` / `exclude` (see the comment
+ * above): `raw`, the target up to the first "?" or "#"; `routed`, what find-my-way-ts routes it
+ * by (lower-cased, dot segments kept); `canonical`, scheme and host of an absolute form removed,
+ * cut at the first "?", "#" or ";", percent-decoded (kept as is when an escape is invalid), dot
+ * segments resolved, empty segments and the trailing "/" dropped, lower-cased. Never throws.
+ *
+ * @internal
+ */
+export const requestPaths = (url: string): {
+  readonly raw: string
+  readonly routed: string
+  readonly canonical: string
+} => {
+  const rawEnd = pathEnd(url, 0, false)
+  const raw = rawEnd === 0 ? "/" : url.slice(0, rawEnd)
+
+  // routed: find-my-way-ts `find`, step by step
+  let routed = url.charCodeAt(0) === 47 ? url : url.replace(ROUTER_ABSOLUTE_FORM, "/")
+  routed = routed.replace(REPEATED_SLASHES, "/")
+  routed = routed.slice(0, pathEnd(routed, 1, true))
+  if (routed.includes("%")) {
+    try {
+      routed = decodeURI(routed.replace(PERCENT_25, "%2525"))
+    } catch {
+      // the router routes nothing here; keep the escapes
+    }
+  }
+  routed = trimTrailingSlash(routed).toLowerCase()
+  routed = `/${routed.slice(1)}`
+
+  // canonical
+  let target = url
+  if (target.charCodeAt(0) !== 47) {
+    const absolute = ABSOLUTE_FORM.exec(target)
+    target = absolute === null ? `/${target.slice(1)}` : target.slice(absolute[0].length)
+  }
+  let path = target.slice(0, pathEnd(target, 0, true))
+  if (path.includes("%")) {
+    try {
+      path = decodeURIComponent(path)
+    } catch {
+      // an invalid escape: match the path undecoded
+    }
+  }
+  const segments: Array<string> = []
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue
+    if (segment === "..") segments.pop()
+    else segments.push(segment)
+  }
+  const canonical = `/${segments.join("/")}`.toLowerCase()
+  return { raw, routed, canonical }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -415,14 +501,18 @@ const compile = <EK, RK, EC, RC>(
   const keyFn = options?.key
   const policy = sfString(options?.policyName ?? limiter)
 
+  // Fail toward limiting: excluded only when every form is excluded, included when any form is
+  // (see the comment above `requestPaths`).
   const applies = (url: string): boolean => {
     if (includes.length === 0 && excludes.length === 0) return true
-    const raw = pathOf(url)
-    const canonical = canonicalPath(raw)
-    // excluded only when both forms are excluded; included when either form is included
-    const excluded = excludes.length > 0 && excludes.some((m) => m(raw)) && excludes.some((m) => m(canonical))
+    const { canonical, raw, routed } = requestPaths(url)
+    const excluded = excludes.length > 0 &&
+      excludes.some((m) => m.exact(raw)) &&
+      excludes.some((m) => m.folded(routed)) &&
+      (canonical === routed || excludes.some((m) => m.folded(canonical)))
     if (excluded) return false
-    return includes.length === 0 || includes.some((m) => m(raw) || m(canonical))
+    return includes.length === 0 ||
+      includes.some((m) => m.exact(raw) || m.folded(routed) || (canonical !== routed && m.folded(canonical)))
   }
 
   const clientKey = (request: HttpServerRequest.HttpServerRequest): string | undefined => {

@@ -10,6 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { createServer, request } from "node:http"
+import { connect } from "node:net"
 import * as HttpRateLimit from "../../src/HttpRateLimit.js"
 import type { LimiterDefinition } from "../../src/LimiterDefinition.js"
 import type * as RateLimiter from "../../src/RateLimiter.js"
@@ -37,13 +38,41 @@ const rawGet = (base: string, path: string): Promise<number> =>
   })
 
 /**
+ * One request written byte for byte on a `net.Socket`, for request targets no HTTP client sends
+ * (absolute form, `*login`); answers the status and the body.
+ */
+const socketGet = (base: string, target: string, headers: Record<string, string> = {}): Promise<RawReply> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(base)
+    const lines = [`GET ${target} HTTP/1.1`, `Host: ${url.host}`, "Connection: close"]
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`)
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(`${lines.join("\r\n")}\r\n\r\n`))
+    const chunks: Array<Buffer> = []
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.on("error", reject)
+    socket.on("close", () => {
+      const response = Buffer.concat(chunks).toString("latin1")
+      const status = /^HTTP\/1\.1 ([0-9]{3}) /.exec(response)?.[1]
+      const bodyAt = response.indexOf("\r\n\r\n")
+      resolve({ status: Number(status ?? 0), body: bodyAt === -1 ? "" : response.slice(bodyAt + 4) })
+    })
+  })
+
+interface RawReply {
+  readonly status: number
+  readonly body: string
+}
+
+type Socket = (target: string, headers?: Record<string, string>) => Effect.Effect<RawReply>
+
+/**
  * Serves `app` on 127.0.0.1:<ephemeral> with `limiters` on `store`, then runs `body` with a
  * function sending real requests to it. The server closes with the scope.
  */
 const withServer = <A, E, R extends RateLimiter.RateLimiter | HttpServerRequest.HttpServerRequest | Scope.Scope>(
   app: HttpApp.Default<E, R>,
   limiters: Readonly<Record<string, LimiterDefinition>>,
-  body: (send: Send, raw: (path: string) => Effect.Effect<number>) => Effect.Effect<A>,
+  body: (send: Send, raw: (path: string) => Effect.Effect<number>, socket: Socket) => Effect.Effect<A>,
   store?: Layer.Layer<RateLimitStore.RateLimitStore>
 ) =>
   Effect.gen(function*() {
@@ -58,7 +87,11 @@ const withServer = <A, E, R extends RateLimiter.RateLimiter | HttpServerRequest.
         })
         return { status: response.status, headers: out, body: await response.text() }
       })
-    return yield* body(send, (path) => Effect.promise(() => rawGet(base, path)))
+    return yield* body(
+      send,
+      (path) => Effect.promise(() => rawGet(base, path)),
+      (target, headers) => Effect.promise(() => socketGet(base, target, headers))
+    )
   }).pipe(
     Effect.provide(
       HttpServer.serve(app).pipe(
@@ -179,6 +212,55 @@ describe("HttpRateLimit over a real NodeHttpServer", () => {
           expect(r.status).toBe(200)
           expect(rateHeadersOf(r.headers)).toEqual({})
         }
+      }))
+  })
+
+  it.live("include [\"/login\"]: every spelling the router serves as /login counts against its limit", () => {
+    const id = freshId("node-include")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/login", HttpServerResponse.text("login")),
+      HttpRouter.get("/other", ok),
+      HttpRateLimit.middleware({ limiter: id, include: ["/login"], trustedProxies: ["loopback"] })
+    )
+    const spellings = ["/login", "/LOGIN", "/login/", "/login;x", "//login/", "/%6Cogin", "http://evil/login", "*login"]
+    return withServer(app, { [id]: hour(1) }, (_send, _raw, socket) =>
+      Effect.gen(function*() {
+        for (const [i, spelling] of spellings.entries()) {
+          // one client per spelling and direction (trusted loopback proxy), so each has a budget of 1
+          const first = { "x-forwarded-for": `198.51.100.${i + 1}` }
+          const second = { "x-forwarded-for": `203.0.113.${i + 1}` }
+          // the router serves the spelling as /login, and it uses the budget
+          expect(yield* socket(spelling, first), spelling).toEqual({ status: 200, body: "login" })
+          expect((yield* socket("/login", first)).status, spelling).toBe(429)
+          // and the spelling is refused once /login used the budget
+          expect((yield* socket("/login", second)).status, spelling).toBe(200)
+          expect((yield* socket(spelling, second)).status, spelling).toBe(429)
+        }
+        // paths outside `include` are not limited
+        for (let i = 0; i < 3; i++) expect((yield* socket("/other", { "x-forwarded-for": "192.0.2.1" })).status).toBe(200)
+      }))
+  })
+
+  it.live("exclude is not widened by dot segments or \";\": what the router serves as /login is limited", () => {
+    const id = freshId("node-exclude-path")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/health", ok),
+      HttpRouter.get("/login", HttpServerResponse.text("login")),
+      HttpRateLimit.middleware({ limiter: id, exclude: ["/health", "/**/health"] })
+    )
+    return withServer(app, { [id]: hour(1) }, (send, _raw, socket) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 3; i++) {
+          const r = yield* send("/health")
+          expect(r.status).toBe(200)
+          expect(rateHeadersOf(r.headers)).toEqual({})
+        }
+        // matches "/**/health" as sent and with its dot segments resolved, but the router cuts the
+        // path at ";" and serves /login: it is limited, and uses the budget
+        expect(yield* socket("/login;/../health")).toEqual({ status: 200, body: "login" })
+        expect((yield* socket("/login")).status).toBe(429)
+        expect((yield* socket("/health/../login")).status).toBe(429)
+        expect((yield* socket("/health")).status).toBe(200)
       }))
   })
 

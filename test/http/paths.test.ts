@@ -1,0 +1,183 @@
+/**
+ * Path matching of `include` / `exclude`: the three forms of a request target
+ * (`HttpRateLimit.requestPaths`), and properties checked against the real `HttpRouter`
+ * (find-my-way-ts, default configuration): a target the router sends to an included route is
+ * always limited, and a target the middleware leaves out as excluded always reaches an excluded
+ * route. No socket: the request's url is set as the server would set it, unnormalised.
+ */
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, FastCheck as fc } from "effect"
+import * as HttpRateLimit from "../../src/HttpRateLimit.js"
+import type { PathPattern } from "../../src/HttpRateLimit.js"
+import type * as RateLimiter from "../../src/RateLimiter.js"
+import { freshId, limitersOn } from "./helpers.js"
+
+describe("HttpRateLimit.requestPaths", () => {
+  const cases: ReadonlyArray<readonly [target: string, raw: string, routed: string, canonical: string]> = [
+    ["/login", "/login", "/login", "/login"],
+    ["/LOGIN", "/LOGIN", "/login", "/login"],
+    ["/login/", "/login/", "/login", "/login"],
+    ["/login;x", "/login;x", "/login", "/login"],
+    ["/login;jsessionid=1?a=b#c", "/login;jsessionid=1", "/login", "/login"],
+    ["//login/", "//login/", "/login", "/login"],
+    ["/%6Cogin", "/%6Cogin", "/login", "/login"],
+    ["/a/../login", "/a/../login", "/a/../login", "/login"],
+    ["/static/%2e%2E/api", "/static/%2e%2E/api", "/static/../api", "/api"],
+    ["/a/./b/../../..", "/a/./b/../../..", "/a/./b/../../..", "/"],
+    ["http://evil/login", "http://evil/login", "/login", "/login"],
+    ["https://user@evil:8443/Login/?x", "https://user@evil:8443/Login/", "/login", "/login"],
+    // the router takes everything up to the first "/" after "://" as the authority
+    ["http://evil?x/login", "http://evil", "/login", "/login"],
+    // the router strips only a lower-case http(s) scheme; the canonical form strips any
+    ["HTTP://evil/login", "HTTP://evil/login", "/ttp:/evil/login", "/login"],
+    ["ftp://evil/login", "ftp://evil/login", "/tp:/evil/login", "/login"],
+    ["http://evil", "http://evil", "/ttp:/evil", "/"],
+    // Node accepts a target starting with "*"; the router never looks at the first character
+    ["*login", "*login", "/login", "/login"],
+    // reserved escapes stay encoded for the router (a parameter may hold "a/b"), not canonically
+    ["/files/a%2Fb", "/files/a%2Fb", "/files/a%2fb", "/files/a/b"],
+    ["/login%3Bx", "/login%3Bx", "/login%3bx", "/login;x"],
+    ["/%2525", "/%2525", "/%2525", "/%25"],
+    // U+212A KELVIN SIGN lower-cases to "k"
+    ["/%E2%84%AAey", "/%E2%84%AAey", "/key", "/key"],
+    // an invalid escape is kept, never thrown
+    ["/login%", "/login%", "/login%", "/login%"],
+    ["/%E2%84/login%zz", "/%E2%84/login%zz", "/%e2%84/login%zz", "/%e2%84/login%zz"],
+    ["", "/", "/", "/"],
+    ["/", "/", "/", "/"],
+    ["/?x", "/", "/", "/"]
+  ]
+  for (const [target, raw, routed, canonical] of cases) {
+    it(`${JSON.stringify(target)}`, () => {
+      expect(HttpRateLimit.requestPaths(target)).toEqual({ raw, routed, canonical })
+    })
+  }
+})
+
+// -------------------------------------------------------------------------------------------
+// against the router
+
+const text = (body: string) => HttpServerResponse.text(body)
+
+/** The routes of the properties; `other` catches every path no other route takes. */
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/login", text("login")),
+  HttpRouter.get("/key", text("key")),
+  // the parametric routes answer the path they were given, as the router saw it
+  HttpRouter.get("/files/:name", Effect.map(HttpRouter.params, (params) => HttpServerResponse.text(`files:/files/${params["name"] ?? ""}`))),
+  HttpRouter.get("/health", text("health")),
+  HttpRouter.get("/static", text("static")),
+  HttpRouter.get("/static/*", text("static")),
+  HttpRouter.get("/*", Effect.map(HttpRouter.params, (params) => HttpServerResponse.text(`other:/${params["*"] ?? ""}`)))
+)
+
+const requestAt = (url: string): HttpServerRequest.HttpServerRequest =>
+  HttpServerRequest.fromWeb(new Request("http://localhost/")).modify({ url })
+
+/** The route the router picks for `url`: the handler's body ("other:/<path>", "files:/files/<name>"), or "404". */
+const routeOf = (url: string): Effect.Effect<string> =>
+  router.pipe(
+    Effect.flatMap((response) => Effect.succeed(response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : "?")),
+    Effect.catchAll(() => Effect.succeed("404")),
+    Effect.provideService(HttpServerRequest.HttpServerRequest, requestAt(url))
+  )
+
+/**
+ * Whether a middleware with these patterns limits `url`: its key function runs only for limited
+ * paths (it answers `Exempt`, so there is no store call).
+ */
+const limits = (
+  id: string,
+  patterns: { readonly include?: ReadonlyArray<PathPattern>; readonly exclude?: ReadonlyArray<PathPattern> }
+) => {
+  let seen = false
+  const app = HttpRateLimit.middleware({
+    limiter: id,
+    ...patterns,
+    key: () =>
+      Effect.sync(() => {
+        seen = true
+        return HttpRateLimit.Exempt
+      })
+  })(Effect.succeed(HttpServerResponse.empty()))
+  return (url: string): Effect.Effect<boolean, never, RateLimiter.RateLimiter> =>
+    Effect.suspend(() => {
+      seen = false
+      return app.pipe(
+        Effect.provideService(HttpServerRequest.HttpServerRequest, requestAt(url)),
+        Effect.map(() => seen)
+      )
+    })
+}
+
+/** Targets built from the pieces that routers, proxies and attackers play with. */
+const target: fc.Arbitrary<string> = fc.tuple(
+  fc.constantFrom("/", "/", "/", "//", "http://evil/", "https://u@evil:1/", "HTTP://evil/", "http://evil", "http://evil?x/", "*", "*/"),
+  fc.array(
+    fc.constantFrom(
+      "/", "/", "/", "//", "login", "LOGIN", "Login", "l", "ogin", "%6C", "%6c", "%4C", "key", "KEY", "%E2%84%AA", "ey",
+      "files", "FILES", "a", "%2F", "%2f", "health", "HEALTH", "%68ealth", "static", "x.css", ".", "..", "%2e", "%2E%2E",
+      ";", ";x", "?", "?q=/health", "#", "%", "%25", "%3B", "*"
+    ),
+    { maxLength: 10 }
+  )
+).map(([prefix, pieces]) => `${prefix}${pieces.join("")}`)
+
+const ids = { include: freshId("include"), exclude: freshId("exclude"), anyHealth: freshId("any-health") }
+const includeLimits = limits(ids.include, { include: ["/login", "/key", "/files/*"] })
+const excludeLimits = limits(ids.exclude, { exclude: ["/health", "/static/**", "/**/health"] })
+const anyHealthLimits = limits(ids.anyHealth, { exclude: ["/**/health"] })
+const hour = { algorithm: "sliding_window", limit: 1, window: "1 hour" } as const
+const limiters = limitersOn({ [ids.include]: hour, [ids.exclude]: hour, [ids.anyHealth]: hour })
+
+layer(limiters)("include / exclude agree with HttpRouter", (it) => {
+  it.effect("the bypass spellings of an included route are all limited", () =>
+    Effect.gen(function*() {
+      const targets = [
+        "/login", "/LOGIN", "/login/", "/login;x", "//login/", "/%6Cogin", "http://evil/login", "*login",
+        "http://evil?x/login", "/%E2%84%AAey", "/files//a%2Fb", "/FILES/a%2Fb/", "/files/a;/../../health"
+      ]
+      for (const url of targets) {
+        expect(yield* routeOf(url), url).toMatch(/^(login|key|files:.*)$/)
+        expect(yield* includeLimits(url), url).toBe(true)
+      }
+      // a dot segment the router keeps is still limited, as a proxy may resolve it
+      expect(yield* routeOf("/a/../login"), "/a/../login").toBe("other:/a/../login")
+      expect(yield* includeLimits("/a/../login")).toBe(true)
+      expect(yield* includeLimits("/other")).toBe(false)
+    }))
+
+  it.effect("an exclusion is not widened by dot segments, \";\" or escapes", () =>
+    Effect.gen(function*() {
+      // what the router serves as /health or /static/* (it cuts at ";") stays excluded
+      for (const url of ["/health", "/health?x", "/static", "/static/a/b.css", "/static/x;/../../login"]) {
+        expect(yield* routeOf(url), url).toMatch(/^(health|static)$/)
+        expect(yield* excludeLimits(url), url).toBe(false)
+      }
+      for (const url of ["/health/../login", "/static/../login", "/static/%2e%2e/login", "/HEALTH", "/health/"]) {
+        expect(yield* excludeLimits(url), url).toBe(true)
+      }
+      // "/**/health" matches as sent and once dot segments are resolved, but the router cuts at
+      // ";" and serves /login
+      expect(yield* routeOf("/login;/../health")).toBe("login")
+      expect(yield* anyHealthLimits("/login;/../health")).toBe(true)
+      expect(yield* anyHealthLimits("/a/health")).toBe(false)
+    }))
+
+  it.effect.prop("a target the router sends to an included route is limited", { url: target }, ({ url }) =>
+    Effect.gen(function*() {
+      const route = yield* routeOf(url)
+      if (route === "login" || route === "key" || route.startsWith("files:")) {
+        expect(yield* includeLimits(url), `${url} -> ${route}`).toBe(true)
+      }
+    }), { fastCheck: { numRuns: 2000 } })
+
+  it.effect.prop("a target left out as excluded reaches an excluded route, or none", { url: target }, ({ url }) =>
+    Effect.gen(function*() {
+      if (!(yield* excludeLimits(url))) {
+        // health, static, a parametric route given a path that ends in /health, or no route at all
+        expect((yield* routeOf(url)).toLowerCase(), url).toMatch(/^(health|static|(other|files):(\/.*)?\/health|404)$/)
+      }
+    }), { fastCheck: { numRuns: 2000 } })
+})
