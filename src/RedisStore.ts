@@ -89,7 +89,9 @@ export interface RedisStoreOptions {
    * Most decisions sent as one batch script. Calls issued in the same tick (the fibers a reply
    * wakes up, a burst of requests) leave as one `EVALSHA` that runs each call's own script in
    * turn, atomically, at one server instant: one command and one reply for the lot. `1` sends
-   * every call on its own. Default 64. Not used on a cluster (a batch's keys would span slots).
+   * every call on its own. Default 16: smaller batches keep several in flight, so Redis runs one
+   * while the process handles the replies of another (measured best at 64 callers). Not used on
+   * a cluster (a batch's keys would span slots).
    */
   readonly maxBatchSize?: number | undefined
 }
@@ -171,7 +173,7 @@ const ATTR_DB_SYSTEM_NAME = "db.system.name"
 const ATTR_LIMITER = "rate_sync.limiter"
 const DEFAULT_PREFIX = "rate_limit"
 const DEFAULT_URL = "redis://127.0.0.1:6379"
-const DEFAULT_MAX_BATCH = 64
+const DEFAULT_MAX_BATCH = 16
 /** Bound on a `maxWait` sent to Lua (µs), so `Infinity` stays a finite number. */
 const MAX_WAIT_US = 1e15
 
@@ -250,6 +252,12 @@ const slotDecision = (reply: unknown, limit: number): SlotDecision => {
 }
 
 const isOne = (reply: unknown): boolean => reply === 1
+
+/** Arguments the batch script can carry: no newline in a string (its field separator). */
+const packable = (args: ReadonlyArray<string | number>): boolean => {
+  for (const a of args) if (typeof a === "string" && a.includes("\n")) return false
+  return true
+}
 
 const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.startsWith("NOSCRIPT")
 
@@ -421,6 +429,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       const call = <A>(operation: string, limiter: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
         traced(operation, limiter, settle(operation, f))
 
+      /** Script commands sent and not answered yet. */
+      let outstanding = 0
+
       /** `EVALSHA` of `args` (`[sha, numkeys, ...]`), and `EVAL` of `source` on `NOSCRIPT`. */
       const runScript = (
         client: Client,
@@ -429,10 +440,19 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         onReply: (reply: unknown) => void,
         onError: (e: unknown) => void
       ): void => {
-        client.call("EVALSHA", args).then(onReply, (e: unknown) => {
-          if (!isNoScript(e)) return onError(e)
+        outstanding++
+        const replied = (reply: unknown) => {
+          outstanding--
+          onReply(reply)
+        }
+        const failed = (e: unknown) => {
+          outstanding--
+          onError(e)
+        }
+        client.call("EVALSHA", args).then(replied, (e: unknown) => {
+          if (!isNoScript(e)) return failed(e)
           args[0] = source
-          client.call("EVAL", args).then(onReply, onError)
+          client.call("EVAL", args).then(replied, failed)
         })
       }
 
@@ -464,18 +484,16 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         if (first === undefined) return
         if (to - from === 1) return runOne(first)
         const args: Array<string | number> = [Scripts.batch.sha, 0]
-        for (let i = from; i < to; i++) {
-          const p = q[i]
-          if (p !== undefined) for (const k of p.keys) args.push(k)
-        }
-        args[1] = args.length - 2
-        args.push(to - from)
+        let packed = `${to - from}\n`
         for (let i = from; i < to; i++) {
           const p = q[i]
           if (p === undefined) continue
-          args.push(p.script.opcode, p.keys.length, p.args.length)
-          for (const a of p.args) args.push(a)
+          for (const k of p.keys) args.push(k)
+          packed += `${p.script.opcode}\n${p.keys.length}\n${p.args.length}\n`
+          for (const a of p.args) packed += `${a}\n`
         }
+        args[1] = args.length - 2
+        args.push(packed)
         runScript(pick(), Scripts.batch.source, args, (reply) => {
           if (!Array.isArray(reply) || reply.length !== to - from) {
             for (let i = from; i < to; i++) q[i]?.error(new Error("unexpected batch reply"))
@@ -517,7 +535,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           limiter,
           Effect.async<A, StoreError>((resume) => {
             const p = new Pending(s, keys, args, limit, map, op, deadlines.track(resume, op.timeout, timeoutMs))
-            if (maxBatch === 1 || s.opcode === 0) return runOne(p)
+            // Nothing on the wire: no reply is coming to wake other callers within this tick, so
+            // the call leaves at once (a lone caller pays nothing for batching).
+            if (maxBatch === 1 || outstanding === 0 || s.opcode === 0 || !packable(args)) return runOne(p)
             queue.push(p)
             if (!flushScheduled) {
               flushScheduled = true

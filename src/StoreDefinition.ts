@@ -42,7 +42,7 @@ export interface RedisStoreDefinition {
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** Redis Cluster: seed nodes (`host:port`); when set, a cluster client is used. */
   readonly clusterNodes?: ReadonlyArray<string> | undefined
-  /** Most decisions sent as one batch script (1: no batching). Default 64. */
+  /** Most decisions sent as one batch script (1: no batching). Default 16. */
   readonly maxBatchSize?: number | undefined
   /** ioredis auto-pipelining. Default `false`. */
   readonly autoPipelining?: boolean | undefined

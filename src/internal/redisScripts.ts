@@ -351,9 +351,11 @@ const bodyOf = (source: string): string => {
  * Several operations in one script: the calls a store receives in the same tick go to Redis as one
  * `EVALSHA`, run one after the other at one server instant, atomically. Each operation is the body
  * of its own script, run as a function of its own `KEYS` and `ARGV`, so its semantics are exactly
- * the single script's. ARGV[1]: number of operations; then per operation: opcode (see
- * {@link batchable}), its key count, its argument count, its arguments. KEYS: every operation's
- * keys, in order. Answers one reply per operation, in order.
+ * the single script's. KEYS: every operation's keys, in order. ARGV[1]: the operations, as fields
+ * each ended by a newline: the number of operations, then per operation its opcode (see
+ * {@link batchable}), key count, argument count and arguments (which never contain a newline).
+ * One packed argument instead of several per operation keeps the command small to encode.
+ * Answers one reply per operation, in order.
  *
  * @internal
  */
@@ -361,19 +363,25 @@ export const batch = `${prelude}
 local ops = {
 ${batchable.map((source) => `function(KEYS, ARGV)\n${bodyOf(source)}\nend`).join(",\n")}
 }
+local f = {}
+local nf = 0
+for x in string.gmatch(ARGV[1], '([^\\n]*)\\n') do
+  nf = nf + 1
+  f[nf] = x
+end
 local out = {}
 local ki = 0
 local ai = 1
-for i = 1, tonumber(ARGV[1]) do
-  local op = ops[tonumber(ARGV[ai + 1])]
-  local nk = tonumber(ARGV[ai + 2])
-  local na = tonumber(ARGV[ai + 3])
+for i = 1, tonumber(f[1]) do
+  local op = ops[tonumber(f[ai + 1])]
+  local nk = tonumber(f[ai + 2])
+  local na = tonumber(f[ai + 3])
   ai = ai + 3
   local k = {}
   for j = 1, nk do k[j] = KEYS[ki + j] end
   ki = ki + nk
   local a = {}
-  for j = 1, na do a[j] = ARGV[ai + j] end
+  for j = 1, na do a[j] = f[ai + j] end
   ai = ai + na
   out[i] = op(k, a)
 end
