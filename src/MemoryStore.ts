@@ -427,7 +427,12 @@ class MemoryStoreImpl {
       peek: (r) => Effect.clockWith((c) => Effect.succeed(this.peek(r, c.unsafeCurrentTimeMillis()))),
       reset: (limiter, key) => Effect.sync(() => this.reset(limiter, key)),
       initialize: Effect.void,
-      awaitSlot: (limiter, key, maxWaitMs) => this.awaitSlot(limiter, key, maxWaitMs)
+      awaitSlot: (limiter, key, maxWaitMs) => this.awaitSlot(limiter, key, maxWaitMs),
+      unsafeTake: {
+        tokenBucket: (r, now) => this.tokenBucket(r, now),
+        slidingWindow: (r, now) => this.slidingWindow(r, now),
+        fixedWindow: (r, now) => this.fixedWindow(r, now)
+      }
     })
     return { ...store, size: Effect.sync(() => this.size) }
   }

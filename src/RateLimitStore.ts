@@ -224,6 +224,25 @@ export interface RateLimitStoreService {
    * without notifications simply omits it.
    */
   readonly awaitSlot?: ((limiter: string, key: string, maxWaitMs: number) => Effect.Effect<void>) | undefined
+  /**
+   * Optional, for stores that decide in-process: the rate operations as plain functions of the
+   * request and the current time (ms, read by the caller from its `Clock`), answering exactly what
+   * the effectful forms answer at that time. The limiter then decides in one synchronous step,
+   * without building effects per call. A networked store omits it.
+   */
+  readonly unsafeTake?: SyncTake | undefined
+}
+
+/**
+ * The synchronous rate operations of an in-process store (see `RateLimitStoreService.unsafeTake`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SyncTake {
+  readonly tokenBucket: (request: TokenBucketRequest, now: number) => StoreDecision
+  readonly slidingWindow: (request: WindowRequest, now: number) => StoreDecision
+  readonly fixedWindow: (request: WindowRequest, now: number) => StoreDecision
 }
 
 /**

@@ -444,3 +444,40 @@ describe("interrupt at every step", () => {
       assert.isTrue(step >= 16, `expected to interrupt at many steps, got ${step}`)
     }))
 })
+
+describe("check on an in-process store", () => {
+  it.scoped("decides in one synchronous step with exactly the answers of the effectful operations", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemoryStore.make()
+      assert.isDefined(memory.unsafeTake, "the memory store offers the synchronous form")
+      // another memory store without its synchronous form: every check goes through the effects
+      const { unsafeTake: _, ...rest } = yield* MemoryStore.make()
+      const effectful = RateLimitStore.make(rest)
+      const limiters: Record<string, LimiterDefinition.LimiterDefinition> = {
+        tb: { ratePerSecond: 5, burst: 3 },
+        sw: { algorithm: "sliding_window", limit: 4, window: "1 second" },
+        fw: { algorithm: "fixed_window", limit: 4, window: "1 second" }
+      }
+      const sync = yield* RateLimiter.make({ stores: { default: memory }, limiters })
+      const viaEffects = yield* RateLimiter.make({ stores: { default: effectful }, limiters })
+      const seen: Array<unknown> = []
+      for (let step = 0; step < 40; step++) {
+        for (const id of ["tb", "sw", "fw"]) {
+          const key = `k${step % 3}`
+          const a = yield* sync.check(id, { key, cost: 1 + (step % 2) })
+          const b = yield* viaEffects.check(id, { key, cost: 1 + (step % 2) })
+          const { spec: _a, ...da } = a
+          const { spec: _b, ...db } = b
+          assert.deepStrictEqual(da, db, `${id} step ${step}`)
+          seen.push(a.allowed)
+        }
+        yield* TestClock.adjust(Duration.millis(90))
+      }
+      assert.isTrue(seen.includes(true) && seen.includes(false), "both admits and refusals were compared")
+      for (const id of ["tb", "sw", "fw"]) {
+        const a = yield* sync.metrics(id)
+        const b = yield* viaEffects.metrics(id)
+        assert.deepStrictEqual([a.totalAcquisitions, a.refusals], [b.totalAcquisitions, b.refusals])
+      }
+    }))
+})

@@ -92,6 +92,12 @@ interface LimiterEntry {
   readonly capacity: number
   /** One rate decision, or undefined for a concurrency-only limiter. */
   readonly take: ((key: string, cost: number, maxWaitMs: number) => Effect.Effect<StoreDecision, StoreError>) | undefined
+  /**
+   * The same decision (`maxWaitMs` 0) taken synchronously at `now`, when the limiter's current
+   * store decides in-process (`unsafeTake`); `undefined` when it does not, or for a
+   * concurrency-only limiter.
+   */
+  readonly takeNow: ((key: string, cost: number, now: number) => StoreDecision | undefined) | undefined
   readonly spanAttributes: Record<string, string>
 }
 
@@ -121,6 +127,28 @@ const makeTake = (
   }
 }
 
+const makeTakeNow = (id: string, spec: LimiterSpec, storeEntry: StoreEntry): LimiterEntry["takeNow"] => {
+  switch (spec.algorithm) {
+    case "token_bucket": {
+      const rate = spec.ratePerSecond
+      if (rate === undefined) return undefined
+      const burst = spec.burst
+      return (key, cost, now) =>
+        storeEntry.store.unsafeTake?.tokenBucket({ limiter: id, key, ratePerSecond: rate, burst, cost, maxWaitMs: 0 }, now)
+    }
+    case "sliding_window": {
+      const limit = spec.limit ?? 0
+      const windowMs = spec.windowMs ?? 0
+      return (key, cost, now) => storeEntry.store.unsafeTake?.slidingWindow({ limiter: id, key, limit, windowMs, cost }, now)
+    }
+    case "fixed_window": {
+      const limit = spec.limit ?? 0
+      const windowMs = spec.windowMs ?? 0
+      return (key, cost, now) => storeEntry.store.unsafeTake?.fixedWindow({ limiter: id, key, limit, windowMs, cost }, now)
+    }
+  }
+}
+
 const capacityOf = (spec: LimiterSpec): number =>
   spec.algorithm === "token_bucket" && spec.ratePerSecond === undefined ? Number.MAX_SAFE_INTEGER : spec.burst
 
@@ -138,8 +166,6 @@ export const make = (
 ): Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> =>
   Effect.gen(function*() {
     const registryScope = yield* Effect.scope
-    // Read once: `check` stamps `lastAcquisitionAt` with it without a service lookup per call.
-    const clock = yield* Effect.clock
     const stores = new Map<string, StoreEntry>()
     const limiters = new Map<string, LimiterEntry>()
     const defaultStore = options.defaultStore ?? "default"
@@ -166,6 +192,7 @@ export const make = (
           tags: previous?.tags ?? [MetricLabel.make("limiter", id)],
           capacity: capacityOf(spec),
           take: makeTake(id, spec, storeEntry),
+          takeNow: makeTakeNow(id, spec, storeEntry),
           spanAttributes: { "rate_sync.limiter": id, "rate_sync.store": storeId }
         })
         return Effect.void
@@ -251,8 +278,29 @@ export const make = (
     }
 
     type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
+    /** The caller's decision from the store's answer, with its bookkeeping (synchronous). */
+    const decided = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision, now: number): Decision => {
+      entry.storeEntry.initialized = true
+      if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
+      if (d.allowed) recordAcquisition(entry, now, 0)
+      else recordRefusal(entry)
+      return {
+        limiterId: entry.id,
+        key,
+        allowed: d.allowed,
+        limit,
+        remaining: clampRemaining(d.remaining, limit),
+        resetAfterMs: nonNegative(d.resetAfterMs),
+        retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+        failedOpen: false,
+        spec: entry.spec
+      }
+    }
+
     const check = (id: string, opts?: AcquireOptions): CheckResult =>
-      Effect.suspend((): CheckResult => {
+      // `clockWith` runs its callback when the effect runs: one step for validation and, on an
+      // in-process store, the whole decision.
+      Effect.clockWith((c): CheckResult => {
         const entry = limiters.get(id)
         if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
         const key = opts?.key ?? ""
@@ -260,29 +308,18 @@ export const make = (
         const invalid = validCost(entry, cost)
         if (invalid !== undefined) return Effect.fail(invalid)
         const limit = limitOf(entry.spec)
+        if (entry.takeNow !== undefined) {
+          const now = c.unsafeCurrentTimeMillis()
+          const d = entry.takeNow(key, cost, now)
+          if (d !== undefined) return Effect.succeed(decided(entry, key, limit, d, now))
+        }
         const decision: Effect.Effect<StoreDecision, StoreError> = entry.take !== undefined
           ? entry.take(key, cost, 0)
           : entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key, limit })
         return Effect.matchEffect(decision, {
           onFailure: (e) => storeFailed(entry, e, failOpenDecision(entry, key)),
-          onSuccess: (d) => {
-            // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
-            entry.storeEntry.initialized = true
-            if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
-            if (d.allowed) recordAcquisition(entry, clock.unsafeCurrentTimeMillis(), 0)
-            else recordRefusal(entry)
-            return Effect.succeed<Decision>({
-              limiterId: id,
-              key,
-              allowed: d.allowed,
-              limit,
-              remaining: clampRemaining(d.remaining, limit),
-              resetAfterMs: nonNegative(d.resetAfterMs),
-              retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
-              failedOpen: false,
-              spec: entry.spec
-            })
-          }
+          // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
+          onSuccess: (d) => Effect.succeed(decided(entry, key, limit, d, c.unsafeCurrentTimeMillis()))
         })
       })
 
