@@ -15,8 +15,11 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -297,6 +300,9 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     const poolSize = Math.max(1, Math.min(options.poolMaxSize ?? Infinity, options.poolMinSize ?? 1))
     const clustered = options.clusterNodes !== undefined && options.clusterNodes.length > 0
     const maxBatch = clustered ? 1 : Math.max(1, Math.floor(options.maxBatchSize ?? DEFAULT_MAX_BATCH))
+    // Releases publish on this channel (standalone only: see the docs' Cluster section).
+    const notifications = !clustered
+    const freedChannel = `${prefix}:slot-freed`
 
     const common: RedisOptions = {
       lazyConnect: true,
@@ -631,7 +637,62 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         evalScript("renewSlot", req.limiter, Scripts.slotRenew, [slotKey(req)], [req.holder, leaseUs(req)], req.limit, isOne)
 
       const releaseSlot = (req: SlotRequest) =>
-        evalScript("releaseSlot", req.limiter, Scripts.slotRelease, [slotKey(req)], [req.holder], req.limit, isOne)
+        evalScript(
+          "releaseSlot",
+          req.limiter,
+          Scripts.slotRelease,
+          [slotKey(req)],
+          notifications ? [req.holder, freedChannel] : [req.holder],
+          req.limit,
+          isOne
+        )
+
+      // -------------------------------------------------------------------------------------
+      // slot notifications: a release publishes the slot's key; waiters of this process wake up
+
+      /** Waiters per slot key. */
+      const waiters = new Map<string, Set<Deferred.Deferred<void>>>()
+      let subscriber: Redis | undefined
+      const ensureSubscriber = (): void => {
+        if (subscriber !== undefined || !(first instanceof Redis)) return
+        // Its own connection (a subscribed connection runs no other command); commands wait for
+        // the connection instead of failing, and ioredis subscribes again after a reconnect.
+        const sub = first.duplicate({ lazyConnect: false, enableOfflineQueue: true })
+        // A failing subscriber only makes waiters fall back to their backoff.
+        sub.on("error", () => undefined)
+        sub.on("message", (_channel: string, slot: string) => {
+          const set = waiters.get(slot)
+          if (set === undefined) return
+          waiters.delete(slot)
+          for (const waiter of set) Deferred.unsafeDone(waiter, Exit.void)
+        })
+        sub.subscribe(freedChannel).catch(() => undefined)
+        subscriber = sub
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
+
+      const awaitSlot = (limiter: string, key: string, maxWaitMs: number): Effect.Effect<void> =>
+        Effect.suspend(() => {
+          ensureSubscriber()
+          const slot = keyOf(limiter, key, "cc")
+          const waiter = Deferred.unsafeMake<void>(FiberId.none)
+          let set = waiters.get(slot)
+          if (set === undefined) {
+            set = new Set()
+            waiters.set(slot, set)
+          }
+          set.add(waiter)
+          return Deferred.await(waiter).pipe(
+            Effect.timeoutOption(Duration.millis(maxWaitMs)),
+            Effect.asVoid,
+            Effect.ensuring(Effect.sync(() => {
+              const current = waiters.get(slot)
+              if (current === undefined) return
+              current.delete(waiter)
+              if (current.size === 0) waiters.delete(slot)
+            }))
+          )
+        })
 
       const peek = (req: PeekRequest): Effect.Effect<StoreDecision, StoreError> => {
         switch (req.algorithm) {
@@ -677,7 +738,11 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
 
       const reset = (limiter: string, key?: string) =>
         key !== undefined
-          ? call("reset", limiter, () => first.del(...STATES.map((s) => keyOf(limiter, key, s))).then(() => undefined))
+          ? call("reset", limiter, () =>
+            first.del(...STATES.map((s) => keyOf(limiter, key, s))).then(() => {
+              // the key's slots are free: wake its waiters everywhere (best effort)
+              if (notifications) first.publish(freedChannel, keyOf(limiter, key, "cc")).catch(() => undefined)
+            }))
           : Effect.tryPromise({
             try: () =>
               Promise.all(
@@ -725,7 +790,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         releaseSlot,
         peek,
         reset,
-        initialize
+        initialize,
+        ...(notifications ? { awaitSlot } : {})
       })
     })
   })

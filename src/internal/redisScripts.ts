@@ -296,12 +296,15 @@ return 0
 `
 
 /**
- * Slot release: 1 when the holder had a live lease.
+ * Slot release: 1 when the holder had a live lease. ARGV: holder, and optionally a channel on
+ * which the slot's key is published when a lease was freed (waiters of other processes wake up).
  *
  * @internal
  */
 export const slotRelease = `${slotCommon}
-return redis.call('ZREM', z, ARGV[1])
+local n = redis.call('ZREM', z, ARGV[1])
+if n == 1 and ARGV[2] then redis.call('PUBLISH', ARGV[2], z) end
+return n
 `
 
 /**

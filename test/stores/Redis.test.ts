@@ -3,7 +3,7 @@
  * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
  */
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import { Clock, ConfigProvider, Effect, Fiber, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
@@ -189,6 +189,39 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.strictEqual(d.remaining, 2)
         const peek = yield* store.peek({ algorithm: "fixed_window", limiter, key: "k", limit: 3, windowMs: 60_000 })
         assert.strictEqual(peek.remaining, 2)
+      }))
+
+    it.scoped("awaitSlot wakes on a release made through another connection (another process)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const other = yield* RedisStore.make({ url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: PREFIX })
+        const client = yield* raw
+        const awaitSlot = store.awaitSlot
+        if (awaitSlot === undefined) return assert.fail("the standalone Redis store notifies")
+        const limiter = fresh("await")
+        const slot = { limiter, key: "k", holder: "h", limit: 1, leaseMs: 60_000 }
+        assert.isTrue((yield* other.acquireSlot(slot)).acquired)
+        // the subscription is made on first use: wait until Redis has it (no notification exists
+        // for that), bounded
+        yield* awaitSlot(limiter, "warm-up", 1)
+        for (let i = 0; i < 200; i++) {
+          const [, subscribers] = yield* Effect.promise(() => client.pubsub("NUMSUB", `${PREFIX}:slot-freed`))
+          if (Number(subscribers) >= 1) break
+          yield* Effect.sleep("10 millis")
+        }
+        const start = yield* Clock.currentTimeMillis
+        const waiter = yield* Effect.fork(awaitSlot(limiter, "k", 20_000))
+        const otherKey = yield* Effect.fork(awaitSlot(limiter, "other", 20_000))
+        yield* Effect.yieldNow()
+        assert.isTrue(yield* other.releaseSlot(slot))
+        yield* Fiber.join(waiter)
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        assert.isTrue(elapsed < 5_000, `woken ${elapsed} ms after the release, not by its 20 s bound`)
+        assert.isTrue((yield* Fiber.poll(otherKey))._tag === "None", "another key's waiter is not woken")
+        // a reset of the key wakes it too
+        yield* other.reset(limiter, "other")
+        yield* Fiber.join(otherKey)
+        assert.isTrue((yield* Clock.currentTimeMillis) - start < 10_000)
       }))
 
     it.scoped("slots: limit, idempotent acquire, release, lost lease is not renewed", () =>
