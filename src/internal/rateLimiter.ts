@@ -101,50 +101,47 @@ interface LimiterEntry {
   readonly spanAttributes: Record<string, string>
 }
 
-const makeTake = (
+/** The rate operations of a limiter, bound to its parameters once. */
+const makeTakes = (
   id: string,
   spec: LimiterSpec,
   storeEntry: StoreEntry
-): LimiterEntry["take"] => {
+): Pick<LimiterEntry, "take" | "takeNow"> => {
   switch (spec.algorithm) {
     case "token_bucket": {
       const rate = spec.ratePerSecond
-      if (rate === undefined) return undefined
+      if (rate === undefined) return { take: undefined, takeNow: undefined }
       const burst = spec.burst
-      return (key, cost, maxWaitMs) =>
-        storeEntry.store.tokenBucket({ limiter: id, key, ratePerSecond: rate, burst, cost, maxWaitMs })
+      const request = (key: string, cost: number, maxWaitMs: number) => ({
+        limiter: id,
+        key,
+        ratePerSecond: rate,
+        burst,
+        cost,
+        maxWaitMs
+      })
+      return {
+        take: (key, cost, maxWaitMs) => storeEntry.store.tokenBucket(request(key, cost, maxWaitMs)),
+        takeNow: (key, cost, now) => storeEntry.store.unsafeTake?.tokenBucket(request(key, cost, 0), now)
+      }
     }
-    case "sliding_window": {
-      const limit = spec.limit ?? 0
-      const windowMs = spec.windowMs ?? 0
-      return (key, cost) => storeEntry.store.slidingWindow({ limiter: id, key, limit, windowMs, cost })
-    }
+    case "sliding_window":
     case "fixed_window": {
       const limit = spec.limit ?? 0
       const windowMs = spec.windowMs ?? 0
-      return (key, cost) => storeEntry.store.fixedWindow({ limiter: id, key, limit, windowMs, cost })
-    }
-  }
-}
-
-const makeTakeNow = (id: string, spec: LimiterSpec, storeEntry: StoreEntry): LimiterEntry["takeNow"] => {
-  switch (spec.algorithm) {
-    case "token_bucket": {
-      const rate = spec.ratePerSecond
-      if (rate === undefined) return undefined
-      const burst = spec.burst
-      return (key, cost, now) =>
-        storeEntry.store.unsafeTake?.tokenBucket({ limiter: id, key, ratePerSecond: rate, burst, cost, maxWaitMs: 0 }, now)
-    }
-    case "sliding_window": {
-      const limit = spec.limit ?? 0
-      const windowMs = spec.windowMs ?? 0
-      return (key, cost, now) => storeEntry.store.unsafeTake?.slidingWindow({ limiter: id, key, limit, windowMs, cost }, now)
-    }
-    case "fixed_window": {
-      const limit = spec.limit ?? 0
-      const windowMs = spec.windowMs ?? 0
-      return (key, cost, now) => storeEntry.store.unsafeTake?.fixedWindow({ limiter: id, key, limit, windowMs, cost }, now)
+      const sliding = spec.algorithm === "sliding_window"
+      const request = (key: string, cost: number) => ({ limiter: id, key, limit, windowMs, cost })
+      return {
+        take: (key, cost) =>
+          sliding
+            ? storeEntry.store.slidingWindow(request(key, cost))
+            : storeEntry.store.fixedWindow(request(key, cost)),
+        takeNow: (key, cost, now) => {
+          const sync = storeEntry.store.unsafeTake
+          if (sync === undefined) return undefined
+          return sliding ? sync.slidingWindow(request(key, cost), now) : sync.fixedWindow(request(key, cost), now)
+        }
+      }
     }
   }
 }
@@ -191,8 +188,7 @@ export const make = (
           stats: previous?.stats ?? newStats(),
           tags: previous?.tags ?? [MetricLabel.make("limiter", id)],
           capacity: capacityOf(spec),
-          take: makeTake(id, spec, storeEntry),
-          takeNow: makeTakeNow(id, spec, storeEntry),
+          ...makeTakes(id, spec, storeEntry),
           spanAttributes: { "rate_sync.limiter": id, "rate_sync.store": storeId }
         })
         return Effect.void
