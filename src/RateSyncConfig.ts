@@ -351,15 +351,33 @@ const schemeOf = (s: string): string | undefined => {
   try {
     return new URL(s).protocol
   } catch {
+    // a URL the WHATWG parser refuses but its driver takes (a PostgreSQL unix socket URL has an
+    // empty host: `postgres://user@/db?host=/var/run/postgresql`)
+    return /^([a-z][a-z0-9+.-]*:)\/\//i.exec(s)?.[1]?.toLowerCase()
+  }
+}
+
+/** A Redis URL's database path (`/3`) must be a whole number: ioredis would send `SELECT NaN`. */
+const redisDbPath = (url: string): string | undefined => {
+  let path: string
+  try {
+    path = new URL(url).pathname
+  } catch {
     return undefined
   }
+  return path === "" || path === "/" || /^\/\d+$/.test(path) ? undefined : `database path ${quote(path.slice(1))}`
 }
 
 /** A secret: an error says `<redacted>` instead of the value (a URL's scheme is not secret). */
 const secretField = (
   t: Table,
   field: string,
-  schemes?: { readonly allowed: ReadonlyArray<string>; readonly expected: string }
+  schemes?: {
+    readonly allowed: ReadonlyArray<string>
+    readonly expected: string
+    /** A further check of the URL: what is wrong with it (not secret), or `undefined`. */
+    readonly problem?: (url: string) => string | undefined
+  }
 ): Redacted.Redacted | undefined => {
   const raw = t.raw(field)
   if (raw === undefined) return undefined
@@ -370,6 +388,8 @@ const secretField = (
     const scheme = schemeOf(raw.value)
     if (scheme === undefined) return t.fail(field, expected, raw, "not a URL")
     if (!schemes.allowed.includes(scheme)) return t.fail(field, expected, raw, `scheme ${quote(scheme)}`)
+    const problem = schemes.problem?.(raw.value)
+    if (problem !== undefined) return t.fail(field, expected, raw, problem)
   }
   return Redacted.make(raw.value)
 }
@@ -434,7 +454,15 @@ const decodeMemory = (t: Table): MemoryStoreDefinition => {
 
 const decodeRedis = (t: Table): RedisStoreDefinition => {
   const def: Mutable<RedisStoreDefinition> = { engine: "redis" }
-  set(def, "url", secretField(t, "url", { allowed: ["redis:", "rediss:"], expected: "a redis:// or rediss:// URL" }))
+  set(
+    def,
+    "url",
+    secretField(t, "url", {
+      allowed: ["redis:", "rediss:"],
+      expected: "a redis:// or rediss:// URL",
+      problem: redisDbPath
+    })
+  )
   set(def, "db", numberIn(t, "db", "nonNegativeInt"))
   set(def, "password", secretField(t, "password"))
   set(def, "keyPrefix", stringField(t, "key_prefix", keyPrefix))

@@ -288,6 +288,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     if (prefix.includes("{") || prefix.includes("}")) {
       return Effect.fail(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
     }
+    const badUrl = urlProblem(options)
+    if (badUrl !== undefined) return Effect.fail(fail("configure", badUrl))
     const timeoutMs = toMillis(options.commandTimeout, 1000)
     const connectTimeoutMs = toMillis(options.socketConnectTimeout, 5000)
     // Commands of a hung server are cleared by the driver once the socket stays silent this long;
@@ -795,6 +797,31 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
       })
     })
   })
+
+/**
+ * What makes ioredis misbehave instead of failing: a database path or `db` that is not a whole
+ * number (it would send `SELECT NaN`), a URL it cannot parse. Never quotes the URL.
+ */
+const urlProblem = (options: RedisStoreOptions): string | undefined => {
+  if (options.db !== undefined && !(Number.isSafeInteger(options.db) && options.db >= 0)) {
+    return `db must be a whole number ≥ 0, received ${String(options.db)}`
+  }
+  if (options.url === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(Redacted.value(options.url))
+  } catch {
+    return "url is not a URL (expected redis://[user:password@]host:port[/db] or rediss://)"
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return `url must be redis:// or rediss://, received the scheme ${JSON.stringify(url.protocol)}`
+  }
+  const path = url.pathname
+  if (path !== "" && path !== "/" && !/^\/\d+$/.test(path)) {
+    return `url's database path must be a whole number, received ${JSON.stringify(path.slice(1))}`
+  }
+  return undefined
+}
 
 const parseNode = (node: string): { host: string; port: number } => {
   const i = node.lastIndexOf(":")

@@ -93,6 +93,24 @@ auto_pipelining = false
       assert.notInclude(String(main.url), SECRET)
     }))
 
+  it.effect("a PostgreSQL unix-socket URL (empty host) and a Redis URL with a database number are accepted", () =>
+    Effect.gen(function*() {
+      const config = yield* parse(`
+[stores.db]
+engine = "postgres"
+url = "postgres://u:${SECRET}@/app?host=/var/run/postgresql"
+
+[stores.r]
+engine = "redis"
+url = "redis://127.0.0.1:6379/3"
+`)
+      const db = config.stores["db"]
+      const r = config.stores["r"]
+      assert(db?.engine === "postgres" && db.url !== undefined && r?.engine === "redis" && r.url !== undefined)
+      assert.strictEqual(Redacted.value(db.url), `postgres://u:${SECRET}@/app?host=/var/run/postgresql`)
+      assert.strictEqual(Redacted.value(r.url), "redis://127.0.0.1:6379/3")
+    }))
+
   it.effect("memory, nats and postgres stores keep only their own fields", () =>
     Effect.gen(function*() {
       const config = yield* parse(`
@@ -219,6 +237,13 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
   ["max_batch_size = 0", `[stores.r]\nengine = "redis"\nmax_batch_size = 0\n`, "stores.r.max_batch_size", "a whole number greater than 0", "0"],
   ["a bad cluster node", `[stores.r]\nengine = "redis"\ncluster_nodes = ["a:1", "b"]\n`, "stores.r.cluster_nodes[1]", `a "host:port" string (port 1-65535)`, `"b"`],
   ["a url that is a number", `[stores.r]\nengine = "redis"\nurl = 6379\n`, "stores.r.url", "a redis:// or rediss:// URL", "<redacted> (a number)"],
+  [
+    "a redis url whose database path is not a number",
+    `[stores.r]\nengine = "redis"\nurl = "redis://:s3cret@127.0.0.1:6379/abc"\n`,
+    "stores.r.url",
+    "a redis:// or rediss:// URL",
+    `<redacted> (database path "abc")`
+  ],
   [
     "a key_prefix with a hash tag",
     `[stores.r]\nengine = "redis"\nkey_prefix = "{rl}"\n`,

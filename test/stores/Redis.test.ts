@@ -191,6 +191,24 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.strictEqual(peek.remaining, 2)
       }))
 
+    it.scoped("a URL whose database path is not a number, or a bad db, is refused before connecting", () =>
+      Effect.gen(function*() {
+        const secret = `pw-${crypto.randomUUID()}`
+        for (
+          const [options, pattern] of [
+            [{ url: Redacted.make(`redis://:${secret}@127.0.0.1:6379/abc`) }, /database path must be a whole number, received "abc"/],
+            [{ url: Redacted.make(`http://:${secret}@127.0.0.1:6379`) }, /redis:\/\/ or rediss:\/\//],
+            [{ db: -1 }, /db must be a whole number/]
+          ] as const
+        ) {
+          const error = yield* Effect.flip(RedisStore.make(options))
+          assert.strictEqual(error._tag, "StoreError")
+          assert.strictEqual(error.operation, "configure")
+          assert.match(error.message, pattern)
+          assert.notInclude(`${String(error)} ${JSON.stringify(error)}`, secret)
+        }
+      }))
+
     it.scoped("awaitSlot wakes on a release made through another connection (another process)", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
