@@ -7,8 +7,12 @@
  *   pairs never collide, whatever characters they contain. Each operation is one synchronous
  *   step, so it is atomic with respect to every other fiber of the process.
  * - **Expiry.** State that can no longer matter (a bucket that has refilled, a window that has
- *   passed, leases that have run out) is ignored and dropped when it is next touched, and a fiber
- *   forked in the store's scope sweeps it every `sweepInterval`.
+ *   passed, leases that have run out) is ignored and dropped when it is next touched, and swept
+ *   by the store's own operations: once `sweepInterval` has passed since the last sweep, each
+ *   operation also examines a bounded batch of stored states (`SWEEP_BATCH`) and drops the
+ *   expired ones, until every state has been examined. The sweep is driven by the operations'
+ *   own clock reading: the store starts no fiber and no timer, so it never keeps an idle process
+ *   alive, and `TestClock` drives the sweep like everything else.
  * - **Bound.** At most `maxKeys` `(limiter, key)` states are kept. When a request would store a
  *   new key while the store is full, room is made in this order:
  *   1. every expired state is dropped;
@@ -60,7 +64,10 @@ export interface MemoryStoreOptions {
    * See the module documentation for what happens when it is reached.
    */
   readonly maxKeys?: number | undefined
-  /** How often expired state is swept (positive). Default 10 seconds. */
+  /**
+   * How often a sweep of expired state starts (positive). Default 10 seconds. The sweep is done
+   * by the store's operations, a bounded batch per operation; see the module documentation.
+   */
   readonly sweepInterval?: Duration.DurationInput | undefined
 }
 
@@ -114,9 +121,13 @@ interface Waiter {
 
 const DEFAULT_MAX_KEYS = 100_000
 const DEFAULT_SWEEP_INTERVAL = Duration.seconds(10)
+// Most states one operation examines while a sweep is in progress.
+const SWEEP_BATCH = 64
 
 /**
- * Builds a memory store in the current scope (its sweeper fiber lives there).
+ * Builds a memory store. It starts no fiber and no timer (expired state is swept by its own
+ * operations), so nothing is added to the scope today; the `Scope` requirement keeps the
+ * constructor's shape that of the other stores.
  *
  * Dies on invalid options (`maxKeys` not a positive integer, `sweepInterval` not positive).
  *
@@ -133,12 +144,7 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
     if (!Duration.greaterThan(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
       return Effect.dieMessage(`MemoryStore: sweepInterval must be a positive finite duration`)
     }
-    const impl = new MemoryStoreImpl(maxKeys)
-    const sweeper = Effect.sleep(sweepInterval).pipe(
-      Effect.zipRight(Effect.clockWith((clock) => Effect.sync(() => impl.sweep(clock.unsafeCurrentTimeMillis())))),
-      Effect.forever
-    )
-    return Effect.as(Effect.forkScoped(sweeper), impl.service())
+    return Effect.succeed(new MemoryStoreImpl(maxKeys, Duration.toMillis(sweepInterval)).service())
   })
 
 /**
@@ -170,8 +176,18 @@ class MemoryStoreImpl {
   // scanning. Reset whenever a state is dropped or a lease released.
   private blockedUntil = -Infinity
   private readonly evictBatch: number
+  // The incremental sweep. A sweep starts at the first operation with `now >= nextSweepAt`; its
+  // cursor is an iterator over `limiters` and one over the current limiter's keys (Map iterators
+  // stay valid across deletions and see later insertions). Every operation moves it by at most
+  // SWEEP_BATCH steps; when it has visited every state the next sweep is due `sweepIntervalMs`
+  // later.
+  private nextSweepAt = -Infinity
+  private sweepLimiters: Iterator<[string, Map<string, KeyState>]> | undefined = undefined
+  private sweepLimiter = ""
+  private sweepInner: Map<string, KeyState> | undefined = undefined
+  private sweepKeys: Iterator<[string, KeyState]> | undefined = undefined
 
-  constructor(private readonly maxKeys: number) {
+  constructor(private readonly maxKeys: number, private readonly sweepIntervalMs: number) {
     this.evictBatch = Math.max(1, Math.ceil(maxKeys / 100))
   }
 
@@ -204,8 +220,48 @@ class MemoryStoreImpl {
     return true
   }
 
-  /** Drops every expired state; answers how many were dropped. */
-  sweep(now: number): number {
+  /** Advances the incremental sweep when one is due: at most SWEEP_BATCH steps. */
+  private tick(now: number): void {
+    if (now >= this.nextSweepAt) this.sweepStep(now)
+  }
+
+  private sweepStep(now: number): void {
+    for (let budget = SWEEP_BATCH; budget > 0; budget--) {
+      const inner = this.sweepInner
+      const keys = this.sweepKeys
+      if (inner === undefined || keys === undefined) {
+        if (this.sweepLimiters === undefined) this.sweepLimiters = this.limiters.entries()
+        const next = this.sweepLimiters.next()
+        if (next.done === true) {
+          this.endSweep(now)
+          return
+        }
+        this.sweepLimiter = next.value[0]
+        this.sweepInner = next.value[1]
+        this.sweepKeys = next.value[1].entries()
+        continue
+      }
+      // A map that `reset` or an eviction removed is no longer the store's: leave it alone.
+      const next = this.limiters.get(this.sweepLimiter) === inner ? keys.next() : undefined
+      if (next === undefined || next.done === true) {
+        this.sweepInner = undefined
+        this.sweepKeys = undefined
+        continue
+      }
+      const [key, state] = next.value
+      if (expiresAt(state) <= now) this.drop(this.sweepLimiter, key)
+    }
+  }
+
+  private endSweep(now: number): void {
+    this.sweepLimiters = undefined
+    this.sweepInner = undefined
+    this.sweepKeys = undefined
+    this.nextSweepAt = now + this.sweepIntervalMs
+  }
+
+  /** Drops every expired state (a complete sweep); answers how many were dropped. */
+  private sweep(now: number): number {
     let dropped = 0
     for (const [limiter, inner] of this.limiters) {
       for (const [key, state] of inner) {
@@ -220,6 +276,7 @@ class MemoryStoreImpl {
       this.size -= dropped
       this.blockedUntil = -Infinity
     }
+    this.endSweep(now)
     return dropped
   }
 
@@ -282,6 +339,7 @@ class MemoryStoreImpl {
   // ---- operations (each runs inside one Effect.sync) ----------------------------------------
 
   tokenBucket(r: TokenBucketRequest, now: number): StoreDecision {
+    this.tick(now)
     const state = this.lookup(r.limiter, r.key)
     if (state !== undefined) return Algorithm.gcraTake(state, now, r.ratePerSecond, r.burst, r.cost, r.maxWaitMs)
     const fresh = new KeyState()
@@ -291,6 +349,7 @@ class MemoryStoreImpl {
   }
 
   slidingWindow(r: WindowRequest, now: number): StoreDecision {
+    this.tick(now)
     let state = this.lookup(r.limiter, r.key)
     if (state !== undefined) {
       if (state.sliding === undefined) state.sliding = Algorithm.makeSlidingState()
@@ -305,6 +364,7 @@ class MemoryStoreImpl {
   }
 
   fixedWindow(r: WindowRequest, now: number): StoreDecision {
+    this.tick(now)
     const state = this.lookup(r.limiter, r.key)
     if (state !== undefined) return Algorithm.fixedTake(state, now, r.limit, r.windowMs, r.cost)
     const fresh = new KeyState()
@@ -314,6 +374,7 @@ class MemoryStoreImpl {
   }
 
   acquireSlot(r: SlotRequest, now: number): SlotDecision {
+    this.tick(now)
     let state = this.lookup(r.limiter, r.key)
     if (state !== undefined) {
       if (state.leases === undefined) state.leases = new Map()
@@ -328,6 +389,7 @@ class MemoryStoreImpl {
   }
 
   renewSlot(r: SlotRequest, now: number): boolean {
+    this.tick(now)
     const state = this.lookup(r.limiter, r.key)
     if (state === undefined || state.leases === undefined) return false
     const renewed = Algorithm.leaseRenew(state.leases, now, r.holder, r.leaseMs)
@@ -336,6 +398,7 @@ class MemoryStoreImpl {
   }
 
   releaseSlot(r: SlotRequest, now: number): boolean {
+    this.tick(now)
     const state = this.lookup(r.limiter, r.key)
     if (state === undefined || state.leases === undefined) return false
     const released = Algorithm.leaseRelease(state.leases, now, r.holder)
@@ -348,6 +411,7 @@ class MemoryStoreImpl {
   }
 
   peek(r: PeekRequest, now: number): StoreDecision {
+    this.tick(now)
     const state = this.lookup(r.limiter, r.key)
     if (state !== undefined && expiresAt(state) <= now) {
       // Lazily drop state that can no longer matter; the answer is the empty state's.

@@ -22,29 +22,73 @@ import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
-import type { ConfigError, StoreNotFound, StoreUnavailable } from "./RateLimitError.js"
+import { type ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as RateSync from "./RateSync.js"
 
 type Runtime = ManagedRuntime.ManagedRuntime<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable>
 
-let current: Runtime | undefined
+type FacadeLayer = Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable>
 
-const runtime = (): Runtime => {
-  if (current === undefined) current = ManagedRuntime.make(RateSync.layer)
+// One configuration: its runtime, and the scopes of the permits acquired on it and not yet
+// released. Replacing or disposing the configuration closes those scopes (so their slots are
+// given back and their lease renewals stop) before the runtime itself is disposed.
+interface Generation {
+  readonly runtime: Runtime
+  readonly permits: Set<Scope.CloseableScope>
+}
+
+let current: Generation | undefined
+
+const makeGeneration = (layer: FacadeLayer): Generation => ({
+  runtime: ManagedRuntime.make(layer),
+  permits: new Set()
+})
+
+const generation = (): Generation => {
+  if (current === undefined) current = makeGeneration(RateSync.layer)
   return current
 }
 
-/** Rejects with the failure itself (a tagged error such as `RateLimitExceeded`), not a wrapper. */
-const run = async <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => {
-  const exit = await runtime().runPromiseExit(effect)
+const squash = <A, E>(exit: Exit.Exit<A, E>): A => {
   if (Exit.isSuccess(exit)) return exit.value
   throw Cause.squash(exit.cause)
 }
 
+/** Rejects with the failure itself (a tagged error such as `RateLimitExceeded`), not a wrapper. */
+const runOn = async <A, E>(gen: Generation, effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> =>
+  squash(await gen.runtime.runPromiseExit(effect))
+
+const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => runOn(generation(), effect)
+
+// Closes the permits still held on `gen`, then its runtime (stores, connections).
+const close = async (gen: Generation): Promise<void> => {
+  const scopes = Array.from(gen.permits)
+  gen.permits.clear()
+  if (scopes.length > 0) {
+    await gen.runtime.runPromiseExit(Effect.forEach(scopes, (scope) => Scope.close(scope, Exit.void), { discard: true }))
+  }
+  await gen.runtime.dispose()
+}
+
+// Builds the new configuration completely before it replaces the current one: on failure the
+// current configuration is untouched and the tagged error is thrown.
+const install = async (layer: FacadeLayer): Promise<void> => {
+  const next = makeGeneration(layer)
+  const built = await next.runtime.runPromiseExit(Effect.void)
+  if (Exit.isFailure(built)) {
+    await next.runtime.dispose()
+    throw Cause.squash(built.cause)
+  }
+  const previous = current
+  current = next
+  if (previous !== undefined) await close(previous)
+}
+
 /**
  * A held permit. `release()` gives the concurrency slot back (idempotent); `await using` does it
- * for you.
+ * for you. After `dispose()` (or a `loadConfig` / `useLayer` that replaced the configuration it
+ * was acquired on) the slot has already been given back and `release()` does nothing.
  *
  * @since 0.1.0
  * @category models
@@ -55,34 +99,29 @@ export interface PromisePermit extends AsyncDisposable {
 }
 
 /**
- * Replaces the configuration with the given file (closing the previous runtime and its stores).
+ * Replaces the configuration with the given file. The new runtime is built first; only once it
+ * is ready does it replace the previous one, whose held permits are released and whose runtime
+ * and stores are closed. On failure it rejects with the tagged error (`ConfigError`, ...) and the
+ * previous configuration stays in place, untouched.
  *
  * @since 0.1.0
  * @category configuration
  */
-export const loadConfig = async (path: string): Promise<void> => {
-  await dispose()
-  current = ManagedRuntime.make(RateSync.layerFrom(path))
-  await current.runPromise(Effect.void)
-}
+export const loadConfig = (path: string): Promise<void> => install(RateSync.layerFrom(path))
 
 /**
  * Uses a layer of your own (for example `RateLimiter.layer(...)` over a store) instead of the
- * TOML configuration.
+ * TOML configuration. Replaces the current configuration the way `loadConfig` does.
  *
  * @since 0.1.0
  * @category configuration
  */
-export const useLayer = async (
-  layer: Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable>
-): Promise<void> => {
-  await dispose()
-  current = ManagedRuntime.make(layer)
-  await current.runPromise(Effect.void)
-}
+export const useLayer = (layer: FacadeLayer): Promise<void> => install(layer)
 
 /**
- * Closes the runtime: releases stores and connections. The next call builds a fresh one.
+ * Closes the runtime: releases the permits still held, then stores and connections. The next
+ * call builds a fresh one. Not needed for the process to exit: nothing the facade starts keeps
+ * an idle process alive.
  *
  * @since 0.1.0
  * @category configuration
@@ -90,7 +129,7 @@ export const useLayer = async (
 export const dispose = async (): Promise<void> => {
   const previous = current
   current = undefined
-  if (previous !== undefined) await previous.dispose()
+  if (previous !== undefined) await close(previous)
 }
 
 /**
@@ -100,18 +139,24 @@ export const dispose = async (): Promise<void> => {
  * @category usage
  */
 export const acquire = async (id: string, options?: RateLimiter.AcquireOptions): Promise<PromisePermit> => {
-  const scope = await run(Scope.make())
+  const gen = generation()
+  const scope = await runOn(gen, Scope.make())
+  gen.permits.add(scope)
+  // When the scope is no longer tracked, `dispose` (or a configuration swap) has closed it.
+  const closeScope = async (): Promise<void> => {
+    if (gen.permits.delete(scope)) await runOn(gen, Scope.close(scope, Exit.void))
+  }
   try {
-    const permit = await run(Scope.extend(RateLimiter.acquire(id, options), scope))
+    const permit = await runOn(gen, Scope.extend(RateLimiter.acquire(id, options), scope))
     let released = false
-    const release = async () => {
+    const release = async (): Promise<void> => {
       if (released) return
       released = true
-      await run(Scope.close(scope, Exit.void))
+      await closeScope()
     }
     return { permit, release, [Symbol.asyncDispose]: release }
   } catch (error) {
-    await run(Scope.close(scope, Exit.void))
+    await closeScope()
     throw error
   }
 }
@@ -178,7 +223,9 @@ export const cloneLimiter = (sourceId: string, newId: string, overrides?: Limite
   run(RateLimiter.cloneLimiter(sourceId, newId, overrides))
 
 /**
- * A limiter handle: its description and a synchronous `getMetrics()`.
+ * A limiter handle: its description and a synchronous `getMetrics()`. `getMetrics()` asks the
+ * configuration current at the time of the call, and throws the tagged error (`LimiterNotFound`)
+ * when it has no such limiter, or after `dispose()` until another call builds a configuration.
  *
  * @since 0.1.0
  * @category inspection
@@ -187,8 +234,14 @@ export const getLimiter = async (id: string): Promise<
   RateLimiter.LimiterInfo & { readonly getMetrics: () => RateLimiter.RateLimiterMetrics }
 > => {
   const info = await run(RateLimiter.get(id))
-  const rt = runtime()
-  return { ...info, getMetrics: () => rt.runSync(RateLimiter.metrics(id)) }
+  // The configuration is looked up at each call, so the handle follows `loadConfig`, `useLayer`
+  // and `dispose`. None after `dispose`: a runtime cannot be built synchronously, and the
+  // limiter the handle describes is gone.
+  const getMetrics = (): RateLimiter.RateLimiterMetrics => {
+    if (current === undefined) throw new LimiterNotFound({ limiterId: id })
+    return squash(current.runtime.runSyncExit(RateLimiter.metrics(id)))
+  }
+  return { ...info, getMetrics }
 }
 
 /**

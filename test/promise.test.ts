@@ -1,10 +1,79 @@
-import { fileURLToPath } from "node:url"
+import { spawn } from "node:child_process"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Layer } from "effect"
-import { LimiterNotFound, MemoryStore, RateLimiter } from "effect-rate-sync"
+import { Effect, Layer } from "effect"
+import { ConfigError, LimiterNotFound, MemoryStore, RateLimiter, RateLimitStore } from "effect-rate-sync"
 import * as RS from "effect-rate-sync/promise"
 
 const exampleToml = fileURLToPath(new URL("../examples/rate-sync.toml", import.meta.url))
+
+// The rejection of a promise that must reject.
+const rejection = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => assert.fail("expected a rejection"),
+    (e: unknown) => e
+  )
+
+// A store outside any runtime, so that two configurations of the facade can share it.
+const sharedStore = (): Layer.Layer<RateLimitStore.RateLimitStore> =>
+  Layer.succeed(RateLimitStore.RateLimitStore, Effect.runSync(Effect.scoped(MemoryStore.make())))
+
+// Runs `body` with `$RATE_SYNC_CONFIG` naming a file that does not exist: building the default
+// configuration then fails, so a call that would build it behind our back rejects.
+const withoutDefaultConfig = async (body: () => Promise<void>): Promise<void> => {
+  const saved = process.env.RATE_SYNC_CONFIG
+  process.env.RATE_SYNC_CONFIG = join(tmpdir(), `missing-${crypto.randomUUID()}.toml`)
+  try {
+    await body()
+  } finally {
+    if (saved === undefined) delete process.env.RATE_SYNC_CONFIG
+    else process.env.RATE_SYNC_CONFIG = saved
+  }
+}
+
+interface ChildResult {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+// Runs a TypeScript module with tsx in a fresh `node` process (in an empty directory, without
+// `$RATE_SYNC_CONFIG`). The watchdog kills a child still running after `watchdogMs`.
+const runChild = async (source: string, watchdogMs: number): Promise<ChildResult> => {
+  const dir = await mkdtemp(join(tmpdir(), "rate-sync-child-"))
+  try {
+    const script = join(dir, "child.mts") // an ES module wherever it lives (top-level await)
+    await writeFile(script, source)
+    // tsx as a loader of this very process (its CLI would run the script in a grandchild that
+    // the watchdog could not reach).
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
+    const env = { ...process.env }
+    delete env.RATE_SYNC_CONFIG
+    return await new Promise<ChildResult>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", tsx, script], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+      const watchdog = setTimeout(() => child.kill("SIGKILL"), watchdogMs)
+      child.on("error", (e) => {
+        clearTimeout(watchdog)
+        reject(e)
+      })
+      child.on("close", (code, signal) => {
+        clearTimeout(watchdog)
+        resolve({ code, signal, stdout, stderr })
+      })
+    })
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
 
 describe("Promise facade", () => {
   afterEach(() => RS.dispose())
@@ -59,4 +128,80 @@ describe("Promise facade", () => {
     )
     assert.instanceOf(error, LimiterNotFound)
   })
+
+  it("loadConfig of a bad path rejects with the tagged ConfigError and leaves the previous configuration working", async () => {
+    await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 1 } }).pipe(Layer.provide(MemoryStore.layer())))
+    const held = await RS.acquire("db")
+    const error = await rejection(RS.loadConfig(join(tmpdir(), `missing-${crypto.randomUUID()}.toml`)))
+    assert.instanceOf(error, ConfigError, "the tagged error itself, not a FiberFailure wrapper")
+    // The same runtime, with its state: the slot is still held, then released.
+    assert.isFalse(await RS.tryAcquire("db"), "the previous configuration still holds the slot")
+    await held.release()
+    assert.isTrue(await RS.tryAcquire("db"))
+    assert.deepStrictEqual(Object.keys(await RS.listLimiters()), ["db"])
+    // A good file still replaces it.
+    await RS.loadConfig(exampleToml)
+    assert.deepStrictEqual(Object.keys(await RS.listStores()), ["local"])
+  })
+
+  it("dispose gives back the slots still held; release() afterwards is a no-op that builds no runtime", async () => {
+    const store = sharedStore()
+    const limiters = RateLimiter.layer({ db: { maxConcurrent: 1 } })
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    const held = await RS.acquire("db")
+    await withoutDefaultConfig(async () => {
+      await RS.dispose()
+      await held.release() // would reject with ConfigError if it built the default runtime
+      await held[Symbol.asyncDispose]()
+    })
+    // A new configuration over the same store finds the slot free: dispose released it.
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    assert.isTrue(await RS.tryAcquire("db"), "the slot was given back by dispose")
+    // The same when loadConfig / useLayer replaces the configuration a permit was acquired on.
+    const second = await RS.acquire("db")
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    const third = await RS.acquire("db", { timeout: 0 })
+    await second.release() // a no-op: it must not free the slot `third` holds
+    assert.isFalse(await RS.tryAcquire("db"), "third still holds the only slot")
+    await third.release()
+    assert.isTrue(await RS.tryAcquire("db"))
+  })
+
+  it("a limiter handle's getMetrics() asks the configuration current at the time of the call", async () => {
+    await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 2 } }).pipe(Layer.provide(MemoryStore.layer())))
+    const handle = await RS.getLimiter("db")
+    await (await RS.acquire("db")).release()
+    assert.strictEqual(handle.getMetrics().totalAcquisitions, 1)
+    await RS.loadConfig(exampleToml) // also defines `db`, with fresh metrics
+    assert.strictEqual(handle.getMetrics().totalAcquisitions, 0, "the new configuration's limiter")
+    await (await RS.acquire("db")).release()
+    assert.strictEqual(handle.getMetrics().totalReleases, 1)
+    await RS.dispose()
+    let thrown: unknown
+    try {
+      handle.getMetrics()
+    } catch (e) {
+      thrown = e
+    }
+    assert.instanceOf(thrown, LimiterNotFound, "no configuration after dispose: a tagged error")
+  })
+
+  it("a script that uses the facade and never calls dispose() exits by itself", async () => {
+    const facade = new URL("../src/promise.ts", import.meta.url).href
+    const result = await runChild(
+      `import * as RS from ${JSON.stringify(facade)}
+await RS.configureLimiter("api", { ratePerSecond: 5 })
+await RS.configureLimiter("db", { maxConcurrent: 2 })
+await (await RS.acquire("api")).release()
+await RS.rateLimited("db")(async () => 1)()
+await RS.check("api", { key: "k" })
+await RS.tryAcquire("db")
+RS.getLimiter("db").then((l) => console.log("done", l.getMetrics().totalReleases))
+`,
+      30_000
+    )
+    assert.strictEqual(result.signal, null, `killed by the watchdog: the process did not exit\n${result.stderr}`)
+    assert.strictEqual(result.code, 0, result.stderr)
+    assert.strictEqual(result.stdout.trim(), "done 2")
+  }, 60_000)
 })

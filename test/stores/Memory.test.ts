@@ -140,7 +140,7 @@ describe("memory store: bounds and eviction", () => {
 })
 
 describe("memory store: expiry", () => {
-  it.scoped("a sweeper fiber drops expired state without any access", () =>
+  it.scoped("expired state of keys never touched again is swept by the store's later operations", () =>
     Effect.gen(function*() {
       const store = yield* MemoryStore.make({ sweepInterval: "1 second" })
       const l = fresh("sweep")
@@ -150,14 +150,64 @@ describe("memory store: expiry", () => {
         yield* store.fixedWindow({ limiter: l, key: `fw${i}`, limit: 5, windowMs: 500, cost: 1 })
         yield* store.acquireSlot({ limiter: l, key: `slot${i}`, holder: "h", limit: 1, leaseMs: 500 })
       }
-      yield* store.tokenBucket({ limiter: l, key: "lasting", ratePerSecond: 0.01, burst: 1, cost: 1, maxWaitMs: 0 })
+      const lasting = { limiter: l, key: "lasting", ratePerSecond: 0.01, burst: 1, cost: 1, maxWaitMs: 0 }
+      yield* store.tokenBucket(lasting)
       assert.strictEqual(yield* store.size, 81)
+      // Another limiter's traffic drives the sweep of this one's keys.
+      const other = { algorithm: "token_bucket" as const, limiter: fresh("other"), key: "x", ratePerSecond: 1, burst: 1 }
       yield* TestClock.adjust("999 millis")
+      for (let i = 0; i < 10; i++) yield* store.peek(other)
       assert.strictEqual(yield* store.size, 81, "no sweep before the interval")
       yield* TestClock.adjust("1 millis")
+      for (let i = 0; i < 10; i++) yield* store.peek(other)
       assert.strictEqual(yield* store.size, 1, "swept; the key whose state still matters stays")
       yield* TestClock.adjust("2 minutes")
+      for (let i = 0; i < 10; i++) yield* store.peek(other)
       assert.strictEqual(yield* store.size, 0)
+    }))
+
+  it.scoped("a sweep is amortized: one operation examines a bounded batch of states", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ sweepInterval: "1 second" })
+      const l = fresh("amortized")
+      for (let i = 0; i < 1000; i++) {
+        yield* store.tokenBucket({ limiter: l, key: `k${i}`, ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 })
+      }
+      yield* TestClock.adjust("1 second")
+      const other = { algorithm: "token_bucket" as const, limiter: fresh("other"), key: "x", ratePerSecond: 1, burst: 1 }
+      yield* store.peek(other)
+      const afterOne = yield* store.size
+      assert.isTrue(afterOne < 1000 && afterOne > 500, `one operation swept part of the store (size ${afterOne})`)
+      let calls = 1
+      while ((yield* store.size) > 0 && calls < 1000) {
+        yield* store.peek(other)
+        calls++
+      }
+      assert.strictEqual(yield* store.size, 0, "later operations finish the sweep")
+      assert.isTrue(calls > 2 && calls < 100, `${calls} operations`)
+    }))
+
+  it.scoped("a sweep never judges live state by a map that reset removed while it was being swept", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryStore.make({ sweepInterval: "1 second" })
+      const a = fresh("a")
+      const b = fresh("b")
+      for (let i = 0; i < 200; i++) {
+        yield* store.tokenBucket({ limiter: a, key: `k${i}`, ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 })
+      }
+      yield* store.tokenBucket({ limiter: b, key: "k", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 })
+      yield* TestClock.adjust("1 second")
+      yield* store.peek({ algorithm: "token_bucket", limiter: b, key: "other", ratePerSecond: 1, burst: 1 })
+      // Mid-sweep of `a`: reset it, then store new live state under a key the sweep had yet to
+      // reach in the removed map (where that key's state has expired).
+      yield* store.reset(a)
+      const live = { limiter: a, key: "k199", ratePerSecond: 0.01, burst: 1, cost: 1, maxWaitMs: 0 }
+      assert.isTrue((yield* store.tokenBucket(live)).allowed)
+      for (let i = 0; i < 20; i++) {
+        yield* store.peek({ algorithm: "token_bucket", limiter: b, key: "other", ratePerSecond: 1, burst: 1 })
+      }
+      assert.strictEqual(yield* store.size, 1, "size counts exactly the live state")
+      assert.isFalse((yield* store.tokenBucket(live)).allowed, "the new state was kept")
     }))
 
   it.scoped("expired state is also dropped when it is next touched", () =>
