@@ -156,6 +156,97 @@ const describe = (u: unknown): string => {
 /** @internal */
 export const describeValue = describe
 
+/**
+ * A value passed in code, as an error shows it: numbers and booleans as written, strings quoted
+ * (`"2"`), a `Duration` formatted, other values by their kind (`an object`, `a function`).
+ *
+ * @internal
+ */
+export const describeInput = (u: unknown): string => {
+  switch (typeof u) {
+    case "number":
+      return Number.isNaN(u) ? "NaN" : String(u)
+    case "string":
+      return JSON.stringify(u.length > 100 ? `${u.slice(0, 100)}...` : u)
+    case "boolean":
+      return String(u)
+    case "bigint":
+      return `${u}n`
+    case "undefined":
+      return "undefined"
+    case "symbol":
+      return "a symbol"
+    case "function":
+      return "a function"
+    case "object":
+      if (u === null) return "null"
+      if (Duration.isDuration(u)) return `${Duration.format(u)} (a Duration)`
+      return Array.isArray(u) ? "an array" : "an object"
+  }
+}
+
+/**
+ * Decodes a `Duration.DurationInput` to milliseconds, refusing what `Duration.decode` would throw
+ * on (an unparsable string) and what it would quietly turn into 0 (a negative or NaN number, a
+ * negative bigint, `"-1 seconds"`, a `[seconds, nanos]` pair with a negative or non-finite part).
+ * Answers `undefined` for a bad input; an infinite duration is `Infinity`.
+ *
+ * @internal
+ */
+export const durationInputMs = (u: unknown): number | undefined => {
+  if (typeof u === "number" && (Number.isNaN(u) || u < 0)) return undefined
+  if (typeof u === "bigint" && u < BigInt(0)) return undefined
+  if (typeof u === "string" && u.startsWith("-")) return undefined
+  if (Array.isArray(u) && (u.length !== 2 || !u.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0))) {
+    return undefined
+  }
+  const d = Duration.decodeUnknown(u)
+  return Option.isSome(d) ? Duration.toMillis(d.value) : undefined
+}
+
+/**
+ * The fields of a {@link LimiterDefinition}: a definition with any other field is refused.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const definitionFields = [
+  "store",
+  "algorithm",
+  "ratePerSecond",
+  "rate",
+  "burst",
+  "maxConcurrent",
+  "limit",
+  "window",
+  "timeout",
+  "failClosed",
+  "lease"
+] as const satisfies ReadonlyArray<keyof LimiterDefinition>
+
+const isDefinitionField = (field: string): field is keyof LimiterDefinition =>
+  definitionFields.some((f) => f === field)
+
+/**
+ * The first field of `u` that a definition does not have, reported at `base.<field>` with the
+ * fields it accepts (as `fieldNames` names them); `undefined` when every field is known.
+ *
+ * @internal
+ */
+export const unknownField = (
+  u: object,
+  base: string,
+  fieldNames?: Partial<Record<keyof LimiterDefinition, string>>
+): ConfigError | undefined => {
+  for (const field of Object.keys(u)) {
+    if (!isDefinitionField(field)) {
+      const accepted = definitionFields.map((f) => fieldNames?.[f] ?? f).join(", ")
+      return ConfigError.at(`${base}.${field}`, `one of the limiter fields: ${accepted}`, "an unknown field")
+    }
+  }
+  return undefined
+}
+
 const positive = (path: string, u: unknown): number => {
   if (typeof u !== "number" || !Number.isFinite(u) || u <= 0) {
     throw ConfigError.at(path, "a finite number greater than 0", describe(u))
@@ -171,10 +262,7 @@ const boundedRate = (path: string, ratePerSecond: number, received: unknown): nu
   return ratePerSecond
 }
 
-const isInfinite = (u: unknown): boolean => {
-  const d = Duration.decodeUnknown(u)
-  return Option.isSome(d) && !Duration.isFinite(d.value)
-}
+const isInfinite = (u: unknown): boolean => durationInputMs(u) === Infinity
 
 const positiveInt = (path: string, u: unknown): number => {
   if (typeof u !== "number" || !Number.isSafeInteger(u) || u <= 0) {
@@ -184,11 +272,11 @@ const positiveInt = (path: string, u: unknown): number => {
 }
 
 const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
-  const d = Duration.decodeUnknown(u)
+  const ms = durationInputMs(u)
   const expected = allowZero ? "a duration of 0 or more" : "a duration greater than 0"
-  if (Option.isNone(d)) throw ConfigError.at(path, expected, describe(u))
-  const ms = Duration.toMillis(d.value)
-  if (Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0)) throw ConfigError.at(path, expected, describe(u))
+  if (ms === undefined || Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0)) {
+    throw ConfigError.at(path, expected, describe(u))
+  }
   if (ms > MAX_DURATION_MS) {
     // A Duration value shows as its milliseconds; what the user typed shows as typed.
     const received = typeof u === "string" || typeof u === "number"
@@ -219,7 +307,16 @@ export const resolve = (
   const base = options?.path ?? `limiters.${id}`
   const at = (field: keyof LimiterDefinition) => `${base}.${options?.fieldNames?.[field] ?? field}`
   try {
-    if (id.length === 0) throw ConfigError.at(base, "a non-empty limiter id", `""`)
+    if (typeof id !== "string" || id.length === 0) throw ConfigError.at(base, "a non-empty limiter id", describe(id))
+    // From JavaScript anything can arrive here.
+    if (typeof def !== "object" || def === null || Array.isArray(def)) {
+      throw ConfigError.at(base, "a limiter definition (an object of limiter fields)", describe(def))
+    }
+    const unknown = unknownField(def, base, options?.fieldNames)
+    if (unknown !== undefined) throw unknown
+    if (def.store !== undefined && (typeof def.store !== "string" || def.store.length === 0)) {
+      throw ConfigError.at(at("store"), "a store id (a non-empty string)", describe(def.store))
+    }
     const algorithm: Algorithm = def.algorithm ?? "token_bucket"
     if (algorithm !== "token_bucket" && algorithm !== "sliding_window" && algorithm !== "fixed_window") {
       throw ConfigError.at(at("algorithm"), `one of "token_bucket", "sliding_window", "fixed_window"`, describe(algorithm))

@@ -80,8 +80,10 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("effe
 }
 
 /**
- * A request the limiter can never honour: a cost that is not a positive whole number, or one above
- * the limiter's capacity (it would wait forever).
+ * A request the limiter can never honour: a cost that is not a positive whole number (or not a
+ * number at all, from JavaScript), or one above the limiter's capacity (it would wait forever).
+ * `cost` is the cost asked for (`NaN` when it was not a number); `received` shows it as it came
+ * (`"2" (a string)`).
  *
  * @since 0.1.0
  * @category errors
@@ -89,10 +91,11 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("effe
 export class InvalidCost extends Schema.TaggedError<InvalidCost>("effect-rate-sync/InvalidCost")("InvalidCost", {
   limiterId: Schema.String,
   cost: Schema.Number,
-  max: Schema.Number
+  max: Schema.Number,
+  received: Schema.String
 }) {
   override get message(): string {
-    return `Invalid cost for limiter "${this.limiterId}": expected a whole number in [1, ${this.max}], received ${this.cost}`
+    return `Invalid cost for limiter "${this.limiterId}": expected a whole number in [1, ${this.max}], received ${this.received}`
   }
 }
 
@@ -129,4 +132,10 @@ export class ConfigError extends Schema.TaggedError<ConfigError>("effect-rate-sy
  * @since 0.1.0
  * @category errors
  */
-export type RateLimiterError = RateLimitExceeded | LimiterNotFound | StoreNotFound | StoreUnavailable | InvalidCost
+export type RateLimiterError =
+  | RateLimitExceeded
+  | LimiterNotFound
+  | StoreNotFound
+  | StoreUnavailable
+  | InvalidCost
+  | ConfigError

@@ -37,17 +37,30 @@ export const TypeId: TypeId = "~effect-rate-sync/RateLimiter"
 export type TypeId = "~effect-rate-sync/RateLimiter"
 
 /**
- * Per-call options.
+ * Per-call options. A bad option is a typed failure, never a defect: a `cost` that is not a whole
+ * number in [1, capacity] is `InvalidCost`; a `timeout` that is not a duration of 0 or more (an
+ * unparsable string, a negative or NaN number) and a `key` that is not a string are a
+ * `ConfigError` at `options.timeout` / `options.key` (from `acquire`, `tryAcquire`,
+ * `withRateLimit`; `check` takes no timeout and treats a non-string key as a defect, a bug of the
+ * caller, since its errors have no `ConfigError`).
  *
  * @since 0.1.0
  * @category models
  */
 export interface AcquireOptions {
-  /** Sub-identity inside the limiter (user id, IP, tenant). Default: the limiter's single state. */
+  /**
+   * Sub-identity inside the limiter (user id, IP, tenant). Default: the limiter's single state.
+   * Any string is kept apart from every other one, lone surrogates and NUL included (see the
+   * key encoding in docs/stores.md); errors, permits and decisions report it as given.
+   */
   readonly key?: string | undefined
   /** Tokens (or window units) to take: a whole number in [1, capacity]. Default 1. */
   readonly cost?: number | undefined
-  /** How long `acquire` may wait; overrides the limiter's `timeout`. */
+  /**
+   * How long `acquire` may wait (overrides the limiter's `timeout`), or how long `tryAcquire`
+   * may wait before answering `false` (default 0). A duration of 0 or more; infinite: as long as
+   * needed. Ignored by `check`, which never waits.
+   */
   readonly timeout?: Duration.DurationInput | undefined
 }
 
@@ -101,6 +114,11 @@ export interface Decision {
  * @category models
  */
 export interface RateLimiterMetrics {
+  /**
+   * Admissions: `acquire` / `tryAcquire` / `withRateLimit` calls that got through, and `check`
+   * calls that consumed (allowed). A `check` on a concurrency-only limiter only peeks (it takes no
+   * slot), so it never counts here.
+   */
   readonly totalAcquisitions: number
   readonly totalWaitTimeMs: number
   readonly avgWaitTimeMs: number
@@ -119,7 +137,10 @@ export interface RateLimiterMetrics {
   /** Times a caller found every concurrency slot taken. */
   readonly maxConcurrentReached: number
   readonly totalReleases: number
-  /** Calls refused without waiting (`tryAcquire`, `check`, `acquire` past its timeout). */
+  /**
+   * Calls refused: `acquire` (or `withRateLimit`) failing with `RateLimitExceeded`, `tryAcquire`
+   * answering `false`, `check` answering `allowed: false` (a concurrency-only peek included).
+   */
   readonly refusals: number
   /** Store round trips that failed. */
   readonly storeErrors: number
@@ -177,11 +198,15 @@ export interface RateLimiterService {
   readonly acquire: (
     id: string,
     options?: AcquireOptions
-  ) => Effect.Effect<Permit, RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, Scope.Scope>
+  ) => Effect.Effect<
+    Permit,
+    RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    Scope.Scope
+  >
   readonly tryAcquire: (
     id: string,
     options?: AcquireOptions
-  ) => Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost, Scope.Scope>
+  ) => Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, Scope.Scope>
   readonly check: (
     id: string,
     options?: AcquireOptions
@@ -226,7 +251,8 @@ export interface MakeOptions {
 }
 
 /**
- * Builds a registry. Stores given as definitions are built in the surrounding scope.
+ * Builds a registry. Stores given as definitions are validated (see {@link configureStore}) and
+ * built in child scopes of the surrounding scope.
  *
  * @since 0.1.0
  * @category constructors
@@ -266,7 +292,8 @@ export const layerMake = (
 
 /**
  * Takes rate token(s) and a concurrency slot, waiting up to the timeout. The slot is released when
- * the surrounding scope closes.
+ * the surrounding scope closes. A bad option fails with `InvalidCost` (cost) or `ConfigError`
+ * (`options.timeout`, `options.key`), see {@link AcquireOptions}.
  *
  * @since 0.1.0
  * @category accessors
@@ -276,13 +303,15 @@ export const acquire = (
   options?: AcquireOptions
 ): Effect.Effect<
   Permit,
-  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost,
+  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
   RateLimiter | Scope.Scope
 > => Effect.flatMap(RateLimiter, (r) => r.acquire(id, options))
 
 /**
- * Like `acquire`, but never waits: `true` when admitted (any slot stays held until the scope
- * closes), `false` otherwise.
+ * Like `acquire`, but answers a boolean: `true` when admitted (any slot stays held until the
+ * scope closes), `false` otherwise. It waits up to `options.timeout` for a token or slot before
+ * answering `false` (rate-sync's `try_acquire(timeout)`); with no `timeout` (default 0) it answers
+ * at once. The limiter's own `timeout` is for `acquire` only.
  *
  * @since 0.1.0
  * @category accessors
@@ -290,12 +319,15 @@ export const acquire = (
 export const tryAcquire = (
   id: string,
   options?: AcquireOptions
-): Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost, RateLimiter | Scope.Scope> =>
+): Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, RateLimiter | Scope.Scope> =>
   Effect.flatMap(RateLimiter, (r) => r.tryAcquire(id, options))
 
 /**
- * One decision that consumes when allowed and never waits; what HTTP middleware uses. A
- * concurrency-only limiter is peeked (no slot is taken, since nothing would release it).
+ * One decision that consumes when allowed and never waits (`options.timeout` is ignored); what
+ * HTTP middleware uses. A concurrency-only limiter is peeked: no slot is taken, since nothing
+ * would release it, so an allowed peek is not an acquisition (`totalAcquisitions`, the
+ * acquisitions metric and `lastAcquisitionAt` do not move) while a refused one counts as a
+ * refusal.
  *
  * @since 0.1.0
  * @category accessors
@@ -325,12 +357,20 @@ export const withRateLimit: {
     options?: AcquireOptions
   ): <A, E, R>(
     self: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, R | RateLimiter>
+  ) => Effect.Effect<
+    A,
+    E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    R | RateLimiter
+  >
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     id: string,
     options?: AcquireOptions
-  ): Effect.Effect<A, E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost, R | RateLimiter>
+  ): Effect.Effect<
+    A,
+    E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    R | RateLimiter
+  >
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(self: Effect.Effect<A, E, R>, id: string, options?: AcquireOptions) =>
@@ -338,6 +378,11 @@ export const withRateLimit: {
 )
 
 /**
+ * Registers (or replaces) a limiter. The definition is validated as `[limiters.<id>]` tables are:
+ * a bad or unknown field (`ratePerSecnd`), a `store` that is not a non-empty string, or a
+ * definition with no limit fails with a `ConfigError` at `limiters.<id>.<field>`; a `store` that
+ * is not registered fails with `StoreNotFound`.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -352,7 +397,7 @@ export const configureLimiter = (
  * source's field, an absent one keeps it. An `algorithm` override that moves between the token
  * bucket and the window algorithms drops the source's fields of the family it leaves
  * (`ratePerSecond`, `rate`, `burst` / `limit`, `window`), so the override supplies the new
- * algorithm's numbers.
+ * algorithm's numbers. An override field a definition does not have is a `ConfigError`.
  *
  * @since 0.1.0
  * @category accessors
@@ -365,6 +410,14 @@ export const cloneLimiter = (
   Effect.flatMap(RateLimiter, (r) => r.cloneLimiter(sourceId, newId, overrides))
 
 /**
+ * Registers a store under `id`, or replaces the store registered under it (its limiters move to
+ * the new one). A definition is validated before anything is opened, by the rules of the
+ * `[stores.<id>]` tables (see `RateSyncConfig.decodeStoreDefinition`): a bad one fails with a
+ * `ConfigError` at `stores.<id>.<field>`. Each store is built in its own child scope of the
+ * registry's scope, closed when the build fails (nothing it opened is kept) and when the store is
+ * replaced (the old store's connections are closed; permits still held on it lose their lease
+ * renewals). A store service passed ready-made is not owned by the registry and is never closed.
+ *
  * @since 0.1.0
  * @category accessors
  */

@@ -22,7 +22,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { parse as parseToml, TomlError } from "smol-toml"
 import type { Algorithm, LimiterDefinition } from "./LimiterDefinition.js"
-import { resolve } from "./LimiterDefinition.js"
+import { describeInput, durationInputMs, resolve } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
 import type {
   Engine,
@@ -198,18 +198,31 @@ interface Raw {
   readonly env: string | undefined
 }
 
-/** One `[stores.<id>]` or `[limiters.<id>]` table, with its environment overrides. */
+/** `max_keys` → `maxKeys`: the name a field has in the TypeScript definitions. */
+const camelCase = (field: string): string => field.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+
+/**
+ * One `[stores.<id>]` or `[limiters.<id>]` table, with its environment overrides; or (`source`
+ * `"code"`) a definition written in TypeScript, whose fields are camelCased, whose durations are
+ * `Duration.DurationInput`s and whose secrets are `Redacted`, with no environment overrides.
+ */
 class Table {
   constructor(
     readonly path: string,
     readonly section: "stores" | "limiters",
     readonly id: string,
     private readonly file: TomlTable,
-    private readonly env: ReadonlyMap<string, string>
+    private readonly env: ReadonlyMap<string, string>,
+    readonly source: "file" | "code" = "file"
   ) {}
 
+  /** The field's name as the user wrote it. */
+  name(field: string): string {
+    return this.source === "code" ? camelCase(field) : field
+  }
+
   at(field: string): string {
-    return `${this.path}.${field}`
+    return `${this.path}.${this.name(field)}`
   }
 
   variable(field: string): string {
@@ -220,14 +233,17 @@ class Table {
     const variable = this.variable(field)
     const fromEnv = this.env.get(variable)
     if (fromEnv !== undefined) return { value: fromEnv, env: variable }
-    const value = Object.hasOwn(this.file, field) ? this.file[field] : undefined
+    const name = this.name(field)
+    const value = Object.hasOwn(this.file, name) ? this.file[name] : undefined
     return value === undefined ? undefined : { value, env: undefined }
   }
 
   /** What an error says it received; a secret field's value is never shown. */
   received(field: string, raw: Raw, note?: string): string {
     const shown = secretFields.has(field)
-      ? typeof raw.value === "string" ? "<redacted>" : `<redacted> (${kind(raw.value)})`
+      ? typeof raw.value === "string" || Redacted.isRedacted(raw.value) ? "<redacted>" : `<redacted> (${kind(raw.value)})`
+      : this.source === "code"
+      ? describeInput(raw.value)
       : describe(raw.value)
     const noted = note === undefined ? shown : `${shown} (${note})`
     return raw.env === undefined ? noted : `${noted} (from ${raw.env})`
@@ -239,9 +255,10 @@ class Table {
 
   /** Fails on a field (in the file, or set in the environment) that `allowed` does not hold. */
   rejectUnknown(allowed: ReadonlyArray<string>, candidates: ReadonlyArray<string>, what: string): void {
-    const expected = `one of ${what}: ${allowed.join(", ")}`
-    for (const field of Object.keys(this.file)) {
-      if (!allowed.includes(field)) throw ConfigError.at(this.at(field), expected, "an unknown field")
+    const names = allowed.map((field) => this.name(field))
+    const expected = `one of ${what}: ${names.join(", ")}`
+    for (const name of Object.keys(this.file)) {
+      if (!names.includes(name)) throw ConfigError.at(`${this.path}.${name}`, expected, "an unknown field")
     }
     for (const field of candidates) {
       if (!allowed.includes(field) && this.env.has(this.variable(field))) {
@@ -309,8 +326,12 @@ const numberIn = (t: Table, field: string, range: Range): number | undefined => 
   return raw === undefined ? undefined : t.fail(field, rangeExpected[range], { value: n, env: raw.env })
 }
 
-/** A number of seconds, as a `Duration` (TOML has no duration type; rate-sync uses seconds). */
+/**
+ * A number of seconds, as a `Duration` (TOML has no duration type; rate-sync uses seconds). In a
+ * definition written in code: a finite `Duration.DurationInput`, never negative.
+ */
 const seconds = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
+  if (t.source === "code") return durationInput(t, field, allowZero)
   const n = numberIn(t, field, allowZero ? "nonNegative" : "positive")
   if (n === undefined) return undefined
   // Whole microseconds, so 1.1 s is 1100 ms, not 1100.0000000000002.
@@ -320,6 +341,20 @@ const seconds = (t: Table, field: string, allowZero: boolean): Duration.Duration
   if (!Number.isFinite(ms)) {
     const raw = t.raw(field)
     if (raw !== undefined) return t.fail(field, "a duration of at most 10 years (3650 days)", { value: n, env: raw.env })
+  }
+  return Duration.millis(ms)
+}
+
+/**
+ * A `Duration.DurationInput` of a definition written in code: finite (like the seconds of a
+ * file), never negative or NaN (which `Duration` would read as 0).
+ */
+const durationInput = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
+  const raw = t.raw(field)
+  if (raw === undefined) return undefined
+  const ms = durationInputMs(raw.value)
+  if (ms === undefined || !Number.isFinite(ms) || (!allowZero && ms === 0)) {
+    return t.fail(field, allowZero ? "a finite duration of 0 or more" : "a finite duration greater than 0", raw)
   }
   return Duration.millis(ms)
 }
@@ -379,9 +414,14 @@ const secretField = (
     readonly problem?: (url: string) => string | undefined
   }
 ): Redacted.Redacted | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
+  const read = t.raw(field)
+  if (read === undefined) return undefined
   const expected = schemes?.expected ?? "a non-empty string"
+  // In code a secret is a `Redacted` (a plain string would end up in logs and errors).
+  if (t.source === "code" && !Redacted.isRedacted(read.value)) {
+    return t.fail(field, `a Redacted value (Redacted.make(...)) holding ${expected}`, read, "not Redacted")
+  }
+  const raw: Raw = Redacted.isRedacted(read.value) ? { value: Redacted.value(read.value), env: read.env } : read
   if (typeof raw.value !== "string") return t.fail(field, expected, raw)
   if (raw.value.length === 0) return t.fail(field, expected, raw, "an empty string")
   if (schemes !== undefined) {
@@ -424,7 +464,9 @@ const poolSizes = (t: Table): { readonly poolMinSize: number | undefined; readon
   const poolMaxSize = numberIn(t, "pool_max_size", "positiveInt")
   if (poolMinSize !== undefined && poolMaxSize !== undefined && poolMinSize > poolMaxSize) {
     const raw = t.raw("pool_min_size")
-    if (raw !== undefined) t.fail("pool_min_size", `a whole number no greater than pool_max_size (${poolMaxSize})`, raw)
+    if (raw !== undefined) {
+      t.fail("pool_min_size", `a whole number no greater than ${t.name("pool_max_size")} (${poolMaxSize})`, raw)
+    }
   }
   return { poolMinSize, poolMaxSize }
 }
@@ -521,6 +563,26 @@ const decodeStore = (t: Table): StoreDefinition => {
     case "postgres":
       return decodePostgres(t)
   }
+}
+
+/**
+ * Validates a store definition written in code (what `RateLimiter.configureStore` and
+ * `RateLimiter.make` take) by the rules of the `[stores.<id>]` tables: the engine, no unknown
+ * field, and every field's type and range (URL schemes, identifiers, key prefix, bucket name, pool
+ * sizes). Durations are finite `Duration.DurationInput`s and secrets must be
+ * `Redacted`. A bad definition is a `ConfigError` at `stores.<id>.<field>`, with the TypeScript
+ * field name (`stores.main.keyPrefix`); a secret's value is never shown. Answers the definition
+ * with its durations as `Duration`s.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const decodeStoreDefinition = (id: string, definition: unknown): Either.Either<StoreDefinition, ConfigError> => {
+  const path = `stores.${id}`
+  if (!isTable(definition)) {
+    return Either.left(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
+  }
+  return attempt(() => decodeStore(new Table(path, "stores", id, definition, new Map(), "code")))
 }
 
 // -------------------------------------------------------------------------------------------

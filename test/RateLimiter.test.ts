@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Ref, TestClock } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Option, Ref, TestClock } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
+import { storeKey } from "../src/internal/rateLimiter.js"
 
 const withLimiters = (limiters: Record<string, LimiterDefinition.LimiterDefinition>) =>
   RateLimiter.layer(limiters).pipe(Layer.provide(MemoryStore.layer()))
@@ -480,4 +481,293 @@ describe("check on an in-process store", () => {
         assert.deepStrictEqual([a.totalAcquisitions, a.refusals], [b.totalAcquisitions, b.refusals])
       }
     }))
+})
+
+/**
+ * What an untyped JavaScript caller can pass, seen through the type the API declares. A typed
+ * boundary on purpose: these tests give the API what its types forbid.
+ */
+const untyped = <T>(value: unknown): T => value as T
+
+describe("per-call options from any caller", () => {
+  it.effect("a timeout Duration cannot decode, or a negative / NaN one, is a ConfigError at options.timeout", () => {
+    const id = fresh("badtimeout")
+    return Effect.gen(function*() {
+      const bad: ReadonlyArray<readonly [unknown, string]> = [
+        ["abc", `"abc"`],
+        ["2 sekonds", `"2 sekonds"`],
+        [-1, "-1"],
+        [Number.NaN, "NaN"],
+        [-Infinity, "-Infinity"],
+        ["-1 seconds", `"-1 seconds"`],
+        [[-1, 0], "an array"]
+      ]
+      for (const [timeout, received] of bad) {
+        const options = { timeout: untyped<Duration.DurationInput>(timeout) }
+        const errors = [
+          yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, options))),
+          yield* Effect.flip(Effect.scoped(RateLimiter.tryAcquire(id, options))),
+          yield* Effect.flip(Effect.void.pipe(RateLimiter.withRateLimit(id, options)))
+        ]
+        for (const e of errors) {
+          assert.strictEqual(e._tag, "ConfigError", `timeout ${received}`)
+          if (e._tag === "ConfigError") {
+            assert.deepStrictEqual([e.path, e.expected, e.received], [
+              "options.timeout",
+              "a duration of 0 or more (a Duration.DurationInput)",
+              received
+            ])
+          }
+        }
+      }
+      // Nothing was taken by the refused calls; good timeouts still work, 0 and infinite included.
+      assert.strictEqual((yield* RateLimiter.check(id)).remaining, 1)
+      assert.isTrue(yield* Effect.scoped(RateLimiter.tryAcquire(id, { timeout: Duration.infinity })))
+      assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(id, { timeout: 0 })))
+      assert.strictEqual((yield* RateLimiter.metrics(id)).totalAcquisitions, 2)
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1, burst: 2 } })))
+  })
+
+  it.effect("tryAcquire waits up to its own timeout before answering false; with none it answers at once", () => {
+    const rate = fresh("tryrate")
+    const conc = fresh("tryconc")
+    return Effect.gen(function*() {
+      yield* Effect.scoped(RateLimiter.acquire(rate))
+      // No timeout: at once, whatever the limiter's own (10 s) timeout says.
+      const atOnce = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(rate)))
+      assert.isFalse(yield* Fiber.join(atOnce))
+      // The next token is 1 s away: within a 2 s timeout it waits for it and answers true.
+      const waiting = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(rate, { timeout: "2 seconds" })))
+      yield* TestClock.adjust("999 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)), "answered before the token came")
+      yield* TestClock.adjust("1 millis")
+      assert.isTrue(yield* Fiber.join(waiting))
+      // Further than the timeout: false (a token-bucket reservation is refused at once).
+      assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(rate, { timeout: "500 millis" })))
+
+      // Concurrency: a slot freed within the timeout is taken.
+      const held = yield* Deferred.make<void>()
+      const done = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(
+        Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(done)).pipe(RateLimiter.withRateLimit(conc))
+      )
+      yield* Deferred.await(held)
+      assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(conc)))
+      const slotWaiter = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
+      yield* TestClock.adjust("100 millis")
+      yield* Deferred.succeed(done, undefined)
+      yield* Fiber.join(holder)
+      yield* TestClock.adjust("200 millis")
+      assert.isTrue(yield* Fiber.join(slotWaiter))
+      // A slot never freed: false once the timeout ran out, counted as a timeout.
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RateLimiter.acquire(conc)
+        const late = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
+        yield* TestClock.adjust("300 millis")
+        assert.isFalse(yield* Fiber.join(late))
+      }))
+      assert.strictEqual((yield* RateLimiter.metrics(conc)).timeouts, 1)
+    }).pipe(Effect.provide(withLimiters({ [rate]: { ratePerSecond: 1, timeout: "10 seconds" }, [conc]: { maxConcurrent: 1 } })))
+  })
+
+  it.effect("a cost or key of the wrong type is a typed failure with a readable received", () => {
+    const id = fresh("types")
+    return Effect.gen(function*() {
+      const cost = untyped<number>("2")
+      for (const e of [
+        yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { cost }))),
+        yield* Effect.flip(Effect.scoped(RateLimiter.tryAcquire(id, { cost }))),
+        yield* Effect.flip(RateLimiter.check(id, { cost }))
+      ]) {
+        assert.strictEqual(e._tag, "InvalidCost")
+        if (e._tag === "InvalidCost") {
+          assert.deepStrictEqual([e.limiterId, e.cost, e.max, e.received], [id, Number.NaN, 5, `"2"`])
+          assert.strictEqual(e.message, `Invalid cost for limiter "${id}": expected a whole number in [1, 5], received "2"`)
+        }
+      }
+      const key = untyped<string>(5)
+      const k = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { key })))
+      assert.strictEqual(k._tag, "ConfigError")
+      if (k._tag === "ConfigError") assert.deepStrictEqual([k.path, k.expected, k.received], ["options.key", "a string", "5"])
+      // `check` has no ConfigError in its errors: a bug of its caller, a defect that says what it was.
+      const exit = yield* Effect.exit(RateLimiter.check(id, { key }))
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      if (Exit.isFailure(exit)) assert.include(Cause.pretty(exit.cause), "options.key: expected a string, received 5")
+      // A limiter id of the wrong type is not found, not a defect.
+      const missing = yield* Effect.flip(RateLimiter.check(untyped<string>(7)))
+      assert.deepStrictEqual([missing._tag, missing._tag === "LimiterNotFound" ? missing.limiterId : ""], ["LimiterNotFound", "7"])
+      assert.strictEqual((yield* RateLimiter.check(id)).remaining, 4, "nothing was taken by the refused calls")
+    }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1, burst: 5 } })))
+  })
+})
+
+describe("limiter definitions from any caller", () => {
+  const accepted = "one of the limiter fields: store, algorithm, ratePerSecond, rate, burst, maxConcurrent, limit, window, timeout, failClosed, lease"
+
+  it.effect("an unknown field is a ConfigError naming it and listing the accepted fields, as TOML does", () =>
+    Effect.gen(function*() {
+      const typo = untyped<LimiterDefinition.LimiterDefinition>({ ratePerSecnd: 1, maxConcurrent: 1 })
+      const e = yield* Effect.flip(RateLimiter.configureLimiter("x", typo))
+      assert.strictEqual(e._tag, "ConfigError")
+      if (e._tag === "ConfigError") {
+        assert.deepStrictEqual([e.path, e.expected, e.received], ["limiters.x.ratePerSecnd", accepted, "an unknown field"])
+      }
+      assert.strictEqual((yield* Effect.flip(RateLimiter.get("x")))._tag, "LimiterNotFound")
+      // cloneLimiter overrides too: a misspelt override is refused, not dropped.
+      yield* RateLimiter.configureLimiter("base", { ratePerSecond: 1 })
+      const o = yield* Effect.flip(RateLimiter.cloneLimiter("base", "copy", untyped<LimiterDefinition.LimiterOverrides>({ burts: 5 })))
+      assert.strictEqual(o._tag, "ConfigError")
+      if (o._tag === "ConfigError") assert.deepStrictEqual([o.path, o.expected], ["limiters.copy.burts", accepted])
+      assert.strictEqual((yield* Effect.flip(RateLimiter.get("copy")))._tag, "LimiterNotFound")
+      // at layer build as well
+      const built = yield* Effect.flip(Layer.build(withLimiters({ y: typo })).pipe(Effect.scoped))
+      assert.strictEqual(built._tag, "ConfigError")
+      if (built._tag === "ConfigError") assert.strictEqual(built.path, "limiters.y.ratePerSecnd")
+    }).pipe(Effect.provide(withLimiters({}))))
+
+  it.effect("a store id or definition of the wrong type is a ConfigError, not a defect", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [unknown, string, string, string]> = [
+        [{ store: 5, ratePerSecond: 1 }, "limiters.x.store", "a store id (a non-empty string)", "5"],
+        [{ store: "", ratePerSecond: 1 }, "limiters.x.store", "a store id (a non-empty string)", `""`],
+        [null, "limiters.x", "a limiter definition (an object of limiter fields)", "null"],
+        ["fast", "limiters.x", "a limiter definition (an object of limiter fields)", `"fast"`]
+      ]
+      for (const [definition, path, expected, received] of cases) {
+        const e = yield* Effect.flip(RateLimiter.configureLimiter("x", untyped<LimiterDefinition.LimiterDefinition>(definition)))
+        assert.strictEqual(e._tag, "ConfigError", path)
+        if (e._tag === "ConfigError") assert.deepStrictEqual([e.path, e.expected, e.received], [path, expected, received])
+      }
+      // A negative timeout in a definition is refused too (Duration would read it as 0).
+      const negative = yield* Effect.flip(RateLimiter.configureLimiter("x", { ratePerSecond: 1, timeout: -1 }))
+      assert.strictEqual(negative._tag, "ConfigError")
+      if (negative._tag === "ConfigError") assert.deepStrictEqual([negative.path, negative.received], ["limiters.x.timeout", "-1"])
+    }).pipe(Effect.provide(withLimiters({}))))
+})
+
+describe("check bookkeeping", () => {
+  it.effect("check on a concurrency-only limiter peeks: no acquisition is counted; a refused peek is a refusal", () => {
+    const id = fresh("peek")
+    return Effect.gen(function*() {
+      for (let i = 0; i < 3; i++) assert.isTrue((yield* RateLimiter.check(id)).allowed)
+      const acquisitions = RateLimitMetrics.acquisitions.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
+      let m = yield* RateLimiter.metrics(id)
+      assert.deepStrictEqual([m.totalAcquisitions, m.lastAcquisitionAt, m.refusals], [0, undefined, 0])
+      assert.strictEqual((yield* Metric.value(acquisitions)).count, 0)
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RateLimiter.acquire(id)
+        const refused = yield* RateLimiter.check(id)
+        assert.deepStrictEqual([refused.allowed, refused.remaining], [false, 0])
+      }))
+      m = yield* RateLimiter.metrics(id)
+      assert.deepStrictEqual([m.totalAcquisitions, m.refusals, m.totalReleases], [1, 1, 1])
+      assert.strictEqual((yield* Metric.value(acquisitions)).count, 1)
+    }).pipe(Effect.provide(withLimiters({ [id]: { maxConcurrent: 1 } })))
+  })
+})
+
+/**
+ * The memory store behind a key encoding like a networked store's: keys travel as UTF-8 (every
+ * lone surrogate becomes U+FFFD) and a key holding NUL is refused (PostgreSQL text) or, in the
+ * synchronous form, cut at the NUL (a C string).
+ */
+const utf8Store = (inner: RateLimitStore.RateLimitStoreService, seen: Array<string>): RateLimitStore.RateLimitStoreService => {
+  const utf8 = (key: string) => Buffer.from(key, "utf8").toString("utf8")
+  const wire = <R extends { readonly key: string }, A>(
+    operation: string,
+    run: (r: R) => Effect.Effect<A, RateLimitStore.StoreError>
+  ) =>
+  (r: R): Effect.Effect<A, RateLimitStore.StoreError> =>
+    Effect.suspend(() => {
+      seen.push(r.key)
+      return r.key.includes("\0")
+        ? Effect.fail(new RateLimitStore.StoreError({ engine: "utf8", operation, message: "invalid byte sequence: 0x00" }))
+        : run({ ...r, key: utf8(r.key) })
+    })
+  const cString = (key: string) => utf8(key.split("\0")[0] ?? "")
+  const sync = inner.unsafeTake
+  return RateLimitStore.make({
+    engine: "utf8",
+    tokenBucket: wire("tokenBucket", inner.tokenBucket),
+    slidingWindow: wire("slidingWindow", inner.slidingWindow),
+    fixedWindow: wire("fixedWindow", inner.fixedWindow),
+    acquireSlot: wire("acquireSlot", inner.acquireSlot),
+    renewSlot: wire("renewSlot", inner.renewSlot),
+    releaseSlot: wire("releaseSlot", inner.releaseSlot),
+    peek: wire("peek", inner.peek),
+    reset: (limiter, key) => inner.reset(limiter, key === undefined ? undefined : utf8(key)),
+    initialize: inner.initialize,
+    ...(sync === undefined ? {} : {
+      unsafeTake: {
+        tokenBucket: (r, now) => {
+          seen.push(r.key)
+          return sync.tokenBucket({ ...r, key: cString(r.key) }, now)
+        },
+        slidingWindow: (r, now) => sync.slidingWindow({ ...r, key: cString(r.key) }, now),
+        fixedWindow: (r, now) => sync.fixedWindow({ ...r, key: cString(r.key) }, now)
+      }
+    })
+  })
+}
+
+const isWellFormed = (s: string) => Buffer.from(s, "utf8").toString("utf8") === s
+
+describe("store keys", () => {
+  // Distinct as JavaScript strings; several collapse once encoded as UTF-8 or cut at NUL.
+  const tricky = ["\uD800", "\uDFFF", "\uDBFF", "\uFFFD", "a\uD800", "a\uDC00", "\uDC00\uD800", "a\0b", "a\0c", "a", "\0", "", "\u0001d800", "\u0001"]
+
+  it("storeKey passes ordinary keys unchanged and maps every other one injectively to a well-formed, NUL-free key", () => {
+    for (const key of ["", "user-42", "1.2.3.4", "2001:db8::/64", "ключ", "😀 emoji pair", "\uD83D\uDE00", "tab\there"]) {
+      assert.strictEqual(storeKey(key), key)
+    }
+    const mapped = tricky.map(storeKey)
+    assert.strictEqual(new Set(mapped).size, tricky.length)
+    for (const k of mapped) assert.isTrue(isWellFormed(k) && !k.includes("\0"), JSON.stringify(k))
+    assert.strictEqual(storeKey("\uD800"), "\u0001d800")
+    assert.strictEqual(storeKey("a\0b"), "\u0001006100000062")
+    assert.strictEqual(storeKey("\u0001d800"), "\u00010001006400380030" + "0030")
+  })
+
+  for (const synchronous of [false, true]) {
+    it.scoped(`lone surrogates and NUL keep their own state (memory store, ${synchronous ? "synchronous" : "effectful"} check)`, () =>
+      Effect.gen(function*() {
+        const memory = yield* MemoryStore.make()
+        const { unsafeTake: _, ...effectful } = memory
+        const seen: Array<string> = []
+        const store = utf8Store(synchronous ? memory : RateLimitStore.make(effectful), seen)
+        const limiter = yield* RateLimiter.make({
+          stores: { default: store },
+          limiters: { bucket: { ratePerSecond: 1 }, slots: { maxConcurrent: 1, timeout: 0 } }
+        })
+        for (const key of tricky) {
+          const first = yield* limiter.check("bucket", { key })
+          assert.deepStrictEqual([first.allowed, first.failedOpen, first.key], [true, false, key], `first ${JSON.stringify(key)}`)
+        }
+        for (const key of tricky) {
+          const second = yield* limiter.check("bucket", { key })
+          assert.deepStrictEqual([second.allowed, second.failedOpen], [false, false], `second ${JSON.stringify(key)}`)
+        }
+        // Every key the store saw survives its encoding.
+        assert.isTrue(seen.length > 0 && seen.every((k) => isWellFormed(k) && !k.includes("\0")))
+        assert.strictEqual((yield* limiter.metrics("bucket")).failOpenAdmits, 0)
+        // reset addresses the same store key: only that key's state goes.
+        yield* limiter.reset("bucket", "\uD800")
+        assert.isTrue((yield* limiter.check("bucket", { key: "\uD800" })).allowed)
+        assert.isFalse((yield* limiter.check("bucket", { key: "\uDFFF" })).allowed)
+        assert.isFalse((yield* limiter.check("bucket", { key: "a\0c" })).allowed)
+        // Slots (acquire, peek) too; errors and permits report the key as given.
+        yield* Effect.scoped(Effect.gen(function*() {
+          const permit = yield* limiter.acquire("slots", { key: "\uD800" })
+          assert.strictEqual(permit.key, "\uD800")
+          assert.isTrue(yield* limiter.tryAcquire("slots", { key: "\uDFFF" }))
+          assert.isTrue(yield* limiter.tryAcquire("slots", { key: "a\0b" }))
+          const refused = yield* Effect.flip(limiter.acquire("slots", { key: "\uD800" }))
+          assert.strictEqual(refused._tag, "RateLimitExceeded")
+          if (refused._tag === "RateLimitExceeded") assert.strictEqual(refused.key, "\uD800")
+          assert.isFalse((yield* limiter.check("slots", { key: "\uD800" })).allowed)
+          assert.isTrue((yield* limiter.check("slots", { key: "a\0c" })).allowed)
+        }))
+        assert.strictEqual((yield* limiter.metrics("slots")).failOpenAdmits, 0)
+      }))
+  }
 })

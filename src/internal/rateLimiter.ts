@@ -4,13 +4,14 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides, LimiterSpec } from "../LimiterDefinition.js"
-import { resolve, toDefinition } from "../LimiterDefinition.js"
+import { describeInput, durationInputMs, resolve, toDefinition, unknownField } from "../LimiterDefinition.js"
 import {
   ConfigError,
   InvalidCost,
@@ -79,6 +80,8 @@ const newStats = (): Stats => ({
 interface StoreEntry {
   readonly id: string
   store: RateLimitStoreService
+  /** The child scope of the registry's scope the store was built in: closed when it is replaced. */
+  scope: Scope.CloseableScope
   initialized: boolean
 }
 
@@ -157,6 +160,45 @@ const clampRemaining = (remaining: number, limit: number): number =>
 
 const nonNegative = (ms: number): number => (ms > 0 ? ms : 0)
 
+// ---------------------------------------------------------------------------------------------
+// store keys
+
+/** NUL, or any surrogate (a lone one makes the key ill-formed UTF-16). */
+const suspicious = /[\0\uD800-\uDFFF]/
+
+/** No NUL and every surrogate paired: the key survives UTF-8 and every store's key encoding. */
+const encodable = (key: string): boolean => {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    if (c === 0) return false
+    if (c >= 0xdc00 && c <= 0xdfff) return false
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = key.charCodeAt(i + 1)
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return false
+      i++
+    }
+  }
+  return true
+}
+
+const encodeKey = (key: string): string => {
+  let out = "\u0001"
+  for (let i = 0; i < key.length; i++) out += key.charCodeAt(i).toString(16).padStart(4, "0")
+  return out
+}
+
+/**
+ * The key handed to a store for a caller's key. Stores encode keys as UTF-8 (where lone
+ * surrogates all become U+FFFD) and some refuse NUL, so such keys would share state or fail; this
+ * mapping is injective and its results are well-formed and NUL-free. A key that is well-formed,
+ * holds no NUL and does not start with U+0001 passes unchanged (the common case costs one test);
+ * any other key becomes U+0001 followed by its UTF-16 code units as 4 lowercase hex digits each.
+ *
+ * @internal
+ */
+export const storeKey = (key: string): string =>
+  key.charCodeAt(0) !== 1 && (!suspicious.test(key) || encodable(key)) ? key : encodeKey(key)
+
 /** @internal */
 export const make = (
   options: MakeOptions
@@ -168,6 +210,9 @@ export const make = (
     const defaultStore = options.defaultStore ?? "default"
     const processId = randomUUID()
     let holderSeq = 0
+
+    const notFound = (id: string) =>
+      new LimiterNotFound({ limiterId: typeof id === "string" ? id : describeInput(id) })
 
     const unavailable = (storeEntry: StoreEntry, e: StoreError) =>
       new StoreUnavailable({ storeId: storeEntry.id, engine: storeEntry.store.engine, cause: e.message })
@@ -194,28 +239,55 @@ export const make = (
         return Effect.void
       })
 
+    /**
+     * Each store is built in its own child scope of the registry's scope: closed at once when the
+     * build fails (a pool opened before a later step failed is not kept until the registry
+     * closes), and when the store is replaced by a new one under the same id.
+     */
     const configureStore = (id: string, input: StoreInput): Effect.Effect<void, ConfigError | StoreUnavailable> =>
-      Effect.flatMap(Scope.extend(buildStore(id, input), registryScope), (store) =>
-        Effect.sync(() => {
-          const existing = stores.get(id)
-          if (existing !== undefined) {
-            // Limiters hold the entry, so swapping its store rebinds them all.
-            existing.store = store
-            existing.initialized = false
-          } else {
-            stores.set(id, { id, store, initialized: false })
-          }
-        }))
+      Effect.suspend(() => {
+        if (typeof id !== "string" || id.length === 0) {
+          return Effect.fail(ConfigError.at("stores", "a store id (a non-empty string)", describeInput(id)))
+        }
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Scope.fork(registryScope, ExecutionStrategy.sequential), (child) =>
+            restore(Scope.extend(buildStore(id, input), child)).pipe(
+              Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
+              Effect.flatMap((store) => {
+                const existing = stores.get(id)
+                if (existing === undefined) {
+                  stores.set(id, { id, store, scope: child, initialized: false })
+                  return Effect.void
+                }
+                // Limiters hold the entry, so swapping its store rebinds them all; then the old
+                // store's resources (connections, fibers) are released.
+                const previous = existing.scope
+                existing.store = store
+                existing.scope = child
+                existing.initialized = false
+                return Scope.close(previous, Exit.void)
+              })
+            ))
+        )
+      })
 
     const lookup = (id: string): Effect.Effect<LimiterEntry, LimiterNotFound> => {
       const entry = limiters.get(id)
-      return entry === undefined ? Effect.fail(new LimiterNotFound({ limiterId: id })) : Effect.succeed(entry)
+      return entry === undefined ? Effect.fail(notFound(id)) : Effect.succeed(entry)
     }
 
     const validCost = (entry: LimiterEntry, cost: number): InvalidCost | undefined =>
       Number.isSafeInteger(cost) && cost >= 1 && cost <= entry.capacity
         ? undefined
-        : new InvalidCost({ limiterId: entry.id, cost, max: entry.capacity })
+        : new InvalidCost({
+          limiterId: entry.id,
+          cost: typeof cost === "number" ? cost : Number.NaN,
+          max: entry.capacity,
+          received: describeInput(cost)
+        })
+
+    /** A key that is not a string (from JavaScript): what the error says. */
+    const badKey = (key: unknown): ConfigError => ConfigError.at("options.key", "a string", describeInput(key))
 
     const recordStoreError = (entry: LimiterEntry) => {
       entry.stats.storeErrors++
@@ -293,27 +365,55 @@ export const make = (
       }
     }
 
+    /**
+     * A concurrency-only limiter's check: a peek, which takes nothing, so an allowed answer is no
+     * acquisition (a refused one is a refusal, as for any check).
+     */
+    const peeked = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision): Decision => {
+      entry.storeEntry.initialized = true
+      if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
+      if (!d.allowed) recordRefusal(entry)
+      return {
+        limiterId: entry.id,
+        key,
+        allowed: d.allowed,
+        limit,
+        remaining: clampRemaining(d.remaining, limit),
+        resetAfterMs: nonNegative(d.resetAfterMs),
+        retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+        failedOpen: false,
+        spec: entry.spec
+      }
+    }
+
     const check = (id: string, opts?: AcquireOptions): CheckResult =>
       // `clockWith` runs its callback when the effect runs: one step for validation and, on an
       // in-process store, the whole decision.
       Effect.clockWith((c): CheckResult => {
         const entry = limiters.get(id)
-        if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
+        if (entry === undefined) return Effect.fail(notFound(id))
         const key = opts?.key ?? ""
         const cost = opts?.cost ?? 1
         const invalid = validCost(entry, cost)
         if (invalid !== undefined) return Effect.fail(invalid)
+        // `check`'s errors have no place for a bad key (a bug of a JavaScript caller): a defect.
+        if (typeof key !== "string") return Effect.die(new TypeError(badKey(key).message))
+        const sk = storeKey(key)
         const limit = limitOf(entry.spec)
         if (entry.takeNow !== undefined) {
           const now = c.unsafeCurrentTimeMillis()
-          const d = entry.takeNow(key, cost, now)
+          const d = entry.takeNow(sk, cost, now)
           if (d !== undefined) return Effect.succeed(decided(entry, key, limit, d, now))
         }
-        const decision: Effect.Effect<StoreDecision, StoreError> = entry.take !== undefined
-          ? entry.take(key, cost, 0)
-          : entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key, limit })
-        return Effect.matchEffect(decision, {
-          onFailure: (e) => storeFailed(entry, e, failOpenDecision(entry, key)),
+        const onFailure = (e: StoreError) => storeFailed(entry, e, failOpenDecision(entry, key))
+        if (entry.take === undefined) {
+          return Effect.matchEffect(
+            entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: sk, limit }),
+            { onFailure, onSuccess: (d) => Effect.succeed(peeked(entry, key, limit, d)) }
+          )
+        }
+        return Effect.matchEffect(entry.take(sk, cost, 0), {
+          onFailure,
           // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
           onSuccess: (d) => Effect.succeed(decided(entry, key, limit, d, c.unsafeCurrentTimeMillis()))
         })
@@ -351,6 +451,7 @@ export const make = (
     const acquireSlot = (
       entry: LimiterEntry,
       key: string,
+      sk: string,
       maxConcurrent: number,
       deadline: number,
       timed: boolean,
@@ -359,7 +460,7 @@ export const make = (
       const store = entry.storeEntry.store
       const request: SlotRequest = {
         limiter: entry.id,
-        key,
+        key: sk,
         holder: `${processId}:${++holderSeq}`,
         limit: maxConcurrent,
         leaseMs: entry.spec.leaseMs
@@ -441,7 +542,7 @@ export const make = (
                 return Effect.flatMap(backoffMs(n), (backoff) => {
                   const wait = Math.max(1, Math.min(backoff, left, d.retryAfterMs > 0 ? d.retryAfterMs : backoff))
                   const waiting = store.awaitSlot !== undefined
-                    ? store.awaitSlot(entry.id, key, wait)
+                    ? store.awaitSlot(entry.id, sk, wait)
                     : Effect.sleep(Duration.millis(wait))
                   return Effect.zipRight(restore(waiting), attempt(n + 1))
                 })
@@ -460,6 +561,7 @@ export const make = (
       entry: LimiterEntry,
       take: NonNullable<LimiterEntry["take"]>,
       key: string,
+      sk: string,
       cost: number,
       deadline: number,
       timed: boolean
@@ -469,7 +571,7 @@ export const make = (
         Clock.currentTimeMillis,
         (now) => {
           const left = nonNegative(deadline - now)
-          return Effect.matchEffect(take(key, cost, Math.min(left, FOREVER_MS)), {
+          return Effect.matchEffect(take(sk, cost, Math.min(left, FOREVER_MS)), {
             onFailure: (e) => storeFailed(entry, e, true),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
@@ -498,7 +600,7 @@ export const make = (
 
     type AcquireResult = Effect.Effect<
       Permit,
-      RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost,
+      RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
       Scope.Scope
     >
     const acquire = (
@@ -507,12 +609,23 @@ export const make = (
     ): AcquireResult =>
       Effect.suspend((): AcquireResult => {
         const entry = limiters.get(id)
-        if (entry === undefined) return Effect.fail(new LimiterNotFound({ limiterId: id }))
+        if (entry === undefined) return Effect.fail(notFound(id))
         const key = opts?.key ?? ""
+        if (typeof key !== "string") return Effect.fail(badKey(key))
         const cost = opts?.cost ?? 1
         const invalid = validCost(entry, cost)
         if (invalid !== undefined) return Effect.fail(invalid)
-        const timeoutMs = opts?.timeout !== undefined ? Duration.toMillis(opts.timeout) : entry.spec.timeoutMs
+        let timeoutMs = entry.spec.timeoutMs
+        if (opts?.timeout !== undefined) {
+          const ms = durationInputMs(opts.timeout)
+          if (ms === undefined) {
+            return Effect.fail(
+              ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(opts.timeout))
+            )
+          }
+          timeoutMs = ms
+        }
+        const sk = storeKey(key)
         // Only a timeout the caller set, that lets it wait at all, can time a wait out: a refusal
         // with no timeout, an infinite one or `timeout: 0` (`tryAcquire`) is a refusal only.
         const timed = timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
@@ -524,11 +637,11 @@ export const make = (
           let failedOpen = false
           const maxConcurrent = entry.spec.maxConcurrent
           if (maxConcurrent !== undefined) {
-            slot = yield* acquireSlot(entry, key, maxConcurrent, deadline, timed, scope)
+            slot = yield* acquireSlot(entry, key, sk, maxConcurrent, deadline, timed, scope)
             if (slot === undefined) failedOpen = true
           }
           if (entry.take !== undefined) {
-            const rateFailedOpen = yield* acquireRate(entry, entry.take, key, cost, deadline, timed).pipe(
+            const rateFailedOpen = yield* acquireRate(entry, entry.take, key, sk, cost, deadline, timed).pipe(
               Effect.onExit((exit) => (Exit.isFailure(exit) && slot !== undefined ? slot.release : Effect.void))
             )
             failedOpen = failedOpen || rateFailedOpen
@@ -561,8 +674,10 @@ export const make = (
         )
       })
 
+    // Waits up to the call's own `timeout` (rate-sync's `try_acquire(timeout)`); none: answers at once.
+    // The limiter's default timeout is for `acquire` only.
     const tryAcquire = (id: string, opts?: AcquireOptions) =>
-      acquire(id, { key: opts?.key, cost: opts?.cost, timeout: 0 }).pipe(
+      acquire(id, { key: opts?.key, cost: opts?.cost, timeout: opts?.timeout ?? 0 }).pipe(
         Effect.as(true),
         Effect.catchTag("RateLimitExceeded", () => Effect.succeed(false))
       )
@@ -625,10 +740,20 @@ export const make = (
       check,
       configureLimiter: register,
       cloneLimiter: (sourceId, newId, overrides) =>
-        Effect.flatMap(lookup(sourceId), (source) =>
-          limiters.has(newId)
-            ? Effect.fail(ConfigError.at(`limiters.${newId}`, "an id that is not in use", `an existing limiter "${newId}"`))
-            : register(newId, mergeDefinition(toDefinition(source.spec), overrides ?? {}))),
+        Effect.flatMap(lookup(sourceId), (source): Effect.Effect<void, ConfigError | StoreNotFound> => {
+          if (limiters.has(newId)) {
+            return Effect.fail(ConfigError.at(`limiters.${newId}`, "an id that is not in use", `an existing limiter "${newId}"`))
+          }
+          if (overrides !== undefined) {
+            // From JavaScript anything can arrive here; a misspelt override is refused, not dropped.
+            if (typeof overrides !== "object" || overrides === null || Array.isArray(overrides)) {
+              return Effect.fail(ConfigError.at(`limiters.${newId}`, "overrides (an object of limiter fields)", describeInput(overrides)))
+            }
+            const unknown = unknownField(overrides, `limiters.${newId}`)
+            if (unknown !== undefined) return Effect.fail(unknown)
+          }
+          return register(newId, mergeDefinition(toDefinition(source.spec), overrides ?? {}))
+        }),
       configureStore,
       get: (id) => Effect.map(lookup(id), info),
       list: Effect.sync(() => Array.from(limiters.values(), info)),
@@ -646,8 +771,13 @@ export const make = (
         Effect.forEach(new Set(Array.from(limiters.values(), (l) => l.storeEntry)), initializeStore, { discard: true })
       ),
       reset: (id, key) =>
-        Effect.flatMap(lookup(id), (entry) =>
-          entry.storeEntry.store.reset(id, key).pipe(Effect.mapError((e) => unavailable(entry.storeEntry, e))))
+        Effect.flatMap(lookup(id), (entry) => {
+          // `reset`'s errors have no place for a bad key (a bug of a JavaScript caller): a defect.
+          if (key !== undefined && typeof key !== "string") return Effect.die(new TypeError(badKey(key).message))
+          return entry.storeEntry.store.reset(id, key === undefined ? undefined : storeKey(key)).pipe(
+            Effect.mapError((e) => unavailable(entry.storeEntry, e))
+          )
+        })
     }
     return service
   })

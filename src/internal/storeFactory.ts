@@ -1,14 +1,17 @@
 /** @internal */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
 import { ConfigError, StoreUnavailable } from "../RateLimitError.js"
 import type { RateLimitStoreService, StoreError } from "../RateLimitStore.js"
 import { TypeId as StoreTypeId } from "../RateLimitStore.js"
+import { decodeStoreDefinition } from "../RateSyncConfig.js"
 import type { StoreDefinition } from "../StoreDefinition.js"
 
 /** @internal */
 export const isStoreService = (u: StoreDefinition | RateLimitStoreService): u is RateLimitStoreService =>
-  StoreTypeId in u
+  // From JavaScript anything can arrive here: `in` would throw on a primitive.
+  typeof u === "object" && u !== null && StoreTypeId in u
 
 const missingDriver = (storeId: string, engine: string, pkg: string) =>
   ConfigError.at(
@@ -35,16 +38,21 @@ const fromDriver = <D>(
   )
 
 /**
- * Builds a store from its definition in the given scope. A driver module is imported only here,
- * only for the engine named, so the root import never loads an optional peer.
+ * Builds a store from its definition in the given scope. The definition is validated first, by the
+ * rules of the `[stores.<id>]` tables (`RateSyncConfig.decodeStoreDefinition`), so a bad one fails
+ * with a `ConfigError` before anything is opened. A driver module is imported only here, only for
+ * the engine named, so the root import never loads an optional peer.
  *
  * @internal
  */
 export const buildStore = (
   storeId: string,
-  input: StoreDefinition | RateLimitStoreService
+  store: StoreDefinition | RateLimitStoreService
 ): Effect.Effect<RateLimitStoreService, ConfigError | StoreUnavailable, Scope.Scope> => {
-  if (isStoreService(input)) return Effect.succeed(input)
+  if (isStoreService(store)) return Effect.succeed(store)
+  const decoded = decodeStoreDefinition(storeId, store)
+  if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+  const input = decoded.right
   switch (input.engine) {
     case "memory":
       return Effect.flatMap(
