@@ -3,8 +3,12 @@
  * its revision) and at most one compare-and-set write (`create` when the key is absent, `update` on
  * the revision read otherwise), decided in this process with the pure math of
  * `internal/algorithm.ts`. A write that loses the race (another process wrote the key since the
- * read) is retried from the read, after a jittered pause, at most `maxRetries` times; the number of
- * lost writes is reported on every decision as `casRetries`.
+ * read) is retried from the read, after a jittered pause that grows with each loss, at most
+ * `maxRetries` times and never past `timeout` from the start of the operation; the number of lost
+ * writes is reported on every decision as `casRetries`. Losing the race is not an outage: when the
+ * retries or the time run out, a take answers a refusal (`allowed: false` / `acquired: false`, a
+ * short `retryAfterMs`), never a `StoreError`, so contention can never turn into a fail-open
+ * admission.
  *
  * NATS KV has no server clock a compare-and-set can use, so decisions read Effect's `Clock`, and
  * `timingMarginMs` absorbs clock skew between processes (see docs/engines/nats.md).
@@ -78,9 +82,15 @@ export interface NatsStoreOptions {
    * Must exceed the longest window and lease you use. Default 1 day.
    */
   readonly maxAge?: Duration.DurationInput | undefined
-  /** Mean pause before retrying a lost compare-and-set (the pause is jittered in `[0, 2·retryInterval)`). Default 10 ms. */
+  /**
+   * Mean pause before the first retry of a lost compare-and-set; the pause after the n-th loss is
+   * uniform in `[0, 2·retryInterval·2^min(n − 1, 3))` (it doubles up to 8×). Default 10 ms.
+   */
   readonly retryInterval?: Duration.DurationInput | undefined
-  /** Lost compare-and-sets retried per operation before it fails with `StoreError`. Default 100. */
+  /**
+   * Lost compare-and-sets retried per operation; one more loss answers a refusal (`allowed: false`,
+   * `acquired: false`; `renewSlot` / `releaseSlot` fail with `StoreError`). Default 100.
+   */
   readonly maxRetries?: number | undefined
   /**
    * Clock-skew allowance, in milliseconds: instants written by another process (a token-bucket
@@ -88,7 +98,11 @@ export interface NatsStoreOptions {
    * whose clock runs ahead by up to this much cannot admit early. Default 10.
    */
   readonly timingMarginMs?: number | undefined
-  /** Every KV request settles (answers or fails with `StoreError`) within this. Default 2 seconds. */
+  /**
+   * Every operation settles within this, its compare-and-set retries included: a request with no
+   * answer in time fails with `StoreError`, unless a write was already lost in this operation, when
+   * the race is given up with a refusal. Default 2 seconds.
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** Bound on connecting (and on opening the bucket) at start-up. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -115,13 +129,18 @@ const messageOf = (u: unknown): string => {
   return "unknown error"
 }
 
-/** Removes the known secrets and any URL userinfo from a driver message. */
+/**
+ * Removes the secret values (token, URL passwords, a token given as the URL user) and any URL
+ * userinfo (`scheme://…@`) from a driver message. A user name that comes with a password is not a
+ * secret: it is only removed as part of the userinfo, never as a substring of other words (a user
+ * `u` must not turn "connection refused" into "connection ref***sed").
+ */
 const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
-  let out = message
+  let out = message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
   for (const secret of secrets) {
     if (secret.length > 0) out = out.split(secret).join("***")
   }
-  return out.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
+  return out
 }
 
 const secretsOf = (servers: ReadonlyArray<string>, token: string | undefined): ReadonlyArray<string> => {
@@ -129,16 +148,21 @@ const secretsOf = (servers: ReadonlyArray<string>, token: string | undefined): R
   if (token !== undefined) out.push(token)
   for (const server of servers) {
     try {
-      const parsed = new URL(server)
+      // the driver reads a server without a scheme as `nats://…`
+      const parsed = new URL(server.includes("://") ? server : `nats://${server}`)
       if (parsed.password !== "") out.push(parsed.password, decodeURIComponent(parsed.password))
-      // `nats://<token>@host` puts a token where the user name goes
-      if (parsed.username !== "") out.push(parsed.username, decodeURIComponent(parsed.username))
+      // `nats://<token>@host` (no password) puts a token where the user name goes
+      else if (parsed.username !== "") out.push(parsed.username, decodeURIComponent(parsed.username))
     } catch {
       // not a URL: nothing to pick out of it
     }
   }
   return out.sort((a, b) => b.length - a.length)
 }
+
+/** The driver's own request timer ran out (`TimeoutError`, possibly as the cause of another error). */
+const isDriverTimeout = (e: unknown): boolean =>
+  e instanceof Error && (e.name === "TimeoutError" || (e.cause instanceof Error && e.cause.name === "TimeoutError"))
 
 const isConflict = (e: unknown): boolean =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "number" && WRONG_LAST_SEQUENCE.has(e.code)
@@ -167,14 +191,14 @@ interface Stored {
   /** Sliding window: entry times and costs, oldest first. */
   readonly t?: ReadonlyArray<number> | undefined
   readonly c?: ReadonlyArray<number> | undefined
-  /** Fixed window: start, length, count, limit. */
-  readonly s?: number | undefined
-  readonly w?: number | undefined
-  readonly n?: number | undefined
-  readonly l?: number | undefined
+  /** Fixed windows, one per window length: `[length, start, count, limit]`. */
+  readonly f?: ReadonlyArray<FixedEntry> | undefined
   /** Leases: `[holder, expiry]` pairs. */
   readonly h?: ReadonlyArray<readonly [string, number]> | undefined
 }
+
+/** One fixed-window counter: `[length, start, count, limit]`. */
+type FixedEntry = readonly [number, number, number, number]
 
 const isNumber = (u: unknown): u is number => typeof u === "number" && !Number.isNaN(u)
 const isNumbers = (u: unknown): u is ReadonlyArray<number> => Array.isArray(u) && u.every(isNumber)
@@ -193,10 +217,7 @@ const parseStored = (entry: KvEntry | null): Stored | undefined => {
     o?: string
     t?: ReadonlyArray<number>
     c?: ReadonlyArray<number>
-    s?: number
-    w?: number
-    n?: number
-    l?: number
+    f?: ReadonlyArray<FixedEntry>
     h?: ReadonlyArray<readonly [string, number]>
   } = { x: u.x }
   if ("o" in u && typeof u.o === "string") out.o = u.o
@@ -204,10 +225,18 @@ const parseStored = (entry: KvEntry | null): Stored | undefined => {
     out.t = u.t
     out.c = u.c
   }
-  if ("s" in u && isNumber(u.s)) out.s = u.s
-  if ("w" in u && isNumber(u.w)) out.w = u.w
-  if ("n" in u && isNumber(u.n)) out.n = u.n
-  if ("l" in u && isNumber(u.l)) out.l = u.l
+  if ("f" in u && Array.isArray(u.f)) {
+    const f: Array<FixedEntry> = []
+    for (const e of u.f) {
+      if (Array.isArray(e) && isNumber(e[0]) && isNumber(e[1]) && isNumber(e[2]) && isNumber(e[3])) {
+        f.push([e[0], e[1], e[2], e[3]])
+      }
+    }
+    out.f = f
+  } else if ("s" in u && "w" in u && "n" in u && "l" in u && isNumber(u.s) && isNumber(u.w) && isNumber(u.n) && isNumber(u.l)) {
+    // the earlier single-window layout (`s`, `w`, `n`, `l`): read as the counter of its length
+    out.f = [[u.w, u.s, u.n, u.l]]
+  }
   if ("h" in u && Array.isArray(u.h)) {
     const h: Array<readonly [string, number]> = []
     for (const pair of u.h) {
@@ -308,6 +337,8 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
       // bounded round trips
 
       const deadlines = yield* Deadlines.make(timeoutMs)
+      /** The store's own clock: the deadline of a compare-and-set loop and its pauses (the caller's decides). */
+      const storeClock = yield* Effect.clock
 
       /** One KV request that settles within `ms` (default `timeout`; see `internal/deadlines.ts`). */
       const settle = <A, E>(
@@ -329,47 +360,120 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
 
       const conflict = Symbol("conflict")
       type Conflict = typeof conflict
+      const timedOut = Symbol("timedOut")
+      type TimedOut = typeof timedOut
 
-      /** Writes `step.write` on the revision read (create when absent); `conflict` when another writer won. */
-      const write = (operation: string, k: string, entry: KvEntry | null, value: string | null) =>
-        settle(
+      /**
+       * One KV request of the compare-and-set loop, settled within `ms`: a lost compare-and-set
+       * answers `conflict` and running out of time `timedOut`, so the loop can tell both from an
+       * outage.
+       */
+      const request = <A>(operation: string, f: () => Promise<A>, ms: number) =>
+        deadlines.settle<A, StoreError | Conflict | TimedOut>(
+          f,
+          (e) => isConflict(e) ? conflict : isDriverTimeout(e) ? timedOut : fail(operation, messageOf(e)),
+          () => timedOut,
+          ms
+        )
+
+      /** Writes `value` on the revision read (create when absent, delete for `null`). */
+      const write = (operation: string, k: string, entry: KvEntry | null, value: string | null, ms: number) =>
+        request(
           operation,
           (): Promise<unknown> => {
             if (value === null) {
               return entry === null ? Promise.resolve(undefined) : kv.delete(k, { previousSeq: entry.revision })
             }
-            return entry === null ? kv.create(k, value) : kv.update(k, value, entry.revision, timeoutMs)
+            return entry === null ? kv.create(k, value) : kv.update(k, value, entry.revision, ms)
           },
-          (e): StoreError | Conflict => isConflict(e) ? conflict : fail(operation, messageOf(e))
+          ms
         )
 
-      const pause = Effect.flatMap(Random.next, (r) => Effect.sleep(Duration.millis(r * 2 * retryIntervalMs)))
+      /**
+       * The pause before retrying after `lost` lost writes: uniform (Effect's `Random`) in
+       * `[0, 2·retryInterval·2^min(lost − 1, 3))`, so the mean doubles with each loss up to 8×
+       * `retryInterval`, and the losers of a round spread out instead of colliding again.
+       */
+      const backoff = (lost: number): Effect.Effect<number> =>
+        Effect.map(Random.next, (r) => r * 2 * retryIntervalMs * 2 ** Math.min(Math.max(0, lost - 1), 3))
 
       /**
        * One SPI operation on key `k`: read the value and its revision, decide at the current
-       * `Clock` time, write with compare-and-set; on a lost race pause (jittered) and start again,
-       * at most `maxRetries` times. Answers the result with the number of lost writes.
+       * `Clock` time, write with compare-and-set; on a lost race pause (jittered, growing) and
+       * start again. Answers the result with the number of lost writes.
+       *
+       * The whole loop, not only each request, is bounded by `timeout` (on the store's clock).
+       * Losing the race is not an outage: when `maxRetries` writes were lost, or the deadline
+       * comes first, the operation answers `refuse(stored, now, retryAfterMs)` (the last state
+       * read, a short `retryAfterMs`), so contention can never become a fail-open admission.
+       * Only the first round's requests (no write lost yet) time out as `StoreError`; an
+       * operation with no refusal to give (`refuse` undefined: renew, release) fails with one.
        */
       const cas = <A>(
         operation: string,
         k: string,
-        decide: (stored: Stored | undefined, now: number) => Step<A>
-      ): Effect.Effect<readonly [A, number], StoreError> => {
-        const attempt = (retries: number): Effect.Effect<readonly [A, number], StoreError> =>
-          Effect.flatMap(call(operation, () => kv.get(k)), (entry) =>
-            Effect.flatMap(Clock.currentTimeMillis, (now) => {
-              const step = decide(parseStored(entry), now)
-              if (step.write === undefined) return Effect.succeed([step.result, retries] as const)
-              return write(operation, k, entry, step.write).pipe(
-                Effect.as([step.result, retries] as const),
-                Effect.catchIf((e): e is Conflict => e === conflict, () =>
-                  retries >= maxRetries
-                    ? Effect.fail(fail(operation, `compare-and-set lost ${retries + 1} times in a row (maxRetries ${maxRetries})`))
-                    : Effect.zipRight(pause, attempt(retries + 1)))
-              )
-            }))
-        return attempt(0)
-      }
+        decide: (stored: Stored | undefined, now: number) => Step<A>,
+        refuse: ((stored: Stored | undefined, now: number, retryAfterMs: number) => A) | undefined
+      ): Effect.Effect<readonly [A, number], StoreError> =>
+        Effect.suspend(() => {
+          const deadline = storeClock.unsafeCurrentTimeMillis() + timeoutMs
+          const timeoutError = () => fail(operation, `no answer within ${timeoutMs} ms`)
+          const giveUp = (lost: number, stored: Stored | undefined, now: number, pause: number, why: string) =>
+            refuse === undefined
+              ? Effect.fail(fail(operation, why))
+              : Effect.succeed([refuse(stored, now, Math.max(1, pause)), lost] as const)
+          const attempt = (
+            lost: number,
+            last: Stored | undefined,
+            lastNow: number
+          ): Effect.Effect<readonly [A, number], StoreError> => {
+            const left = lost === 0 ? timeoutMs : deadline - storeClock.unsafeCurrentTimeMillis()
+            return Effect.matchEffect(request(operation, () => kv.get(k), Math.max(1, left)), {
+              onFailure: (e) =>
+                e !== timedOut
+                  ? Effect.fail(e === conflict ? fail(operation, "unexpected conflict on a read") : e)
+                  : lost === 0
+                  ? Effect.fail(timeoutError())
+                  : Effect.flatMap(backoff(lost), (pause) =>
+                    giveUp(lost, last, lastNow, pause, `compare-and-set lost ${lost} times before the deadline`)),
+              onSuccess: (entry) =>
+                Effect.flatMap(Clock.currentTimeMillis, (now) => {
+                  const stored = parseStored(entry)
+                  const step = decide(stored, now)
+                  if (step.write === undefined) return Effect.succeed([step.result, lost] as const)
+                  const ms = Math.max(1, deadline - storeClock.unsafeCurrentTimeMillis())
+                  return Effect.matchEffect(write(operation, k, entry, step.write, ms), {
+                    onSuccess: () => Effect.succeed([step.result, lost] as const),
+                    onFailure: (e) => {
+                      if (e === timedOut) {
+                        // a late write may still land: refusing counts it at most once, never twice
+                        return lost === 0 ? Effect.fail(timeoutError()) : Effect.flatMap(backoff(lost), (pause) =>
+                          giveUp(lost, stored, now, pause, `compare-and-set lost ${lost} times before the deadline`))
+                      }
+                      if (e !== conflict) return Effect.fail(e)
+                      const lostNow = lost + 1
+                      return Effect.flatMap(backoff(lostNow), (pause) => {
+                        if (lostNow > maxRetries) {
+                          return giveUp(
+                            lostNow,
+                            stored,
+                            now,
+                            pause,
+                            `compare-and-set lost ${lostNow} times in a row (maxRetries ${maxRetries})`
+                          )
+                        }
+                        if (storeClock.unsafeCurrentTimeMillis() + pause >= deadline) {
+                          return giveUp(lostNow, stored, now, pause, `compare-and-set lost ${lostNow} times before the deadline`)
+                        }
+                        return Effect.zipRight(storeClock.sleep(Duration.millis(pause)), attempt(lostNow, stored, now))
+                      })
+                    }
+                  })
+                })
+            })
+          }
+          return attempt(0, undefined, 0)
+        })
 
       /** A read with no write. */
       const read = <A>(operation: string, k: string, decide: (stored: Stored | undefined, now: number) => A) =>
@@ -408,6 +512,18 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
       const withRetries = <A extends StoreDecision | SlotDecision>([a, retries]: readonly [A, number]): A =>
         ({ ...a, casRetries: retries })
 
+      /**
+       * The refusal answered when the compare-and-set race is given up: what a peek of the last
+       * state read shows, refused, with nothing known to remain and at least `retryAfterMs`.
+       */
+      const contended = (peeked: StoreDecision, retryAfterMs: number): StoreDecision => ({
+        ...peeked,
+        allowed: false,
+        remaining: 0,
+        retryAfterMs: Number.isFinite(peeked.retryAfterMs) ? Math.max(peeked.retryAfterMs, retryAfterMs) : retryAfterMs,
+        delayMs: 0
+      })
+
       // -------------------------------------------------------------------------------------------
       // token bucket
 
@@ -424,12 +540,16 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             const decision = algorithm.gcraTake(state, now, req.ratePerSecond, req.burst, req.cost, req.maxWaitMs)
             if (!decision.allowed) return { result: decision }
             // store the arrival time on the writers' clocks (not the judged one), so the margin never accumulates
+            // GCRA at the instant the caller proceeds (`now + delayMs`): a reservation judged with the
+            // margin proceeds that much later, and its slot is counted from there, not from `now`
             const raw = stored === undefined ? -Infinity : stored.x
-            const next = Math.max(raw, now) + req.cost * (1000 / req.ratePerSecond)
+            const proceeds = now + decision.delayMs
+            const next = Math.max(raw, proceeds) + req.cost * (1000 / req.ratePerSecond)
             if (!(next > now)) return { result: decision }
-            const owner = raw > now && stored !== undefined ? (stored.o ?? "") : self
+            const owner = raw > proceeds && stored !== undefined ? (stored.o ?? "") : self
             return { result: decision, write: JSON.stringify({ x: next, o: owner }) }
-          })
+          }, (stored, now, retryAfterMs) =>
+            contended(algorithm.gcraPeek(judgedTat(stored), now, req.ratePerSecond, req.burst), retryAfterMs))
         ).pipe(Effect.map(withRetries))
 
       // -------------------------------------------------------------------------------------------
@@ -477,39 +597,60 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
               result: decision,
               write: JSON.stringify({ x: newest + req.windowMs, o: owner, t: times, c: costs })
             }
-          })
+          }, (stored, now, retryAfterMs) =>
+            contended(
+              algorithm.slidingPeek(slidingState(stored, req.limit, req.windowMs).state, now, req.limit, req.windowMs),
+              retryAfterMs
+            ))
         ).pipe(Effect.map(withRetries))
 
       // -------------------------------------------------------------------------------------------
       // fixed window
 
-      const fixedState = (stored: Stored | undefined): algorithm.FixedState => ({
-        fwStart: stored?.s ?? -Infinity,
-        fwCount: stored?.n ?? 0,
-        fwLimit: stored?.l ?? 0,
-        fwWindow: stored?.w ?? 0
-      })
+      /**
+       * The counter of window length `windowMs` (fresh when none). Each length keeps its own
+       * counter, so processes configured with different lengths (a rolling deploy) never reset
+       * each other's count: each enforces its own limit on its own windows.
+       */
+      const fixedState = (stored: Stored | undefined, windowMs: number): algorithm.FixedState => {
+        for (const [w, s, n, l] of stored?.f ?? []) {
+          if (w === windowMs) return { fwStart: s, fwCount: n, fwLimit: l, fwWindow: w }
+        }
+        return { fwStart: -Infinity, fwCount: 0, fwLimit: 0, fwWindow: 0 }
+      }
+
+      /** Counters of one key beyond this many lengths are dropped, the soonest to end first. */
+      const MAX_WINDOW_LENGTHS = 16
 
       const fixedWindow = (req: WindowRequest) =>
         traced(
           "fixedWindow",
           req.limiter,
           cas("fixedWindow", keyOf(req.limiter, req.key, "fw"), (stored, now): Step<StoreDecision> => {
-            const state = fixedState(stored)
-            const decision = algorithm.fixedTake(state, now, req.limit, req.windowMs, req.cost)
+            const state = fixedState(stored, req.windowMs)
+            // never move a stored window backwards (another process's clock may be ahead)
+            const start = algorithm.fixedStartForward(state, now, req.windowMs)
+            const decision = algorithm.fixedTakeIn(state, start, now, req.limit, req.windowMs, req.cost)
             if (!decision.allowed || !(req.cost > 0)) return { result: decision }
-            return {
-              result: decision,
-              write: JSON.stringify({
-                x: state.fwStart + state.fwWindow,
-                s: state.fwStart,
-                w: state.fwWindow,
-                n: state.fwCount,
-                l: state.fwLimit
-              })
-            }
-          })
+            // the other lengths' counters that may still count (their ends are on their writers' clocks)
+            const others = (stored?.f ?? [])
+              .filter(([w, s]) => w !== req.windowMs && s + w + marginMs > now)
+              .sort((a, b) => (b[1] + b[0]) - (a[1] + a[0]))
+              .slice(0, MAX_WINDOW_LENGTHS - 1)
+            const windows: Array<FixedEntry> = [
+              [state.fwWindow, state.fwStart, state.fwCount, state.fwLimit],
+              ...others
+            ]
+            let x = -Infinity
+            for (const [w, s] of windows) x = Math.max(x, s + w)
+            return { result: decision, write: JSON.stringify({ x, f: windows }) }
+          }, (stored, now, retryAfterMs) => contended(fixedPeek(stored, now, req.limit, req.windowMs), retryAfterMs))
         ).pipe(Effect.map(withRetries))
+
+      const fixedPeek = (stored: Stored | undefined, now: number, limit: number, windowMs: number) => {
+        const state = fixedState(stored, windowMs)
+        return algorithm.fixedPeekIn(state, algorithm.fixedStartForward(state, now, windowMs), now, limit, windowMs)
+      }
 
       // -------------------------------------------------------------------------------------------
       // leases
@@ -529,6 +670,22 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             const leases = leasesOf(stored)
             const decision = algorithm.leaseAcquire(leases, now, req.holder, req.limit, req.leaseMs)
             return decision.acquired ? { result: decision, write: writeLeases(leases) } : { result: decision }
+          }, (stored, now, retryAfterMs): SlotDecision => {
+            // not granted: the live leases last read (this holder's excluded: it was not granted)
+            let active = 0
+            let earliest = Infinity
+            for (const [h, expiresAt] of leasesOf(stored)) {
+              if (expiresAt <= now || h === req.holder) continue
+              active++
+              earliest = Math.min(earliest, expiresAt)
+            }
+            const full = active >= req.limit && earliest < Infinity
+            return {
+              acquired: false,
+              limit: req.limit,
+              active,
+              retryAfterMs: full ? Math.max(earliest - now, retryAfterMs) : retryAfterMs
+            }
           })
         ).pipe(Effect.map(withRetries))
 
@@ -541,7 +698,7 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             return algorithm.leaseRenew(leases, now, req.holder, req.leaseMs)
               ? { result: true, write: writeLeases(leases) }
               : { result: false }
-          })
+          }, undefined)
         ).pipe(Effect.map(([renewed]) => renewed))
 
       const releaseSlot = (req: SlotRequest) =>
@@ -554,7 +711,7 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             const live = algorithm.leaseRelease(leases, now, req.holder)
             for (const [h, expiresAt] of leases) if (expiresAt <= now) leases.delete(h)
             return { result: live, write: writeLeases(leases) }
-          })
+          }, undefined)
         ).pipe(Effect.map(([released]) => released))
 
       // -------------------------------------------------------------------------------------------
@@ -581,7 +738,7 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
               "peek",
               req.limiter,
               read("peek", keyOf(req.limiter, req.key, "fw"), (stored, now) =>
-                algorithm.fixedPeek(fixedState(stored), now, req.limit, req.windowMs))
+                fixedPeek(stored, now, req.limit, req.windowMs))
             )
           case "concurrency":
             return traced(

@@ -359,7 +359,8 @@ export interface FixedState {
 
 /**
  * One counter per aligned window `[floor(now / windowMs)·windowMs, … + windowMs)`. Admit when
- * `count + cost ≤ limit`; a refusal does not count.
+ * `count + cost ≤ limit`; a refusal does not count. A counter of another window length, or of
+ * another window, is replaced (one process, one clock: the memory store).
  *
  * @internal
  */
@@ -369,8 +370,36 @@ export const fixedTake = (
   limit: number,
   windowMs: number,
   cost: number
+): StoreDecision => fixedTakeIn(state, Math.floor(now / windowMs) * windowMs, now, limit, windowMs, cost)
+
+/**
+ * The window a take at `now` counts against when instants come from several clocks (a store that
+ * decides on each client's clock): the caller's own aligned window, unless `state` (of the same
+ * length) already holds a later one, which it then counts against. A stored window is never
+ * moved backwards, so a process whose clock is behind cannot reset the count of a window a
+ * process ahead has started.
+ *
+ * @internal
+ */
+export const fixedStartForward = (state: FixedState, now: number, windowMs: number): number => {
+  const own = Math.floor(now / windowMs) * windowMs
+  return state.fwWindow === windowMs && state.fwStart > own ? state.fwStart : own
+}
+
+/**
+ * {@link fixedTake} in the window starting at `start` (`fixedTake` passes the aligned window of
+ * `now`; see {@link fixedStartForward}). The counter is kept when it belongs to that window.
+ *
+ * @internal
+ */
+export const fixedTakeIn = (
+  state: FixedState,
+  start: number,
+  now: number,
+  limit: number,
+  windowMs: number,
+  cost: number
 ): StoreDecision => {
-  const start = Math.floor(now / windowMs) * windowMs
   const count = state.fwStart === start && state.fwWindow === windowMs ? state.fwCount : 0
   const resetAfterMs = start + windowMs - now
   if (count + cost <= limit) {
@@ -407,8 +436,20 @@ export const fixedPeek = (
   now: number,
   limit: number,
   windowMs: number
+): StoreDecision => fixedPeekIn(state, Math.floor(now / windowMs) * windowMs, now, limit, windowMs)
+
+/**
+ * {@link fixedPeek} in the window starting at `start`.
+ *
+ * @internal
+ */
+export const fixedPeekIn = (
+  state: FixedState | undefined,
+  start: number,
+  now: number,
+  limit: number,
+  windowMs: number
 ): StoreDecision => {
-  const start = Math.floor(now / windowMs) * windowMs
   const count = state !== undefined && state.fwStart === start && state.fwWindow === windowMs ? state.fwCount : 0
   const resetAfterMs = start + windowMs - now
   const allowed = count + 1 <= limit
