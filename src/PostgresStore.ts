@@ -17,13 +17,17 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as pgSql from "./internal/postgresSql.js"
 import type {
@@ -76,6 +80,18 @@ export interface PostgresStoreOptions {
   readonly synchronousCommit?: boolean | undefined
   /** Every call settles (answers or fails with `StoreError`) within this. Default 2 seconds. */
   readonly statementTimeout?: Duration.DurationInput | undefined
+  /**
+   * Most statements of the store in flight at once; the other calls wait in the store's own
+   * queue, which a caller that times out leaves without a trace in the pg pool. Default: the
+   * `maxConnections` of the `PgClient` in context, else 10 (pg's default pool size).
+   */
+  readonly maxConcurrentStatements?: number | undefined
+  /**
+   * Most calls waiting for a statement slot. Past it, and whenever the calls already waiting
+   * could not all be answered within `statementTimeout` at the recent pace, a call fails at once
+   * with `StoreError` (`overloaded`) instead of queueing. Default 10 000.
+   */
+  readonly maxQueuedStatements?: number | undefined
   /** Bound on `initialize` (DDL may wait for locks). Default 15 seconds. */
   readonly initializeTimeout?: Duration.DurationInput | undefined
   /** How often expired rows are deleted. Default 60 seconds. */
@@ -91,6 +107,18 @@ const DEFAULT_TABLE = "rate_limiter_state"
 const DEFAULT_SCHEMA = "public"
 /** SQLSTATEs meaning the table or a function is gone (dropped, or another database). */
 const MISSING_OBJECT = new Set(["42P01", "42883", "3F000"])
+/**
+ * SQLSTATEs after which the statement was rolled back and may simply run again: serialization
+ * failure and deadlock. The writing statements force READ COMMITTED, so they should not occur;
+ * retried (jittered, within `statementTimeout`) all the same.
+ */
+const RETRYABLE = new Set(["40001", "40P01"])
+const retrySchedule = (timeoutMs: number) =>
+  Schedule.exponential(Duration.millis(1), 2).pipe(
+    Schedule.union(Schedule.spaced(Duration.millis(50))),
+    Schedule.jittered,
+    Schedule.upTo(Duration.millis(timeoutMs))
+  )
 
 // ---------------------------------------------------------------------------------------------
 // secrets and errors
@@ -147,6 +175,17 @@ const toMillis = (input: Duration.DurationInput | undefined, fallback: number): 
 // rows
 
 type Row = ReadonlyArray<unknown>
+
+/**
+ * The rows of the last statement of a (possibly multi-statement) query, each as its values in
+ * column order: `sql.unsafe` answers the rows of a single statement, or one array of rows per
+ * statement of a simple-protocol message.
+ */
+const lastRows = (result: ReadonlyArray<unknown>): ReadonlyArray<Row> => {
+  const last: unknown = result[result.length - 1]
+  const rows: ReadonlyArray<unknown> = Array.isArray(last) ? last : result
+  return rows.map((row): Row => (typeof row === "object" && row !== null ? Object.values(row) : []))
+}
 
 const num = (x: unknown): number => {
   if (typeof x === "number") return x
@@ -216,6 +255,13 @@ const makeWith = (
     const cleanupEvery = Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000)))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const text = pgSql.statements(n, options.synchronousCommit ?? false)
+    const poolSize = Option.match(yield* Effect.serviceOption(PgClient.PgClient), {
+      onNone: () => undefined,
+      onSome: (client) => client.config.maxConnections
+    })
+    const permits = Math.max(1, Math.floor(options.maxConcurrentStatements ?? poolSize ?? 10))
+    const maxQueued = Math.max(0, Math.floor(options.maxQueuedStatements ?? 10_000))
+    const gate = yield* makeGate(permits, maxQueued)
 
     const span = (operation: string, limiter: string | undefined) =>
       Effect.withSpan(`RateLimitStore.postgres.${operation}`, {
@@ -227,14 +273,34 @@ const makeWith = (
       })
 
     /**
-     * One statement, bounded: on timeout the caller gets its `StoreError` at once
-     * (`Effect.disconnect`), while the interrupted query is cancelled in the background
-     * (`pg_cancel_backend`, by `@effect/sql-pg`).
+     * One statement, bounded: it waits for one of the store's `permits` slots (so none of its
+     * statements waits in the pg pool's own queue), or fails at once when overloaded (see
+     * {@link makeGate}). On timeout the caller gets its `StoreError` at once: a call still
+     * waiting for a slot leaves the queue, a statement already sent runs to its end in the
+     * background (its row-lock wait bounded by `lock_timeout` on the server) and frees its slot
+     * then. `measure`: the statement's time feeds the pace estimate (decisions, not DDL or
+     * cleanup).
      */
-    const bounded = <A>(operation: string, ms: number, effect: Effect.Effect<A, unknown>): Effect.Effect<A, StoreError> =>
-      effect.pipe(
-        Effect.mapError((e) => fail(operation, describe(e))),
-        Effect.disconnect,
+    const bounded = <A>(
+      operation: string,
+      ms: number,
+      effect: Effect.Effect<A, unknown>,
+      measure = false
+    ): Effect.Effect<A, StoreError> =>
+      gate.run(
+        ms,
+        (refusal) =>
+          fail(
+            operation,
+            refusal.expectedMs === undefined
+              ? `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots (maxQueuedStatements)`
+              : `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots; an answer would take about ${
+                Math.round(refusal.expectedMs)
+              } ms, past the ${ms} ms statementTimeout`
+          ),
+        measure,
+        Effect.mapError(effect, (e) => fail(operation, describe(e)))
+      ).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(ms),
           onTimeout: () => fail(operation, `no answer within ${ms} ms`)
@@ -268,17 +334,30 @@ const makeWith = (
      * One round trip. When the table or a function has vanished (dropped, restored database) and
      * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback.
      */
-    const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) => {
-      const once = outsideTransactions(sql.unsafe(statement, params).values)
-      return once.pipe(
+    const attempt = (once: Effect.Effect<ReadonlyArray<Row>, unknown>): Effect.Effect<ReadonlyArray<Row>, unknown> =>
+      once.pipe(
         Effect.catchIf(
           (e) => autoCreate && MISSING_OBJECT.has(sqlStateOf(e) ?? ""),
           () => Effect.zipRight(install, once)
         ),
-        (effect) => bounded(operation, timeoutMs, effect),
+        Effect.retry({ schedule: retrySchedule(timeoutMs), while: (e) => RETRYABLE.has(sqlStateOf(e) ?? "") })
+      )
+    /** A read: one parameterized statement. */
+    const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) =>
+      bounded(operation, timeoutMs, attempt(outsideTransactions(sql.unsafe(statement, params).values)), true).pipe(
         span(operation, limiter)
       )
-    }
+    /** A write: one simple-protocol message (see `postgresSql.statements`), its last result. */
+    const write = (operation: string, limiter: string, statement: string) =>
+      bounded(
+        operation,
+        timeoutMs,
+        attempt(Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows)),
+        true
+      ).pipe(span(operation, limiter))
+    const text_ = pgSql.textLiteral
+    const float_ = pgSql.floatLiteral
+    const lock = pgSql.intLiteral(lockMs)
 
     const checkIds = (operation: string, ...ids: ReadonlyArray<string>): StoreError | undefined =>
       ids.some((id) => id.includes("\u0000"))
@@ -323,49 +402,64 @@ const makeWith = (
 
     const tokenBucket = (req: TokenBucketRequest) =>
       guard("tokenBucket", [req.limiter, req.key], () =>
-        query("tokenBucket", req.limiter, text.tokenBucket, [
+        write(
+          "tokenBucket",
           req.limiter,
-          req.key,
-          interval(req.ratePerSecond),
-          req.burst,
-          req.cost,
-          Math.max(0, req.maxWaitMs),
-          lockMs
-        ]).pipe(Effect.flatMap(decision("tokenBucket", req.burst))))
+          text.tokenBucket([
+            text_(req.limiter),
+            text_(req.key),
+            float_(interval(req.ratePerSecond)),
+            float_(req.burst),
+            float_(req.cost),
+            float_(Math.max(0, req.maxWaitMs)),
+            lock
+          ])
+        ).pipe(Effect.flatMap(decision("tokenBucket", req.burst))))
 
     const slidingWindow = (req: WindowRequest) =>
       guard("slidingWindow", [req.limiter, req.key], () =>
-        query("slidingWindow", req.limiter, text.slidingWindow, [
+        write(
+          "slidingWindow",
           req.limiter,
-          req.key,
-          req.limit,
-          req.windowMs,
-          req.cost,
-          lockMs
-        ])
-          .pipe(Effect.flatMap(decision("slidingWindow", req.limit))))
+          text.slidingWindow([
+            text_(req.limiter),
+            text_(req.key),
+            float_(req.limit),
+            float_(req.windowMs),
+            float_(req.cost),
+            lock
+          ])
+        ).pipe(Effect.flatMap(decision("slidingWindow", req.limit))))
 
     const fixedWindow = (req: WindowRequest) =>
       guard("fixedWindow", [req.limiter, req.key], () =>
-        query("fixedWindow", req.limiter, text.fixedWindow, [
+        write(
+          "fixedWindow",
           req.limiter,
-          req.key,
-          req.limit,
-          Math.max(1, req.windowMs),
-          req.cost,
-          lockMs
-        ]).pipe(Effect.flatMap(decision("fixedWindow", req.limit))))
+          text.fixedWindow([
+            text_(req.limiter),
+            text_(req.key),
+            float_(req.limit),
+            float_(Math.max(1, req.windowMs)),
+            float_(req.cost),
+            lock
+          ])
+        ).pipe(Effect.flatMap(decision("fixedWindow", req.limit))))
 
     const acquireSlot = (req: SlotRequest) =>
       guard("acquireSlot", [req.limiter, req.key, req.holder], () =>
-        query("acquireSlot", req.limiter, text.acquireSlot, [
+        write(
+          "acquireSlot",
           req.limiter,
-          req.key,
-          req.holder,
-          req.limit,
-          req.leaseMs,
-          lockMs
-        ])
+          text.acquireSlot([
+            text_(req.limiter),
+            text_(req.key),
+            text_(req.holder),
+            float_(req.limit),
+            float_(req.leaseMs),
+            lock
+          ])
+        )
           .pipe(
             Effect.flatMap((rows) => firstRow("acquireSlot", rows)),
             Effect.map((row): SlotDecision => {
@@ -382,13 +476,17 @@ const makeWith = (
 
     const renewSlot = (req: SlotRequest) =>
       guard("renewSlot", [req.limiter, req.key, req.holder], () =>
-        query("renewSlot", req.limiter, text.renewSlot, [req.limiter, req.key, req.holder, req.leaseMs, lockMs]).pipe(
+        write(
+          "renewSlot",
+          req.limiter,
+          text.renewSlot([text_(req.limiter), text_(req.key), text_(req.holder), float_(req.leaseMs), lock])
+        ).pipe(
           Effect.flatMap(boolean("renewSlot"))
         ))
 
     const releaseSlot = (req: SlotRequest) =>
       guard("releaseSlot", [req.limiter, req.key, req.holder], () =>
-        query("releaseSlot", req.limiter, text.releaseSlot, [req.limiter, req.key, req.holder, lockMs]).pipe(
+        write("releaseSlot", req.limiter, text.releaseSlot([text_(req.limiter), text_(req.key), text_(req.holder), lock])).pipe(
           Effect.flatMap(boolean("releaseSlot"))
         ))
 
@@ -423,13 +521,13 @@ const makeWith = (
       guard("reset", key === undefined ? [limiter] : [limiter, key], () =>
         Effect.asVoid(
           key === undefined
-            ? query("reset", limiter, text.resetLimiter, [limiter])
-            : query("reset", limiter, text.resetKey, [limiter, key])
+            ? write("reset", limiter, text.resetLimiter(limiter))
+            : write("reset", limiter, text.resetKey(limiter, key))
         ))
 
     yield* initialize
 
-    const cleanupOnce = deleteExpiredWith(sql, text.cleanup, batchSize, (statement) =>
+    const cleanupOnce = deleteExpiredWith(sql, text.cleanup(batchSize), batchSize, (statement) =>
       bounded("cleanup", timeoutMs, statement))
     yield* Effect.forkScoped(
       Effect.interruptible(
@@ -458,6 +556,127 @@ const makeWith = (
     })
   })
 
+/** Why a call is refused at once: how many wait, and the expected wait (`undefined`: the queue is full). */
+interface Refusal {
+  readonly waiting: number
+  readonly expectedMs: number | undefined
+}
+
+/** Runs statements once one of the store's slots is free (see {@link makeGate}). */
+interface Gate {
+  /**
+   * Runs `effect` in a slot: at once, after waiting in the queue, or not at all (fails with
+   * `refused(…)` when overloaded for a call bounded by `timeoutMs`).
+   */
+  readonly run: <A>(
+    timeoutMs: number,
+    refused: (refusal: Refusal) => StoreError,
+    measure: boolean,
+    effect: Effect.Effect<A, StoreError>
+  ) => Effect.Effect<A, StoreError>
+}
+
+/** A call waiting for a slot; `granted` once a finishing call handed it its slot. */
+interface Waiter {
+  granted: boolean
+  wake: () => void
+}
+
+/**
+ * The store's admission to the pool: at most `permits` statements in flight. Waiting for a slot
+ * is interruptible and never touches the pg pool, whose own queue must never hold an interrupted
+ * waiter: a caller interrupted while waiting there leaves its waiter behind, and when a connection
+ * frees, pg-pool hands it to that waiter, which `@effect/sql-pg` releases straight back,
+ * recursively (thousands of them overflow the stack and crash the process).
+ *
+ * So a statement is interrupted only while it waits for a slot. Once it holds one it runs to its
+ * end, uninterruptibly, in a fiber of its own (the caller gets its timeout at once all the same):
+ * its wait is bounded on the server (`lock_timeout`, the statement timeout), while interrupting it
+ * would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a connection while
+ * holding one (a timed-out cancel then leaves a dead waiter there, and the store's slot count
+ * would no longer match the connections in use).
+ *
+ * A FIFO queue with direct hand-off: a finishing call gives its slot to the oldest waiter, O(1)
+ * (Effect's `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters).
+ * A waiter interrupted after it was handed a slot passes it on.
+ *
+ * When every slot is busy, a call is refused at once (`overloaded`) instead of
+ * queueing when `maxQueued` calls already wait, or when the calls ahead of it, at the pace of the
+ * recent statements (an exponential moving average of their time in a slot, forgotten whenever
+ * every slot is free again), would take it past its timeout.
+ */
+const makeGate = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
+  Effect.sync((): Gate => {
+    let free = permits
+    let paceMs = 0
+    /** Insertion-ordered: the first is the oldest; deleting an interrupted waiter is O(1). */
+    const queue = new Set<Waiter>()
+    const release = (): void => {
+      for (const next of queue) {
+        queue.delete(next)
+        next.granted = true
+        next.wake()
+        return
+      }
+      free++
+      // Idle: the pace measured under the last load says nothing about the next one.
+      if (free === permits) paceMs = 0
+    }
+    const releaseEffect = Effect.sync(release)
+    const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
+    const record = (start: number) =>
+      Effect.map(nowMs, (end) => {
+        const d = Math.max(0, end - start)
+        paceMs = paceMs === 0 ? d : paceMs * 0.8 + d * 0.2
+      })
+    const refusal = (timeoutMs: number): Refusal | undefined => {
+      if (queue.size >= maxQueued) return { waiting: queue.size, expectedMs: undefined }
+      const expectedMs = (Math.floor(queue.size / permits) + 2) * paceMs
+      return expectedMs > timeoutMs ? { waiting: queue.size, expectedMs } : undefined
+    }
+    const run = <A>(
+      timeoutMs: number,
+      refused: (refusal: Refusal) => StoreError,
+      measure: boolean,
+      effect: Effect.Effect<A, StoreError>
+    ): Effect.Effect<A, StoreError> =>
+      Effect.uninterruptibleMask((restore) => {
+        // Forked while uninterruptible, the statement's fiber is uninterruptible from its start,
+        // so its slot is always given back; the caller only stops waiting for it (interruptible join).
+        const use = Effect.flatMap(
+          Effect.forkDaemon(
+            Effect.ensuring(
+              measure ? Effect.flatMap(nowMs, (start) => Effect.tap(effect, () => record(start))) : effect,
+              releaseEffect
+            )
+          ),
+          (fiber) => restore(Fiber.join(fiber))
+        )
+        return Effect.suspend((): Effect.Effect<A, StoreError> => {
+          if (free > 0) {
+            free--
+            return use
+          }
+          const refuse = refusal(timeoutMs)
+          if (refuse !== undefined) return Effect.fail(refused(refuse))
+          const waiter: Waiter = { granted: false, wake: () => {} }
+          queue.add(waiter)
+          const wait = Effect.async<void>((resume) => {
+            if (waiter.granted) resume(Effect.void)
+            else waiter.wake = () => resume(Effect.void)
+          })
+          return Effect.flatMap(Effect.exit(restore(wait)), (exit): Effect.Effect<A, StoreError> => {
+            if (Exit.isSuccess(exit)) return use
+            // interrupted: leave the queue, or pass on the slot handed over meanwhile
+            if (waiter.granted) release()
+            else queue.delete(waiter)
+            return Effect.failCause(exit.cause)
+          })
+        })
+      })
+    return { run }
+  })
+
 /**
  * Runs a statement on a connection of its own even when the caller is inside
  * `sql.withTransaction`: a decision must commit (and release its row lock) at once, not when the
@@ -474,7 +693,7 @@ const deleteExpiredWith = (
   bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
 ): Effect.Effect<number, StoreError> => {
   const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
-    Effect.flatMap(bound(outsideTransactions(sql.unsafe(statement, [batchSize]).values)), (rows) => {
+    Effect.flatMap(bound(Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows)), (rows) => {
       const deleted = num(rows[0]?.[0])
       const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
       return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)
@@ -498,7 +717,7 @@ export const deleteExpired = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     return yield* deleteExpiredWith(
       sql,
-      pgSql.statements(n, true).cleanup,
+      pgSql.statements(n, true).cleanup(Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000))),
       Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000)),
       (statement) =>
         Effect.mapError(

@@ -3,17 +3,20 @@
  *
  * One table holds every state, one row per `(limiter, key, kind)`:
  * - `tb` (token bucket): `tat`, the theoretical arrival time (store ms);
- * - `sw` (sliding window): `times` / `costs`, the admitted entries, oldest first;
- * - `fw` (fixed window): `win_start`, `win_ms`, `win_count`;
+ * - `sw` (sliding window): `times` / `costs`, the admitted entries, oldest first, kept for
+ *   `win_ms`, the longest window of the callers while the row lives;
+ * - `fw:<window ms>` (fixed window, one row per window length): `win_start`, `win_ms`, `win_count`;
  * - `cc` (concurrency): `holders` / `expiries`, the leases (holder -> expiry, store ms).
  * Every row has an `expires_at`: the instant from which it can no longer change a decision.
  *
  * Each SPI operation is one statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a
- * PL/pgSQL function installed by `initialize`. A function that writes locks the pair's row first
- * (`SELECT … FOR UPDATE`, creating it with `INSERT … ON CONFLICT DO NOTHING` when absent), then
- * reads the server's clock (`clock_timestamp()`, after the lock so that concurrent callers of one
- * key see increasing times), decides with the math of `algorithm.ts`, and writes only when the
- * request is admitted. Peeks read without locking.
+ * PL/pgSQL function installed by `initialize`; the writing ones are sent as one simple-protocol
+ * message `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SELECT …` (see {@link statements}).
+ * A function that writes locks the pair's row first (`SELECT … FOR UPDATE`, creating it with
+ * `INSERT … ON CONFLICT DO NOTHING` when absent), then reads the server's clock
+ * (`clock_timestamp()`, after the lock so that concurrent callers of one key see increasing
+ * times), decides with the math of `algorithm.ts`, and writes only when the request is admitted.
+ * Peeks read without locking.
  *
  * Identifiers are validated by the caller (`[A-Za-z_][A-Za-z0-9_]*`) and always double-quoted.
  *
@@ -94,19 +97,20 @@ const RATIO_EPS = "0.000001"
 const NOW = "extract(epoch from clock_timestamp())::float8 * 1000"
 
 /**
- * Locks the row of `(p_limiter, p_key, kind)`, creating an empty one when absent, and reads
- * `cols` into `vars` (NULL for a new row). Concurrent creators serialize on the primary key: the
- * loser's `INSERT … DO NOTHING` waits for the winner, then its `SELECT … FOR UPDATE` (a fresh
- * snapshot per statement) sees the committed row. A row removed in between (by the cleanup)
+ * Locks the row of `(p_limiter, p_key, kind)` (`kind` is a SQL expression: `'tb'`, `v_kind`),
+ * creating an empty one when absent, and reads `cols` into `vars` (NULL for a new row).
+ * Concurrent creators serialize on the primary key: the loser's `INSERT … DO NOTHING` waits for
+ * the winner, then its `SELECT … FOR UPDATE` (a fresh snapshot per statement, READ COMMITTED)
+ * sees the committed row. A row removed in between (by the cleanup)
  * makes the loop try again.
  */
 const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `${LOCK_TIMEOUT}
   FOR attempt IN 1..10 LOOP
     SELECT ${cols} INTO ${vars} FROM ${n.table} s
-      WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = '${kind}' FOR UPDATE;
+      WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = ${kind} FOR UPDATE;
     EXIT WHEN FOUND;
     INSERT INTO ${n.table} (limiter, key, kind, expires_at)
-      VALUES (p_limiter, p_key, '${kind}', clock_timestamp()) ON CONFLICT DO NOTHING;
+      VALUES (p_limiter, p_key, ${kind}, clock_timestamp()) ON CONFLICT DO NOTHING;
     EXIT WHEN FOUND;
     IF attempt = 10 THEN RAISE EXCEPTION 'could not lock the state row'; END IF;
   END LOOP;
@@ -120,7 +124,8 @@ const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `${
 const LOCK_TIMEOUT = `
   PERFORM set_config('lock_timeout', p_lock_ms::text, true);`
 
-const WHERE = (kind: string) => `limiter = p_limiter AND key = p_key AND kind = '${kind}'`
+/** `kind` is a SQL expression (`'tb'`, `v_kind`). */
+const WHERE = (kind: string) => `limiter = p_limiter AND key = p_key AND kind = ${kind}`
 
 const DECISION_OUT =
   "OUT allowed boolean, OUT remaining float8, OUT reset_after float8, OUT retry_after float8, OUT delay float8"
@@ -147,7 +152,7 @@ const tbTake = (n: Names) =>
   d float8;
   nxt float8;
   wait float8;`,
-    `${lockOrCreate(n, "tb", "s.tat", "v_tat")}
+    `${lockOrCreate(n, "'tb'", "s.tat", "v_tat")}
   -- d = tat0 - now >= 0; relative quantities keep the float noise at the scale of d
   d := greatest(coalesce(v_tat - now_ms, 0), 0);
   delay := 0;
@@ -162,7 +167,7 @@ const tbTake = (n: Names) =>
   wait := nxt - p_burst * p_interval;
   IF wait <= ${EPS} OR wait <= p_max_wait THEN
     UPDATE ${n.table} SET tat = now_ms + nxt, expires_at = to_timestamp((now_ms + nxt) / 1000)
-      WHERE ${WHERE("tb")};
+      WHERE ${WHERE("'tb'")};
     allowed := true;
     IF wait <= ${EPS} THEN
       remaining := ${tbRemaining("nxt")};
@@ -230,10 +235,24 @@ const swRetry = (c: string) => `
 
 const swDeclare = `  v_times float8[];
   v_costs float8[];
+  v_keep float8;
+  keep float8;
   n int;
   i int;
+  k int;
   total float8;
   freed float8;`
+
+/**
+ * Entries are kept for the longest window of the row's live state (`win_ms`), not only for the
+ * caller's: while processes with different windows share a key (a rolling deploy of a new
+ * `window`), one with a shorter window counts its own window but never prunes the entries one
+ * with a longer window still counts. The kept entries `v_times[k..n]` (`k <= i`).
+ */
+const swKeep = `
+  keep := CASE WHEN n > 0 AND v_times[n] + coalesce(v_keep, 0) > now_ms THEN greatest(p_window, v_keep) ELSE p_window END;
+  k := 1;
+  WHILE k <= n AND v_times[k] + keep <= now_ms LOOP k := k + 1; END LOOP;`
 
 const swTake = (n: Names) =>
   fn(
@@ -241,8 +260,9 @@ const swTake = (n: Names) =>
     `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     swDeclare,
-    `${lockOrCreate(n, "sw", "s.times, s.costs", "v_times, v_costs")}
+    `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms", "v_times, v_costs, v_keep")}
 ${swScan}
+${swKeep}
   delay := 0;
   IF NOT (p_cost <= p_limit) THEN
     allowed := false;
@@ -252,8 +272,8 @@ ${swScan}
   END IF;
   IF total + p_cost <= p_limit THEN
     IF p_cost > 0 THEN
-      v_times := v_times[i:n];
-      v_costs := v_costs[i:n];
+      v_times := v_times[k:n];
+      v_costs := v_costs[k:n];
       n := cardinality(v_times);
       IF n > 0 AND v_times[n] >= now_ms THEN
         -- same instant: merge into the newest entry
@@ -263,9 +283,9 @@ ${swScan}
         v_costs := v_costs || p_cost;
         n := n + 1;
       END IF;
-      UPDATE ${n.table} SET times = v_times, costs = v_costs,
-        expires_at = to_timestamp((v_times[n] + p_window) / 1000)
-        WHERE ${WHERE("sw")};
+      UPDATE ${n.table} SET times = v_times, costs = v_costs, win_ms = keep,
+        expires_at = to_timestamp((v_times[n] + keep) / 1000)
+        WHERE ${WHERE("'sw'")};
       reset_after := v_times[n] + p_window - now_ms;
     END IF;
     allowed := true;
@@ -308,7 +328,16 @@ const fwWindow = `
   reset_after := w_start + p_window - now_ms;
   delay := 0;`
 
-const fwDeclare = `  v_start float8;
+/**
+ * The row kind of a fixed window: `fw:<length ms>` (`fw:x<hex of the float8>` for a length that is
+ * not a whole number of ms), so each window length keeps its own counter (see `fwTake`).
+ */
+const fwKind = `
+  v_kind := 'fw:' || CASE WHEN p_window = trunc(p_window) AND abs(p_window) < 1e15
+    THEN trunc(p_window)::bigint::text ELSE 'x' || encode(float8send(p_window), 'hex') END;`
+
+const fwDeclare = `  v_kind text;
+  v_start float8;
   v_win float8;
   v_count float8;
   w_start float8;
@@ -320,12 +349,13 @@ const fwTake = (n: Names) =>
     `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     fwDeclare,
-    `${lockOrCreate(n, "fw", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
+    `${fwKind}
+${lockOrCreate(n, "v_kind", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
 ${fwWindow}
   IF cnt + p_cost <= p_limit THEN
     UPDATE ${n.table} SET win_start = w_start, win_ms = p_window, win_count = cnt + p_cost,
       expires_at = to_timestamp((w_start + p_window) / 1000)
-      WHERE ${WHERE("fw")};
+      WHERE ${WHERE("v_kind")};
     allowed := true;
     remaining := least(greatest(floor(p_limit - cnt - p_cost), 0), p_limit);
     retry_after := 0;
@@ -342,8 +372,9 @@ const fwPeek = (n: Names) =>
     `p_limiter text, p_key text, p_limit float8, p_window float8, ${DECISION_OUT}`,
     "",
     fwDeclare,
-    `  SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s
-    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'fw';
+    `${fwKind}
+  SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s
+    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = v_kind;
   now_ms := ${NOW};
 ${fwWindow}
   allowed := cnt + 1 <= p_limit;
@@ -372,11 +403,11 @@ const ccLive = `
 
 const ccWrite = (n: Names) => `
   IF cardinality(h) = 0 THEN
-    DELETE FROM ${n.table} WHERE ${WHERE("cc")};
+    DELETE FROM ${n.table} WHERE ${WHERE("'cc'")};
   ELSE
     UPDATE ${n.table} SET holders = h, expiries = e,
       expires_at = to_timestamp((SELECT max(x) FROM unnest(e) x) / 1000)
-      WHERE ${WHERE("cc")};
+      WHERE ${WHERE("'cc'")};
   END IF;`
 
 const ccAcquire = (n: Names) =>
@@ -385,7 +416,7 @@ const ccAcquire = (n: Names) =>
     "p_limiter text, p_key text, p_holder text, p_limit float8, p_lease float8, p_lock_ms int, OUT acquired boolean, OUT active int, OUT retry_after float8",
     "",
     ccDeclare,
-    `${lockOrCreate(n, "cc", "s.holders, s.expiries", "v_holders, v_exps")}
+    `${lockOrCreate(n, "'cc'", "s.holders, s.expiries", "v_holders, v_exps")}
 ${ccLive}
   pos := array_position(h, p_holder);
   IF pos IS NOT NULL OR cardinality(h) < p_limit THEN
@@ -571,41 +602,82 @@ export const missingObjects = (n: Names): string => {
 }
 
 /**
- * The statements. With `synchronousCommit: false` the writing ones also run
- * `set_config('synchronous_commit', 'off', true)` (transaction-local, in the same statement):
- * the commit no longer waits for the WAL flush, which is most of a take's latency; a server crash
- * may then lose the last few hundred milliseconds of decisions, never consistency.
+ * A SQL literal of a `text` argument: `E'…'` with quotes and backslashes doubled, so it reads the
+ * same whatever `standard_conforming_strings` is. (NUL, which `text` cannot hold, is refused by the
+ * store before any statement is built.)
+ *
+ * @internal
+ */
+export const textLiteral = (s: string): string => `E'${s.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`
+
+/**
+ * A SQL literal of a `float8` argument: the shortest decimal that reads back as the same double
+ * (`String(x)`), `Infinity`, `-Infinity` or `NaN`, cast to `float8`.
+ *
+ * @internal
+ */
+export const floatLiteral = (x: number): string => `'${Object.is(x, -0) ? "0" : String(x)}'::float8`
+
+/**
+ * A SQL literal of an `int` argument (rounded, clamped to int4).
+ *
+ * @internal
+ */
+export const intLiteral = (x: number): string =>
+  String(Number.isFinite(x) ? Math.max(-2_147_483_648, Math.min(2_147_483_647, Math.round(x))) : 0)
+
+/**
+ * Prefix of every writing statement. PostgreSQL runs the messages of one simple query as one
+ * implicit transaction, and `SET TRANSACTION` before its first query sets that transaction's
+ * isolation: a decision runs under READ COMMITTED whatever `default_transaction_isolation` the
+ * database, the role or the session sets. Under REPEATABLE READ or SERIALIZABLE, `SELECT … FOR
+ * UPDATE` of a row another decision updated after the snapshot fails with SQLSTATE 40001, so
+ * concurrent takes of one key would fail instead of queueing on the row lock.
+ */
+const READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
+
+/**
+ * The statements. Reads (peeks) are parameterized statements (`$1`, …; extended protocol). Writes
+ * are functions of their arguments' SQL literals ({@link textLiteral}, {@link floatLiteral},
+ * {@link intLiteral}) that build one simple-protocol message, `SET TRANSACTION ISOLATION LEVEL READ
+ * COMMITTED; SELECT …` (two statements in one round trip; a parameterized statement cannot carry a
+ * second one), whose last result is the decision. With `synchronousCommit: false` the writing
+ * ones also run `set_config('synchronous_commit', 'off', true)` (transaction-local, in the same
+ * statement): the commit no longer waits for the WAL flush, which is most of a take's latency; a
+ * server crash may then lose the last few hundred milliseconds of decisions, never consistency.
  *
  * @internal
  */
 export const statements = (n: Names, synchronousCommit: boolean) => {
-  const write = (suffix: FunctionName, params: number, scalar = false) => {
-    const args = Array.from({ length: params }, (_, i) => `$${i + 1}`).join(", ")
+  const write = (suffix: FunctionName, scalar = false) => (args: ReadonlyArray<string>): string => {
     const select = scalar ? "f" : "f.*"
+    const call = `${n.fn(suffix)}(${args.join(", ")}) f`
     return synchronousCommit
-      ? `SELECT ${select} FROM ${n.fn(suffix)}(${args}) f`
-      : `SELECT ${select} FROM ${n.fn(suffix)}(${args}) f, set_config('synchronous_commit', 'off', true) c`
+      ? `${READ_COMMITTED} SELECT ${select} FROM ${call}`
+      : `${READ_COMMITTED} SELECT ${select} FROM ${call}, set_config('synchronous_commit', 'off', true) c`
   }
   return {
-    tokenBucket: write("tb_take", 7),
+    tokenBucket: write("tb_take"),
     tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
-    slidingWindow: write("sw_take", 6),
+    slidingWindow: write("sw_take"),
     slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
-    fixedWindow: write("fw_take", 6),
+    fixedWindow: write("fw_take"),
     fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
-    acquireSlot: write("cc_acquire", 6),
-    renewSlot: write("cc_renew", 5, true),
-    releaseSlot: write("cc_release", 4, true),
+    acquireSlot: write("cc_acquire"),
+    renewSlot: write("cc_renew", true),
+    releaseSlot: write("cc_release", true),
     slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
-    resetKey: `DELETE FROM ${n.table} WHERE limiter = $1 AND key = $2`,
-    resetLimiter: `DELETE FROM ${n.table} WHERE limiter = $1`,
+    resetKey: (limiter: string, key: string) =>
+      `${READ_COMMITTED} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)} AND key = ${textLiteral(key)}`,
+    resetLimiter: (limiter: string) => `${READ_COMMITTED} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)}`,
     /**
-     * Deletes at most `$1` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a row a
-     * take is working on is skipped, and no take can revive a row between its selection and its
-     * deletion.
+     * Deletes at most `batchSize` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a
+     * row a take is working on is skipped, and no take can revive a row between its selection and
+     * its deletion.
      */
-    cleanup: `WITH doomed AS (
-      SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED
+    cleanup: (batchSize: number) =>
+      `${READ_COMMITTED} WITH doomed AS (
+      SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT ${intLiteral(batchSize)} FOR UPDATE SKIP LOCKED
     ), gone AS (
       DELETE FROM ${n.table} t USING doomed d
       WHERE t.limiter = d.limiter AND t.key = d.key AND t.kind = d.kind

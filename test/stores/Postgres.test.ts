@@ -178,9 +178,9 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         yield* store.fixedWindow({ limiter, key: "other", limit: 5, windowMs: 60_000, cost: 1 })
         const rows = yield* rowsOf(limiter)
         assert.deepStrictEqual(rows.map((r) => [r.key, r.kind, r.live]), [
-          ["other", "fw", true],
+          ["other", "fw:60000", true],
           [key, "cc", true],
-          [key, "fw", true],
+          [key, "fw:60000", true],
           [key, "sw", true],
           [key, "tb", true]
         ])
