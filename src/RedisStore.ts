@@ -305,6 +305,8 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
     // Releases publish on this channel (standalone only: see the docs' Cluster section).
     const notifications = !clustered
     const freedChannel = `${prefix}:slot-freed`
+    /** A key reset frees every slot of the key: all its waiters wake, not one per message. */
+    const resetChannel = `${prefix}:slot-reset`
 
     const common: RedisOptions = {
       lazyConnect: true,
@@ -662,13 +664,25 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
         const sub = first.duplicate({ lazyConnect: false, enableOfflineQueue: true })
         // A failing subscriber only makes waiters fall back to their backoff.
         sub.on("error", () => undefined)
-        sub.on("message", (_channel: string, slot: string) => {
+        sub.on("message", (channel: string, slot: string) => {
           const set = waiters.get(slot)
           if (set === undefined) return
-          waiters.delete(slot)
-          for (const waiter of set) Deferred.unsafeDone(waiter, Exit.void)
+          if (channel === resetChannel) {
+            waiters.delete(slot)
+            for (const waiter of set) Deferred.unsafeDone(waiter, Exit.void)
+            return
+          }
+          // One release frees one slot: wake this process's oldest waiter only. Every process
+          // wakes one, so a release costs one attempt per process, not one per waiting fiber;
+          // the others keep waiting for the next message (or their backoff).
+          for (const waiter of set) {
+            set.delete(waiter)
+            if (set.size === 0) waiters.delete(slot)
+            Deferred.unsafeDone(waiter, Exit.void)
+            return
+          }
         })
-        sub.subscribe(freedChannel).catch(() => undefined)
+        sub.subscribe(freedChannel, resetChannel).catch(() => undefined)
         subscriber = sub
       }
       yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
@@ -743,7 +757,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           ? call("reset", limiter, () =>
             first.del(...STATES.map((s) => keyOf(limiter, key, s))).then(() => {
               // the key's slots are free: wake its waiters everywhere (best effort)
-              if (notifications) first.publish(freedChannel, keyOf(limiter, key, "cc")).catch(() => undefined)
+              if (notifications) first.publish(resetChannel, keyOf(limiter, key, "cc")).catch(() => undefined)
             }))
           : Effect.tryPromise({
             try: () =>

@@ -198,25 +198,30 @@ local toEnd = endMs * 1000 - now
 `
 
 /**
- * Fixed window take. KEYS[1]: hash {w = end of the window it counts (ms), n = count}, expiring at
- * the window's end (`PEXPIREAT`). A hash whose `w` is not the current window's end is a previous
- * window's (or another window length's) and counts as empty, so expiry only frees memory and never
- * decides a count: a window's last millisecond, or a limiter whose window length changed, cannot
- * over-admit. A refusal writes nothing. ARGV: window (ms), limit, cost.
+ * Fixed window take. KEYS[1]: a hash holding, per window length `L` (ms), `wL` = the end of the
+ * window counted (ms) and `nL` = its count. A `wL` that is not the current window's end is a past
+ * window's and counts as empty, so expiry only frees memory and never decides a count (a window's
+ * last millisecond cannot over-admit). Each length keeps its own count: while a limiter's window is
+ * being changed (a rolling deploy), processes on the old and the new length never reset each
+ * other's count, each enforces its own limit. The key expires at the latest end of the windows it
+ * holds (`PTTL`; `PEXPIRETIME` would need Redis 7). A refusal writes nothing. ARGV: window (ms), limit, cost.
  *
  * @internal
  */
 export const fixedWindowTake = `${fixedCommon}
 local cost = tonumber(ARGV[3])
-local st = redis.call('HMGET', k, 'w', 'n')
+local wf = 'w' .. ARGV[1]
+local nf = 'n' .. ARGV[1]
+local st = redis.call('HMGET', k, wf, nf)
 local count = 0
 if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 if cost <= limit and count + cost <= limit then
   if count == 0 then
-    redis.call('HSET', k, 'w', endMs, 'n', cost)
-    redis.call('PEXPIREAT', k, endMs)
+    redis.call('HSET', k, wf, endMs, nf, cost)
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 or nowMs + ttl < endMs then redis.call('PEXPIREAT', k, endMs) end
   else
-    redis.call('HINCRBY', k, 'n', cost)
+    redis.call('HINCRBY', k, nf, cost)
   end
   return {limit - count - cost, toEnd, 0}
 end
@@ -232,7 +237,7 @@ return {r, toEnd, -toEnd}
  * @internal
  */
 export const fixedWindowPeek = `${fixedCommon}
-local st = redis.call('HMGET', k, 'w', 'n')
+local st = redis.call('HMGET', k, 'w' .. ARGV[1], 'n' .. ARGV[1])
 local count = 0
 if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 local remaining = limit - count

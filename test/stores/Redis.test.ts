@@ -175,20 +175,27 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.isTrue(admitted >= 1 && admitted <= after - before + 1, `admitted ${admitted} in ${after - before + 1} ms`)
       }))
 
-    it.scoped("fixed window: state of another window (length changed, expiry not yet run) counts as empty", () =>
+    it.scoped("fixed window: each window length keeps its own count (a rolling change of window)", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
         const client = yield* raw
-        const limiter = fresh("fwstale")
-        const req = { limiter, key: "k", limit: 3, windowMs: 60_000, cost: 1 }
-        // a full counter of a 1-hour window that has not expired yet
-        yield* Effect.promise(() => client.hset(keyOf(limiter, "k", "fw"), "w", "1", "n", "3"))
-        yield* Effect.promise(() => client.pexpire(keyOf(limiter, "k", "fw"), 60_000))
-        const d = yield* store.fixedWindow(req)
-        assert.isTrue(d.allowed)
-        assert.strictEqual(d.remaining, 2)
-        const peek = yield* store.peek({ algorithm: "fixed_window", limiter, key: "k", limit: 3, windowMs: 60_000 })
-        assert.strictEqual(peek.remaining, 2)
+        const limiter = fresh("fwlen")
+        const long = { limiter, key: "k", limit: 3, windowMs: 3_600_000, cost: 1 }
+        const short = { ...long, windowMs: 1_800_000 }
+        // old and new processes alternate: neither resets the other's count
+        const decisions = []
+        for (let i = 0; i < 10; i++) {
+          decisions.push(yield* store.fixedWindow(long))
+          decisions.push(yield* store.fixedWindow(short))
+        }
+        const admitted = decisions.filter((d) => d.allowed).length
+        assert.isTrue(admitted <= 6, `admitted ${admitted} (at most 3 per length)`)
+        assert.isTrue(admitted >= 4, `admitted ${admitted}`)
+        const peek = yield* store.peek({ algorithm: "fixed_window", limiter, key: "k", limit: 3, windowMs: 3_600_000 })
+        assert.strictEqual(peek.remaining, 0)
+        // the key lives as long as the latest window it holds
+        const ttl = yield* Effect.promise(() => client.pttl(keyOf(limiter, "k", "fw")))
+        assert.isTrue(ttl > 0 && ttl <= 3_600_000, `ttl ${ttl}`)
       }))
 
     it.scoped("a URL whose database path is not a number, or a bad db, is refused before connecting", () =>
@@ -229,16 +236,25 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         }
         const start = yield* Clock.currentTimeMillis
         const waiter = yield* Effect.fork(awaitSlot(limiter, "k", 20_000))
+        const second = yield* Effect.fork(awaitSlot(limiter, "k", 20_000))
         const otherKey = yield* Effect.fork(awaitSlot(limiter, "other", 20_000))
+        const otherKey2 = yield* Effect.fork(awaitSlot(limiter, "other", 20_000))
         yield* Effect.yieldNow()
         assert.isTrue(yield* other.releaseSlot(slot))
         yield* Fiber.join(waiter)
         const elapsed = (yield* Clock.currentTimeMillis) - start
         assert.isTrue(elapsed < 5_000, `woken ${elapsed} ms after the release, not by its 20 s bound`)
+        // one release frees one slot: only the oldest waiter of the process wakes
+        assert.isTrue((yield* Fiber.poll(second))._tag === "None", "a release wakes one waiter, not all")
         assert.isTrue((yield* Fiber.poll(otherKey))._tag === "None", "another key's waiter is not woken")
-        // a reset of the key wakes it too
+        // a reset frees every slot of the key: all its waiters wake
         yield* other.reset(limiter, "other")
         yield* Fiber.join(otherKey)
+        yield* Fiber.join(otherKey2)
+        assert.isTrue((yield* Fiber.poll(second))._tag === "None", "a reset of another key wakes nobody here")
+        assert.isTrue(yield* other.acquireSlot(slot).pipe(Effect.map((d) => d.acquired)))
+        assert.isTrue(yield* other.releaseSlot(slot))
+        yield* Fiber.join(second)
         assert.isTrue((yield* Clock.currentTimeMillis) - start < 10_000)
       }))
 
