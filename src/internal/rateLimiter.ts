@@ -347,11 +347,10 @@ export const make = (
 
     type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
     /** The caller's decision from the store's answer, with its bookkeeping (synchronous). */
-    const decided = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision, now: number): Decision => {
+    /** The store's answer as a `Decision`, after the bookkeeping every answer gets. */
+    const toDecision = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision): Decision => {
       entry.storeEntry.initialized = true
       if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
-      if (d.allowed) recordAcquisition(entry, now, 0)
-      else recordRefusal(entry)
       return {
         limiterId: entry.id,
         key,
@@ -365,25 +364,19 @@ export const make = (
       }
     }
 
+    const decided = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision, now: number): Decision => {
+      if (d.allowed) recordAcquisition(entry, now, 0)
+      else recordRefusal(entry)
+      return toDecision(entry, key, limit, d)
+    }
+
     /**
      * A concurrency-only limiter's check: a peek, which takes nothing, so an allowed answer is no
      * acquisition (a refused one is a refusal, as for any check).
      */
     const peeked = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision): Decision => {
-      entry.storeEntry.initialized = true
-      if (d.casRetries !== undefined) entry.stats.casFailures += d.casRetries
       if (!d.allowed) recordRefusal(entry)
-      return {
-        limiterId: entry.id,
-        key,
-        allowed: d.allowed,
-        limit,
-        remaining: clampRemaining(d.remaining, limit),
-        resetAfterMs: nonNegative(d.resetAfterMs),
-        retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
-        failedOpen: false,
-        spec: entry.spec
-      }
+      return toDecision(entry, key, limit, d)
     }
 
     const check = (id: string, opts?: AcquireOptions): CheckResult =>

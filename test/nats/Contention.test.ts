@@ -8,33 +8,20 @@
  * app server is a second store instance with its own owner id), so the boundaries are exact.
  */
 import { assert, layer } from "@effect/vitest"
-import { Kvm } from "@nats-io/kv"
-import { connect } from "@nats-io/transport-node"
 import { Clock, Duration, Effect, Layer, Redacted } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
+import { dropBucket, rawBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
-const URL = "nats://127.0.0.1:4222"
 const BUCKET = `rs-test-${crypto.randomUUID()}`
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 const part = (s: string) => /^[A-Za-z0-9_-]+$/.test(s) ? `=${s}` : `/${Buffer.from(s, "utf8").toString("base64url")}`
 
-const raw = Effect.acquireRelease(
-  Effect.promise(() => connect({ servers: URL })),
-  (nc) => Effect.promise(() => nc.close()).pipe(Effect.ignore)
-).pipe(Effect.flatMap((nc) => Effect.promise(() => new Kvm(nc).open(BUCKET))))
-
-const DropBucket = Layer.scopedDiscard(
-  Effect.addFinalizer(() =>
-    Effect.scoped(Effect.flatMap(raw, (kv) => Effect.tryPromise(() => kv.destroy()))).pipe(
-      Effect.timeoutOption("5 seconds"),
-      Effect.ignore
-    )
-  )
-)
+const raw = rawBucket(BUCKET)
+const DropBucket = dropBucket(BUCKET)
 
 const options = { url: Redacted.make(URL), bucketName: BUCKET }
 const StoreLive = NatsStore.layer(options).pipe(Layer.provide(DropBucket))

@@ -10,24 +10,10 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Either, Layer, Queue, Redacted, Schedule } from "effect"
 import type { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
+import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
-
-const URL = "postgres://postgres@127.0.0.1:5432/test"
-const freshTable = () => `rs_test_${crypto.randomUUID().replace(/-/g, "")}`
-const FUNCTIONS = [
-  "tb_take",
-  "tb_peek",
-  "sw_take",
-  "sw_peek",
-  "fw_take",
-  "fw_peek",
-  "cc_acquire",
-  "cc_renew",
-  "cc_release",
-  "cc_peek"
-]
 
 /** The administration pool of the block (superuser `postgres`). */
 const Admin = PgClient.layer({ url: Redacted.make(URL), maxConnections: 4 })

@@ -5,7 +5,6 @@
  * fresh bucket that its layer deletes when the block ends.
  */
 import { assert, layer } from "@effect/vitest"
-import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
@@ -15,32 +14,19 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { dropBucket, rawBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
-const URL = "nats://127.0.0.1:4222"
 const BUCKET = `rs-test-${crypto.randomUUID()}`
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 /** The store's encoding of a key token (see NatsStore's module doc). */
 const part = (s: string) => /^[A-Za-z0-9_-]+$/.test(s) ? `=${s}` : `/${Buffer.from(s, "utf8").toString("base64url")}`
 const keyOf = (limiter: string, key: string, state: string) => `${part(limiter)}.${part(key)}.${state}`
 
-/** A raw connection to the test bucket, to look at what the store wrote. */
-const raw = Effect.acquireRelease(
-  Effect.promise(() => connect({ servers: URL })),
-  (nc) => Effect.promise(() => nc.close()).pipe(Effect.ignore)
-).pipe(Effect.flatMap((nc) => Effect.promise(() => new Kvm(nc).open(BUCKET))))
-
-/** Deletes the test bucket when the layer that holds it is released. */
-const DropBucket = Layer.scopedDiscard(
-  Effect.addFinalizer(() =>
-    Effect.scoped(Effect.flatMap(raw, (kv) => Effect.tryPromise(() => kv.destroy()))).pipe(
-      Effect.timeoutOption("5 seconds"),
-      Effect.ignore
-    )
-  )
-)
+const raw = rawBucket(BUCKET)
+const DropBucket = dropBucket(BUCKET)
 
 const options = { url: Redacted.make(URL), bucketName: BUCKET }
 const StoreLive = NatsStore.layer(options).pipe(Layer.provide(DropBucket))

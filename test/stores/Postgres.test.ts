@@ -11,25 +11,12 @@ import { Config, ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
-const URL = "postgres://postgres@127.0.0.1:5432/test"
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
-const freshTable = () => `rs_test_${crypto.randomUUID().replace(/-/g, "")}`
-const FUNCTIONS = [
-  "tb_take",
-  "tb_peek",
-  "sw_take",
-  "sw_peek",
-  "fw_take",
-  "fw_peek",
-  "cc_acquire",
-  "cc_renew",
-  "cc_release",
-  "cc_peek"
-]
 
 const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 10 })
 
