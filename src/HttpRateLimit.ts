@@ -21,7 +21,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ClientIp from "./internal/clientIp.js"
-import type { LimiterSpec } from "./LimiterDefinition.js"
+import { describeInput, type LimiterSpec } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 
@@ -379,6 +379,26 @@ const compilePattern = (pattern: PathPattern): PathMatcher => {
   return { exact: compileGlob(pattern), folded: compileGlob(routeShape(pattern).toLowerCase()) }
 }
 
+/** `include` / `exclude`: an array of glob strings and regular expressions, or nothing. */
+const compilePatterns = (
+  path: string,
+  patterns: ReadonlyArray<PathPattern> | undefined
+): Either.Either<ReadonlyArray<PathMatcher>, ConfigError> => {
+  if (patterns === undefined) return Either.right([])
+  // Checked at run time: plain JavaScript callers and configuration files reach here unchecked.
+  const entries: unknown = patterns
+  if (!Array.isArray(entries)) {
+    return Either.left(ConfigError.at(path, "an array of path patterns (strings or RegExps)", describeInput(entries)))
+  }
+  const matchers: Array<PathMatcher> = []
+  for (let i = 0; i < entries.length; i++) {
+    const entry: unknown = entries[i]
+    if (typeof entry === "string" || entry instanceof RegExp) matchers.push(compilePattern(entry))
+    else return Either.left(ConfigError.at(`${path}[${i}]`, "a path pattern (a string or a RegExp)", describeInput(entry)))
+  }
+  return Either.right(matchers)
+}
+
 /**
  * One request target in the three forms matched against `include` / `exclude` (see the comment
  * above): `raw`, the target up to the first "?" or "#"; `routed`, what find-my-way-ts routes it
@@ -463,7 +483,7 @@ const compile = <EK, RK, EC, RC>(
   options: LimitOptions<EK, RK, EC, RC> | undefined
 ): Either.Either<Compiled<EK, RK, EC, RC>, ConfigError> => {
   const path = "http"
-  const describe = (u: unknown): string => (typeof u === "string" ? JSON.stringify(u) : String(u))
+  const describe = describeInput
   if (typeof limiter !== "string" || limiter.length === 0) {
     return Either.left(ConfigError.at(`${path}.limiter`, "a limiter id", describe(limiter)))
   }
@@ -494,8 +514,10 @@ const compile = <EK, RK, EC, RC>(
     return Either.left(ConfigError.at(`${path}.cost`, "a whole number of at least 1, or a function", describe(cost)))
   }
   const isTrusted = trusted.contains
-  const includes = (options?.include ?? []).map(compilePattern)
-  const excludes = (options?.exclude ?? []).map(compilePattern)
+  const includes = compilePatterns(`${path}.include`, options?.include)
+  if (includes._tag === "Left") return Either.left(includes.left)
+  const excludes = compilePatterns(`${path}.exclude`, options?.exclude)
+  if (excludes._tag === "Left") return Either.left(excludes.left)
   // undefined: follow the limiter's own fail-open / fail-closed policy
   const failOpen = options?.failOpen
   const keyFn = options?.key
@@ -504,15 +526,15 @@ const compile = <EK, RK, EC, RC>(
   // Fail toward limiting: excluded only when every form is excluded, included when any form is
   // (see the comment above `requestPaths`).
   const applies = (url: string): boolean => {
-    if (includes.length === 0 && excludes.length === 0) return true
+    if (includes.right.length === 0 && excludes.right.length === 0) return true
     const { canonical, raw, routed } = requestPaths(url)
-    const excluded = excludes.length > 0 &&
-      excludes.some((m) => m.exact(raw)) &&
-      excludes.some((m) => m.folded(routed)) &&
-      (canonical === routed || excludes.some((m) => m.folded(canonical)))
+    const excluded = excludes.right.length > 0 &&
+      excludes.right.some((m) => m.exact(raw)) &&
+      excludes.right.some((m) => m.folded(routed)) &&
+      (canonical === routed || excludes.right.some((m) => m.folded(canonical)))
     if (excluded) return false
-    return includes.length === 0 ||
-      includes.some((m) => m.exact(raw) || m.folded(routed) || (canonical !== routed && m.folded(canonical)))
+    return includes.right.length === 0 ||
+      includes.right.some((m) => m.exact(raw) || m.folded(routed) || (canonical !== routed && m.folded(canonical)))
   }
 
   const clientKey = (request: HttpServerRequest.HttpServerRequest): string | undefined => {

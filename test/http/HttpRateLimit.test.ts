@@ -364,6 +364,20 @@ describe("HttpRateLimit.middleware (web handler)", () => {
       expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "x", ipv6Prefix: 0 }))).path).toBe("http.ipv6Prefix")
       expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "x", cost: 1.5 }))).path).toBe("http.cost")
       expect((yield* Effect.flip(HttpRateLimit.makeMiddleware({ limiter: "" }))).path).toBe("http.limiter")
+      // include / exclude entries come unchecked from plain JavaScript or a config file
+      const include: unknown = ["/api/**", 42]
+      const badEntry = yield* Effect.flip(
+        // a typed boundary: the test feeds what a plain JavaScript caller could pass
+        HttpRateLimit.makeMiddleware({ limiter: "x", include: include as ReadonlyArray<string> })
+      )
+      expect(badEntry.path).toBe("http.include[1]")
+      expect(badEntry.received).toBe("42")
+      const exclude: unknown = "/health"
+      const notArray = yield* Effect.flip(
+        HttpRateLimit.makeMiddleware({ limiter: "x", exclude: exclude as ReadonlyArray<string> })
+      )
+      expect(notArray.path).toBe("http.exclude")
+      expect(notArray.received).toBe("\"/health\"")
       const client = yield* HttpRateLimit.clientAddress({ trustedProxies: ["loopback"] })
       const request = HttpServerRequest.fromWeb(
         new Request("http://localhost/", { headers: { "x-forwarded-for": "2001:db8:5:5::1" } })
