@@ -162,8 +162,9 @@ export const acquire = async (id: string, options?: RateLimiter.AcquireOptions):
 }
 
 /**
- * Never waits: `true` when admitted (the slot, if any, is released at once since there is no
- * scope to hold it; use `acquire` to hold one).
+ * `true` when admitted, `false` otherwise. Waits up to `options.timeout` for a token or slot
+ * (rate-sync's `try_acquire(timeout)`); with no `timeout` it answers at once. The slot, if any, is
+ * released at once since there is no scope to hold it; use `acquire` to hold one.
  *
  * @since 0.1.0
  * @category usage
