@@ -229,7 +229,7 @@ type WindowCase = typeof windowCase extends (n: number) => fc.Arbitrary<infer A>
 const tokenBucketProperty = (driver: Driver, c: TokenBucketCase) =>
   driver.run(
     Effect.gen(function*() {
-      // Move to the start first: the store's sweeper (every 10 s) then runs only during the steps.
+      // Move to the start first, so the store's time begins at the case's start.
       yield* driver.advance(c.start)
       const store = yield* MemoryStore.make()
       const limiter = crypto.randomUUID()
@@ -274,7 +274,7 @@ const tokenBucketProperty = (driver: Driver, c: TokenBucketCase) =>
 const slidingWindowProperty = (driver: Driver, c: WindowCase) =>
   driver.run(
     Effect.gen(function*() {
-      // Move to the start first: the store's sweeper (every 10 s) then runs only during the steps.
+      // Move to the start first, so the store's time begins at the case's start.
       yield* driver.advance(c.start)
       const store = yield* MemoryStore.make()
       const limiter = crypto.randomUUID()
@@ -304,7 +304,7 @@ const slidingWindowProperty = (driver: Driver, c: WindowCase) =>
 const fixedWindowProperty = (driver: Driver, c: WindowCase) =>
   driver.run(
     Effect.gen(function*() {
-      // Move to the start first: the store's sweeper (every 10 s) then runs only during the steps.
+      // Move to the start first, so the store's time begins at the case's start.
       yield* driver.advance(c.start)
       const store = yield* MemoryStore.make()
       const limiter = crypto.randomUUID()
