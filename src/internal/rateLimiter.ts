@@ -573,7 +573,10 @@ export const make = (
                 return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), false) : Effect.succeed(false)
               }
               // A window frees capacity over time: sleep exactly until it may fit, then take again.
-              if (!reserves && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
+              // So does a refusal that only lost compare-and-set races (NATS): a token bucket's
+              // real refusal always needs more than `left` (it could not reserve within it).
+              const contended = d.casRetries !== undefined && d.casRetries > 0
+              if ((!reserves || contended) && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
                 return Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
               }
               // The timeout cut the wait when the call could have gone through by waiting longer

@@ -142,6 +142,26 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         for (const p of permits) if (p._tag === "Left") assert.strictEqual(p.left._tag, "RateLimitExceeded")
       }))
 
+    it.scoped("acquire with time left waits through lost races: contention alone never refuses it", () =>
+      Effect.gen(function*() {
+        // every lost compare-and-set ends the store's call (maxRetries 0): the limiter must retry
+        const store = yield* NatsStore.make({ ...options, maxRetries: 0, timeout: "2 seconds" })
+        const id = fresh("contended")
+        const context = yield* Layer.build(
+          RateLimiter.layer({ [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } }).pipe(
+            Layer.provide(Layer.succeed(RateLimitStore.RateLimitStore, store))
+          )
+        )
+        const outcomes = yield* Effect.all(
+          Array.from({ length: 40 }, () => RateLimiter.acquire(id, { key: "hot" }).pipe(Effect.either, Effect.scoped)),
+          { concurrency: "unbounded" }
+        ).pipe(Effect.provide(context))
+        const refused = outcomes.filter((o) => o._tag === "Left")
+        assert.strictEqual(refused.length, 0, `refused ${refused.length} of 40 with capacity to spare`)
+        const stats = yield* RateLimiter.metrics(id).pipe(Effect.provide(context))
+        assert.isTrue(stats.casFailures > 0, "the calls did contend")
+      }))
+
     it.scoped("fixed window under clock skew: a stored window is never moved backwards", () =>
       Effect.gen(function*() {
         const a = yield* RateLimitStore.RateLimitStore // its clock 15 ms ahead: already in window W+1
