@@ -20,6 +20,14 @@ const BUCKET = `rs-test-${crypto.randomUUID()}`
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 const part = (s: string) => /^[A-Za-z0-9_-]+$/.test(s) ? `=${s}` : `/${Buffer.from(s, "utf8").toString("base64url")}`
 
+/** The context of a `RateLimiter` with `limiters` on a NATS store made with `storeOptions`. */
+const limiterOn = (
+  storeOptions: NatsStore.NatsStoreOptions,
+  limiters: Parameters<typeof RateLimiter.layer>[0]
+) =>
+  Effect.flatMap(NatsStore.make(storeOptions), (store) =>
+    Layer.build(RateLimiter.layer(limiters).pipe(Layer.provide(Layer.succeed(RateLimitStore.RateLimitStore, store)))))
+
 const raw = rawBucket(BUCKET)
 const DropBucket = dropBucket(BUCKET)
 
@@ -117,13 +125,8 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
 
     it.scoped("behind RateLimiter (failClosed false): a lost race is refused, never admitted fail-open", () =>
       Effect.gen(function*() {
-        const store = yield* NatsStore.make({ ...options, maxRetries: 1, timeout: "1 second" })
         const id = fresh("failopen")
-        const context = yield* Layer.build(
-          RateLimiter.layer({ [id]: { ratePerSecond: 10, burst: 1, timeout: "500 millis" } }).pipe(
-            Layer.provide(Layer.succeed(RateLimitStore.RateLimitStore, store))
-          )
-        )
+        const context = yield* limiterOn({ ...options, maxRetries: 1, timeout: "1 second" }, { [id]: { ratePerSecond: 10, burst: 1, timeout: "500 millis" } })
         const started = performance.now()
         const permits = yield* Effect.all(
           Array.from({ length: 100 }, () =>
@@ -145,13 +148,8 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
     it.scoped("acquire with time left waits through lost races: contention alone never refuses it", () =>
       Effect.gen(function*() {
         // every lost compare-and-set ends the store's call (maxRetries 0): the limiter must retry
-        const store = yield* NatsStore.make({ ...options, maxRetries: 0, timeout: "2 seconds" })
         const id = fresh("contended")
-        const context = yield* Layer.build(
-          RateLimiter.layer({ [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } }).pipe(
-            Layer.provide(Layer.succeed(RateLimitStore.RateLimitStore, store))
-          )
-        )
+        const context = yield* limiterOn({ ...options, maxRetries: 0, timeout: "2 seconds" }, { [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } })
         const outcomes = yield* Effect.all(
           Array.from({ length: 40 }, () => RateLimiter.acquire(id, { key: "hot" }).pipe(Effect.either, Effect.scoped)),
           { concurrency: "unbounded" }
