@@ -483,21 +483,20 @@ const compile = <EK, RK, EC, RC>(
   options: LimitOptions<EK, RK, EC, RC> | undefined
 ): Either.Either<Compiled<EK, RK, EC, RC>, ConfigError> => {
   const path = "http"
-  const describe = describeInput
   if (typeof limiter !== "string" || limiter.length === 0) {
-    return Either.left(ConfigError.at(`${path}.limiter`, "a limiter id", describe(limiter)))
+    return Either.left(ConfigError.at(`${path}.limiter`, "a limiter id", describeInput(limiter)))
   }
   const headers = options?.headers ?? "both"
   if (!HEADER_MODES.includes(headers)) {
-    return Either.left(ConfigError.at(`${path}.headers`, `one of "draft", "legacy", "both", "none"`, describe(headers)))
+    return Either.left(ConfigError.at(`${path}.headers`, `one of "draft", "legacy", "both", "none"`, describeInput(headers)))
   }
   const ipv6Prefix = options?.ipv6Prefix ?? 64
   if (!Number.isInteger(ipv6Prefix) || ipv6Prefix < 1 || ipv6Prefix > 128) {
-    return Either.left(ConfigError.at(`${path}.ipv6Prefix`, "a whole number in [1, 128]", describe(ipv6Prefix)))
+    return Either.left(ConfigError.at(`${path}.ipv6Prefix`, "a whole number in [1, 128]", describeInput(ipv6Prefix)))
   }
   const proxyHeader = options?.proxyHeader ?? "x-forwarded-for"
   if (proxyHeader !== "x-forwarded-for" && proxyHeader !== "forwarded") {
-    return Either.left(ConfigError.at(`${path}.proxyHeader`, `"x-forwarded-for" or "forwarded"`, describe(proxyHeader)))
+    return Either.left(ConfigError.at(`${path}.proxyHeader`, `"x-forwarded-for" or "forwarded"`, describeInput(proxyHeader)))
   }
   const trusted = ClientIp.compileTrusted(options?.trustedProxies ?? [])
   if (trusted._tag === "Left") {
@@ -505,13 +504,13 @@ const compile = <EK, RK, EC, RC>(
       ConfigError.at(
         `${path}.trustedProxies[${trusted.index}]`,
         `an IP address, a CIDR range or one of "loopback", "private", "linklocal"`,
-        describe(trusted.entry)
+        describeInput(trusted.entry)
       )
     )
   }
   const cost = options?.cost ?? 1
   if (typeof cost === "number" && !(Number.isSafeInteger(cost) && cost >= 1)) {
-    return Either.left(ConfigError.at(`${path}.cost`, "a whole number of at least 1, or a function", describe(cost)))
+    return Either.left(ConfigError.at(`${path}.cost`, "a whole number of at least 1, or a function", describeInput(cost)))
   }
   const isTrusted = trusted.contains
   const includes = compilePatterns(`${path}.include`, options?.include)

@@ -153,9 +153,6 @@ const describe = (u: unknown): string => {
   return typeof u
 }
 
-/** @internal */
-export const describeValue = describe
-
 /**
  * A value passed in code, as an error shows it: numbers and booleans as written, strings quoted
  * (`"2"`), a `Duration` formatted, other values by their kind (`an object`, `a function`).
@@ -274,7 +271,7 @@ const positiveInt = (path: string, u: unknown): number => {
 const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
   const ms = durationInputMs(u)
   const expected = allowZero ? "a duration of 0 or more" : "a duration greater than 0"
-  if (ms === undefined || Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0)) {
+  if (ms === undefined || (!allowZero && ms === 0)) {
     throw ConfigError.at(path, expected, describe(u))
   }
   if (ms > MAX_DURATION_MS) {

@@ -83,7 +83,7 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("effe
  * A request the limiter can never honour: a cost that is not a positive whole number (or not a
  * number at all, from JavaScript), or one above the limiter's capacity (it would wait forever).
  * `cost` is the cost asked for (`NaN` when it was not a number); `received` shows it as it came
- * (`"2" (a string)`).
+ * (`1.5`, or `"2"` quoted for the string "2").
  *
  * @since 0.1.0
  * @category errors

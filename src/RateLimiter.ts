@@ -415,8 +415,10 @@ export const cloneLimiter = (
  * `[stores.<id>]` tables (see `RateSyncConfig.decodeStoreDefinition`): a bad one fails with a
  * `ConfigError` at `stores.<id>.<field>`. Each store is built in its own child scope of the
  * registry's scope, closed when the build fails (nothing it opened is kept) and when the store is
- * replaced (the old store's connections are closed; permits still held on it lose their lease
- * renewals). A store service passed ready-made is not owned by the registry and is never closed.
+ * replaced (the old store's connections are closed; callers waiting for a slot move to the new
+ * store, but permits still held on the old one can neither renew nor release: each renewal logs a
+ * warning until the permit is released, and the lease runs out on the server after `lease`). A
+ * store service passed ready-made is not owned by the registry and is never closed.
  *
  * @since 0.1.0
  * @category accessors

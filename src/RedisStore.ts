@@ -209,7 +209,12 @@ const secretsOf = (options: RedisStoreOptions): ReadonlyArray<string> => {
     try {
       const parsed = new URL(url)
       if (parsed.password !== "") {
-        out.push(parsed.password, decodeURIComponent(parsed.password))
+        out.push(parsed.password)
+        try {
+          out.push(decodeURIComponent(parsed.password))
+        } catch {
+          // an invalid escape ("100%"): the raw form, pushed above, is what can appear
+        }
       }
     } catch {
       // not a URL: the whole string is already treated as a secret

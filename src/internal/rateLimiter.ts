@@ -346,7 +346,6 @@ export const make = (
     }
 
     type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
-    /** The caller's decision from the store's answer, with its bookkeeping (synchronous). */
     /** The store's answer as a `Decision`, after the bookkeeping every answer gets. */
     const toDecision = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision): Decision => {
       entry.storeEntry.initialized = true
@@ -364,6 +363,7 @@ export const make = (
       }
     }
 
+    /** The caller's decision from the store's answer, with its bookkeeping (synchronous). */
     const decided = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision, now: number): Decision => {
       if (d.allowed) recordAcquisition(entry, now, 0)
       else recordRefusal(entry)
@@ -450,7 +450,9 @@ export const make = (
       timed: boolean,
       scope: Scope.Scope
     ): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> => {
-      const store = entry.storeEntry.store
+      // The store the slot is taken on: read again at each attempt, so a waiter moves to a store
+      // that `configureStore` put in place meanwhile; renewals and the release go where it was taken.
+      let store = entry.storeEntry.store
       const request: SlotRequest = {
         limiter: entry.id,
         key: sk,
@@ -505,7 +507,10 @@ export const make = (
       let counted = false
       return Effect.uninterruptibleMask((restore) => {
         const attempt = (n: number): Effect.Effect<Slot | undefined, RateLimitExceeded | StoreUnavailable> =>
-          Effect.matchEffect(store.acquireSlot(request), {
+          Effect.suspend(() => {
+            store = entry.storeEntry.store
+            return store.acquireSlot(request)
+          }).pipe(Effect.matchEffect({
             onFailure: (e) => storeFailed<Slot | undefined>(entry, e, undefined),
             onSuccess: (d) => {
               entry.storeEntry.initialized = true
@@ -541,7 +546,7 @@ export const make = (
                 })
               })
             }
-          })
+          }))
         return attempt(0)
       })
     }

@@ -204,7 +204,9 @@ local toEnd = endMs * 1000 - now
  * last millisecond cannot over-admit). Each length keeps its own count: while a limiter's window is
  * being changed (a rolling deploy), processes on the old and the new length never reset each
  * other's count, each enforces its own limit. The key expires at the latest end of the windows it
- * holds (`PTTL`; `PEXPIRETIME` would need Redis 7). A refusal writes nothing. ARGV: window (ms), limit, cost.
+ * holds (`PTTL`; `PEXPIRETIME` would need Redis 7). The first take of a window drops the counters
+ * of other lengths whose windows are over, so a retired length leaves nothing behind. A refusal
+ * writes nothing. ARGV: window (ms), limit, cost.
  *
  * @internal
  */
@@ -217,6 +219,14 @@ local count = 0
 if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 if cost <= limit and count + cost <= limit then
   if count == 0 then
+    -- a new window: drop the counters of other lengths whose windows are over (retired lengths)
+    local h = redis.call('HGETALL', k)
+    for i = 1, #h, 2 do
+      local f = h[i]
+      if f ~= wf and string.sub(f, 1, 1) == 'w' and tonumber(h[i + 1]) <= nowMs then
+        redis.call('HDEL', k, f, 'n' .. string.sub(f, 2))
+      end
+    end
     redis.call('HSET', k, wf, endMs, nf, cost)
     local ttl = redis.call('PTTL', k)
     if ttl < 0 or nowMs + ttl < endMs then redis.call('PEXPIREAT', k, endMs) end

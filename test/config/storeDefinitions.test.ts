@@ -7,7 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Redacted } from "effect"
+import { Deferred, Duration, Effect, Either, Fiber, Layer, Redacted } from "effect"
 import { MemoryStore, RateLimiter, RateSyncConfig, type StoreDefinition } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
@@ -193,6 +193,48 @@ describeWhenUp(postgresUp)("store scopes (PostgreSQL)", () => {
       Effect.provide(registry),
       Effect.zipRight(Effect.suspend(() => connectionsOf(application, 0))),
       Effect.tap((left) => Effect.sync(() => assert.strictEqual(left, 0, "connections left once the registry closed"))),
+      Effect.ensuring(
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).pipe(
+          Effect.provide(admin),
+          Effect.orDie
+        )
+      )
+    )
+  })
+
+  it.live("a waiter for a slot moves to the store that replaced the old one: never admitted fail-open", () => {
+    const schema = `wait_${crypto.randomUUID().replaceAll("-", "")}`
+    const url = Redacted.make(PG_URL)
+    return Effect.gen(function*() {
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`CREATE SCHEMA "${schema}"`)).pipe(
+        Effect.provide(admin),
+        Effect.orDie
+      )
+      const store = { engine: "postgres", url, schemaName: schema, poolMaxSize: 2 } as const
+      yield* RateLimiter.configureStore("main", store)
+      yield* RateLimiter.configureLimiter("cc", { store: "main", maxConcurrent: 1, lease: "1 second" })
+      const held = yield* Deferred.make<void>()
+      const done = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(Effect.scoped(Effect.zipRight(
+        Effect.zipRight(RateLimiter.acquire("cc"), Deferred.succeed(held, undefined)),
+        Deferred.await(done)
+      )))
+      yield* Deferred.await(held)
+      const waiter = yield* Effect.fork(Effect.scoped(Effect.map(RateLimiter.acquire("cc", { timeout: "20 seconds" }), (p) => p.failedOpen)))
+      // the waiter has been refused once (it now backs off and tries again)
+      for (let i = 0; i < 200 && (yield* RateLimiter.metrics("cc")).maxConcurrentReached === 0; i++) {
+        yield* Effect.sleep("10 millis")
+      }
+      assert.isAbove((yield* RateLimiter.metrics("cc")).maxConcurrentReached, 0)
+      // The old store's pool is closed: a waiter still asking it would fail and be let through.
+      yield* RateLimiter.configureStore("main", store)
+      const failedOpen = yield* Fiber.join(waiter)
+      assert.isFalse(failedOpen, "the waiter was admitted without a slot")
+      assert.strictEqual((yield* RateLimiter.metrics("cc")).failOpenAdmits, 0)
+      yield* Deferred.succeed(done, undefined)
+      yield* Fiber.join(holder)
+    }).pipe(
+      Effect.provide(registry),
       Effect.ensuring(
         Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).pipe(
           Effect.provide(admin),

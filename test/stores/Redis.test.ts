@@ -198,6 +198,23 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.isTrue(ttl > 0 && ttl <= 3_600_000, `ttl ${ttl}`)
       }))
 
+    it.scoped("fixed window: a retired window length leaves nothing behind", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const client = yield* raw
+        const limiter = fresh("fwretire")
+        const long = { limiter, key: "k", limit: 3, windowMs: 3_600_000, cost: 1 }
+        // the hour-long window keeps the key alive
+        assert.isTrue((yield* store.fixedWindow(long)).allowed)
+        assert.isTrue((yield* store.fixedWindow({ ...long, windowMs: 20 })).allowed)
+        const fields = () => Effect.promise(() => client.hkeys(keyOf(limiter, "k", "fw"))).pipe(Effect.map((f) => [...f].sort()))
+        assert.deepStrictEqual(yield* fields(), ["n20", "n3600000", "w20", "w3600000"])
+        // the 20 ms window ends on the server's clock; the next new window of any length drops it
+        yield* Effect.sleep("50 millis")
+        assert.isTrue((yield* store.fixedWindow({ ...long, windowMs: 30 })).allowed)
+        assert.deepStrictEqual(yield* fields(), ["n30", "n3600000", "w30", "w3600000"])
+      }))
+
     it.scoped("a URL whose database path is not a number, or a bad db, is refused before connecting", () =>
       Effect.gen(function*() {
         const secret = `pw-${crypto.randomUUID()}`
