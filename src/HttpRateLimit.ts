@@ -580,6 +580,7 @@ const compile = <EK, RK, EC, RC>(
                   return onStoreUnavailable
                 case "LimiterNotFound":
                 case "InvalidCost":
+                case "ConfigError":
                   // configuration bugs: a defect (500), logged by the server, never shown
                   return Effect.die(error)
               }

@@ -210,7 +210,7 @@ export interface RateLimiterService {
   readonly check: (
     id: string,
     options?: AcquireOptions
-  ) => Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
+  ) => Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError>
   readonly configureLimiter: (id: string, definition: LimiterDefinition) => Effect.Effect<void, ConfigError | StoreNotFound>
   readonly cloneLimiter: (
     sourceId: string,
@@ -224,7 +224,7 @@ export interface RateLimiterService {
   readonly metrics: (id: string) => Effect.Effect<RateLimiterMetrics, LimiterNotFound>
   readonly initialize: (id: string) => Effect.Effect<void, LimiterNotFound | StoreUnavailable>
   readonly initializeAll: Effect.Effect<void, StoreUnavailable>
-  readonly reset: (id: string, key?: string) => Effect.Effect<void, LimiterNotFound | StoreUnavailable>
+  readonly reset: (id: string, key?: string) => Effect.Effect<void, LimiterNotFound | StoreUnavailable | ConfigError>
 }
 
 /**
@@ -335,7 +335,7 @@ export const tryAcquire = (
 export const check = (
   id: string,
   options?: AcquireOptions
-): Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost, RateLimiter> =>
+): Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (r) => r.check(id, options))
 
 /**
@@ -481,5 +481,8 @@ export const initializeAll: Effect.Effect<void, StoreUnavailable, RateLimiter> =
  * @since 0.1.0
  * @category accessors
  */
-export const reset = (id: string, key?: string): Effect.Effect<void, LimiterNotFound | StoreUnavailable, RateLimiter> =>
+export const reset = (
+  id: string,
+  key?: string
+): Effect.Effect<void, LimiterNotFound | StoreUnavailable | ConfigError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (r) => r.reset(id, key))

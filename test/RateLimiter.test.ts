@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Option, Ref, TestClock } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Option, Ref, TestClock } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
 import { storeKey } from "../src/internal/rateLimiter.js"
 
@@ -589,10 +589,11 @@ describe("per-call options from any caller", () => {
       const k = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, { key })))
       assert.strictEqual(k._tag, "ConfigError")
       if (k._tag === "ConfigError") assert.deepStrictEqual([k.path, k.expected, k.received], ["options.key", "a string", "5"])
-      // `check` has no ConfigError in its errors: a bug of its caller, a defect that says what it was.
-      const exit = yield* Effect.exit(RateLimiter.check(id, { key }))
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
-      if (Exit.isFailure(exit)) assert.include(Cause.pretty(exit.cause), "options.key: expected a string, received 5")
+      // `check` and `reset` answer the same typed error
+      for (const e of [yield* Effect.flip(RateLimiter.check(id, { key })), yield* Effect.flip(RateLimiter.reset(id, key))]) {
+        assert.strictEqual(e._tag, "ConfigError")
+        if (e._tag === "ConfigError") assert.deepStrictEqual([e.path, e.expected, e.received], ["options.key", "a string", "5"])
+      }
       // A limiter id of the wrong type is not found, not a defect.
       const missing = yield* Effect.flip(RateLimiter.check(untyped<string>(7)))
       assert.deepStrictEqual([missing._tag, missing._tag === "LimiterNotFound" ? missing.limiterId : ""], ["LimiterNotFound", "7"])

@@ -345,7 +345,7 @@ export const make = (
       }
     }
 
-    type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost>
+    type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError>
     /** The store's answer as a `Decision`, after the bookkeeping every answer gets. */
     const toDecision = (entry: LimiterEntry, key: string, limit: number, d: StoreDecision): Decision => {
       entry.storeEntry.initialized = true
@@ -389,8 +389,8 @@ export const make = (
         const cost = opts?.cost ?? 1
         const invalid = validCost(entry, cost)
         if (invalid !== undefined) return Effect.fail(invalid)
-        // `check`'s errors have no place for a bad key (a bug of a JavaScript caller): a defect.
-        if (typeof key !== "string") return Effect.die(new TypeError(badKey(key).message))
+        // a key that is not a string (from JavaScript): a ConfigError naming it
+        if (typeof key !== "string") return Effect.fail(badKey(key))
         const sk = storeKey(key)
         const limit = limitOf(entry.spec)
         if (entry.takeNow !== undefined) {
@@ -772,9 +772,9 @@ export const make = (
         Effect.forEach(new Set(Array.from(limiters.values(), (l) => l.storeEntry)), initializeStore, { discard: true })
       ),
       reset: (id, key) =>
-        Effect.flatMap(lookup(id), (entry) => {
-          // `reset`'s errors have no place for a bad key (a bug of a JavaScript caller): a defect.
-          if (key !== undefined && typeof key !== "string") return Effect.die(new TypeError(badKey(key).message))
+        Effect.flatMap(lookup(id), (entry): Effect.Effect<void, StoreUnavailable | ConfigError> => {
+          // a key that is not a string (from JavaScript): a ConfigError, as for acquire and check
+          if (key !== undefined && typeof key !== "string") return Effect.fail(badKey(key))
           return entry.storeEntry.store.reset(id, key === undefined ? undefined : storeKey(key)).pipe(
             Effect.mapError((e) => unavailable(entry.storeEntry, e))
           )
