@@ -27,7 +27,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
+import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as pgSql from "./internal/postgresSql.js"
 import type {
@@ -113,12 +113,29 @@ const MISSING_OBJECT = new Set(["42P01", "42883", "3F000"])
  * retried (jittered, within `statementTimeout`) all the same.
  */
 const RETRYABLE = new Set(["40001", "40P01"])
-const retrySchedule = (timeoutMs: number) =>
-  Schedule.exponential(Duration.millis(1), 2).pipe(
-    Schedule.union(Schedule.spaced(Duration.millis(50))),
-    Schedule.jittered,
-    Schedule.upTo(Duration.millis(timeoutMs))
-  )
+
+/** The clock, in milliseconds. */
+const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
+
+/**
+ * Runs `once` again after a retryable SQLSTATE, waiting min(2^k, 50) ms (jittered ×0.8–1.2)
+ * before the k-th retry, as long as the retry starts before `deadlineMs` (the call's start plus
+ * its `statementTimeout`: the statement's fiber outlives a caller that timed out, its retries
+ * must not).
+ */
+const retryUntil = <A>(once: Effect.Effect<A, unknown>, deadlineMs: number): Effect.Effect<A, unknown> => {
+  const loop = (k: number): Effect.Effect<A, unknown> =>
+    Effect.catchIf(
+      once,
+      (e) => RETRYABLE.has(sqlStateOf(e) ?? ""),
+      (e) =>
+        Effect.flatMap(Effect.zip(nowMs, Random.next), ([now, r]) => {
+          const delay = Math.min(2 ** k, 50) * (0.8 + 0.4 * r)
+          return now + delay >= deadlineMs ? Effect.fail(e) : Effect.zipRight(Effect.sleep(Duration.millis(delay)), loop(k + 1))
+        })
+    )
+  return loop(0)
+}
 
 // ---------------------------------------------------------------------------------------------
 // secrets and errors
@@ -140,11 +157,20 @@ const secretsOf = (url: Redacted.Redacted | undefined, password: Redacted.Redact
   if (url !== undefined) {
     const raw = Redacted.value(url)
     out.push(raw)
+    let password = ""
     try {
-      const parsed = new URL(raw)
-      if (parsed.password !== "") out.push(parsed.password, decodeURIComponent(parsed.password))
+      password = new URL(raw).password
     } catch {
       // not a URL: the whole string is already treated as a secret
+    }
+    if (password !== "") {
+      // the raw (percent-encoded) form first: a malformed escape ("100%") must not lose it
+      out.push(password)
+      try {
+        out.push(decodeURIComponent(password))
+      } catch {
+        // not decodable: the driver can only have seen the raw form
+      }
     }
   }
   return out.sort((a, b) => b.length - a.length)
@@ -249,12 +275,12 @@ const makeWith = (
     const marginMs = options.timingMarginMs ?? 0
     const autoCreate = options.autoCreate ?? true
     const timeoutMs = toMillis(options.statementTimeout, 2000)
-    /** Server-side bound on a row-lock wait (`lock_timeout`, ms; 0 would mean none). */
+    /** Server-side bound on a row-lock wait and a writing statement (`lock_timeout`, `statement_timeout`, ms; 0 would mean none). */
     const lockMs = Math.max(1, Math.min(2_147_483_647, Math.round(timeoutMs)))
     const initTimeoutMs = toMillis(options.initializeTimeout, 15_000)
     const cleanupEvery = Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000)))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-    const text = pgSql.statements(n, options.synchronousCommit ?? false)
+    const text = pgSql.statements(n, options.synchronousCommit ?? false, lockMs)
     const poolSize = Option.match(yield* Effect.serviceOption(PgClient.PgClient), {
       onNone: () => undefined,
       onSome: (client) => client.config.maxConnections
@@ -277,8 +303,8 @@ const makeWith = (
      * statements waits in the pg pool's own queue), or fails at once when overloaded (see
      * {@link makeGate}). On timeout the caller gets its `StoreError` at once: a call still
      * waiting for a slot leaves the queue, a statement already sent runs to its end in the
-     * background (its row-lock wait bounded by `lock_timeout` on the server) and frees its slot
-     * then. `measure`: the statement's time feeds the pace estimate (decisions, not DDL or
+     * background (a writing one bounded on the server by `lock_timeout` and `statement_timeout`)
+     * and frees its slot then. `measure`: the statement's time feeds the pace estimate (decisions, not DDL or
      * cleanup).
      */
     const bounded = <A>(
@@ -332,29 +358,32 @@ const makeWith = (
 
     /**
      * One round trip. When the table or a function has vanished (dropped, restored database) and
-     * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback.
+     * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback. Retryable
+     * SQLSTATEs are retried until `deadlineMs` (see {@link retryUntil}).
      */
-    const attempt = (once: Effect.Effect<ReadonlyArray<Row>, unknown>): Effect.Effect<ReadonlyArray<Row>, unknown> =>
-      once.pipe(
+    const attempt = (
+      once: Effect.Effect<ReadonlyArray<Row>, unknown>,
+      deadlineMs: number
+    ): Effect.Effect<ReadonlyArray<Row>, unknown> =>
+      retryUntil(
         Effect.catchIf(
+          once,
           (e) => autoCreate && MISSING_OBJECT.has(sqlStateOf(e) ?? ""),
           () => Effect.zipRight(install, once)
         ),
-        Effect.retry({ schedule: retrySchedule(timeoutMs), while: (e) => RETRYABLE.has(sqlStateOf(e) ?? "") })
+        deadlineMs
+      )
+    /** A decision's round trip, bounded from the call's start (its retries too). */
+    const decide = (operation: string, limiter: string, once: Effect.Effect<ReadonlyArray<Row>, unknown>) =>
+      Effect.flatMap(nowMs, (start) => bounded(operation, timeoutMs, attempt(once, start + timeoutMs), true)).pipe(
+        span(operation, limiter)
       )
     /** A read: one parameterized statement. */
     const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) =>
-      bounded(operation, timeoutMs, attempt(outsideTransactions(sql.unsafe(statement, params).values)), true).pipe(
-        span(operation, limiter)
-      )
+      decide(operation, limiter, outsideTransactions(sql.unsafe(statement, params).values))
     /** A write: one simple-protocol message (see `postgresSql.statements`), its last result. */
     const write = (operation: string, limiter: string, statement: string) =>
-      bounded(
-        operation,
-        timeoutMs,
-        attempt(Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows)),
-        true
-      ).pipe(span(operation, limiter))
+      decide(operation, limiter, Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows))
     const text_ = pgSql.textLiteral
     const float_ = pgSql.floatLiteral
     const lock = pgSql.intLiteral(lockMs)
@@ -591,7 +620,8 @@ interface Waiter {
  *
  * So a statement is interrupted only while it waits for a slot. Once it holds one it runs to its
  * end, uninterruptibly, in a fiber of its own (the caller gets its timeout at once all the same):
- * its wait is bounded on the server (`lock_timeout`, the statement timeout), while interrupting it
+ * a writing statement is bounded on the server (`lock_timeout` and `statement_timeout`, the
+ * store's `statementTimeout`; a peek reads without locks), while interrupting it
  * would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a connection while
  * holding one (a timed-out cancel then leaves a dead waiter there, and the store's slot count
  * would no longer match the connections in use).
@@ -623,7 +653,6 @@ const makeGate = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
       if (free === permits) paceMs = 0
     }
     const releaseEffect = Effect.sync(release)
-    const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
     const record = (start: number) =>
       Effect.map(nowMs, (end) => {
         const d = Math.max(0, end - start)
@@ -715,10 +744,12 @@ export const deleteExpired = (
     const n = namesOf(options)
     if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const batchSize = Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000))
+    const timeoutMs = Math.max(1, Math.min(2_147_483_647, Math.round(toMillis(options.statementTimeout, 2000))))
     return yield* deleteExpiredWith(
       sql,
-      pgSql.statements(n, true).cleanup(Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000))),
-      Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000)),
+      pgSql.statements(n, true, timeoutMs).cleanup(batchSize),
+      batchSize,
       (statement) =>
         Effect.mapError(
           statement,

@@ -4,14 +4,16 @@
  * One table holds every state, one row per `(limiter, key, kind)`:
  * - `tb` (token bucket): `tat`, the theoretical arrival time (store ms);
  * - `sw` (sliding window): `times` / `costs`, the admitted entries, oldest first, kept for
- *   `win_ms`, the longest window of the callers while the row lives;
+ *   `win_ms` (the longest window of the callers) until `win_until` (that caller's last admitted
+ *   take plus its window), then for the current caller's window only;
  * - `fw:<window ms>` (fixed window, one row per window length): `win_start`, `win_ms`, `win_count`;
  * - `cc` (concurrency): `holders` / `expiries`, the leases (holder -> expiry, store ms).
  * Every row has an `expires_at`: the instant from which it can no longer change a decision.
  *
  * Each SPI operation is one statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a
  * PL/pgSQL function installed by `initialize`; the writing ones are sent as one simple-protocol
- * message `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SELECT …` (see {@link statements}).
+ * message `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = …; SELECT …`
+ * (see {@link statements}).
  * A function that writes locks the pair's row first (`SELECT … FOR UPDATE`, creating it with
  * `INSERT … ON CONFLICT DO NOTHING` when absent), then reads the server's clock
  * (`clock_timestamp()`, after the lock so that concurrent callers of one key see increasing
@@ -210,12 +212,17 @@ const tbPeek = (n: Names) =>
   retry_after := CASE WHEN allowed THEN 0 ELSE wait END;`
   )
 
-/** Live entries of a sliding window are `v_times[i..n]`; `total` their costs. */
-const swScan = `
+const swLoad = `
   v_times := coalesce(v_times, '{}');
   v_costs := coalesce(v_costs, '{}');
-  n := cardinality(v_times);
-  i := 1;
+  n := cardinality(v_times);`
+
+/**
+ * Live entries of a sliding window are `v_times[i..n]`; `total` their costs. The scan starts at
+ * `start` (`k` in a take: every entry before it is older than the caller's window too).
+ */
+const swScan = (start: string) => `
+  i := ${start};
   WHILE i <= n AND v_times[i] + p_window <= now_ms LOOP i := i + 1; END LOOP;
   total := 0;
   FOR j IN i..n LOOP total := total + v_costs[j]; END LOOP;
@@ -236,7 +243,10 @@ const swRetry = (c: string) => `
 const swDeclare = `  v_times float8[];
   v_costs float8[];
   v_keep float8;
+  v_until float8;
   keep float8;
+  new_keep float8;
+  new_until float8;
   n int;
   i int;
   k int;
@@ -244,13 +254,27 @@ const swDeclare = `  v_times float8[];
   freed float8;`
 
 /**
- * Entries are kept for the longest window of the row's live state (`win_ms`), not only for the
- * caller's: while processes with different windows share a key (a rolling deploy of a new
- * `window`), one with a shorter window counts its own window but never prunes the entries one
- * with a longer window still counts. The kept entries `v_times[k..n]` (`k <= i`).
+ * Entries are kept for a longer window than the caller's (`win_ms`) while the caller that uses it
+ * may still count them: until `win_until`, its last admitted take plus its window. While
+ * processes with different windows share a key (a rolling deploy of a new `window`), one with a
+ * shorter window counts its own window but never prunes the entries one with a longer window
+ * still counts; once the longer window's caller has not taken for its whole window, the row is
+ * pruned to the caller's own window again (under steady traffic of the shorter window it would
+ * otherwise keep every entry of the longer one forever). A row of a previous version (no
+ * `win_until`) keeps `win_ms` until its newest entry is that old. The kept entries are
+ * `v_times[k..n]` (`k <= i`); an admitted take stores `new_keep` / `new_until`.
  */
 const swKeep = `
-  keep := CASE WHEN n > 0 AND v_times[n] + coalesce(v_keep, 0) > now_ms THEN greatest(p_window, v_keep) ELSE p_window END;
+  v_until := coalesce(v_until, CASE WHEN n > 0 THEN v_times[n] + v_keep END);
+  IF v_keep > p_window AND v_until > now_ms THEN
+    keep := v_keep;
+    new_keep := v_keep;
+    new_until := v_until;
+  ELSE
+    keep := p_window;
+    new_keep := p_window;
+    new_until := now_ms + p_window;
+  END IF;
   k := 1;
   WHILE k <= n AND v_times[k] + keep <= now_ms LOOP k := k + 1; END LOOP;`
 
@@ -260,9 +284,10 @@ const swTake = (n: Names) =>
     `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
     "",
     swDeclare,
-    `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms", "v_times, v_costs, v_keep")}
-${swScan}
+    `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms, s.win_until", "v_times, v_costs, v_keep, v_until")}
+${swLoad}
 ${swKeep}
+${swScan("k")}
   delay := 0;
   IF NOT (p_cost <= p_limit) THEN
     allowed := false;
@@ -283,7 +308,7 @@ ${swKeep}
         v_costs := v_costs || p_cost;
         n := n + 1;
       END IF;
-      UPDATE ${n.table} SET times = v_times, costs = v_costs, win_ms = keep,
+      UPDATE ${n.table} SET times = v_times, costs = v_costs, win_ms = new_keep, win_until = new_until,
         expires_at = to_timestamp((v_times[n] + keep) / 1000)
         WHERE ${WHERE("'sw'")};
       reset_after := v_times[n] + p_window - now_ms;
@@ -307,7 +332,8 @@ const swPeek = (n: Names) =>
     `  SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s
     WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'sw';
   now_ms := ${NOW};
-${swScan}
+${swLoad}
+${swScan("1")}
   delay := 0;
   allowed := total + 1 <= p_limit;
   remaining := least(greatest(floor(p_limit - total), 0), p_limit);
@@ -508,6 +534,7 @@ CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${n.table} (
   win_start float8,
   win_ms float8,
   win_count float8,
+  win_until float8,
   times float8[],
   costs float8[],
   holders text[],
@@ -515,6 +542,16 @@ CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${n.table} (
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (limiter, key, kind)
 ) WITH (fillfactor = 80);`
+
+/**
+ * The columns added since the table's first version, for a table an earlier version created
+ * (`CREATE TABLE IF NOT EXISTS` leaves it as it is). Run with the rest of the installation, so
+ * only when the version changes.
+ *
+ * @internal
+ */
+export const addColumns = (n: Names): string => `
+ALTER TABLE ${n.table} ADD COLUMN IF NOT EXISTS win_until float8;`
 
 /**
  * Every function, `CREATE OR REPLACE`.
@@ -530,16 +567,20 @@ const lockStatement = (n: Names) =>
 const objects = (n: Names, unlogged: boolean) =>
   `${n.rawSchema === "public" ? "" : `CREATE SCHEMA IF NOT EXISTS ${n.schema};`}
 ${createTable(n, unlogged)}
+${addColumns(n)}
 ${createFunctions(n)}`
 
 /**
- * The version of the installed objects, kept as the table's comment: a hash of the functions'
- * source, so a process finding the same version installs nothing.
+ * The version of the installed objects, kept as the table's comment: a hash of the table's columns
+ * and the functions' source, so a process finding the same version installs nothing, and one with
+ * new columns or functions installs them.
  *
  * @internal
  */
 export const version = (n: Names): string =>
-  `effect-rate-sync ${createHash("sha1").update(createFunctions(n)).digest("hex").slice(0, 16)}`
+  `effect-rate-sync ${
+    createHash("sha1").update(`${createTable(n, false)}${addColumns(n)}${createFunctions(n)}`).digest("hex").slice(0, 16)
+  }`
 
 /**
  * The whole installation script, for a DBA (`PostgresStore.ddl`).
@@ -637,24 +678,32 @@ export const intLiteral = (x: number): string =>
 const READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
 
 /**
+ * {@link READ_COMMITTED}, then `SET LOCAL statement_timeout` (the store's `statementTimeout`, ms),
+ * local to the message's transaction: a statement the client gave up on (it runs to its end, see
+ * `PostgresStore`) cannot hold its connection, and the store's slot, for longer on the server.
+ */
+const writePrefix = (timeoutMs: number) => `${READ_COMMITTED} SET LOCAL statement_timeout = ${intLiteral(Math.max(1, timeoutMs))};`
+
+/**
  * The statements. Reads (peeks) are parameterized statements (`$1`, …; extended protocol). Writes
  * are functions of their arguments' SQL literals ({@link textLiteral}, {@link floatLiteral},
  * {@link intLiteral}) that build one simple-protocol message, `SET TRANSACTION ISOLATION LEVEL READ
- * COMMITTED; SELECT …` (two statements in one round trip; a parameterized statement cannot carry a
- * second one), whose last result is the decision. With `synchronousCommit: false` the writing
+ * COMMITTED; SET LOCAL statement_timeout = <timeoutMs>; SELECT …` (three statements in one round
+ * trip; a parameterized statement cannot carry a second one), whose last result is the decision. With `synchronousCommit: false` the writing
  * ones also run `set_config('synchronous_commit', 'off', true)` (transaction-local, in the same
  * statement): the commit no longer waits for the WAL flush, which is most of a take's latency; a
  * server crash may then lose the last few hundred milliseconds of decisions, never consistency.
  *
  * @internal
  */
-export const statements = (n: Names, synchronousCommit: boolean) => {
+export const statements = (n: Names, synchronousCommit: boolean, timeoutMs: number) => {
+  const prefix = writePrefix(timeoutMs)
   const write = (suffix: FunctionName, scalar = false) => (args: ReadonlyArray<string>): string => {
     const select = scalar ? "f" : "f.*"
     const call = `${n.fn(suffix)}(${args.join(", ")}) f`
     return synchronousCommit
-      ? `${READ_COMMITTED} SELECT ${select} FROM ${call}`
-      : `${READ_COMMITTED} SELECT ${select} FROM ${call}, set_config('synchronous_commit', 'off', true) c`
+      ? `${prefix} SELECT ${select} FROM ${call}`
+      : `${prefix} SELECT ${select} FROM ${call}, set_config('synchronous_commit', 'off', true) c`
   }
   return {
     tokenBucket: write("tb_take"),
@@ -668,15 +717,15 @@ export const statements = (n: Names, synchronousCommit: boolean) => {
     releaseSlot: write("cc_release", true),
     slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
     resetKey: (limiter: string, key: string) =>
-      `${READ_COMMITTED} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)} AND key = ${textLiteral(key)}`,
-    resetLimiter: (limiter: string) => `${READ_COMMITTED} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)}`,
+      `${prefix} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)} AND key = ${textLiteral(key)}`,
+    resetLimiter: (limiter: string) => `${prefix} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)}`,
     /**
      * Deletes at most `batchSize` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a
      * row a take is working on is skipped, and no take can revive a row between its selection and
      * its deletion.
      */
     cleanup: (batchSize: number) =>
-      `${READ_COMMITTED} WITH doomed AS (
+      `${prefix} WITH doomed AS (
       SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT ${intLiteral(batchSize)} FOR UPDATE SKIP LOCKED
     ), gone AS (
       DELETE FROM ${n.table} t USING doomed d

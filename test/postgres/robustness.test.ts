@@ -244,6 +244,47 @@ END $f$`)
         assert.isTrue(waited < 1500, `gave up after ${waited} ms`)
       }))
 
+    it.scoped("retries stop at the call's start plus statementTimeout, not that long after the first retry", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const table = freshTable()
+        const inject = `"public"."${table}_inject"`
+        const calls = `"public"."${table}_calls"`
+        const last = `"public"."${table}_last"`
+        yield* dropAtEnd(table, [
+          `DROP FUNCTION IF EXISTS ${inject}()`,
+          `DROP SEQUENCE IF EXISTS ${calls}`,
+          `DROP SEQUENCE IF EXISTS ${last}`
+        ])
+        const { store } = yield* storeOnPool(
+          { url: Redacted.make(URL), maxConnections: 2 },
+          { tableName: table, statementTimeout: "800 millis" }
+        )
+        // Every attempt fails with 40001 (sequences are not rolled back: they record the attempts);
+        // the first one only after 600 ms.
+        yield* sql.unsafe(`CREATE SEQUENCE ${calls}; CREATE SEQUENCE ${last}`)
+        yield* sql.unsafe(`CREATE FUNCTION ${inject}() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF nextval('${calls}') = 1 THEN PERFORM pg_sleep(0.6); END IF;
+  PERFORM setval('${last}', (extract(epoch from clock_timestamp()) * 1000)::bigint);
+  RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001';
+END $f$`)
+        yield* sql.unsafe(`CREATE TRIGGER inject BEFORE UPDATE ON "public"."${table}" FOR EACH ROW EXECUTE FUNCTION ${inject}()`)
+        const [before] = yield* sql.unsafe<{ ms: number }>(`SELECT extract(epoch from clock_timestamp())::float8 * 1000 AS ms`)
+        const error = yield* Effect.flip(
+          store.tokenBucket({ limiter: "late", key: "", ratePerSecond: 0.001, burst: 5, cost: 1, maxWaitMs: 0 })
+        )
+        assert.match(error.message, /injected serialization failure|no answer within 800 ms/)
+        yield* Effect.sleep("1200 millis") // past where the old schedule stopped (time, not synchronization)
+        const [row] = yield* sql.unsafe<{ last: string; calls: string }>(
+          `SELECT (SELECT last_value::text FROM ${last}) AS last, (SELECT last_value::text FROM ${calls}) AS calls`
+        )
+        const lastAttempt = Number(row?.last) - (before?.ms ?? Number.NaN)
+        assert.isTrue(Number(row?.calls) > 1, `${row?.calls} attempts`)
+        // before, the retries went on until ~600 + 800 ms
+        assert.isTrue(lastAttempt < 950, `last attempt ${Math.round(lastAttempt)} ms after the call`)
+      }))
+
     it.scoped("fixed window: each window length keeps its own count (alternating 60 s and 30 s, limit 3 each)", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
@@ -315,6 +356,32 @@ END $f$`)
           `SELECT cardinality(times) AS n, win_ms FROM "public"."${table}" WHERE limiter = 'sw-deploy'`
         )
         assert.deepStrictEqual([row?.n, row?.win_ms], [4, 1500], "entries kept for the longest window in use")
+      }))
+
+    it.scoped("sliding window: once the longer window's caller stops for its whole window, the row shrinks to the shorter window", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const table = freshTable()
+        yield* dropAtEnd(table)
+        const { store } = yield* storeOnPool({ url: Redacted.make(URL), maxConnections: 2 }, { tableName: table })
+        const take = (windowMs: number) =>
+          store.slidingWindow({ limiter: "sw-shrink", key: "", limit: 1_000_000, windowMs, cost: 1 })
+        assert.isTrue((yield* take(300)).allowed)
+        // Steady traffic of a 30 ms window, well past the end of the 300 ms one. Before, the row
+        // kept 300 ms of entries (win_ms 300) as long as its newest entry was younger than that.
+        const start = Date.now()
+        let takes = 0
+        while (Date.now() - start < 700) {
+          assert.isTrue((yield* take(30)).allowed)
+          takes++
+        }
+        const [row] = yield* sql.unsafe<{ n: number; win_ms: number; span: number }>(
+          `SELECT cardinality(times) AS n, win_ms, times[cardinality(times)] - times[1] AS span
+           FROM "public"."${table}" WHERE limiter = 'sw-shrink'`
+        )
+        assert.strictEqual(row?.win_ms, 30, "entries kept for the 30 ms window only")
+        assert.isTrue((row?.span ?? Infinity) < 30, `the kept entries span ${row?.span} ms`)
+        assert.isTrue((row?.n ?? Infinity) < takes, `${row?.n} entries kept of ${takes} takes`)
       }))
 
     it.scoped("ids with quotes, backslashes and other characters reach the server unchanged (decisions are sent as literals)", () =>

@@ -240,12 +240,79 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         assert.strictEqual(error._tag, "StoreError")
         assert.strictEqual(error.engine, "postgres")
         assert.strictEqual(error.operation, "tokenBucket")
-        // the client's timeout or the server's lock_timeout (the same bound), whichever fires first
-        assert.match(error.message, /300 ms|lock timeout/)
+        // the client's timeout or the server's lock_timeout / statement_timeout (the same bound),
+        // whichever fires first
+        assert.match(error.message, /300 ms|lock timeout|statement timeout/)
         assert.isTrue(waited < 1000, `waited ${waited} ms`)
         yield* release.open
         yield* holder.await
         assert.isTrue((yield* store.tokenBucket(req)).allowed, "works again once the lock is gone")
+      }))
+
+    it.scoped("a writing statement the client gave up on is cancelled by the server (statement_timeout)", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const table = freshTable()
+        const slow = `"public"."${table}_slow"`
+        yield* Effect.addFinalizer(() =>
+          sql.unsafe(
+            [
+              `DROP TABLE IF EXISTS "public"."${table}"`,
+              `DROP FUNCTION IF EXISTS ${slow}()`,
+              ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`)
+            ].join(";\n")
+          ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+        )
+        const store = yield* PostgresStore.make({ tableName: table, statementTimeout: "300 millis" })
+        // A statement that holds its connection without waiting for any lock (lock_timeout cannot end it).
+        yield* sql.unsafe(
+          `CREATE FUNCTION ${slow}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $f$`
+        )
+        yield* sql.unsafe(`CREATE TRIGGER slow BEFORE UPDATE ON "public"."${table}" FOR EACH ROW EXECUTE FUNCTION ${slow}()`)
+        const start = Date.now()
+        const error = yield* Effect.flip(
+          store.tokenBucket({ limiter: fresh("slow"), key: "", ratePerSecond: 1, burst: 1, cost: 1, maxWaitMs: 0 })
+        )
+        assert.match(error.message, /300 ms|statement timeout/)
+        const running = sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE $1`,
+          [`%${table}_tb_take%`]
+        )
+        let active = 1
+        while (active > 0 && Date.now() - start < 2000) {
+          active = (yield* running)[0]?.n ?? 0
+          if (active > 0) yield* Effect.sleep("50 millis")
+        }
+        const ended = Date.now() - start
+        assert.strictEqual(active, 0, "the statement still runs on the server")
+        // before, it slept its 3 s out, holding a connection and a slot of the store
+        assert.isTrue(ended < 1500, `ended on the server after ${ended} ms`)
+      }))
+
+    it.scoped("a table created by the previous version gets the new column when the store initializes", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const table = freshTable()
+        yield* Effect.addFinalizer(() =>
+          sql.unsafe(
+            [`DROP TABLE IF EXISTS "public"."${table}"`, ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`)]
+              .join(";\n")
+          ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+        )
+        yield* PostgresStore.make({ tableName: table })
+        // the table as the previous version left it: no win_until, its own version comment
+        yield* sql.unsafe(
+          `ALTER TABLE "public"."${table}" DROP COLUMN win_until; COMMENT ON TABLE "public"."${table}" IS 'effect-rate-sync 0000000000000000'`
+        )
+        const store = yield* PostgresStore.make({ tableName: table })
+        const columns = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = $1 AND column_name = 'win_until'`,
+          [table]
+        )
+        assert.strictEqual(columns[0]?.n, 1)
+        const take = () => store.slidingWindow({ limiter: fresh("upgrade"), key: "", limit: 1, windowMs: 60_000, cost: 1 })
+        assert.isTrue((yield* take()).allowed)
       }))
 
     it.scoped("a decision made inside the caller's transaction commits on its own", () =>
