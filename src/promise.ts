@@ -18,31 +18,59 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
 import { type ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as RateSync from "./RateSync.js"
 
+/**
+ * A call was still running (an `acquire` waiting for a slot, say) when the configuration it ran
+ * on was closed: by `dispose()` (`reason: "disposed"`) or by a `loadConfig` / `useLayer` that
+ * replaced it (`reason: "replaced"`). The call was interrupted; an `acquire` rejected this way
+ * holds no slot.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigurationClosed extends Schema.TaggedError<ConfigurationClosed>(
+  "effect-rate-sync/ConfigurationClosed"
+)("ConfigurationClosed", { reason: Schema.Literal("disposed", "replaced") }) {
+  override get message(): string {
+    return this.reason === "disposed"
+      ? "The rate-sync configuration was disposed before the call completed"
+      : "The rate-sync configuration was replaced (loadConfig / useLayer) before the call completed"
+  }
+}
+
 type Runtime = ManagedRuntime.ManagedRuntime<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable>
 
 type FacadeLayer = Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable>
 
-// One configuration: its runtime, and the scopes of the permits acquired on it and not yet
-// released. Replacing or disposing the configuration closes those scopes (so their slots are
-// given back and their lease renewals stop) before the runtime itself is disposed.
+// One configuration: its runtime, the calls running on it, the scopes of the permits acquired on
+// it and not yet released, and the releases under way. Replacing or disposing the configuration
+// interrupts the running calls, closes the permits' scopes (so their slots are given back and
+// their lease renewals stop) and waits for the releases before the runtime itself is disposed.
 interface Generation {
   readonly runtime: Runtime
+  readonly fibers: Set<Fiber.RuntimeFiber<unknown, unknown>>
   readonly permits: Set<Scope.CloseableScope>
+  readonly releases: Set<Promise<unknown>>
+  closed: ConfigurationClosed["reason"] | undefined
 }
 
 let current: Generation | undefined
 
 const makeGeneration = (layer: FacadeLayer): Generation => ({
   runtime: ManagedRuntime.make(layer),
-  permits: new Set()
+  fibers: new Set(),
+  permits: new Set(),
+  releases: new Set(),
+  closed: undefined
 })
 
 const generation = (): Generation => {
@@ -55,19 +83,42 @@ const squash = <A, E>(exit: Exit.Exit<A, E>): A => {
   throw Cause.squash(exit.cause)
 }
 
-/** Rejects with the failure itself (a tagged error such as `RateLimitExceeded`), not a wrapper. */
-const runOn = async <A, E>(gen: Generation, effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> =>
-  squash(await gen.runtime.runPromiseExit(effect))
+/**
+ * Runs `effect` on `gen` as a tracked fiber, which closing `gen` interrupts. Rejects with the
+ * failure itself (a tagged error such as `RateLimitExceeded`), not a wrapper, or with
+ * `ConfigurationClosed` when closing `gen` interrupted it.
+ */
+const runOn = <A, E>(gen: Generation, effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => {
+  if (gen.closed !== undefined) return Promise.reject(new ConfigurationClosed({ reason: gen.closed }))
+  const fiber = gen.runtime.runFork(effect)
+  gen.fibers.add(fiber)
+  return new Promise<A>((resolve, reject) => {
+    fiber.addObserver((exit) => {
+      gen.fibers.delete(fiber)
+      if (Exit.isSuccess(exit)) resolve(exit.value)
+      else if (gen.closed !== undefined && Cause.isInterruptedOnly(exit.cause)) {
+        reject(new ConfigurationClosed({ reason: gen.closed }))
+      } else reject(Cause.squash(exit.cause))
+    })
+  })
+}
 
 const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => runOn(generation(), effect)
 
-// Closes the permits still held on `gen`, then its runtime (stores, connections).
-const close = async (gen: Generation): Promise<void> => {
+// Interrupts the calls running on `gen`, closes the permits still held on it, waits for the
+// releases under way, then closes its runtime (stores, connections). Never rejects.
+const close = async (gen: Generation, reason: ConfigurationClosed["reason"]): Promise<void> => {
+  gen.closed = reason
+  const fibers = Array.from(gen.fibers)
+  // On the default runtime: interrupting needs nothing from `gen`'s, which may have failed to build.
+  if (fibers.length > 0) await Effect.runPromise(Fiber.interruptAll(fibers))
+  // Taken after the interruptions: an `acquire` that completed meanwhile has registered its scope.
   const scopes = Array.from(gen.permits)
   gen.permits.clear()
   if (scopes.length > 0) {
     await gen.runtime.runPromiseExit(Effect.forEach(scopes, (scope) => Scope.close(scope, Exit.void), { discard: true }))
   }
+  await Promise.all(gen.releases)
   await gen.runtime.dispose()
 }
 
@@ -82,7 +133,7 @@ const install = async (layer: FacadeLayer): Promise<void> => {
   }
   const previous = current
   current = next
-  if (previous !== undefined) await close(previous)
+  if (previous !== undefined) await close(previous, "replaced")
 }
 
 /**
@@ -100,7 +151,8 @@ export interface PromisePermit extends AsyncDisposable {
 
 /**
  * Replaces the configuration with the given file. The new runtime is built first; only once it
- * is ready does it replace the previous one, whose held permits are released and whose runtime
+ * is ready does it replace the previous one: its calls still running (an `acquire` waiting for a
+ * slot, say) reject with `ConfigurationClosed`, its held permits are released, and its runtime
  * and stores are closed. On failure it rejects with the tagged error (`ConfigError`, ...) and the
  * previous configuration stays in place, untouched.
  *
@@ -119,9 +171,10 @@ export const loadConfig = (path: string): Promise<void> => install(RateSync.laye
 export const useLayer = (layer: FacadeLayer): Promise<void> => install(layer)
 
 /**
- * Closes the runtime: releases the permits still held, then stores and connections. The next
- * call builds a fresh one. Not needed for the process to exit: nothing the facade starts keeps
- * an idle process alive.
+ * Closes the runtime: calls still running on it reject with `ConfigurationClosed` (an `acquire`
+ * rejected so holds no slot), the permits still held are released, then stores and connections.
+ * The next call builds a fresh one. Not needed for the process to exit: nothing the facade
+ * starts keeps an idle process alive.
  *
  * @since 0.1.0
  * @category configuration
@@ -129,7 +182,7 @@ export const useLayer = (layer: FacadeLayer): Promise<void> => install(layer)
 export const dispose = async (): Promise<void> => {
   const previous = current
   current = undefined
-  if (previous !== undefined) await close(previous)
+  if (previous !== undefined) await close(previous, "disposed")
 }
 
 /**
@@ -140,25 +193,43 @@ export const dispose = async (): Promise<void> => {
  */
 export const acquire = async (id: string, options?: RateLimiter.AcquireOptions): Promise<PromisePermit> => {
   const gen = generation()
-  const scope = await runOn(gen, Scope.make())
-  gen.permits.add(scope)
-  // When the scope is no longer tracked, `dispose` (or a configuration swap) has closed it.
-  const closeScope = async (): Promise<void> => {
-    if (gen.permits.delete(scope)) await runOn(gen, Scope.close(scope, Exit.void))
-  }
-  try {
-    const permit = await runOn(gen, Scope.extend(RateLimiter.acquire(id, options), scope))
-    let released = false
-    const release = async (): Promise<void> => {
-      if (released) return
-      released = true
-      await closeScope()
+  // The scope is registered in `gen.permits` by the fiber itself, uninterruptibly once the permit
+  // is in it, so that closing `gen` either interrupts the wait (the scope is closed here, nothing
+  // held) or finds the scope and gives its slot back.
+  const { permit, scope } = await runOn(
+    gen,
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const exit = yield* Effect.exit(restore(Scope.extend(RateLimiter.acquire(id, options), scope)))
+        if (Exit.isFailure(exit)) {
+          yield* Scope.close(scope, exit)
+          return yield* Effect.failCause(exit.cause)
+        }
+        yield* Effect.sync(() => gen.permits.add(scope))
+        return { permit: exit.value, scope }
+      })
+    )
+  )
+  // Acquired, but `gen` was closed before this continuation ran: `close` gives (or gave) the slot
+  // back, so the caller must not believe it holds one.
+  if (gen.closed !== undefined) throw new ConfigurationClosed({ reason: gen.closed })
+  let released = false
+  const release = async (): Promise<void> => {
+    if (released) return
+    released = true
+    // When the scope is no longer tracked, `dispose` (or a configuration swap) has closed it and
+    // there is nothing to do; otherwise `close` waits for this release before disposing the runtime.
+    if (!gen.permits.delete(scope)) return
+    const closing = gen.runtime.runPromiseExit(Scope.close(scope, Exit.void))
+    gen.releases.add(closing)
+    try {
+      squash(await closing)
+    } finally {
+      gen.releases.delete(closing)
     }
-    return { permit, release, [Symbol.asyncDispose]: release }
-  } catch (error) {
-    await closeScope()
-    throw error
   }
+  return { permit, release, [Symbol.asyncDispose]: release }
 }
 
 /**

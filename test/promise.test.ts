@@ -167,6 +167,52 @@ describe("Promise facade", () => {
     assert.isTrue(await RS.tryAcquire("db"))
   })
 
+  it("dispose while an acquire is waiting: it rejects with ConfigurationClosed and holds no slot", async () => {
+    const store = sharedStore()
+    const limiters = RateLimiter.layer({ db: { maxConcurrent: 1 } })
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    const held = await RS.acquire("db")
+    const waiting = rejection(RS.acquire("db")) // no timeout: waits for the slot `held` has
+    await withoutDefaultConfig(async () => {
+      await RS.dispose()
+      const error = await waiting
+      assert.instanceOf(error, RS.ConfigurationClosed, `a typed rejection, not a defect: ${String(error)}`)
+      assert.strictEqual(error.reason, "disposed")
+      await held.release() // a no-op: dispose gave the slot back; builds no runtime either
+    })
+    // Over the same store, the slot is free: the interrupted acquire did not take it.
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    assert.isTrue(await RS.tryAcquire("db"), "no slot left behind by the interrupted acquire")
+  })
+
+  it("an acquire started just before dispose rejects with ConfigurationClosed, not a runtime defect", async () => {
+    await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 1 } }).pipe(Layer.provide(MemoryStore.layer())))
+    const pending = rejection(RS.acquire("db"))
+    await RS.dispose()
+    const error = await pending
+    assert.instanceOf(error, RS.ConfigurationClosed, `a typed rejection, not a defect: ${String(error)}`)
+    assert.strictEqual(error.reason, "disposed")
+  })
+
+  it("an acquire waiting when loadConfig / useLayer replaces the configuration rejects; it never resolves slotless", async () => {
+    const store = sharedStore()
+    const limiters = RateLimiter.layer({ db: { maxConcurrent: 1 } })
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    const held = await RS.acquire("db")
+    const waiting = rejection(RS.acquire("db"))
+    // Replacing gives `held`'s slot back; the waiter must not take it and then lose it.
+    await RS.useLayer(limiters.pipe(Layer.provide(store)))
+    const error = await waiting
+    assert.instanceOf(error, RS.ConfigurationClosed)
+    assert.strictEqual(error.reason, "replaced")
+    await held.release() // a no-op
+    // The new configuration, over the same store, has its one slot free.
+    const fresh = await RS.acquire("db", { timeout: 0 })
+    assert.isFalse(await RS.tryAcquire("db"), "fresh holds the only slot")
+    await fresh.release()
+    assert.isTrue(await RS.tryAcquire("db"))
+  })
+
   it("a limiter handle's getMetrics() asks the configuration current at the time of the call", async () => {
     await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 2 } }).pipe(Layer.provide(MemoryStore.layer())))
     const handle = await RS.getLimiter("db")
