@@ -146,16 +146,27 @@ const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): stri
 const secretsOf = (servers: ReadonlyArray<string>, token: string | undefined): ReadonlyArray<string> => {
   const out: Array<string> = []
   if (token !== undefined) out.push(token)
+  /** The raw (percent-encoded) secret first, then its decoded form when it decodes (`100%` does not). */
+  const push = (secret: string) => {
+    out.push(secret)
+    try {
+      out.push(decodeURIComponent(secret))
+    } catch {
+      // not valid percent-encoding: the raw form, already listed, is what a message can hold
+    }
+  }
   for (const server of servers) {
+    let parsed: URL
     try {
       // the driver reads a server without a scheme as `nats://…`
-      const parsed = new URL(server.includes("://") ? server : `nats://${server}`)
-      if (parsed.password !== "") out.push(parsed.password, decodeURIComponent(parsed.password))
-      // `nats://<token>@host` (no password) puts a token where the user name goes
-      else if (parsed.username !== "") out.push(parsed.username, decodeURIComponent(parsed.username))
+      parsed = new URL(server.includes("://") ? server : `nats://${server}`)
     } catch {
       // not a URL: nothing to pick out of it
+      continue
     }
+    if (parsed.password !== "") push(parsed.password)
+    // `nats://<token>@host` (no password) puts a token where the user name goes
+    else if (parsed.username !== "") push(parsed.username)
   }
   return out.sort((a, b) => b.length - a.length)
 }
@@ -251,6 +262,11 @@ const parseStored = (entry: KvEntry | null): Stored | undefined => {
 interface Step<A> {
   readonly result: A
   readonly write?: string | null | undefined
+  /**
+   * Run (forked, best effort) when the operation gives up after this write timed out: the write
+   * may still land, and this undoes what it would leave behind.
+   */
+  readonly undoLate?: Effect.Effect<void> | undefined
 }
 
 /** Runs `f` over `items`, 32 at a time. */
@@ -339,6 +355,8 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
       const deadlines = yield* Deadlines.make(timeoutMs)
       /** The store's own clock: the deadline of a compare-and-set loop and its pauses (the caller's decides). */
       const storeClock = yield* Effect.clock
+      /** The store's scope: background clean-ups end with it. */
+      const storeScope = yield* Effect.scope
 
       /** One KV request that settles within `ms` (default `timeout`; see `internal/deadlines.ts`). */
       const settle = <A, E>(
@@ -446,9 +464,16 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
                     onSuccess: () => Effect.succeed([step.result, lost] as const),
                     onFailure: (e) => {
                       if (e === timedOut) {
-                        // a late write may still land: refusing counts it at most once, never twice
-                        return lost === 0 ? Effect.fail(timeoutError()) : Effect.flatMap(backoff(lost), (pause) =>
-                          giveUp(lost, stored, now, pause, `compare-and-set lost ${lost} times before the deadline`))
+                        // a late write may still land: refusing counts it at most once, never twice;
+                        // what it would leave behind (a lease) is undone in the background
+                        const undo = step.undoLate === undefined
+                          ? Effect.void
+                          : Effect.asVoid(Effect.forkIn(step.undoLate, storeScope))
+                        return Effect.zipRight(
+                          undo,
+                          lost === 0 ? Effect.fail(timeoutError()) : Effect.flatMap(backoff(lost), (pause) =>
+                            giveUp(lost, stored, now, pause, `compare-and-set lost ${lost} times before the deadline`))
+                        )
                       }
                       if (e !== conflict) return Effect.fail(e)
                       const lostNow = lost + 1
@@ -527,7 +552,7 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
       // -------------------------------------------------------------------------------------------
       // token bucket
 
-      /** The stored arrival time, pushed `marginMs` later when another instance's clock wrote it. */
+      /** The stored arrival time, pushed `marginMs` later unless this instance wrote it on its clock (mixed included). */
       const judgedTat = (stored: Stored | undefined): number =>
         stored === undefined ? -Infinity : stored.o === self ? stored.x : stored.x + marginMs
 
@@ -539,15 +564,33 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             const state: algorithm.GcraState = { tat: judgedTat(stored), tbInterval: 0, tbBurst: 0 }
             const decision = algorithm.gcraTake(state, now, req.ratePerSecond, req.burst, req.cost, req.maxWaitMs)
             if (!decision.allowed) return { result: decision }
-            // store the arrival time on the writers' clocks (not the judged one), so the margin never accumulates
-            // GCRA at the instant the caller proceeds (`now + delayMs`): a reservation judged with the
-            // margin proceeds that much later, and its slot is counted from there, not from `now`
-            const raw = stored === undefined ? -Infinity : stored.x
+            // GCRA at the instant the caller proceeds (`now + delayMs`), so a reservation judged with
+            // the margin counts its slot from when it proceeds, not from `now`
             const proceeds = now + decision.delayMs
-            const next = Math.max(raw, proceeds) + req.cost * (1000 / req.ratePerSecond)
-            if (!(next > now)) return { result: decision }
-            const owner = raw > proceeds && stored !== undefined ? (stored.o ?? "") : self
-            return { result: decision, write: JSON.stringify({ x: next, o: owner }) }
+            const slot = req.cost * (1000 / req.ratePerSecond)
+            const raw = stored === undefined ? -Infinity : stored.x
+            if (stored === undefined || stored.o === self) {
+              // this instance's own clock: exact, no margin
+              const next = Math.max(raw, proceeds) + slot
+              return next > now ? { result: decision, write: JSON.stringify({ x: next, o: self }) } : { result: decision }
+            }
+            // Another writer's instant. `bound` is the latest the last slot can end on one clock (a
+            // mixed value, owner "", is stored `marginMs` early: see below); `exact` is the slot
+            // after this admission on one clock. What is written never includes the margin this
+            // caller was judged with, so alternating writers pay it once, not once per hand-off.
+            const bound = stored.o === "" ? raw + marginMs : raw
+            const exact = Math.max(bound, proceeds) + slot
+            if (!(exact > now)) return { result: decision }
+            const write = stored.o !== undefined && stored.o !== "" && raw >= proceeds
+              // the slot is still on the other writer's clock: it stays theirs (exact for them)
+              ? { x: exact, o: stored.o }
+              : decision.delayMs === 0 && now - marginMs >= bound
+              // the stored slot had long passed: start again on this clock
+              ? { x: exact, o: self }
+              // mixed (owner ""): stored `marginMs` early, so every instance, this one included,
+              // judges it at `exact`, and the next hand-off adds no margin on top
+              : { x: exact - marginMs, o: "" }
+            return { result: decision, write: JSON.stringify(write) }
           }, (stored, now, retryAfterMs) =>
             contended(algorithm.gcraPeek(judgedTat(stored), now, req.ratePerSecond, req.burst), retryAfterMs))
         ).pipe(Effect.map(withRetries))
@@ -669,7 +712,15 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
           cas("acquireSlot", slotKey(req), (stored, now): Step<SlotDecision> => {
             const leases = leasesOf(stored)
             const decision = algorithm.leaseAcquire(leases, now, req.holder, req.limit, req.leaseMs)
-            return decision.acquired ? { result: decision, write: writeLeases(leases) } : { result: decision }
+            if (!decision.acquired) return { result: decision }
+            const expiresAt = leases.get(req.holder)
+            return {
+              result: decision,
+              write: writeLeases(leases),
+              // given up after this write timed out: it may still land, granting a lease its caller
+              // was told it did not get (so nobody renews or releases it); remove that lease
+              undoLate: expiresAt === undefined ? undefined : releaseLate(req, expiresAt)
+            }
           }, (stored, now, retryAfterMs): SlotDecision => {
             // not granted: the live leases last read (this holder's excluded: it was not granted)
             let active = 0
@@ -688,6 +739,26 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             }
           })
         ).pipe(Effect.map(withRetries))
+
+      /**
+       * Best effort, in the background: removes `req.holder`'s lease if it still expires at
+       * `expiresAt` (the one a timed-out acquire wrote; a later acquire or renew of the same holder
+       * writes another expiry and is left alone). Tries now and up to 3 more times, `timeout / 2`
+       * apart (the late write may land after the first look); errors are ignored.
+       */
+      const releaseLate = (req: SlotRequest, expiresAt: number): Effect.Effect<void> => {
+        const once = cas("releaseSlot", slotKey(req), (stored, now): Step<boolean> => {
+          const leases = leasesOf(stored)
+          if (leases.get(req.holder) !== expiresAt) return { result: false }
+          leases.delete(req.holder)
+          for (const [h, e] of leases) if (e <= now) leases.delete(h)
+          return { result: true, write: writeLeases(leases) }
+        }, undefined).pipe(Effect.map(([removed]) => removed), Effect.orElseSucceed(() => false))
+        const pause = storeClock.sleep(Duration.millis(Math.max(10, timeoutMs / 2)))
+        const loop = (left: number): Effect.Effect<void> =>
+          Effect.flatMap(once, (removed) => removed || left <= 0 ? Effect.void : Effect.zipRight(pause, loop(left - 1)))
+        return loop(3)
+      }
 
       const renewSlot = (req: SlotRequest) =>
         traced(

@@ -229,8 +229,37 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         // A proceeds at t0 + 110: with 10/s, burst 1, the next admission is 100 ms after that
         const early = yield* at(t0 + 200)(b.tokenBucket({ ...req, maxWaitMs: 0 }))
         assert.isFalse(early.allowed, "90 ms after A's admission is too early")
-        assert.strictEqual(early.retryAfterMs, 20, "A's slot ends at t0 + 210, judged 10 ms later by B")
-        assert.isTrue((yield* at(t0 + 220)(b.tokenBucket({ ...req, maxWaitMs: 0 }))).allowed)
+        assert.strictEqual(early.retryAfterMs, 10, "A's slot ends at t0 + 210: the margin A paid is not paid again")
+        assert.isFalse((yield* at(t0 + 200)(a.tokenBucket({ ...req, maxWaitMs: 0 }))).allowed, "nor for A itself")
+        assert.isTrue((yield* at(t0 + 210)(b.tokenBucket({ ...req, maxWaitMs: 0 }))).allowed)
+      }))
+
+    it.scoped("token bucket: two instances alternating reservations pay the margin once, not at every hand-off", () =>
+      Effect.gen(function*() {
+        // 1000/s, burst 1, a 10 ms margin: (burst − cost)·T = 0 < margin, so every hand-off is judged
+        // with the margin. Before, each hand-off added it to the stored slot: the 100th delay was ≈ 949 ms.
+        const a = yield* NatsStore.make({ ...options, timingMarginMs: 10 })
+        const b = yield* NatsStore.make({ ...options, timingMarginMs: 10 })
+        const t0 = Math.floor(yield* Clock.currentTimeMillis)
+        const req = { limiter: fresh("tb-alternate"), key: "k", ratePerSecond: 1000, burst: 1, cost: 1, maxWaitMs: 10_000 }
+        const delays: Array<number> = []
+        for (let i = 0; i < 100; i++) {
+          const d = yield* at(t0)((i % 2 === 0 ? a : b).tokenBucket(req))
+          assert.isTrue(d.allowed, `call ${i}`)
+          delays.push(d.delayMs)
+        }
+        // at one instant t0: call i proceeds at t0 + i (1 ms apart), plus the margin once
+        delays.forEach((d, i) => {
+          assert.isTrue(d >= i, `call ${i} proceeds ${d} ms on: never before its slot`)
+          assert.isTrue(d <= i + 10, `call ${i} waits ${d} ms: at most its slot plus one margin`)
+        })
+        const last = delays[delays.length - 1] ?? Infinity
+        console.log(`NATS 100 alternating reservations at 1000/s, burst 1, margin 10 ms: delays ${delays.slice(0, 4).join(", ")} … ${last} ms`)
+        assert.isTrue(last < 100 * 1 + 10 + 5, `the 100th delay is ${last} ms (before the fix: ≈ 949)`)
+        // consecutive admissions stay one slot (1 ms) apart after the first hand-off
+        for (let i = 2; i < delays.length; i++) {
+          assert.strictEqual((delays[i] ?? 0) - (delays[i - 1] ?? 0), 1, `gap before call ${i}`)
+        }
       }))
   })
 
@@ -246,6 +275,9 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         assert.notInclude(tokenAsUser.message, "tok3n-as-user")
         const schemeless = yield* refused("u:S3CRET-pw@127.0.0.1:1")
         assert.notInclude(schemeless.message, "S3CRET-pw")
+        // a password that is not valid percent-encoding is still scrubbed (its raw form)
+        const badPercent = yield* refused("nats://u:S3CRET-100%@127.0.0.1:1")
+        assert.notInclude(badPercent.message, "S3CRET-100%")
       }))
   })
 })

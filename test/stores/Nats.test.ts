@@ -66,6 +66,32 @@ const assertGcraBound = (
   }
 }
 
+/** A nats-server of our own (to freeze with SIGSTOP), on a free port with a temporary store; killed with the scope. */
+const ownServer = Effect.gen(function*() {
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), "rs-nats-"))),
+    (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+  )
+  const server = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" })
+      child.on("error", (e) => console.error(`nats-server could not be started: ${e.message}`))
+      return child
+    }),
+    (child) =>
+      Effect.sync(() => {
+        child.kill("SIGCONT")
+        child.kill("SIGKILL")
+      })
+  )
+  yield* Effect.retry(
+    Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
+    Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))
+  )
+  return { port, server }
+})
+
 describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
   layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("20 concurrent fibers on one key: the CAS loop keeps the token-bucket bound", () =>
@@ -344,28 +370,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
 
     it.scoped("every call is bounded by timeout: a frozen server fails calls with StoreError in time", () =>
       Effect.gen(function*() {
-        // a nats-server of our own (frozen with SIGSTOP below), on a free port with a temporary store
-        const port = 20_000 + Math.floor(Math.random() * 20_000)
-        const dir = yield* Effect.acquireRelease(
-          Effect.sync(() => mkdtempSync(join(tmpdir(), "rs-nats-"))),
-          (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
-        )
-        const server = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" })
-            child.on("error", (e) => console.error(`nats-server could not be started: ${e.message}`))
-            return child
-          }),
-          (child) =>
-            Effect.sync(() => {
-              child.kill("SIGCONT")
-              child.kill("SIGKILL")
-            })
-        )
-        yield* Effect.retry(
-          Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
-          Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))
-        )
+        const { port, server } = yield* ownServer
         const store = yield* NatsStore.make({ url: Redacted.make(`nats://127.0.0.1:${port}`), timeout: "300 millis" })
         const req = { limiter: fresh("frozen"), key: "", ratePerSecond: 10, burst: 10, cost: 1, maxWaitMs: 0 }
         assert.isTrue((yield* store.tokenBucket(req)).allowed)
@@ -379,6 +384,43 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         server.kill("SIGCONT")
         const back = yield* Effect.retry(store.tokenBucket(req), Schedule.spaced("50 millis").pipe(Schedule.upTo("3 seconds")))
         assert.isTrue(back.allowed, "served again once the server runs")
+      }))
+
+    it.scoped("acquireSlot given up after its write timed out: the lease that write leaves is removed", () =>
+      Effect.gen(function*() {
+        const { port, server } = yield* ownServer
+        const store = yield* NatsStore.make({ url: Redacted.make(`nats://127.0.0.1:${port}`), timeout: "300 millis" })
+        const slot = { limiter: fresh("late-lease"), key: "", holder: "h1", limit: 1, leaseMs: 60_000 }
+        const peek = store.peek({ algorithm: "concurrency", limiter: slot.limiter, key: "", limit: 1 })
+        yield* peek // connected and the bucket open
+        // the store reads the caller's clock between its read and its write: freeze the server
+        // there, so the write is sent to a stopped server, times out, and lands once it resumes
+        let frozen = false
+        const base = Clock.make()
+        const freezing: Clock.Clock = {
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis(),
+          currentTimeMillis: Effect.sync(() => {
+            if (!frozen) {
+              frozen = true
+              server.kill("SIGSTOP")
+            }
+            return base.unsafeCurrentTimeMillis()
+          }),
+          unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
+          currentTimeNanos: base.currentTimeNanos,
+          sleep: (duration) => base.sleep(duration)
+        }
+        const error = yield* Effect.flip(store.acquireSlot(slot).pipe(Effect.withClock(freezing)))
+        assert.include(error.message, "300 ms", "the first round's timed-out write is a StoreError")
+        server.kill("SIGCONT")
+        // the late write granted h1 a 60 s lease nobody holds; the clean-up removes it
+        const freed = yield* peek.pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (d) => d.remaining === 1 }),
+          Effect.timeoutOption("3 seconds")
+        )
+        assert.isTrue(freed._tag === "Some", "the slot is free again well before the 60 s lease ends")
+        assert.isTrue((yield* store.acquireSlot({ ...slot, holder: "h2" })).acquired)
       }))
 
     it.scoped("layerConfig reads RATE_SYNC_NATS_*; fromDefinition builds the TOML engine", () =>
