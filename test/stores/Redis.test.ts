@@ -378,7 +378,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
           engine: "redis",
           url: Redacted.make("redis://127.0.0.1:6379"),
           keyPrefix: prefix,
-          socketTimeout: 5,
+          socketTimeout: "5 seconds",
           commandTimeout: "500 millis"
         })
         assert.strictEqual(store.engine, "redis")
