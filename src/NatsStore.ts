@@ -747,13 +747,10 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
        * apart (the late write may land after the first look); errors are ignored.
        */
       const releaseLate = (req: SlotRequest, expiresAt: number): Effect.Effect<void> => {
-        const once = cas("releaseSlot", slotKey(req), (stored, now): Step<boolean> => {
-          const leases = leasesOf(stored)
-          if (leases.get(req.holder) !== expiresAt) return { result: false }
-          leases.delete(req.holder)
-          for (const [h, e] of leases) if (e <= now) leases.delete(h)
-          return { result: true, write: writeLeases(leases) }
-        }, undefined).pipe(Effect.map(([removed]) => removed), Effect.orElseSucceed(() => false))
+        const once = cas("releaseSlot", slotKey(req), releaseStep(req.holder, expiresAt), undefined).pipe(
+          Effect.map(([released]) => released.found),
+          Effect.orElseSucceed(() => false)
+        )
         const pause = storeClock.sleep(Duration.millis(Math.max(10, timeoutMs / 2)))
         const loop = (left: number): Effect.Effect<void> =>
           Effect.flatMap(once, (removed) => removed || left <= 0 ? Effect.void : Effect.zipRight(pause, loop(left - 1)))
@@ -772,18 +769,28 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
           }, undefined)
         ).pipe(Effect.map(([renewed]) => renewed))
 
+      /**
+       * Removes `holder`'s lease (only the one expiring at `expiresAt` when given) and the expired
+       * ones: `found` whether there was such a lease, `live` whether it still counted.
+       */
+      const releaseStep = (holder: string, expiresAt: number | undefined) =>
+      (stored: Stored | undefined, now: number): Step<{ readonly found: boolean; readonly live: boolean }> => {
+        const leases = leasesOf(stored)
+        const held = leases.get(holder)
+        if (held === undefined || (expiresAt !== undefined && held !== expiresAt)) {
+          return { result: { found: false, live: false } }
+        }
+        const live = algorithm.leaseRelease(leases, now, holder)
+        for (const [h, e] of leases) if (e <= now) leases.delete(h)
+        return { result: { found: true, live }, write: writeLeases(leases) }
+      }
+
       const releaseSlot = (req: SlotRequest) =>
         traced(
           "releaseSlot",
           req.limiter,
-          cas("releaseSlot", slotKey(req), (stored, now): Step<boolean> => {
-            const leases = leasesOf(stored)
-            if (!leases.has(req.holder)) return { result: false }
-            const live = algorithm.leaseRelease(leases, now, req.holder)
-            for (const [h, expiresAt] of leases) if (expiresAt <= now) leases.delete(h)
-            return { result: live, write: writeLeases(leases) }
-          }, undefined)
-        ).pipe(Effect.map(([released]) => released))
+          cas("releaseSlot", slotKey(req), releaseStep(req.holder, undefined), undefined)
+        ).pipe(Effect.map(([released]) => released.live))
 
       // -------------------------------------------------------------------------------------------
       // peek, reset

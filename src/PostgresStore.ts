@@ -114,6 +114,9 @@ const MISSING_OBJECT = new Set(["42P01", "42883", "3F000"])
  */
 const RETRYABLE = new Set(["40001", "40P01"])
 
+/** A timeout as PostgreSQL's `lock_timeout` / `statement_timeout` take it: whole ms, 1 to 2^31 − 1 (0 would mean none). */
+const serverTimeoutMs = (ms: number): number => Math.max(1, Math.min(2_147_483_647, Math.round(ms)))
+
 /** The clock, in milliseconds. */
 const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
 
@@ -276,7 +279,7 @@ const makeWith = (
     const autoCreate = options.autoCreate ?? true
     const timeoutMs = toMillis(options.statementTimeout, 2000)
     /** Server-side bound on a row-lock wait and a writing statement (`lock_timeout`, `statement_timeout`, ms; 0 would mean none). */
-    const lockMs = Math.max(1, Math.min(2_147_483_647, Math.round(timeoutMs)))
+    const lockMs = serverTimeoutMs(timeoutMs)
     const initTimeoutMs = toMillis(options.initializeTimeout, 15_000)
     const cleanupEvery = Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000)))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
@@ -745,10 +748,9 @@ export const deleteExpired = (
     if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const batchSize = Math.max(1, Math.floor(options.cleanupBatchSize ?? 1000))
-    const timeoutMs = Math.max(1, Math.min(2_147_483_647, Math.round(toMillis(options.statementTimeout, 2000))))
     return yield* deleteExpiredWith(
       sql,
-      pgSql.statements(n, true, timeoutMs).cleanup(batchSize),
+      pgSql.statements(n, true, serverTimeoutMs(toMillis(options.statementTimeout, 2000))).cleanup(batchSize),
       batchSize,
       (statement) =>
         Effect.mapError(
