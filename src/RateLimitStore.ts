@@ -35,13 +35,21 @@ export type TypeId = "~effect-rate-sync/RateLimitStore"
  * The failure of a store round trip. `message` is already sanitized: it never holds a URL with
  * credentials, a password or a token. The limiter turns it into `StoreUnavailable`.
  *
+ * `kind` tells the limiter what failed:
+ * - `"unavailable"` (the default): the store could not be reached, did not answer in time, or is
+ *   overloaded. The limiter's `failClosed` policy applies: fail-open admits the call.
+ * - `"rejected"`: the store answered, and refused this request itself (a value it cannot hold, a
+ *   statement it cannot run). Such an error is caused by the request, so it is never a fail-open
+ *   admission: the limiter fails the call with `StoreUnavailable` whatever its policy.
+ *
  * @since 0.1.0
  * @category errors
  */
 export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync/StoreError")("StoreError", {
   engine: Schema.String,
   operation: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  kind: Schema.optionalWith(Schema.Literal("unavailable", "rejected"), { default: () => "unavailable" as const })
 }) {}
 
 /**

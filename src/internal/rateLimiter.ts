@@ -215,7 +215,11 @@ export const make = (
       new LimiterNotFound({ limiterId: typeof id === "string" ? id : describeInput(id) })
 
     const unavailable = (storeEntry: StoreEntry, e: StoreError) =>
-      new StoreUnavailable({ storeId: storeEntry.id, engine: storeEntry.store.engine, cause: e.message })
+      new StoreUnavailable({
+        storeId: storeEntry.id,
+        engine: storeEntry.store.engine,
+        cause: e.kind === "rejected" ? `the store rejected the request (${e.operation}): ${e.message}` : e.message
+      })
 
     const register = (id: string, definition: LimiterDefinition): Effect.Effect<void, ConfigError | StoreNotFound> =>
       Effect.suspend((): Effect.Effect<void, ConfigError | StoreNotFound> => {
@@ -299,10 +303,14 @@ export const make = (
       Metrics.failOpen.unsafeUpdate(1, entry.tags)
     }
 
-    /** The fail-open / fail-closed policy, applied to a failed store round trip. */
+    /**
+     * The fail-open / fail-closed policy, applied to a failed store round trip. Fail-open is for a
+     * store that is unavailable; a store that answered and rejected the request itself
+     * (`kind: "rejected"`, caused by the request) never admits it, whatever the policy.
+     */
     const storeFailed = <A>(entry: LimiterEntry, e: StoreError, admitted: A): Effect.Effect<A, StoreUnavailable> => {
       recordStoreError(entry)
-      if (entry.spec.failClosed) return Effect.fail(unavailable(entry.storeEntry, e))
+      if (entry.spec.failClosed || e.kind === "rejected") return Effect.fail(unavailable(entry.storeEntry, e))
       recordFailOpen(entry)
       return Effect.succeed(admitted)
     }
