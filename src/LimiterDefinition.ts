@@ -7,6 +7,7 @@
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { limiterIdProblem, MAX_LIMITER_ID_LENGTH } from "./core/storeKey.js"
 import { ConfigError } from "./RateLimitError.js"
 
 /**
@@ -304,7 +305,14 @@ export const resolve = (
   const base = options?.path ?? `limiters.${id}`
   const at = (field: keyof LimiterDefinition) => `${base}.${options?.fieldNames?.[field] ?? field}`
   try {
-    if (typeof id !== "string" || id.length === 0) throw ConfigError.at(base, "a non-empty limiter id", describe(id))
+    const idProblem = limiterIdProblem(id)
+    if (idProblem !== undefined) {
+      throw ConfigError.at(
+        typeof id === "string" && id.length <= MAX_LIMITER_ID_LENGTH ? base : "limiters",
+        `a limiter id of 1 to ${MAX_LIMITER_ID_LENGTH} characters with no control character and no unpaired surrogate`,
+        typeof id === "string" ? `${describeInput(id)} (${idProblem})` : describe(id)
+      )
+    }
     // From JavaScript anything can arrive here.
     if (typeof def !== "object" || def === null || Array.isArray(def)) {
       throw ConfigError.at(base, "a limiter definition (an object of limiter fields)", describe(def))
@@ -356,6 +364,15 @@ export const resolve = (
         : def.burst === undefined
         ? Math.max(1, Math.ceil(ratePerSecond))
         : positiveInt(at("burst"), def.burst)
+      // GCRA keeps `burst / rate` ahead of now: bounded like every other duration, so that every
+      // store can compute it (Redis integers, PostgreSQL timestamps, microseconds everywhere).
+      if (ratePerSecond !== undefined && (burst * 1000) / ratePerSecond > MAX_DURATION_MS) {
+        throw ConfigError.at(
+          at(def.rate !== undefined ? "rate" : "ratePerSecond"),
+          `a rate whose bucket refills within 10 years (burst / rate at most 3650 days; burst is ${burst})`,
+          describe(def.rate ?? def.ratePerSecond)
+        )
+      }
       if (ratePerSecond === undefined && maxConcurrent === undefined) {
         throw ConfigError.at(base, `at least one limit: ${at("ratePerSecond")}, ${at("rate")} or ${at("maxConcurrent")}`, "none")
       }

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Option, Ref, TestClock } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
-import { storeKey } from "../src/internal/rateLimiter.js"
+import { storeKey } from "../src/core/storeKey.js"
 
 const withLimiters = (limiters: Record<string, LimiterDefinition.LimiterDefinition>) =>
   RateLimiter.layer(limiters).pipe(Layer.provide(MemoryStore.layer()))
@@ -255,12 +255,13 @@ describe("RateLimiter (memory store, TestClock)", () => {
     const slow = fresh("slow")
     const held = fresh("held")
     return Effect.gen(function*() {
-      // One token per ~3170 years: with no timeout the next one is further away than any wait.
+      // One token per 10 years (the longest refill a limiter accepts), and the limiter's own
+      // timeout is 0: refusals that no set timeout cut.
       yield* Effect.scoped(RateLimiter.acquire(slow))
       const e = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow)))
       assert.strictEqual(e._tag, "RateLimitExceeded")
-      const infinite = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow, { timeout: Duration.infinity })))
-      assert.strictEqual(infinite._tag, "RateLimitExceeded")
+      const zero = yield* Effect.flip(Effect.scoped(RateLimiter.acquire(slow, { timeout: Duration.zero })))
+      assert.strictEqual(zero._tag, "RateLimitExceeded")
       assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(slow)))
       const m = yield* RateLimiter.metrics(slow)
       assert.deepStrictEqual([m.refusals, m.timeouts], [3, 0])
@@ -281,7 +282,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
         [(yield* RateLimiter.metrics(held)).refusals, (yield* RateLimiter.metrics(held)).timeouts],
         [2, 1]
       )
-    }).pipe(Effect.provide(withLimiters({ [slow]: { ratePerSecond: 1e-11 }, [held]: { maxConcurrent: 1 } })))
+    }).pipe(Effect.provide(withLimiters({ [slow]: { rate: "1/3650d", timeout: 0 }, [held]: { maxConcurrent: 1 } })))
   })
 
   it.effect("reset clears a key's state", () => {

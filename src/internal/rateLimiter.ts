@@ -33,6 +33,7 @@ import type {
 } from "../RateLimiter.js"
 import * as Metrics from "../RateLimitMetrics.js"
 import type { RateLimitStoreService, SlotRequest, StoreDecision, StoreError } from "../RateLimitStore.js"
+import { storeKey } from "../core/storeKey.js"
 import { buildStore } from "./storeFactory.js"
 
 const TypeId = "~effect-rate-sync/RateLimiter" as const
@@ -159,45 +160,6 @@ const clampRemaining = (remaining: number, limit: number): number =>
   Number.isFinite(remaining) ? Math.min(limit, Math.max(0, Math.floor(remaining))) : remaining > 0 ? limit : 0
 
 const nonNegative = (ms: number): number => (ms > 0 ? ms : 0)
-
-// ---------------------------------------------------------------------------------------------
-// store keys
-
-/** NUL, or any surrogate (a lone one makes the key ill-formed UTF-16). */
-const suspicious = /[\0\uD800-\uDFFF]/
-
-/** No NUL and every surrogate paired: the key survives UTF-8 and every store's key encoding. */
-const encodable = (key: string): boolean => {
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i)
-    if (c === 0) return false
-    if (c >= 0xdc00 && c <= 0xdfff) return false
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const next = key.charCodeAt(i + 1)
-      if (!(next >= 0xdc00 && next <= 0xdfff)) return false
-      i++
-    }
-  }
-  return true
-}
-
-const encodeKey = (key: string): string => {
-  let out = "\u0001"
-  for (let i = 0; i < key.length; i++) out += key.charCodeAt(i).toString(16).padStart(4, "0")
-  return out
-}
-
-/**
- * The key handed to a store for a caller's key. Stores encode keys as UTF-8 (where lone
- * surrogates all become U+FFFD) and some refuse NUL, so such keys would share state or fail; this
- * mapping is injective and its results are well-formed and NUL-free. A key that is well-formed,
- * holds no NUL and does not start with U+0001 passes unchanged (the common case costs one test);
- * any other key becomes U+0001 followed by its UTF-16 code units as 4 lowercase hex digits each.
- *
- * @internal
- */
-export const storeKey = (key: string): string =>
-  key.charCodeAt(0) !== 1 && (!suspicious.test(key) || encodable(key)) ? key : encodeKey(key)
 
 /** @internal */
 export const make = (
