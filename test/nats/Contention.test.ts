@@ -111,7 +111,11 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
           `NATS 300 reservations on one key, timeout ${timeoutMs} ms: ${admitted.length} reserved, ${refused} refused ` +
             `(contended), slowest call ${slowest.toFixed(0)} ms, casRetries ${retries}`
         )
-        assert.isTrue(admitted.length > 0 && refused > 0, "some won the race, some gave it up")
+        // Whether any caller gives up depends on how fast the machine is (on a quiet one all 300
+        // reserve within the timeout): what the store promises is the bound below, the timeout and
+        // no StoreError, and that every call is answered one way or the other.
+        assert.strictEqual(admitted.length + refused, runs.length)
+        assert.isTrue(admitted.length > 0, "some won the race")
         // GCRA: no interval of the reserved instants (decision time + delay) holds more than burst + rate·t
         admitted.sort((a, b) => a - b)
         for (let i = 0; i < admitted.length; i++) {
