@@ -43,6 +43,9 @@ import type * as Scope from "effect/Scope"
 import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import { randomUUID } from "node:crypto"
+import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
+import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
+import type { UrlRules } from "./core/url.js"
 import * as algorithm from "./internal/algorithm.js"
 import * as Deadlines from "./internal/deadlines.js"
 import type {
@@ -54,6 +57,7 @@ import type {
   TokenBucketRequest,
   WindowRequest
 } from "./RateLimitStore.js"
+import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
 import type { NatsStoreDefinition } from "./StoreDefinition.js"
 
@@ -123,52 +127,69 @@ const WRONG_LAST_SEQUENCE = new Set([10071, 10164])
 // ---------------------------------------------------------------------------------------------
 // secrets and errors
 
-const messageOf = (u: unknown): string => {
-  if (u instanceof Error) return u.message
-  if (typeof u === "string") return u
-  return "unknown error"
-}
+/** A server without a scheme is `nats://…`; `nats://<token>@host` (no password) is a token. */
+const URL_RULES: UrlRules = { defaultScheme: "nats:", tokenUser: true }
 
 /**
- * Removes the secret values (token, URL passwords, a token given as the URL user) and any URL
- * userinfo (`scheme://…@`) from a driver message. A user name that comes with a password is not a
- * secret: it is only removed as part of the userinfo, never as a substring of other words (a user
- * `u` must not turn "connection refused" into "connection ref***sed").
+ * Removes from a driver message every form (raw, decoded, encoded, JSON-escaped, as the
+ * `CONNECT` line a server may echo holds it: see `core/secrets.ts`) of the token, the server URLs,
+ * their passwords and a token given as the URL user, then any URL userinfo (`scheme://…@`) and
+ * secret query value. A user name that comes with a password is not a secret: it is only removed
+ * as part of the userinfo, never as a substring of other words (a user `u` must not turn
+ * "connection refused" into "connection ref***sed"). Built once per store.
  */
-const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
-  let out = message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
-  for (const secret of secrets) {
-    if (secret.length > 0) out = out.split(secret).join("***")
-  }
-  return out
+const redactorOf = (servers: ReadonlyArray<string>, token: string | undefined): (message: string) => string =>
+  makeRedactor(
+    [...(token !== undefined ? [token] : []), ...servers.flatMap((server) => secretsOfUrl(server, URL_RULES))],
+    [userinfoPattern, secretParamPattern]
+  )
+
+/** What the URLs' userinfo says: a user and password, or a token (`nats://<token>@host`). */
+interface UrlCredentials {
+  readonly user?: string
+  readonly pass?: string
+  readonly token?: string
 }
 
-const secretsOf = (servers: ReadonlyArray<string>, token: string | undefined): ReadonlyArray<string> => {
+const SERVER_EXPECTED = "a NATS server URL (nats://[user:pass@ | token@]host:port, or host:port) with valid % escapes"
+
+/**
+ * The servers as the driver gets them (`scheme://host:port`, no userinfo) and the credentials
+ * their userinfo holds, or a `ConfigError` naming the option (`url`, `servers[1]`) with the URL
+ * shown with its secrets as `***`. Every server that carries credentials must carry the same (the
+ * driver sends one set).
+ */
+const serversOf = (
+  servers: ReadonlyArray<string>,
+  field: (i: number) => string
+): { readonly servers: ReadonlyArray<string>; readonly credentials: UrlCredentials } | RateLimitError.ConfigError => {
   const out: Array<string> = []
-  if (token !== undefined) out.push(token)
-  /** The raw (percent-encoded) secret first, then its decoded form when it decodes (`100%` does not). */
-  const push = (secret: string) => {
-    out.push(secret)
-    try {
-      out.push(decodeURIComponent(secret))
-    } catch {
-      // not valid percent-encoding: the raw form, already listed, is what a message can hold
+  let credentials: UrlCredentials | undefined
+  let first = -1
+  for (let i = 0; i < servers.length; i++) {
+    const text = servers[i] ?? ""
+    const parsed = parseUrl(text, URL_RULES)
+    if (!parsed.ok) {
+      return RateLimitError.ConfigError.at(field(i), SERVER_EXPECTED, `${displayUrl(text, URL_RULES)} (${parsed.problem})`)
+    }
+    const url = parsed.url
+    out.push(`${url.protocol}//${url.host}`)
+    if (url.username === "" && url.password === "") continue
+    const these: UrlCredentials = url.password === ""
+      ? { token: url.username }
+      : { user: url.username, pass: url.password }
+    if (credentials === undefined) {
+      credentials = these
+      first = i
+    } else if (credentials.user !== these.user || credentials.pass !== these.pass || credentials.token !== these.token) {
+      return RateLimitError.ConfigError.at(
+        field(i),
+        `the credentials of ${field(first)} (the driver sends one set)`,
+        `${displayUrl(text, URL_RULES)} (other credentials)`
+      )
     }
   }
-  for (const server of servers) {
-    let parsed: URL
-    try {
-      // the driver reads a server without a scheme as `nats://…`
-      parsed = new URL(server.includes("://") ? server : `nats://${server}`)
-    } catch {
-      // not a URL: nothing to pick out of it
-      continue
-    }
-    if (parsed.password !== "") push(parsed.password)
-    // `nats://<token>@host` (no password) puts a token where the user name goes
-    else if (parsed.username !== "") push(parsed.username)
-  }
-  return out.sort((a, b) => b.length - a.length)
+  return { servers: out, credentials: credentials ?? {} }
 }
 
 /** The driver's own request timer ran out (`TimeoutError`, possibly as the cause of another error). */
@@ -289,15 +310,25 @@ const toMillis = (input: Duration.DurationInput | undefined, fallback: number): 
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> =>
-  Effect.suspend(() => {
-    const servers = options.servers !== undefined && options.servers.length > 0
+export const make = (
+  options: NatsStoreOptions = {}
+): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
+  Effect.suspend<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope>(() => {
+    const fromServers = options.servers !== undefined && options.servers.length > 0
+    const given = fromServers && options.servers !== undefined
       ? options.servers.map(Redacted.value)
       : (options.url !== undefined ? Redacted.value(options.url) : DEFAULT_URL).split(",").map((s) => s.trim()).filter((
         s
       ) => s !== "")
-    const token = options.token !== undefined ? Redacted.value(options.token) : undefined
-    const sanitize = sanitizeWith(secretsOf(servers, token))
+    const parsedServers = serversOf(
+      given,
+      (i) => fromServers ? `servers[${i}]` : given.length > 1 ? `url (server ${i + 1} of ${given.length})` : "url"
+    )
+    if (parsedServers instanceof RateLimitError.ConfigError) return Effect.fail(parsedServers)
+    const { credentials, servers } = parsedServers
+    // an explicit `token` wins over a token given as the URL user
+    const token = options.token !== undefined ? Redacted.value(options.token) : credentials.token
+    const sanitize = redactorOf(given, token)
     const fail = (operation: string, message: string) =>
       new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
     const bucketName = options.bucketName ?? DEFAULT_BUCKET
@@ -330,7 +361,8 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
             name: "effect-rate-sync",
             // keep reconnecting through an outage: calls fail with StoreError (bounded by `timeout`) meanwhile
             maxReconnectAttempts: -1,
-            ...(token !== undefined ? { token } : {})
+            ...(token !== undefined ? { token } : {}),
+            ...(credentials.user !== undefined ? { user: credentials.user, pass: credentials.pass ?? "" } : {})
           }), connectTimeoutMs),
         (nc) => Effect.promise(() => nc.close()).pipe(Effect.timeoutOption(1000), Effect.ignore)
       )
@@ -546,7 +578,8 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
         allowed: false,
         remaining: 0,
         retryAfterMs: Number.isFinite(peeked.retryAfterMs) ? Math.max(peeked.retryAfterMs, retryAfterMs) : retryAfterMs,
-        delayMs: 0
+        delayMs: 0,
+        contended: true
       })
 
       // -------------------------------------------------------------------------------------------
@@ -902,7 +935,7 @@ export const make = (options: NatsStoreOptions = {}): Effect.Effect<RateLimitSto
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: NatsStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError> =>
+export const layer = (options: NatsStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
   Layer.scoped(RateLimitStore, make(options))
 
 /**
@@ -911,7 +944,7 @@ export const layer = (options: NatsStoreOptions = {}): Layer.Layer<RateLimitStor
  */
 export const layerConfig = (
   options: Config.Config.Wrap<NatsStoreOptions>
-): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> =>
+): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =>
   Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
 
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
@@ -953,7 +986,8 @@ export const config: Config.Config<NatsStoreOptions> = Config.all({
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerConfig(config)
+export const layerLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+  layerConfig(config)
 
 /**
  * Alias of {@link layerLive}: `Effect.provide(NatsStoreLive)`.
@@ -961,7 +995,8 @@ export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.Con
  * @since 0.1.0
  * @category layers
  */
-export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
+export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+  layerLive
 
 /**
  * The options a `NatsStoreDefinition` (TOML `engine = "nats"`, `configureStore`) describes.
@@ -982,4 +1017,5 @@ export const optionsFromDefinition = (definition: NatsStoreDefinition): NatsStor
  */
 export const fromDefinition = (
   definition: NatsStoreDefinition
-): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> => make(optionsFromDefinition(definition))
+): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
+  make(optionsFromDefinition(definition))

@@ -66,6 +66,9 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync
  *   (only the token bucket reserves; `0` otherwise).
  * - `casRetries`: optional, for stores that decide by compare-and-set (NATS KV): how many writes
  *   lost a race and were retried for this decision. The limiter adds it to `casFailures`.
+ * - `contended`: optional, on a refusal: the store refused only because other writers kept winning
+ *   the race for this key (not because the limit is reached), so waiting `retryAfterMs` and asking
+ *   again may succeed. `acquire` then waits and retries within its timeout.
  *
  * @since 0.1.0
  * @category models
@@ -78,6 +81,7 @@ export interface StoreDecision {
   readonly retryAfterMs: number
   readonly delayMs: number
   readonly casRetries?: number | undefined
+  readonly contended?: boolean | undefined
 }
 
 /**

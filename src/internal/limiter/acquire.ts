@@ -1,0 +1,306 @@
+/**
+ * `acquire`: a concurrency slot first (a {@link Lease}: taken with backoff or a store notification,
+ * renewed while held, released with its scope), then the rate (a reservation, slept through).
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Random from "effect/Random"
+import * as Scope from "effect/Scope"
+import type { ConfigError, InvalidCost, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
+import type { AcquireOptions, Permit } from "../../RateLimiter.js"
+import * as Metrics from "../../RateLimitMetrics.js"
+import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
+import type { Call } from "./decision.js"
+import { exceeded, FOREVER_MS, nonNegative, validateCall } from "./decision.js"
+import type { LimiterEntry } from "./entry.js"
+import {
+  recordAcquisition,
+  recordAnswer,
+  recordRefusal,
+  recordStoreError,
+  recordTimeout,
+  storeFailed
+} from "./entry.js"
+
+type Refused = RateLimitExceeded | StoreUnavailable
+
+/**
+ * How long one call may wait: until `deadline` (ms of the Clock; `Infinity` for no timeout).
+ * `timed`: the deadline comes from a timeout that lets the call wait at all (set, finite, above
+ * 0), so running into it counts as a timeout; a refusal with no timeout, an infinite one or
+ * `timeout: 0` (`tryAcquire`) is a refusal only.
+ */
+interface Wait {
+  readonly deadline: number
+  readonly timed: boolean
+}
+
+/** Jittered exponential backoff between slot attempts: 5-10 ms, doubling up to 250-500 ms. */
+const backoffMs = (attempt: number): Effect.Effect<number> =>
+  Effect.map(Random.next, (r) => {
+    const cap = Math.min(500, 10 * 2 ** Math.min(attempt, 6))
+    return Math.max(1, Math.round(cap / 2 + (r * cap) / 2))
+  })
+
+/**
+ * One concurrency slot of one call, from its first attempt to its release: the holder id, the
+ * store it was taken on, and whether it is released. Each attempt, and the registration of its
+ * release in the permit's scope, runs uninterruptibly, so an interruption can never leak a slot.
+ */
+class Lease {
+  /** The store the slot is taken on: read again at each attempt, so a waiter moves to a store that
+   * `configureStore` put in place meanwhile; renewals and the release go where it was taken. */
+  private store: RateLimitStoreService
+  private released = false
+  /** The lease renewal once taken; stopped by `release`, early or at scope close. */
+  private renewFiber: Fiber.RuntimeFiber<void> | undefined
+  /** `maxConcurrentReached` counts a call that found the slots full once, not once per attempt. */
+  private counted = false
+  private readonly request: SlotRequest
+
+  constructor(
+    private readonly entry: LimiterEntry,
+    private readonly call: Call,
+    private readonly wait: Wait,
+    holder: string,
+    maxConcurrent: number
+  ) {
+    this.store = entry.storeEntry.store
+    this.request = { limiter: entry.id, key: call.storeKey, holder, limit: maxConcurrent, leaseMs: entry.spec.leaseMs }
+  }
+
+  /** Gives the slot back (once); never fails, bounded by the store's own call timeout. */
+  readonly release: Effect.Effect<void> = Effect.uninterruptible(
+    Effect.suspend(() => {
+      if (this.released) return Effect.void
+      this.released = true
+      const { entry } = this
+      entry.stats.currentConcurrent--
+      entry.stats.totalReleases++
+      Metrics.releases.unsafeUpdate(1, entry.tags)
+      Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
+      // Stop renewing before giving the slot back: a renewal after the release would find the
+      // lease gone and report it lost. The loop is interruptible, so this returns promptly.
+      const stopRenewing = this.renewFiber === undefined ? Effect.void : Fiber.interrupt(this.renewFiber)
+      return Effect.zipRight(stopRenewing, this.store.releaseSlot(this.request)).pipe(
+        Effect.timeoutOption(Duration.seconds(10)),
+        Effect.catchAll((e) => {
+          recordStoreError(entry)
+          return Effect.logWarning(`effect-rate-sync: releasing a slot of limiter "${entry.id}" failed: ${e.message}`)
+        }),
+        Effect.asVoid
+      )
+    })
+  )
+
+  /** Renews every third of the lease while held; never renews, nor counts a lease lost, once released. */
+  private renewLoop(): Effect.Effect<void> {
+    return Effect.sleep(Duration.millis(Math.max(50, Math.floor(this.entry.spec.leaseMs / 3)))).pipe(
+    Effect.zipRight(Effect.suspend(() => (this.released ? Effect.succeed(false) : this.store.renewSlot(this.request)))),
+    Effect.flatMap((held) => {
+      if (held || this.released) return Effect.succeed(held && !this.released)
+      this.entry.stats.leasesLost++
+      Metrics.leasesLost.unsafeUpdate(1, this.entry.tags)
+      return Effect.as(
+        Effect.logWarning(`effect-rate-sync: a concurrency lease of limiter "${this.entry.id}" expired while held`),
+        false
+      )
+    }),
+    Effect.catchAll((e) => {
+      recordStoreError(this.entry)
+      return Effect.as(Effect.logWarning(`effect-rate-sync: renewing a lease failed: ${e.message}`), true)
+    }),
+    Effect.repeat({ while: (continueRenewing) => continueRenewing && !this.released }),
+    Effect.asVoid
+  )
+  }
+
+  /**
+   * Takes the slot, waiting (interruptibly) between attempts until the call's deadline. Answers
+   * `false` when the store failed and the limiter is fail-open (no slot is held).
+   */
+  take(scope: Scope.Scope): Effect.Effect<boolean, Refused> {
+    return Effect.uninterruptibleMask((restore) => {
+      const attempt = (n: number): Effect.Effect<boolean, Refused> =>
+        Effect.suspend(() => {
+          this.store = this.entry.storeEntry.store
+          return this.store.acquireSlot(this.request)
+        }).pipe(Effect.matchEffect({
+          onFailure: (e) => storeFailed(this.entry, e, false),
+          onSuccess: (d) => {
+            recordAnswer(this.entry, d.casRetries)
+            return d.acquired ? this.held(scope) : this.retry(d, n, restore, attempt)
+          }
+        }))
+      return attempt(0)
+    })
+  }
+
+  /** The slot is taken: count it, release it with the scope, renew it meanwhile. */
+  private held(scope: Scope.Scope): Effect.Effect<boolean> {
+    const { stats, tags } = this.entry
+    stats.currentConcurrent++
+    Metrics.inFlight.unsafeUpdate(stats.currentConcurrent, tags)
+    return Scope.addFinalizer(scope, this.release).pipe(
+      // Forked from an uninterruptible region: make the loop itself interruptible again.
+      Effect.zipRight(Effect.forkIn(Effect.interruptible(this.renewLoop()), scope)),
+      Effect.map((fiber) => {
+        this.renewFiber = fiber
+        return true
+      })
+    )
+  }
+
+  /** The slots are full: refuse at the deadline, else wait (a notification or backoff) and retry. */
+  private retry(
+    d: SlotDecision,
+    n: number,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    attempt: (n: number) => Effect.Effect<boolean, Refused>
+  ): Effect.Effect<boolean, Refused> {
+    if (!this.counted) {
+      this.counted = true
+      this.entry.stats.maxConcurrentReached++
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const left = this.wait.deadline - now
+      if (left <= 0) {
+        if (this.wait.timed) recordTimeout(this.entry)
+        return Effect.fail(exceeded(this.entry, this.call.key, "concurrency", d.limit, d.limit - d.active, d.retryAfterMs))
+      }
+      return Effect.flatMap(backoffMs(n), (backoff) => {
+        const ms = Math.max(1, Math.min(backoff, left, d.retryAfterMs > 0 ? d.retryAfterMs : backoff))
+        const waiting = this.store.awaitSlot !== undefined
+          ? this.store.awaitSlot(this.entry.id, this.call.storeKey, ms)
+          : Effect.sleep(Duration.millis(ms))
+        return Effect.zipRight(restore(waiting), attempt(n + 1))
+      })
+    })
+  }
+}
+
+/** Takes rate, sleeping through a reservation. Answers whether it failed open. */
+const acquireRate = (
+  entry: LimiterEntry,
+  take: NonNullable<LimiterEntry["take"]>,
+  call: Call,
+  wait: Wait
+): Effect.Effect<boolean, Refused> => {
+  const reserves = entry.spec.algorithm === "token_bucket"
+  const loop: Effect.Effect<boolean, Refused> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const left = nonNegative(wait.deadline - now)
+    return Effect.matchEffect(take(call.storeKey, call.cost, Math.min(left, FOREVER_MS)), {
+      onFailure: (e) => storeFailed(entry, e, true),
+      onSuccess: (d) => {
+        recordAnswer(entry, d.casRetries)
+        if (d.allowed) {
+          return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), false) : Effect.succeed(false)
+        }
+        // A window frees capacity over time: sleep exactly until it may fit, then take again. So
+        // does a refusal the store calls contended (it only lost races with other writers): a
+        // token bucket's real refusal always needs more than `left` (it could not reserve within it).
+        const contended = d.contended === true
+        if ((!reserves || contended) && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
+          return Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
+        }
+        // The timeout cut the wait when the call could have gone through by waiting longer than
+        // it allows, and it (not the store's FOREVER_MS bound) was the wait handed over.
+        if (wait.timed && Number.isFinite(d.retryAfterMs) && d.retryAfterMs > left && (!reserves || left < FOREVER_MS)) {
+          recordTimeout(entry)
+        }
+        return Effect.fail(exceeded(entry, call.key, "rate", d.limit, d.remaining, d.retryAfterMs))
+      }
+    })
+  })
+  return loop
+}
+
+type AcquireResult = Effect.Effect<
+  Permit,
+  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+  Scope.Scope
+>
+
+/** The slot (when the limiter has `maxConcurrent`), then the rate, as one permit. */
+const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): AcquireResult =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const start = yield* Clock.currentTimeMillis
+    const { timeoutMs } = call
+    const wait: Wait = {
+      deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
+      timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
+    }
+    let lease: Lease | undefined
+    let failedOpen = false
+    const maxConcurrent = entry.spec.maxConcurrent
+    if (maxConcurrent !== undefined) {
+      const taken = new Lease(entry, call, wait, holder(), maxConcurrent)
+      if (yield* taken.take(scope)) lease = taken
+      else failedOpen = true
+    }
+    if (entry.take !== undefined) {
+      const rateFailedOpen = yield* acquireRate(entry, entry.take, call, wait).pipe(
+        Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
+      )
+      failedOpen = failedOpen || rateFailedOpen
+    }
+    const end = yield* Clock.currentTimeMillis
+    const waitedMs = end - start
+    recordAcquisition(entry, end, waitedMs)
+    Metrics.waitTime.unsafeUpdate(waitedMs, entry.tags)
+    const permit: Permit = {
+      limiterId: entry.id,
+      key: call.key,
+      cost: call.cost,
+      waitedMs,
+      failedOpen,
+      release: lease?.release ?? Effect.void
+    }
+    return permit
+  }).pipe(
+    Effect.tapError((e) =>
+      Effect.sync(() => {
+        // A timeout was counted where the wait was cut (Lease.retry / acquireRate).
+        if (e._tag === "RateLimitExceeded") recordRefusal(entry)
+      })
+    ),
+    Effect.withSpan("RateLimiter.acquire", {
+      attributes: entry.spanAttributes,
+      kind: "internal",
+      captureStackTrace: false
+    })
+  )
+
+/**
+ * `acquire` and `tryAcquire` over the registry's limiters. `holder` gives each lease a holder id
+ * unique across processes.
+ *
+ * @internal
+ */
+export const makeAcquire = (
+  limiters: ReadonlyMap<string, LimiterEntry>,
+  notFound: (id: string) => LimiterNotFound,
+  holder: () => string
+) => {
+  const acquire = (id: string, opts?: AcquireOptions): AcquireResult =>
+    Effect.suspend((): AcquireResult => {
+      const entry = limiters.get(id)
+      if (entry === undefined) return Effect.fail(notFound(id))
+      const call = validateCall(entry, opts)
+      return call._tag === "Call" ? acquireWith(entry, call, holder) : Effect.fail(call)
+    })
+  // Waits up to the call's own `timeout` (rate-sync's `try_acquire(timeout)`); none: answers at
+  // once. The limiter's default timeout is for `acquire` only.
+  const tryAcquire = (id: string, opts?: AcquireOptions) =>
+    acquire(id, { key: opts?.key, cost: opts?.cost, timeout: opts?.timeout ?? 0 }).pipe(
+      Effect.as(true),
+      Effect.catchTag("RateLimitExceeded", () => Effect.succeed(false))
+    )
+  return { acquire, tryAcquire }
+}

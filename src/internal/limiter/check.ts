@@ -1,0 +1,53 @@
+/**
+ * `check`: one decision, no waiting, the numbers an HTTP response needs.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type { ConfigError, InvalidCost, LimiterNotFound, StoreUnavailable } from "../../RateLimitError.js"
+import type { AcquireOptions, Decision } from "../../RateLimiter.js"
+import type { StoreError } from "../../RateLimitStore.js"
+import { decided, failOpenDecision, peeked, validateCall } from "./decision.js"
+import type { LimiterEntry } from "./entry.js"
+import { storeFailed } from "./entry.js"
+
+type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError>
+
+/**
+ * `check` over the registry's limiters. On an in-process store (`unsafeTake`) the whole decision
+ * is one synchronous step; otherwise one store round trip (a peek for a concurrency-only limiter,
+ * which consumes nothing).
+ *
+ * @internal
+ */
+export const makeCheck = (
+  limiters: ReadonlyMap<string, LimiterEntry>,
+  notFound: (id: string) => LimiterNotFound
+) =>
+(id: string, opts?: AcquireOptions): CheckResult =>
+  // `clockWith` runs its callback when the effect runs: one step for validation and, on an
+  // in-process store, the whole decision.
+  Effect.clockWith((clock): CheckResult => {
+    const entry = limiters.get(id)
+    if (entry === undefined) return Effect.fail(notFound(id))
+    const call = validateCall(entry, opts)
+    if (call._tag !== "Call") return Effect.fail(call)
+    const { key, storeKey, cost } = call
+    if (entry.takeNow !== undefined) {
+      const now = clock.unsafeCurrentTimeMillis()
+      const d = entry.takeNow(storeKey, cost, now)
+      if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
+    }
+    const onFailure = (e: StoreError) => storeFailed(entry, e, failOpenDecision(entry, key))
+    if (entry.take === undefined) {
+      return Effect.matchEffect(
+        entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: storeKey, limit: entry.limit }),
+        { onFailure, onSuccess: (d) => Effect.succeed(peeked(entry, key, d)) }
+      )
+    }
+    return Effect.matchEffect(entry.take(storeKey, cost, 0), {
+      onFailure,
+      // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
+      onSuccess: (d) => Effect.succeed(decided(entry, key, d, clock.unsafeCurrentTimeMillis()))
+    })
+  })

@@ -1,0 +1,145 @@
+/**
+ * What a limiter answers from a store's answer: the caller's `Decision`, the `RateLimitExceeded`
+ * of a refusal, and the one validation of a call's options that `check` and `acquire` share.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import { describeInput, durationInputMs } from "../../LimiterDefinition.js"
+import { ConfigError, InvalidCost, RateLimitExceeded } from "../../RateLimitError.js"
+import type { AcquireOptions, Decision } from "../../RateLimiter.js"
+import type { StoreDecision } from "../../RateLimitStore.js"
+import { storeKey } from "../../core/storeKey.js"
+import type { LimiterEntry } from "./entry.js"
+import { recordAcquisition, recordAnswer, recordRefusal } from "./entry.js"
+
+/**
+ * The wait bound handed to a store when the caller will wait as long as needed: about 31 years,
+ * finite so every store can encode it (also in integer microseconds).
+ *
+ * @internal
+ */
+export const FOREVER_MS = 1e12
+
+/** @internal */
+export const nonNegative = (ms: number): number => (ms > 0 ? ms : 0)
+
+const clampRemaining = (remaining: number, limit: number): number =>
+  Number.isFinite(remaining) ? Math.min(limit, Math.max(0, Math.floor(remaining))) : remaining > 0 ? limit : 0
+
+// ---------------------------------------------------------------------------------------------
+// the options of one call
+
+/**
+ * One call's options, validated: the caller's key, the key handed to the store, the cost, and
+ * the timeout (`undefined`: wait as long as needed).
+ *
+ * @internal
+ */
+export interface Call {
+  readonly _tag: "Call"
+  readonly key: string
+  readonly storeKey: string
+  readonly cost: number
+  readonly timeoutMs: number | undefined
+}
+
+/**
+ * Validates a call's options in one order for every operation (key, cost, timeout), so `check`
+ * and `acquire` fail the same way on the same bad input. From JavaScript anything can arrive.
+ *
+ * @internal
+ */
+export const validateCall = (
+  entry: LimiterEntry,
+  opts: AcquireOptions | undefined
+): Call | ConfigError | InvalidCost => {
+  const key = opts?.key ?? ""
+  if (typeof key !== "string") return ConfigError.at("options.key", "a string", describeInput(key))
+  const cost = opts?.cost ?? 1
+  if (!(Number.isSafeInteger(cost) && cost >= 1 && cost <= entry.capacity)) {
+    return new InvalidCost({
+      limiterId: entry.id,
+      cost: typeof cost === "number" ? cost : Number.NaN,
+      max: entry.capacity,
+      received: describeInput(cost)
+    })
+  }
+  let timeoutMs = entry.spec.timeoutMs
+  if (opts?.timeout !== undefined) {
+    const ms = durationInputMs(opts.timeout)
+    if (ms === undefined) {
+      return ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(opts.timeout))
+    }
+    timeoutMs = ms
+  }
+  return { _tag: "Call", key, storeKey: storeKey(key), cost, timeoutMs }
+}
+
+// ---------------------------------------------------------------------------------------------
+// decisions
+
+/** The decision of a fail-open admission: everything left, nothing to wait. @internal */
+export const failOpenDecision = (entry: LimiterEntry, key: string): Decision => ({
+  limiterId: entry.id,
+  key,
+  allowed: true,
+  limit: entry.limit,
+  remaining: entry.limit,
+  resetAfterMs: 0,
+  retryAfterMs: 0,
+  failedOpen: true,
+  spec: entry.spec
+})
+
+/** The store's answer as a `Decision`, after the bookkeeping every answer gets. */
+const toDecision = (entry: LimiterEntry, key: string, d: StoreDecision): Decision => {
+  recordAnswer(entry, d.casRetries)
+  return {
+    limiterId: entry.id,
+    key,
+    allowed: d.allowed,
+    limit: entry.limit,
+    remaining: clampRemaining(d.remaining, entry.limit),
+    resetAfterMs: nonNegative(d.resetAfterMs),
+    retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+    failedOpen: false,
+    spec: entry.spec
+  }
+}
+
+/** The caller's decision from a take's answer, with its bookkeeping (synchronous). @internal */
+export const decided = (entry: LimiterEntry, key: string, d: StoreDecision, now: number): Decision => {
+  if (d.allowed) recordAcquisition(entry, now, 0)
+  else recordRefusal(entry)
+  return toDecision(entry, key, d)
+}
+
+/**
+ * A concurrency-only limiter's check: a peek, which takes nothing, so an allowed answer is no
+ * acquisition (a refused one is a refusal, as for any check).
+ *
+ * @internal
+ */
+export const peeked = (entry: LimiterEntry, key: string, d: StoreDecision): Decision => {
+  if (!d.allowed) recordRefusal(entry)
+  return toDecision(entry, key, d)
+}
+
+/** @internal */
+export const exceeded = (
+  entry: LimiterEntry,
+  key: string,
+  reason: "rate" | "concurrency",
+  limit: number,
+  remaining: number,
+  retryAfterMs: number
+): RateLimitExceeded =>
+  new RateLimitExceeded({
+    limiterId: entry.id,
+    key,
+    reason,
+    limit,
+    remaining: clampRemaining(remaining, limit),
+    retryAfter: Duration.millis(Number.isFinite(retryAfterMs) ? nonNegative(retryAfterMs) : FOREVER_MS)
+  })
