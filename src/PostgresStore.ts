@@ -29,6 +29,9 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
+import { makeRedactor, secretParamPattern, userinfoPattern } from "./core/secrets.js"
+import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
+import type { UrlRules } from "./core/url.js"
 import * as pgSql from "./internal/postgresSql.js"
 import type {
   PeekRequest,
@@ -39,6 +42,7 @@ import type {
   TokenBucketRequest,
   WindowRequest
 } from "./RateLimitStore.js"
+import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
 import type { PostgresStoreDefinition } from "./StoreDefinition.js"
 
@@ -143,40 +147,34 @@ const retryUntil = <A>(once: Effect.Effect<A, unknown>, deadlineMs: number): Eff
 // ---------------------------------------------------------------------------------------------
 // secrets and errors
 
-/** Removes URL userinfo, `password=…` pairs and the known secrets from a driver message. */
-const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
-  let out = message
-  for (const secret of secrets) {
-    if (secret.length > 0) out = out.split(secret).join("***")
-  }
-  return out
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
-    .replace(/(password\s*[=:]\s*)\S+/gi, "$1***")
-}
+/** `password=…` / `password: …` (a keyword/value connection string, a driver's echo of one). */
+const passwordPairPattern = { regex: /(password\s*[=:]\s*)\S+/gi, replacement: "$1***" }
 
-const secretsOf = (url: Redacted.Redacted | undefined, password: Redacted.Redacted | undefined): ReadonlyArray<string> => {
-  const out: Array<string> = []
-  if (password !== undefined) out.push(Redacted.value(password))
-  if (url !== undefined) {
-    const raw = Redacted.value(url)
-    out.push(raw)
-    let password = ""
-    try {
-      password = new URL(raw).password
-    } catch {
-      // not a URL: the whole string is already treated as a secret
-    }
-    if (password !== "") {
-      // the raw (percent-encoded) form first: a malformed escape ("100%") must not lose it
-      out.push(password)
-      try {
-        out.push(decodeURIComponent(password))
-      } catch {
-        // not decodable: the driver can only have seen the raw form
-      }
-    }
-  }
-  return out.sort((a, b) => b.length - a.length)
+/**
+ * A redactor (built once per store) that removes from a driver message every form (raw,
+ * decoded, encoded, JSON-escaped: see `core/secrets.ts`) of the known secrets, then URL userinfo,
+ * secret query values (`?password=`, `sslpassword`, ...) and `password=…` pairs.
+ */
+const sanitizeWith = (secrets: ReadonlyArray<string>): (message: string) => string =>
+  makeRedactor(secrets, [userinfoPattern, secretParamPattern, passwordPairPattern])
+
+/** pg takes userinfo before an empty host (a unix socket in `?host=`). */
+const URL_RULES: UrlRules = { emptyHost: true }
+
+/** The password, the URL, its password and its secret query values (`?password=`, `sslpassword`). */
+const secretsOf = (url: Redacted.Redacted | undefined, password: Redacted.Redacted | undefined): ReadonlyArray<string> => [
+  ...(password !== undefined ? [Redacted.value(password)] : []),
+  ...(url !== undefined ? secretsOfUrl(Redacted.value(url), URL_RULES) : [])
+]
+
+const URL_EXPECTED = "a postgres:// or postgresql:// URL with valid % escapes"
+
+/** A `ConfigError` naming the option `url` when it does not parse (shown with its secrets as `***`). */
+const urlConfigError = (url: Redacted.Redacted | undefined): RateLimitError.ConfigError | undefined => {
+  if (url === undefined) return undefined
+  const text = Redacted.value(url)
+  const parsed = parseUrl(text, URL_RULES)
+  return parsed.ok ? undefined : RateLimitError.ConfigError.at("url", URL_EXPECTED, `${displayUrl(text, URL_RULES)} (${parsed.problem})`)
 }
 
 /** A field of a driver error (`SqlError`, pg's `DatabaseError`), which are untyped here. */
@@ -784,10 +782,15 @@ export const layerConfig = (
 ): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError, SqlClient.SqlClient> =>
   Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
 
-/** `PgClient.layer`, its `SqlError` turned into a sanitized `StoreError`. */
+/**
+ * `PgClient.layer`, its `SqlError` turned into a sanitized `StoreError`; a `url` that does not
+ * parse (or has a bad `%` escape) is a `ConfigError` before anything is opened.
+ */
 const pgClientLayer = (
   pgConfig: PgClient.PgClientConfig
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError> => {
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError | RateLimitError.ConfigError> => {
+  const badUrl = urlConfigError(pgConfig.url)
+  if (badUrl !== undefined) return Layer.fail(badUrl)
   const sanitize = sanitizeWith(secretsOf(pgConfig.url, pgConfig.password))
   return Layer.mapError(
     PgClient.layer(pgConfig),
@@ -804,7 +807,7 @@ const pgClientLayer = (
 export const layerWithPgClient = (
   pgConfig: PgClient.PgClientConfig,
   options: PostgresStoreOptions = {}
-): Layer.Layer<RateLimitStore, StoreError> =>
+): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
   Layer.scoped(
     RateLimitStore,
     makeWith(options, secretsOf(pgConfig.url, pgConfig.password))
@@ -819,7 +822,7 @@ export const layerWithPgClient = (
  */
 export const fromDefinition = (
   definition: PostgresStoreDefinition
-): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> =>
+): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const pgConfig: PgClient.PgClientConfig = {
       ...(definition.url !== undefined ? { url: definition.url } : {}),
@@ -891,7 +894,10 @@ export const config: Config.Config<PostgresStoreDefinition> = Config.all({
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = Layer.scoped(
+export const layerLive: Layer.Layer<
+  RateLimitStore,
+  StoreError | RateLimitError.ConfigError | ConfigError.ConfigError
+> = Layer.scoped(
   RateLimitStore,
   Effect.flatMap(config, fromDefinition)
 )
@@ -902,4 +908,7 @@ export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.Con
  * @since 0.1.0
  * @category layers
  */
-export const PostgresStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
+export const PostgresStoreLive: Layer.Layer<
+  RateLimitStore,
+  StoreError | RateLimitError.ConfigError | ConfigError.ConfigError
+> = layerLive

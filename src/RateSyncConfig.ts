@@ -23,6 +23,8 @@ import * as Redacted from "effect/Redacted"
 import { parse as parseToml, TomlError } from "smol-toml"
 import type { Algorithm, LimiterDefinition } from "./LimiterDefinition.js"
 import { describeInput, durationInputMs, resolve } from "./LimiterDefinition.js"
+import { displayUrl, parseUrl } from "./core/url.js"
+import type { StoreUrl, UrlRules } from "./core/url.js"
 import { ConfigError } from "./RateLimitError.js"
 import type {
   Engine,
@@ -393,25 +395,36 @@ const schemeOf = (s: string): string | undefined => {
 }
 
 /** A Redis URL's database path (`/3`) must be a whole number: ioredis would send `SELECT NaN`. */
-const redisDbPath = (url: string): string | undefined => {
-  let path: string
-  try {
-    path = new URL(url).pathname
-  } catch {
-    return undefined
-  }
+const redisDbPath = (url: StoreUrl): string | undefined => {
+  const path = url.pathname
   return path === "" || path === "/" || /^\/\d+$/.test(path) ? undefined : `database path ${quote(path.slice(1))}`
 }
 
-/** A secret: an error says `<redacted>` instead of the value (a URL's scheme is not secret). */
+/**
+ * Fails on a URL with a bad `%` escape: `shown` is the URL with its secrets as `***`
+ * (`core/url.ts` `displayUrl`), never the value.
+ */
+const failUrl = (t: Table, field: string, expected: string, raw: Raw, shown: string): never => {
+  throw ConfigError.at(t.at(field), expected, raw.env === undefined ? shown : `${shown} (from ${raw.env})`)
+}
+
+/**
+ * A secret: an error says `<redacted>` instead of the value (a URL's scheme is not secret; a URL
+ * with a bad `%` escape is shown with its secrets as `***`).
+ */
 const secretField = (
   t: Table,
   field: string,
   schemes?: {
-    readonly allowed: ReadonlyArray<string>
+    /** The schemes accepted; none: any (NATS takes `host:port`). */
+    readonly allowed?: ReadonlyArray<string> | undefined
     readonly expected: string
+    /** How the store reads the URL (see `core/url.ts`). */
+    readonly rules?: UrlRules | undefined
+    /** Several URLs separated by commas (NATS). */
+    readonly list?: boolean | undefined
     /** A further check of the URL: what is wrong with it (not secret), or `undefined`. */
-    readonly problem?: (url: string) => string | undefined
+    readonly problem?: (url: StoreUrl) => string | undefined
   }
 ): Redacted.Redacted | undefined => {
   const read = t.raw(field)
@@ -425,11 +438,25 @@ const secretField = (
   if (typeof raw.value !== "string") return t.fail(field, expected, raw)
   if (raw.value.length === 0) return t.fail(field, expected, raw, "an empty string")
   if (schemes !== undefined) {
-    const scheme = schemeOf(raw.value)
-    if (scheme === undefined) return t.fail(field, expected, raw, "not a URL")
-    if (!schemes.allowed.includes(scheme)) return t.fail(field, expected, raw, `scheme ${quote(scheme)}`)
-    const problem = schemes.problem?.(raw.value)
-    if (problem !== undefined) return t.fail(field, expected, raw, problem)
+    const texts = schemes.list === true
+      ? raw.value.split(",").map((s) => s.trim()).filter((s) => s !== "")
+      : [raw.value]
+    if (texts.length === 0) return t.fail(field, expected, raw, "no URL")
+    for (const text of texts) {
+      if (schemes.allowed !== undefined) {
+        const scheme = schemeOf(text)
+        if (scheme === undefined) return t.fail(field, expected, raw, "not a URL")
+        if (!schemes.allowed.includes(scheme)) return t.fail(field, expected, raw, `scheme ${quote(scheme)}`)
+      }
+      // what the driver would throw on (`URIError: URI malformed`) or read its own way
+      const parsed = parseUrl(text, schemes.rules)
+      if (!parsed.ok) {
+        if (parsed.problem === "not a URL") return t.fail(field, expected, raw, "not a URL")
+        return failUrl(t, field, expected, raw, `${displayUrl(text, schemes.rules)} (${parsed.problem})`)
+      }
+      const problem = schemes.problem?.(parsed.url)
+      if (problem !== undefined) return t.fail(field, expected, raw, problem)
+    }
   }
   return Redacted.make(raw.value)
 }
@@ -523,7 +550,15 @@ const decodeRedis = (t: Table): RedisStoreDefinition => {
 
 const decodeNats = (t: Table): NatsStoreDefinition => {
   const def: Mutable<NatsStoreDefinition> = { engine: "nats" }
-  set(def, "url", secretField(t, "url"))
+  set(
+    def,
+    "url",
+    secretField(t, "url", {
+      expected: "a NATS server URL, or several separated by commas (nats://[user:pass@ | token@]host:port, or host:port)",
+      rules: { defaultScheme: "nats:", tokenUser: true },
+      list: true
+    })
+  )
   set(def, "token", secretField(t, "token"))
   set(def, "bucketName", stringField(t, "bucket_name", bucketName))
   set(def, "autoCreate", booleanField(t, "auto_create"))
@@ -535,7 +570,15 @@ const decodeNats = (t: Table): NatsStoreDefinition => {
 
 const decodePostgres = (t: Table): PostgresStoreDefinition => {
   const def: Mutable<PostgresStoreDefinition> = { engine: "postgres" }
-  set(def, "url", secretField(t, "url", { allowed: ["postgres:", "postgresql:"], expected: "a postgres:// or postgresql:// URL" }))
+  set(
+    def,
+    "url",
+    secretField(t, "url", {
+      allowed: ["postgres:", "postgresql:"],
+      expected: "a postgres:// or postgresql:// URL",
+      rules: { emptyHost: true }
+    })
+  )
   set(def, "tableName", stringField(t, "table_name", tableIdentifier))
   set(def, "schemaName", stringField(t, "schema_name", identifier))
   set(def, "autoCreate", booleanField(t, "auto_create"))

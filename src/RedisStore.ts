@@ -28,6 +28,9 @@ import * as Tracer from "effect/Tracer"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import { createHash } from "node:crypto"
+import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
+import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
+import type { StoreUrl } from "./core/url.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as scripts from "./internal/redisScripts.js"
 import type {
@@ -39,6 +42,7 @@ import type {
   TokenBucketRequest,
   WindowRequest
 } from "./RateLimitStore.js"
+import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
 import type { RedisStoreDefinition } from "./StoreDefinition.js"
 
@@ -183,45 +187,33 @@ const MAX_WAIT_US = 1e15
 // ---------------------------------------------------------------------------------------------
 // secrets and errors
 
-/** Removes URL userinfo, AUTH/HELLO arguments and the known secrets from a driver message. */
-const sanitizeWith = (secrets: ReadonlyArray<string>) => (message: string): string => {
-  let out = message
-  for (const secret of secrets) {
-    if (secret.length > 0) out = out.split(secret).join("***")
-  }
-  return out
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^@\s/]*@/gi, "$1***@")
-    .replace(/\b(AUTH|HELLO)\b(\s+\S+)+/gi, "$1 ***")
-}
+/** The arguments of `AUTH` / `HELLO` in a message (a server may echo the command). */
+const authArgsPattern = { regex: /\b(AUTH|HELLO)\b(\s+\S+)+/gi, replacement: "$1 ***" }
 
-const messageOf = (u: unknown): string => {
-  if (u instanceof Error) return u.message
-  if (typeof u === "string") return u
-  return "unknown error"
-}
+/**
+ * Removes from a driver message every form (raw, decoded, encoded, JSON-escaped: see
+ * `core/secrets.ts`) of the password, the URL, its password and its `?password=`, then any URL
+ * userinfo, secret query value and `AUTH`/`HELLO` arguments. Built once per store.
+ */
+const redactorOf = (options: RedisStoreOptions): (message: string) => string =>
+  makeRedactor(
+    [
+      ...(options.password !== undefined ? [Redacted.value(options.password)] : []),
+      ...(options.url !== undefined ? secretsOfUrl(Redacted.value(options.url)) : [])
+    ],
+    [userinfoPattern, secretParamPattern, authArgsPattern]
+  )
 
-const secretsOf = (options: RedisStoreOptions): ReadonlyArray<string> => {
-  const out: Array<string> = []
-  if (options.password !== undefined) out.push(Redacted.value(options.password))
-  if (options.url !== undefined) {
-    const url = Redacted.value(options.url)
-    out.push(url)
-    try {
-      const parsed = new URL(url)
-      if (parsed.password !== "") {
-        out.push(parsed.password)
-        try {
-          out.push(decodeURIComponent(parsed.password))
-        } catch {
-          // an invalid escape ("100%"): the raw form, pushed above, is what can appear
-        }
-      }
-    } catch {
-      // not a URL: the whole string is already treated as a secret
-    }
-  }
-  // longest first, so a secret containing another is removed whole
-  return out.sort((a, b) => b.length - a.length)
+const URL_EXPECTED = "a redis:// or rediss:// URL (redis://[user:password@]host:port[/db]) with valid % escapes"
+
+/** `url` parsed, or a `ConfigError` naming the option (the URL shown with its secrets as `***`). */
+const parseOptionUrl = (
+  url: Redacted.Redacted | undefined
+): StoreUrl | RateLimitError.ConfigError | undefined => {
+  if (url === undefined) return undefined
+  const text = Redacted.value(url)
+  const parsed = parseUrl(text)
+  return parsed.ok ? parsed.url : RateLimitError.ConfigError.at("url", URL_EXPECTED, `${displayUrl(text)} (${parsed.problem})`)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,16 +276,20 @@ const toMillis = (input: Duration.DurationInput | undefined, fallback: number): 
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> =>
-  Effect.suspend(() => {
+export const make = (
+  options: RedisStoreOptions = {}
+): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
+  Effect.suspend<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope>(() => {
     const prefix = options.keyPrefix ?? DEFAULT_PREFIX
-    const sanitize = sanitizeWith(secretsOf(options))
+    const sanitize = redactorOf(options)
     const fail = (operation: string, message: string) =>
       new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
+    const parsedUrl = parseOptionUrl(options.url)
+    if (parsedUrl instanceof RateLimitError.ConfigError) return Effect.fail(parsedUrl)
     if (prefix.includes("{") || prefix.includes("}")) {
       return Effect.fail(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
     }
-    const badUrl = urlProblem(options)
+    const badUrl = urlProblem(options, parsedUrl)
     if (badUrl !== undefined) return Effect.fail(fail("configure", badUrl))
     const timeoutMs = toMillis(options.commandTimeout, 1000)
     const connectTimeoutMs = toMillis(options.socketConnectTimeout, 5000)
@@ -346,7 +342,7 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
           clusterRetryStrategy: (times: number) => Math.min(50 * times, 500),
           slotsRefreshTimeout: connectTimeoutMs,
           // explicit `password` / `username` win over the userinfo of `url`
-          redisOptions: { ...credentialsFromUrl(options.url), ...redisOptions }
+          redisOptions: { ...credentialsFromUrl(parsedUrl), ...redisOptions }
         }
         const cluster = new Cluster(options.clusterNodes.map(parseNode), clusterOptions)
         cluster.on("error", onError)
@@ -819,19 +815,14 @@ export const make = (options: RedisStoreOptions = {}): Effect.Effect<RateLimitSt
 
 /**
  * What makes ioredis misbehave instead of failing: a database path or `db` that is not a whole
- * number (it would send `SELECT NaN`), a URL it cannot parse. Never quotes the URL.
+ * number (it would send `SELECT NaN`), another scheme. (A URL it cannot parse, or with a bad `%`
+ * escape, is a `ConfigError`: see `parseOptionUrl`.) Never quotes the URL.
  */
-const urlProblem = (options: RedisStoreOptions): string | undefined => {
+const urlProblem = (options: RedisStoreOptions, url: StoreUrl | undefined): string | undefined => {
   if (options.db !== undefined && !(Number.isSafeInteger(options.db) && options.db >= 0)) {
     return `db must be a whole number ≥ 0, received ${String(options.db)}`
   }
-  if (options.url === undefined) return undefined
-  let url: URL
-  try {
-    url = new URL(Redacted.value(options.url))
-  } catch {
-    return "url is not a URL (expected redis://[user:password@]host:port[/db] or rediss://)"
-  }
+  if (url === undefined) return undefined
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
     return `url must be redis:// or rediss://, received the scheme ${JSON.stringify(url.protocol)}`
   }
@@ -850,18 +841,11 @@ const parseNode = (node: string): { host: string; port: number } => {
   return { host, port: Number.isFinite(port) ? port : 6379 }
 }
 
-const credentialsFromUrl = (url: Redacted.Redacted | undefined): { username?: string; password?: string } => {
-  if (url === undefined) return {}
-  try {
-    const parsed = new URL(Redacted.value(url))
-    return {
-      ...(parsed.username !== "" ? { username: decodeURIComponent(parsed.username) } : {}),
-      ...(parsed.password !== "" ? { password: decodeURIComponent(parsed.password) } : {})
-    }
-  } catch {
-    return {}
+const credentialsFromUrl = (url: StoreUrl | undefined): { username?: string; password?: string } =>
+  url === undefined ? {} : {
+    ...(url.username !== "" ? { username: url.username } : {}),
+    ...(url.password !== "" ? { password: url.password } : {})
   }
-}
 
 // ---------------------------------------------------------------------------------------------
 // layers and config
@@ -870,7 +854,7 @@ const credentialsFromUrl = (url: Redacted.Redacted | undefined): { username?: st
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: RedisStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError> =>
+export const layer = (options: RedisStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
   Layer.scoped(RateLimitStore, make(options))
 
 /**
@@ -879,7 +863,7 @@ export const layer = (options: RedisStoreOptions = {}): Layer.Layer<RateLimitSto
  */
 export const layerConfig = (
   options: Config.Config.Wrap<RedisStoreOptions>
-): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> =>
+): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =>
   Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
 
 /**
@@ -939,7 +923,8 @@ export const config: Config.Config<RedisStoreOptions> = Config.all({
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerConfig(config)
+export const layerLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+  layerConfig(config)
 
 /**
  * Alias of {@link layerLive}: `Effect.provide(RedisStoreLive)`.
@@ -947,7 +932,8 @@ export const layerLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.Con
  * @since 0.1.0
  * @category layers
  */
-export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError> = layerLive
+export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+  layerLive
 
 /**
  * Builds the store a `RedisStoreDefinition` (TOML `engine = "redis"`, `configureStore`) describes.
@@ -957,7 +943,8 @@ export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | ConfigErro
  */
 export const fromDefinition = (
   definition: RedisStoreDefinition
-): Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope> => make(optionsFromDefinition(definition))
+): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
+  make(optionsFromDefinition(definition))
 
 /**
  * @since 0.1.0

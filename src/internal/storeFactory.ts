@@ -28,13 +28,22 @@ const fromDriver = <D>(
   engine: string,
   packages: string,
   load: () => Promise<{
-    readonly fromDefinition: (definition: D) => Effect.Effect<RateLimitStoreService, StoreError, Scope.Scope>
+    readonly fromDefinition: (
+      definition: D
+    ) => Effect.Effect<RateLimitStoreService, StoreError | ConfigError, Scope.Scope>
   }>,
   definition: D
 ): Effect.Effect<RateLimitStoreService, ConfigError | StoreUnavailable, Scope.Scope> =>
   Effect.tryPromise({ try: load, catch: () => missingDriver(storeId, engine, packages) }).pipe(
     Effect.flatMap((m) => m.fromDefinition(definition)),
-    Effect.catchTag("StoreError", (e) => Effect.fail(new StoreUnavailable({ storeId, engine, cause: e.message })))
+    Effect.catchTags({
+      StoreError: (e) => Effect.fail(new StoreUnavailable({ storeId, engine, cause: e.message })),
+      // a driver names its option (`url`): the path of the store's table is `stores.<id>.url`
+      ConfigError: (e) =>
+        Effect.fail(
+          e.path.startsWith("stores.") ? e : ConfigError.at(`stores.${storeId}.${e.path}`, e.expected, e.received)
+        )
+    })
   )
 
 /**

@@ -163,7 +163,7 @@ describeWhenUp(available)("RedisStore faults (own redis-server)", () => {
         )
         assert.isTrue((yield* Clock.currentTimeMillis) - start < 2000, "an auth refusal fails fast")
         assert.strictEqual(error._tag, "StoreError")
-        assert.strictEqual(error.operation, "connect")
+        assert.strictEqual(error._tag === "StoreError" ? error.operation : error._tag, "connect")
         assert.match(error.message, /WRONGPASS|invalid username-password|AUTH/i)
         assertNoSecret(error.message)
         assertNoSecret(JSON.stringify(error))

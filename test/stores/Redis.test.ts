@@ -227,7 +227,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         ) {
           const error = yield* Effect.flip(RedisStore.make(options))
           assert.strictEqual(error._tag, "StoreError")
-          assert.strictEqual(error.operation, "configure")
+          assert.strictEqual(error._tag === "StoreError" ? error.operation : error._tag, "configure")
           assert.match(error.message, pattern)
           assert.notInclude(`${String(error)} ${JSON.stringify(error)}`, secret)
         }
