@@ -12,6 +12,7 @@ const timing = [
   "test/redis/accuracy.test.ts",
   "test/redis/faults.test.ts",
   "test/postgres/robustness.test.ts",
+  "test/postgres/stall.test.ts",
   "test/nats/Contention.test.ts"
 ]
 

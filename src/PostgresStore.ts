@@ -15,6 +15,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Clock from "effect/Clock"
@@ -23,7 +24,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -32,6 +32,7 @@ import type * as Scope from "effect/Scope"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
+import * as Deadlines from "./internal/deadlines.js"
 import * as pgSql from "./internal/postgresSql.js"
 import type {
   PeekRequest,
@@ -299,40 +300,93 @@ const makeWith = (
           : { [ATTR_DB_SYSTEM_NAME]: "postgresql", [ATTR_LIMITER]: limiter }
       })
 
+    /** Every call is answered by its deadline at the latest (see `internal/deadlines.ts`). */
+    const deadlines = yield* Deadlines.make(timeoutMs)
+
+    /** A failed statement: `rejected` when the server refused the request itself (see `postgresSql.errorKind`). */
+    const failed = (operation: string, e: unknown) =>
+      new StoreError({ engine: ENGINE, operation, message: sanitize(describe(e)), kind: pgSql.errorKind(sqlStateOf(e)) })
+
+    /** A statement's fiber that ended otherwise than with its answer or a `StoreError` (a defect). */
+    const died = (operation: string, cause: Cause.Cause<StoreError>): StoreError =>
+      Option.getOrElse(Cause.failureOption(cause), () => fail(operation, `the statement failed: ${Cause.pretty(cause)}`))
+
+    const overloaded = (operation: string, ms: number) => (refusal: Refusal) =>
+      fail(
+        operation,
+        refusal.expectedMs === undefined
+          ? `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots (maxQueuedStatements)`
+          : `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots; an answer would take about ${
+            Math.round(refusal.expectedMs)
+          } ms, past the ${ms} ms statementTimeout`
+      )
+
     /**
-     * One statement, bounded: it waits for one of the store's `permits` slots (so none of its
+     * One statement, settled within `ms` whatever the link does and whether or not the caller is
+     * interruptible (the limiter acquires and releases slots uninterruptibly). The statement runs
+     * in a fiber of its own: it waits for one of the store's `permits` slots (so none of its
      * statements waits in the pg pool's own queue), or fails at once when overloaded (see
-     * {@link makeGate}). On timeout the caller gets its `StoreError` at once: a call still
-     * waiting for a slot leaves the queue, a statement already sent runs to its end in the
-     * background (a writing one bounded on the server by `lock_timeout` and `statement_timeout`)
-     * and frees its slot then. `measure`: the statement's time feeds the pace estimate (decisions, not DDL or
-     * cleanup).
+     * {@link makeGate}), then runs to its end. The caller waits for its answer, registered with
+     * the store's deadlines: at `ms` the sweeper fails the call with `no answer within ms`; a
+     * statement still waiting for a slot then leaves the queue, one already sent runs to its end
+     * in the background (a writing one bounded on the server by `lock_timeout` and
+     * `statement_timeout`) and frees its slot then, its late answer given to `undoLate` (an
+     * acquired slot nobody will release). No timer, no interruption per call. `measure`: the
+     * statement's time feeds the pace estimate (decisions, not DDL or cleanup).
      */
     const bounded = <A>(
       operation: string,
       ms: number,
       effect: Effect.Effect<A, unknown>,
-      measure = false
+      measure = false,
+      undoLate?: (a: A) => Effect.Effect<void>
     ): Effect.Effect<A, StoreError> =>
-      gate.run(
-        ms,
-        (refusal) =>
-          fail(
-            operation,
-            refusal.expectedMs === undefined
-              ? `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots (maxQueuedStatements)`
-              : `overloaded: ${refusal.waiting} calls already wait for one of ${permits} statement slots; an answer would take about ${
-                Math.round(refusal.expectedMs)
-              } ms, past the ${ms} ms statementTimeout`
-          ),
-        measure,
-        Effect.mapError(effect, (e) => fail(operation, describe(e)))
-      ).pipe(
-        Effect.timeoutFail({
-          duration: Duration.millis(ms),
-          onTimeout: () => fail(operation, `no answer within ${ms} ms`)
-        })
-      )
+      Effect.suspend(() => {
+        const refused = overloaded(operation, ms)
+        // refused at once: no fiber needed
+        const refusal = gate.refusal(ms)
+        if (refusal !== undefined) return Effect.fail(refused(refusal))
+        const pending: Pending<A> = { inFlight: undefined, exit: undefined, ticket: { expired: false, leave: undefined } }
+        const timedOut = () => fail(operation, `no answer within ${ms} ms`)
+        const statement = gate.run(
+          ms,
+          refused,
+          measure,
+          Effect.mapError(effect, (e) => failed(operation, e)),
+          pending.ticket,
+          timedOut
+        )
+        const answer = (exit: Exit.Exit<A, StoreError>): Effect.Effect<void> => {
+          const inFlight = pending.inFlight
+          if (inFlight === undefined) {
+            // answered before the caller registered (a refusal in the fiber): the caller takes it
+            pending.exit = exit
+            return Effect.void
+          }
+          if (!pending.ticket.expired) {
+            if (Exit.isSuccess(exit)) inFlight.succeed(exit.value)
+            else inFlight.fail(died(operation, exit.cause))
+            return Effect.void
+          }
+          return undoLate !== undefined && Exit.isSuccess(exit) ? undoLate(exit.value) : Effect.void
+        }
+        return Effect.flatMap(
+          Effect.forkDaemon(Effect.uninterruptible(Effect.flatMap(Effect.exit(statement), answer))),
+          () =>
+            Effect.async<A, StoreError>((resume) => {
+              if (pending.exit !== undefined) {
+                resume(pending.exit)
+                return
+              }
+              pending.inFlight = deadlines.track(resume, () => {
+                const ticket = pending.ticket
+                ticket.expired = true
+                if (ticket.leave !== undefined) ticket.leave()
+                return timedOut()
+              }, ms)
+            })
+        )
+      })
 
     /** Every statement of the store runs outside any transaction of the caller's. */
     const run = (statement: string, params?: ReadonlyArray<unknown>) => outsideTransactions(sql.unsafe(statement, params))
@@ -375,23 +429,41 @@ const makeWith = (
         deadlineMs
       )
     /** A decision's round trip, bounded from the call's start (its retries too). */
-    const decide = (operation: string, limiter: string, once: Effect.Effect<ReadonlyArray<Row>, unknown>) =>
-      Effect.flatMap(nowMs, (start) => bounded(operation, timeoutMs, attempt(once, start + timeoutMs), true)).pipe(
+    const decide = (
+      operation: string,
+      limiter: string,
+      once: Effect.Effect<ReadonlyArray<Row>, unknown>,
+      undoLate?: (rows: ReadonlyArray<Row>) => Effect.Effect<void>
+    ) =>
+      Effect.flatMap(nowMs, (start) => bounded(operation, timeoutMs, attempt(once, start + timeoutMs), true, undoLate)).pipe(
         span(operation, limiter)
       )
     /** A read: one parameterized statement. */
     const query = (operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) =>
       decide(operation, limiter, outsideTransactions(sql.unsafe(statement, params).values))
-    /** A write: one simple-protocol message (see `postgresSql.statements`), its last result. */
-    const write = (operation: string, limiter: string, statement: string) =>
-      decide(operation, limiter, Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows))
+    /**
+     * A write: one simple-protocol message (see `postgresSql.statements`), its last result;
+     * `undoLate` takes the rows of one that answered after its caller timed out.
+     */
+    const write = (
+      operation: string,
+      limiter: string,
+      statement: string,
+      undoLate?: (rows: ReadonlyArray<Row>) => Effect.Effect<void>
+    ) => decide(operation, limiter, Effect.map(outsideTransactions(sql.unsafe<object>(statement)), lastRows), undoLate)
     const text_ = pgSql.textLiteral
     const float_ = pgSql.floatLiteral
     const lock = pgSql.intLiteral(lockMs)
 
+    /** PostgreSQL's `text` cannot hold NUL: refused before sending, as the server would (22021). */
     const checkIds = (operation: string, ...ids: ReadonlyArray<string>): StoreError | undefined =>
       ids.some((id) => id.includes("\u0000"))
-        ? fail(operation, "limiter ids, keys and holders must not contain NUL characters (PostgreSQL text)")
+        ? new StoreError({
+          engine: ENGINE,
+          operation,
+          message: "limiter ids, keys and holders must not contain NUL characters (PostgreSQL text)",
+          kind: "rejected"
+        })
         : undefined
 
     const firstRow = (operation: string, rows: ReadonlyArray<Row>): Effect.Effect<Row, StoreError> => {
@@ -488,7 +560,8 @@ const makeWith = (
             float_(req.limit),
             float_(req.leaseMs),
             lock
-          ])
+          ]),
+          (rows) => (rows[0]?.[0] === true ? releaseLate(req) : Effect.void)
         )
           .pipe(
             Effect.flatMap((rows) => firstRow("acquireSlot", rows)),
@@ -503,6 +576,21 @@ const makeWith = (
               }
             })
           ))
+
+    /**
+     * An acquire that timed out for its caller, then landed with the lease granted: nobody renews
+     * or releases that lease, so it is released (best effort, in the statement's background fiber:
+     * up to 3 tries, `statementTimeout / 2` apart; errors ignored). The limiter never reuses the
+     * holder of an acquire that failed. A late renew is harmless: its caller renews again or
+     * releases.
+     */
+    const releaseLate = (req: SlotRequest): Effect.Effect<void> => {
+      const once = Effect.orElseSucceed(Effect.as(releaseSlot(req), true), () => false)
+      const pause = Effect.sleep(Duration.millis(Math.max(10, timeoutMs / 2)))
+      const loop = (left: number): Effect.Effect<void> =>
+        Effect.flatMap(once, (done) => (done || left <= 0 ? Effect.void : Effect.zipRight(pause, loop(left - 1))))
+      return loop(2)
+    }
 
     const renewSlot = (req: SlotRequest) =>
       guard("renewSlot", [req.limiter, req.key, req.holder], () =>
@@ -586,50 +674,75 @@ const makeWith = (
     })
   })
 
+/**
+ * One bounded statement (see `bounded` in {@link make}): `inFlight` once its caller waits for it,
+ * `exit` when it ended before that.
+ */
+interface Pending<A> {
+  inFlight: Deadlines.InFlight<A, StoreError> | undefined
+  exit: Exit.Exit<A, StoreError> | undefined
+  readonly ticket: Ticket
+}
+
 /** Why a call is refused at once: how many wait, and the expected wait (`undefined`: the queue is full). */
 interface Refusal {
   readonly waiting: number
   readonly expectedMs: number | undefined
 }
 
+/**
+ * How the store's deadline reaches a call that has no slot yet: `expired` once its caller was
+ * answered (it then never takes one); `leave`, set while it is queued, takes it out of the queue.
+ * Either way it fails with its `abandoned` error.
+ */
+interface Ticket {
+  expired: boolean
+  leave: (() => void) | undefined
+}
+
 /** Runs statements once one of the store's slots is free (see {@link makeGate}). */
 interface Gate {
+  /** Whether a call bounded by `timeoutMs` would be refused now (`undefined`: it would run or queue). */
+  readonly refusal: (timeoutMs: number) => Refusal | undefined
   /**
-   * Runs `effect` in a slot: at once, after waiting in the queue, or not at all (fails with
-   * `refused(…)` when overloaded for a call bounded by `timeoutMs`).
+   * Runs `effect` in a slot, in the calling fiber: at once, after waiting in the queue, or not at
+   * all: fails with `refused(…)` when overloaded for a call bounded by `timeoutMs`, with
+   * `abandoned()` when `ticket.leave` took it out of the queue.
    */
   readonly run: <A>(
     timeoutMs: number,
     refused: (refusal: Refusal) => StoreError,
     measure: boolean,
-    effect: Effect.Effect<A, StoreError>
+    effect: Effect.Effect<A, StoreError>,
+    ticket: Ticket,
+    abandoned: () => StoreError
   ) => Effect.Effect<A, StoreError>
 }
 
 /** A call waiting for a slot; `granted` once a finishing call handed it its slot. */
 interface Waiter {
   granted: boolean
-  wake: () => void
+  wake: (granted: boolean) => void
 }
 
 /**
  * The store's admission to the pool: at most `permits` statements in flight. Waiting for a slot
- * is interruptible and never touches the pg pool, whose own queue must never hold an interrupted
- * waiter: a caller interrupted while waiting there leaves its waiter behind, and when a connection
- * frees, pg-pool hands it to that waiter, which `@effect/sql-pg` releases straight back,
- * recursively (thousands of them overflow the stack and crash the process).
+ * never touches the pg pool, whose own queue must never hold an abandoned waiter: a caller
+ * interrupted while waiting there leaves its waiter behind, and when a connection frees, pg-pool
+ * hands it to that waiter, which `@effect/sql-pg` releases straight back, recursively (thousands
+ * of them overflow the stack and crash the process).
  *
- * So a statement is interrupted only while it waits for a slot. Once it holds one it runs to its
- * end, uninterruptibly, in a fiber of its own (the caller gets its timeout at once all the same):
- * a writing statement is bounded on the server (`lock_timeout` and `statement_timeout`, the
- * store's `statementTimeout`; a peek reads without locks), while interrupting it
- * would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a connection while
- * holding one (a timed-out cancel then leaves a dead waiter there, and the store's slot count
- * would no longer match the connections in use).
+ * The statements run in fibers of their own (see `bounded` in {@link make}), uninterruptibly, from
+ * the wait for a slot to their end: the caller is answered by the store's deadline, not by
+ * interrupting anything. A call still waiting at its deadline leaves the queue (`Ticket`). Once it
+ * holds a slot it runs to its end: a writing statement is bounded on the server (`lock_timeout`
+ * and `statement_timeout`, the store's `statementTimeout`; a peek reads without locks), while
+ * interrupting it would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a
+ * connection while holding one (a timed-out cancel then leaves a dead waiter there, and the
+ * store's slot count would no longer match the connections in use).
  *
  * A FIFO queue with direct hand-off: a finishing call gives its slot to the oldest waiter, O(1)
  * (Effect's `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters).
- * A waiter interrupted after it was handed a slot passes it on.
  *
  * When every slot is busy, a call is refused at once (`overloaded`) instead of
  * queueing when `maxQueued` calls already wait, or when the calls ahead of it, at the pace of the
@@ -640,13 +753,13 @@ const makeGate = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
   Effect.sync((): Gate => {
     let free = permits
     let paceMs = 0
-    /** Insertion-ordered: the first is the oldest; deleting an interrupted waiter is O(1). */
+    /** Insertion-ordered: the first is the oldest; deleting a waiter that left is O(1). */
     const queue = new Set<Waiter>()
     const release = (): void => {
       for (const next of queue) {
         queue.delete(next)
         next.granted = true
-        next.wake()
+        next.wake(true)
         return
       }
       free++
@@ -659,52 +772,52 @@ const makeGate = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
         const d = Math.max(0, end - start)
         paceMs = paceMs === 0 ? d : paceMs * 0.8 + d * 0.2
       })
-    const refusal = (timeoutMs: number): Refusal | undefined => {
+    const queueRefusal = (timeoutMs: number): Refusal | undefined => {
       if (queue.size >= maxQueued) return { waiting: queue.size, expectedMs: undefined }
       const expectedMs = (Math.floor(queue.size / permits) + 2) * paceMs
       return expectedMs > timeoutMs ? { waiting: queue.size, expectedMs } : undefined
     }
+    const refusal = (timeoutMs: number): Refusal | undefined => (free > 0 ? undefined : queueRefusal(timeoutMs))
     const run = <A>(
       timeoutMs: number,
       refused: (refusal: Refusal) => StoreError,
       measure: boolean,
-      effect: Effect.Effect<A, StoreError>
-    ): Effect.Effect<A, StoreError> =>
-      Effect.uninterruptibleMask((restore) => {
-        // Forked while uninterruptible, the statement's fiber is uninterruptible from its start,
-        // so its slot is always given back; the caller only stops waiting for it (interruptible join).
-        const use = Effect.flatMap(
-          Effect.forkDaemon(
-            Effect.ensuring(
-              measure ? Effect.flatMap(nowMs, (start) => Effect.tap(effect, () => record(start))) : effect,
-              releaseEffect
-            )
-          ),
-          (fiber) => restore(Fiber.join(fiber))
-        )
-        return Effect.suspend((): Effect.Effect<A, StoreError> => {
-          if (free > 0) {
-            free--
-            return use
+      effect: Effect.Effect<A, StoreError>,
+      ticket: Ticket,
+      abandoned: () => StoreError
+    ): Effect.Effect<A, StoreError> => {
+      const use = Effect.ensuring(
+        measure ? Effect.flatMap(nowMs, (start) => Effect.tap(effect, () => record(start))) : effect,
+        releaseEffect
+      )
+      // uninterruptible: a slot taken is always given back
+      return Effect.uninterruptible(Effect.suspend((): Effect.Effect<A, StoreError> => {
+        if (ticket.expired) return Effect.fail(abandoned())
+        if (free > 0) {
+          free--
+          return use
+        }
+        const refuse = queueRefusal(timeoutMs)
+        if (refuse !== undefined) return Effect.fail(refused(refuse))
+        const waiter: Waiter = { granted: false, wake: () => {} }
+        queue.add(waiter)
+        const wait = Effect.async<boolean>((resume) => {
+          if (waiter.granted) {
+            resume(Effect.succeed(true))
+            return
           }
-          const refuse = refusal(timeoutMs)
-          if (refuse !== undefined) return Effect.fail(refused(refuse))
-          const waiter: Waiter = { granted: false, wake: () => {} }
-          queue.add(waiter)
-          const wait = Effect.async<void>((resume) => {
-            if (waiter.granted) resume(Effect.void)
-            else waiter.wake = () => resume(Effect.void)
-          })
-          return Effect.flatMap(Effect.exit(restore(wait)), (exit): Effect.Effect<A, StoreError> => {
-            if (Exit.isSuccess(exit)) return use
-            // interrupted: leave the queue, or pass on the slot handed over meanwhile
-            if (waiter.granted) release()
-            else queue.delete(waiter)
-            return Effect.failCause(exit.cause)
-          })
+          waiter.wake = (granted) => resume(Effect.succeed(granted))
+          ticket.leave = () => {
+            if (!waiter.granted && queue.delete(waiter)) waiter.wake(false)
+          }
         })
-      })
-    return { run }
+        return Effect.flatMap(wait, (granted): Effect.Effect<A, StoreError> => {
+          ticket.leave = undefined
+          return granted ? use : Effect.fail(abandoned())
+        })
+      }))
+    }
+    return { refusal, run }
   })
 
 /**

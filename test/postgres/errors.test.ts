@@ -1,0 +1,151 @@
+/**
+ * How the PostgreSQL store classifies its failures (`StoreError.kind`): the SQLSTATE classifier on
+ * its own, then requests the real server on 127.0.0.1:5432 refuses (`rejected`: never a fail-open
+ * admission; a store that cannot answer in time is `unavailable`, see stall.test.ts).
+ */
+import { randomBytes } from "node:crypto"
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Effect, Either, Layer, Redacted } from "effect"
+import { RateLimiter, RateLimitStore } from "effect-rate-sync"
+import { PostgresStore } from "effect-rate-sync/postgres"
+import { errorKind } from "../../src/internal/postgresSql.js"
+import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
+import { describeWhenUp, requireService } from "../utils/services.js"
+
+describe("postgresSql.errorKind", () => {
+  it("the server refused the request itself: rejected", () => {
+    for (
+      const code of [
+        "22008", // datetime field overflow ("timestamp out of range")
+        "22003", // numeric value out of range
+        "22021", // character not in repertoire (bad bytes, NUL)
+        "22P02", // invalid text representation
+        "23505", // unique violation
+        "23514", // check violation
+        "42601", // syntax error
+        "42703", // undefined column
+        "42501", // insufficient privilege
+        "54000", // program limit exceeded (index row too large)
+        "54001", // statement too complex
+        "P0001", // RAISE EXCEPTION
+        "P0004" // assert failure
+      ]
+    ) assert.strictEqual(errorKind(code), "rejected", code)
+  })
+
+  it("everything else: unavailable", () => {
+    for (
+      const code of [
+        undefined, // no SQLSTATE: the link, our own deadline, the overloaded gate
+        "08006", // connection failure
+        "08001", // unable to connect
+        "53300", // too many connections
+        "53100", // disk full
+        "57014", // statement timeout / cancel
+        "57P01", // admin shutdown
+        "58030", // I/O error
+        "XX000", // internal error
+        "40001", // serialization failure (after the retries)
+        "40P01", // deadlock (after the retries)
+        "55P03", // lock not available (lock_timeout)
+        "3F000", // the store's schema is missing
+        "42P01", // the store's table is missing: the deployment, not the request
+        "42883", // the store's function is missing
+        "ECONNRESET", // a Node error code, not a SQLSTATE
+        "EPIPE", // five characters, still not a SQLSTATE class we know
+        "",
+        "22"
+      ]
+    ) assert.strictEqual(errorKind(code), "unavailable", String(code))
+  })
+})
+
+const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
+
+const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 4 })
+
+const TABLE = freshTable()
+
+const DropTable = Layer.scopedDiscard(
+  Effect.addFinalizer(() =>
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql.unsafe(
+        [
+          `DROP TABLE IF EXISTS "public"."${TABLE}"`,
+          ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)
+        ].join(";\n")
+      )).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+  )
+)
+
+const StoreLive = PostgresStore.layer({ tableName: TABLE }).pipe(
+  Layer.provideMerge(DropTable),
+  Layer.provideMerge(PgLive)
+)
+
+/**
+ * A key too large for the primary key's btree (2,704 bytes at most per row): incompressible
+ * (`"x".repeat(3000)` compresses below the limit and is accepted).
+ */
+const hugeKey = () => randomBytes(3000).toString("base64")
+
+const take = (store: RateLimitStore.RateLimitStoreService, limiter: string, key: string, ratePerSecond = 10) =>
+  store.tokenBucket({ limiter, key, ratePerSecond, burst: 1, cost: 1, maxWaitMs: 0 })
+
+describeWhenUp(available)("PostgresStore: rejected vs unavailable against the real server", () => {
+  layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.effect("a key over the btree row size: the server refuses it (54000), StoreError kind rejected", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const e = yield* Effect.flip(take(store, "errors", hugeKey()))
+        assert.strictEqual(e._tag, "StoreError")
+        assert.strictEqual(e.kind, "rejected")
+        assert.include(e.message, "index row size")
+        // the store itself is fine
+        assert.isTrue((yield* take(store, "errors", "ok")).allowed)
+      }))
+
+    it.effect("a datetime overflow (a rate so small its state would expire past year 294 276): rejected", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const e = yield* Effect.flip(take(store, "errors", "tiny-rate", 1e-300))
+        assert.strictEqual(e.kind, "rejected")
+        assert.include(e.message, "out of range")
+      }))
+
+    it.effect("a NUL in a limiter id (refused before sending, as the server would): rejected", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const e = yield* Effect.flip(take(store, "err\u0000ors", "k"))
+        assert.strictEqual(e.kind, "rejected")
+      }))
+
+    it.scoped("through a fail-open limiter, a request the server rejects is not admitted (StoreUnavailable)", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        // The limiter hands stores keys they can hold (long ones digested), so the rejection is
+        // provoked below it: every take of this store sends a key the server refuses.
+        const refusing = RateLimitStore.make({
+          ...store,
+          tokenBucket: (request) => store.tokenBucket({ ...request, key: hugeKey() })
+        })
+        const registry = yield* RateLimiter.make({
+          stores: { default: refusing },
+          limiters: { open: { ratePerSecond: 10, failClosed: false } }
+        })
+        const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>) =>
+          Effect.provideService(effect, RateLimiter.RateLimiter, registry)
+        const checked = yield* Effect.either(run(RateLimiter.check("open", { key: "k" })))
+        assert.isTrue(Either.isLeft(checked), "check is not admitted")
+        if (Either.isLeft(checked)) {
+          assert.strictEqual(checked.left._tag, "StoreUnavailable")
+        }
+        const acquired = yield* Effect.either(run(Effect.scoped(RateLimiter.acquire("open", { key: "k" }))))
+        assert.isTrue(Either.isLeft(acquired) && acquired.left._tag === "StoreUnavailable", "acquire is not admitted")
+        const metrics = yield* run(RateLimiter.metrics("open"))
+        assert.strictEqual(metrics.failOpenAdmits, 0)
+      }))
+  })
+})
