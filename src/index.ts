@@ -71,30 +71,3 @@ export * as LimiterDefinition from "./LimiterDefinition.js"
  * @since 0.1.0
  */
 export * as StoreDefinition from "./StoreDefinition.js"
-
-export {
-  /**
-   * @since 0.1.0
-   */
-  ConfigError,
-  /**
-   * @since 0.1.0
-   */
-  InvalidCost,
-  /**
-   * @since 0.1.0
-   */
-  LimiterNotFound,
-  /**
-   * @since 0.1.0
-   */
-  RateLimitExceeded,
-  /**
-   * @since 0.1.0
-   */
-  StoreNotFound,
-  /**
-   * @since 0.1.0
-   */
-  StoreUnavailable
-} from "./RateLimitError.js"

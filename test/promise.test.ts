@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { ConfigError, LimiterNotFound, MemoryStore, RateLimiter, RateLimitStore } from "effect-rate-sync"
+import { MemoryStore, RateLimitError, RateLimiter, RateLimitStore } from "effect-rate-sync"
 import * as RS from "effect-rate-sync/promise"
 
 const exampleToml = fileURLToPath(new URL("../examples/rate-sync.toml", import.meta.url))
@@ -126,14 +126,14 @@ describe("Promise facade", () => {
       () => undefined,
       (e: unknown) => e
     )
-    assert.instanceOf(error, LimiterNotFound)
+    assert.instanceOf(error, RateLimitError.LimiterNotFound)
   })
 
   it("loadConfig of a bad path rejects with the tagged ConfigError and leaves the previous configuration working", async () => {
     await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 1 } }).pipe(Layer.provide(MemoryStore.layer())))
     const held = await RS.acquire("db")
     const error = await rejection(RS.loadConfig(join(tmpdir(), `missing-${crypto.randomUUID()}.toml`)))
-    assert.instanceOf(error, ConfigError, "the tagged error itself, not a FiberFailure wrapper")
+    assert.instanceOf(error, RateLimitError.ConfigError, "the tagged error itself, not a FiberFailure wrapper")
     // The same runtime, with its state: the slot is still held, then released.
     assert.isFalse(await RS.tryAcquire("db"), "the previous configuration still holds the slot")
     await held.release()
@@ -229,7 +229,7 @@ describe("Promise facade", () => {
     } catch (e) {
       thrown = e
     }
-    assert.instanceOf(thrown, LimiterNotFound, "no configuration after dispose: a tagged error")
+    assert.instanceOf(thrown, RateLimitError.LimiterNotFound, "no configuration after dispose: a tagged error")
   })
 
   it("a script that uses the facade and never calls dispose() exits by itself", async () => {

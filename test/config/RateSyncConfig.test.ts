@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
-import { type ConfigError, LimiterDefinition, MemoryStore, RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
+import { LimiterDefinition, MemoryStore, RateLimiter, type RateLimitError, RateSync, RateSyncConfig } from "effect-rate-sync"
 
 const SECRET = "hunter2-s3cr3t"
 
@@ -15,7 +15,7 @@ const parse = (text: string, vars: Record<string, string> = {}) =>
 
 const parseError = (text: string, vars: Record<string, string> = {}) => Effect.flip(parse(text, vars))
 
-const fields = (e: ConfigError) => ({ path: e.path, expected: e.expected, received: e.received })
+const fields = (e: RateLimitError.ConfigError) => ({ path: e.path, expected: e.expected, received: e.received })
 
 /** A fresh temporary directory, removed when the scope closes. */
 const tempDir = Effect.acquireRelease(
