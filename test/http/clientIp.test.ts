@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
-import * as ClientIp from "../../src/internal/clientIp.js"
+import * as ClientIp from "../../src/core/http/clientIp.js"
 
 const fmt = (s: string) => {
   const ip = ClientIp.parseIp(s)

@@ -1,6 +1,6 @@
 /**
  * Path matching of `include` / `exclude`: the three forms of a request target
- * (`HttpRateLimit.requestPaths`), and properties checked against the real `HttpRouter`
+ * (`Paths.requestPaths`, in src/core/http/paths.ts), and properties checked against the real `HttpRouter`
  * (find-my-way-ts, default configuration): a target the router sends to an included route is
  * always limited, and a target the middleware leaves out as excluded always reaches an excluded
  * route. No socket: the request's url is set as the server would set it, unnormalised.
@@ -8,12 +8,13 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
+import * as Paths from "../../src/core/http/paths.js"
 import * as HttpRateLimit from "../../src/HttpRateLimit.js"
 import type { PathPattern } from "../../src/HttpRateLimit.js"
 import type * as RateLimiter from "../../src/RateLimiter.js"
 import { freshId, limitersOn } from "./helpers.js"
 
-describe("HttpRateLimit.requestPaths", () => {
+describe("Paths.requestPaths", () => {
   const cases: ReadonlyArray<readonly [target: string, raw: string, routed: string, canonical: string]> = [
     ["/login", "/login", "/login", "/login"],
     ["/LOGIN", "/LOGIN", "/login", "/login"],
@@ -50,7 +51,7 @@ describe("HttpRateLimit.requestPaths", () => {
   ]
   for (const [target, raw, routed, canonical] of cases) {
     it(`${JSON.stringify(target)}`, () => {
-      expect(HttpRateLimit.requestPaths(target)).toEqual({ raw, routed, canonical })
+      expect(Paths.requestPaths(target)).toEqual({ raw, routed, canonical })
     })
   }
 })

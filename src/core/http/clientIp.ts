@@ -3,6 +3,8 @@
  * and embedded IPv4), CIDR matching, IPv6 prefix grouping, and the right-to-left walk of
  * `X-Forwarded-For` / `Forwarded` (RFC 7239) past trusted proxies. Pure functions, no I/O.
  *
+ * Plain TypeScript, no Effect import: shared by every build.
+ *
  * @internal
  */
 
@@ -376,4 +378,21 @@ export const resolveClient = (
     last = hop
   }
   return last
+}
+
+/**
+ * The client key function of a compiled configuration: from the socket's peer address and the
+ * proxy header's value to the key ({@link resolveClient}, then {@link groupKey}); `undefined`
+ * when the address is unknown. Built once; a call allocates only the key.
+ *
+ * @internal
+ */
+export const makeClientKey = (
+  proxyHeader: ProxyHeader,
+  isTrusted: (ip: IpAddress) => boolean,
+  ipv6Prefix: number
+) =>
+(peer: string | undefined, chainHeader: string | undefined): string | undefined => {
+  const ip = resolveClient(peer, chainHeader, proxyHeader, isTrusted)
+  return ip === undefined ? undefined : groupKey(ip, ipv6Prefix)
 }

@@ -1,0 +1,95 @@
+/**
+ * The Effect side of the HTTP answers: rate-limit headers added to the app's response, the 429
+ * and 503 responses, and the middleware that interprets an {@link Outcome}. The header text and
+ * the bodies are built in `core/http/headers.ts`.
+ *
+ * @internal
+ */
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import {
+  type HeadersMode,
+  policyWindow,
+  rateHeaders,
+  refusalHeaders,
+  tooManyRequestsBody,
+  unavailableBody
+} from "../../core/http/headers.js"
+import type { ConfigError } from "../../RateLimitError.js"
+import type * as RateLimiter from "../../RateLimiter.js"
+import type { Compiled } from "./compile.js"
+
+/**
+ * Adds the decision's headers to the response the app answers, after the headers of any limiter
+ * that ran before (see `rateHeaders`).
+ *
+ * @internal
+ */
+export const addHeaders = (decision: RateLimiter.Decision, mode: HeadersMode, policy: string): Effect.Effect<void> =>
+  mode === "none" ? Effect.void : HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(
+      HttpServerResponse.setHeaders(
+        response,
+        rateHeaders(decision, policyWindow(decision.spec), mode, policy, (name) => response.headers[name])
+      )
+    ))
+
+/**
+ * The headers of a refusal (rate-limit headers and `Retry-After`).
+ *
+ * @internal
+ */
+export const refusalHeadersOf = (
+  decision: RateLimiter.Decision,
+  retryAfter: number,
+  mode: HeadersMode,
+  policy: string
+): Record<string, string> => refusalHeaders(decision, policyWindow(decision.spec), mode, policy, retryAfter)
+
+const refusalResponse = (
+  limiter: string,
+  decision: RateLimiter.Decision,
+  retryAfter: number,
+  mode: HeadersMode,
+  policy: string
+): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.unsafeJson(tooManyRequestsBody(limiter, retryAfter), {
+    status: 429,
+    contentType: "application/problem+json",
+    headers: refusalHeadersOf(decision, retryAfter, mode, policy)
+  })
+
+const unavailableResponse: HttpServerResponse.HttpServerResponse = HttpServerResponse.unsafeJson(unavailableBody, {
+  status: 503,
+  contentType: "application/problem+json"
+})
+
+/**
+ * The middleware of a compiled configuration: a refusal or a 503 answers without the app; an
+ * invalid configuration makes every request die with its `ConfigError`.
+ *
+ * @internal
+ */
+export const wrap = <EK, RK, EC, RC>(compiled: Either.Either<Compiled<EK, RK, EC, RC>, ConfigError>) =>
+<E, R>(
+  httpApp: HttpApp.Default<E, R>
+): HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
+  if (Either.isLeft(compiled)) return Effect.die(compiled.left)
+  const { decide, headers, limiter, policy } = compiled.right
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.flatMap(decide(request), (outcome) => {
+      switch (outcome._tag) {
+        case "Pass":
+          return httpApp
+        case "Allowed":
+          return Effect.zipRight(addHeaders(outcome.decision, headers, policy), httpApp)
+        case "Refused":
+          return Effect.succeed(refusalResponse(limiter, outcome.decision, outcome.retryAfter, headers, policy))
+        case "Unavailable":
+          return Effect.succeed(unavailableResponse)
+      }
+    }))
+}
