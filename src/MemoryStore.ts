@@ -65,6 +65,14 @@ export interface MemoryStoreOptions {
    */
   readonly maxKeys?: number | undefined
   /**
+   * Most bytes of state kept at once (a positive integer). Default `67_108_864` (64 MiB). Each
+   * `(limiter, key)` state is counted as `ENTRY_OVERHEAD_BYTES` (192) plus 2 bytes per UTF-16 code
+   * unit of its key, and each limiter holding state as 256 plus 2 per code unit of its id. A key
+   * whose state alone exceeds it is refused (`retryAfterMs: Infinity`). It bounds the memory that
+   * long, caller-chosen keys can take; the same pressure rule as `maxKeys` applies.
+   */
+  readonly maxBytes?: number | undefined
+  /**
    * How often a sweep of expired state starts (positive). Default 10 seconds. The sweep is done
    * by the store's operations, a bounded batch per operation; see the module documentation.
    */
@@ -80,6 +88,8 @@ export interface MemoryStoreOptions {
 export interface MemoryStoreService extends RateLimitStoreService {
   /** `(limiter, key)` states held right now, including expired ones not yet dropped. */
   readonly size: Effect.Effect<number>
+  /** Bytes counted against `maxBytes` right now (see `MemoryStoreOptions.maxBytes`). */
+  readonly bytes: Effect.Effect<number>
 }
 
 // The state of one (limiter, key), for every algorithm at once. Allocated once per key and
@@ -114,12 +124,40 @@ const freeAt = (state: KeyState, now: number): number => {
   return at
 }
 
+// The state of one limiter: its keys (in insertion order, oldest first) and the bookkeeping of the
+// bound (see the module documentation).
+class LimiterState {
+  readonly keys = new Map<string, KeyState>()
+  // Bytes counted for its keys (its own overhead is `overhead`).
+  bytes = 0
+  // Throttled states of this limiter were evicted to make room for another limiter: until this
+  // instant every key of it that is not stored is refused (it may be one of them).
+  shadowUntil = -Infinity
+  // While `now < fullUntil` none of its states can be dropped or evicted (its last attempt to make
+  // room among its own states found none): its new keys are refused without a scan.
+  fullUntil = -Infinity
+  constructor(readonly overhead: number) {}
+}
+
+/**
+ * Bytes counted for one `(limiter, key)` state besides its key: the state record, the map entry.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const ENTRY_OVERHEAD_BYTES = 192
+const LIMITER_OVERHEAD_BYTES = 256
+// Strings are counted at 2 bytes per UTF-16 code unit (V8's two-byte representation, the worst case).
+const entryBytes = (key: string): number => ENTRY_OVERHEAD_BYTES + 2 * key.length
+const limiterBytes = (limiter: string): number => LIMITER_OVERHEAD_BYTES + 2 * limiter.length
+
 interface Waiter {
   readonly deferred: Deferred.Deferred<void>
   count: number
 }
 
 const DEFAULT_MAX_KEYS = 100_000
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 const DEFAULT_SWEEP_INTERVAL = Duration.seconds(10)
 // Most states one operation examines while a sweep is in progress.
 const SWEEP_BATCH = 64
@@ -129,7 +167,8 @@ const SWEEP_BATCH = 64
  * operations), so nothing is added to the scope today; the `Scope` requirement keeps the
  * constructor's shape that of the other stores.
  *
- * Dies on invalid options (`maxKeys` not a positive integer, `sweepInterval` not positive).
+ * Dies on invalid options (`maxKeys` or `maxBytes` not a positive integer, `sweepInterval` not
+ * positive).
  *
  * @since 0.1.0
  * @category constructors
@@ -140,11 +179,15 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
       return Effect.dieMessage(`MemoryStore: maxKeys must be a positive integer, received ${String(maxKeys)}`)
     }
+    const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+      return Effect.dieMessage(`MemoryStore: maxBytes must be a positive integer, received ${String(maxBytes)}`)
+    }
     const sweepInterval = Duration.decode(options?.sweepInterval ?? DEFAULT_SWEEP_INTERVAL)
     if (!Duration.greaterThan(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
       return Effect.dieMessage(`MemoryStore: sweepInterval must be a positive finite duration`)
     }
-    return Effect.succeed(new MemoryStoreImpl(maxKeys, Duration.toMillis(sweepInterval)).service())
+    return Effect.succeed(new MemoryStoreImpl(maxKeys, maxBytes, Duration.toMillis(sweepInterval)).service())
   })
 
 /**
@@ -169,11 +212,16 @@ export const layerConfig = (
   Layer.scoped(RateLimitStore.RateLimitStore, Effect.flatMap(Config.unwrap(config), make))
 
 class MemoryStoreImpl {
-  private readonly limiters = new Map<string, Map<string, KeyState>>()
+  private readonly limiters = new Map<string, LimiterState>()
   private readonly waiters = new Map<string, Map<string, Waiter>>()
   private size = 0
-  // While `now < blockedUntil` the store is full of throttled keys: new keys are refused without
-  // scanning. Reset whenever a state is dropped or a lease released.
+  private bytes = 0
+  // The latest instant any operation has read: fixed windows are chosen by it, so a clock that
+  // steps back never reopens a window (see the module documentation).
+  private latest = -Infinity
+  // While `now < blockedUntil`, the last attempt to make room for a limiter under its share found
+  // nothing to drop or evict: new keys of such limiters are refused without scanning. Reset
+  // whenever a state is dropped or a lease released.
   private blockedUntil = -Infinity
   private readonly evictBatch: number
   // The incremental sweep. A sweep starts at the first operation with `now >= nextSweepAt`; its
@@ -182,12 +230,16 @@ class MemoryStoreImpl {
   // SWEEP_BATCH steps; when it has visited every state the next sweep is due `sweepIntervalMs`
   // later.
   private nextSweepAt = -Infinity
-  private sweepLimiters: Iterator<[string, Map<string, KeyState>]> | undefined = undefined
+  private sweepLimiters: Iterator<[string, LimiterState]> | undefined = undefined
   private sweepLimiter = ""
-  private sweepInner: Map<string, KeyState> | undefined = undefined
+  private sweepInner: LimiterState | undefined = undefined
   private sweepKeys: Iterator<[string, KeyState]> | undefined = undefined
 
-  constructor(private readonly maxKeys: number, private readonly sweepIntervalMs: number) {
+  constructor(
+    private readonly maxKeys: number,
+    private readonly maxBytes: number,
+    private readonly sweepIntervalMs: number
+  ) {
     this.evictBatch = Math.max(1, Math.ceil(maxKeys / 100))
   }
 
@@ -195,33 +247,180 @@ class MemoryStoreImpl {
 
   private lookup(limiter: string, key: string): KeyState | undefined {
     const inner = this.limiters.get(limiter)
-    return inner === undefined ? undefined : inner.get(key)
+    return inner === undefined ? undefined : inner.keys.get(key)
   }
 
-  private drop(limiter: string, key: string): void {
-    const inner = this.limiters.get(limiter)
-    if (inner !== undefined && inner.delete(key)) {
-      this.size--
-      this.blockedUntil = -Infinity
-      if (inner.size === 0) this.limiters.delete(limiter)
-    }
-  }
-
-  /** Stores `state` for a new key when there is (or can be made) room; `false` when full. */
-  private insert(limiter: string, key: string, state: KeyState, now: number): boolean {
-    if (this.size >= this.maxKeys && !this.makeRoom(now)) return false
-    let inner = this.limiters.get(limiter)
-    if (inner === undefined) {
-      inner = new Map()
-      this.limiters.set(limiter, inner)
-    }
-    inner.set(key, state)
-    this.size++
+  /** Removes a key's state from `rec` (which must be the stored record of `limiter`). */
+  private remove(limiter: string, rec: LimiterState, key: string, now: number): boolean {
+    if (!rec.keys.delete(key)) return false
+    const bytes = entryBytes(key)
+    rec.bytes -= bytes
+    this.bytes -= bytes
+    this.size--
+    rec.fullUntil = -Infinity
+    this.blockedUntil = -Infinity
+    this.removeIfEmpty(limiter, rec, now)
     return true
+  }
+
+  /** Drops a limiter's record once it holds no key and no live shadow. */
+  private removeIfEmpty(limiter: string, rec: LimiterState, now: number): void {
+    if (rec.keys.size === 0 && rec.shadowUntil <= now && this.limiters.get(limiter) === rec) {
+      this.limiters.delete(limiter)
+      this.bytes -= rec.overhead
+    }
+  }
+
+  private drop(limiter: string, key: string, now: number): void {
+    const rec = this.limiters.get(limiter)
+    if (rec !== undefined) this.remove(limiter, rec, key, now)
+  }
+
+  /**
+   * Stores `state` for a new key when there is (or can be made) room. Answers `0` when stored,
+   * else the `retryAfterMs` of the refusal (at least 1 ms, `Infinity` when it can never fit).
+   */
+  private insert(limiter: string, key: string, state: KeyState, now: number): number {
+    const bytes = entryBytes(key)
+    let rec = this.limiters.get(limiter)
+    if (rec !== undefined && now < rec.shadowUntil) return Math.max(1, rec.shadowUntil - now)
+    // A record with no key may be dropped by the sweep below: count its overhead as needed too.
+    const need = rec === undefined || rec.keys.size === 0 ? bytes + limiterBytes(limiter) : bytes
+    if (need > this.maxBytes) return Infinity
+    if (this.size >= this.maxKeys || this.bytes + need > this.maxBytes) {
+      const refused = this.makeRoom(limiter, rec, bytes, need, now)
+      if (refused > 0) return refused
+      rec = this.limiters.get(limiter)
+    }
+    if (rec === undefined) {
+      rec = new LimiterState(limiterBytes(limiter))
+      this.limiters.set(limiter, rec)
+      this.bytes += rec.overhead
+    }
+    rec.keys.set(key, state)
+    rec.bytes += bytes
+    rec.fullUntil = -Infinity
+    this.bytes += bytes
+    this.size++
+    return 0
+  }
+
+  private fits(need: number): boolean {
+    return this.size < this.maxKeys && this.bytes + need <= this.maxBytes
+  }
+
+  /**
+   * The bound of the module documentation. `rec` is the record of `limiter` (if any), `bytes` the
+   * new key's own bytes, `need` the bytes the insertion adds. Answers `0` when there is room now,
+   * else the `retryAfterMs` of the refusal.
+   */
+  private makeRoom(limiter: string, rec: LimiterState | undefined, bytes: number, need: number, now: number): number {
+    // Fair share: with `n` limiters holding state (this one included), `maxKeys / n` keys and
+    // `maxBytes / n` bytes each.
+    const n = this.limiters.size + (rec === undefined ? 1 : 0)
+    const overShare = rec !== undefined &&
+      (rec.keys.size + 1 > this.maxKeys / n || rec.bytes + rec.overhead + bytes > this.maxBytes / n)
+    if (overShare) {
+      // Room only among its own states, and never a throttled one.
+      if (now < rec.fullUntil) return Math.max(1, rec.fullUntil - now)
+      let freed = this.sweep(now)
+      let earliest = Infinity
+      if (this.limiters.get(limiter) === rec) {
+        for (const [key, state] of rec.keys) {
+          if (freed >= this.evictBatch && this.fits(need)) break
+          const at = freeAt(state, now)
+          if (at <= now) {
+            this.remove(limiter, rec, key, now)
+            freed++
+          } else if (at < earliest) {
+            earliest = at
+          }
+        }
+      }
+      if (this.fits(need)) return 0
+      rec.fullUntil = earliest
+      return Math.max(1, earliest - now)
+    }
+    // Under its share: room is taken from the limiters over theirs, untouched states first
+    // (safe), then throttled ones, which leave a shadow behind (never an admission).
+    if (now < this.blockedUntil) return Math.max(1, this.blockedUntil - now)
+    const target = { freed: this.sweep(now), earliest: Infinity }
+    for (const throttled of [false, true]) {
+      while (!this.fits(need) || target.freed < this.evictBatch) {
+        const victim = this.mostOverShare(limiter, n)
+        if (victim === undefined || !this.evictFrom(victim[0], victim[1], n, need, throttled, now, target)) break
+      }
+      if (this.fits(need)) return 0
+    }
+    // Nothing evictable: every candidate holds a live lease (or no limiter is over its share,
+    // which only many limiters with near-empty records can cause: then no mark, a 1 s hint).
+    if (target.earliest === Infinity) return 1000
+    this.blockedUntil = target.earliest
+    return Math.max(1, target.earliest - now)
+  }
+
+  private isOverShare(rec: LimiterState, n: number): boolean {
+    return rec.keys.size > this.maxKeys / n || rec.bytes + rec.overhead > this.maxBytes / n
+  }
+
+  /** The limiter (other than `limiter`) furthest over its fair share, if any is over. */
+  private mostOverShare(limiter: string, n: number): [string, LimiterState] | undefined {
+    let best: [string, LimiterState] | undefined = undefined
+    let bestRatio = 0
+    for (const entry of this.limiters) {
+      const [id, rec] = entry
+      if (id === limiter || !this.isOverShare(rec, n)) continue
+      const ratio = Math.max(rec.keys.size / this.maxKeys, (rec.bytes + rec.overhead) / this.maxBytes)
+      if (ratio > bestRatio) {
+        bestRatio = ratio
+        best = entry
+      }
+    }
+    return best
+  }
+
+  /**
+   * Evicts states of `rec`, oldest first, while it is over its share and room is still wanted
+   * (a batch). A state holding a live lease is never evicted; a throttled one only when
+   * `throttled`, and then `rec`'s shadow covers it until it would have stopped being throttled.
+   * Answers whether anything was evicted.
+   */
+  private evictFrom(
+    limiter: string,
+    rec: LimiterState,
+    n: number,
+    need: number,
+    throttled: boolean,
+    now: number,
+    target: { freed: number; earliest: number }
+  ): boolean {
+    let evicted = false
+    for (const [key, state] of rec.keys) {
+      if (this.fits(need) && target.freed >= this.evictBatch) break
+      if (!this.isOverShare(rec, n)) break
+      if (state.leases !== undefined && Algorithm.leasesExpireAt(state.leases) > now) {
+        const at = Algorithm.leasesExpireAt(state.leases)
+        if (at < target.earliest) target.earliest = at
+        continue
+      }
+      const at = freeAt(state, now)
+      if (at > now) {
+        if (!throttled) {
+          if (at < target.earliest) target.earliest = at
+          continue
+        }
+        if (at > rec.shadowUntil) rec.shadowUntil = at
+      }
+      this.remove(limiter, rec, key, now)
+      target.freed++
+      evicted = true
+    }
+    return evicted
   }
 
   /** Advances the incremental sweep when one is due: at most SWEEP_BATCH steps. */
   private tick(now: number): void {
+    if (now > this.latest) this.latest = now
     if (now >= this.nextSweepAt) this.sweepStep(now)
   }
 
@@ -238,18 +437,19 @@ class MemoryStoreImpl {
         }
         this.sweepLimiter = next.value[0]
         this.sweepInner = next.value[1]
-        this.sweepKeys = next.value[1].entries()
+        this.sweepKeys = next.value[1].keys.entries()
         continue
       }
-      // A map that `reset` or an eviction removed is no longer the store's: leave it alone.
+      // A record that `reset` or an eviction removed is no longer the store's: leave it alone.
       const next = this.limiters.get(this.sweepLimiter) === inner ? keys.next() : undefined
       if (next === undefined || next.done === true) {
+        if (next !== undefined) this.removeIfEmpty(this.sweepLimiter, inner, now)
         this.sweepInner = undefined
         this.sweepKeys = undefined
         continue
       }
       const [key, state] = next.value
-      if (expiresAt(state) <= now) this.drop(this.sweepLimiter, key)
+      if (expiresAt(state) <= now) this.remove(this.sweepLimiter, inner, key, now)
     }
   }
 
@@ -263,62 +463,18 @@ class MemoryStoreImpl {
   /** Drops every expired state (a complete sweep); answers how many were dropped. */
   private sweep(now: number): number {
     let dropped = 0
-    for (const [limiter, inner] of this.limiters) {
-      for (const [key, state] of inner) {
-        if (expiresAt(state) <= now) {
-          inner.delete(key)
-          dropped++
-        }
+    for (const [limiter, rec] of this.limiters) {
+      for (const [key, state] of rec.keys) {
+        if (expiresAt(state) <= now && this.remove(limiter, rec, key, now)) dropped++
       }
-      if (inner.size === 0) this.limiters.delete(limiter)
-    }
-    if (dropped > 0) {
-      this.size -= dropped
-      this.blockedUntil = -Infinity
+      this.removeIfEmpty(limiter, rec, now)
     }
     this.endSweep(now)
     return dropped
   }
 
-  /** The eviction policy of the module documentation. */
-  private makeRoom(now: number): boolean {
-    if (now < this.blockedUntil) return false
-    let freed = this.sweep(now)
-    let earliestFree = Infinity
-    if (freed < this.evictBatch) {
-      for (const [limiter, inner] of this.limiters) {
-        for (const [key, state] of inner) {
-          if (freed >= this.evictBatch) break
-          const at = freeAt(state, now)
-          if (at <= now) {
-            inner.delete(key)
-            freed++
-            this.size--
-          } else if (at < earliestFree) {
-            earliestFree = at
-          }
-        }
-        if (inner.size === 0) this.limiters.delete(limiter)
-        if (freed >= this.evictBatch) break
-      }
-    }
-    if (freed > 0) {
-      this.blockedUntil = -Infinity
-      return true
-    }
-    this.blockedUntil = earliestFree
-    return false
-  }
-
-  private fullRefusal(limit: number, now: number): StoreDecision {
-    return {
-      allowed: false,
-      limit,
-      remaining: 0,
-      resetAfterMs: 0,
-      retryAfterMs: Math.max(1, this.blockedUntil - now),
-      delayMs: 0
-    }
+  private fullRefusal(limit: number, retryAfterMs: number): StoreDecision {
+    return { allowed: false, limit, remaining: 0, resetAfterMs: 0, retryAfterMs, delayMs: 0 }
   }
 
   private notify(limiter: string, key: string | undefined): void {
@@ -344,8 +500,9 @@ class MemoryStoreImpl {
     if (state !== undefined) return Algorithm.gcraTake(state, now, r.ratePerSecond, r.burst, r.cost, r.maxWaitMs)
     const fresh = new KeyState()
     const decision = Algorithm.gcraTake(fresh, now, r.ratePerSecond, r.burst, r.cost, r.maxWaitMs)
-    if (!decision.allowed || this.insert(r.limiter, r.key, fresh, now)) return decision
-    return this.fullRefusal(r.burst, now)
+    if (!decision.allowed) return decision
+    const refused = this.insert(r.limiter, r.key, fresh, now)
+    return refused === 0 ? decision : this.fullRefusal(r.burst, refused)
   }
 
   slidingWindow(r: WindowRequest, now: number): StoreDecision {
@@ -359,18 +516,22 @@ class MemoryStoreImpl {
     const sliding = Algorithm.makeSlidingState()
     state.sliding = sliding
     const decision = Algorithm.slidingTake(sliding, now, r.limit, r.windowMs, r.cost)
-    if (!decision.allowed || this.insert(r.limiter, r.key, state, now)) return decision
-    return this.fullRefusal(r.limit, now)
+    if (!decision.allowed) return decision
+    const refused = this.insert(r.limiter, r.key, state, now)
+    return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
   }
 
   fixedWindow(r: WindowRequest, now: number): StoreDecision {
     this.tick(now)
+    // The window of the latest instant the store has read (`latest >= now`): never an earlier one.
+    const start = Math.floor(this.latest / r.windowMs) * r.windowMs
     const state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) return Algorithm.fixedTake(state, now, r.limit, r.windowMs, r.cost)
+    if (state !== undefined) return Algorithm.fixedTakeIn(state, start, now, r.limit, r.windowMs, r.cost)
     const fresh = new KeyState()
-    const decision = Algorithm.fixedTake(fresh, now, r.limit, r.windowMs, r.cost)
-    if (!decision.allowed || this.insert(r.limiter, r.key, fresh, now)) return decision
-    return this.fullRefusal(r.limit, now)
+    const decision = Algorithm.fixedTakeIn(fresh, start, now, r.limit, r.windowMs, r.cost)
+    if (!decision.allowed) return decision
+    const refused = this.insert(r.limiter, r.key, fresh, now)
+    return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
   }
 
   acquireSlot(r: SlotRequest, now: number): SlotDecision {
@@ -384,8 +545,9 @@ class MemoryStoreImpl {
     const leases: Algorithm.Leases = new Map()
     state.leases = leases
     const decision = Algorithm.leaseAcquire(leases, now, r.holder, r.limit, r.leaseMs)
-    if (!decision.acquired || this.insert(r.limiter, r.key, state, now)) return decision
-    return { acquired: false, limit: r.limit, active: 0, retryAfterMs: Math.max(1, this.blockedUntil - now) }
+    if (!decision.acquired) return decision
+    const refused = this.insert(r.limiter, r.key, state, now)
+    return refused === 0 ? decision : { acquired: false, limit: r.limit, active: 0, retryAfterMs: refused }
   }
 
   renewSlot(r: SlotRequest, now: number): boolean {
@@ -393,7 +555,7 @@ class MemoryStoreImpl {
     const state = this.lookup(r.limiter, r.key)
     if (state === undefined || state.leases === undefined) return false
     const renewed = Algorithm.leaseRenew(state.leases, now, r.holder, r.leaseMs)
-    if (!renewed && expiresAt(state) <= now) this.drop(r.limiter, r.key)
+    if (!renewed && expiresAt(state) <= now) this.drop(r.limiter, r.key, now)
     return renewed
   }
 
@@ -404,18 +566,25 @@ class MemoryStoreImpl {
     const released = Algorithm.leaseRelease(state.leases, now, r.holder)
     if (released) {
       this.blockedUntil = -Infinity
+      const rec = this.limiters.get(r.limiter)
+      if (rec !== undefined) rec.fullUntil = -Infinity
       this.notify(r.limiter, r.key)
     }
-    if (expiresAt(state) <= now) this.drop(r.limiter, r.key)
+    if (expiresAt(state) <= now) this.drop(r.limiter, r.key, now)
     return released
   }
 
   peek(r: PeekRequest, now: number): StoreDecision {
     this.tick(now)
-    const state = this.lookup(r.limiter, r.key)
+    const rec = this.limiters.get(r.limiter)
+    const state = rec === undefined ? undefined : rec.keys.get(r.key)
     if (state !== undefined && expiresAt(state) <= now) {
       // Lazily drop state that can no longer matter; the answer is the empty state's.
-      this.drop(r.limiter, r.key)
+      this.drop(r.limiter, r.key, now)
+    } else if (state === undefined && rec !== undefined && now < rec.shadowUntil) {
+      // A take would be refused by the limiter's shadow (see the module documentation).
+      const limit = r.algorithm === "token_bucket" ? r.burst : r.limit
+      return this.fullRefusal(limit, Math.max(1, rec.shadowUntil - now))
     }
     switch (r.algorithm) {
       case "token_bucket":
@@ -423,7 +592,7 @@ class MemoryStoreImpl {
       case "sliding_window":
         return Algorithm.slidingPeek(state?.sliding, now, r.limit, r.windowMs)
       case "fixed_window":
-        return Algorithm.fixedPeek(state, now, r.limit, r.windowMs)
+        return Algorithm.fixedPeekIn(state, Math.floor(this.latest / r.windowMs) * r.windowMs, now, r.limit, r.windowMs)
       case "concurrency":
         return Algorithm.leasePeek(state?.leases, now, r.limit)
     }
@@ -431,14 +600,16 @@ class MemoryStoreImpl {
 
   reset(limiter: string, key: string | undefined): void {
     if (key === undefined) {
-      const inner = this.limiters.get(limiter)
-      if (inner !== undefined) {
-        this.size -= inner.size
+      const rec = this.limiters.get(limiter)
+      if (rec !== undefined) {
+        this.size -= rec.keys.size
+        this.bytes -= rec.bytes + rec.overhead
         this.limiters.delete(limiter)
       }
       this.blockedUntil = -Infinity
     } else {
-      this.drop(limiter, key)
+      // The limiter's shadow, if any, stays (the key may be one it covers).
+      this.drop(limiter, key, -Infinity)
     }
     this.notify(limiter, key)
   }
@@ -498,6 +669,6 @@ class MemoryStoreImpl {
         fixedWindow: (r, now) => this.fixedWindow(r, now)
       }
     })
-    return { ...store, size: Effect.sync(() => this.size) }
+    return { ...store, size: Effect.sync(() => this.size), bytes: Effect.sync(() => this.bytes) }
   }
 }

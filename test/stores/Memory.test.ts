@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, TestClock } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, TestClock } from "effect"
 import { MemoryStore } from "effect-rate-sync"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 
@@ -267,18 +267,31 @@ describe("memory store: awaitSlot", () => {
       const awaitSlot = store.awaitSlot
       if (awaitSlot === undefined) return assert.fail("awaitSlot is implemented")
       const l = fresh("await-reset")
+      const start = yield* Clock.currentTimeMillis
+      // Completed (successfully) by now? TestClock never moves here, so only the reset can do it.
+      const completed = (fiber: Fiber.RuntimeFiber<void>) =>
+        Effect.map(Fiber.poll(fiber), (exit) => Option.isSome(exit) && Exit.isSuccess(exit.value))
+      const settle = Effect.repeatN(Effect.yieldNow(), 5)
       const one = yield* Effect.fork(awaitSlot(l, "k", 10_000))
       const two = yield* Effect.fork(awaitSlot(l, "k", 10_000))
-      yield* Effect.yieldNow()
+      const other = yield* Effect.fork(awaitSlot(l, "other", 10_000))
+      yield* settle
+      assert.isFalse(yield* completed(one), "waiting before the reset")
       yield* store.reset(l, "k")
-      yield* Fiber.join(one)
-      yield* Fiber.join(two)
+      yield* settle
+      assert.isTrue(yield* completed(one), "woken by the reset of its key")
+      assert.isTrue(yield* completed(two), "every waiter of the key is woken")
+      assert.isFalse(yield* completed(other), "another key's waiter is not woken by a key reset")
       const three = yield* Effect.fork(awaitSlot(l, "a", 10_000))
       const four = yield* Effect.fork(awaitSlot(l, "b", 10_000))
-      yield* Effect.yieldNow()
+      yield* settle
+      assert.isFalse(yield* completed(three))
       yield* store.reset(l)
-      yield* Fiber.join(three)
-      yield* Fiber.join(four)
+      yield* settle
+      assert.isTrue(yield* completed(three), "woken by the reset of the limiter")
+      assert.isTrue(yield* completed(four))
+      assert.isTrue(yield* completed(other))
+      assert.strictEqual(yield* Clock.currentTimeMillis, start, "no time passed: not a timeout")
     }))
 
   it.scoped("gives up after maxWaitMs of TestClock time", () =>
@@ -304,10 +317,26 @@ describe("memory store: awaitSlot", () => {
 describe("memory store: options", () => {
   it.scoped("invalid options are defects", () =>
     Effect.gen(function*() {
-      const bad = yield* Effect.exit(MemoryStore.make({ maxKeys: 0 }))
-      assert.isTrue(bad._tag === "Failure")
-      const badInterval = yield* Effect.exit(MemoryStore.make({ sweepInterval: "0 millis" }))
-      assert.isTrue(badInterval._tag === "Failure")
+      const invalid: ReadonlyArray<MemoryStore.MemoryStoreOptions> = [
+        { maxKeys: 0 },
+        { maxKeys: 1.5 },
+        { maxBytes: 0 },
+        { maxBytes: -1 },
+        { maxBytes: Number.NaN },
+        { maxBytes: Infinity },
+        { sweepInterval: "0 millis" }
+      ]
+      for (const options of invalid) {
+        const exit = yield* Effect.exit(MemoryStore.make(options))
+        assert.isTrue(Exit.isFailure(exit), `${JSON.stringify(options)} is refused`)
+        if (Exit.isSuccess(exit)) continue
+        // A defect, not a typed failure: the cause holds a die and no fail.
+        assert.isTrue(Cause.isDie(exit.cause), `${JSON.stringify(options)}: a defect`)
+        assert.isTrue(Option.isNone(Cause.failureOption(exit.cause)), "no typed failure")
+        assert.include(Cause.pretty(exit.cause), "MemoryStore:")
+      }
+      const ok = yield* Effect.exit(MemoryStore.make({ maxKeys: 1, maxBytes: 1024, sweepInterval: "1 millis" }))
+      assert.isTrue(Exit.isSuccess(ok), "valid options build a store")
     }))
 })
 
