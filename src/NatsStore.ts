@@ -43,6 +43,7 @@ import type * as Scope from "effect/Scope"
 import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import { randomUUID } from "node:crypto"
+import { type ErrorKind, natsErrorKind } from "./core/errorKind.js"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
@@ -329,8 +330,8 @@ export const make = (
     // an explicit `token` wins over a token given as the URL user
     const token = options.token !== undefined ? Redacted.value(options.token) : credentials.token
     const sanitize = redactorOf(given, token)
-    const fail = (operation: string, message: string) =>
-      new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
+    const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
+      new StoreError({ engine: ENGINE, operation, message: sanitize(message), kind })
     const bucketName = options.bucketName ?? DEFAULT_BUCKET
     if (!BUCKET_RE.test(bucketName)) {
       return Effect.fail(fail("configure", `bucketName must match [-_A-Za-z0-9]+`))
@@ -400,7 +401,7 @@ export const make = (
         deadlines.settle<A, E | StoreError>(f, onError, () => fail(operation, `no answer within ${ms} ms`), ms)
 
       const call = <A>(operation: string, f: () => Promise<A>, ms = timeoutMs): Effect.Effect<A, StoreError> =>
-        settle(operation, f, (e) => fail(operation, messageOf(e)), ms)
+        settle(operation, f, (e) => fail(operation, messageOf(e), natsErrorKind(e)), ms)
 
       const initialize = call("initialize", () => kv.status()).pipe(Effect.asVoid)
       yield* initialize
@@ -421,7 +422,7 @@ export const make = (
       const request = <A>(operation: string, f: () => Promise<A>, ms: number) =>
         deadlines.settle<A, StoreError | Conflict | TimedOut>(
           f,
-          (e) => isConflict(e) ? conflict : isDriverTimeout(e) ? timedOut : fail(operation, messageOf(e)),
+          (e) => isConflict(e) ? conflict : isDriverTimeout(e) ? timedOut : fail(operation, messageOf(e), natsErrorKind(e)),
           () => timedOut,
           ms
         )

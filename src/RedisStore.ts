@@ -28,6 +28,7 @@ import * as Tracer from "effect/Tracer"
 import { Cluster, Redis } from "ioredis"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import { createHash } from "node:crypto"
+import { type ErrorKind, redisErrorKind } from "./core/errorKind.js"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { StoreUrl } from "./core/url.js"
@@ -134,7 +135,8 @@ const Scripts = {
 
 /** What an operation's calls share, built once per store. */
 interface Operation {
-  readonly fail: (message: string) => StoreError
+  /** A failure of the call, its kind told from what the driver threw (see `core/errorKind.ts`). */
+  readonly fail: (message: string, kind?: ErrorKind) => StoreError
   readonly timeout: () => StoreError
 }
 
@@ -171,7 +173,7 @@ class Pending<A> implements Queued {
     this.call.succeed(a)
   }
   error(e: unknown): void {
-    this.call.fail(this.operation.fail(messageOf(e)))
+    this.call.fail(this.operation.fail(messageOf(e), redisErrorKind(e)))
   }
 }
 
@@ -282,8 +284,8 @@ export const make = (
   Effect.suspend<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope>(() => {
     const prefix = options.keyPrefix ?? DEFAULT_PREFIX
     const sanitize = redactorOf(options)
-    const fail = (operation: string, message: string) =>
-      new StoreError({ engine: ENGINE, operation, message: sanitize(message) })
+    const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
+      new StoreError({ engine: ENGINE, operation, message: sanitize(message), kind })
     const parsedUrl = parseOptionUrl(options.url)
     if (parsedUrl instanceof RateLimitError.ConfigError) return Effect.fail(parsedUrl)
     if (prefix.includes("{") || prefix.includes("}")) {
@@ -520,7 +522,7 @@ export const make = (
       const operationOf = (name: string): Operation => {
         let op = operations.get(name)
         if (op === undefined) {
-          op = { fail: (message) => fail(name, message), timeout: () => timeoutError(name) }
+          op = { fail: (message, kind) => fail(name, message, kind), timeout: () => timeoutError(name) }
           operations.set(name, op)
         }
         return op
