@@ -13,21 +13,38 @@
  *   expired ones, until every state has been examined. The sweep is driven by the operations'
  *   own clock reading: the store starts no fiber and no timer, so it never keeps an idle process
  *   alive, and `TestClock` drives the sweep like everything else.
- * - **Bound.** At most `maxKeys` `(limiter, key)` states are kept. When a request would store a
- *   new key while the store is full, room is made in this order:
+ * - **Fixed windows never move backwards.** The window a fixed-window take (or peek) counts in is
+ *   the aligned window of the latest instant any operation of the store has read, never that of
+ *   an earlier `now`: a clock that steps back (an NTP step, `TestClock.setTime`) keeps counting
+ *   in the window already reached, so it cannot reopen a drained window, even for a key whose
+ *   state has since been swept. Token buckets and sliding windows credit nothing on a step back
+ *   either (a bucket refills only once the clock passes its stored instant; window entries
+ *   stamped later keep counting).
+ * - **Bound.** At most `maxKeys` `(limiter, key)` states and `maxBytes` bytes of them are kept
+ *   (a state counts `ENTRY_OVERHEAD_BYTES` plus 2 bytes per code unit of its key). Only a request
+ *   that would store a new key can hit the bound (refusals, peeks, renewals and releases never
+ *   store one). Under pressure each limiter is entitled to a **fair share**: with `n` limiters
+ *   holding state, `maxKeys / n` keys and `maxBytes / n` bytes. When a request would store a new
+ *   key of limiter `L` while the store is full:
  *   1. every expired state is dropped;
- *   2. if that freed fewer than `max(1, ⌈maxKeys / 100⌉)` places, states that are **not
- *      currently throttled** are evicted, oldest first, up to that many: a key whose next
- *      request of cost 1 would be admitted now and that holds no live lease (a full or partly
- *      used bucket, a window with room). Forgetting such a key can only hand it back the room it
- *      already had, up to its full capacity.
- *   3. A key that is **currently throttled** (it would refuse a request now, or it holds a live
- *      concurrency lease) is **never** evicted. If nothing can be evicted, the request for the
- *      new key is **refused**: `allowed: false` (`acquired: false` for slots) with
- *      `retryAfterMs` set to when the first stored key stops being throttled (at least 1 ms).
- *   So an attacker who floods new keys can at worst evict idle keys or be refused; it can never
- *   lift the block of a throttled key, its own included. Refusals, peeks, renewals and releases
- *   never store a new key.
+ *   2. if `L` would then be **over its share**, room is made only among `L`'s own states: those
+ *      that are **not currently throttled** (a key whose next request of cost 1 would be
+ *      admitted now and that holds no live lease) are evicted, oldest first, up to a batch of
+ *      `max(1, ⌈maxKeys / 100⌉)`. Forgetting such a key can only hand it back the room it
+ *      already had, up to its full capacity. A throttled key of `L` is never evicted for `L`;
+ *      if none is evictable the request is **refused** (`allowed: false`, `acquired: false` for
+ *      slots) with `retryAfterMs` set to when `L`'s first key stops being throttled;
+ *   3. if `L` is **within its share**, room is taken from the limiter furthest over its own
+ *      share, never from a limiter within it: first its states that are not throttled, then its
+ *      throttled ones (never one holding a live lease), oldest first, a batch at a time. An
+ *      evicted throttled state leaves a **shadow** on its limiter: until the last such state
+ *      would have stopped being throttled, every key of that limiter that is not stored is
+ *      refused (its `retryAfterMs` is the shadow's end), so an evicted key is never readmitted
+ *      early. The over-share limiter pays: its new keys are refused for a while.
+ *   A key larger than `maxBytes` is refused with `retryAfterMs: Infinity`. So a flood of
+ *   caller-chosen keys on one limiter can at worst lock out that limiter's own new keys; it can
+ *   never lift a throttled key's block (its own or anyone else's) nor take another limiter's
+ *   share.
  *
  * See `docs/engines/memory.md`.
  *
@@ -61,7 +78,7 @@ import type {
 export interface MemoryStoreOptions {
   /**
    * Most `(limiter, key)` states kept at once (a positive integer). Default `100_000`.
-   * See the module documentation for what happens when it is reached.
+   * See the module documentation for what happens when it is reached (a fair share per limiter).
    */
   readonly maxKeys?: number | undefined
   /**
