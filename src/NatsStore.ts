@@ -48,7 +48,7 @@ import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
 import * as algorithm from "./internal/algorithm.js"
-import * as Deadlines from "./internal/deadlines.js"
+import * as Deadlines from "./internal/store/deadlines.js"
 import type {
   PeekRequest,
   RateLimitStoreService,

@@ -32,7 +32,7 @@ import type * as Scope from "effect/Scope"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
-import * as Deadlines from "./internal/deadlines.js"
+import * as Deadlines from "./internal/store/deadlines.js"
 import * as pgSql from "./internal/postgresSql.js"
 import type {
   PeekRequest,

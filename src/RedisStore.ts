@@ -32,7 +32,7 @@ import { type ErrorKind, redisErrorKind } from "./core/errorKind.js"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { StoreUrl } from "./core/url.js"
-import * as Deadlines from "./internal/deadlines.js"
+import * as Deadlines from "./internal/store/deadlines.js"
 import * as scripts from "./internal/redisScripts.js"
 import type {
   PeekRequest,
