@@ -59,7 +59,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as Algorithm from "./internal/algorithm.js"
+import * as Algorithm from "./core/algorithm.js"
 import * as RateLimitStore from "./RateLimitStore.js"
 import type {
   PeekRequest,

@@ -2,7 +2,7 @@
  * The NATS JetStream KV store: every SPI operation is one read (`get`, which answers the value and
  * its revision) and at most one compare-and-set write (`create` when the key is absent, `update` on
  * the revision read otherwise), decided in this process with the pure math of
- * `internal/algorithm.ts`. A write that loses the race (another process wrote the key since the
+ * `core/algorithm.ts`. A write that loses the race (another process wrote the key since the
  * read) is retried from the read, after a jittered pause that grows with each loss, at most
  * `maxRetries` times and never past `timeout` from the start of the operation; the number of lost
  * writes is reported on every decision as `casRetries`. Losing the race is not an outage: when the
@@ -47,7 +47,7 @@ import { type ErrorKind, natsErrorKind } from "./core/errorKind.js"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern } from "./core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
-import * as algorithm from "./internal/algorithm.js"
+import * as algorithm from "./core/algorithm.js"
 import * as Deadlines from "./internal/store/deadlines.js"
 import type {
   PeekRequest,

@@ -1,7 +1,7 @@
 /**
  * Property tests: random sequences of (advance time, cost, maybe maxWait, maybe peek) run against
  * the memory store and against exact reference models written here independently of
- * `src/internal/algorithm.ts`; every decision must be identical.
+ * `src/core/algorithm.ts`; every decision must be identical.
  *
  * Numbers are chosen so that floats are exact: token-bucket rates whose emission interval
  * `1000 / rate` is a whole number of milliseconds, integer windows, integer costs and times.

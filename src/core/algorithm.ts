@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import type { SlotDecision, StoreDecision } from "../RateLimitStore.js"
+import type { SlotDecision, StoreDecision } from "./spi.js"
 
 /**
  * Tolerance, in milliseconds (one nanosecond), for float noise in GCRA admission: with a rate

@@ -1,0 +1,144 @@
+/**
+ * The plain data of the store SPI: what each operation is asked and answers. No Effect import:
+ * shared by every build, re-exported by `RateLimitStore`.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * What a rate operation answers.
+ *
+ * - `allowed`: the request is admitted (after `delayMs`, for a token-bucket reservation).
+ * - `limit`: the capacity the decision was taken against (burst for the token bucket, `limit` for
+ *   the windows, `maxConcurrent` for slots).
+ * - `remaining`: whole units still available right after this decision, in `[0, limit]`.
+ * - `resetAfterMs`: milliseconds until the state is back to full capacity if nothing else arrives.
+ * - `retryAfterMs`: when refused, milliseconds until the same request can first be admitted
+ *   (`Infinity` when it never can, e.g. a cost above the capacity); `0` when allowed.
+ * - `delayMs`: when allowed by a reservation, how long the caller must wait before it proceeds
+ *   (only the token bucket reserves; `0` otherwise).
+ * - `casRetries`: optional, for stores that decide by compare-and-set (NATS KV): how many writes
+ *   lost a race and were retried for this decision. The limiter adds it to `casFailures`.
+ * - `contended`: optional, on a refusal: the store refused only because other writers kept winning
+ *   the race for this key (not because the limit is reached), so waiting `retryAfterMs` and asking
+ *   again may succeed. `acquire` then waits and retries within its timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreDecision {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly resetAfterMs: number
+  readonly retryAfterMs: number
+  readonly delayMs: number
+  readonly casRetries?: number | undefined
+  readonly contended?: boolean | undefined
+}
+
+/**
+ * Token bucket, as GCRA. The state of a `(limiter, key)` is one number: its theoretical arrival
+ * time (TAT), in store milliseconds.
+ *
+ * With `T = 1000 / ratePerSecond` and `now` the store's clock:
+ * `tat0 = max(tat, now)`, `next = tat0 + cost·T`, `allowAt = next − burst·T`.
+ * - `allowAt ≤ now`: admit, store `next`, `delayMs = 0`.
+ * - `0 < allowAt − now ≤ maxWaitMs`: reserve: store `next`, admit with `delayMs = allowAt − now`;
+ *   the caller sleeps that long and then proceeds.
+ * - otherwise refuse with `retryAfterMs = allowAt − now`, state unchanged.
+ * A cost above `burst` is refused with `retryAfterMs = Infinity`, state unchanged.
+ *
+ * `remaining = floor((now + burst·T − next) / T)` clamped to `[0, burst]` (on refusal, computed
+ * from `tat0` with no cost), `resetAfterMs = max(0, next − now)`. The state expires once
+ * `next ≤ now` (a full bucket needs no state): TTL `ceil(next − now)` ms.
+ *
+ * Guarantee: never more than `burst + ratePerSecond·t` costs admitted (at their `delayMs`
+ * instants) in any interval of length `t`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenBucketRequest {
+  readonly limiter: string
+  readonly key: string
+  readonly ratePerSecond: number
+  readonly burst: number
+  readonly cost: number
+  readonly maxWaitMs: number
+}
+
+/**
+ * A window take, for both window algorithms.
+ *
+ * Sliding window (exact): the store keeps every admitted `(time, cost)` of the last `windowMs`.
+ * An entry stamped `t` counts while `now < t + windowMs`. Admit when the counted total plus `cost`
+ * is at most `limit`, then record `(now, cost)`. When refused, `retryAfterMs` is the time until
+ * enough entries leave the window for this cost to fit. `resetAfterMs`: until the newest entry
+ * leaves. Guarantee: no half-open interval `[a, a + windowMs)` holds more than `limit` admitted.
+ *
+ * Fixed window: one counter per aligned window `[floor(now / windowMs)·windowMs, … + windowMs)`.
+ * Admit when `count + cost ≤ limit`. `resetAfterMs` and, when refused, `retryAfterMs` are the
+ * time to the window's end. A refusal does not count.
+ *
+ * State expires when it can no longer matter (the window has passed); a hit never extends the
+ * expiry beyond that.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WindowRequest {
+  readonly limiter: string
+  readonly key: string
+  readonly limit: number
+  readonly windowMs: number
+  readonly cost: number
+}
+
+/**
+ * Concurrency slots: a distributed semaphore of `limit` leases for `(limiter, key)`. Each lease
+ * belongs to a `holder` id (unique per permit) and expires at `now + leaseMs` unless renewed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SlotRequest {
+  readonly limiter: string
+  readonly key: string
+  readonly holder: string
+  readonly limit: number
+  readonly leaseMs: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SlotDecision {
+  /** The holder now owns a slot (also when it owned one already: acquiring is idempotent). */
+  readonly acquired: boolean
+  readonly limit: number
+  /** Live leases after this operation. */
+  readonly active: number
+  /** When refused: milliseconds until the earliest live lease expires (an upper bound on the wait). */
+  readonly retryAfterMs: number
+  /** Compare-and-set stores: writes retried for this decision (see `StoreDecision.casRetries`). */
+  readonly casRetries?: number | undefined
+}
+
+/**
+ * Which state `peek` and `reset` address.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Algorithm = "token_bucket" | "sliding_window" | "fixed_window" | "concurrency"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PeekRequest =
+  | { readonly algorithm: "token_bucket"; readonly limiter: string; readonly key: string; readonly ratePerSecond: number; readonly burst: number }
+  | { readonly algorithm: "sliding_window" | "fixed_window"; readonly limiter: string; readonly key: string; readonly limit: number; readonly windowMs: number }
+  | { readonly algorithm: "concurrency"; readonly limiter: string; readonly key: string; readonly limit: number }
