@@ -33,7 +33,7 @@ import { makeRedactor, secretParamPattern, userinfoPattern } from "./core/secret
 import { displayUrl, parseUrl, secretsOfUrl } from "./core/url.js"
 import type { UrlRules } from "./core/url.js"
 import * as Deadlines from "./internal/store/deadlines.js"
-import * as pgSql from "./internal/postgresSql.js"
+import * as pgSql from "./core/postgres/sql.js"
 import type {
   PeekRequest,
   RateLimitStoreService,

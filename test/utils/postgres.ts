@@ -1,5 +1,5 @@
 /** What the PostgreSQL tests share: the test database and fresh table names. */
-export { FUNCTIONS } from "../../src/internal/postgresSql.js"
+export { FUNCTIONS } from "../../src/core/postgres/sql.js"
 
 /** The test database (superuser `postgres`, trust authentication on loopback). */
 export const URL = "postgres://postgres@127.0.0.1:5432/test"
