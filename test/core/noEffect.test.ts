@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
-import { describe, expect, it } from "vitest"
+import { assert, describe, it } from "@effect/vitest"
 
 const CORE = fileURLToPath(new URL("../../src/core", import.meta.url))
 
@@ -65,7 +65,7 @@ describe("src/core imports nothing from Effect", () => {
       `import { y } from "effectful"`,
       `const s = "from 'effect'"`
     ].join("\n")
-    expect(effectImportsOf("sample.ts", sample)).toEqual([
+    assert.deepStrictEqual(effectImportsOf("sample.ts", sample), [
       "effect/Effect",
       "effect",
       "effect/Layer",
@@ -81,10 +81,10 @@ describe("src/core imports nothing from Effect", () => {
 
   it("holds for every file under src/core/", () => {
     const files = sourceFiles(CORE)
-    expect(files.length).toBeGreaterThan(0)
+    assert.isAbove(files.length, 0)
     const offending = files.flatMap((file) =>
       effectImportsOf(file, readFileSync(file, "utf8")).map((specifier) => `${relative(CORE, file)}: ${specifier}`)
     )
-    expect(offending).toEqual([])
+    assert.deepStrictEqual(offending, [])
   })
 })

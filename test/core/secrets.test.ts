@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern, variantsOf } from "../../src/core/secrets.js"
 
 /** Every form a message can hold `secret` in: what the redactor must leave no trace of. */
@@ -31,20 +31,20 @@ describe("core/secrets: variantsOf", () => {
   it("holds the raw, decoded, encoded and JSON-escaped forms, longest first", () => {
     for (const secret of secrets) {
       const variants = variantsOf(secret)
-      for (const form of forms(secret)) expect(variants, `${secret}: ${form}`).toContain(form)
+      for (const form of forms(secret)) assert.include(variants, form, `${secret}: ${form}`)
       for (let i = 1; i < variants.length; i++) {
-        expect((variants[i - 1] ?? "").length).toBeGreaterThanOrEqual((variants[i] ?? "").length)
+        assert.isAtLeast((variants[i - 1] ?? "").length, (variants[i] ?? "").length)
       }
     }
   })
 
   it("is empty for an empty secret, and never holds an empty string", () => {
-    expect(variantsOf("")).toEqual([])
-    for (const secret of secrets) expect(variantsOf(secret)).not.toContain("")
+    assert.deepStrictEqual(variantsOf(""), [])
+    for (const secret of secrets) assert.notInclude(variantsOf(secret), "")
   })
 
   it("survives a lone surrogate (encodeURIComponent would throw)", () => {
-    expect(variantsOf("x\uD800y")).toContain("x\uD800y")
+    assert.include(variantsOf("x\uD800y"), "x\uD800y")
   })
 })
 
@@ -54,8 +54,8 @@ describe("core/secrets: makeRedactor", () => {
     for (const secret of secrets) {
       for (const form of forms(secret)) {
         const out = redact(`before ${form} after '${form}' "${form}"`)
-        expect(out, form).not.toContain(form)
-        expect(out).toMatch(/^before \*\*\* after/)
+        assert.notInclude(out, form, form)
+        assert.match(out, /^before \*\*\* after/)
       }
     }
   })
@@ -64,37 +64,37 @@ describe("core/secrets: makeRedactor", () => {
     const token = `t"o\\k\\"en`
     const connect = `CONNECT ${JSON.stringify({ auth_token: token, verbose: false })}`
     const out = makeRedactor([token])(`-ERR '${connect}'`)
-    expect(out).toBe(`-ERR 'CONNECT {"auth_token":"***","verbose":false}'`)
+    assert.strictEqual(out, `-ERR 'CONNECT {"auth_token":"***","verbose":false}'`)
   })
 
   it("never leaves a piece of a secret where secrets overlap or nest", () => {
     const redact = makeRedactor(["ab", "bcdef", "abcdefgh"])
-    expect(redact("xabcdefx")).toBe("x***x")
-    expect(redact("xabcdefghx")).toBe("x***x")
-    expect(redact("ab bcdef")).toBe("*** ***")
+    assert.strictEqual(redact("xabcdefx"), "x***x")
+    assert.strictEqual(redact("xabcdefghx"), "x***x")
+    assert.strictEqual(redact("ab bcdef"), "*** ***")
     const nested = makeRedactor(["secret", "my-secret-value"])
-    expect(nested("is my-secret-value!")).toBe("is ***!")
+    assert.strictEqual(nested("is my-secret-value!"), "is ***!")
   })
 
   it("scrubs URL userinfo and secret query parameters by their place", () => {
     const redact = makeRedactor([], [userinfoPattern, secretParamPattern])
-    expect(redact("connect redis://user:unknown@host:6379 failed")).toBe("connect redis://***@host:6379 failed")
-    expect(redact("postgres://h/db?sslpassword=x&password=y&pass=z&token=t&auth_token=a&app=ok")).toBe(
+    assert.strictEqual(redact("connect redis://user:unknown@host:6379 failed"), "connect redis://***@host:6379 failed")
+    assert.strictEqual(redact("postgres://h/db?sslpassword=x&password=y&pass=z&token=t&auth_token=a&app=ok"), 
       "postgres://h/db?sslpassword=***&password=***&pass=***&token=***&auth_token=***&app=ok"
     )
   })
 
   it("leaves a message without secrets as it is", () => {
     const redact = makeRedactor(["S3CRET"])
-    expect(redact("connection refused")).toBe("connection refused")
-    expect(redact("")).toBe("")
+    assert.strictEqual(redact("connection refused"), "connection refused")
+    assert.strictEqual(redact(""), "")
   })
 })
 
 describe("core/secrets: messageOf", () => {
   it("reads an Error's message or a string", () => {
-    expect(messageOf(new Error("boom"))).toBe("boom")
-    expect(messageOf("text")).toBe("text")
-    expect(messageOf(42)).toBe("unknown error")
+    assert.strictEqual(messageOf(new Error("boom")), "boom")
+    assert.strictEqual(messageOf("text"), "text")
+    assert.strictEqual(messageOf(42), "unknown error")
   })
 })

@@ -6,11 +6,8 @@
 import { HttpApp, HttpServerRequest } from "@effect/platform"
 import { Effect, Layer, Metric, MetricState } from "effect"
 import type { Scope } from "effect"
-import type { LimiterDefinition } from "../../src/LimiterDefinition.js"
-import * as MemoryStore from "../../src/MemoryStore.js"
-import * as RateLimiter from "../../src/RateLimiter.js"
-import * as RateLimitStore from "../../src/RateLimitStore.js"
-import * as HttpRateLimit from "../../src/HttpRateLimit.js"
+import { type LimiterDefinition, MemoryStore, RateLimitStore, RateLimiter } from "effect-rate-sync"
+import { HttpRateLimit } from "effect-rate-sync/http"
 
 /** The error text a broken store would carry: a URL with credentials and a key layout. */
 export const SECRET_STORE_MESSAGE =
@@ -39,7 +36,7 @@ export const failingStoreLayer: Layer.Layer<RateLimitStore.RateLimitStore> = Lay
 )
 
 export const limitersOn = (
-  limiters: Readonly<Record<string, LimiterDefinition>>,
+  limiters: Readonly<Record<string, LimiterDefinition.LimiterDefinition>>,
   store: Layer.Layer<RateLimitStore.RateLimitStore> = MemoryStore.layer()
 ): Layer.Layer<RateLimiter.RateLimiter> => RateLimiter.layer(limiters).pipe(Layer.provide(store), Layer.orDie)
 
