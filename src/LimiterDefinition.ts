@@ -130,7 +130,7 @@ const rateRe = /^\s*(\d+(?:\.\d+)?)\s*(?:\/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s
  * Parses `"100/min"`, `"10/5s"`, `"5 per hour"` into a rate per second.
  *
  * @since 0.1.0
- * @category parsing
+ * @category config
  */
 export const parseRate = (input: string, path = "rate"): Either.Either<number, ConfigError> => {
   const m = rateRe.exec(input)
@@ -292,7 +292,7 @@ const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
  * `fieldNames` maps the TypeScript field names to the names the user wrote (snake_case in TOML).
  *
  * @since 0.1.0
- * @category validation
+ * @category config
  */
 export const resolve = (
   id: string,
@@ -432,7 +432,7 @@ export type LimiterOverrides = Partial<LimiterDefinition>
  * Turns a spec back into a definition (for `cloneLimiter` and inspection).
  *
  * @since 0.1.0
- * @category conversions
+ * @category constructors
  */
 export const toDefinition = (spec: LimiterSpec): LimiterDefinition => ({
   store: spec.store,

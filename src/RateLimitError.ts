@@ -139,3 +139,35 @@ export type RateLimiterError =
   | StoreUnavailable
   | InvalidCost
   | ConfigError
+
+/**
+ * What `acquire` and `withRateLimit` can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type AcquireError = RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError
+
+/**
+ * What `check` and `tryAcquire` can fail with (a refusal is an answer, not an error).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type CheckError = LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError
+
+/**
+ * What registering a limiter (`configureLimiter`, `cloneLimiter`) can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RegisterError = ConfigError | StoreNotFound
+
+/**
+ * What building a registry (`RateLimiter.make`, `layer`) can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type MakeError = ConfigError | StoreNotFound | StoreUnavailable

@@ -13,11 +13,12 @@ import type * as Scope from "effect/Scope"
 import * as internal from "./internal/rateLimiter.js"
 import type { LimiterDefinition, LimiterOverrides, LimiterSpec } from "./LimiterDefinition.js"
 import type {
+  AcquireError,
+  CheckError,
   ConfigError,
-  InvalidCost,
   LimiterNotFound,
-  RateLimitExceeded,
-  StoreNotFound,
+  MakeError,
+  RegisterError,
   StoreUnavailable
 } from "./RateLimitError.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
@@ -28,13 +29,13 @@ import type { StoreDefinition } from "./StoreDefinition.js"
  * @since 0.1.0
  * @category type ids
  */
-export const TypeId: TypeId = "~effect-rate-sync/RateLimiter"
+export const TypeId: TypeId = internal.TypeId
 
 /**
  * @since 0.1.0
  * @category type ids
  */
-export type TypeId = "~effect-rate-sync/RateLimiter"
+export type TypeId = typeof internal.TypeId
 
 /**
  * Per-call options. A bad option is a typed failure, never a defect: a `cost` that is not a whole
@@ -200,23 +201,23 @@ export interface RateLimiterService {
     options?: AcquireOptions
   ) => Effect.Effect<
     Permit,
-    RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    AcquireError,
     Scope.Scope
   >
   readonly tryAcquire: (
     id: string,
     options?: AcquireOptions
-  ) => Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, Scope.Scope>
+  ) => Effect.Effect<boolean, CheckError, Scope.Scope>
   readonly check: (
     id: string,
     options?: AcquireOptions
-  ) => Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError>
-  readonly configureLimiter: (id: string, definition: LimiterDefinition) => Effect.Effect<void, ConfigError | StoreNotFound>
+  ) => Effect.Effect<Decision, CheckError>
+  readonly configureLimiter: (id: string, definition: LimiterDefinition) => Effect.Effect<void, RegisterError>
   readonly cloneLimiter: (
     sourceId: string,
     newId: string,
     overrides?: LimiterOverrides
-  ) => Effect.Effect<void, LimiterNotFound | ConfigError | StoreNotFound>
+  ) => Effect.Effect<void, LimiterNotFound | RegisterError>
   readonly configureStore: (id: string, store: StoreInput) => Effect.Effect<void, ConfigError | StoreUnavailable>
   readonly get: (id: string) => Effect.Effect<LimiterInfo, LimiterNotFound>
   readonly list: Effect.Effect<ReadonlyArray<LimiterInfo>>
@@ -259,7 +260,7 @@ export interface MakeOptions {
  */
 export const make: (
   options: MakeOptions
-) => Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> = internal.make
+) => Effect.Effect<RateLimiterService, MakeError, Scope.Scope> = internal.make
 
 /**
  * A registry whose default store (id `"default"`) is the `RateLimitStore` in context.
@@ -274,7 +275,7 @@ export const make: (
  */
 export const layer = (
   limiters: Readonly<Record<string, LimiterDefinition>> = {}
-): Layer.Layer<RateLimiter, ConfigError | StoreNotFound | StoreUnavailable, RateLimitStore> =>
+): Layer.Layer<RateLimiter, MakeError, RateLimitStore> =>
   Layer.scoped(
     RateLimiter,
     Effect.flatMap(RateLimitStore, (store) => make({ limiters, stores: { default: store }, defaultStore: "default" }))
@@ -288,7 +289,7 @@ export const layer = (
  */
 export const layerMake = (
   options: MakeOptions
-): Layer.Layer<RateLimiter, ConfigError | StoreNotFound | StoreUnavailable> => Layer.scoped(RateLimiter, make(options))
+): Layer.Layer<RateLimiter, MakeError> => Layer.scoped(RateLimiter, make(options))
 
 /**
  * Takes rate token(s) and a concurrency slot, waiting up to the timeout. The slot is released when
@@ -303,7 +304,7 @@ export const acquire = (
   options?: AcquireOptions
 ): Effect.Effect<
   Permit,
-  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+  AcquireError,
   RateLimiter | Scope.Scope
 > => Effect.flatMap(RateLimiter, (r) => r.acquire(id, options))
 
@@ -319,7 +320,7 @@ export const acquire = (
 export const tryAcquire = (
   id: string,
   options?: AcquireOptions
-): Effect.Effect<boolean, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, RateLimiter | Scope.Scope> =>
+): Effect.Effect<boolean, CheckError, RateLimiter | Scope.Scope> =>
   Effect.flatMap(RateLimiter, (r) => r.tryAcquire(id, options))
 
 /**
@@ -335,7 +336,7 @@ export const tryAcquire = (
 export const check = (
   id: string,
   options?: AcquireOptions
-): Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError, RateLimiter> =>
+): Effect.Effect<Decision, CheckError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (r) => r.check(id, options))
 
 /**
@@ -359,7 +360,7 @@ export const withRateLimit: {
     self: Effect.Effect<A, E, R>
   ) => Effect.Effect<
     A,
-    E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    E | AcquireError,
     R | RateLimiter
   >
   <A, E, R>(
@@ -368,7 +369,7 @@ export const withRateLimit: {
     options?: AcquireOptions
   ): Effect.Effect<
     A,
-    E | RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+    E | AcquireError,
     R | RateLimiter
   >
 } = dual(
@@ -389,7 +390,7 @@ export const withRateLimit: {
 export const configureLimiter = (
   id: string,
   definition: LimiterDefinition
-): Effect.Effect<void, ConfigError | StoreNotFound, RateLimiter> =>
+): Effect.Effect<void, RegisterError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (r) => r.configureLimiter(id, definition))
 
 /**
@@ -406,7 +407,7 @@ export const cloneLimiter = (
   sourceId: string,
   newId: string,
   overrides?: LimiterOverrides
-): Effect.Effect<void, LimiterNotFound | ConfigError | StoreNotFound, RateLimiter> =>
+): Effect.Effect<void, LimiterNotFound | RegisterError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (r) => r.cloneLimiter(sourceId, newId, overrides))
 
 /**

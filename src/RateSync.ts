@@ -32,7 +32,7 @@ export const IMPLICIT_STORE_ID = "memory"
  *   `limiters.<id>.store`).
  *
  * @since 0.1.0
- * @category conversions
+ * @category constructors
  */
 export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Either.Either<RateLimiter.MakeOptions, ConfigError> => {
   const storeIds = Object.keys(config.stores)

@@ -157,7 +157,7 @@ export interface PromisePermit extends AsyncDisposable {
  * previous configuration stays in place, untouched.
  *
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const loadConfig = (path: string): Promise<void> => install(RateSync.layerFrom(path))
 
@@ -166,7 +166,7 @@ export const loadConfig = (path: string): Promise<void> => install(RateSync.laye
  * TOML configuration. Replaces the current configuration the way `loadConfig` does.
  *
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const useLayer = (layer: FacadeLayer): Promise<void> => install(layer)
 
@@ -177,7 +177,7 @@ export const useLayer = (layer: FacadeLayer): Promise<void> => install(layer)
  * starts keeps an idle process alive.
  *
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const dispose = async (): Promise<void> => {
   const previous = current
@@ -189,7 +189,7 @@ export const dispose = async (): Promise<void> => {
  * Waits for a token and a concurrency slot (up to the timeout); resolves to a permit to release.
  *
  * @since 0.1.0
- * @category usage
+ * @category accessors
  */
 export const acquire = async (id: string, options?: RateLimiter.AcquireOptions): Promise<PromisePermit> => {
   const gen = generation()
@@ -238,7 +238,7 @@ export const acquire = async (id: string, options?: RateLimiter.AcquireOptions):
  * released at once since there is no scope to hold it; use `acquire` to hold one.
  *
  * @since 0.1.0
- * @category usage
+ * @category accessors
  */
 export const tryAcquire = (id: string, options?: RateLimiter.AcquireOptions): Promise<boolean> =>
   run(Effect.scoped(RateLimiter.tryAcquire(id, options)))
@@ -247,7 +247,7 @@ export const tryAcquire = (id: string, options?: RateLimiter.AcquireOptions): Pr
  * One decision that consumes when allowed.
  *
  * @since 0.1.0
- * @category usage
+ * @category accessors
  */
 export const check = (id: string, options?: RateLimiter.AcquireOptions): Promise<RateLimiter.Decision> =>
   run(RateLimiter.check(id, options))
@@ -257,7 +257,7 @@ export const check = (id: string, options?: RateLimiter.AcquireOptions): Promise
  * arguments (multi-tenant).
  *
  * @since 0.1.0
- * @category usage
+ * @category accessors
  */
 export const rateLimited = <Args extends ReadonlyArray<unknown>>(
   id: string | ((...args: Args) => string),
@@ -275,21 +275,21 @@ async (...args: Args) => {
 
 /**
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const configureStore = (id: string, store: RateLimiter.StoreInput): Promise<void> =>
   run(RateLimiter.configureStore(id, store))
 
 /**
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const configureLimiter = (id: string, definition: LimiterDefinition): Promise<void> =>
   run(RateLimiter.configureLimiter(id, definition))
 
 /**
  * @since 0.1.0
- * @category configuration
+ * @category config
  */
 export const cloneLimiter = (sourceId: string, newId: string, overrides?: LimiterOverrides): Promise<void> =>
   run(RateLimiter.cloneLimiter(sourceId, newId, overrides))
@@ -300,7 +300,7 @@ export const cloneLimiter = (sourceId: string, newId: string, overrides?: Limite
  * when it has no such limiter, or after `dispose()` until another call builds a configuration.
  *
  * @since 0.1.0
- * @category inspection
+ * @category accessors
  */
 export const getLimiter = async (id: string): Promise<
   RateLimiter.LimiterInfo & { readonly getMetrics: () => RateLimiter.RateLimiterMetrics }
@@ -318,32 +318,32 @@ export const getLimiter = async (id: string): Promise<
 
 /**
  * @since 0.1.0
- * @category inspection
+ * @category accessors
  */
 export const listStores = async (): Promise<Record<string, RateLimiter.StoreInfo>> =>
   Object.fromEntries((await run(RateLimiter.listStores)).map((s) => [s.id, s]))
 
 /**
  * @since 0.1.0
- * @category inspection
+ * @category accessors
  */
 export const listLimiters = async (): Promise<Record<string, RateLimiter.LimiterInfo>> =>
   Object.fromEntries((await run(RateLimiter.list)).map((l) => [l.id, l]))
 
 /**
  * @since 0.1.0
- * @category initialization
+ * @category accessors
  */
 export const initializeLimiter = (id: string): Promise<void> => run(RateLimiter.initialize(id))
 
 /**
  * @since 0.1.0
- * @category initialization
+ * @category accessors
  */
 export const initializeAllLimiters = (): Promise<void> => run(RateLimiter.initializeAll)
 
 /**
  * @since 0.1.0
- * @category usage
+ * @category accessors
  */
 export const reset = (id: string, key?: string): Promise<void> => run(RateLimiter.reset(id, key))

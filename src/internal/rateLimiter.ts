@@ -14,7 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "../LimiterDefinition.js"
 import { describeInput, resolve, toDefinition, unknownField } from "../LimiterDefinition.js"
-import { ConfigError, LimiterNotFound, StoreNotFound, type StoreUnavailable } from "../RateLimitError.js"
+import { ConfigError, LimiterNotFound, type MakeError, type RegisterError, StoreNotFound, type StoreUnavailable } from "../RateLimitError.js"
 import type { MakeOptions, RateLimiterService, StoreInfo, StoreInput } from "../RateLimiter.js"
 import { storeKey } from "../core/storeKey.js"
 import { makeAcquire } from "./limiter/acquire.js"
@@ -23,12 +23,13 @@ import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
 import { buildStore } from "./storeFactory.js"
 
-const TypeId = "~effect-rate-sync/RateLimiter" as const
+/** The registry's type id, defined once (re-exported by `RateLimiter`). @internal */
+export const TypeId = "~effect-rate-sync/RateLimiter" as const
 
 /** @internal */
 export const make = (
   options: MakeOptions
-): Effect.Effect<RateLimiterService, ConfigError | StoreNotFound | StoreUnavailable, Scope.Scope> =>
+): Effect.Effect<RateLimiterService, MakeError, Scope.Scope> =>
   Effect.gen(function*() {
     const registryScope = yield* Effect.scope
     const stores = new Map<string, StoreEntry>()
@@ -44,8 +45,8 @@ export const make = (
       return entry === undefined ? Effect.fail(notFound(id)) : Effect.succeed(entry)
     }
 
-    const register = (id: string, definition: LimiterDefinition): Effect.Effect<void, ConfigError | StoreNotFound> =>
-      Effect.suspend((): Effect.Effect<void, ConfigError | StoreNotFound> => {
+    const register = (id: string, definition: LimiterDefinition): Effect.Effect<void, RegisterError> =>
+      Effect.suspend((): Effect.Effect<void, RegisterError> => {
         const resolved = resolve(id, definition)
         if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
         const spec = resolved.right
@@ -89,7 +90,7 @@ export const make = (
       })
 
     const cloneLimiter = (sourceId: string, newId: string, overrides?: LimiterOverrides) =>
-      Effect.flatMap(lookup(sourceId), (source): Effect.Effect<void, ConfigError | StoreNotFound> => {
+      Effect.flatMap(lookup(sourceId), (source): Effect.Effect<void, RegisterError> => {
         if (limiters.has(newId)) {
           return Effect.fail(ConfigError.at(`limiters.${newId}`, "an id that is not in use", `an existing limiter "${newId}"`))
         }

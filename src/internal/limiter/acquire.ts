@@ -11,7 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
-import type { ConfigError, InvalidCost, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
+import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
@@ -222,7 +222,7 @@ const acquireRate = (
 
 type AcquireResult = Effect.Effect<
   Permit,
-  RateLimitExceeded | LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError,
+  AcquireError,
   Scope.Scope
 >
 

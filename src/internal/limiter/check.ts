@@ -4,14 +4,14 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
-import type { ConfigError, InvalidCost, LimiterNotFound, StoreUnavailable } from "../../RateLimitError.js"
+import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision } from "../../RateLimiter.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import { decided, failOpenDecision, peeked, validateCall } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
 import { storeFailed } from "./entry.js"
 
-type CheckResult = Effect.Effect<Decision, LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError>
+type CheckResult = Effect.Effect<Decision, CheckError>
 
 /**
  * `check` over the registry's limiters. On an in-process store (`unsafeTake`) the whole decision
