@@ -1,0 +1,131 @@
+/**
+ * The Redis store's options, checked and resolved once per store: what is wrong with them (before
+ * any connection is opened), the redactor every message goes through, and the numbers the other
+ * parts run on.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+import { type ErrorKind } from "../../core/errorKind.js"
+import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/secrets.js"
+import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"
+import type { StoreUrl } from "../../core/url.js"
+import * as RateLimitError from "../../RateLimitError.js"
+import { StoreError } from "../../RateLimitStore.js"
+import type { RedisStoreOptions } from "../../RedisStore.js"
+import { toMillis } from "../store/options.js"
+
+/** @internal */
+export const ENGINE = "redis"
+const DEFAULT_PREFIX = "rate_limit"
+const DEFAULT_MAX_BATCH = 16
+
+/** The options resolved: defaults applied, bounds enforced. @internal */
+export interface Settings {
+  readonly options: RedisStoreOptions
+  /** `options.url` parsed (credentials for a cluster). */
+  readonly url: StoreUrl | undefined
+  readonly prefix: string
+  readonly timeoutMs: number
+  readonly connectTimeoutMs: number
+  /** A connection silent this long while replies are awaited is dropped (ioredis `socketTimeout`). */
+  readonly socketTimeoutMs: number
+  readonly marginMs: number
+  readonly poolSize: number
+  readonly clustered: boolean
+  readonly maxBatch: number
+  /** Releases and resets publish slot notifications (standalone only: see the docs' Cluster section). */
+  readonly notifications: boolean
+  /** A `StoreError` of `operation`, its message scrubbed of every secret of the options. */
+  readonly fail: (operation: string, message: string, kind?: ErrorKind) => StoreError
+}
+
+/**
+ * The settings of `options`, or (on the left) why they are refused: a `ConfigError` for a URL that does not
+ * parse, a `StoreError` (operation `configure`) for what ioredis would misuse.
+ *
+ * @internal
+ */
+export const resolve = (options: RedisStoreOptions): Either.Either<Settings, StoreError | RateLimitError.ConfigError> => {
+  const prefix = options.keyPrefix ?? DEFAULT_PREFIX
+  const sanitize = redactorOf(options)
+  const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
+    new StoreError({ engine: ENGINE, operation, message: sanitize(message), kind })
+  const url = parseOptionUrl(options.url)
+  if (url instanceof RateLimitError.ConfigError) return Either.left(url)
+  if (prefix.includes("{") || prefix.includes("}")) {
+    return Either.left(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
+  }
+  const badUrl = urlProblem(options, url)
+  if (badUrl !== undefined) return Either.left(fail("configure", badUrl))
+  const timeoutMs = toMillis(options.commandTimeout, 1000)
+  const clustered = options.clusterNodes !== undefined && options.clusterNodes.length > 0
+  return Either.right({
+    options,
+    url,
+    prefix,
+    timeoutMs,
+    connectTimeoutMs: toMillis(options.socketConnectTimeout, 5000),
+    // Commands of a hung server are cleared by the driver once the socket stays silent this long;
+    // the caller was already answered by the deadline sweeper (see `internal/store/deadlines.ts`).
+    socketTimeoutMs: options.socketTimeout === undefined
+      ? Math.max(1000, 5 * timeoutMs)
+      : toMillis(options.socketTimeout, 0),
+    marginMs: options.timingMarginMs ?? 0,
+    poolSize: Math.max(1, Math.min(options.poolMaxSize ?? Infinity, options.poolMinSize ?? 1)),
+    clustered,
+    maxBatch: clustered ? 1 : Math.max(1, Math.floor(options.maxBatchSize ?? DEFAULT_MAX_BATCH)),
+    notifications: !clustered,
+    fail
+  })
+}
+
+/** The arguments of `AUTH` / `HELLO` in a message (a server may echo the command). */
+const authArgsPattern = { regex: /\b(AUTH|HELLO)\b(\s+\S+)+/gi, replacement: "$1 ***" }
+
+/**
+ * Removes from a driver message every form (raw, decoded, encoded, JSON-escaped: see
+ * `core/secrets.ts`) of the password, the URL, its password and its `?password=`, then any URL
+ * userinfo, secret query value and `AUTH`/`HELLO` arguments. Built once per store.
+ */
+const redactorOf = (options: RedisStoreOptions): (message: string) => string =>
+  makeRedactor(
+    [
+      ...(options.password !== undefined ? [Redacted.value(options.password)] : []),
+      ...(options.url !== undefined ? secretsOfUrl(Redacted.value(options.url)) : [])
+    ],
+    [userinfoPattern, secretParamPattern, authArgsPattern]
+  )
+
+const URL_EXPECTED = "a redis:// or rediss:// URL (redis://[user:password@]host:port[/db]) with valid % escapes"
+
+/** `url` parsed, or a `ConfigError` naming the option (the URL shown with its secrets as `***`). */
+const parseOptionUrl = (
+  url: Redacted.Redacted | undefined
+): StoreUrl | RateLimitError.ConfigError | undefined => {
+  if (url === undefined) return undefined
+  const text = Redacted.value(url)
+  const parsed = parseUrl(text)
+  return parsed.ok ? parsed.url : RateLimitError.ConfigError.at("url", URL_EXPECTED, `${displayUrl(text)} (${parsed.problem})`)
+}
+
+/**
+ * What makes ioredis misbehave instead of failing: a database path or `db` that is not a whole
+ * number (it would send `SELECT NaN`), another scheme. (A URL it cannot parse, or with a bad `%`
+ * escape, is a `ConfigError`: see `parseOptionUrl`.) Never quotes the URL.
+ */
+const urlProblem = (options: RedisStoreOptions, url: StoreUrl | undefined): string | undefined => {
+  if (options.db !== undefined && !(Number.isSafeInteger(options.db) && options.db >= 0)) {
+    return `db must be a whole number ≥ 0, received ${String(options.db)}`
+  }
+  if (url === undefined) return undefined
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return `url must be redis:// or rediss://, received the scheme ${JSON.stringify(url.protocol)}`
+  }
+  const path = url.pathname
+  if (path !== "" && path !== "/" && !/^\/\d+$/.test(path)) {
+    return `url's database path must be a whole number, received ${JSON.stringify(path.slice(1))}`
+  }
+  return undefined
+}
