@@ -1,0 +1,182 @@
+/**
+ * The NATS store's compare-and-set loop: read (the value and its revision) → decide (pure,
+ * `core/nats/decide.ts`) → write on the revision read → classify the answer. A lost write pauses
+ * (jittered, growing: `internal/store/backoff.ts`) and starts again from the read; every other
+ * way out that is not an answer goes through one give-up.
+ *
+ * @internal
+ */
+import type { KvEntry } from "@nats-io/kv"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { natsErrorKind } from "../../core/errorKind.js"
+import type { Step } from "../../core/nats/decide.js"
+import type { Stored } from "../../core/nats/stored.js"
+import { messageOf } from "../../core/secrets.js"
+import type { StoreError } from "../../RateLimitStore.js"
+import * as Backoff from "../store/backoff.js"
+import type { Bucket } from "./connection.js"
+import { storedOf } from "./connection.js"
+
+/** JetStream API codes of a publish whose expected last sequence did not match (a lost CAS). */
+const WRONG_LAST_SEQUENCE = new Set([10071, 10164])
+
+const isConflict = (e: unknown): boolean =>
+  typeof e === "object" && e !== null && "code" in e && typeof e.code === "number" && WRONG_LAST_SEQUENCE.has(e.code)
+
+/** The driver's own request timer ran out (`TimeoutError`, possibly as the cause of another error). */
+const isDriverTimeout = (e: unknown): boolean =>
+  e instanceof Error && (e.name === "TimeoutError" || (e.cause instanceof Error && e.cause.name === "TimeoutError"))
+
+/** How a request of the loop failed: the write lost the race, the time ran out, or the store failed. */
+type Fault = "conflict" | "timedOut" | StoreError
+
+/** One operation of the loop. @internal */
+export interface Operation<S extends Step<unknown>> {
+  readonly operation: string
+  readonly key: string
+  readonly decide: (stored: Stored | undefined, now: number) => S
+  /** The answer when the race is given up; none (renew, release): the operation fails with `StoreError`. */
+  readonly refuse?: ((stored: Stored | undefined, now: number, retryAfterMs: number) => S["result"]) | undefined
+  /**
+   * Run (forked in the store's scope, best effort) when the operation gives up after this step's
+   * write timed out: the write may still land, and this undoes what it would leave behind.
+   */
+  readonly undoLate?: ((step: S) => Effect.Effect<void> | undefined) | undefined
+}
+
+/** Where the loop stands after `lost` lost writes: the last state read, and the backoff. */
+interface Round {
+  readonly lost: number
+  readonly stored: Stored | undefined
+  readonly now: number
+  /** The pause taken after the last loss, and the backoff schedule's state after it. */
+  readonly pauseMs: number
+  readonly backoff: unknown
+}
+
+/** @internal */
+export interface Cas {
+  /**
+   * One SPI operation: answers the result with the number of lost writes.
+   *
+   * The whole loop, not only each request, is bounded by `timeout` (on the store's clock). Losing
+   * the race is not an outage: when more than `maxRetries` writes were lost, or the deadline comes
+   * first, the operation answers `refuse(stored, now, retryAfterMs)` (the last state read, a short
+   * `retryAfterMs`: the backoff's pause, at least 1 ms), so contention can never become a
+   * fail-open admission. Only the first round's requests (no write lost yet) time out as
+   * `StoreError`.
+   */
+  readonly run: <S extends Step<unknown>>(op: Operation<S>) => Effect.Effect<readonly [S["result"], number], StoreError>
+  /** A read with no write. */
+  readonly read: <A>(operation: string, key: string, decide: (stored: Stored | undefined, now: number) => A) => Effect.Effect<A, StoreError>
+}
+
+/**
+ * The loop over `bucket`, on the store's clock (deadlines and pauses; the caller's decides).
+ *
+ * @internal
+ */
+export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const storeClock = yield* Effect.clock
+    const storeScope = yield* Effect.scope
+    const { deadlines, fail, kv } = bucket
+    const { maxRetries, retryIntervalMs, timeoutMs } = bucket.settings
+    const schedule = Backoff.jittered(retryIntervalMs)
+    const first: Round = { lost: 0, stored: undefined, now: 0, pauseMs: 0, backoff: schedule.initial }
+
+    /** One request of the loop, settled within `ms`, its failure classified. */
+    const request = <A>(operation: string, f: () => Promise<A>, ms: number) =>
+      deadlines.settle<A, Fault>(
+        f,
+        (e) => isConflict(e) ? "conflict" : isDriverTimeout(e) ? "timedOut" : fail(operation, messageOf(e), natsErrorKind(e)),
+        () => "timedOut",
+        ms
+      )
+
+    /** Writes `value` on the revision read (create when absent, delete for `null`). */
+    const write = (operation: string, k: string, entry: KvEntry | null, value: string | null, ms: number) =>
+      request(operation, (): Promise<unknown> => {
+        if (value === null) return entry === null ? Promise.resolve(undefined) : kv.delete(k, { previousSeq: entry.revision })
+        return entry === null ? kv.create(k, value) : kv.update(k, value, entry.revision, ms)
+      }, ms)
+
+    const run = <S extends Step<unknown>>(op: Operation<S>): Effect.Effect<readonly [S["result"], number], StoreError> =>
+      Effect.suspend(() => {
+        const deadline = storeClock.unsafeCurrentTimeMillis() + timeoutMs
+        const left = () => Math.max(1, deadline - storeClock.unsafeCurrentTimeMillis())
+
+        /** The one way out that is not an answer: a refusal, or a `StoreError` when there is none to give. */
+        const giveUp = (why: string, lost: number, stored: Stored | undefined, now: number, pauseMs: number) =>
+          op.refuse === undefined
+            ? Effect.fail(fail(op.operation, why))
+            : Effect.succeed([op.refuse(stored, now, Math.max(1, pauseMs)), lost] as const)
+
+        /** The time ran out: an outage before any write was lost, a lost race after. */
+        const outOfTime = (r: Round, stored: Stored | undefined, now: number) =>
+          r.lost === 0
+            ? Effect.fail(fail(op.operation, `no answer within ${timeoutMs} ms`))
+            : giveUp(`compare-and-set lost ${r.lost} times before the deadline`, r.lost, stored, now, r.pauseMs)
+
+        /** The write lost the race: pause and read again, unless the retries or the time run out. */
+        const lostRace = (r: Round, stored: Stored | undefined, now: number) =>
+          Effect.flatMap(Backoff.next(schedule, r.backoff), (next) => {
+            const lost = r.lost + 1
+            const pauseMs = next?.delayMs ?? retryIntervalMs
+            if (next === undefined || lost > maxRetries) {
+              return giveUp(`compare-and-set lost ${lost} times in a row (maxRetries ${maxRetries})`, lost, stored, now, pauseMs)
+            }
+            if (storeClock.unsafeCurrentTimeMillis() + pauseMs >= deadline) {
+              return giveUp(`compare-and-set lost ${lost} times before the deadline`, lost, stored, now, pauseMs)
+            }
+            return Effect.zipRight(
+              storeClock.sleep(Duration.millis(pauseMs)),
+              attempt({ lost, stored, now, pauseMs, backoff: next.state })
+            )
+          })
+
+        /** A write that timed out may still land: refusing counts it at most once, never twice. */
+        const timedOutWrite = (r: Round, step: S, stored: Stored | undefined, now: number) => {
+          const undo = op.undoLate?.(step)
+          const giveUpNow = outOfTime(r, stored, now)
+          return undo === undefined ? giveUpNow : Effect.zipRight(Effect.forkIn(undo, storeScope), giveUpNow)
+        }
+
+        const decideAndWrite = (r: Round, entry: KvEntry | null, now: number) => {
+          const stored = storedOf(entry)
+          const step = op.decide(stored, now)
+          if (step.write === undefined) return Effect.succeed([step.result, r.lost] as const)
+          return Effect.matchEffect(write(op.operation, op.key, entry, step.write, left()), {
+            onSuccess: () => Effect.succeed([step.result, r.lost] as const),
+            onFailure: (f) =>
+              f === "conflict"
+                ? lostRace(r, stored, now)
+                : f === "timedOut"
+                ? timedOutWrite(r, step, stored, now)
+                : Effect.fail(f)
+          })
+        }
+
+        const attempt = (r: Round): Effect.Effect<readonly [S["result"], number], StoreError> =>
+          Effect.matchEffect(request(op.operation, () => kv.get(op.key), r.lost === 0 ? timeoutMs : left()), {
+            onSuccess: (entry) => Effect.flatMap(Clock.currentTimeMillis, (now) => decideAndWrite(r, entry, now)),
+            onFailure: (f) =>
+              f === "timedOut"
+                ? outOfTime(r, r.stored, r.now)
+                : Effect.fail(f === "conflict" ? fail(op.operation, "unexpected conflict on a read") : f)
+          })
+
+        return attempt(first)
+      })
+
+    const read = <A>(operation: string, key: string, decide: (stored: Stored | undefined, now: number) => A) =>
+      Effect.flatMap(
+        bucket.call(operation, () => kv.get(key)),
+        (entry) => Effect.map(Clock.currentTimeMillis, (now) => decide(storedOf(entry), now))
+      )
+
+    return { run, read }
+  })
