@@ -10,7 +10,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Either, Layer, Redacted } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
-import { errorKind } from "../../src/core/postgres/sql.js"
+import { errorKind } from "../../src/core/postgres/errors.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 

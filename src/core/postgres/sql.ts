@@ -735,35 +735,3 @@ export const statements = (n: Names, synchronousCommit: boolean, timeoutMs: numb
     SELECT count(*)::int FROM gone`
   }
 }
-
-/**
- * SQLSTATE classes of a server that answered and refused the request itself: data exception
- * (22: a value out of range, a datetime overflow, bytes it cannot hold), integrity constraint
- * violation (23), syntax error or access rule violation (42), program limit exceeded (54: an
- * index row too large) and PL/pgSQL `RAISE` (P0).
- */
-const REJECTED_CLASSES = new Set(["22", "23", "42", "54", "P0"])
-
-/**
- * Class 42 SQLSTATEs that say the store's own table or functions are missing (dropped, another
- * database): the deployment's state, not the request's, so every request would fail alike; the
- * store is unavailable, and the fail-open policy applies.
- */
-const MISSING_OBJECTS = new Set(["42P01", "42883"])
-
-/**
- * What a PostgreSQL failure means for the limiter, from its SQLSTATE (`undefined` when there is
- * none: a connection error, a timeout of ours):
- * - `"rejected"`: the server answered and refused this request itself (see
- *   {@link REJECTED_CLASSES}); the limiter never admits it, whatever its policy;
- * - `"unavailable"`: anything else: connection (08), resources (53), operator intervention (57,
- *   `57014` a statement timeout or cancel), system (58), internal (XX), transaction rollback (40,
- *   once retries ran out), no SQLSTATE (the link, our own deadline, the overloaded gate), a
- *   missing table or function.
- *
- * @internal
- */
-export const errorKind = (sqlState: string | undefined): "rejected" | "unavailable" => {
-  if (sqlState === undefined || !/^[0-9A-Z]{5}$/.test(sqlState) || MISSING_OBJECTS.has(sqlState)) return "unavailable"
-  return REJECTED_CLASSES.has(sqlState.slice(0, 2)) ? "rejected" : "unavailable"
-}

@@ -1,0 +1,126 @@
+/**
+ * The PostgreSQL store's objects: installing (or checking) its table and functions at start-up,
+ * and deleting expired rows, now or every `cleanupInterval`.
+ *
+ * @internal
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import { describe } from "../../core/postgres/errors.js"
+import { namesOf, serverTimeoutMs } from "../../core/postgres/names.js"
+import type { Row } from "../../core/postgres/rows.js"
+import { lastRows, num } from "../../core/postgres/rows.js"
+import * as pgSql from "../../core/postgres/sql.js"
+import type { PostgresStoreOptions } from "../../PostgresStore.js"
+import { StoreError } from "../../RateLimitStore.js"
+import { toMillis } from "../store/options.js"
+import { ATTR_DB_SYSTEM_NAME } from "../store/telemetry.js"
+import * as Call from "./call.js"
+import { batchSizeOf, type Driver, ENGINE } from "./driver.js"
+import { sanitizeWith } from "./secrets.js"
+
+/** `PostgresStore.ddl`: the SQL `autoCreate` applies, for a DBA to run. @internal */
+export const ddl = (options: PostgresStoreOptions): Effect.Effect<string, StoreError> =>
+  Effect.suspend(() => {
+    const n = namesOf(options)
+    return typeof n === "string"
+      ? Effect.fail(new StoreError({ engine: ENGINE, operation: "configure", message: n }))
+      : Effect.succeed(pgSql.install(n, options.unlogged ?? false))
+  })
+
+/** Installs the table and functions when their version changed (outside the caller's transactions). @internal */
+export const install = (driver: Driver): Effect.Effect<ReadonlyArray<unknown>, unknown> =>
+  Call.outsideTransactions(driver.sql.unsafe(pgSql.installIfChanged(driver.names, driver.settings.unlogged)))
+
+/**
+ * The store's `initialize`: with `autoCreate` installs the table and functions, else checks they
+ * exist; bounded by `initializeTimeout`.
+ *
+ * @internal
+ */
+export const initialize = (driver: Driver): Effect.Effect<void, StoreError> =>
+  (driver.settings.autoCreate
+    ? Effect.asVoid(Call.bounded(driver.call, "initialize", driver.settings.initTimeoutMs, install(driver)))
+    : checkInstalled(driver)).pipe(
+      Effect.withSpan(`RateLimitStore.${ENGINE}.initialize`, {
+        kind: "client",
+        captureStackTrace: false,
+        attributes: { [ATTR_DB_SYSTEM_NAME]: ENGINE }
+      })
+    )
+
+const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
+  Call.bounded(
+    driver.call,
+    "initialize",
+    driver.settings.initTimeoutMs,
+    Call.outsideTransactions(driver.sql.unsafe(pgSql.missingObjects(driver.names)).values)
+  ).pipe(
+    Effect.flatMap((rows) =>
+      rows.length === 0 ? Effect.void : Effect.fail(
+        driver.failures.fail(
+          "initialize",
+          `autoCreate is false and ${rows.map((r) => String(r[0])).join(", ")} ${
+            rows.length === 1 ? "is" : "are"
+          } missing: apply PostgresStore.ddl(options) with a role that may create them`
+        )
+      )
+    )
+  )
+
+/** Deletes expired rows, batch by batch (at most 10 batches); answers how many. @internal */
+export const deleteExpiredWith = (
+  sql: SqlClient.SqlClient,
+  statement: string,
+  batchSize: number,
+  bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
+): Effect.Effect<number, StoreError> => {
+  const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
+    Effect.flatMap(bound(Effect.map(Call.outsideTransactions(sql.unsafe<object>(statement)), lastRows)), (rows) => {
+      const deleted = num(rows[0]?.[0])
+      const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
+      return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)
+    })
+  return loop(1, 0)
+}
+
+/** `PostgresStore.deleteExpired`: the expired rows of the store's table deleted now, on the `SqlClient` in context. @internal */
+export const deleteExpired = (options: PostgresStoreOptions): Effect.Effect<number, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const n = namesOf(options)
+    if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const batchSize = batchSizeOf(options)
+    return yield* deleteExpiredWith(
+      sql,
+      pgSql.statements(n, true, serverTimeoutMs(toMillis(options.statementTimeout, 2000))).cleanup(batchSize),
+      batchSize,
+      (statement) =>
+        Effect.mapError(
+          statement,
+          (e) => new StoreError({ engine: ENGINE, operation: "cleanup", message: sanitizeWith([])(describe(e)) })
+        )
+    )
+  })
+
+/** Forks, in the store's scope, the deletion of expired rows every `cleanupInterval` (failures logged at debug). @internal */
+export const forkCleanup = (driver: Driver): Effect.Effect<void, never, Scope.Scope> => {
+  const { batchSize, cleanupEvery, timeoutMs } = driver.settings
+  const once = deleteExpiredWith(
+    driver.sql,
+    driver.text.cleanup(batchSize),
+    batchSize,
+    (statement) => Call.bounded(driver.call, "cleanup", timeoutMs, statement)
+  )
+  return Effect.asVoid(Effect.forkScoped(
+    Effect.interruptible(
+      Effect.forever(
+        Effect.zipRight(
+          Effect.sleep(cleanupEvery),
+          once.pipe(Effect.catchAll((e) => Effect.logDebug(`rate-sync postgres cleanup failed: ${e.message}`)))
+        )
+      )
+    )
+  ))
+}
