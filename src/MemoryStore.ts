@@ -59,17 +59,9 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as Algorithm from "./core/algorithm.js"
+import * as Table from "./core/memory.js"
 import * as RateLimitStore from "./RateLimitStore.js"
-import type {
-  PeekRequest,
-  RateLimitStoreService,
-  SlotDecision,
-  SlotRequest,
-  StoreDecision,
-  TokenBucketRequest,
-  WindowRequest
-} from "./RateLimitStore.js"
+import type { RateLimitStoreService } from "./RateLimitStore.js"
 
 /**
  * @since 0.1.0
@@ -109,64 +101,13 @@ export interface MemoryStoreService extends RateLimitStoreService {
   readonly bytes: Effect.Effect<number>
 }
 
-// The state of one (limiter, key), for every algorithm at once. Allocated once per key and
-// mutated in place by the algorithm functions.
-class KeyState implements Algorithm.GcraState, Algorithm.FixedState {
-  tat = -Infinity
-  tbInterval = 0
-  tbBurst = 0
-  fwStart = 0
-  fwCount = 0
-  fwLimit = 0
-  fwWindow = 0
-  sliding: Algorithm.SlidingState | undefined = undefined
-  leases: Algorithm.Leases | undefined = undefined
-}
-
-// When the state stops mattering: past this instant it is expired and may be dropped.
-const expiresAt = (state: KeyState): number => {
-  let at = state.tat
-  if (state.sliding !== undefined) at = Math.max(at, Algorithm.slidingExpiresAt(state.sliding))
-  at = Math.max(at, Algorithm.fixedExpiresAt(state))
-  if (state.leases !== undefined) at = Math.max(at, Algorithm.leasesExpireAt(state.leases))
-  return at
-}
-
-// The instant from which the key is no longer throttled (`<= now`: evictable).
-const freeAt = (state: KeyState, now: number): number => {
-  let at = Algorithm.gcraFreeAt(state)
-  if (state.sliding !== undefined) at = Math.max(at, Algorithm.slidingFreeAt(state.sliding, now))
-  at = Math.max(at, Algorithm.fixedFreeAt(state, now))
-  if (state.leases !== undefined) at = Math.max(at, Algorithm.leasesExpireAt(state.leases))
-  return at
-}
-
-// The state of one limiter: its keys (in insertion order, oldest first) and the bookkeeping of the
-// bound (see the module documentation).
-class LimiterState {
-  readonly keys = new Map<string, KeyState>()
-  // Bytes counted for its keys (its own overhead is `overhead`).
-  bytes = 0
-  // Throttled states of this limiter were evicted to make room for another limiter: until this
-  // instant every key of it that is not stored is refused (it may be one of them).
-  shadowUntil = -Infinity
-  // While `now < fullUntil` none of its states can be dropped or evicted (its last attempt to make
-  // room among its own states found none): its new keys are refused without a scan.
-  fullUntil = -Infinity
-  constructor(readonly overhead: number) {}
-}
-
 /**
  * Bytes counted for one `(limiter, key)` state besides its key: the state record, the map entry.
  *
  * @since 0.1.0
  * @category constants
  */
-export const ENTRY_OVERHEAD_BYTES = 192
-const LIMITER_OVERHEAD_BYTES = 256
-// Strings are counted at 2 bytes per UTF-16 code unit (V8's two-byte representation, the worst case).
-const entryBytes = (key: string): number => ENTRY_OVERHEAD_BYTES + 2 * key.length
-const limiterBytes = (limiter: string): number => LIMITER_OVERHEAD_BYTES + 2 * limiter.length
+export const ENTRY_OVERHEAD_BYTES: number = Table.ENTRY_OVERHEAD_BYTES
 
 interface Waiter {
   readonly deferred: Deferred.Deferred<void>
@@ -176,8 +117,6 @@ interface Waiter {
 const DEFAULT_MAX_KEYS = 100_000
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 const DEFAULT_SWEEP_INTERVAL = Duration.seconds(10)
-// Most states one operation examines while a sweep is in progress.
-const SWEEP_BATCH = 64
 
 /**
  * Builds a memory store. It starts no fiber and no timer (expired state is swept by its own
@@ -204,7 +143,7 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
     if (!Duration.greaterThan(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
       return Effect.dieMessage(`MemoryStore: sweepInterval must be a positive finite duration`)
     }
-    return Effect.succeed(new MemoryStoreImpl(maxKeys, maxBytes, Duration.toMillis(sweepInterval)).service())
+    return Effect.succeed(serviceOf(maxKeys, maxBytes, Duration.toMillis(sweepInterval)))
   })
 
 /**
@@ -228,415 +167,36 @@ export const layerConfig = (
 ): Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> =>
   Layer.scoped(RateLimitStore.RateLimitStore, Effect.flatMap(Config.unwrap(config), make))
 
-class MemoryStoreImpl {
-  private readonly limiters = new Map<string, LimiterState>()
-  private readonly waiters = new Map<string, Map<string, Waiter>>()
-  private size = 0
-  private bytes = 0
-  // The latest instant any operation has read: fixed windows are chosen by it, so a clock that
-  // steps back never reopens a window (see the module documentation).
-  private latest = -Infinity
-  // While `now < blockedUntil`, the last attempt to make room for a limiter under its share found
-  // nothing to drop or evict: new keys of such limiters are refused without scanning. Reset
-  // whenever a state is dropped or a lease released.
-  private blockedUntil = -Infinity
-  private readonly evictBatch: number
-  // The incremental sweep. A sweep starts at the first operation with `now >= nextSweepAt`; its
-  // cursor is an iterator over `limiters` and one over the current limiter's keys (Map iterators
-  // stay valid across deletions and see later insertions). Every operation moves it by at most
-  // SWEEP_BATCH steps; when it has visited every state the next sweep is due `sweepIntervalMs`
-  // later.
-  private nextSweepAt = -Infinity
-  private sweepLimiters: Iterator<[string, LimiterState]> | undefined = undefined
-  private sweepLimiter = ""
-  private sweepInner: LimiterState | undefined = undefined
-  private sweepKeys: Iterator<[string, KeyState]> | undefined = undefined
+/**
+ * Slot waiters of one store, per `(limiter, key)`: one `Deferred` per key, completed when the
+ * table says a slot may have been freed there (a release or a reset).
+ */
+class Waiters {
+  private readonly byLimiter = new Map<string, Map<string, Waiter>>()
 
-  constructor(
-    private readonly maxKeys: number,
-    private readonly maxBytes: number,
-    private readonly sweepIntervalMs: number
-  ) {
-    this.evictBatch = Math.max(1, Math.ceil(maxKeys / 100))
-  }
-
-  // ---- bookkeeping ----------------------------------------------------------------------------
-
-  private lookup(limiter: string, key: string): KeyState | undefined {
-    const inner = this.limiters.get(limiter)
-    return inner === undefined ? undefined : inner.keys.get(key)
-  }
-
-  /** Removes a key's state from `rec` (which must be the stored record of `limiter`). */
-  private remove(limiter: string, rec: LimiterState, key: string, now: number): boolean {
-    if (!rec.keys.delete(key)) return false
-    const bytes = entryBytes(key)
-    rec.bytes -= bytes
-    this.bytes -= bytes
-    this.size--
-    rec.fullUntil = -Infinity
-    this.blockedUntil = -Infinity
-    this.removeIfEmpty(limiter, rec, now)
-    return true
-  }
-
-  /** Drops a limiter's record once it holds no key and no live shadow. */
-  private removeIfEmpty(limiter: string, rec: LimiterState, now: number): void {
-    if (rec.keys.size === 0 && rec.shadowUntil <= now && this.limiters.get(limiter) === rec) {
-      this.limiters.delete(limiter)
-      this.bytes -= rec.overhead
-    }
-  }
-
-  private drop(limiter: string, key: string, now: number): void {
-    const rec = this.limiters.get(limiter)
-    if (rec !== undefined) this.remove(limiter, rec, key, now)
-  }
-
-  /**
-   * Stores `state` for a new key when there is (or can be made) room. Answers `0` when stored,
-   * else the `retryAfterMs` of the refusal (at least 1 ms, `Infinity` when it can never fit).
-   */
-  private insert(limiter: string, key: string, state: KeyState, now: number): number {
-    const bytes = entryBytes(key)
-    let rec = this.limiters.get(limiter)
-    if (rec !== undefined && now < rec.shadowUntil) return Math.max(1, rec.shadowUntil - now)
-    // A record with no key may be dropped by the sweep below: count its overhead as needed too.
-    const need = rec === undefined || rec.keys.size === 0 ? bytes + limiterBytes(limiter) : bytes
-    if (need > this.maxBytes) return Infinity
-    if (this.size >= this.maxKeys || this.bytes + need > this.maxBytes) {
-      const refused = this.makeRoom(limiter, rec, bytes, need, now)
-      if (refused > 0) return refused
-      rec = this.limiters.get(limiter)
-    }
-    if (rec === undefined) {
-      rec = new LimiterState(limiterBytes(limiter))
-      this.limiters.set(limiter, rec)
-      this.bytes += rec.overhead
-    }
-    rec.keys.set(key, state)
-    rec.bytes += bytes
-    rec.fullUntil = -Infinity
-    this.bytes += bytes
-    this.size++
-    return 0
-  }
-
-  private fits(need: number): boolean {
-    return this.size < this.maxKeys && this.bytes + need <= this.maxBytes
-  }
-
-  /**
-   * The bound of the module documentation. `rec` is the record of `limiter` (if any), `bytes` the
-   * new key's own bytes, `need` the bytes the insertion adds. Answers `0` when there is room now,
-   * else the `retryAfterMs` of the refusal.
-   */
-  private makeRoom(limiter: string, rec: LimiterState | undefined, bytes: number, need: number, now: number): number {
-    // Fair share: with `n` limiters holding state (this one included), `maxKeys / n` keys and
-    // `maxBytes / n` bytes each.
-    const n = this.limiters.size + (rec === undefined ? 1 : 0)
-    const overShare = rec !== undefined &&
-      (rec.keys.size + 1 > this.maxKeys / n || rec.bytes + rec.overhead + bytes > this.maxBytes / n)
-    if (overShare) {
-      // Room only among its own states, and never a throttled one.
-      if (now < rec.fullUntil) return Math.max(1, rec.fullUntil - now)
-      let freed = this.sweep(now)
-      let earliest = Infinity
-      if (this.limiters.get(limiter) === rec) {
-        for (const [key, state] of rec.keys) {
-          if (freed >= this.evictBatch && this.fits(need)) break
-          const at = freeAt(state, now)
-          if (at <= now) {
-            this.remove(limiter, rec, key, now)
-            freed++
-          } else if (at < earliest) {
-            earliest = at
-          }
-        }
-      }
-      if (this.fits(need)) return 0
-      rec.fullUntil = earliest
-      return Math.max(1, earliest - now)
-    }
-    // Under its share: room is taken from the limiters over theirs, untouched states first
-    // (safe), then throttled ones, which leave a shadow behind (never an admission).
-    if (now < this.blockedUntil) return Math.max(1, this.blockedUntil - now)
-    const target = { freed: this.sweep(now), earliest: Infinity }
-    for (const throttled of [false, true]) {
-      while (!this.fits(need) || target.freed < this.evictBatch) {
-        const victim = this.mostOverShare(limiter, n)
-        if (victim === undefined || !this.evictFrom(victim[0], victim[1], n, need, throttled, now, target)) break
-      }
-      if (this.fits(need)) return 0
-    }
-    // Nothing evictable: every candidate holds a live lease (or no limiter is over its share,
-    // which only many limiters with near-empty records can cause: then no mark, a 1 s hint).
-    if (target.earliest === Infinity) return 1000
-    this.blockedUntil = target.earliest
-    return Math.max(1, target.earliest - now)
-  }
-
-  private isOverShare(rec: LimiterState, n: number): boolean {
-    return rec.keys.size > this.maxKeys / n || rec.bytes + rec.overhead > this.maxBytes / n
-  }
-
-  /** The limiter (other than `limiter`) furthest over its fair share, if any is over. */
-  private mostOverShare(limiter: string, n: number): [string, LimiterState] | undefined {
-    let best: [string, LimiterState] | undefined = undefined
-    let bestRatio = 0
-    for (const entry of this.limiters) {
-      const [id, rec] = entry
-      if (id === limiter || !this.isOverShare(rec, n)) continue
-      const ratio = Math.max(rec.keys.size / this.maxKeys, (rec.bytes + rec.overhead) / this.maxBytes)
-      if (ratio > bestRatio) {
-        bestRatio = ratio
-        best = entry
-      }
-    }
-    return best
-  }
-
-  /**
-   * Evicts states of `rec`, oldest first, while it is over its share and room is still wanted
-   * (a batch). A state holding a live lease is never evicted; a throttled one only when
-   * `throttled`, and then `rec`'s shadow covers it until it would have stopped being throttled.
-   * Answers whether anything was evicted.
-   */
-  private evictFrom(
-    limiter: string,
-    rec: LimiterState,
-    n: number,
-    need: number,
-    throttled: boolean,
-    now: number,
-    target: { freed: number; earliest: number }
-  ): boolean {
-    let evicted = false
-    for (const [key, state] of rec.keys) {
-      if (this.fits(need) && target.freed >= this.evictBatch) break
-      if (!this.isOverShare(rec, n)) break
-      if (state.leases !== undefined && Algorithm.leasesExpireAt(state.leases) > now) {
-        const at = Algorithm.leasesExpireAt(state.leases)
-        if (at < target.earliest) target.earliest = at
-        continue
-      }
-      const at = freeAt(state, now)
-      if (at > now) {
-        if (!throttled) {
-          if (at < target.earliest) target.earliest = at
-          continue
-        }
-        if (at > rec.shadowUntil) rec.shadowUntil = at
-      }
-      this.remove(limiter, rec, key, now)
-      target.freed++
-      evicted = true
-    }
-    return evicted
-  }
-
-  /** Advances the incremental sweep when one is due: at most SWEEP_BATCH steps. */
-  private tick(now: number): void {
-    if (now > this.latest) this.latest = now
-    if (now >= this.nextSweepAt) this.sweepStep(now)
-  }
-
-  private sweepStep(now: number): void {
-    for (let budget = SWEEP_BATCH; budget > 0; budget--) {
-      const inner = this.sweepInner
-      const keys = this.sweepKeys
-      if (inner === undefined || keys === undefined) {
-        if (this.sweepLimiters === undefined) this.sweepLimiters = this.limiters.entries()
-        const next = this.sweepLimiters.next()
-        if (next.done === true) {
-          this.endSweep(now)
-          return
-        }
-        this.sweepLimiter = next.value[0]
-        this.sweepInner = next.value[1]
-        this.sweepKeys = next.value[1].keys.entries()
-        continue
-      }
-      // A record that `reset` or an eviction removed is no longer the store's: leave it alone.
-      const next = this.limiters.get(this.sweepLimiter) === inner ? keys.next() : undefined
-      if (next === undefined || next.done === true) {
-        if (next !== undefined) this.removeIfEmpty(this.sweepLimiter, inner, now)
-        this.sweepInner = undefined
-        this.sweepKeys = undefined
-        continue
-      }
-      const [key, state] = next.value
-      if (expiresAt(state) <= now) this.remove(this.sweepLimiter, inner, key, now)
-    }
-  }
-
-  private endSweep(now: number): void {
-    this.sweepLimiters = undefined
-    this.sweepInner = undefined
-    this.sweepKeys = undefined
-    this.nextSweepAt = now + this.sweepIntervalMs
-  }
-
-  /** Drops every expired state (a complete sweep); answers how many were dropped. */
-  private sweep(now: number): number {
-    let dropped = 0
-    for (const [limiter, rec] of this.limiters) {
-      for (const [key, state] of rec.keys) {
-        if (expiresAt(state) <= now && this.remove(limiter, rec, key, now)) dropped++
-      }
-      this.removeIfEmpty(limiter, rec, now)
-    }
-    this.endSweep(now)
-    return dropped
-  }
-
-  private fullRefusal(limit: number, retryAfterMs: number): StoreDecision {
-    return { allowed: false, limit, remaining: 0, resetAfterMs: 0, retryAfterMs, delayMs: 0 }
-  }
-
-  private notify(limiter: string, key: string | undefined): void {
-    const inner = this.waiters.get(limiter)
+  /** Wakes the waiters of `(limiter, key)`, or of every key of `limiter` when `key` is undefined. */
+  readonly wake = (limiter: string, key: string | undefined): void => {
+    const inner = this.byLimiter.get(limiter)
     if (inner === undefined) return
     if (key === undefined) {
-      this.waiters.delete(limiter)
+      this.byLimiter.delete(limiter)
       for (const waiter of inner.values()) Deferred.unsafeDone(waiter.deferred, Exit.void)
       return
     }
     const waiter = inner.get(key)
     if (waiter === undefined) return
     inner.delete(key)
-    if (inner.size === 0) this.waiters.delete(limiter)
+    if (inner.size === 0) this.byLimiter.delete(limiter)
     Deferred.unsafeDone(waiter.deferred, Exit.void)
   }
 
-  // ---- operations (each runs inside one Effect.sync) ----------------------------------------
-
-  tokenBucket(r: TokenBucketRequest, now: number): StoreDecision {
-    this.tick(now)
-    const state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) return Algorithm.gcraTake(state, now, r.ratePerSecond, r.burst, r.cost, r.maxWaitMs)
-    const fresh = new KeyState()
-    const decision = Algorithm.gcraTake(fresh, now, r.ratePerSecond, r.burst, r.cost, r.maxWaitMs)
-    if (!decision.allowed) return decision
-    const refused = this.insert(r.limiter, r.key, fresh, now)
-    return refused === 0 ? decision : this.fullRefusal(r.burst, refused)
-  }
-
-  slidingWindow(r: WindowRequest, now: number): StoreDecision {
-    this.tick(now)
-    let state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) {
-      if (state.sliding === undefined) state.sliding = Algorithm.makeSlidingState()
-      return Algorithm.slidingTake(state.sliding, now, r.limit, r.windowMs, r.cost)
-    }
-    state = new KeyState()
-    const sliding = Algorithm.makeSlidingState()
-    state.sliding = sliding
-    const decision = Algorithm.slidingTake(sliding, now, r.limit, r.windowMs, r.cost)
-    if (!decision.allowed) return decision
-    const refused = this.insert(r.limiter, r.key, state, now)
-    return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
-  }
-
-  fixedWindow(r: WindowRequest, now: number): StoreDecision {
-    this.tick(now)
-    // The window of the latest instant the store has read (`latest >= now`): never an earlier one.
-    const start = Math.floor(this.latest / r.windowMs) * r.windowMs
-    const state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) return Algorithm.fixedTakeIn(state, start, now, r.limit, r.windowMs, r.cost)
-    const fresh = new KeyState()
-    const decision = Algorithm.fixedTakeIn(fresh, start, now, r.limit, r.windowMs, r.cost)
-    if (!decision.allowed) return decision
-    const refused = this.insert(r.limiter, r.key, fresh, now)
-    return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
-  }
-
-  acquireSlot(r: SlotRequest, now: number): SlotDecision {
-    this.tick(now)
-    let state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) {
-      if (state.leases === undefined) state.leases = new Map()
-      return Algorithm.leaseAcquire(state.leases, now, r.holder, r.limit, r.leaseMs)
-    }
-    state = new KeyState()
-    const leases: Algorithm.Leases = new Map()
-    state.leases = leases
-    const decision = Algorithm.leaseAcquire(leases, now, r.holder, r.limit, r.leaseMs)
-    if (!decision.acquired) return decision
-    const refused = this.insert(r.limiter, r.key, state, now)
-    return refused === 0 ? decision : { acquired: false, limit: r.limit, active: 0, retryAfterMs: refused }
-  }
-
-  renewSlot(r: SlotRequest, now: number): boolean {
-    this.tick(now)
-    const state = this.lookup(r.limiter, r.key)
-    if (state === undefined || state.leases === undefined) return false
-    const renewed = Algorithm.leaseRenew(state.leases, now, r.holder, r.leaseMs)
-    if (!renewed && expiresAt(state) <= now) this.drop(r.limiter, r.key, now)
-    return renewed
-  }
-
-  releaseSlot(r: SlotRequest, now: number): boolean {
-    this.tick(now)
-    const state = this.lookup(r.limiter, r.key)
-    if (state === undefined || state.leases === undefined) return false
-    const released = Algorithm.leaseRelease(state.leases, now, r.holder)
-    if (released) {
-      this.blockedUntil = -Infinity
-      const rec = this.limiters.get(r.limiter)
-      if (rec !== undefined) rec.fullUntil = -Infinity
-      this.notify(r.limiter, r.key)
-    }
-    if (expiresAt(state) <= now) this.drop(r.limiter, r.key, now)
-    return released
-  }
-
-  peek(r: PeekRequest, now: number): StoreDecision {
-    this.tick(now)
-    const rec = this.limiters.get(r.limiter)
-    const state = rec === undefined ? undefined : rec.keys.get(r.key)
-    if (state !== undefined && expiresAt(state) <= now) {
-      // Lazily drop state that can no longer matter; the answer is the empty state's.
-      this.drop(r.limiter, r.key, now)
-    } else if (state === undefined && rec !== undefined && now < rec.shadowUntil) {
-      // A take would be refused by the limiter's shadow (see the module documentation).
-      const limit = r.algorithm === "token_bucket" ? r.burst : r.limit
-      return this.fullRefusal(limit, Math.max(1, rec.shadowUntil - now))
-    }
-    switch (r.algorithm) {
-      case "token_bucket":
-        return Algorithm.gcraPeek(state === undefined ? -Infinity : state.tat, now, r.ratePerSecond, r.burst)
-      case "sliding_window":
-        return Algorithm.slidingPeek(state?.sliding, now, r.limit, r.windowMs)
-      case "fixed_window":
-        return Algorithm.fixedPeekIn(state, Math.floor(this.latest / r.windowMs) * r.windowMs, now, r.limit, r.windowMs)
-      case "concurrency":
-        return Algorithm.leasePeek(state?.leases, now, r.limit)
-    }
-  }
-
-  reset(limiter: string, key: string | undefined): void {
-    if (key === undefined) {
-      const rec = this.limiters.get(limiter)
-      if (rec !== undefined) {
-        this.size -= rec.keys.size
-        this.bytes -= rec.bytes + rec.overhead
-        this.limiters.delete(limiter)
-      }
-      this.blockedUntil = -Infinity
-    } else {
-      // The limiter's shadow, if any, stays (the key may be one it covers).
-      this.drop(limiter, key, -Infinity)
-    }
-    this.notify(limiter, key)
-  }
-
-  awaitSlot(limiter: string, key: string, maxWaitMs: number): Effect.Effect<void> {
+  /** Completes at the next wake of `(limiter, key)`, or after `maxWaitMs`. */
+  await(limiter: string, key: string, maxWaitMs: number): Effect.Effect<void> {
     return Effect.suspend(() => {
-      let inner = this.waiters.get(limiter)
+      let inner = this.byLimiter.get(limiter)
       if (inner === undefined) {
         inner = new Map()
-        this.waiters.set(limiter, inner)
+        this.byLimiter.set(limiter, inner)
       }
       let waiter = inner.get(key)
       if (waiter === undefined) {
@@ -654,38 +214,40 @@ class MemoryStoreImpl {
         Effect.sync(() => {
           current.count--
           if (current.count > 0) return
-          const byKey = this.waiters.get(limiter)
+          const byKey = this.byLimiter.get(limiter)
           if (byKey !== undefined && byKey.get(key) === current) {
             byKey.delete(key)
-            if (byKey.size === 0) this.waiters.delete(limiter)
+            if (byKey.size === 0) this.byLimiter.delete(limiter)
           }
         })
       )
     })
   }
+}
 
-  service(): MemoryStoreService {
-    // `clockWith` runs its callback when the effect runs (not when it is built), so each operation
-    // is one clock read and one synchronous step: no Effect.sync node on the hot path.
-    const store = RateLimitStore.make({
-      engine: "memory",
-      tokenBucket: (r) => Effect.clockWith((c) => Effect.succeed(this.tokenBucket(r, c.unsafeCurrentTimeMillis()))),
-      slidingWindow: (r) =>
-        Effect.clockWith((c) => Effect.succeed(this.slidingWindow(r, c.unsafeCurrentTimeMillis()))),
-      fixedWindow: (r) => Effect.clockWith((c) => Effect.succeed(this.fixedWindow(r, c.unsafeCurrentTimeMillis()))),
-      acquireSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.acquireSlot(r, c.unsafeCurrentTimeMillis()))),
-      renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.renewSlot(r, c.unsafeCurrentTimeMillis()))),
-      releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(this.releaseSlot(r, c.unsafeCurrentTimeMillis()))),
-      peek: (r) => Effect.clockWith((c) => Effect.succeed(this.peek(r, c.unsafeCurrentTimeMillis()))),
-      reset: (limiter, key) => Effect.sync(() => this.reset(limiter, key)),
-      initialize: Effect.void,
-      awaitSlot: (limiter, key, maxWaitMs) => this.awaitSlot(limiter, key, maxWaitMs),
-      unsafeTake: {
-        tokenBucket: (r, now) => this.tokenBucket(r, now),
-        slidingWindow: (r, now) => this.slidingWindow(r, now),
-        fixedWindow: (r, now) => this.fixedWindow(r, now)
-      }
-    })
-    return { ...store, size: Effect.sync(() => this.size), bytes: Effect.sync(() => this.bytes) }
-  }
+/** The table as the SPI: each operation one clock read and one synchronous step. */
+const serviceOf = (maxKeys: number, maxBytes: number, sweepIntervalMs: number): MemoryStoreService => {
+  const waiters = new Waiters()
+  const table = new Table.MemoryTable(maxKeys, maxBytes, sweepIntervalMs, waiters.wake)
+  // `clockWith` runs its callback when the effect runs (not when it is built), so each operation
+  // is one clock read and one synchronous step: no Effect.sync node on the hot path.
+  const store = RateLimitStore.make({
+    engine: "memory",
+    tokenBucket: (r) => Effect.clockWith((c) => Effect.succeed(table.tokenBucket(r, c.unsafeCurrentTimeMillis()))),
+    slidingWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.slidingWindow(r, c.unsafeCurrentTimeMillis()))),
+    fixedWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.fixedWindow(r, c.unsafeCurrentTimeMillis()))),
+    acquireSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.acquireSlot(r, c.unsafeCurrentTimeMillis()))),
+    renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.renewSlot(r, c.unsafeCurrentTimeMillis()))),
+    releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.releaseSlot(r, c.unsafeCurrentTimeMillis()))),
+    peek: (r) => Effect.clockWith((c) => Effect.succeed(table.peek(r, c.unsafeCurrentTimeMillis()))),
+    reset: (limiter, key) => Effect.sync(() => table.reset(limiter, key)),
+    initialize: Effect.void,
+    awaitSlot: (limiter, key, maxWaitMs) => waiters.await(limiter, key, maxWaitMs),
+    unsafeTake: {
+      tokenBucket: (r, now) => table.tokenBucket(r, now),
+      slidingWindow: (r, now) => table.slidingWindow(r, now),
+      fixedWindow: (r, now) => table.fixedWindow(r, now)
+    }
+  })
+  return { ...store, size: Effect.sync(() => table.size), bytes: Effect.sync(() => table.bytes) }
 }
