@@ -1,0 +1,239 @@
+/**
+ * The decide steps of the NATS store's compare-and-set loop (src/core/nats/decide.ts): plain
+ * functions of (stored value, now, request) → { result, write? }, no Effect, no server.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as decide from "../../src/core/nats/decide.js"
+import { parseStored } from "../../src/core/nats/stored.js"
+import type { Stored } from "../../src/core/nats/stored.js"
+
+const writer: decide.Writer = { self: "me", marginMs: 10 }
+const NOW = 10_000
+
+/** The value a step writes, parsed back. */
+const written = (step: decide.Step<unknown>): unknown => typeof step.write === "string" ? JSON.parse(step.write) : step.write
+
+describe("token bucket", () => {
+  // 10/s: one token every 100 ms; burst 5
+  const req = { limiter: "l", key: "k", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
+  const take = (stored: Stored | undefined, r = req) => decide.tokenBucket(stored, NOW, r, writer)
+
+  it("absent: admits and writes the next arrival time on this instance's clock", () => {
+    const step = take(undefined)
+    assert.isTrue(step.result.allowed)
+    assert.deepStrictEqual(written(step), { x: NOW + 100, o: "me" })
+  })
+
+  it("this instance's value: exact, no margin", () => {
+    const step = take({ x: NOW + 200, o: "me" })
+    assert.isTrue(step.result.allowed)
+    assert.deepStrictEqual(written(step), { x: NOW + 300, o: "me" })
+    // full on its own clock: refused, nothing written
+    const full = take({ x: NOW + 500, o: "me" })
+    assert.isFalse(full.result.allowed)
+    assert.strictEqual(full.result.retryAfterMs, 100)
+    assert.isUndefined(full.write)
+  })
+
+  it("another writer's value is judged marginMs later", () => {
+    // on its own clock this would fit exactly (wait 0); with the margin it waits 10 ms
+    const step = take({ x: NOW + 400, o: "it" })
+    assert.isFalse(step.result.allowed)
+    assert.strictEqual(step.result.retryAfterMs, 10)
+    assert.isUndefined(step.write)
+    assert.isTrue(take({ x: NOW + 400, o: "me" }).result.allowed)
+  })
+
+  it("another writer's slot still ahead stays theirs, written without the margin", () => {
+    assert.deepStrictEqual(written(take({ x: NOW + 200, o: "it" })), { x: NOW + 300, o: "it" })
+  })
+
+  it("another writer's slot long passed starts again on this clock", () => {
+    assert.deepStrictEqual(written(take({ x: NOW - 1000, o: "it" })), { x: NOW + 100, o: "me" })
+  })
+
+  it("a hand-off within the margin is written mixed, marginMs early, so the next pays no margin on top", () => {
+    assert.deepStrictEqual(written(take({ x: NOW - 5, o: "it" })), { x: NOW + 90, o: "" })
+    // a mixed value is judged marginMs later by everyone, this instance included
+    const mixed: Stored = { x: NOW, o: "" }
+    assert.strictEqual(decide.judgedTat(mixed, writer), NOW + 10)
+    assert.deepStrictEqual(written(take(mixed)), { x: NOW + 100, o: "" })
+  })
+
+  it("a reservation counts its slot from when the caller proceeds", () => {
+    const step = take({ x: NOW + 500, o: "me" }, { ...req, maxWaitMs: 1000 })
+    assert.isTrue(step.result.allowed)
+    assert.strictEqual(step.result.delayMs, 100)
+    assert.deepStrictEqual(written(step), { x: NOW + 600, o: "me" })
+  })
+
+  it("the refusal of a given-up race: the peek of the last state, refused, contended", () => {
+    const peeked = decide.tokenBucketPeek(undefined, NOW, req, writer)
+    const refused = decide.contended(peeked, 7)
+    assert.isTrue(peeked.allowed)
+    assert.isFalse(refused.allowed)
+    assert.strictEqual(refused.remaining, 0)
+    assert.strictEqual(refused.retryAfterMs, 7)
+    assert.strictEqual(refused.delayMs, 0)
+    assert.isTrue(refused.contended)
+    // an infinite wait (cost over burst) is answered with the pause instead
+    assert.strictEqual(decide.contended({ ...peeked, retryAfterMs: Infinity }, 7).retryAfterMs, 7)
+    assert.strictEqual(decide.contended({ ...peeked, retryAfterMs: 40 }, 7).retryAfterMs, 40)
+  })
+})
+
+describe("sliding window", () => {
+  const req = { limiter: "l", key: "k", limit: 3, windowMs: 1000, cost: 1 }
+  const take = (stored: Stored | undefined, r = req) => decide.slidingWindow(stored, NOW, r, writer)
+
+  it("absent: admits and records (now, cost)", () => {
+    assert.deepStrictEqual(written(take(undefined)), { x: NOW + 1000, o: "me", t: [NOW], c: [1] })
+  })
+
+  it("this instance's entry of the same instant is merged; entries out of the window are dropped", () => {
+    assert.deepStrictEqual(written(take({ x: NOW + 1000, o: "me", t: [NOW], c: [1] })), {
+      x: NOW + 1000,
+      o: "me",
+      t: [NOW],
+      c: [2]
+    })
+    assert.deepStrictEqual(written(take({ x: NOW + 500, o: "me", t: [NOW - 2000, NOW - 500], c: [1, 1] })), {
+      x: NOW + 1000,
+      o: "me",
+      t: [NOW - 500, NOW],
+      c: [1, 1]
+    })
+  })
+
+  it("another writer's entries count marginMs longer, stay on its clock, and the value becomes mixed", () => {
+    // on this clock the entry left the window 5 ms ago; judged with the margin it still counts
+    const full: Stored = { x: NOW - 5, o: "it", t: [NOW - 1005], c: [3] }
+    assert.isFalse(take(full).result.allowed)
+    assert.isTrue(take({ ...full, o: "me" }).result.allowed)
+    assert.isTrue(take({ ...full, t: [NOW - 1010] }).result.allowed)
+    assert.deepStrictEqual(written(take({ x: NOW + 995, o: "it", t: [NOW - 5], c: [1] })), {
+      x: NOW + 1000,
+      o: "",
+      t: [NOW - 5, NOW],
+      c: [1, 1]
+    })
+  })
+
+  it("a refusal or a cost of 0 writes nothing", () => {
+    const full: Stored = { x: NOW + 1000, o: "me", t: [NOW], c: [3] }
+    const refused = take(full)
+    assert.isFalse(refused.result.allowed)
+    assert.isUndefined(refused.write)
+    const free = take(undefined, { ...req, cost: 0 })
+    assert.isTrue(free.result.allowed)
+    assert.isUndefined(free.write)
+  })
+})
+
+describe("fixed window", () => {
+  const req = { limiter: "l", key: "k", limit: 5, windowMs: 1000, cost: 1 }
+  const now = 5500
+  const take = (stored: Stored | undefined, r = req) => decide.fixedWindow(stored, now, r, writer)
+
+  it("absent: counts in the aligned window", () => {
+    assert.deepStrictEqual(written(take(undefined)), { x: 6000, f: [[1000, 5000, 1, 5]] })
+  })
+
+  it("never moves back: a window another clock started ahead is kept", () => {
+    assert.deepStrictEqual(written(take({ x: 7000, f: [[1000, 6000, 2, 5]] })), { x: 7000, f: [[1000, 6000, 3, 5]] })
+    assert.strictEqual(decide.fixedPeek({ x: 7000, f: [[1000, 6000, 2, 5]] }, now, req).remaining, 3)
+  })
+
+  it("keeps the other lengths' counters that may still count, the latest-ending first, at most 16 lengths", () => {
+    const stored: Stored = { x: 60_000, f: [[1000, 5000, 1, 5], [500, 4000, 1, 5], [60_000, 0, 7, 100]] }
+    // the 500 ms window ended at 4500 (+ margin): dropped
+    assert.deepStrictEqual(written(take(stored)), { x: 60_000, f: [[1000, 5000, 2, 5], [60_000, 0, 7, 100]] })
+    const many: Stored = { x: 0, f: Array.from({ length: 20 }, (_, i) => [2000 + i, 5000, 1, 5] as const) }
+    const f = parseStored(String(take(many).write))?.f ?? []
+    assert.strictEqual(f.length, decide.MAX_WINDOW_LENGTHS)
+    assert.deepStrictEqual(f.slice(1).map(([w]) => w), Array.from({ length: 15 }, (_, i) => 2019 - i))
+  })
+
+  it("a refusal writes nothing", () => {
+    const step = take({ x: 6000, f: [[1000, 5000, 5, 5]] })
+    assert.isFalse(step.result.allowed)
+    assert.isUndefined(step.write)
+  })
+})
+
+describe("slots", () => {
+  const req = { limiter: "l", key: "k", holder: "a", limit: 2, leaseMs: 1000 }
+
+  it("acquire grants, pruning expired leases, and says until when", () => {
+    const step = decide.acquireSlot({ x: NOW + 500, h: [["old", NOW - 1000], ["b", NOW + 500]] }, NOW, req)
+    assert.isTrue(step.result.acquired)
+    assert.strictEqual(step.result.active, 2)
+    assert.strictEqual(step.grantedUntil, NOW + 1000)
+    assert.deepStrictEqual(written(step), { x: NOW + 1000, h: [["b", NOW + 500], ["a", NOW + 1000]] })
+  })
+
+  it("acquire when full writes nothing; the refusal of a given-up race leaves this holder out", () => {
+    const full: Stored = { x: NOW + 700, h: [["b", NOW + 500], ["c", NOW + 700]] }
+    const step = decide.acquireSlot(full, NOW, req)
+    assert.isFalse(step.result.acquired)
+    assert.strictEqual(step.result.retryAfterMs, 500)
+    assert.isUndefined(step.write)
+    assert.isUndefined(step.grantedUntil)
+    const withHolder: Stored = { x: NOW + 900, h: [["a", NOW + 900], ["b", NOW + 500], ["c", NOW + 700]] }
+    assert.deepStrictEqual(decide.acquireRefusal(withHolder, NOW, req, 3), { acquired: false, limit: 2, active: 2, retryAfterMs: 500 })
+    assert.deepStrictEqual(decide.acquireRefusal(withHolder, NOW, { ...req, limit: 3 }, 3), {
+      acquired: false,
+      limit: 3,
+      active: 2,
+      retryAfterMs: 3
+    })
+  })
+
+  it("renew pushes a live lease; an expired one is not renewed", () => {
+    const step = decide.renewSlot({ x: NOW + 500, h: [["a", NOW + 500]] }, NOW, req)
+    assert.isTrue(step.result)
+    assert.deepStrictEqual(written(step), { x: NOW + 1000, h: [["a", NOW + 1000]] })
+    const expired = decide.renewSlot({ x: NOW - 1, h: [["a", NOW - 1]] }, NOW, req)
+    assert.isFalse(expired.result)
+    assert.isUndefined(expired.write)
+  })
+
+  it("release drops the lease and the expired ones; the last one deletes the key", () => {
+    const step = decide.releaseSlot({ x: NOW + 800, h: [["a", NOW + 500], ["old", NOW - 1], ["b", NOW + 800]] }, NOW, "a", undefined)
+    assert.deepStrictEqual(step.result, { found: true, live: true })
+    assert.deepStrictEqual(written(step), { x: NOW + 800, h: [["b", NOW + 800]] })
+    const last = decide.releaseSlot({ x: NOW - 1, h: [["a", NOW - 1]] }, NOW, "a", undefined)
+    assert.deepStrictEqual(last.result, { found: true, live: false })
+    assert.isNull(last.write)
+  })
+
+  it("release of one expiry only: a later lease of the same holder is left alone", () => {
+    const stored: Stored = { x: NOW + 500, h: [["a", NOW + 500]] }
+    const other = decide.releaseSlot(stored, NOW, "a", NOW + 400)
+    assert.deepStrictEqual(other.result, { found: false, live: false })
+    assert.isUndefined(other.write)
+    assert.deepStrictEqual(decide.releaseSlot(stored, NOW, "a", NOW + 500).result, { found: true, live: true })
+    assert.deepStrictEqual(decide.releaseSlot(undefined, NOW, "a", undefined).result, { found: false, live: false })
+  })
+
+  it("peek counts the live leases", () => {
+    const peek = decide.slotPeek({ x: NOW + 500, h: [["a", NOW + 500], ["old", NOW - 1]] }, NOW, 2)
+    assert.isTrue(peek.allowed)
+    assert.strictEqual(peek.remaining, 1)
+  })
+})
+
+describe("stored values", () => {
+  it("reads what the store writes, and nothing else", () => {
+    assert.deepStrictEqual(parseStored(`{"x":1,"o":"me","t":[1,2],"c":[1,1]}`), { x: 1, o: "me", t: [1, 2], c: [1, 1] })
+    assert.isUndefined(parseStored("not json"))
+    assert.isUndefined(parseStored(`{"o":"me"}`))
+    // times and costs that do not pair up are dropped
+    assert.deepStrictEqual(parseStored(`{"x":1,"t":[1,2],"c":[1]}`), { x: 1 })
+    assert.deepStrictEqual(parseStored(`{"x":1,"h":[["a",2],["b"],[3,4]]}`), { x: 1, h: [["a", 2]] })
+  })
+
+  it("reads the earlier single-window layout as the counter of its length", () => {
+    assert.deepStrictEqual(parseStored(`{"x":2000,"s":1000,"w":1000,"n":3,"l":5}`), { x: 2000, f: [[1000, 1000, 3, 5]] })
+  })
+})

@@ -1,0 +1,48 @@
+/**
+ * The jittered backoff on `Schedule` (src/internal/store/backoff.ts) that the NATS compare-and-set
+ * loop steps after each lost write: same draws as the arithmetic of src/core/backoff.ts, on
+ * Effect's `Random`, stepped without sleeping.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Random } from "effect"
+import { jitteredMs } from "../../src/core/backoff.js"
+import * as Backoff from "../../src/internal/store/backoff.js"
+
+/** The first `n` waits of `Backoff.jittered(baseMs)`. */
+const waits = (baseMs: number, n: number) =>
+  Effect.gen(function*() {
+    const schedule = Backoff.jittered(baseMs)
+    const out: Array<number> = []
+    let state: unknown = schedule.initial
+    for (let i = 0; i < n; i++) {
+      const next = yield* Backoff.next(schedule, state)
+      if (next === undefined) break
+      out.push(next.delayMs)
+      state = next.state
+    }
+    return out
+  })
+
+describe("Backoff.jittered", () => {
+  it.effect("draws the n-th wait as jitteredMs(base, n, Random.next), exactly", () =>
+    Effect.gen(function*() {
+      const got = yield* waits(10, 6).pipe(Effect.withRandom(Random.make("seed")))
+      const expected = yield* Effect.forEach([1, 2, 3, 4, 5, 6], (n) => Effect.map(Random.next, (r) => jitteredMs(10, n, r))).pipe(
+        Effect.withRandom(Random.make("seed"))
+      )
+      assert.deepStrictEqual(got, expected)
+    }))
+
+  it.effect("stays within [0, 2·base·2^min(n − 1, 3)) and never ends", () =>
+    Effect.gen(function*() {
+      const got = yield* waits(10, 200)
+      assert.strictEqual(got.length, 200)
+      got.forEach((ms, i) => {
+        assert.isTrue(ms >= 0 && ms < 20 * 2 ** Math.min(i, 3), `wait ${i + 1}: ${ms}`)
+      })
+      // the mean of the later (8×) waits is near 80 ms
+      const late = got.slice(3)
+      const mean = late.reduce((a, b) => a + b, 0) / late.length
+      assert.isTrue(mean > 60 && mean < 100, `mean ${mean}`)
+    }))
+})
