@@ -69,8 +69,8 @@ const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
     )
   )
 
-/** Deletes expired rows, batch by batch (at most 10 batches); answers how many. @internal */
-export const deleteExpiredWith = (
+/** Deletes expired rows, batch by batch (at most 10 batches); answers how many. */
+const deleteExpiredWith = (
   sql: SqlClient.SqlClient,
   statement: string,
   batchSize: number,
