@@ -1,8 +1,8 @@
 /**
  * The NATS JetStream KV store: every SPI operation is one read (`get`, which answers the value and
  * its revision) and at most one compare-and-set write (`create` when the key is absent, `update` on
- * the revision read otherwise), decided in this process with the pure math of
- * `core/algorithm.ts`. A write that loses the race (another process wrote the key since the
+ * the revision read otherwise), decided in this process by the pure steps of `core/nats/decide.ts`
+ * (over `core/algorithm.ts`). A write that loses the race (another process wrote the key since the
  * read) is retried from the read, after a jittered pause that grows with each loss, at most
  * `maxRetries` times and never past `timeout` from the start of the operation; the number of lost
  * writes is reported on every decision as `casRetries`. Losing the race is not an outage: when the
