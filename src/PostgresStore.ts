@@ -27,7 +27,6 @@ import { namesOf } from "./core/postgres/names.js"
 import * as pgSql from "./core/postgres/sql.js"
 import * as Call from "./internal/postgres/call.js"
 import * as Driver from "./internal/postgres/driver.js"
-import { ENGINE } from "./internal/postgres/driver.js"
 import * as Ops from "./internal/postgres/ops.js"
 import * as Schema from "./internal/postgres/schema.js"
 import { sanitizeWith, secretsOf, urlConfigError } from "./internal/postgres/secrets.js"
@@ -143,7 +142,7 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
   const initialize = Schema.initialize(driver)
   yield* initialize
   yield* Schema.forkCleanup(driver)
-  return makeStore({ engine: ENGINE, ...Ops.make(driver), initialize })
+  return makeStore({ engine: Driver.ENGINE, ...Ops.make(driver), initialize })
 })
 
 /**
@@ -193,7 +192,7 @@ const pgClientLayer = (
   const sanitize = sanitizeWith(secretsOf(pgConfig.url, pgConfig.password))
   return Layer.mapError(
     PgClient.layer(pgConfig),
-    (e) => new StoreError({ engine: ENGINE, operation: "connect", message: sanitize(describe(e)) })
+    (e) => new StoreError({ engine: Driver.ENGINE, operation: "connect", message: sanitize(describe(e)) })
   )
 }
 

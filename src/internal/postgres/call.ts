@@ -155,6 +155,11 @@ const overloaded = (call: Call, operation: string, ms: number) => (refusal: Gate
  * deadlock: min(2^k, 50) ms, jittered ×0.8–1.2, as long as the retry would start before
  * `deadlineMs` (the call's start plus its `statementTimeout`: the statement's fiber outlives a
  * caller that timed out, its retries must not).
+ *
+ * Not the kit's `internal/store/backoff.ts` `jittered`: that one is full jitter (uniform in
+ * `[0, 2·base·2^min(n − 1, 3))`), made for compare-and-set losers that must spread out; these
+ * retries follow a rollback by the server, keep the documented min(2^k, 50) ms ×0.8–1.2 and are
+ * judged against the call's deadline inside the schedule (`checkEffect`).
  */
 const retrySchedule = (deadlineMs: number): Schedule.Schedule<Duration.Duration, unknown> =>
   Schedule.exponential(Duration.millis(1), 2).pipe(
