@@ -2,7 +2,7 @@
  * Which store failures the request caused (`"rejected"`: never a fail-open admission) and which
  * mean the store is unavailable (`"unavailable"`: the limiter's `failClosed` policy applies). Plain
  * functions of what a driver threw, no Effect import. PostgreSQL's rule (by SQLSTATE) lives with
- * its SQL (`internal/postgresSql.ts`, `errorKind`).
+ * its SQL (`core/postgres/errors.ts`, `errorKind`).
  *
  * @internal
  */

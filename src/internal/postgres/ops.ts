@@ -56,7 +56,7 @@ export const make = (driver: Driver): Operations => {
   }
 }
 
-const traced = tracer(ENGINE)
+const traced = tracer(ENGINE, "postgresql")
 
 // ---------------------------------------------------------------------------------------------
 // one round trip

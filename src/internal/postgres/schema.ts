@@ -46,7 +46,7 @@ export const initialize = (driver: Driver): Effect.Effect<void, StoreError> =>
       Effect.withSpan(`RateLimitStore.${ENGINE}.initialize`, {
         kind: "client",
         captureStackTrace: false,
-        attributes: { [ATTR_DB_SYSTEM_NAME]: ENGINE }
+        attributes: { [ATTR_DB_SYSTEM_NAME]: "postgresql" }
       })
     )
 

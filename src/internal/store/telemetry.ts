@@ -15,11 +15,12 @@ export const ATTR_LIMITER = "rate_sync.limiter"
 
 /**
  * `traced(operation, limiter, effect)` for one engine: the span `RateLimitStore.<engine>.<operation>`
- * (kind client) with the engine and the limiter as attributes.
+ * (kind client) with the database system (OpenTelemetry's name for it, `system`, by default the
+ * engine's) and the limiter as attributes.
  *
  * @internal
  */
-export const tracer = (engine: string) =>
+export const tracer = (engine: string, system: string = engine) =>
 <A, E>(operation: string, limiter: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   Effect.contextWithEffect((context: Context.Context<never>) =>
     Context.getOption(context, Tracer.ParentSpan)._tag === "None"
@@ -27,6 +28,6 @@ export const tracer = (engine: string) =>
       : Effect.withSpan(effect, `RateLimitStore.${engine}.${operation}`, {
         kind: "client",
         captureStackTrace: false,
-        attributes: { [ATTR_DB_SYSTEM_NAME]: engine, [ATTR_LIMITER]: limiter }
+        attributes: { [ATTR_DB_SYSTEM_NAME]: system, [ATTR_LIMITER]: limiter }
       })
   )
