@@ -62,6 +62,10 @@ import type * as Scope from "effect/Scope"
 import * as Table from "./core/memory.js"
 import * as RateLimitStore from "./RateLimitStore.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
+import { memoryFields } from "./core/config/fields.js"
+import { fieldsConfig } from "./internal/config/envConfig.js"
+import { storeLayers } from "./internal/store/layers.js"
+import type { MemoryStoreDefinition } from "./StoreDefinition.js"
 
 /**
  * @since 0.1.0
@@ -147,13 +151,24 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
   })
 
 /**
+ * The options read from configuration: `MAX_KEYS`, `MAX_BYTES`, `SWEEP_INTERVAL` (seconds or a
+ * duration string), under `RATE_SYNC_MEMORY_` in the environment (the memory field table,
+ * `core/config/fields.ts`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<MemoryStoreOptions> = fieldsConfig("memory", memoryFields)
+
+const layers = storeLayers(make, config, make)
+
+/**
  * The memory store as the `RateLimitStore` service.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: MemoryStoreOptions): Layer.Layer<RateLimitStore.RateLimitStore> =>
-  Layer.scoped(RateLimitStore.RateLimitStore, make(options))
+export const layer: (options?: MemoryStoreOptions) => Layer.Layer<RateLimitStore.RateLimitStore> = layers.layer
 
 /**
  * The memory store with its options read from `Config`, for example
@@ -162,10 +177,30 @@ export const layer = (options?: MemoryStoreOptions): Layer.Layer<RateLimitStore.
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   config: Config.Config.Wrap<MemoryStoreOptions>
-): Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> =>
-  Layer.scoped(RateLimitStore.RateLimitStore, Effect.flatMap(Config.unwrap(config), make))
+) => Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> = layers.layerConfig
+
+/**
+ * The memory store configured from the environment (`RATE_SYNC_MEMORY_MAX_KEYS`, ...; see
+ * {@link config}): `Effect.provide(MemoryStoreLive)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const MemoryStoreLive: Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> = layers.live
+
+/**
+ * Builds the store a `MemoryStoreDefinition` (TOML `engine = "memory"`, `configureStore`)
+ * describes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromDefinition = (definition: MemoryStoreDefinition): Effect.Effect<MemoryStoreService, never, Scope.Scope> => {
+  const { engine: _, ...options } = definition
+  return make(options)
+}
 
 /**
  * Slot waiters of one store, per `(limiter, key)`: one `Deferred` per key, completed when the

@@ -35,7 +35,9 @@ import type * as Scope from "effect/Scope"
 import * as Connection from "./internal/nats/connection.js"
 import * as Ops from "./internal/nats/ops.js"
 import * as Purge from "./internal/nats/purge.js"
-import { durationConfig, optional } from "./internal/store/options.js"
+import { natsFields } from "./core/config/fields.js"
+import { fieldsConfig } from "./internal/config/envConfig.js"
+import { storeLayers } from "./internal/store/layers.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
 import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
@@ -123,61 +125,43 @@ export const make: (
 // layers and config
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layer = (options: NatsStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
-  Layer.scoped(RateLimitStore, make(options))
-
-/**
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig = (
-  options: Config.Config.Wrap<NatsStoreOptions>
-): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =>
-  Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
-
-/**
- * The options read from configuration: `URL`, `TOKEN`, `BUCKET_NAME`, `AUTO_CREATE`, `MAX_AGE`,
- * `RETRY_INTERVAL`, `MAX_RETRIES`, `TIMING_MARGIN_MS`, `TIMEOUT`, `CONNECT_TIMEOUT`,
- * `PURGE_INTERVAL` (durations in seconds or as a duration string), under `RATE_SYNC_NATS_` in the
- * environment.
+ * The options read from configuration, one variable per field of the NATS field table
+ * (`core/config/fields.ts`), under `RATE_SYNC_NATS_` in the environment: `URL`, `SERVERS` (comma
+ * separated), `TOKEN`, `BUCKET_NAME`, `AUTO_CREATE`, `MAX_AGE`, `RETRY_INTERVAL`, `MAX_RETRIES`,
+ * `TIMING_MARGIN_MS`, `TIMEOUT`, `CONNECT_TIMEOUT`, `PURGE_INTERVAL` (durations: seconds or a
+ * duration string).
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<NatsStoreOptions> = Config.all({
-  url: optional(Config.redacted("URL")),
-  token: optional(Config.redacted("TOKEN")),
-  bucketName: optional(Config.string("BUCKET_NAME")),
-  autoCreate: optional(Config.boolean("AUTO_CREATE")),
-  maxAge: optional(durationConfig("MAX_AGE")),
-  retryInterval: optional(durationConfig("RETRY_INTERVAL")),
-  maxRetries: optional(Config.integer("MAX_RETRIES")),
-  timingMarginMs: optional(Config.number("TIMING_MARGIN_MS")),
-  timeout: optional(durationConfig("TIMEOUT")),
-  connectTimeout: optional(durationConfig("CONNECT_TIMEOUT")),
-  purgeInterval: optional(durationConfig("PURGE_INTERVAL"))
-}).pipe(Config.nested("NATS"), Config.nested("RATE_SYNC"))
+export const config: Config.Config<NatsStoreOptions> = fieldsConfig("nats", natsFields)
+
+const layers = storeLayers(make, config, make)
 
 /**
- * The store configured from the environment (`RATE_SYNC_NATS_URL`, ...; see {@link config}).
- *
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
-  layerConfig(config)
+export const layer: (options?: NatsStoreOptions) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =
+  layers.layer
 
 /**
- * Alias of {@link layerLive}: `Effect.provide(NatsStoreLive)`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  options: Config.Config.Wrap<NatsStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> = layers.layerConfig
+
+/**
+ * The store configured from the environment (`RATE_SYNC_NATS_URL`, ...; see {@link config}):
+ * `Effect.provide(NatsStoreLive)`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
-  layerLive
+  layers.live
 
 /**
  * The options a `NatsStoreDefinition` (TOML `engine = "nats"`, `configureStore`) describes.

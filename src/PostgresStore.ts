@@ -30,7 +30,9 @@ import * as Driver from "./internal/postgres/driver.js"
 import * as Ops from "./internal/postgres/ops.js"
 import * as Schema from "./internal/postgres/schema.js"
 import { sanitizeWith, secretsOf, urlConfigError } from "./internal/postgres/secrets.js"
-import { optional } from "./internal/store/options.js"
+import { postgresFields } from "./core/config/fields.js"
+import { fieldsConfig } from "./internal/config/envConfig.js"
+import { storeLayers } from "./internal/store/layers.js"
 import * as RateLimitError from "./RateLimitError.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
@@ -160,27 +162,6 @@ export const deleteExpired = (
 // layers and config
 
 /**
- * The store on the `SqlClient` in context.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (
-  options: PostgresStoreOptions = {}
-): Layer.Layer<RateLimitStore, StoreError, SqlClient.SqlClient> => Layer.scoped(RateLimitStore, make(options))
-
-/**
- * The store on the `SqlClient` in context, its options read from configuration.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig = (
-  options: Config.Config.Wrap<PostgresStoreOptions>
-): Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError, SqlClient.SqlClient> =>
-  Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
-
-/**
  * `PgClient.layer`, its `SqlError` turned into a sanitized `StoreError`; a `url` that does not
  * parse (or has a bad `%` escape) is a `ConfigError` before anything is opened.
  */
@@ -240,65 +221,54 @@ export const fromDefinition = (
  * @since 0.1.0
  * @category constructors
  */
-export const optionsFromDefinition = (definition: PostgresStoreDefinition): PostgresStoreOptions => ({
-  ...(definition.tableName !== undefined ? { tableName: definition.tableName } : {}),
-  ...(definition.schemaName !== undefined ? { schemaName: definition.schemaName } : {}),
-  ...(definition.autoCreate !== undefined ? { autoCreate: definition.autoCreate } : {}),
-  ...(definition.timingMarginMs !== undefined ? { timingMarginMs: definition.timingMarginMs } : {})
-})
+export const optionsFromDefinition = (definition: PostgresStoreDefinition): PostgresStoreOptions => {
+  const { engine: _, url: _url, poolMinSize: _min, poolMaxSize: _max, ...options } = definition
+  return options
+}
 
 /**
- * The definition read from configuration: `URL`, `TABLE_NAME`, `SCHEMA_NAME`, `AUTO_CREATE`,
- * `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, all under `RATE_SYNC_POSTGRES_` in the
- * environment.
+ * The definition read from configuration, one variable per field of the PostgreSQL field table
+ * (`core/config/fields.ts`), under `RATE_SYNC_POSTGRES_` in the environment: `URL`, `TABLE_NAME`,
+ * `SCHEMA_NAME`, `AUTO_CREATE`, `UNLOGGED`, `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`,
+ * `SYNCHRONOUS_COMMIT`, `STATEMENT_TIMEOUT`, `MAX_CONCURRENT_STATEMENTS`, `MAX_QUEUED_STATEMENTS`,
+ * `INITIALIZE_TIMEOUT`, `CLEANUP_INTERVAL`, `CLEANUP_BATCH_SIZE` (durations: seconds or a duration
+ * string). A bad table or schema name fails here.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<PostgresStoreDefinition> = Config.all({
-  url: optional(Config.redacted("URL")),
-  tableName: optional(Config.string("TABLE_NAME")),
-  schemaName: optional(Config.string("SCHEMA_NAME")),
-  autoCreate: optional(Config.boolean("AUTO_CREATE")),
-  poolMinSize: optional(Config.integer("POOL_MIN_SIZE")),
-  poolMaxSize: optional(Config.integer("POOL_MAX_SIZE")),
-  timingMarginMs: optional(Config.number("TIMING_MARGIN_MS"))
-}).pipe(
+export const config: Config.Config<PostgresStoreDefinition> = fieldsConfig("postgres", postgresFields).pipe(
   Config.mapOrFail((fields) => {
-    const definition: PostgresStoreDefinition = {
-      engine: "postgres",
-      ...(fields.url !== undefined ? { url: fields.url } : {}),
-      ...(fields.tableName !== undefined ? { tableName: fields.tableName } : {}),
-      ...(fields.schemaName !== undefined ? { schemaName: fields.schemaName } : {}),
-      ...(fields.autoCreate !== undefined ? { autoCreate: fields.autoCreate } : {}),
-      ...(fields.poolMinSize !== undefined ? { poolMinSize: fields.poolMinSize } : {}),
-      ...(fields.poolMaxSize !== undefined ? { poolMaxSize: fields.poolMaxSize } : {}),
-      ...(fields.timingMarginMs !== undefined ? { timingMarginMs: fields.timingMarginMs } : {})
-    }
+    const definition: PostgresStoreDefinition = { engine: "postgres", ...fields }
     const n = namesOf(optionsFromDefinition(definition))
     return typeof n === "string" ? Either.left(ConfigError.InvalidData([], n)) : Either.right(definition)
-  }),
-  Config.nested("POSTGRES"),
-  Config.nested("RATE_SYNC")
+  })
 )
 
+const layers = storeLayers(make, config, fromDefinition)
+
 /**
- * The store with its own pool, configured from the environment (`RATE_SYNC_POSTGRES_URL`, ...;
- * see {@link config}).
+ * The store on the `SqlClient` in context.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<
-  RateLimitStore,
-  StoreError | RateLimitError.ConfigError | ConfigError.ConfigError
-> = Layer.scoped(
-  RateLimitStore,
-  Effect.flatMap(config, fromDefinition)
-)
+export const layer: (options?: PostgresStoreOptions) => Layer.Layer<RateLimitStore, StoreError, SqlClient.SqlClient> =
+  layers.layer
 
 /**
- * Alias of {@link layerLive}: `Effect.provide(PostgresStoreLive)`.
+ * The store on the `SqlClient` in context, its options read from configuration.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  options: Config.Config.Wrap<PostgresStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError, SqlClient.SqlClient> = layers.layerConfig
+
+/**
+ * The store with its own pool, configured from the environment (`RATE_SYNC_POSTGRES_URL`, ...;
+ * see {@link config}): `Effect.provide(PostgresStoreLive)`.
  *
  * @since 0.1.0
  * @category layers
@@ -306,4 +276,4 @@ export const layerLive: Layer.Layer<
 export const PostgresStoreLive: Layer.Layer<
   RateLimitStore,
   StoreError | RateLimitError.ConfigError | ConfigError.ConfigError
-> = layerLive
+> = layers.live

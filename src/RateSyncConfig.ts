@@ -13,27 +13,33 @@
  *
  * @since 0.1.0
  */
-import { readFile } from "node:fs/promises"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
-import { parse as parseToml, TomlError } from "smol-toml"
+import { engines as engineList, tomlNamesOf } from "./core/config/fields.js"
+import { envNumber } from "./core/config/duration.js"
+import { tsNameOf } from "./core/config/store.js"
+import {
+  booleanField,
+  describe,
+  durationField,
+  envVariable as envVariableOf,
+  FieldError,
+  isTable,
+  numberField,
+  numberIn,
+  quote,
+  stringField,
+  Table
+} from "./core/config/table.js"
+import type { TomlTable } from "./core/config/table.js"
+import * as StoreDefinitions from "./internal/config/storeDefinition.js"
 import type { Algorithm, LimiterDefinition } from "./LimiterDefinition.js"
-import { describeInput, durationInputMs, resolve } from "./LimiterDefinition.js"
-import { displayUrl, parseUrl } from "./core/url.js"
-import type { StoreUrl, UrlRules } from "./core/url.js"
+import { resolve } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
-import type {
-  Engine,
-  MemoryStoreDefinition,
-  NatsStoreDefinition,
-  PostgresStoreDefinition,
-  RedisStoreDefinition,
-  StoreDefinition
-} from "./StoreDefinition.js"
+import type { Engine, StoreDefinition } from "./StoreDefinition.js"
 
 /**
  * A decoded configuration: the stores and limiters `RateLimiter.make` takes.
@@ -77,35 +83,29 @@ export const PATH_VARIABLE = "RATE_SYNC_CONFIG"
  * @since 0.1.0
  * @category constants
  */
-export const engines: ReadonlyArray<Engine> = ["memory", "redis", "nats", "postgres"]
+export const engines: ReadonlyArray<Engine> = engineList
 
 /**
- * The fields each engine's `[stores.<id>]` table accepts.
+ * The fields each engine's `[stores.<id>]` table accepts (`engine`, then the engine's field table,
+ * `core/config/fields.ts`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const storeFields = {
-  memory: ["engine", "max_keys", "sweep_interval"],
-  redis: [
-    "engine",
-    "url",
-    "db",
-    "password",
-    "key_prefix",
-    "pool_min_size",
-    "pool_max_size",
-    "timing_margin_ms",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "command_timeout",
-    "cluster_nodes",
-    "max_batch_size",
-    "auto_pipelining"
-  ],
-  nats: ["engine", "url", "token", "bucket_name", "auto_create", "retry_interval", "max_retries", "timing_margin_ms"],
-  postgres: ["engine", "url", "table_name", "schema_name", "auto_create", "pool_min_size", "pool_max_size", "timing_margin_ms"]
-} as const satisfies Record<Engine, ReadonlyArray<string>>
+export const storeFields: Readonly<Record<Engine, ReadonlyArray<string>>> = {
+  memory: tomlNamesOf("memory"),
+  redis: tomlNamesOf("redis"),
+  nats: tomlNamesOf("nats"),
+  postgres: tomlNamesOf("postgres")
+}
+
+/**
+ * The TypeScript name (`StoreDefinition` field, driver option) of each `[stores.<id>]` field.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const storeFieldName = (field: string): string => tsNameOf(field)
 
 /**
  * The fields a `[limiters.<id>]` table accepts.
@@ -144,8 +144,6 @@ const limiterFieldNames = {
   lease: "lease_ms"
 } as const satisfies Record<keyof LimiterDefinition, LimiterField>
 
-const secretFields: ReadonlySet<string> = new Set(["url", "password", "token"])
-
 const allStoreFields: ReadonlyArray<string> = Array.from(new Set(engines.flatMap((e) => storeFields[e])))
 
 /**
@@ -161,452 +159,7 @@ const allStoreFields: ReadonlyArray<string> = Array.from(new Set(engines.flatMap
  * @since 0.1.0
  * @category environment
  */
-export const envVariable = (...segments: ReadonlyArray<string>): string =>
-  ["RATE_SYNC", ...segments].map((s) => s.toUpperCase().replace(/[^A-Z0-9]/g, "_")).join("_")
-
-// -------------------------------------------------------------------------------------------
-// values
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-const set = <T, K extends keyof T>(target: Mutable<T>, key: K, value: T[K] | undefined): void => {
-  if (value !== undefined) target[key] = value
-}
-
-type TomlTable = Readonly<Record<string, unknown>>
-
-const isTable = (u: unknown): u is TomlTable =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof Date)
-
-const quote = (s: string): string => JSON.stringify(s)
-
-const describe = (u: unknown): string => {
-  if (typeof u === "number") return Number.isNaN(u) ? "NaN" : String(u)
-  if (typeof u === "string") return quote(u.length > 100 ? `${u.slice(0, 100)}...` : u)
-  if (typeof u === "boolean") return String(u)
-  if (u === undefined) return "nothing"
-  if (u instanceof Date) return "a date-time"
-  if (Array.isArray(u)) return "an array"
-  if (typeof u === "object" && u !== null) return "a table"
-  return typeof u
-}
-
-const kind = (u: unknown): string =>
-  typeof u === "string" ? "a string" : typeof u === "number" ? "a number" : typeof u === "boolean" ? "a boolean" : describe(u)
-
-/** A value as read: from the file, or (a string) from the environment variable `env`. */
-interface Raw {
-  readonly value: unknown
-  readonly env: string | undefined
-}
-
-/** `max_keys` → `maxKeys`: the name a field has in the TypeScript definitions. */
-const camelCase = (field: string): string => field.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
-
-/**
- * One `[stores.<id>]` or `[limiters.<id>]` table, with its environment overrides; or (`source`
- * `"code"`) a definition written in TypeScript, whose fields are camelCased, whose durations are
- * `Duration.DurationInput`s and whose secrets are `Redacted`, with no environment overrides.
- */
-class Table {
-  constructor(
-    readonly path: string,
-    readonly section: "stores" | "limiters",
-    readonly id: string,
-    private readonly file: TomlTable,
-    private readonly env: ReadonlyMap<string, string>,
-    readonly source: "file" | "code" = "file"
-  ) {}
-
-  /** The field's name as the user wrote it. */
-  name(field: string): string {
-    return this.source === "code" ? camelCase(field) : field
-  }
-
-  at(field: string): string {
-    return `${this.path}.${this.name(field)}`
-  }
-
-  variable(field: string): string {
-    return envVariable(this.section, this.id, field)
-  }
-
-  raw(field: string): Raw | undefined {
-    const variable = this.variable(field)
-    const fromEnv = this.env.get(variable)
-    if (fromEnv !== undefined) return { value: fromEnv, env: variable }
-    const name = this.name(field)
-    const value = Object.hasOwn(this.file, name) ? this.file[name] : undefined
-    return value === undefined ? undefined : { value, env: undefined }
-  }
-
-  /** What an error says it received; a secret field's value is never shown. */
-  received(field: string, raw: Raw, note?: string): string {
-    const shown = secretFields.has(field)
-      ? typeof raw.value === "string" || Redacted.isRedacted(raw.value) ? "<redacted>" : `<redacted> (${kind(raw.value)})`
-      : this.source === "code"
-      ? describeInput(raw.value)
-      : describe(raw.value)
-    const noted = note === undefined ? shown : `${shown} (${note})`
-    return raw.env === undefined ? noted : `${noted} (from ${raw.env})`
-  }
-
-  fail(field: string, expected: string, raw: Raw, note?: string): never {
-    throw ConfigError.at(this.at(field), expected, this.received(field, raw, note))
-  }
-
-  /** Fails on a field (in the file, or set in the environment) that `allowed` does not hold. */
-  rejectUnknown(allowed: ReadonlyArray<string>, candidates: ReadonlyArray<string>, what: string): void {
-    const names = allowed.map((field) => this.name(field))
-    const expected = `one of ${what}: ${names.join(", ")}`
-    for (const name of Object.keys(this.file)) {
-      if (!names.includes(name)) throw ConfigError.at(`${this.path}.${name}`, expected, "an unknown field")
-    }
-    for (const field of candidates) {
-      if (!allowed.includes(field) && this.env.has(this.variable(field))) {
-        throw ConfigError.at(this.at(field), expected, `an unknown field (set by ${this.variable(field)})`)
-      }
-    }
-  }
-}
-
-// -------------------------------------------------------------------------------------------
-// field decoders: each answers undefined when the field is absent, throws a ConfigError when bad
-
-const envNumber = (s: string): number | undefined => {
-  const x = s.trim().replace(/_/g, "")
-  if (/^[+-]?nan$/i.test(x)) return NaN
-  if (/^[+-]?inf(inity)?$/i.test(x)) return x.startsWith("-") ? -Infinity : Infinity
-  if (x === "") return undefined
-  const n = Number(x)
-  return Number.isNaN(n) ? undefined : n
-}
-
-const envBoolean = (s: string): boolean | undefined => {
-  const x = s.trim().toLowerCase()
-  if (x === "true" || x === "1" || x === "yes" || x === "on") return true
-  if (x === "false" || x === "0" || x === "no" || x === "off") return false
-  return undefined
-}
-
-/** A number of any value (range checks are the caller's, or `resolve`'s). */
-const numberField = (t: Table, field: string): number | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
-  const n = raw.env !== undefined && typeof raw.value === "string" ? envNumber(raw.value) : raw.value
-  if (typeof n !== "number") return t.fail(field, "a number", raw)
-  return n
-}
-
-type Range = "positive" | "nonNegative" | "positiveInt" | "nonNegativeInt"
-
-const rangeExpected: Record<Range, string> = {
-  positive: "a finite number greater than 0",
-  nonNegative: "a finite number of 0 or more",
-  positiveInt: "a whole number greater than 0",
-  nonNegativeInt: "a whole number of 0 or more"
-}
-
-const inRange = (n: number, range: Range): boolean => {
-  switch (range) {
-    case "positive":
-      return Number.isFinite(n) && n > 0
-    case "nonNegative":
-      return Number.isFinite(n) && n >= 0
-    case "positiveInt":
-      return Number.isSafeInteger(n) && n > 0
-    case "nonNegativeInt":
-      return Number.isSafeInteger(n) && n >= 0
-  }
-}
-
-const numberIn = (t: Table, field: string, range: Range): number | undefined => {
-  const n = numberField(t, field)
-  if (n === undefined || inRange(n, range)) return n
-  const raw = t.raw(field)
-  // Show the number read (an environment value is shown as the number it decoded to).
-  return raw === undefined ? undefined : t.fail(field, rangeExpected[range], { value: n, env: raw.env })
-}
-
-/**
- * A number of seconds, as a `Duration` (TOML has no duration type; rate-sync uses seconds). In a
- * definition written in code: a finite `Duration.DurationInput`, never negative.
- */
-const seconds = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
-  if (t.source === "code") return durationInput(t, field, allowZero)
-  const n = numberIn(t, field, allowZero ? "nonNegative" : "positive")
-  if (n === undefined) return undefined
-  // Whole microseconds, so 1.1 s is 1100 ms, not 1100.0000000000002.
-  const ms = Math.round(n * 1_000_000) / 1000
-  // A number of seconds too large for milliseconds would read as an infinite duration (which in
-  // code means "none"): it is a mistake, reported with the bound every duration has.
-  if (!Number.isFinite(ms)) {
-    const raw = t.raw(field)
-    if (raw !== undefined) return t.fail(field, "a duration of at most 10 years (3650 days)", { value: n, env: raw.env })
-  }
-  return Duration.millis(ms)
-}
-
-/**
- * A `Duration.DurationInput` of a definition written in code: finite (like the seconds of a
- * file), never negative or NaN (which `Duration` would read as 0).
- */
-const durationInput = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
-  const ms = durationInputMs(raw.value)
-  if (ms === undefined || !Number.isFinite(ms) || (!allowZero && ms === 0)) {
-    return t.fail(field, allowZero ? "a finite duration of 0 or more" : "a finite duration greater than 0", raw)
-  }
-  return Duration.millis(ms)
-}
-
-const booleanField = (t: Table, field: string): boolean | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
-  const b = raw.env !== undefined && typeof raw.value === "string" ? envBoolean(raw.value) : raw.value
-  if (typeof b !== "boolean") {
-    return t.fail(field, raw.env === undefined ? "true or false" : "true or false (or 1/0, yes/no, on/off)", raw)
-  }
-  return b
-}
-
-const stringField = (
-  t: Table,
-  field: string,
-  check?: { readonly test: (s: string) => boolean; readonly expected: string }
-): string | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
-  const expected = check?.expected ?? "a non-empty string"
-  if (typeof raw.value !== "string" || raw.value.length === 0) return t.fail(field, expected, raw)
-  if (check !== undefined && !check.test(raw.value)) return t.fail(field, expected, raw)
-  return raw.value
-}
-
-const schemeOf = (s: string): string | undefined => {
-  try {
-    return new URL(s).protocol
-  } catch {
-    // a URL the WHATWG parser refuses but its driver takes (a PostgreSQL unix socket URL has an
-    // empty host: `postgres://user@/db?host=/var/run/postgresql`)
-    return /^([a-z][a-z0-9+.-]*:)\/\//i.exec(s)?.[1]?.toLowerCase()
-  }
-}
-
-/** A Redis URL's database path (`/3`) must be a whole number: ioredis would send `SELECT NaN`. */
-const redisDbPath = (url: StoreUrl): string | undefined => {
-  const path = url.pathname
-  return path === "" || path === "/" || /^\/\d+$/.test(path) ? undefined : `database path ${quote(path.slice(1))}`
-}
-
-/**
- * Fails on a URL with a bad `%` escape: `shown` is the URL with its secrets as `***`
- * (`core/url.ts` `displayUrl`), never the value.
- */
-const failUrl = (t: Table, field: string, expected: string, raw: Raw, shown: string): never => {
-  throw ConfigError.at(t.at(field), expected, raw.env === undefined ? shown : `${shown} (from ${raw.env})`)
-}
-
-/**
- * A secret: an error says `<redacted>` instead of the value (a URL's scheme is not secret; a URL
- * with a bad `%` escape is shown with its secrets as `***`).
- */
-const secretField = (
-  t: Table,
-  field: string,
-  schemes?: {
-    /** The schemes accepted; none: any (NATS takes `host:port`). */
-    readonly allowed?: ReadonlyArray<string> | undefined
-    readonly expected: string
-    /** How the store reads the URL (see `core/url.ts`). */
-    readonly rules?: UrlRules | undefined
-    /** Several URLs separated by commas (NATS). */
-    readonly list?: boolean | undefined
-    /** A further check of the URL: what is wrong with it (not secret), or `undefined`. */
-    readonly problem?: (url: StoreUrl) => string | undefined
-  }
-): Redacted.Redacted | undefined => {
-  const read = t.raw(field)
-  if (read === undefined) return undefined
-  const expected = schemes?.expected ?? "a non-empty string"
-  // In code a secret is a `Redacted` (a plain string would end up in logs and errors).
-  if (t.source === "code" && !Redacted.isRedacted(read.value)) {
-    return t.fail(field, `a Redacted value (Redacted.make(...)) holding ${expected}`, read, "not Redacted")
-  }
-  const raw: Raw = Redacted.isRedacted(read.value) ? { value: Redacted.value(read.value), env: read.env } : read
-  if (typeof raw.value !== "string") return t.fail(field, expected, raw)
-  if (raw.value.length === 0) return t.fail(field, expected, raw, "an empty string")
-  if (schemes !== undefined) {
-    const texts = schemes.list === true
-      ? raw.value.split(",").map((s) => s.trim()).filter((s) => s !== "")
-      : [raw.value]
-    if (texts.length === 0) return t.fail(field, expected, raw, "no URL")
-    for (const text of texts) {
-      if (schemes.allowed !== undefined) {
-        const scheme = schemeOf(text)
-        if (scheme === undefined) return t.fail(field, expected, raw, "not a URL")
-        if (!schemes.allowed.includes(scheme)) return t.fail(field, expected, raw, `scheme ${quote(scheme)}`)
-      }
-      // what the driver would throw on (`URIError: URI malformed`) or read its own way
-      const parsed = parseUrl(text, schemes.rules)
-      if (!parsed.ok) {
-        if (parsed.problem === "not a URL") return t.fail(field, expected, raw, "not a URL")
-        return failUrl(t, field, expected, raw, `${displayUrl(text, schemes.rules)} (${parsed.problem})`)
-      }
-      const problem = schemes.problem?.(parsed.url)
-      if (problem !== undefined) return t.fail(field, expected, raw, problem)
-    }
-  }
-  return Redacted.make(raw.value)
-}
-
-const hostPortRe = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/
-
-/** A non-empty array of `"host:port"`; from the environment, a comma-separated list. */
-const hostPorts = (t: Table, field: string): ReadonlyArray<string> | undefined => {
-  const raw = t.raw(field)
-  if (raw === undefined) return undefined
-  const expected = `a non-empty array of "host:port" strings`
-  const items: ReadonlyArray<unknown> | undefined = raw.env !== undefined && typeof raw.value === "string"
-    ? raw.value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-    : Array.isArray(raw.value)
-    ? raw.value
-    : undefined
-  if (items === undefined || items.length === 0) return t.fail(field, expected, raw)
-  return items.map((item, i) => {
-    const port = typeof item === "string" ? hostPortRe.exec(item)?.[1] : undefined
-    if (typeof item !== "string" || port === undefined || Number(port) < 1 || Number(port) > 65535) {
-      const suffix = raw.env === undefined ? "" : ` (from ${raw.env})`
-      // "user:password@host:port" puts credentials where they do not belong: do not echo them.
-      const shown = typeof item === "string" && item.includes("@") ? "<redacted> (holds credentials)" : describe(item)
-      throw ConfigError.at(`${t.at(field)}[${i}]`, `a "host:port" string (port 1-65535)`, `${shown}${suffix}`)
-    }
-    return item
-  })
-}
-
-const poolSizes = (t: Table): { readonly poolMinSize: number | undefined; readonly poolMaxSize: number | undefined } => {
-  const poolMinSize = numberIn(t, "pool_min_size", "nonNegativeInt")
-  const poolMaxSize = numberIn(t, "pool_max_size", "positiveInt")
-  if (poolMinSize !== undefined && poolMaxSize !== undefined && poolMinSize > poolMaxSize) {
-    const raw = t.raw("pool_min_size")
-    if (raw !== undefined) {
-      t.fail("pool_min_size", `a whole number no greater than ${t.name("pool_max_size")} (${poolMaxSize})`, raw)
-    }
-  }
-  return { poolMinSize, poolMaxSize }
-}
-
-const identifierRe = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
-const identifier = { test: (s: string) => identifierRe.test(s), expected: "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)" }
-// The PostgreSQL store names its functions `<table>_<operation>`: 48 characters leave room for them.
-const tableIdentifierRe = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
-const tableIdentifier = {
-  test: (s: string) => tableIdentifierRe.test(s),
-  expected: "an SQL identifier ([A-Za-z_][A-Za-z0-9_]*, at most 48 characters)"
-}
-const keyPrefix = { test: (s: string) => !/[{}]/.test(s), expected: "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)" }
-const bucketName = { test: (s: string) => /^[A-Za-z0-9_-]+$/.test(s), expected: "a NATS KV bucket name ([A-Za-z0-9_-]+)" }
-
-// -------------------------------------------------------------------------------------------
-// stores
-
-const isEngine = (s: string): s is Engine => engines.some((e) => e === s)
-
-const decodeMemory = (t: Table): MemoryStoreDefinition => {
-  const def: Mutable<MemoryStoreDefinition> = { engine: "memory" }
-  set(def, "maxKeys", numberIn(t, "max_keys", "positiveInt"))
-  set(def, "sweepInterval", seconds(t, "sweep_interval", false))
-  return def
-}
-
-const decodeRedis = (t: Table): RedisStoreDefinition => {
-  const def: Mutable<RedisStoreDefinition> = { engine: "redis" }
-  set(
-    def,
-    "url",
-    secretField(t, "url", {
-      allowed: ["redis:", "rediss:"],
-      expected: "a redis:// or rediss:// URL",
-      problem: redisDbPath
-    })
-  )
-  set(def, "db", numberIn(t, "db", "nonNegativeInt"))
-  set(def, "password", secretField(t, "password"))
-  set(def, "keyPrefix", stringField(t, "key_prefix", keyPrefix))
-  const pool = poolSizes(t)
-  set(def, "poolMinSize", pool.poolMinSize)
-  set(def, "poolMaxSize", pool.poolMaxSize)
-  set(def, "timingMarginMs", numberIn(t, "timing_margin_ms", "nonNegative"))
-  set(def, "socketTimeout", seconds(t, "socket_timeout", false))
-  set(def, "socketConnectTimeout", seconds(t, "socket_connect_timeout", false))
-  set(def, "commandTimeout", seconds(t, "command_timeout", false))
-  set(def, "clusterNodes", hostPorts(t, "cluster_nodes"))
-  set(def, "maxBatchSize", numberIn(t, "max_batch_size", "positiveInt"))
-  set(def, "autoPipelining", booleanField(t, "auto_pipelining"))
-  return def
-}
-
-const decodeNats = (t: Table): NatsStoreDefinition => {
-  const def: Mutable<NatsStoreDefinition> = { engine: "nats" }
-  set(
-    def,
-    "url",
-    secretField(t, "url", {
-      expected: "a NATS server URL, or several separated by commas (nats://[user:pass@ | token@]host:port, or host:port)",
-      rules: { defaultScheme: "nats:", tokenUser: true },
-      list: true
-    })
-  )
-  set(def, "token", secretField(t, "token"))
-  set(def, "bucketName", stringField(t, "bucket_name", bucketName))
-  set(def, "autoCreate", booleanField(t, "auto_create"))
-  set(def, "retryInterval", seconds(t, "retry_interval", false))
-  set(def, "maxRetries", numberIn(t, "max_retries", "nonNegativeInt"))
-  set(def, "timingMarginMs", numberIn(t, "timing_margin_ms", "nonNegative"))
-  return def
-}
-
-const decodePostgres = (t: Table): PostgresStoreDefinition => {
-  const def: Mutable<PostgresStoreDefinition> = { engine: "postgres" }
-  set(
-    def,
-    "url",
-    secretField(t, "url", {
-      allowed: ["postgres:", "postgresql:"],
-      expected: "a postgres:// or postgresql:// URL",
-      rules: { emptyHost: true }
-    })
-  )
-  set(def, "tableName", stringField(t, "table_name", tableIdentifier))
-  set(def, "schemaName", stringField(t, "schema_name", identifier))
-  set(def, "autoCreate", booleanField(t, "auto_create"))
-  const pool = poolSizes(t)
-  set(def, "poolMinSize", pool.poolMinSize)
-  set(def, "poolMaxSize", pool.poolMaxSize)
-  set(def, "timingMarginMs", numberIn(t, "timing_margin_ms", "nonNegative"))
-  return def
-}
-
-const decodeStore = (t: Table): StoreDefinition => {
-  const engineExpected = `one of ${engines.map(quote).join(", ")}`
-  const raw = t.raw("engine")
-  if (raw === undefined) throw ConfigError.at(t.at("engine"), engineExpected, "nothing")
-  if (typeof raw.value !== "string" || !isEngine(raw.value)) return t.fail("engine", engineExpected, raw)
-  const engine = raw.value
-  t.rejectUnknown(storeFields[engine], allStoreFields, `the ${engine} store fields`)
-  switch (engine) {
-    case "memory":
-      return decodeMemory(t)
-    case "redis":
-      return decodeRedis(t)
-    case "nats":
-      return decodeNats(t)
-    case "postgres":
-      return decodePostgres(t)
-  }
-}
+export const envVariable = (...segments: ReadonlyArray<string>): string => envVariableOf(...segments)
 
 /**
  * Validates a store definition written in code (what `RateLimiter.configureStore` and
@@ -620,12 +173,22 @@ const decodeStore = (t: Table): StoreDefinition => {
  * @since 0.1.0
  * @category validation
  */
-export const decodeStoreDefinition = (id: string, definition: unknown): Either.Either<StoreDefinition, ConfigError> => {
-  const path = `stores.${id}`
-  if (!isTable(definition)) {
-    return Either.left(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
-  }
-  return attempt(() => decodeStore(new Table(path, "stores", id, definition, new Map(), "code")))
+export const decodeStoreDefinition: (id: string, definition: unknown) => Either.Either<StoreDefinition, ConfigError> =
+  StoreDefinitions.decodeStoreDefinition
+
+// -------------------------------------------------------------------------------------------
+// values
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+const set = <T, K extends keyof T>(target: Mutable<T>, key: K, value: T[K] | undefined): void => {
+  if (value !== undefined) target[key] = value
+}
+
+/** A duration field of a limiter as a `Duration`. */
+const seconds = (t: Table, field: string, allowZero: boolean): Duration.Duration | undefined => {
+  const ms = durationField(t, field, { allowZero })
+  return ms === undefined ? undefined : Duration.millis(ms)
 }
 
 // -------------------------------------------------------------------------------------------
@@ -633,6 +196,10 @@ export const decodeStoreDefinition = (id: string, definition: unknown): Either.E
 
 const algorithms: ReadonlyArray<Algorithm> = ["token_bucket", "sliding_window", "fixed_window"]
 const isAlgorithm = (s: string): s is Algorithm => algorithms.some((a) => a === s)
+
+/** A duration field as the user wrote it (a variable's number of seconds shown as the number read). */
+const describeSeconds = (value: unknown, env: string | undefined): string =>
+  describe(env !== undefined && typeof value === "string" ? envNumber(value) ?? value : value)
 
 const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefinition => {
   t.rejectUnknown(limiterFields, limiterFields, "the limiter fields")
@@ -680,7 +247,7 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
     const raw = field === undefined ? undefined : t.raw(field)
     if (field === undefined || raw === undefined) throw e
     const converted = field === "window_seconds" || field === "timeout"
-    const value = converted ? describe(numberField(t, field)) : e.received
+    const value = converted ? describeSeconds(raw.value, raw.env) : e.received
     throw ConfigError.at(e.path, e.expected, raw.env === undefined ? value : `${value} (from ${raw.env})`)
   }
   return def
@@ -699,22 +266,28 @@ const attempt = <A>(f: () => A): Either.Either<A, ConfigError> => {
     return Either.right(f())
   } catch (e) {
     if (e instanceof ConfigError) return Either.left(e)
+    if (e instanceof FieldError) return Either.left(StoreDefinitions.toConfigError(e))
     throw e
   }
 }
 
-const tomlOf = (text: string, source: string): Either.Either<TomlTable, ConfigError> => {
-  try {
-    return Either.right(parseToml(text.startsWith("\uFEFF") ? text.slice(1) : text))
-  } catch (e) {
-    if (e instanceof TomlError) {
-      // The first line only: the rest of the message quotes the file, which may hold a secret.
-      const reason = e.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "") ?? "invalid TOML"
-      return Either.left(ConfigError.at(source, "a valid TOML document", `${reason} at line ${e.line}, column ${e.column}`))
+/**
+ * The TOML parser, loaded only when a text is parsed: importing this module (or the registry,
+ * which validates definitions with `internal/config/storeDefinition.ts`) does not load it.
+ */
+const tomlOf = (text: string, source: string): Effect.Effect<TomlTable, ConfigError> =>
+  Effect.flatMap(Effect.promise(() => import("smol-toml")), ({ parse: parseToml, TomlError }) => {
+    try {
+      return Effect.succeed(parseToml(text.startsWith("\uFEFF") ? text.slice(1) : text))
+    } catch (e) {
+      if (e instanceof TomlError) {
+        // The first line only: the rest of the message quotes the file, which may hold a secret.
+        const reason = e.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "") ?? "invalid TOML"
+        return Effect.fail(ConfigError.at(source, "a valid TOML document", `${reason} at line ${e.line}, column ${e.column}`))
+      }
+      return Effect.fail(ConfigError.at(source, "a valid TOML document", "a document the TOML parser rejected"))
     }
-    return Either.left(ConfigError.at(source, "a valid TOML document", "a document the TOML parser rejected"))
-  }
-}
+  })
 
 const sectionOf = (doc: TomlTable, section: "stores" | "limiters"): ReadonlyArray<readonly [string, TomlTable]> => {
   const value = doc[section]
@@ -757,7 +330,9 @@ const readOverrides = (shape: Shape): Effect.Effect<ReadonlyMap<string, string>,
 }
 
 const decode = (shape: Shape, env: ReadonlyMap<string, string>): RateSyncConfig => {
-  const stores = shape.stores.map(([id, file]) => [id, decodeStore(new Table(`stores.${id}`, "stores", id, file, env))] as const)
+  const stores = shape.stores.map(([id, file]) =>
+    [id, StoreDefinitions.decodeStoreFile(new Table(`stores.${id}`, "stores", id, file, env))] as const
+  )
   const storeIds = stores.map(([id]) => id)
   const limiters = shape.limiters.map(([id, file]) =>
     [id, decodeLimiter(new Table(`limiters.${id}`, "limiters", id, file, env), storeIds)] as const
@@ -805,7 +380,8 @@ export const load = (path?: string): Effect.Effect<RateSyncConfig, ConfigError> 
     const named = path !== undefined ? Option.some(path) : yield* readVariable(PATH_VARIABLE)
     const file = Option.getOrElse(named, () => DEFAULT_PATH)
     const text = yield* Effect.tryPromise({
-      try: (signal) => readFile(file, { encoding: "utf8", signal }),
+      // node:fs is loaded only when a file is read
+      try: (signal) => import("node:fs/promises").then(({ readFile }) => readFile(file, { encoding: "utf8", signal })),
       catch: errorCode
     }).pipe(
       Effect.map(Option.some),

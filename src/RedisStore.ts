@@ -25,7 +25,9 @@ import * as Ops from "./internal/redis/ops.js"
 import * as Settings from "./internal/redis/settings.js"
 import * as Slots from "./internal/redis/slots.js"
 import * as Deadlines from "./internal/store/deadlines.js"
-import { durationConfig, optional } from "./internal/store/options.js"
+import { redisFields } from "./core/config/fields.js"
+import { fieldsConfig } from "./internal/config/envConfig.js"
+import { storeLayers } from "./internal/store/layers.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
 import type * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
@@ -123,66 +125,43 @@ export const make = Effect.fnUntraced(function*(
 // layers and config
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layer = (options: RedisStoreOptions = {}): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
-  Layer.scoped(RateLimitStore, make(options))
-
-/**
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig = (
-  options: Config.Config.Wrap<RedisStoreOptions>
-): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =>
-  Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(options), make))
-
-/**
- * The options read from configuration: `URL`, `DB`, `PASSWORD`, `USERNAME`, `KEY_PREFIX`,
- * `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, `SOCKET_TIMEOUT`, `SOCKET_CONNECT_TIMEOUT`,
- * `COMMAND_TIMEOUT` (seconds or a duration string), `CLUSTER_NODES` (comma separated) and
- * `AUTO_PIPELINING`, all under `RATE_SYNC_REDIS_` in the environment.
+ * The options read from configuration, one variable per field of the Redis field table
+ * (`core/config/fields.ts`), under `RATE_SYNC_REDIS_` in the environment: `URL`, `DB`, `PASSWORD`,
+ * `USERNAME`, `KEY_PREFIX`, `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, `SOCKET_TIMEOUT`,
+ * `SOCKET_CONNECT_TIMEOUT`, `COMMAND_TIMEOUT` (durations: seconds or a duration string),
+ * `CLUSTER_NODES` (comma separated), `MAX_BATCH_SIZE` and `AUTO_PIPELINING`.
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<RedisStoreOptions> = Config.all({
-  url: optional(Config.redacted("URL")),
-  db: optional(Config.integer("DB")),
-  password: optional(Config.redacted("PASSWORD")),
-  username: optional(Config.string("USERNAME")),
-  keyPrefix: optional(Config.string("KEY_PREFIX")),
-  poolMinSize: optional(Config.integer("POOL_MIN_SIZE")),
-  poolMaxSize: optional(Config.integer("POOL_MAX_SIZE")),
-  timingMarginMs: optional(Config.number("TIMING_MARGIN_MS")),
-  socketTimeout: optional(durationConfig("SOCKET_TIMEOUT")),
-  socketConnectTimeout: optional(durationConfig("SOCKET_CONNECT_TIMEOUT")),
-  commandTimeout: optional(durationConfig("COMMAND_TIMEOUT")),
-  clusterNodes: optional(
-    Config.map(Config.string("CLUSTER_NODES"), (s) => s.split(",").map((n) => n.trim()).filter((n) => n !== ""))
-  ),
-  autoPipelining: optional(Config.boolean("AUTO_PIPELINING")),
-  maxBatchSize: optional(Config.integer("MAX_BATCH_SIZE"))
-}).pipe(Config.nested("REDIS"), Config.nested("RATE_SYNC"))
+export const config: Config.Config<RedisStoreOptions> = fieldsConfig("redis", redisFields)
+
+const layers = storeLayers(make, config, make)
 
 /**
- * The store configured from the environment (`RATE_SYNC_REDIS_URL`, ...; see {@link config}).
- *
  * @since 0.1.0
  * @category layers
  */
-export const layerLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
-  layerConfig(config)
+export const layer: (options?: RedisStoreOptions) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =
+  layers.layer
 
 /**
- * Alias of {@link layerLive}: `Effect.provide(RedisStoreLive)`.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: (
+  options: Config.Config.Wrap<RedisStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> = layers.layerConfig
+
+/**
+ * The store configured from the environment (`RATE_SYNC_REDIS_URL`, ...; see {@link config}):
+ * `Effect.provide(RedisStoreLive)`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
-  layerLive
+  layers.live
 
 /**
  * Builds the store a `RedisStoreDefinition` (TOML `engine = "redis"`, `configureStore`) describes.

@@ -1,6 +1,9 @@
 /**
  * Store definitions: what `configureStore` and the `[stores.*]` tables of `rate-sync.toml` name.
  * Each engine's options mirror rate-sync's engine configs, camelCased; secrets are `Redacted`.
+ * A definition has exactly the fields of its engine's field table (`core/config/fields.ts`): every
+ * option of the driver (PostgreSQL adds its pool's `url`, `poolMinSize`, `poolMaxSize`), checked
+ * at compile time; see each driver's options for what a field does.
  *
  * @since 0.1.0
  */
@@ -15,6 +18,8 @@ export interface MemoryStoreDefinition {
   readonly engine: "memory"
   /** Most (limiter, key) states kept at once. Default 100 000. */
   readonly maxKeys?: number | undefined
+  /** Most bytes of state kept at once. Default 64 MiB (see `MemoryStoreOptions.maxBytes`). */
+  readonly maxBytes?: number | undefined
   /** How often expired state is swept. Default 10 seconds. */
   readonly sweepInterval?: Duration.DurationInput | undefined
 }
@@ -29,6 +34,8 @@ export interface RedisStoreDefinition {
   readonly url?: Redacted.Redacted | undefined
   readonly db?: number | undefined
   readonly password?: Redacted.Redacted | undefined
+  /** ACL user name; overrides the one in `url`. */
+  readonly username?: string | undefined
   /** Prefix of every key. Default `"rate_limit"`. */
   readonly keyPrefix?: string | undefined
   readonly poolMinSize?: number | undefined
@@ -58,9 +65,27 @@ export interface PostgresStoreDefinition {
   readonly tableName?: string | undefined
   readonly schemaName?: string | undefined
   readonly autoCreate?: boolean | undefined
+  /** Create the table `UNLOGGED`. Default `false`. */
+  readonly unlogged?: boolean | undefined
+  /** The pool's `min` (pg's default 0). */
   readonly poolMinSize?: number | undefined
+  /** The pool's `max` (pg's default 10). */
   readonly poolMaxSize?: number | undefined
   readonly timingMarginMs?: number | undefined
+  /** Wait for the WAL flush when a decision commits. Default `false`. */
+  readonly synchronousCommit?: boolean | undefined
+  /** Every call settles within it. Default 2 seconds. */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /** Most statements in flight at once. Default: the pool's size. */
+  readonly maxConcurrentStatements?: number | undefined
+  /** Most calls waiting for a statement slot. Default 10 000. */
+  readonly maxQueuedStatements?: number | undefined
+  /** Bound on start-up. Default 15 seconds. */
+  readonly initializeTimeout?: Duration.DurationInput | undefined
+  /** How often expired rows are deleted. Default 60 seconds. */
+  readonly cleanupInterval?: Duration.DurationInput | undefined
+  /** Most rows one cleanup statement deletes. Default 1000. */
+  readonly cleanupBatchSize?: number | undefined
 }
 
 /**
@@ -69,13 +94,24 @@ export interface PostgresStoreDefinition {
  */
 export interface NatsStoreDefinition {
   readonly engine: "nats"
+  /** Server URL, or several separated by commas. Default `nats://127.0.0.1:4222`. */
   readonly url?: Redacted.Redacted | undefined
+  /** Server URLs; when set, used instead of `url`. */
+  readonly servers?: ReadonlyArray<Redacted.Redacted> | undefined
   readonly token?: Redacted.Redacted | undefined
   readonly bucketName?: string | undefined
   readonly autoCreate?: boolean | undefined
+  /** `max_age` of a bucket the store creates. Default 1 day. */
+  readonly maxAge?: Duration.DurationInput | undefined
   readonly retryInterval?: Duration.DurationInput | undefined
   readonly maxRetries?: number | undefined
   readonly timingMarginMs?: number | undefined
+  /** Every operation settles within it. Default 2 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Bound on connecting at start-up. Default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** How often expired keys are deleted (`Duration.infinity`: never). Default 1 minute. */
+  readonly purgeInterval?: Duration.DurationInput | undefined
 }
 
 /**

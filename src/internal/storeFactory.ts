@@ -5,7 +5,7 @@ import type * as Scope from "effect/Scope"
 import { ConfigError, StoreUnavailable } from "../RateLimitError.js"
 import type { RateLimitStoreService, StoreError } from "../RateLimitStore.js"
 import { TypeId as StoreTypeId } from "../RateLimitStore.js"
-import { decodeStoreDefinition } from "../RateSyncConfig.js"
+import { decodeStoreDefinition } from "./config/storeDefinition.js"
 import type { StoreDefinition } from "../StoreDefinition.js"
 
 /** @internal */
@@ -48,7 +48,7 @@ const fromDriver = <D>(
 
 /**
  * Builds a store from its definition in the given scope. The definition is validated first, by the
- * rules of the `[stores.<id>]` tables (`RateSyncConfig.decodeStoreDefinition`), so a bad one fails
+ * rules of the `[stores.<id>]` tables (`internal/config/storeDefinition.ts`, exposed as `RateSyncConfig.decodeStoreDefinition`), so a bad one fails
  * with a `ConfigError` before anything is opened. A driver module is imported only here, only for
  * the engine named, so the root import never loads an optional peer.
  *
@@ -64,14 +64,7 @@ export const buildStore = (
   const input = decoded.right
   switch (input.engine) {
     case "memory":
-      return Effect.flatMap(
-        Effect.promise(() => import("../MemoryStore.js")),
-        (m) =>
-          m.make({
-            ...(input.maxKeys !== undefined ? { maxKeys: input.maxKeys } : {}),
-            ...(input.sweepInterval !== undefined ? { sweepInterval: input.sweepInterval } : {})
-          })
-      )
+      return Effect.flatMap(Effect.promise(() => import("../MemoryStore.js")), (m) => m.fromDefinition(input))
     case "redis":
       return fromDriver(storeId, "redis", "ioredis", () => import("../RedisStore.js"), input)
     case "nats":

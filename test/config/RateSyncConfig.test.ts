@@ -35,7 +35,7 @@ const maxRateExpected =
 const maxDurationExpected = "a duration of at most 10 years (3650 days)"
 
 const redisFields =
-  "engine, url, db, password, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, max_batch_size, auto_pipelining"
+  "engine, url, db, password, username, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, max_batch_size, auto_pipelining"
 const limiterFieldList =
   "store, algorithm, rate_per_second, rate, burst, max_concurrent, limit, window_seconds, timeout, fail_closed, lease_ms"
 
@@ -216,7 +216,7 @@ const badInputs: ReadonlyArray<readonly [string, string, string, string, string]
     "a redis field on a memory store",
     `[stores.main]\nengine = "memory"\nkey_prefix = "x"\n`,
     "stores.main.key_prefix",
-    "one of the memory store fields: engine, max_keys, sweep_interval",
+    "one of the memory store fields: engine, max_keys, max_bytes, sweep_interval",
     "an unknown field"
   ],
   ["a misspelled redis field", `[stores.main]\nengine = "redis"\npool_size = 3\n`, "stores.main.pool_size", `one of the redis store fields: ${redisFields}`, "an unknown field"],
@@ -548,13 +548,13 @@ max_concurrent = 5
       const error = yield* parseError(base, { RATE_SYNC_STORES_MAIN_ENGINE: "memory" })
       assert.deepStrictEqual(fields(error), {
         path: "stores.main.url",
-        expected: "one of the memory store fields: engine, max_keys, sweep_interval",
+        expected: "one of the memory store fields: engine, max_keys, max_bytes, sweep_interval",
         received: "an unknown field"
       })
       const fromEnv = yield* parseError(`[stores.m]\nengine = "memory"\n`, { RATE_SYNC_STORES_M_DB: "1" })
       assert.deepStrictEqual(fields(fromEnv), {
         path: "stores.m.db",
-        expected: "one of the memory store fields: engine, max_keys, sweep_interval",
+        expected: "one of the memory store fields: engine, max_keys, max_bytes, sweep_interval",
         received: "an unknown field (set by RATE_SYNC_STORES_M_DB)"
       })
     }))

@@ -40,7 +40,7 @@ const bad: ReadonlyArray<readonly [unknown, string, string, string]> = [
   [
     { engine: "memory", maxkeys: 5 },
     "stores.s.maxkeys",
-    "one of the memory store fields: engine, maxKeys, sweepInterval",
+    "one of the memory store fields: engine, maxKeys, maxBytes, sweepInterval",
     "an unknown field"
   ],
   [
