@@ -1,0 +1,63 @@
+/**
+ * The registry and the root module load neither the TOML parser (smol-toml) nor the file system:
+ * definitions written in code are validated by `internal/config/storeDefinition.ts` (from the
+ * field tables), and only `RateSyncConfig.parse` / `load` (so `RateSync`'s layers) load
+ * smol-toml and `node:fs`, when called.
+ */
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it } from "@effect/vitest"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const hook = fileURLToPath(new URL("./block-toml-fs.mjs", import.meta.url))
+
+const run = (code: string): Promise<{ code: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "--import", hook, "--input-type=module", "-e", code],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
+    )
+  })
+
+describe("packaging: smol-toml and node:fs", () => {
+  it("importing RateLimiter, then validating and building a store defined in code, loads neither", async () => {
+    const r = await run(`
+      import { Effect, Layer } from "effect"
+      const RateLimiter = await import("./src/RateLimiter.ts")
+      const program = Effect.gen(function*() {
+        yield* RateLimiter.configureStore("m", { engine: "memory", maxKeys: 10, maxBytes: 1_000_000 })
+        const bad = yield* Effect.flip(RateLimiter.configureStore("x", { engine: "memory", maxKeys: -1 }))
+        yield* RateLimiter.configureLimiter("api", { store: "m", ratePerSecond: 10 })
+        const d = yield* RateLimiter.check("api")
+        return "allowed=" + d.allowed + " bad=" + bad._tag + ":" + (bad._tag === "ConfigError" ? bad.path : "")
+      })
+      console.log(await Effect.runPromise(Effect.scoped(Effect.flatMap(RateLimiter.make({}), (service) =>
+        Effect.provideService(program, RateLimiter.RateLimiter, service)))))
+    `)
+    assert.strictEqual(r.stderr.includes("blocked module"), false, r.stderr)
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.include(r.stdout, "allowed=true bad=ConfigError:stores.x.maxKeys")
+  })
+
+  it("importing the root module loads neither", async () => {
+    const r = await run(`
+      const root = await import("./src/index.ts")
+      console.log("modules=" + Object.keys(root).length)
+    `)
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.include(r.stdout, "modules=")
+  })
+
+  it("the hook really blocks: RateSyncConfig.parse needs smol-toml, and loads it only then", async () => {
+    const r = await run(`
+      import { Cause, Effect, Exit } from "effect"
+      const { RateSyncConfig } = await import("./src/index.ts")
+      const exit = await Effect.runPromiseExit(RateSyncConfig.parse("[limiters.api]\\nrate_per_second = 1\\n"))
+      console.log("exit=" + exit._tag + " " + (Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""))
+    `)
+    assert.include(r.stdout, "exit=Failure")
+    assert.include(r.stdout + r.stderr, "blocked module: smol-toml")
+  })
+})
