@@ -9,6 +9,9 @@
  * cannot inject braces to pick another tag, and two distinct pairs never share a key (neither
  * encoding produces `.`, `{` or `}`, and each decodes to exactly one string).
  *
+ * This module is the public surface; the scripts are `core/redis/scripts.ts` and the driver's
+ * private parts `internal/redis/` (see docs/engines/redis.md, "Code layout").
+ *
  * @since 0.1.0
  */
 import * as Config from "effect/Config"

@@ -371,6 +371,29 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         assert.include(String(bad), "COMMAND_TIMEOUT")
       }))
 
+    it.scoped("timingMarginMs pads every non-zero wait, a refused slot's retry included; zero and Infinity stay", () =>
+      Effect.gen(function*() {
+        const options = { url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: PREFIX }
+        const padded = yield* RedisStore.make({ ...options, timingMarginMs: 1000 })
+        const limiter = fresh("margin")
+        const req = { limiter, key: "", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 }
+        const admitted = yield* padded.tokenBucket(req)
+        assert.strictEqual(admitted.delayMs, 0, "an admission now is not delayed")
+        const refused = yield* padded.tokenBucket(req)
+        assert.isTrue(refused.retryAfterMs > 1000 && refused.retryAfterMs <= 1100, `retryAfter ${refused.retryAfterMs}`)
+        const reserved = yield* padded.tokenBucket({ ...req, maxWaitMs: 10_000 })
+        assert.isTrue(reserved.delayMs > 1000 && reserved.delayMs <= 1200, `delay ${reserved.delayMs}`)
+        const never = yield* padded.tokenBucket({ ...req, cost: 2, maxWaitMs: 60_000 })
+        assert.strictEqual(never.retryAfterMs, Infinity)
+        const slot = { limiter, key: "s", holder: "a", limit: 1, leaseMs: 500 }
+        const held = yield* padded.acquireSlot(slot)
+        assert.isTrue(held.acquired)
+        assert.strictEqual(held.retryAfterMs, 0)
+        const busy = yield* padded.acquireSlot({ ...slot, holder: "b" })
+        assert.isFalse(busy.acquired)
+        assert.isTrue(busy.retryAfterMs > 1000 && busy.retryAfterMs <= 1500, `slot retryAfter ${busy.retryAfterMs}`)
+      }))
+
     it.scoped("fromDefinition builds the store a TOML / configureStore definition names", () =>
       Effect.gen(function*() {
         const prefix = `def-${crypto.randomUUID()}`

@@ -187,8 +187,8 @@ export interface Runner {
   readonly call: Call
 }
 
-/** @internal */
-export const traced = tracer(ENGINE)
+/** A store operation's span (see `internal/store/telemetry.ts`). */
+const traced = tracer(ENGINE)
 
 /** The runner of a store: its batcher, and its operations' errors built once. @internal */
 export const make = (settings: Settings, pool: Pool, deadlines: Deadlines.Deadlines): Runner => {
