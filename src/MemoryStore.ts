@@ -52,11 +52,8 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Table from "./core/memory.js"
@@ -65,6 +62,7 @@ import type { RateLimitStoreService } from "./RateLimitStore.js"
 import { memoryFields } from "./core/config/fields.js"
 import { fieldsConfig } from "./internal/config/envConfig.js"
 import { storeLayers } from "./internal/store/layers.js"
+import { Waiters } from "./internal/store/waiters.js"
 import type { MemoryStoreDefinition } from "./StoreDefinition.js"
 
 /**
@@ -112,11 +110,6 @@ export interface MemoryStoreService extends RateLimitStoreService {
  * @category constants
  */
 export const ENTRY_OVERHEAD_BYTES: number = Table.ENTRY_OVERHEAD_BYTES
-
-interface Waiter {
-  readonly deferred: Deferred.Deferred<void>
-  count: number
-}
 
 const DEFAULT_MAX_KEYS = 100_000
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -203,57 +196,32 @@ export const fromDefinition = (definition: MemoryStoreDefinition): Effect.Effect
 }
 
 /**
- * Slot waiters of one store, per `(limiter, key)`: one `Deferred` per key, completed when the
- * table says a slot may have been freed there (a release or a reset).
+ * Slot waiters of one store, per limiter and key (the kit's `Waiters`): a release wakes the
+ * waiters of its key, a reset those of its key or of every key of its limiter.
  */
-class Waiters {
-  private readonly byLimiter = new Map<string, Map<string, Waiter>>()
+class LimiterWaiters {
+  private readonly byLimiter = new Map<string, Waiters>()
 
-  /** Wakes the waiters of `(limiter, key)`, or of every key of `limiter` when `key` is undefined. */
   readonly wake = (limiter: string, key: string | undefined): void => {
-    const inner = this.byLimiter.get(limiter)
-    if (inner === undefined) return
-    if (key === undefined) {
-      this.byLimiter.delete(limiter)
-      for (const waiter of inner.values()) Deferred.unsafeDone(waiter.deferred, Exit.void)
-      return
-    }
-    const waiter = inner.get(key)
-    if (waiter === undefined) return
-    inner.delete(key)
-    if (inner.size === 0) this.byLimiter.delete(limiter)
-    Deferred.unsafeDone(waiter.deferred, Exit.void)
+    const waiters = this.byLimiter.get(limiter)
+    if (waiters === undefined) return
+    if (key === undefined) waiters.wakeEvery()
+    else waiters.wakeAll(key)
+    if (waiters.idle) this.byLimiter.delete(limiter)
   }
 
-  /** Completes at the next wake of `(limiter, key)`, or after `maxWaitMs`. */
   await(limiter: string, key: string, maxWaitMs: number): Effect.Effect<void> {
     return Effect.suspend(() => {
-      let inner = this.byLimiter.get(limiter)
-      if (inner === undefined) {
-        inner = new Map()
-        this.byLimiter.set(limiter, inner)
+      let waiters = this.byLimiter.get(limiter)
+      if (waiters === undefined) {
+        waiters = new Waiters()
+        this.byLimiter.set(limiter, waiters)
       }
-      let waiter = inner.get(key)
-      if (waiter === undefined) {
-        waiter = { deferred: Deferred.unsafeMake<void>(FiberId.none), count: 0 }
-        inner.set(key, waiter)
-      }
-      const current = waiter
-      current.count++
-      const wait = Deferred.await(current.deferred)
-      const bounded = maxWaitMs === Infinity
-        ? wait
-        : Effect.asVoid(Effect.timeoutOption(wait, Duration.millis(Math.max(0, maxWaitMs))))
+      const own = waiters
       return Effect.ensuring(
-        bounded,
+        own.wait(key, maxWaitMs),
         Effect.sync(() => {
-          current.count--
-          if (current.count > 0) return
-          const byKey = this.byLimiter.get(limiter)
-          if (byKey !== undefined && byKey.get(key) === current) {
-            byKey.delete(key)
-            if (byKey.size === 0) this.byLimiter.delete(limiter)
-          }
+          if (own.idle && this.byLimiter.get(limiter) === own) this.byLimiter.delete(limiter)
         })
       )
     })
@@ -262,7 +230,7 @@ class Waiters {
 
 /** The table as the SPI: each operation one clock read and one synchronous step. */
 const serviceOf = (maxKeys: number, maxBytes: number, sweepIntervalMs: number): MemoryStoreService => {
-  const waiters = new Waiters()
+  const waiters = new LimiterWaiters()
   const table = new Table.MemoryTable(maxKeys, maxBytes, sweepIntervalMs, waiters.wake)
   // `clockWith` runs its callback when the effect runs (not when it is built), so each operation
   // is one clock read and one synchronous step: no Effect.sync node on the hot path.

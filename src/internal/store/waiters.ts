@@ -33,7 +33,7 @@ export class Waiters {
       }
       set.add(waiter)
       return Deferred.await(waiter).pipe(
-        Effect.timeoutOption(Duration.millis(maxWaitMs)),
+        Effect.timeoutOption(Duration.millis(Math.max(0, maxWaitMs))),
         Effect.asVoid,
         Effect.ensuring(Effect.sync(() => this.remove(key, waiter)))
       )
@@ -57,6 +57,16 @@ export class Waiters {
     if (set === undefined) return
     this.byKey.delete(key)
     for (const waiter of set) Deferred.unsafeDone(waiter, Exit.void)
+  }
+
+  /** Wakes every waiter of every key. */
+  wakeEvery(): void {
+    for (const key of Array.from(this.byKey.keys())) this.wakeAll(key)
+  }
+
+  /** No waiter left. */
+  get idle(): boolean {
+    return this.byKey.size === 0
   }
 
   private remove(key: string, waiter: Deferred.Deferred<void>): void {
