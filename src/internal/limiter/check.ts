@@ -7,7 +7,8 @@ import * as Effect from "effect/Effect"
 import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision } from "../../RateLimiter.js"
 import type { StoreError } from "../../RateLimitStore.js"
-import { decided, failOpenDecision, peeked, validateCall } from "./decision.js"
+import { storeKey } from "../../core/storeKey.js"
+import { callProblem, decided, failOpenDecision, peeked } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
 import { storeFailed } from "./entry.js"
 
@@ -30,22 +31,24 @@ export const makeCheck = (
   Effect.clockWith((clock): CheckResult => {
     const entry = limiters.get(id)
     if (entry === undefined) return Effect.fail(notFound(id))
-    const call = validateCall(entry, opts)
-    if (call._tag !== "Call") return Effect.fail(call)
-    const { key, storeKey, cost } = call
+    const problem = callProblem(entry, opts)
+    if (problem !== undefined) return Effect.fail(problem)
+    const key = opts?.key ?? ""
+    const cost = opts?.cost ?? 1
+    const sk = storeKey(key)
     if (entry.takeNow !== undefined) {
       const now = clock.unsafeCurrentTimeMillis()
-      const d = entry.takeNow(storeKey, cost, now)
+      const d = entry.takeNow(sk, cost, now)
       if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
     }
     const onFailure = (e: StoreError) => storeFailed(entry, e, failOpenDecision(entry, key))
     if (entry.take === undefined) {
       return Effect.matchEffect(
-        entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: storeKey, limit: entry.limit }),
+        entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: sk, limit: entry.limit }),
         { onFailure, onSuccess: (d) => Effect.succeed(peeked(entry, key, d)) }
       )
     }
-    return Effect.matchEffect(entry.take(storeKey, cost, 0), {
+    return Effect.matchEffect(entry.take(sk, cost, 0), {
       onFailure,
       // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
       onSuccess: (d) => Effect.succeed(decided(entry, key, d, clock.unsafeCurrentTimeMillis()))

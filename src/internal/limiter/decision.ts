@@ -45,18 +45,21 @@ export interface Call {
 }
 
 /**
- * Validates a call's options in one order for every operation (key, cost, timeout), so `check`
- * and `acquire` fail the same way on the same bad input. From JavaScript anything can arrive.
+ * What is wrong with a call's options, checked in one order for every operation (key, cost,
+ * timeout), so `check` and `acquire` fail the same way on the same bad input; `undefined` when
+ * nothing is. From JavaScript anything can arrive. Allocates nothing for valid options (`check`
+ * is on every HTTP request's path).
  *
  * @internal
  */
-export const validateCall = (
+export const callProblem = (
   entry: LimiterEntry,
   opts: AcquireOptions | undefined
-): Call | ConfigError | InvalidCost => {
-  const key = opts?.key ?? ""
+): ConfigError | InvalidCost | undefined => {
+  if (opts === undefined) return undefined
+  const key = opts.key ?? ""
   if (typeof key !== "string") return ConfigError.at("options.key", "a string", describeInput(key))
-  const cost = opts?.cost ?? 1
+  const cost = opts.cost ?? 1
   if (!(Number.isSafeInteger(cost) && cost >= 1 && cost <= entry.capacity)) {
     return new InvalidCost({
       limiterId: entry.id,
@@ -65,15 +68,26 @@ export const validateCall = (
       received: describeInput(cost)
     })
   }
-  let timeoutMs = entry.spec.timeoutMs
-  if (opts?.timeout !== undefined) {
-    const ms = durationInputMs(opts.timeout)
-    if (ms === undefined) {
-      return ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(opts.timeout))
-    }
-    timeoutMs = ms
+  if (opts.timeout !== undefined && durationInputMs(opts.timeout) === undefined) {
+    return ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(opts.timeout))
   }
-  return { _tag: "Call", key, storeKey: storeKey(key), cost, timeoutMs }
+  return undefined
+}
+
+/**
+ * A call's options, validated by {@link callProblem}, as the values `acquire` works with.
+ *
+ * @internal
+ */
+export const validateCall = (
+  entry: LimiterEntry,
+  opts: AcquireOptions | undefined
+): Call | ConfigError | InvalidCost => {
+  const problem = callProblem(entry, opts)
+  if (problem !== undefined) return problem
+  const key = opts?.key ?? ""
+  const timeoutMs = opts?.timeout === undefined ? entry.spec.timeoutMs : durationInputMs(opts.timeout)
+  return { _tag: "Call", key, storeKey: storeKey(key), cost: opts?.cost ?? 1, timeoutMs }
 }
 
 // ---------------------------------------------------------------------------------------------
