@@ -6,8 +6,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import { limiterIdProblem, MAX_LIMITER_ID_LENGTH } from "./core/storeKey.js"
+import { describeInput, durationInputMs, unknownField } from "./internal/config/input.js"
+import * as Input from "./internal/config/input.js"
 import { ConfigError } from "./RateLimitError.js"
 
 /**
@@ -155,95 +156,12 @@ const describe = (u: unknown): string => {
 }
 
 /**
- * A value passed in code, as an error shows it: numbers and booleans as written, strings quoted
- * (`"2"`), a `Duration` formatted, other values by their kind (`an object`, `a function`).
- *
- * @internal
- */
-export const describeInput = (u: unknown): string => {
-  switch (typeof u) {
-    case "number":
-      return Number.isNaN(u) ? "NaN" : String(u)
-    case "string":
-      return JSON.stringify(u.length > 100 ? `${u.slice(0, 100)}...` : u)
-    case "boolean":
-      return String(u)
-    case "bigint":
-      return `${u}n`
-    case "undefined":
-      return "undefined"
-    case "symbol":
-      return "a symbol"
-    case "function":
-      return "a function"
-    case "object":
-      if (u === null) return "null"
-      if (Duration.isDuration(u)) return `${Duration.format(u)} (a Duration)`
-      return Array.isArray(u) ? "an array" : "an object"
-  }
-}
-
-/**
- * Decodes a `Duration.DurationInput` to milliseconds, refusing what `Duration.decode` would throw
- * on (an unparsable string) and what it would quietly turn into 0 (a negative or NaN number, a
- * negative bigint, `"-1 seconds"`, a `[seconds, nanos]` pair with a negative or non-finite part).
- * Answers `undefined` for a bad input; an infinite duration is `Infinity`.
- *
- * @internal
- */
-export const durationInputMs = (u: unknown): number | undefined => {
-  if (typeof u === "number" && (Number.isNaN(u) || u < 0)) return undefined
-  if (typeof u === "bigint" && u < BigInt(0)) return undefined
-  if (typeof u === "string" && u.startsWith("-")) return undefined
-  if (Array.isArray(u) && (u.length !== 2 || !u.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0))) {
-    return undefined
-  }
-  const d = Duration.decodeUnknown(u)
-  return Option.isSome(d) ? Duration.toMillis(d.value) : undefined
-}
-
-/**
  * The fields of a {@link LimiterDefinition}: a definition with any other field is refused.
  *
  * @since 0.1.0
  * @category constants
  */
-export const definitionFields = [
-  "store",
-  "algorithm",
-  "ratePerSecond",
-  "rate",
-  "burst",
-  "maxConcurrent",
-  "limit",
-  "window",
-  "timeout",
-  "failClosed",
-  "lease"
-] as const satisfies ReadonlyArray<keyof LimiterDefinition>
-
-const isDefinitionField = (field: string): field is keyof LimiterDefinition =>
-  definitionFields.some((f) => f === field)
-
-/**
- * The first field of `u` that a definition does not have, reported at `base.<field>` with the
- * fields it accepts (as `fieldNames` names them); `undefined` when every field is known.
- *
- * @internal
- */
-export const unknownField = (
-  u: object,
-  base: string,
-  fieldNames?: Partial<Record<keyof LimiterDefinition, string>>
-): ConfigError | undefined => {
-  for (const field of Object.keys(u)) {
-    if (!isDefinitionField(field)) {
-      const accepted = definitionFields.map((f) => fieldNames?.[f] ?? f).join(", ")
-      return ConfigError.at(`${base}.${field}`, `one of the limiter fields: ${accepted}`, "an unknown field")
-    }
-  }
-  return undefined
-}
+export const definitionFields: typeof Input.definitionFields = Input.definitionFields
 
 const positive = (path: string, u: unknown): number => {
   if (typeof u !== "number" || !Number.isFinite(u) || u <= 0) {

@@ -52,15 +52,7 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync
   kind: Schema.optionalWith(Schema.Literal("unavailable", "rejected"), { default: () => "unavailable" as const })
 }) {}
 
-export type {
-  Algorithm,
-  PeekRequest,
-  SlotDecision,
-  SlotRequest,
-  StoreDecision,
-  TokenBucketRequest,
-  WindowRequest
-} from "./core/spi.js"
+export type * from "./core/spi.js"
 import type {
   PeekRequest,
   SlotDecision,

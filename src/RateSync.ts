@@ -76,7 +76,7 @@ const build = <R>(
  * @since 0.1.0
  * @category layers
  */
-export const fromConfig = (
+export const layerFromConfig = (
   config: RateSyncConfig.RateSyncConfig
 ): Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable> =>
   build(Effect.succeed(config))

@@ -157,7 +157,7 @@ const allStoreFields: ReadonlyArray<string> = Array.from(new Set(engines.flatMap
  * ```
  *
  * @since 0.1.0
- * @category environment
+ * @category config
  */
 export const envVariable = (...segments: ReadonlyArray<string>): string => envVariableOf(...segments)
 
@@ -171,7 +171,7 @@ export const envVariable = (...segments: ReadonlyArray<string>): string => envVa
  * with its durations as `Duration`s.
  *
  * @since 0.1.0
- * @category validation
+ * @category config
  */
 export const decodeStoreDefinition: (id: string, definition: unknown) => Either.Either<StoreDefinition, ConfigError> =
   StoreDefinitions.decodeStoreDefinition

@@ -656,7 +656,7 @@ max_concurrent = 1
         expected: `a store id (the configuration declares several stores: "a", "b")`,
         received: "nothing"
       })
-      const layerError = yield* Effect.flip(Layer.build(RateSync.fromConfig(config)).pipe(Effect.scoped))
+      const layerError = yield* Effect.flip(Layer.build(RateSync.layerFromConfig(config)).pipe(Effect.scoped))
       assert.strictEqual(layerError._tag, "ConfigError")
     }))
 

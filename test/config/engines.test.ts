@@ -33,7 +33,7 @@ const roundTrip = (toml: string, engine: string) =>
       assert.isTrue(decisions[2] !== undefined && decisions[2].retryAfterMs > 0)
       yield* RateLimiter.reset(id)
       assert.isTrue((yield* RateLimiter.check(id)).allowed)
-    }).pipe(Effect.provide(RateSync.fromConfig(config)))
+    }).pipe(Effect.provide(RateSync.layerFromConfig(config)))
   })
 
 describeWhenUp(redisUp)("rate-sync.toml with engine = \"redis\"", () => {

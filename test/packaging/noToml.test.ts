@@ -4,22 +4,10 @@
  * field tables), and only `RateSyncConfig.parse` / `load` (so `RateSync`'s layers) load
  * smol-toml and `node:fs`, when called.
  */
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
+import { runWithHook } from "./run.js"
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const hook = fileURLToPath(new URL("./block-toml-fs.mjs", import.meta.url))
-
-const run = (code: string): Promise<{ code: number; stdout: string; stderr: string }> =>
-  new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "--import", hook, "--input-type=module", "-e", code],
-      { cwd: root, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
-    )
-  })
+const run = runWithHook("block-toml-fs.mjs")
 
 describe("packaging: smol-toml and node:fs", () => {
   it("importing RateLimiter, then validating and building a store defined in code, loads neither", async () => {

@@ -1,19 +1,7 @@
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
+import { runWithHook } from "./run.js"
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const hook = fileURLToPath(new URL("./block-drivers.mjs", import.meta.url))
-
-const run = (code: string): Promise<{ code: number; stdout: string; stderr: string }> =>
-  new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "--import", hook, "--input-type=module", "-e", code],
-      { cwd: root, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
-    )
-  })
+const run = runWithHook("block-drivers.mjs")
 
 describe("packaging: optional peers", () => {
   it("the root module and a memory-store program run with every optional peer missing", async () => {
@@ -40,7 +28,7 @@ describe("packaging: optional peers", () => {
       import { Effect } from "effect"
       const { RateSync, RateSyncConfig } = await import("./src/index.ts")
       const config = await Effect.runPromise(RateSyncConfig.parse('[stores.main]\\nengine = "redis"\\n[limiters.api]\\nstore = "main"\\nrate_per_second = 1'))
-      const exit = await Effect.runPromiseExit(Effect.scoped(RateSync.fromConfig(config).pipe((l) => Effect.asVoid(Effect.provide(Effect.void, l)))))
+      const exit = await Effect.runPromiseExit(Effect.scoped(RateSync.layerFromConfig(config).pipe((l) => Effect.asVoid(Effect.provide(Effect.void, l)))))
       console.log(JSON.stringify(exit.cause?.failure ?? exit.cause?.error ?? null))
     `)
     assert.strictEqual(r.code, 0, r.stderr)

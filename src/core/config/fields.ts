@@ -47,7 +47,7 @@ export interface StringCheck {
 
 /** How a `url` / `urlList` field is read. @internal */
 export interface UrlCheck {
-  /** The schemes accepted (`"redis:"`); none: any (NATS takes `host:port`). */
+  /** The schemes accepted (`"redis:"`); none: every scheme (NATS takes `host:port`). */
   readonly schemes?: ReadonlyArray<string> | undefined
   /** What an error says was expected. */
   readonly expected: string

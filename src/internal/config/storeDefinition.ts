@@ -15,7 +15,7 @@ import { codeTable, decodeStoreTable } from "../../core/config/store.js"
 import type { PlainStore, PlainValue } from "../../core/config/store.js"
 import { FieldError, isTable } from "../../core/config/table.js"
 import type { CodeValues, Table } from "../../core/config/table.js"
-import { describeInput, durationInputMs } from "../../LimiterDefinition.js"
+import { describeInput, durationInputMs } from "./input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import type { StoreDefinition } from "../../StoreDefinition.js"
 

@@ -15,7 +15,7 @@ import { type HeadersMode, retryAfterSeconds } from "../../core/http/headers.js"
 import { resolveOptions, type ResolvedOptions } from "../../core/http/options.js"
 import type { ConfigProblem } from "../../core/http/problem.js"
 import type { CostFunction, KeyFunction, LimitOptions } from "../../HttpRateLimit.js"
-import { describeInput } from "../../LimiterDefinition.js"
+import { describeInput } from "../config/input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import * as RateLimiter from "../../RateLimiter.js"
 

@@ -5,7 +5,7 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
-import { describeInput, durationInputMs } from "../../LimiterDefinition.js"
+import { describeInput, durationInputMs } from "../config/input.js"
 import { ConfigError, InvalidCost, RateLimitExceeded } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision } from "../../RateLimiter.js"
 import type { StoreDecision } from "../../RateLimitStore.js"

@@ -6,6 +6,11 @@
  * ONE rule for every engine and every operation: each non-zero wait the store answers (a rate
  * decision's `delayMs` and `retryAfterMs`, a refused slot's `retryAfterMs`) gets the margin; zero
  * stays zero (an admission now is not delayed) and `Infinity` stays `Infinity` (never is never).
+ * Redis and PostgreSQL apply it (their decisions are on the server's clock).
+ *
+ * NATS KV has no server-side clock: each instance decides on its own, so there `timingMarginMs`
+ * is the clock-skew allowance between instances, applied inside the decide step to instants
+ * another instance wrote (`core/nats/decide.ts`), not to the waits answered.
  *
  * @internal
  */
