@@ -205,6 +205,104 @@ const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
   return ms
 }
 
+/** Where a definition's fields are reported: `at("rate")` is `limiters.api.rate` (or its TOML name). */
+type At = (field: keyof LimiterDefinition) => string
+
+const checkId = (id: string, base: string): void => {
+  const idProblem = limiterIdProblem(id)
+  if (idProblem === undefined) return
+  throw ConfigError.at(
+    typeof id === "string" && id.length <= MAX_LIMITER_ID_LENGTH ? base : "limiters",
+    `a limiter id of 1 to ${MAX_LIMITER_ID_LENGTH} characters with no control character and no unpaired surrogate`,
+    typeof id === "string" ? `${describeInput(id)} (${idProblem})` : describe(id)
+  )
+}
+
+/** The rate per second from `ratePerSecond` or `rate` (at most one of them), or none. */
+const rateOf = (def: LimiterDefinition, at: At): number | undefined => {
+  if (def.ratePerSecond !== undefined && def.rate !== undefined) {
+    throw ConfigError.at(at("rate"), `either ${at("ratePerSecond")} or ${at("rate")}, not both`, "both")
+  }
+  if (def.ratePerSecond !== undefined) {
+    return boundedRate(at("ratePerSecond"), positive(at("ratePerSecond"), def.ratePerSecond), def.ratePerSecond)
+  }
+  if (def.rate === undefined) return undefined
+  if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
+  const parsed = parseRate(def.rate, at("rate"))
+  if (Either.isLeft(parsed)) throw parsed.left
+  return boundedRate(at("rate"), parsed.right, def.rate)
+}
+
+/** What every algorithm shares: store, concurrency, failure policy, timeout, lease. */
+const commonOf = (def: LimiterDefinition, at: At) => {
+  const maxConcurrent = def.maxConcurrent === undefined ? undefined : positiveInt(at("maxConcurrent"), def.maxConcurrent)
+  const failClosed = def.failClosed ?? false
+  if (typeof failClosed !== "boolean") throw ConfigError.at(at("failClosed"), "true or false", describe(failClosed))
+  // an infinite timeout is the same as none: wait as long as needed
+  const timeoutMs = def.timeout === undefined || isInfinite(def.timeout)
+    ? undefined
+    : durationMs(at("timeout"), def.timeout, true)
+  const leaseMs = def.lease === undefined ? DEFAULT_LEASE_MS : durationMs(at("lease"), def.lease, false)
+  if (leaseMs < 100) throw ConfigError.at(at("lease"), "a lease of at least 100 ms", `${leaseMs} ms`)
+  return { store: def.store, maxConcurrent, failClosed, timeoutMs, leaseMs }
+}
+
+/** The token-bucket fields: burst (default `max(1, ceil(rate))`), no window fields, some limit. */
+const tokenBucketOf = (
+  def: LimiterDefinition,
+  at: At,
+  base: string,
+  ratePerSecond: number | undefined,
+  maxConcurrent: number | undefined
+): { readonly burst: number } => {
+  if (def.limit !== undefined) {
+    throw ConfigError.at(at("limit"), `no ${at("limit")} for the token bucket (use sliding_window or fixed_window)`, describe(def.limit))
+  }
+  if (def.window !== undefined) {
+    throw ConfigError.at(at("window"), `no ${at("window")} for the token bucket (use sliding_window or fixed_window)`, describe(def.window))
+  }
+  if (def.burst !== undefined && ratePerSecond === undefined) {
+    throw ConfigError.at(at("burst"), `a rate (${at("ratePerSecond")} or ${at("rate")}) alongside ${at("burst")}`, "no rate")
+  }
+  const burst = ratePerSecond === undefined
+    ? 0
+    : def.burst === undefined
+    ? Math.max(1, Math.ceil(ratePerSecond))
+    : positiveInt(at("burst"), def.burst)
+  // GCRA keeps `burst / rate` ahead of now: bounded like every other duration, so that every
+  // store can compute it (Redis integers, PostgreSQL timestamps, microseconds everywhere).
+  if (ratePerSecond !== undefined && (burst * 1000) / ratePerSecond > MAX_DURATION_MS) {
+    throw ConfigError.at(
+      at(def.rate !== undefined ? "rate" : "ratePerSecond"),
+      `a rate whose bucket refills within 10 years (burst / rate at most 3650 days; burst is ${burst})`,
+      describe(def.rate ?? def.ratePerSecond)
+    )
+  }
+  if (ratePerSecond === undefined && maxConcurrent === undefined) {
+    throw ConfigError.at(base, `at least one limit: ${at("ratePerSecond")}, ${at("rate")} or ${at("maxConcurrent")}`, "none")
+  }
+  return { burst }
+}
+
+/** The window fields: `limit` and `window`, required, and no token-bucket field. */
+const windowOf = (
+  def: LimiterDefinition,
+  at: At,
+  algorithm: Algorithm,
+  ratePerSecond: number | undefined
+): { readonly limit: number; readonly windowMs: number } => {
+  if (ratePerSecond !== undefined || def.burst !== undefined) {
+    throw ConfigError.at(
+      ratePerSecond !== undefined ? at(def.rate !== undefined ? "rate" : "ratePerSecond") : at("burst"),
+      `no token-bucket settings for the ${algorithm} algorithm (use ${at("limit")} and ${at("window")})`,
+      describe(def.rate ?? def.ratePerSecond ?? def.burst)
+    )
+  }
+  if (def.limit === undefined) throw ConfigError.at(at("limit"), `a whole number greater than 0 (required by ${algorithm})`, "nothing")
+  if (def.window === undefined) throw ConfigError.at(at("window"), `a duration greater than 0 (required by ${algorithm})`, "nothing")
+  return { limit: positiveInt(at("limit"), def.limit), windowMs: durationMs(at("window"), def.window, false) }
+}
+
 /**
  * Validates a definition. `path` prefixes every field in errors (`limiters.api` for TOML).
  * `fieldNames` maps the TypeScript field names to the names the user wrote (snake_case in TOML).
@@ -221,16 +319,9 @@ export const resolve = (
   }
 ): Either.Either<LimiterSpec, ConfigError> => {
   const base = options?.path ?? `limiters.${id}`
-  const at = (field: keyof LimiterDefinition) => `${base}.${options?.fieldNames?.[field] ?? field}`
+  const at: At = (field) => `${base}.${options?.fieldNames?.[field] ?? field}`
   try {
-    const idProblem = limiterIdProblem(id)
-    if (idProblem !== undefined) {
-      throw ConfigError.at(
-        typeof id === "string" && id.length <= MAX_LIMITER_ID_LENGTH ? base : "limiters",
-        `a limiter id of 1 to ${MAX_LIMITER_ID_LENGTH} characters with no control character and no unpaired surrogate`,
-        typeof id === "string" ? `${describeInput(id)} (${idProblem})` : describe(id)
-      )
-    }
+    checkId(id, base)
     // From JavaScript anything can arrive here.
     if (typeof def !== "object" || def === null || Array.isArray(def)) {
       throw ConfigError.at(base, "a limiter definition (an object of limiter fields)", describe(def))
@@ -244,94 +335,14 @@ export const resolve = (
     if (algorithm !== "token_bucket" && algorithm !== "sliding_window" && algorithm !== "fixed_window") {
       throw ConfigError.at(at("algorithm"), `one of "token_bucket", "sliding_window", "fixed_window"`, describe(algorithm))
     }
-    let ratePerSecond: number | undefined
-    if (def.ratePerSecond !== undefined && def.rate !== undefined) {
-      throw ConfigError.at(at("rate"), `either ${at("ratePerSecond")} or ${at("rate")}, not both`, "both")
-    }
-    if (def.ratePerSecond !== undefined) {
-      ratePerSecond = boundedRate(at("ratePerSecond"), positive(at("ratePerSecond"), def.ratePerSecond), def.ratePerSecond)
-    }
-    if (def.rate !== undefined) {
-      if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
-      const parsed = parseRate(def.rate, at("rate"))
-      if (Either.isLeft(parsed)) throw parsed.left
-      ratePerSecond = boundedRate(at("rate"), parsed.right, def.rate)
-    }
-    const maxConcurrent = def.maxConcurrent === undefined ? undefined : positiveInt(at("maxConcurrent"), def.maxConcurrent)
-    const failClosed = def.failClosed ?? false
-    if (typeof failClosed !== "boolean") throw ConfigError.at(at("failClosed"), "true or false", describe(failClosed))
-    // an infinite timeout is the same as none: wait as long as needed
-    const timeoutMs = def.timeout === undefined || isInfinite(def.timeout)
-      ? undefined
-      : durationMs(at("timeout"), def.timeout, true)
-    const leaseMs = def.lease === undefined ? DEFAULT_LEASE_MS : durationMs(at("lease"), def.lease, false)
-    if (leaseMs < 100) throw ConfigError.at(at("lease"), "a lease of at least 100 ms", `${leaseMs} ms`)
-
+    const ratePerSecond = rateOf(def, at)
+    const common = commonOf(def, at)
     if (algorithm === "token_bucket") {
-      if (def.limit !== undefined) {
-        throw ConfigError.at(at("limit"), `no ${at("limit")} for the token bucket (use sliding_window or fixed_window)`, describe(def.limit))
-      }
-      if (def.window !== undefined) {
-        throw ConfigError.at(at("window"), `no ${at("window")} for the token bucket (use sliding_window or fixed_window)`, describe(def.window))
-      }
-      if (def.burst !== undefined && ratePerSecond === undefined) {
-        throw ConfigError.at(at("burst"), `a rate (${at("ratePerSecond")} or ${at("rate")}) alongside ${at("burst")}`, "no rate")
-      }
-      const burst = ratePerSecond === undefined
-        ? 0
-        : def.burst === undefined
-        ? Math.max(1, Math.ceil(ratePerSecond))
-        : positiveInt(at("burst"), def.burst)
-      // GCRA keeps `burst / rate` ahead of now: bounded like every other duration, so that every
-      // store can compute it (Redis integers, PostgreSQL timestamps, microseconds everywhere).
-      if (ratePerSecond !== undefined && (burst * 1000) / ratePerSecond > MAX_DURATION_MS) {
-        throw ConfigError.at(
-          at(def.rate !== undefined ? "rate" : "ratePerSecond"),
-          `a rate whose bucket refills within 10 years (burst / rate at most 3650 days; burst is ${burst})`,
-          describe(def.rate ?? def.ratePerSecond)
-        )
-      }
-      if (ratePerSecond === undefined && maxConcurrent === undefined) {
-        throw ConfigError.at(base, `at least one limit: ${at("ratePerSecond")}, ${at("rate")} or ${at("maxConcurrent")}`, "none")
-      }
-      return Either.right({
-        id,
-        store: def.store,
-        algorithm,
-        ratePerSecond,
-        burst,
-        limit: undefined,
-        windowMs: undefined,
-        maxConcurrent,
-        timeoutMs,
-        failClosed,
-        leaseMs
-      })
+      const { burst } = tokenBucketOf(def, at, base, ratePerSecond, common.maxConcurrent)
+      return Either.right({ id, algorithm, ratePerSecond, burst, limit: undefined, windowMs: undefined, ...common })
     }
-    if (ratePerSecond !== undefined || def.burst !== undefined) {
-      throw ConfigError.at(
-        ratePerSecond !== undefined ? at(def.rate !== undefined ? "rate" : "ratePerSecond") : at("burst"),
-        `no token-bucket settings for the ${algorithm} algorithm (use ${at("limit")} and ${at("window")})`,
-        describe(def.rate ?? def.ratePerSecond ?? def.burst)
-      )
-    }
-    if (def.limit === undefined) throw ConfigError.at(at("limit"), `a whole number greater than 0 (required by ${algorithm})`, "nothing")
-    if (def.window === undefined) throw ConfigError.at(at("window"), `a duration greater than 0 (required by ${algorithm})`, "nothing")
-    const limit = positiveInt(at("limit"), def.limit)
-    const windowMs = durationMs(at("window"), def.window, false)
-    return Either.right({
-      id,
-      store: def.store,
-      algorithm,
-      ratePerSecond: undefined,
-      burst: limit,
-      limit,
-      windowMs,
-      maxConcurrent,
-      timeoutMs,
-      failClosed,
-      leaseMs
-    })
+    const { limit, windowMs } = windowOf(def, at, algorithm, ratePerSecond)
+    return Either.right({ id, algorithm, ratePerSecond: undefined, burst: limit, limit, windowMs, ...common })
   } catch (e) {
     if (e instanceof ConfigError) return Either.left(e)
     throw e
