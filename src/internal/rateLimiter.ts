@@ -27,6 +27,55 @@ import { buildStore } from "./storeFactory.js"
 /** The registry's type id, defined once (re-exported by `RateLimiter`). @internal */
 export const TypeId = "~effect-rate-sync/RateLimiter" as const
 
+/**
+ * Builds the store `id` in its own child scope of the registry's scope: closed at once when the
+ * build fails (a pool opened before a later step failed is not kept until the registry closes),
+ * and when the store is replaced by a new one under the same id. Limiters hold the store entry,
+ * so replacing its store rebinds them all; then the old store's resources are released.
+ */
+const configureStoreIn = (
+  registryScope: Scope.Scope,
+  stores: Map<string, StoreEntry>,
+  id: string,
+  input: StoreInput
+): Effect.Effect<void, ConfigError | StoreUnavailable> =>
+  Effect.suspend(() => {
+    if (typeof id !== "string" || id.length === 0) {
+      return Effect.fail(ConfigError.at("stores", "a store id (a non-empty string)", describeInput(id)))
+    }
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Scope.fork(registryScope, ExecutionStrategy.sequential), (child) =>
+        restore(Scope.extend(buildStore(id, input), child)).pipe(
+          Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
+          Effect.flatMap((store) => {
+            const existing = stores.get(id)
+            if (existing === undefined) {
+              stores.set(id, { id, store, scope: child, initialized: false })
+              return Effect.void
+            }
+            const previous = existing.scope
+            existing.store = store
+            existing.scope = child
+            existing.initialized = false
+            return Scope.close(previous, Exit.void)
+          })
+        ))
+    )
+  })
+
+/** Connects, loads scripts, creates tables: once per store until it is replaced. */
+const initializeStore = (storeEntry: StoreEntry): Effect.Effect<void, StoreUnavailable> =>
+  storeEntry.initialized
+    ? Effect.void
+    : storeEntry.store.initialize.pipe(
+      Effect.mapError((e) => unavailable(storeEntry, e)),
+      Effect.tap(() =>
+        Effect.sync(() => {
+          storeEntry.initialized = true
+        })
+      )
+    )
+
 /** @internal */
 export const make = (
   options: MakeOptions
@@ -58,37 +107,7 @@ export const make = (
         return Effect.void
       })
 
-    /**
-     * Each store is built in its own child scope of the registry's scope: closed at once when the
-     * build fails (a pool opened before a later step failed is not kept until the registry
-     * closes), and when the store is replaced by a new one under the same id.
-     */
-    const configureStore = (id: string, input: StoreInput): Effect.Effect<void, ConfigError | StoreUnavailable> =>
-      Effect.suspend(() => {
-        if (typeof id !== "string" || id.length === 0) {
-          return Effect.fail(ConfigError.at("stores", "a store id (a non-empty string)", describeInput(id)))
-        }
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(Scope.fork(registryScope, ExecutionStrategy.sequential), (child) =>
-            restore(Scope.extend(buildStore(id, input), child)).pipe(
-              Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
-              Effect.flatMap((store) => {
-                const existing = stores.get(id)
-                if (existing === undefined) {
-                  stores.set(id, { id, store, scope: child, initialized: false })
-                  return Effect.void
-                }
-                // Limiters hold the entry, so swapping its store rebinds them all; then the old
-                // store's resources (connections, fibers) are released.
-                const previous = existing.scope
-                existing.store = store
-                existing.scope = child
-                existing.initialized = false
-                return Scope.close(previous, Exit.void)
-              })
-            ))
-        )
-      })
+    const configureStore = (id: string, input: StoreInput) => configureStoreIn(registryScope, stores, id, input)
 
     const cloneLimiter = (sourceId: string, newId: string, overrides?: LimiterOverrides) =>
       Effect.flatMap(lookup(sourceId), (source): Effect.Effect<void, RegisterError> => {
@@ -105,18 +124,6 @@ export const make = (
         }
         return register(newId, mergeDefinition(toDefinition(source.spec), overrides ?? {}))
       })
-
-    const initializeStore = (storeEntry: StoreEntry): Effect.Effect<void, StoreUnavailable> =>
-      storeEntry.initialized
-        ? Effect.void
-        : storeEntry.store.initialize.pipe(
-          Effect.mapError((e) => unavailable(storeEntry, e)),
-          Effect.tap(() =>
-            Effect.sync(() => {
-              storeEntry.initialized = true
-            })
-          )
-        )
 
     const reset = (id: string, key?: string) =>
       Effect.flatMap(lookup(id), (entry): Effect.Effect<void, StoreUnavailable | ConfigError> => {
