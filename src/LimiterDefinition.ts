@@ -6,6 +6,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
+import { ratePerSecondOf } from "./core/rate.js"
 import { limiterIdProblem, MAX_LIMITER_ID_LENGTH } from "./core/storeKey.js"
 import { describeInput, durationInputMs, unknownField } from "./internal/config/input.js"
 import * as Input from "./internal/config/input.js"
@@ -101,32 +102,6 @@ export const MAX_DURATION_MS = 3650 * 86_400_000
  */
 export const MAX_RATE_PER_SECOND = Number.MAX_SAFE_INTEGER
 
-const unitMs: Record<string, number> = {
-  ms: 1,
-  millisecond: 1,
-  milliseconds: 1,
-  s: 1000,
-  sec: 1000,
-  secs: 1000,
-  second: 1000,
-  seconds: 1000,
-  m: 60_000,
-  min: 60_000,
-  mins: 60_000,
-  minute: 60_000,
-  minutes: 60_000,
-  h: 3_600_000,
-  hr: 3_600_000,
-  hrs: 3_600_000,
-  hour: 3_600_000,
-  hours: 3_600_000,
-  d: 86_400_000,
-  day: 86_400_000,
-  days: 86_400_000
-}
-
-const rateRe = /^\s*(\d+(?:\.\d+)?)\s*(?:\/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$/i
-
 /**
  * Parses `"100/min"`, `"10/5s"`, `"5 per hour"` into a rate per second.
  *
@@ -134,16 +109,10 @@ const rateRe = /^\s*(\d+(?:\.\d+)?)\s*(?:\/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s
  * @category config
  */
 export const parseRate = (input: string, path = "rate"): Either.Either<number, ConfigError> => {
-  const m = rateRe.exec(input)
-  const expected = `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`
-  if (m === null) return Either.left(ConfigError.at(path, expected, JSON.stringify(input)))
-  const count = Number(m[1])
-  const span = m[2] === undefined ? 1 : Number(m[2])
-  const unit = unitMs[(m[3] ?? "").toLowerCase()]
-  if (unit === undefined || !(count > 0) || !(span > 0)) {
-    return Either.left(ConfigError.at(path, expected, JSON.stringify(input)))
-  }
-  return Either.right(count / (span * unit / 1000))
+  const rate = ratePerSecondOf(input)
+  return rate === undefined
+    ? Either.left(ConfigError.at(path, `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`, JSON.stringify(input)))
+    : Either.right(rate)
 }
 
 const describe = (u: unknown): string => {
