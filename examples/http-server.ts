@@ -80,6 +80,6 @@ if (demo) {
   NodeRuntime.runMain(runDemo.pipe(Effect.provide(Server)))
 } else {
   NodeRuntime.runMain(
-    HttpServer.logAddress.pipe(Effect.zipRight(Effect.never), Effect.provide(Server))
+    HttpServer.logAddress.pipe(Effect.andThen(Effect.never), Effect.provide(Server))
   )
 }

@@ -15,7 +15,7 @@ import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { errOf, isErr, toEffect, valueOf } from "./internal/result.js"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
@@ -254,7 +254,7 @@ export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
   ConfigError
 > => {
   const compiled = internal.compile(options.limiter, options)
-  return Either.isLeft(compiled) ? Effect.fail(compiled.left) : Effect.succeed(wrap(compiled))
+  return isErr(compiled) ? Effect.fail(errOf(compiled)) : Effect.succeed(wrap(compiled))
 }
 
 /**
@@ -300,8 +300,8 @@ export const makeHttpApi = <EK = never, RK = never, EC = never, RC = never>(
   RateLimiter.RateLimiter | RK | RC
 > => {
   const compiled = internal.compile(id, options)
-  if (Either.isLeft(compiled)) return Effect.fail(compiled.left)
-  const { decide, headers, limiter, policy } = compiled.right
+  if (isErr(compiled)) return Effect.fail(errOf(compiled))
+  const { decide, headers, limiter, policy } = valueOf(compiled)
   const answer = httpApiAnswer(limiter, headers, policy)
   return Effect.map(
     Effect.context<RateLimiter.RateLimiter | RK | RC>(),
@@ -323,7 +323,7 @@ const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
       return addHeaders(outcome.decision, headers, policy)
     case "Refused": {
       const { decision, retryAfter } = outcome
-      return Effect.zipRight(
+      return Effect.andThen(
         HttpApp.appendPreResponseHandler((_request, response) =>
           Effect.succeed(
             HttpServerResponse.setHeaders(response, refusalHeadersOf(decision, retryAfter, headers, policy))
@@ -388,4 +388,4 @@ export const layerHttpApi = <RK = never, RC = never>(
 export const clientAddress = (
   options?: Pick<LimitOptions, "trustedProxies" | "proxyHeader" | "ipv6Prefix"> | undefined
 ): Effect.Effect<(request: HttpServerRequest.HttpServerRequest) => string | undefined, ConfigError> =>
-  Effect.map(internal.compile("clientAddress", options), (compiled) => compiled.clientKey)
+  Effect.map(toEffect(internal.compile("clientAddress", options)), (compiled) => compiled.clientKey)

@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
+import { err, errOf, isErr, ok, valueOf } from "./internal/result.js"
 import { ratePerSecondOf } from "./core/rate.js"
 import { limiterIdProblem, MAX_LIMITER_ID_LENGTH } from "./core/storeKey.js"
 import { describeInput, durationInputMs, unknownField } from "./internal/config/input.js"
@@ -111,8 +112,8 @@ export const MAX_RATE_PER_SECOND = Number.MAX_SAFE_INTEGER
 export const parseRate = (input: string, path = "rate"): Either.Either<number, ConfigError> => {
   const rate = ratePerSecondOf(input)
   return rate === undefined
-    ? Either.left(ConfigError.at(path, `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`, JSON.stringify(input)))
-    : Either.right(rate)
+    ? err(ConfigError.at(path, `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`, JSON.stringify(input)))
+    : ok(rate)
 }
 
 const describe = (u: unknown): string => {
@@ -198,8 +199,8 @@ const rateOf = (def: LimiterDefinition, at: At): number | undefined => {
   if (def.rate === undefined) return undefined
   if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
   const parsed = parseRate(def.rate, at("rate"))
-  if (Either.isLeft(parsed)) throw parsed.left
-  return boundedRate(at("rate"), parsed.right, def.rate)
+  if (isErr(parsed)) throw errOf(parsed)
+  return boundedRate(at("rate"), valueOf(parsed), def.rate)
 }
 
 /** What every algorithm shares: store, concurrency, failure policy, timeout, lease. */
@@ -308,12 +309,12 @@ export const resolve = (
     const common = commonOf(def, at)
     if (algorithm === "token_bucket") {
       const { burst } = tokenBucketOf(def, at, base, ratePerSecond, common.maxConcurrent)
-      return Either.right({ id, algorithm, ratePerSecond, burst, limit: undefined, windowMs: undefined, ...common })
+      return ok({ id, algorithm, ratePerSecond, burst, limit: undefined, windowMs: undefined, ...common })
     }
     const { limit, windowMs } = windowOf(def, at, algorithm, ratePerSecond)
-    return Either.right({ id, algorithm, ratePerSecond: undefined, burst: limit, limit, windowMs, ...common })
+    return ok({ id, algorithm, ratePerSecond: undefined, burst: limit, limit, windowMs, ...common })
   } catch (e) {
-    if (e instanceof ConfigError) return Either.left(e)
+    if (e instanceof ConfigError) return err(e)
     throw e
   }
 }

@@ -130,15 +130,15 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
   Effect.suspend(() => {
     const maxKeys = options?.maxKeys ?? DEFAULT_MAX_KEYS
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
-      return Effect.dieMessage(`MemoryStore: maxKeys must be a positive integer, received ${String(maxKeys)}`)
+      return Effect.die(new Error(`MemoryStore: maxKeys must be a positive integer, received ${String(maxKeys)}`))
     }
     const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-      return Effect.dieMessage(`MemoryStore: maxBytes must be a positive integer, received ${String(maxBytes)}`)
+      return Effect.die(new Error(`MemoryStore: maxBytes must be a positive integer, received ${String(maxBytes)}`))
     }
     const sweepInterval = Duration.decode(options?.sweepInterval ?? DEFAULT_SWEEP_INTERVAL)
     if (!Duration.greaterThan(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
-      return Effect.dieMessage(`MemoryStore: sweepInterval must be a positive finite duration`)
+      return Effect.die(new Error(`MemoryStore: sweepInterval must be a positive finite duration`))
     }
     return Effect.succeed(serviceOf(maxKeys, maxBytes, Duration.toMillis(sweepInterval)))
   })

@@ -375,7 +375,7 @@ export const withRateLimit: {
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(self: Effect.Effect<A, E, R>, id: string, options?: AcquireOptions) =>
-    Effect.scoped(Effect.zipRight(acquire(id, options), self))
+    Effect.scoped(Effect.andThen(acquire(id, options), self))
 )
 
 /**

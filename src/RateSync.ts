@@ -7,7 +7,8 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
+import { err, ok, toEffect } from "./internal/result.js"
 import * as Layer from "effect/Layer"
 import type { LimiterDefinition } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
@@ -39,16 +40,16 @@ export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Either.Eithe
   const [only] = storeIds
   if (only === undefined) {
     const stores: Record<string, StoreDefinition> = { [IMPLICIT_STORE_ID]: { engine: "memory" } }
-    return Either.right({ stores, limiters: config.limiters, defaultStore: IMPLICIT_STORE_ID })
+    return ok({ stores, limiters: config.limiters, defaultStore: IMPLICIT_STORE_ID })
   }
   if (storeIds.length === 1) {
-    return Either.right({ stores: config.stores, limiters: config.limiters, defaultStore: only })
+    return ok({ stores: config.stores, limiters: config.limiters, defaultStore: only })
   }
   const unbound = Object.entries(config.limiters).find(
     ([, def]: readonly [string, LimiterDefinition]) => def.store === undefined
   )
   if (unbound !== undefined) {
-    return Either.left(
+    return err(
       ConfigError.at(
         `limiters.${unbound[0]}.store`,
         `a store id (the configuration declares several stores: ${storeIds.map((id) => JSON.stringify(id)).join(", ")})`,
@@ -56,7 +57,7 @@ export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Either.Eithe
       )
     )
   }
-  return Either.right({ stores: config.stores, limiters: config.limiters })
+  return ok({ stores: config.stores, limiters: config.limiters })
 }
 
 const build = <R>(
@@ -65,7 +66,7 @@ const build = <R>(
   Layer.scoped(
     RateLimiter.RateLimiter,
     config.pipe(
-      Effect.flatMap(makeOptions),
+      Effect.flatMap((config) => toEffect(makeOptions(config))),
       Effect.flatMap(RateLimiter.make)
     )
   )

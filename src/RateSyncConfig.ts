@@ -16,7 +16,8 @@
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
+import { err, errOf, isErr, ok, type Result, toEffect } from "./internal/result.js"
 import * as Option from "effect/Option"
 import { engines as engineList, tomlNamesOf } from "./core/config/fields.js"
 import { envNumber } from "./core/config/duration.js"
@@ -238,11 +239,11 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
   if (leaseMs !== undefined) def.lease = Duration.millis(leaseMs)
 
   const resolved = resolve(t.id, def, { path: t.path, fieldNames: limiterFieldNames })
-  if (Either.isLeft(resolved)) {
+  if (isErr(resolved)) {
     // Say where a value that came from the environment was set.
     // `resolve` sees the Durations made from window_seconds / timeout: show what the user wrote.
     // Say where a value that came from the environment was set.
-    const e = resolved.left
+    const e = errOf(resolved)
     const field = limiterFields.find((f) => t.at(f) === e.path)
     const raw = field === undefined ? undefined : t.raw(field)
     if (field === undefined || raw === undefined) throw e
@@ -261,12 +262,12 @@ interface Shape {
   readonly limiters: ReadonlyArray<readonly [string, TomlTable]>
 }
 
-const attempt = <A>(f: () => A): Either.Either<A, ConfigError> => {
+const attempt = <A>(f: () => A): Result<A, ConfigError> => {
   try {
-    return Either.right(f())
+    return ok(f())
   } catch (e) {
-    if (e instanceof ConfigError) return Either.left(e)
-    if (e instanceof FieldError) return Either.left(StoreDefinitions.toConfigError(e))
+    if (e instanceof ConfigError) return err(e)
+    if (e instanceof FieldError) return err(StoreDefinitions.toConfigError(e))
     throw e
   }
 }
@@ -352,9 +353,9 @@ const decode = (shape: Shape, env: ReadonlyMap<string, string>): RateSyncConfig 
 export const parse = (text: string, source: string = DEFAULT_PATH): Effect.Effect<RateSyncConfig, ConfigError> =>
   Effect.gen(function*() {
     const doc = yield* tomlOf(text, source)
-    const shape = yield* attempt(() => shapeOf(doc))
+    const shape = yield* toEffect(attempt(() => shapeOf(doc)))
     const env = yield* readOverrides(shape)
-    return yield* attempt(() => decode(shape, env))
+    return yield* toEffect(attempt(() => decode(shape, env)))
   })
 
 const errorCode = (e: unknown): string | undefined =>

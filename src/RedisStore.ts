@@ -28,6 +28,7 @@ import * as Ops from "./internal/redis/ops.js"
 import * as Settings from "./internal/redis/settings.js"
 import * as Slots from "./internal/redis/slots.js"
 import * as Deadlines from "./internal/store/deadlines.js"
+import { toEffect } from "./internal/result.js"
 import { redisFields } from "./core/config/fields.js"
 import { fieldsConfig } from "./internal/config/envConfig.js"
 import { storeLayers } from "./internal/store/layers.js"
@@ -105,7 +106,7 @@ export interface RedisStoreOptions {
 export const make = Effect.fnUntraced(function*(
   options: RedisStoreOptions = {}
 ): Effect.fn.Return<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> {
-  const settings = yield* Settings.resolve(options)
+  const settings = yield* toEffect(Settings.resolve(options))
   const deadlines = yield* Deadlines.make(settings.timeoutMs)
   const pool = yield* Client.open(settings)
   const keys = Keys.make(settings.prefix)

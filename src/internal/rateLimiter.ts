@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { errOf, isErr, valueOf } from "./result.js"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
@@ -98,8 +98,8 @@ export const make = (
     const register = (id: string, definition: LimiterDefinition): Effect.Effect<void, RegisterError> =>
       Effect.suspend((): Effect.Effect<void, RegisterError> => {
         const resolved = resolve(id, definition)
-        if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
-        const spec = resolved.right
+        if (isErr(resolved)) return Effect.fail(errOf(resolved))
+        const spec = valueOf(resolved)
         const storeId = spec.store ?? defaultStore
         const storeEntry = stores.get(storeId)
         if (storeEntry === undefined) return Effect.fail(new StoreNotFound({ storeId }))

@@ -1,6 +1,6 @@
 /** @internal */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { errOf, isErr, valueOf } from "./result.js"
 import type * as Scope from "effect/Scope"
 import { ConfigError, StoreUnavailable } from "../RateLimitError.js"
 import type { RateLimitStoreService, StoreError } from "../RateLimitStore.js"
@@ -60,8 +60,8 @@ export const buildStore = (
 ): Effect.Effect<RateLimitStoreService, ConfigError | StoreUnavailable, Scope.Scope> => {
   if (isStoreService(store)) return Effect.succeed(store)
   const decoded = decodeStoreDefinition(storeId, store)
-  if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
-  const input = decoded.right
+  if (isErr(decoded)) return Effect.fail(errOf(decoded))
+  const input = valueOf(decoded)
   switch (input.engine) {
     case "memory":
       return Effect.flatMap(Effect.promise(() => import("../MemoryStore.js")), (m) => m.fromDefinition(input))

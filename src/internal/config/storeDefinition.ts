@@ -7,7 +7,7 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
+import { err, ok, type Result } from "../result.js"
 import * as Redacted from "effect/Redacted"
 import { storeFieldTables } from "../../core/config/fields.js"
 import type { Field } from "../../core/config/fields.js"
@@ -84,15 +84,15 @@ export const decodeStoreFile = (t: Table): StoreDefinition => {
  *
  * @internal
  */
-export const decodeStoreDefinition = (id: string, definition: unknown): Either.Either<StoreDefinition, ConfigError> => {
+export const decodeStoreDefinition = (id: string, definition: unknown): Result<StoreDefinition, ConfigError> => {
   const path = `stores.${id}`
   if (!isTable(definition)) {
-    return Either.left(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
+    return err(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
   }
   try {
-    return Either.right(definitionOf(decodeStoreTable(codeTable(path, id, definition, codeValues))))
+    return ok(definitionOf(decodeStoreTable(codeTable(path, id, definition, codeValues))))
   } catch (e) {
-    if (e instanceof FieldError) return Either.left(toConfigError(e))
+    if (e instanceof FieldError) return err(toConfigError(e))
     throw e
   }
 }

@@ -7,7 +7,7 @@
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { err, ok, type Result } from "../result.js"
 import { constant } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -77,7 +77,7 @@ const checkHandlers = (limiter: string, failOpen: boolean | undefined): CheckHan
   const allowed = count("allowed")
   const refused = count("refused")
   const passFailedOpen: Effect.Effect<Outcome> = Effect.as(
-    Effect.zipRight(count("fail_open"), Effect.annotateCurrentSpan("rate_sync.http.fail_open", true)),
+    Effect.andThen(count("fail_open"), Effect.annotateCurrentSpan("rate_sync.http.fail_open", true)),
     PASS
   )
   const answerUnavailable: Effect.Effect<Outcome> = Effect.as(count("unavailable"), UNAVAILABLE)
@@ -149,11 +149,11 @@ const makeDecide = <EK, RK, EC, RC>(
 export const compile = <EK, RK, EC, RC>(
   limiter: string,
   options: LimitOptions<EK, RK, EC, RC> | undefined
-): Either.Either<Compiled<EK, RK, EC, RC>, ConfigError> => {
+): Result<Compiled<EK, RK, EC, RC>, ConfigError> => {
   const resolved = resolveOptions<CostFunction<EC, RC>>(limiter, options)
-  if (!resolved.ok) return Either.left(toConfigError(resolved.error))
+  if (!resolved.ok) return err(toConfigError(resolved.error))
   const { headers, policy } = resolved.value
   const clientKey = requestClientKey(resolved.value)
   const decide = makeDecide(resolved.value, options?.key, clientKey)
-  return Either.right({ limiter, policy, headers, decide, clientKey })
+  return ok({ limiter, policy, headers, decide, clientKey })
 }

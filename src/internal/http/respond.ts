@@ -9,7 +9,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { errOf, isErr, type Result, valueOf } from "../result.js"
 import {
   type HeadersMode,
   policyWindow,
@@ -73,19 +73,19 @@ const unavailableResponse: HttpServerResponse.HttpServerResponse = HttpServerRes
  *
  * @internal
  */
-export const wrap = <EK, RK, EC, RC>(compiled: Either.Either<Compiled<EK, RK, EC, RC>, ConfigError>) =>
+export const wrap = <EK, RK, EC, RC>(compiled: Result<Compiled<EK, RK, EC, RC>, ConfigError>) =>
 <E, R>(
   httpApp: HttpApp.Default<E, R>
 ): HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
-  if (Either.isLeft(compiled)) return Effect.die(compiled.left)
-  const { decide, headers, limiter, policy } = compiled.right
+  if (isErr(compiled)) return Effect.die(errOf(compiled))
+  const { decide, headers, limiter, policy } = valueOf(compiled)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.flatMap(decide(request), (outcome) => {
       switch (outcome._tag) {
         case "Pass":
           return httpApp
         case "Allowed":
-          return Effect.zipRight(addHeaders(outcome.decision, headers, policy), httpApp)
+          return Effect.andThen(addHeaders(outcome.decision, headers, policy), httpApp)
         case "Refused":
           return Effect.succeed(refusalResponse(limiter, outcome.decision, outcome.retryAfter, headers, policy))
         case "Unavailable":

@@ -87,7 +87,7 @@ class Lease {
       // Stop renewing before giving the slot back: a renewal after the release would find the
       // lease gone and report it lost. The loop is interruptible, so this returns promptly.
       const stopRenewing = this.renewFiber === undefined ? Effect.void : Fiber.interrupt(this.renewFiber)
-      return Effect.zipRight(stopRenewing, this.store.releaseSlot(this.request)).pipe(
+      return Effect.andThen(stopRenewing, this.store.releaseSlot(this.request)).pipe(
         Effect.timeoutOption(Duration.seconds(10)),
         Effect.catchAll((e) => {
           recordStoreError(entry)
@@ -101,7 +101,7 @@ class Lease {
   /** Renews every third of the lease while held; never renews, nor counts a lease lost, once released. */
   private renewLoop(): Effect.Effect<void> {
     return Effect.sleep(Duration.millis(Math.max(50, Math.floor(this.entry.spec.leaseMs / 3)))).pipe(
-    Effect.zipRight(Effect.suspend(() => (this.released ? Effect.succeed(false) : this.store.renewSlot(this.request)))),
+    Effect.andThen(Effect.suspend(() => (this.released ? Effect.succeed(false) : this.store.renewSlot(this.request)))),
     Effect.flatMap((held) => {
       if (held || this.released) return Effect.succeed(held && !this.released)
       this.entry.stats.leasesLost++
@@ -148,7 +148,7 @@ class Lease {
     Metrics.inFlight.unsafeUpdate(stats.currentConcurrent, tags)
     return Scope.addFinalizer(scope, this.release).pipe(
       // Forked from an uninterruptible region: make the loop itself interruptible again.
-      Effect.zipRight(Effect.forkIn(Effect.interruptible(this.renewLoop()), scope)),
+      Effect.andThen(Effect.forkIn(Effect.interruptible(this.renewLoop()), scope)),
       Effect.map((fiber) => {
         this.renewFiber = fiber
         return true
@@ -178,7 +178,7 @@ class Lease {
         const waiting = this.store.awaitSlot !== undefined
           ? this.store.awaitSlot(this.entry.id, this.call.storeKey, ms)
           : Effect.sleep(Duration.millis(ms))
-        return Effect.zipRight(restore(waiting), attempt(n + 1))
+        return Effect.andThen(restore(waiting), attempt(n + 1))
       })
     })
   }
@@ -206,7 +206,7 @@ const acquireRate = (
         // token bucket's real refusal always needs more than `left` (it could not reserve within it).
         const contended = d.contended === true
         if ((!reserves || contended) && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
-          return Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
+          return Effect.andThen(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
         }
         // The timeout cut the wait when the call could have gone through by waiting longer than
         // it allows, and it (not the store's FOREVER_MS bound) was the wait handed over.

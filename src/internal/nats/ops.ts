@@ -48,7 +48,7 @@ export const make = (
 ): Effect.Effect<Omit<RateLimitStoreService, "engine" | TypeId>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const cas = yield* Cas.make(bucket)
-    const storeClock = yield* Effect.clock
+    const storeClock = yield* Effect.clockWith(Effect.succeed)
     const { timeoutMs } = bucket.settings
     const writer: decide.Writer = { self: randomUUID().slice(0, 8), marginMs: bucket.settings.marginMs }
     const limiterPart = limiterParts(MARK)
@@ -94,7 +94,7 @@ export const make = (
       }).pipe(Effect.map(([released]) => released.found), Effect.orElseSucceed(() => false))
       const pause = storeClock.sleep(Duration.millis(Math.max(10, timeoutMs / 2)))
       const loop = (left: number): Effect.Effect<void> =>
-        Effect.flatMap(once, (removed) => removed || left <= 0 ? Effect.void : Effect.zipRight(pause, loop(left - 1)))
+        Effect.flatMap(once, (removed) => removed || left <= 0 ? Effect.void : Effect.andThen(pause, loop(left - 1)))
       return loop(3)
     }
 

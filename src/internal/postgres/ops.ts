@@ -75,7 +75,7 @@ const attempt = (
     Effect.catchIf(
       once,
       (e) => env.driver.settings.autoCreate && isMissingObject(e),
-      () => Effect.zipRight(env.install, once)
+      () => Effect.andThen(env.install, once)
     ),
     deadlineMs
   )
@@ -263,7 +263,7 @@ const releaseLate = (env: Env, req: SlotRequest): Effect.Effect<void> => {
   const once = Effect.orElseSucceed(Effect.as(releaseSlot(env, req), true), () => false)
   const pause = Effect.sleep(Duration.millis(Math.max(10, env.driver.settings.timeoutMs / 2)))
   const loop = (left: number): Effect.Effect<void> =>
-    Effect.flatMap(once, (done) => (done || left <= 0 ? Effect.void : Effect.zipRight(pause, loop(left - 1))))
+    Effect.flatMap(once, (done) => (done || left <= 0 ? Effect.void : Effect.andThen(pause, loop(left - 1))))
   return loop(2)
 }
 

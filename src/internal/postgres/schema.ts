@@ -116,7 +116,7 @@ export const forkCleanup = (driver: Driver): Effect.Effect<void, never, Scope.Sc
   return Effect.asVoid(Effect.forkScoped(
     Effect.interruptible(
       Effect.forever(
-        Effect.zipRight(
+        Effect.andThen(
           Effect.sleep(cleanupEvery),
           once.pipe(Effect.catchAll((e) => Effect.logDebug(`rate-sync postgres cleanup failed: ${e.message}`)))
         )

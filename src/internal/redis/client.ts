@@ -67,7 +67,7 @@ export const open = (settings: Settings): Effect.Effect<Pool, StoreError, Scope.
       clients.push(client)
     }
     const first = clients[0]
-    if (first === undefined) return yield* Effect.dieMessage("no Redis client")
+    if (first === undefined) return yield* Effect.die(new Error("no Redis client"))
     return new Pool(clients, first)
   })
 

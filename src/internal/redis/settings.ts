@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
+import { err, ok, type Result } from "../result.js"
 import * as Redacted from "effect/Redacted"
 import { type ErrorKind } from "../../core/errorKind.js"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/secrets.js"
@@ -47,21 +47,21 @@ export interface Settings {
  *
  * @internal
  */
-export const resolve = (options: RedisStoreOptions): Either.Either<Settings, StoreError | RateLimitError.ConfigError> => {
+export const resolve = (options: RedisStoreOptions): Result<Settings, StoreError | RateLimitError.ConfigError> => {
   const prefix = options.keyPrefix ?? DEFAULT_PREFIX
   const sanitize = redactorOf(options)
   const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
     new StoreError({ engine: ENGINE, operation, message: sanitize(message), kind })
   const url = parseOptionUrl(options.url)
-  if (url instanceof RateLimitError.ConfigError) return Either.left(url)
+  if (url instanceof RateLimitError.ConfigError) return err(url)
   if (prefix.includes("{") || prefix.includes("}")) {
-    return Either.left(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
+    return err(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
   }
   const badUrl = urlProblem(options, url)
-  if (badUrl !== undefined) return Either.left(fail("configure", badUrl))
+  if (badUrl !== undefined) return err(fail("configure", badUrl))
   const timeoutMs = toMillis(options.commandTimeout, 1000)
   const clustered = options.clusterNodes !== undefined && options.clusterNodes.length > 0
-  return Either.right({
+  return ok({
     options,
     url,
     prefix,

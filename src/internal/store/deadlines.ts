@@ -70,12 +70,12 @@ export interface Deadlines {
  */
 export const make = (timeoutMs: number): Effect.Effect<Deadlines, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const clock = yield* Effect.clock
+    const clock = yield* Effect.clockWith(Effect.succeed)
     const pending = new Set<Expirable>()
     const sweepEvery = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMs / 5))))
     yield* Effect.forkScoped(
       Effect.interruptible(Effect.forever(
-        Effect.zipRight(
+        Effect.andThen(
           Effect.sleep(sweepEvery),
           Effect.sync(() => {
             if (pending.size === 0) return
