@@ -7,10 +7,12 @@ import { randomBytes } from "node:crypto"
 import { assert, describe, it, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Either, Layer, Redacted } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Random, Redacted, TestClock } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
-import { errorKind } from "../../src/core/postgres/errors.js"
+import { rollbackRetryMs } from "../../src/core/backoff.js"
+import { errorKind, isRetryable, sqlStateOf } from "../../src/core/postgres/errors.js"
+import { retryUntil } from "../../src/internal/postgres/call.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
@@ -60,6 +62,89 @@ describe("postgresSql.errorKind", () => {
       ]
     ) assert.strictEqual(errorKind(code), "unavailable", String(code))
   })
+})
+
+describe("postgresSql.sqlStateOf", () => {
+  it("reads the SQLSTATE where Effect 3's SqlError puts it: e.cause.code (pg's DatabaseError)", () => {
+    assert.strictEqual(sqlStateOf({ message: "failed", cause: { message: "deadlock detected", code: "40P01" } }), "40P01")
+  })
+
+  it("and one level deeper, where Effect 4's puts it: e.cause.cause.code (a reason wrapping the driver's error)", () => {
+    const v4 = { _tag: "SqlError", cause: { _tag: "UnknownError", cause: { message: "could not serialize", code: "40001" } } }
+    assert.strictEqual(sqlStateOf(v4), "40001")
+    assert.isTrue(isRetryable(v4))
+    assert.strictEqual(errorKind(sqlStateOf({ cause: { cause: { code: "22003" } } })), "rejected")
+  })
+
+  it("the outer level first; none at either (a connection error, not an object): undefined", () => {
+    assert.strictEqual(sqlStateOf({ cause: { code: "42P01", cause: { code: "40001" } } }), "42P01")
+    assert.strictEqual(sqlStateOf({ cause: { code: "", cause: { code: "57014" } } }), "57014")
+    for (
+      const e of [
+        undefined,
+        null,
+        "40001",
+        { code: "40001" }, // on the SqlError itself: not where either major puts it
+        { cause: { message: "connect ECONNREFUSED" } },
+        { cause: { cause: { code: 40001 } } },
+        { cause: { cause: { cause: { code: "40001" } } } }, // deeper still: no
+        { cause: "40001" }
+      ]
+    ) assert.strictEqual(sqlStateOf(e), undefined, JSON.stringify(e))
+  })
+})
+
+describe("postgresSql.retryUntil", () => {
+  /** A statement failing with `code` on every attempt, recording when each attempt ran. */
+  const failing = (code: string) => {
+    const at: Array<number> = []
+    const once = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      at.push(now)
+      return Effect.fail({ cause: { code }, attempt: at.length })
+    })
+    return { at, once }
+  }
+
+  it.effect("waits rollbackRetryMs(k, Random.next) before the k-th retry; none that would reach the deadline", () =>
+    Effect.gen(function*() {
+      const deadlineMs = 100
+      const { at, once } = failing("40001")
+      const fiber = yield* Effect.fork(Effect.flip(retryUntil(once, deadlineMs)).pipe(Effect.withRandom(Random.make("pg"))))
+      yield* TestClock.adjust("1 second")
+      const last = yield* Fiber.join(fiber)
+      // the same draws, judged by the same rule: now + wait < deadline, else the last error
+      const expected = yield* Effect.gen(function*() {
+        const times = [0]
+        for (let k = 0;; k++) {
+          const wait = Duration.toMillis(Duration.millis(rollbackRetryMs(k, yield* Random.next)))
+          const now = times[times.length - 1] ?? 0
+          if (!(now + wait < deadlineMs)) return times
+          times.push(now + wait)
+        }
+      }).pipe(Effect.withRandom(Random.make("pg")))
+      assert.deepStrictEqual(at, expected)
+      assert.isTrue(at.length > 5, `${at.length} attempts`)
+      assert.deepStrictEqual(last, { cause: { code: "40001" }, attempt: at.length }, "the last error")
+    }))
+
+  it.effect("a deadline too close for the first wait: the first error, no retry", () =>
+    Effect.gen(function*() {
+      const { at, once } = failing("40P01")
+      const e = yield* Effect.flip(retryUntil(once, 0.5))
+      assert.deepStrictEqual([at, e], [[0], { cause: { code: "40P01" }, attempt: 1 }])
+    }))
+
+  it.effect("other failures are not retried; a retried statement that succeeds answers", () =>
+    Effect.gen(function*() {
+      const { at, once } = failing("23505")
+      assert.deepStrictEqual(yield* Effect.flip(retryUntil(once, 1_000)), { cause: { code: "23505" }, attempt: 1 })
+      assert.strictEqual(at.length, 1)
+      let attempts = 0
+      const twice = Effect.suspend(() => ++attempts <= 2 ? Effect.fail({ cause: { code: "40001" } }) : Effect.succeed("ok"))
+      const fiber = yield* Effect.fork(retryUntil(twice, 1_000))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual([yield* Fiber.join(fiber), attempts], ["ok", 3])
+    }))
 })
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
@@ -137,13 +222,11 @@ describeWhenUp(available)("PostgresStore: rejected vs unavailable against the re
         })
         const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>) =>
           Effect.provideService(effect, RateLimiter.RateLimiter, registry)
-        const checked = yield* Effect.either(run(RateLimiter.check("open", { key: "k" })))
-        assert.isTrue(Either.isLeft(checked), "check is not admitted")
-        if (Either.isLeft(checked)) {
-          assert.strictEqual(checked.left._tag, "StoreUnavailable")
-        }
-        const acquired = yield* Effect.either(run(Effect.scoped(RateLimiter.acquire("open", { key: "k" }))))
-        assert.isTrue(Either.isLeft(acquired) && acquired.left._tag === "StoreUnavailable", "acquire is not admitted")
+        const outcome = Effect.match({ onFailure: (e: { readonly _tag: string }) => e._tag, onSuccess: () => "admitted" })
+        const checked = yield* outcome(run(RateLimiter.check("open", { key: "k" })))
+        assert.strictEqual(checked, "StoreUnavailable", "check is not admitted")
+        const acquired = yield* outcome(run(Effect.scoped(RateLimiter.acquire("open", { key: "k" }))))
+        assert.strictEqual(acquired, "StoreUnavailable", "acquire is not admitted")
         const metrics = yield* run(RateLimiter.metrics("open"))
         assert.strictEqual(metrics.failOpenAdmits, 0)
       }))

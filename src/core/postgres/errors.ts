@@ -1,8 +1,9 @@
 /**
  * How the PostgreSQL store reads a driver failure: the SQLSTATE and message of an `SqlError`
- * (whose `cause` is pg's `DatabaseError`, both untyped here), which failures a statement may
- * simply retry, which say the store's objects are gone, and what a failure means for the
- * limiter (`errorKind`). Plain functions, no Effect import.
+ * (whose `cause` is pg's `DatabaseError` on Effect 3, a reason wrapping the driver's error on
+ * Effect 4, all untyped here), which failures a statement may simply retry, which say the
+ * store's objects are gone, and what a failure means for the limiter (`errorKind`). Plain
+ * functions, no Effect import.
  *
  * @internal
  */
@@ -24,8 +25,18 @@ export const describe = (e: unknown): string => {
   return inner === undefined || inner === outer ? outer : `${outer}: ${inner}`
 }
 
-/** The SQLSTATE of a failed statement (`undefined`: none, e.g. a connection error). @internal */
-export const sqlStateOf = (e: unknown): string | undefined => stringField(fieldOf(e, "cause"), "code")
+/**
+ * The SQLSTATE of a failed statement (`undefined`: none, e.g. a connection error). Read where
+ * either major of `@effect/sql` puts it: `e.cause.code` (Effect 3: the `cause` is pg's
+ * `DatabaseError`), else one level deeper, `e.cause.cause.code` (Effect 4: the `cause` is a
+ * reason, `UnknownError`, `SerializationError`…, whose own `cause` carries the code).
+ *
+ * @internal
+ */
+export const sqlStateOf = (e: unknown): string | undefined => {
+  const cause = fieldOf(e, "cause")
+  return stringField(cause, "code") ?? stringField(fieldOf(cause, "cause"), "code")
+}
 
 /**
  * SQLSTATEs meaning the table, a function or the schema is gone (dropped, another database): the

@@ -52,9 +52,8 @@ interface Round {
   readonly lost: number
   readonly stored: Stored | undefined
   readonly now: number
-  /** The pause taken after the last loss, and the backoff schedule's state after it. */
+  /** The pause taken after the last loss. */
   readonly pauseMs: number
-  readonly backoff: unknown
 }
 
 /** @internal */
@@ -81,12 +80,11 @@ export interface Cas {
  */
 export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const storeClock = yield* Effect.clock
+    const storeClock = yield* Effect.clockWith((clock) => Effect.succeed(clock))
     const storeScope = yield* Effect.scope
     const { deadlines, fail, kv } = bucket
     const { maxRetries, retryIntervalMs, timeoutMs } = bucket.settings
-    const schedule = Backoff.jittered(retryIntervalMs)
-    const first: Round = { lost: 0, stored: undefined, now: 0, pauseMs: 0, backoff: schedule.initial }
+    const first: Round = { lost: 0, stored: undefined, now: 0, pauseMs: 0 }
 
     /** One request of the loop, settled within `ms`, its failure classified. */
     const request = <A>(operation: string, f: () => Promise<A>, ms: number) =>
@@ -121,28 +119,32 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
             ? Effect.fail(fail(op.operation, `no answer within ${timeoutMs} ms`))
             : giveUp(`compare-and-set lost ${r.lost} times before the deadline`, r.lost, stored, now, r.pauseMs)
 
-        /** The write lost the race: pause and read again, unless the retries or the time run out. */
-        const lostRace = (r: Round, stored: Stored | undefined, now: number) =>
-          Effect.flatMap(Backoff.next(schedule, r.backoff), (next) => {
-            const lost = r.lost + 1
-            const pauseMs = next?.delayMs ?? retryIntervalMs
-            if (next === undefined || lost > maxRetries) {
+        /**
+         * The write lost the race: pause and read again, unless the retries or the time run out.
+         * The pause is drawn first (it is the refusal's `retryAfterMs` too); one that would reach
+         * the deadline is not taken.
+         */
+        const lostRace = (r: Round, stored: Stored | undefined, now: number) => {
+          const lost = r.lost + 1
+          return Effect.flatMap(Backoff.jittered(retryIntervalMs, lost), (pauseMs) => {
+            if (lost > maxRetries) {
               return giveUp(`compare-and-set lost ${lost} times in a row (maxRetries ${maxRetries})`, lost, stored, now, pauseMs)
             }
             if (storeClock.unsafeCurrentTimeMillis() + pauseMs >= deadline) {
               return giveUp(`compare-and-set lost ${lost} times before the deadline`, lost, stored, now, pauseMs)
             }
-            return Effect.zipRight(
+            return Effect.andThen(
               storeClock.sleep(Duration.millis(pauseMs)),
-              attempt({ lost, stored, now, pauseMs, backoff: next.state })
+              attempt({ lost, stored, now, pauseMs })
             )
           })
+        }
 
         /** A write that timed out may still land: refusing counts it at most once, never twice. */
         const timedOutWrite = (r: Round, step: S, stored: Stored | undefined, now: number) => {
           const undo = op.undoLate?.(step)
           const giveUpNow = outOfTime(r, stored, now)
-          return undo === undefined ? giveUpNow : Effect.zipRight(Effect.forkIn(undo, storeScope), giveUpNow)
+          return undo === undefined ? giveUpNow : Effect.andThen(Effect.forkIn(undo, storeScope), giveUpNow)
         }
 
         const decideAndWrite = (r: Round, entry: KvEntry | null, now: number) => {

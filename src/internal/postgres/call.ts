@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL store's bounded call: every statement runs in a fiber of its own behind the
  * store's gate and is answered by its deadline at the latest; serialization failures and
- * deadlocks run again (jittered, through `Schedule`) while the deadline allows.
+ * deadlocks run again (jittered, `core/backoff.ts`) while the deadline allows.
  *
  * @internal
  */
@@ -13,8 +13,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
+import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
+import { rollbackRetryMs } from "../../core/backoff.js"
 import { isRetryable } from "../../core/postgres/errors.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import * as Deadlines from "../store/deadlines.js"
@@ -151,41 +152,31 @@ const overloaded = (call: Call, operation: string, ms: number) => (refusal: Gate
   )
 
 /**
- * The waits before the k-th retry of a statement rolled back by a serialization failure or a
- * deadlock: min(2^k, 50) ms, jittered ×0.8–1.2, as long as the retry would start before
+ * Runs `once` again after a retryable SQLSTATE (see `core/postgres/errors.ts`); the last error
+ * once it gives up. The wait before the k-th retry (k from 0) is `core/backoff.ts`
+ * `rollbackRetryMs`: min(2^k, 50) ms, jittered ×0.8–1.2 (one `Random.next` per retry), kept to
+ * the nanosecond as `Duration` keeps it. A retry is taken only when it would start before
  * `deadlineMs` (the call's start plus its `statementTimeout`: the statement's fiber outlives a
- * caller that timed out, its retries must not).
+ * caller that timed out, its retries must not): `now + wait < deadlineMs` on the fiber's clock,
+ * read after the draw; else the last error, with no pause. The answered call allocates nothing
+ * for the retries.
  *
- * Not the kit's `internal/store/backoff.ts` `jittered`: that one is full jitter (uniform in
- * `[0, 2·base·2^min(n − 1, 3))`), made for compare-and-set losers that must spread out; these
- * retries follow a rollback by the server, keep the documented min(2^k, 50) ms ×0.8–1.2 and are
- * judged against the call's deadline inside the schedule (`checkEffect`).
- */
-const retrySchedule = (deadlineMs: number): Schedule.Schedule<Duration.Duration, unknown> =>
-  Schedule.exponential(Duration.millis(1), 2).pipe(
-    Schedule.union(Schedule.spaced(Duration.millis(50))),
-    Schedule.jittered,
-    Schedule.delays,
-    Schedule.checkEffect((_, delay) => Effect.map(Clock.currentTimeMillis, (now) => now + Duration.toMillis(delay) < deadlineMs))
-  )
-
-/**
- * Runs `once` again after a retryable SQLSTATE (see `core/postgres/errors.ts`) along
- * {@link retrySchedule}; the last error once it gives up. The schedule's driver is only built on
- * a first retryable failure: the answered call allocates nothing for it.
+ * Not the kit's `internal/store/backoff.ts` `jittered`: that one is full jitter, made for
+ * compare-and-set losers that must spread out; these retries follow a rollback by the server.
  *
  * @internal
  */
-export const retryUntil = <A>(once: Effect.Effect<A, unknown>, deadlineMs: number): Effect.Effect<A, unknown> =>
-  Effect.catchIf(once, isRetryable, (first) =>
-    Effect.flatMap(Schedule.driver(retrySchedule(deadlineMs)), (driver) => {
-      const again = (e: unknown): Effect.Effect<A, unknown> =>
-        Effect.matchEffect(driver.next(e), {
-          onFailure: () => Effect.fail(e),
-          onSuccess: () => Effect.catchIf(once, isRetryable, again)
-        })
-      return again(first)
-    }))
+export const retryUntil = <A>(once: Effect.Effect<A, unknown>, deadlineMs: number): Effect.Effect<A, unknown> => {
+  const again = (e: unknown, retries: number): Effect.Effect<A, unknown> =>
+    Effect.flatMap(Random.next, (random) => {
+      const wait = Duration.millis(rollbackRetryMs(retries, random))
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now + Duration.toMillis(wait) < deadlineMs
+          ? Effect.andThen(Effect.sleep(wait), Effect.catchIf(once, isRetryable, (next) => again(next, retries + 1)))
+          : Effect.fail(e))
+    })
+  return Effect.catchIf(once, isRetryable, (first) => again(first, 0))
+}
 
 /**
  * Runs a statement on a connection of its own even when the caller is inside

@@ -1,41 +1,20 @@
 /**
- * The store kit: jittered backoff on `Schedule`. The arithmetic is `core/backoff.ts`; the
- * randomness is Effect's `Random` (the calling fiber's), so a seeded `Random` replays the pauses.
+ * The store kit: the jittered backoff of the compare-and-set loops, drawn. The arithmetic is
+ * `core/backoff.ts`; the randomness is Effect's `Random` (the calling fiber's), so a seeded
+ * `Random` replays the pauses. Only the draw: the loop judges each pause (against its deadline,
+ * its retry budget) before it sleeps, on a clock of its choosing.
  *
  * @internal
  */
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
 import { jitteredMs } from "../../core/backoff.js"
 
 /**
- * Recurs forever; the n-th recurrence (1-based) waits uniform in `[0, 2·baseMs·2^min(n − 1, 3))`
- * and outputs that wait in milliseconds (as drawn: the delay itself is kept to the nanosecond).
+ * The pause before retry `attempt` (1 after the first loss), in milliseconds as drawn: uniform in
+ * `[0, 2·baseMs·2^min(attempt − 1, 3))`, one `Random.next` per call.
  *
  * @internal
  */
-export const jittered = (baseMs: number): Schedule.Schedule<number> =>
-  Schedule.forever.pipe(
-    Schedule.mapEffect((n) => Effect.map(Random.next, (r) => jitteredMs(baseMs, n + 1, r))),
-    Schedule.addDelay((ms) => Duration.millis(ms))
-  )
-
-/** A wait schedule's next wait (its output, in milliseconds), and the state to step from after it. @internal */
-export interface Next {
-  readonly delayMs: number
-  readonly state: unknown
-}
-
-/**
- * Steps `schedule` once from `state` (its `initial` at first) without sleeping: the next wait, or
- * `undefined` once the schedule is done. For a loop that judges each pause (against a deadline, a
- * retry budget) before taking it, on a clock of its choosing.
- *
- * @internal
- */
-export const next = (schedule: Schedule.Schedule<number>, state: unknown): Effect.Effect<Next | undefined> =>
-  Effect.map(schedule.step(0, undefined, state), ([after, delayMs, decision]): Next | undefined =>
-    ScheduleDecision.isDone(decision) ? undefined : { delayMs, state: after })
+export const jittered = (baseMs: number, attempt: number): Effect.Effect<number> =>
+  Effect.map(Random.next, (random) => jitteredMs(baseMs, attempt, random))
