@@ -19,9 +19,9 @@ import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { err, ok } from "./internal/result.js"
 import { describe } from "./core/postgres/errors.js"
 import { namesOf } from "./core/postgres/names.js"
 import * as pgSql from "./core/postgres/sql.js"
@@ -241,7 +241,7 @@ export const config: Config.Config<PostgresStoreDefinition> = fieldsConfig("post
   Config.mapOrFail((fields) => {
     const definition: PostgresStoreDefinition = { engine: "postgres", ...fields }
     const n = namesOf(optionsFromDefinition(definition))
-    return typeof n === "string" ? Either.left(ConfigError.InvalidData([], n)) : Either.right(definition)
+    return typeof n === "string" ? err(ConfigError.InvalidData([], n)) : ok(definition)
   })
 )
 

@@ -8,8 +8,8 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
-import { err, ok, toEffect } from "./internal/result.js"
 import * as Layer from "effect/Layer"
+import { err, ok, toEffect } from "./internal/result.js"
 import type { LimiterDefinition } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
 import type { StoreNotFound, StoreUnavailable } from "./RateLimitError.js"

@@ -8,10 +8,10 @@
  */
 import { randomUUID } from "node:crypto"
 import * as Effect from "effect/Effect"
-import { errOf, isErr, valueOf } from "./result.js"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import { errOf, isErr, valueOf } from "./result.js"
 import type { LimiterDefinition, LimiterOverrides } from "../LimiterDefinition.js"
 import { resolve, toDefinition } from "../LimiterDefinition.js"
 import { describeInput, unknownField } from "./config/input.js"

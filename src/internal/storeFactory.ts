@@ -1,7 +1,7 @@
 /** @internal */
 import * as Effect from "effect/Effect"
-import { errOf, isErr, valueOf } from "./result.js"
 import type * as Scope from "effect/Scope"
+import { errOf, isErr, valueOf } from "./result.js"
 import { ConfigError, StoreUnavailable } from "../RateLimitError.js"
 import type { RateLimitStoreService, StoreError } from "../RateLimitStore.js"
 import { TypeId as StoreTypeId } from "../RateLimitStore.js"

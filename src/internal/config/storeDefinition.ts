@@ -7,8 +7,8 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
-import { err, ok, type Result } from "../result.js"
 import * as Redacted from "effect/Redacted"
+import { err, ok, type Result } from "../result.js"
 import { storeFieldTables } from "../../core/config/fields.js"
 import type { Field } from "../../core/config/fields.js"
 import { codeTable, decodeStoreTable } from "../../core/config/store.js"

@@ -7,10 +7,10 @@
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
-import { err, ok, type Result } from "../result.js"
 import { constant } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import { err, ok, type Result } from "../result.js"
 import { type HeadersMode, retryAfterSeconds } from "../../core/http/headers.js"
 import { resolveOptions, type ResolvedOptions } from "../../core/http/options.js"
 import type { ConfigProblem } from "../../core/http/problem.js"

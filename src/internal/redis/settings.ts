@@ -5,8 +5,8 @@
  *
  * @internal
  */
-import { err, ok, type Result } from "../result.js"
 import * as Redacted from "effect/Redacted"
+import { err, ok, type Result } from "../result.js"
 import { type ErrorKind } from "../../core/errorKind.js"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"

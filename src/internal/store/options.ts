@@ -9,8 +9,8 @@
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { err, ok } from "../result.js"
 import { envDurationMs } from "../../core/config/duration.js"
 
 /** A duration option in milliseconds, `fallback` when absent. @internal */
@@ -30,9 +30,9 @@ export const durationConfig = (name: string): Config.Config<Duration.Duration> =
     Config.mapOrFail((text) => {
       const ms = envDurationMs(text)
       return ms === undefined || Number.isNaN(ms) || ms < 0
-        ? Either.left(
+        ? err(
           ConfigError.InvalidData([], `Expected seconds or a duration such as "500 millis", received ${JSON.stringify(text)}`)
         )
-        : Either.right(ms === Infinity ? Duration.infinity : Duration.millis(ms))
+        : ok(ms === Infinity ? Duration.infinity : Duration.millis(ms))
     })
   )
