@@ -95,13 +95,33 @@ export const inFlight = Metric.gauge("rate_sync_in_flight", {
 })
 
 /**
- * Time `acquire` waited, in milliseconds.
+ * Time `acquire` waited, in milliseconds: exponential buckets from 1 ms, doubling up to 65 536 ms
+ * (about 65 s; the 32 s bucket is the last below it), then `+Inf`. Tagged `time_unit=milliseconds`
+ * as Effect's own `Metric.timer` is, which exporters read as the unit.
  *
  * @since 0.1.0
  * @category metrics
  */
 export const waitTime = Metric.histogram(
   "rate_sync_wait_time_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  // `count` includes the `+Inf` bucket: 17 finite bounds, 2^0 .. 2^16 ms.
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 18 }),
   "Time acquire waited for a token or slot, in milliseconds"
-)
+).pipe(Metric.tagged("time_unit", "milliseconds"))
+
+/**
+ * The counters of a limiter, each tagged `limiter=<id>`: every one shows a series (at 0) from the
+ * limiter's registration on, so an alert on one that never moved has a series to watch.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const counters = [
+  acquisitions,
+  refusals,
+  timeouts,
+  storeErrors,
+  failOpen,
+  releases,
+  leasesLost
+] as const

@@ -11,10 +11,13 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
+import type { Result } from "../result.js"
+import { err, ok, toEffect } from "../result.js"
 import type { Call } from "./decision.js"
 import { exceeded, FOREVER_MS, nonNegative, validateCall } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
@@ -226,55 +229,88 @@ type AcquireResult = Effect.Effect<
   Scope.Scope
 >
 
-/** The slot (when the limiter has `maxConcurrent`), then the rate, as one permit. */
-const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): AcquireResult =>
-  Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const start = yield* Clock.currentTimeMillis
-    const { timeoutMs } = call
-    const wait: Wait = {
-      deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
-      timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
-    }
-    let lease: Lease | undefined
-    let failedOpen = false
-    const maxConcurrent = entry.spec.maxConcurrent
-    if (maxConcurrent !== undefined) {
-      const taken = new Lease(entry, call, wait, holder(), maxConcurrent)
-      if (yield* taken.take(scope)) lease = taken
-      else failedOpen = true
-    }
-    if (entry.take !== undefined) {
-      const rateFailedOpen = yield* acquireRate(entry, entry.take, call, wait).pipe(
-        Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
+/** What `acquire` failed with, but a refusal: these (and only these) end its span as an error. */
+type AcquireFailure = Exclude<AcquireError, RateLimitExceeded>
+
+/** How one `acquire` ended, as the span attribute `rate_sync.outcome` names it. */
+type Outcome = "admitted" | "refused" | "failed_open" | "error"
+
+/** The span attributes of one ended call: never the key (it may be personal data), only whether one was given. */
+const annotate = (span: Tracer.Span, call: Call, outcome: Outcome, waitedMs: number): void => {
+  span.attribute("rate_sync.outcome", outcome)
+  span.attribute("rate_sync.wait_ms", waitedMs)
+  span.attribute("rate_sync.cost", call.cost)
+  span.attribute("rate_sync.key_present", call.key !== "")
+}
+
+/**
+ * The slot (when the limiter has `maxConcurrent`), then the rate, as one permit. Runs inside the
+ * call's span: a refusal is an answer (`err`), not a failure of the span's effect, so the span
+ * ends OK for it; only a store failure (or a defect) ends it as an error.
+ */
+const acquireInSpan = (
+  entry: LimiterEntry,
+  call: Call,
+  holder: () => string,
+  span: Tracer.Span
+): Effect.Effect<Result<Permit, RateLimitExceeded>, AcquireFailure, Scope.Scope> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const { timeoutMs } = call
+      const wait: Wait = {
+        deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
+        timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
+      }
+      let lease: Lease | undefined
+      let failedOpen = false
+      const maxConcurrent = entry.spec.maxConcurrent
+      if (maxConcurrent !== undefined) {
+        const taken = new Lease(entry, call, wait, holder(), maxConcurrent)
+        if (yield* taken.take(scope)) lease = taken
+        else failedOpen = true
+      }
+      if (entry.take !== undefined) {
+        const rateFailedOpen = yield* acquireRate(entry, entry.take, call, wait).pipe(
+          Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
+        )
+        failedOpen = failedOpen || rateFailedOpen
+      }
+      const end = yield* Clock.currentTimeMillis
+      const waitedMs = end - start
+      recordAcquisition(entry, end, waitedMs)
+      Metrics.waitTime.unsafeUpdate(waitedMs, entry.tags)
+      annotate(span, call, failedOpen ? "failed_open" : "admitted", waitedMs)
+      const permit: Permit = {
+        limiterId: entry.id,
+        key: call.key,
+        cost: call.cost,
+        waitedMs,
+        failedOpen,
+        release: lease?.release ?? Effect.void
+      }
+      return ok(permit)
+    }).pipe(
+      Effect.catchAll((e) =>
+        Effect.clockWith((clock) => {
+          annotate(span, call, e._tag === "RateLimitExceeded" ? "refused" : "error", clock.unsafeCurrentTimeMillis() - start)
+          if (e._tag !== "RateLimitExceeded") return Effect.fail(e)
+          // A timeout was counted where the wait was cut (Lease.retry / acquireRate).
+          recordRefusal(entry)
+          return Effect.succeed(err(e))
+        })
       )
-      failedOpen = failedOpen || rateFailedOpen
-    }
-    const end = yield* Clock.currentTimeMillis
-    const waitedMs = end - start
-    recordAcquisition(entry, end, waitedMs)
-    Metrics.waitTime.unsafeUpdate(waitedMs, entry.tags)
-    const permit: Permit = {
-      limiterId: entry.id,
-      key: call.key,
-      cost: call.cost,
-      waitedMs,
-      failedOpen,
-      release: lease?.release ?? Effect.void
-    }
-    return permit
-  }).pipe(
-    Effect.tapError((e) =>
-      Effect.sync(() => {
-        // A timeout was counted where the wait was cut (Lease.retry / acquireRate).
-        if (e._tag === "RateLimitExceeded") recordRefusal(entry)
-      })
+    ))
+
+/** `acquireInSpan` in its span `RateLimiter.acquire`; a refusal is raised again outside it. */
+const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): AcquireResult =>
+  Effect.flatMap(
+    Effect.useSpan(
+      "RateLimiter.acquire",
+      { attributes: entry.spanAttributes, kind: "internal", captureStackTrace: false },
+      (span) => Effect.withParentSpan(acquireInSpan(entry, call, holder, span), span)
     ),
-    Effect.withSpan("RateLimiter.acquire", {
-      attributes: entry.spanAttributes,
-      kind: "internal",
-      captureStackTrace: false
-    })
+    toEffect
   )
 
 /**

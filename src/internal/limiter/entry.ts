@@ -125,6 +125,17 @@ const makeTakes = (
   }
 }
 
+/**
+ * The metric tags of a newly registered limiter. Every counter is updated by 0 under them, so each
+ * shows a series from the first export on; an update by 0 of an existing series changes nothing.
+ * (The in-flight gauge is left alone: setting it would overwrite another registry's value.)
+ */
+const newTags = (id: string): ReadonlyArray<MetricLabel.MetricLabel> => {
+  const tags = [MetricLabel.make("limiter", id)]
+  for (const counter of Metrics.counters) counter.unsafeUpdate(0, tags)
+  return tags
+}
+
 const rateless = (spec: LimiterSpec): boolean => spec.algorithm === "token_bucket" && spec.ratePerSecond === undefined
 
 /**
@@ -142,7 +153,7 @@ export const makeEntry = (
   spec,
   storeEntry,
   stats: previous?.stats ?? newStats(),
-  tags: previous?.tags ?? [MetricLabel.make("limiter", spec.id)],
+  tags: previous?.tags ?? newTags(spec.id),
   capacity: rateless(spec) ? Number.MAX_SAFE_INTEGER : spec.burst,
   limit: rateless(spec) ? spec.maxConcurrent ?? 0 : spec.burst,
   ...makeTakes(spec.id, spec, storeEntry),
