@@ -102,7 +102,7 @@ export const inFlight = Metric.gauge("rate_sync_in_flight", {
  * @since 0.1.0
  * @category metrics
  */
-export const waitTime = Metric.histogram(
+export const waitTime: Metric.Metric.Histogram<number> = Metric.histogram(
   "rate_sync_wait_time_ms",
   // `count` includes the `+Inf` bucket: 17 finite bounds, 2^0 .. 2^16 ms.
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 18 }),
