@@ -21,6 +21,7 @@ import * as Option from "effect/Option"
 import { err, errOf, isErr, ok, type Result, toEffect } from "./internal/result.js"
 import { engines as engineList, tomlNamesOf } from "./core/config/fields.js"
 import { envNumber } from "./core/config/duration.js"
+import { hasReference, variablesOf } from "./core/config/interpolate.js"
 import { tsNameOf } from "./core/config/store.js"
 import {
   booleanField,
@@ -29,13 +30,15 @@ import {
   envVariable as envVariableOf,
   FieldError,
   isTable,
+  isText,
   numberField,
   numberIn,
+  originOf,
   quote,
   stringField,
   Table
 } from "./core/config/table.js"
-import type { TomlTable } from "./core/config/table.js"
+import type { Raw, TomlTable } from "./core/config/table.js"
 import * as StoreDefinitions from "./internal/config/storeDefinition.js"
 import type { Algorithm, LimiterDefinition } from "./LimiterDefinition.js"
 import { resolve } from "./LimiterDefinition.js"
@@ -69,6 +72,15 @@ export const empty: RateSyncConfig = { stores: {}, limiters: {} }
  * @category constants
  */
 export const DEFAULT_PATH = "rate-sync.toml"
+
+/**
+ * The files searched, in order, when neither a path nor `$RATE_SYNC_CONFIG` is given (relative to
+ * the working directory, as rate-sync searches them): the first that exists is read.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_PATHS: ReadonlyArray<string> = [DEFAULT_PATH, "config/rate-sync.toml"]
 
 /**
  * The variable naming the configuration file.
@@ -199,8 +211,7 @@ const algorithms: ReadonlyArray<Algorithm> = ["token_bucket", "sliding_window", 
 const isAlgorithm = (s: string): s is Algorithm => algorithms.some((a) => a === s)
 
 /** A duration field as the user wrote it (a variable's number of seconds shown as the number read). */
-const describeSeconds = (value: unknown, env: string | undefined): string =>
-  describe(env !== undefined && typeof value === "string" ? envNumber(value) ?? value : value)
+const describeSeconds = (raw: Raw): string => describe(isText(raw) ? envNumber(raw.value) ?? raw.value : raw.value)
 
 const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefinition => {
   t.rejectUnknown(limiterFields, limiterFields, "the limiter fields")
@@ -248,8 +259,8 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
     const raw = field === undefined ? undefined : t.raw(field)
     if (field === undefined || raw === undefined) throw e
     const converted = field === "window_seconds" || field === "timeout"
-    const value = converted ? describeSeconds(raw.value, raw.env) : e.received
-    throw ConfigError.at(e.path, e.expected, raw.env === undefined ? value : `${value} (from ${raw.env})`)
+    const value = converted ? describeSeconds(raw) : e.received
+    throw ConfigError.at(e.path, e.expected, `${value}${originOf(raw)}`)
   }
   return def
 }
@@ -330,13 +341,35 @@ const readOverrides = (shape: Shape): Effect.Effect<ReadonlyMap<string, string>,
   )
 }
 
-const decode = (shape: Shape, env: ReadonlyMap<string, string>): RateSyncConfig => {
+/** The variables the `${VAR}` references of the tables' strings (and arrays of strings) name. */
+const referencedVariables = (shape: Shape): ReadonlySet<string> => {
+  const names = new Set<string>()
+  const visit = (value: unknown): void => {
+    if (typeof value === "string" && hasReference(value)) for (const name of variablesOf(value)) names.add(name)
+    else if (Array.isArray(value)) for (const item of value) visit(item)
+  }
+  for (const [, table] of [...shape.stores, ...shape.limiters]) for (const value of Object.values(table)) visit(value)
+  return names
+}
+
+/** Reads the variables the file's `${VAR}` references name (the ones set, not empty). */
+const readReferences = (shape: Shape): Effect.Effect<ReadonlyMap<string, string>, ConfigError> =>
+  Effect.map(
+    Effect.forEach(referencedVariables(shape), (name) => Effect.map(readVariable(name), Option.map((value) => [name, value] as const))),
+    (found) => new Map(found.flatMap(Option.toArray))
+  )
+
+const decode = (
+  shape: Shape,
+  env: ReadonlyMap<string, string>,
+  variables: ReadonlyMap<string, string>
+): RateSyncConfig => {
   const stores = shape.stores.map(([id, file]) =>
-    [id, StoreDefinitions.decodeStoreFile(new Table(`stores.${id}`, "stores", id, file, env))] as const
+    [id, StoreDefinitions.decodeStoreFile(new Table(`stores.${id}`, "stores", id, file, env, undefined, variables))] as const
   )
   const storeIds = stores.map(([id]) => id)
   const limiters = shape.limiters.map(([id, file]) =>
-    [id, decodeLimiter(new Table(`limiters.${id}`, "limiters", id, file, env), storeIds)] as const
+    [id, decodeLimiter(new Table(`limiters.${id}`, "limiters", id, file, env, undefined, variables), storeIds)] as const
   )
   return { stores: Object.fromEntries(stores), limiters: Object.fromEntries(limiters) }
 }
@@ -355,7 +388,8 @@ export const parse = (text: string, source: string = DEFAULT_PATH): Effect.Effec
     const doc = yield* tomlOf(text, source)
     const shape = yield* toEffect(attempt(() => shapeOf(doc)))
     const env = yield* readOverrides(shape)
-    return yield* toEffect(attempt(() => decode(shape, env)))
+    const variables = yield* readReferences(shape)
+    return yield* toEffect(attempt(() => decode(shape, env, variables)))
   })
 
 const errorCode = (e: unknown): string | undefined =>
@@ -368,9 +402,25 @@ const unreadable: Record<string, string> = {
   EPERM: "a file this process may not read"
 }
 
+/** Reads a file: its text, or the error code of a failure (`ENOENT`, ...). */
+const readText = (file: string): Effect.Effect<string, string | undefined> =>
+  Effect.tryPromise({
+    // node:fs is loaded only when a file is read
+    try: (signal) => import("node:fs/promises").then(({ readFile }) => readFile(file, { encoding: "utf8", signal })),
+    catch: errorCode
+  })
+
+const unreadableError = (file: string, code: string | undefined, expected: string): ConfigError =>
+  ConfigError.at(
+    file,
+    expected,
+    (code === undefined ? undefined : unreadable[code]) ?? `an unreadable file (${code ?? "unknown error"})`
+  )
+
 /**
  * Reads and decodes a configuration file (see {@link parse}). The file is `path` when given, else
- * `$RATE_SYNC_CONFIG` (read from the current `ConfigProvider`), else `./rate-sync.toml`. An absent
+ * `$RATE_SYNC_CONFIG` (read from the current `ConfigProvider`), else the first of
+ * {@link DEFAULT_PATHS} that exists (`./rate-sync.toml`, then `./config/rate-sync.toml`). No
  * default file gives {@link empty}; an absent file that was named explicitly is a `ConfigError`.
  *
  * @since 0.1.0
@@ -379,27 +429,24 @@ const unreadable: Record<string, string> = {
 export const load = (path?: string): Effect.Effect<RateSyncConfig, ConfigError> =>
   Effect.gen(function*() {
     const named = path !== undefined ? Option.some(path) : yield* readVariable(PATH_VARIABLE)
-    const file = Option.getOrElse(named, () => DEFAULT_PATH)
-    const text = yield* Effect.tryPromise({
-      // node:fs is loaded only when a file is read
-      try: (signal) => import("node:fs/promises").then(({ readFile }) => readFile(file, { encoding: "utf8", signal })),
-      catch: errorCode
-    }).pipe(
-      Effect.map(Option.some),
-      Effect.catchAll((code) =>
-        code === "ENOENT" && Option.isNone(named)
-          ? Effect.succeed(Option.none<string>())
-          : Effect.fail(
-            ConfigError.at(
-              file,
-              path === undefined && Option.isSome(named)
-                ? `an existing, readable TOML file (named by ${PATH_VARIABLE})`
-                : "an existing, readable TOML file",
-              (code === undefined ? undefined : unreadable[code]) ?? `an unreadable file (${code ?? "unknown error"})`
-            )
-          )
+    if (Option.isSome(named)) {
+      const file = named.value
+      const expected = path === undefined
+        ? `an existing, readable TOML file (named by ${PATH_VARIABLE})`
+        : "an existing, readable TOML file"
+      const text = yield* Effect.mapError(readText(file), (code) => unreadableError(file, code, expected))
+      return yield* parse(text, file)
+    }
+    for (const file of DEFAULT_PATHS) {
+      const text = yield* readText(file).pipe(
+        Effect.map(Option.some),
+        Effect.catchAll((code) =>
+          code === "ENOENT"
+            ? Effect.succeed(Option.none<string>())
+            : Effect.fail(unreadableError(file, code, "an existing, readable TOML file"))
+        )
       )
-    )
-    if (Option.isNone(text)) return empty
-    return yield* parse(text.value, file)
+      if (Option.isSome(text)) return yield* parse(text.value, file)
+    }
+    return empty
   })

@@ -12,6 +12,7 @@
 import { displayUrl, parseUrl } from "../url.js"
 import type { StoreUrl } from "../url.js"
 import { envDurationMs, envNumber } from "./duration.js"
+import { expand, hasReference } from "./interpolate.js"
 import type { StringCheck, UrlCheck } from "./fields.js"
 
 /** An invalid value: thrown by the readers, caught at the module's boundary. @internal */
@@ -80,10 +81,54 @@ const kindOf = (u: unknown): string =>
 export const envVariable = (...segments: ReadonlyArray<string>): string =>
   ["RATE_SYNC", ...segments].map((s) => s.toUpperCase().replace(/[^A-Z0-9]/g, "_")).join("_")
 
-/** A value as read: from the file, or (a string) from the environment variable `env`. @internal */
+/**
+ * A value as read: from the file, or (a string) from the environment variable `env`. A file
+ * string holding `${VAR}` references is read expanded, with the variables it named in `expanded`.
+ *
+ * @internal
+ */
 export interface Raw {
   readonly value: unknown
   readonly env: string | undefined
+  readonly expanded?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * Whether a value is text to decode by the environment's rules (numbers, booleans, durations,
+ * comma-separated lists): a variable's value, or a file string with `${VAR}` references.
+ *
+ * @internal
+ */
+export const isText = (raw: Raw): raw is Raw & { readonly value: string } =>
+  typeof raw.value === "string" && (raw.env !== undefined || raw.expanded !== undefined)
+
+/** Where a value came from, as an error says it (` (from RATE_SYNC_...)`, ` (from ${API_RATE})`). @internal */
+export const originOf = (raw: Raw): string =>
+  raw.env !== undefined
+    ? ` (from ${raw.env})`
+    : raw.expanded !== undefined
+    ? ` (from ${raw.expanded.map((v) => `\${${v}}`).join(", ")})`
+    : ""
+
+const referenceExpected = (variable: string): string =>
+  `\${${variable}} to be set (or a default: \${${variable}:-value})`
+
+/**
+ * Expands the `${VAR}` references of a file string (`variables` holds the ones set), failing at
+ * `at` on an unset variable or a malformed reference. The text itself is never shown.
+ */
+const expandAt = (
+  at: string,
+  text: string,
+  variables: ReadonlyMap<string, string>
+): { readonly text: string; readonly variables: ReadonlyArray<string> } => {
+  const result = expand(text, (name) => variables.get(name))
+  if (result.ok) return result
+  const problem = result.problem
+  if (problem.kind === "unset") {
+    throw new FieldError(at, referenceExpected(problem.variable), `\${${problem.variable}} is not set`)
+  }
+  throw new FieldError(at, "a string whose ${...} are ${NAME} or ${NAME:-default}", problem.reason)
 }
 
 /**
@@ -100,7 +145,9 @@ export class Table {
     readonly id: string,
     private readonly file: TomlTable,
     private readonly env: ReadonlyMap<string, string>,
-    readonly code?: { readonly values: CodeValues; readonly names: (field: string) => string } | undefined
+    readonly code?: { readonly values: CodeValues; readonly names: (field: string) => string } | undefined,
+    /** The variables `${VAR}` references in the file's strings read (the ones set, not empty). */
+    private readonly variables: ReadonlyMap<string, string> = new Map()
   ) {}
 
   /** The field's name as the user wrote it. */
@@ -122,7 +169,25 @@ export class Table {
     if (fromEnv !== undefined) return { value: fromEnv, env: variable }
     const name = this.name(field)
     const value = Object.hasOwn(this.file, name) ? this.file[name] : undefined
-    return value === undefined ? undefined : { value, env: undefined }
+    if (value === undefined) return undefined
+    // `${VAR}` references, in a file's strings only (not in code, not in a variable's value)
+    if (this.code !== undefined) return { value, env: undefined }
+    if (typeof value === "string" && hasReference(value)) {
+      const expanded = expandAt(this.at(field), value, this.variables)
+      return { value: expanded.text, env: undefined, expanded: expanded.variables.length > 0 ? expanded.variables : undefined }
+    }
+    if (Array.isArray(value) && value.some((item) => typeof item === "string" && hasReference(item))) {
+      const names: Array<string> = []
+      const items = value.map((item: unknown, i) => {
+        if (typeof item !== "string" || !hasReference(item)) return item
+        const expanded = expandAt(`${this.at(field)}[${i}]`, item, this.variables)
+        for (const v of expanded.variables) if (!names.includes(v)) names.push(v)
+        return expanded.text
+      })
+      // the items stay items (only a whole string is split on commas)
+      return { value: items, env: undefined, expanded: names.length > 0 ? names : undefined }
+    }
+    return { value, env: undefined }
   }
 
   /** What an error says it received; a secret's value is never shown. */
@@ -135,7 +200,7 @@ export class Table {
       ? this.code.values.describe(raw.value)
       : describe(raw.value)
     const noted = note === undefined ? shown : `${shown} (${note})`
-    return raw.env === undefined ? noted : `${noted} (from ${raw.env})`
+    return `${noted}${originOf(raw)}`
   }
 
   fail(field: string, expected: string, raw: Raw, note?: string, secret = false): never {
@@ -171,7 +236,7 @@ const envBoolean = (s: string): boolean | undefined => {
 export const numberField = (t: Table, field: string): number | undefined => {
   const raw = t.raw(field)
   if (raw === undefined) return undefined
-  const n = raw.env !== undefined && typeof raw.value === "string" ? envNumber(raw.value) : raw.value
+  const n = isText(raw) ? envNumber(raw.value) : raw.value
   if (typeof n !== "number") return t.fail(field, "a number", raw)
   return n
 }
@@ -205,7 +270,7 @@ export const numberIn = (t: Table, field: string, range: Range): number | undefi
   if (n === undefined || inRange(n, range)) return n
   const raw = t.raw(field)
   // Show the number read (an environment value is shown as the number it decoded to).
-  return raw === undefined ? undefined : t.fail(field, rangeExpected[range], { value: n, env: raw.env })
+  return raw === undefined ? undefined : t.fail(field, rangeExpected[range], { ...raw, value: n })
 }
 
 const DURATION_ENV_EXPECTED = `a number of seconds or a duration such as "500 millis"`
@@ -228,7 +293,7 @@ export const durationField = (
   const raw = t.raw(field)
   if (raw === undefined) return undefined
   let n: number
-  if (raw.env !== undefined && typeof raw.value === "string") {
+  if (isText(raw)) {
     const ms = envDurationMs(raw.value)
     if (ms === undefined) return t.fail(field, DURATION_ENV_EXPECTED, raw)
     n = ms / 1000
@@ -238,14 +303,14 @@ export const durationField = (
   }
   const ok = Number.isNaN(n) ? false : n === Infinity ? infinite : n > 0 || (options.allowZero && n === 0)
   if (!ok) {
-    return t.fail(field, options.allowZero ? rangeExpected.nonNegative : rangeExpected.positive, { value: n, env: raw.env })
+    return t.fail(field, options.allowZero ? rangeExpected.nonNegative : rangeExpected.positive, { ...raw, value: n })
   }
   if (n === Infinity) return Infinity
   // Whole microseconds, so 1.1 s is 1100 ms, not 1100.0000000000002.
   const ms = Math.round(n * 1_000_000) / 1000
   // A number of seconds too large for milliseconds would read as an infinite duration (which in
   // code means "none"): it is a mistake, reported with the bound every duration has.
-  if (!Number.isFinite(ms)) return t.fail(field, "a duration of at most 10 years (3650 days)", { value: n, env: raw.env })
+  if (!Number.isFinite(ms)) return t.fail(field, "a duration of at most 10 years (3650 days)", { ...raw, value: n })
   return ms
 }
 
@@ -274,9 +339,9 @@ const durationInput = (
 export const booleanField = (t: Table, field: string): boolean | undefined => {
   const raw = t.raw(field)
   if (raw === undefined) return undefined
-  const b = raw.env !== undefined && typeof raw.value === "string" ? envBoolean(raw.value) : raw.value
+  const b = isText(raw) ? envBoolean(raw.value) : raw.value
   if (typeof b !== "boolean") {
-    return t.fail(field, raw.env === undefined ? "true or false" : "true or false (or 1/0, yes/no, on/off)", raw)
+    return t.fail(field, isText(raw) ? "true or false (or 1/0, yes/no, on/off)" : "true or false", raw)
   }
   return b
 }
@@ -299,7 +364,7 @@ export const stringListField = (t: Table, field: string, check?: StringCheck): R
   if (items === undefined || items.length === 0) return t.fail(field, `a non-empty array of ${check?.plural ?? "strings"}`, raw)
   return items.map((item, i) => {
     if (typeof item !== "string" || item.length === 0 || (check !== undefined && !check.test(item))) {
-      const suffix = raw.env === undefined ? "" : ` (from ${raw.env})`
+      const suffix = originOf(raw)
       // "user:password@host:port" puts credentials where they do not belong: do not echo them.
       const shown = typeof item === "string" && item.includes("@") ? "<redacted> (holds credentials)" : describe(item)
       throw new FieldError(`${t.at(field)}[${i}]`, check?.expected ?? "a non-empty string", `${shown}${suffix}`)
@@ -309,7 +374,7 @@ export const stringListField = (t: Table, field: string, check?: StringCheck): R
 }
 
 const listItems = (raw: Raw): ReadonlyArray<unknown> | undefined =>
-  raw.env !== undefined && typeof raw.value === "string"
+  isText(raw)
     ? raw.value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
     : Array.isArray(raw.value)
     ? raw.value
@@ -366,7 +431,7 @@ const checkUrl = (t: Table, raw: Raw, text: string, check: UrlCheck, at: string)
       if (parsed.problem === "not a URL") fail("not a URL")
       // A URL with a bad `%` escape is shown with its secrets as `***`, never the value.
       const shown = `${displayUrl(one, check.rules)} (${parsed.problem})`
-      throw new FieldError(at, check.expected, raw.env === undefined ? shown : `${shown} (from ${raw.env})`)
+      throw new FieldError(at, check.expected, `${shown}${originOf(raw)}`)
     }
     if (check.redisDb === true) {
       const problem = redisDbPath(parsed.url)
@@ -405,7 +470,7 @@ export const urlListField = (t: Table, field: string, url: UrlCheck): ReadonlyAr
   }
   return items.map((item, i) => {
     const at = `${t.at(field)}[${i}]`
-    const { raw, text } = secretText(t, { value: item, env: read.env }, url.expected, at)
+    const { raw, text } = secretText(t, { ...read, value: item }, url.expected, at)
     checkUrl(t, raw, text, url, at)
     return text
   })
