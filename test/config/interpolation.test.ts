@@ -177,6 +177,12 @@ describe("${VAR} and ${VAR:-default} in string values", () => {
       // an empty variable counts as unset, as everywhere in this library
       const empty = yield* parseError(`[stores.main]\nengine = "redis"\nurl = "\${REDIS_URL}"\n`, { REDIS_URL: "" })
       assert.strictEqual(empty.received, "${REDIS_URL} is not set")
+      // a malformed reference after a set variable is reported as malformed
+      const malformed = yield* parseError(`[limiters.api]\nrate = "\${A}/\${"\n`, { A: "1" })
+      assert.deepStrictEqual([malformed.path, malformed.received], [
+        "limiters.api.rate",
+        "a ${ with no closing } (write $${ for a literal ${)"
+      ])
       // in an array: the item's path
       const item = yield* parseError(`[stores.r]\nengine = "redis"\ncluster_nodes = ["a:7000", "\${NODE_B}"]\n`)
       assert.strictEqual(item.path, "stores.r.cluster_nodes[1]")

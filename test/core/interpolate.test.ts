@@ -60,6 +60,8 @@ describe("variablesOf / hasReference", () => {
     assert.deepStrictEqual(variablesOf("${A}/${B:-b}/${A}"), ["A", "B"])
     assert.deepStrictEqual(variablesOf("$${A}"), [])
     assert.deepStrictEqual(variablesOf("${"), [])
+    // the ones before a malformed reference, so that expand reports the malformation, not "unset"
+    assert.deepStrictEqual(variablesOf("${A}${B:-b}${"), ["A", "B"])
     assert.isTrue(hasReference("x${A}"))
     assert.isFalse(hasReference("x$A{}"))
   })

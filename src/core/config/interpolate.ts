@@ -31,15 +31,18 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 export const hasReference = (text: string): boolean => text.includes("${")
 
 /**
- * The variables `text` refers to, in order, without duplicates (a malformed reference is skipped:
- * {@link expand} reports it).
+ * The variables `text` refers to, in order, without duplicates, up to a malformed reference (which
+ * {@link expand} reports, once the ones before it are read).
  *
  * @internal
  */
 export const variablesOf = (text: string): ReadonlyArray<string> => {
-  const result = expand(text, () => "set")
-  if (result.ok) return result.variables
-  return []
+  const names: Array<string> = []
+  expand(text, (name) => {
+    if (!names.includes(name)) names.push(name)
+    return "set"
+  })
+  return names
 }
 
 /**
