@@ -94,7 +94,7 @@ export const layerFrom = (
   build(RateSyncConfig.load(path))
 
 /**
- * The zero-config registry: `$RATE_SYNC_CONFIG` or `./rate-sync.toml` (absent: no limiters, one
+ * The zero-config registry: `$RATE_SYNC_CONFIG`, `./rate-sync.toml` or `./config/rate-sync.toml` (absent: no limiters, one
  * memory store), with environment overrides, all read from the current `ConfigProvider` when the
  * layer is built.
  *

@@ -1,8 +1,9 @@
 /**
  * A Promise facade with rate-sync's surface, for code that does not run on Effect.
  *
- * Everything runs on one `ManagedRuntime` built lazily from `RateSync.layer` (`./rate-sync.toml`
- * or `$RATE_SYNC_CONFIG`, with environment overrides), or from the file given to `loadConfig`.
+ * Everything runs on one `ManagedRuntime` built lazily from `RateSync.layer` (`$RATE_SYNC_CONFIG`,
+ * `./rate-sync.toml` or `./config/rate-sync.toml`, with environment overrides), or from the file
+ * given to `loadConfig`.
  * Failures reject with the library's tagged errors themselves (`RateLimitExceeded`,
  * `LimiterNotFound`, ...), so `instanceof` and `_tag` work.
  *
