@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
+import { waitTimeHistogram, waitTimeUnit } from "./internal/metrics.js"
 
 /**
  * Calls admitted (acquire, tryAcquire and allowed checks).
@@ -96,18 +96,15 @@ export const inFlight = Metric.gauge("rate_sync_in_flight", {
 
 /**
  * Time `acquire` waited, in milliseconds: exponential buckets from 1 ms, doubling up to 65 536 ms
- * (about 65 s; the 32 s bucket is the last below it), then `+Inf`. Tagged `time_unit=milliseconds`
- * as Effect's own `Metric.timer` is, which exporters read as the unit.
+ * (about 65 s; 32 s is the bucket below it), then `+Inf`. Tagged `unit=ms`, which OpenTelemetry
+ * exporters read as the instrument's unit.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const waitTime: Metric.Metric.Histogram<number> = Metric.histogram(
-  "rate_sync_wait_time_ms",
-  // `count` includes the `+Inf` bucket: 17 finite bounds, 2^0 .. 2^16 ms.
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 18 }),
-  "Time acquire waited for a token or slot, in milliseconds"
-).pipe(Metric.tagged("time_unit", "milliseconds"))
+export const waitTime: Metric.Metric.Histogram<number> = waitTimeHistogram.pipe(
+  Metric.taggedWithLabels([waitTimeUnit])
+)
 
 /**
  * The counters of a limiter, each tagged `limiter=<id>`: every one shows a series (at 0) from the

@@ -132,7 +132,7 @@ describe("metrics", () => {
       }
     }))
 
-  it.scoped("the wait histogram is in milliseconds (name, description, time_unit tag), buckets 1 ms doubling to 65 536 ms (past 32 s)", () =>
+  it.scoped("the wait histogram is in milliseconds (name, description, unit=ms tag), buckets 1 ms doubling to 65 536 ms (past 32 s)", () =>
     Effect.gen(function*() {
       const key = RateLimitMetrics.waitTime.keyType
       assert.deepStrictEqual(key.boundaries, MetricBoundaries.fromIterable(Array.from({ length: 17 }, (_, i) => 2 ** i)))
@@ -143,7 +143,10 @@ describe("metrics", () => {
       const snapshot = yield* Metric.snapshot
       const series = snapshot.find((p) => p.metricKey.name === "rate_sync_wait_time_ms" && hasLimiterTag(p, id))
       if (series === undefined) throw new Error("no wait-time series")
-      assert.isTrue(series.metricKey.tags.some((t) => t.key === "time_unit" && t.value === "milliseconds"))
+      assert.isTrue(series.metricKey.tags.some((t) => t.key === "unit" && t.value === "ms"))
       assert.include(Option.getOrElse(series.metricKey.description, () => ""), "milliseconds")
+      // RateLimitMetrics.waitTime, tagged by limiter, reads that same series.
+      const read = yield* Metric.value(Metric.tagged(RateLimitMetrics.waitTime, "limiter", id))
+      assert.strictEqual(read.count, 1)
     }))
 })

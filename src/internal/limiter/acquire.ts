@@ -16,6 +16,7 @@ import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
+import { waitTimeHistogram } from "../metrics.js"
 import type { Result } from "../result.js"
 import { err, ok, toEffect } from "../result.js"
 import type { Call } from "./decision.js"
@@ -279,7 +280,7 @@ const acquireInSpan = (
       const end = yield* Clock.currentTimeMillis
       const waitedMs = end - start
       recordAcquisition(entry, end, waitedMs)
-      Metrics.waitTime.unsafeUpdate(waitedMs, entry.tags)
+      waitTimeHistogram.unsafeUpdate(waitedMs, entry.waitTags)
       annotate(span, call, failedOpen ? "failed_open" : "admitted", waitedMs)
       const permit: Permit = {
         limiterId: entry.id,

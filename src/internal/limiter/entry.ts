@@ -11,6 +11,7 @@ import type { LimiterSpec } from "../../LimiterDefinition.js"
 import { StoreUnavailable } from "../../RateLimitError.js"
 import type { LimiterInfo, RateLimiterMetrics } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
+import { waitTimeUnit } from "../metrics.js"
 import type { RateLimitStoreService, StoreDecision, StoreError } from "../../RateLimitStore.js"
 
 /** @internal */
@@ -65,6 +66,8 @@ export interface LimiterEntry {
   readonly storeEntry: StoreEntry
   readonly stats: Stats
   readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
+  /** `tags` and the wait histogram's unit label, for `waitTimeHistogram` (made once). */
+  readonly waitTags: ReadonlyArray<MetricLabel.MetricLabel>
   /** Largest cost a single call may ask for. */
   readonly capacity: number
   /** The capacity a decision reports: burst, window limit, or max concurrent when rate-less. */
@@ -154,6 +157,8 @@ export const makeEntry = (
   storeEntry,
   stats: previous?.stats ?? newStats(),
   tags: previous?.tags ?? newTags(spec.id),
+  // In the order `RateLimitMetrics.waitTime` tagged by limiter builds (a metric key's labels are ordered).
+  waitTags: previous?.waitTags ?? [waitTimeUnit, MetricLabel.make("limiter", spec.id)],
   capacity: rateless(spec) ? Number.MAX_SAFE_INTEGER : spec.burst,
   limit: rateless(spec) ? spec.maxConcurrent ?? 0 : spec.burst,
   ...makeTakes(spec.id, spec, storeEntry),
