@@ -254,9 +254,11 @@ const acquireInSpan = (
   call: Call,
   holder: () => string,
   span: Tracer.Span
-): Effect.Effect<Result<Permit, RateLimitExceeded>, AcquireFailure, Scope.Scope> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    Effect.gen(function*() {
+): Effect.Effect<Result<Permit, RateLimitExceeded>, AcquireFailure, Scope.Scope> => {
+  // Made per call (the span's callback): the refusal branch reads when the call started.
+  let start = 0
+  return Effect.gen(function*() {
+      start = yield* Clock.currentTimeMillis
       const scope = yield* Effect.scope
       const { timeoutMs } = call
       const wait: Wait = {
@@ -301,7 +303,8 @@ const acquireInSpan = (
           return Effect.succeed(err(e))
         })
       )
-    ))
+    )
+}
 
 /** `acquireInSpan` in its span `RateLimiter.acquire`; a refusal is raised again outside it. */
 const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): AcquireResult =>
