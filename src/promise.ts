@@ -7,16 +7,39 @@
  * Failures reject with the library's tagged errors themselves (`RateLimitExceeded`,
  * `LimiterNotFound`, ...), so `instanceof` and `_tag` work.
  *
+ * ## Timeouts
+ *
+ * `timeout` (in {@link PromiseAcquireOptions}) is a `Duration.DurationInput`: a string such as
+ * `"2 seconds"` or `"500 millis"`, a `Duration`, or a plain number, which the facade reads as
+ * SECONDS, as `rate-sync.toml` and rate-sync's `acquire(timeout=2.0)` do (`timeout: 0.5` is half a
+ * second, `Infinity` waits as long as needed). This differs from the Effect API, where a plain
+ * number is milliseconds (Effect's `Duration` rule); a string or a `Duration` means the same in
+ * both, so write those in code shared between the two. The decision: a facade that mirrors
+ * rate-sync's surface reads numbers the way rate-sync and its TOML file do, so a call ported from
+ * Python (`try_acquire("api", timeout=2)`) waits 2 s, not 2 ms. A negative or `NaN` number
+ * rejects with a `ConfigError` at `options.timeout`. Limiter definitions given to
+ * `configureLimiter` / `cloneLimiter` are the Effect API's own and keep its rule (a number is
+ * milliseconds): give them strings.
+ *
  * ```ts
  * import { acquire, rateLimited } from "effect-rate-sync/promise"
  *
- * await using _permit = await acquire("api")          // released when the block exits
- * const fetchData = rateLimited("api")(async (url: string) => fetch(url))
+ * const permit = await acquire("api", { timeout: 2 })  // waits up to 2 seconds
+ * try {
+ *   // ... the rate-limited work ...
+ * } finally {
+ *   await permit.release()
+ * }
+ * const fetchData = rateLimited("api", { timeout: "500 millis" })(async (url: string) => fetch(url))
  * ```
+ *
+ * (`await using permit = await acquire("api")` releases it too, where `await using` is
+ * supported: TypeScript 5.2+, not plain JavaScript on Node 20.)
  *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -138,6 +161,34 @@ const install = async (layer: FacadeLayer): Promise<void> => {
 }
 
 /**
+ * The options of `acquire`, `tryAcquire` and `rateLimited`: those of the Effect API, with a plain
+ * number `timeout` read as seconds (see the module doc, "Timeouts").
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromiseAcquireOptions {
+  /** The key to limit by (see `RateLimiter.AcquireOptions`). */
+  readonly key?: string | undefined
+  /** Tokens (or window units) to take: a whole number in [1, capacity]. Default 1. */
+  readonly cost?: number | undefined
+  /**
+   * How long `acquire` may wait (overrides the limiter's `timeout`), or how long `tryAcquire`
+   * may wait before answering `false` (default 0): `"2 seconds"`, a `Duration`, or a number of
+   * SECONDS (`2`, `0.5`, `Infinity`).
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+// A number is seconds here; a negative or NaN one is passed on as given so that the Effect API
+// rejects it with its `ConfigError` at `options.timeout` (Duration.seconds would clamp it to 0).
+const toEffectOptions = (options: PromiseAcquireOptions | undefined): RateLimiter.AcquireOptions | undefined => {
+  if (options === undefined || typeof options.timeout !== "number") return options
+  const seconds = options.timeout
+  return { ...options, timeout: Number.isNaN(seconds) || seconds < 0 ? seconds : Duration.seconds(seconds) }
+}
+
+/**
  * A held permit. `release()` gives the concurrency slot back (idempotent); `await using` does it
  * for you. After `dispose()` (or a `loadConfig` / `useLayer` that replaced the configuration it
  * was acquired on) the slot has already been given back and `release()` does nothing.
@@ -187,12 +238,14 @@ export const dispose = async (): Promise<void> => {
 }
 
 /**
- * Waits for a token and a concurrency slot (up to the timeout); resolves to a permit to release.
+ * Waits for a token and a concurrency slot (up to the timeout: a number is seconds, see the
+ * module doc); resolves to a permit to release.
  *
  * @since 0.1.0
  * @category accessors
  */
-export const acquire = async (id: string, options?: RateLimiter.AcquireOptions): Promise<PromisePermit> => {
+export const acquire = async (id: string, options?: PromiseAcquireOptions): Promise<PromisePermit> => {
+  const effectOptions = toEffectOptions(options)
   const gen = generation()
   // The scope is registered in `gen.permits` by the fiber itself, uninterruptibly once the permit
   // is in it, so that closing `gen` either interrupts the wait (the scope is closed here, nothing
@@ -202,7 +255,7 @@ export const acquire = async (id: string, options?: RateLimiter.AcquireOptions):
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const exit = yield* Effect.exit(restore(Scope.extend(RateLimiter.acquire(id, options), scope)))
+        const exit = yield* Effect.exit(restore(Scope.extend(RateLimiter.acquire(id, effectOptions), scope)))
         if (Exit.isFailure(exit)) {
           yield* Scope.close(scope, exit)
           return yield* Effect.failCause(exit.cause)
@@ -234,15 +287,15 @@ export const acquire = async (id: string, options?: RateLimiter.AcquireOptions):
 }
 
 /**
- * `true` when admitted, `false` otherwise. Waits up to `options.timeout` for a token or slot
- * (rate-sync's `try_acquire(timeout)`); with no `timeout` it answers at once. The slot, if any, is
+ * `true` when admitted, `false` otherwise. Waits up to `options.timeout` (a number is seconds)
+ * for a token or slot (rate-sync's `try_acquire(timeout)`); with no `timeout` it answers at once. The slot, if any, is
  * released at once since there is no scope to hold it; use `acquire` to hold one.
  *
  * @since 0.1.0
  * @category accessors
  */
-export const tryAcquire = (id: string, options?: RateLimiter.AcquireOptions): Promise<boolean> =>
-  run(Effect.scoped(RateLimiter.tryAcquire(id, options)))
+export const tryAcquire = (id: string, options?: PromiseAcquireOptions): Promise<boolean> =>
+  run(Effect.scoped(RateLimiter.tryAcquire(id, toEffectOptions(options))))
 
 /**
  * One decision that consumes when allowed.
@@ -250,8 +303,8 @@ export const tryAcquire = (id: string, options?: RateLimiter.AcquireOptions): Pr
  * @since 0.1.0
  * @category accessors
  */
-export const check = (id: string, options?: RateLimiter.AcquireOptions): Promise<RateLimiter.Decision> =>
-  run(RateLimiter.check(id, options))
+export const check = (id: string, options?: PromiseAcquireOptions): Promise<RateLimiter.Decision> =>
+  run(RateLimiter.check(id, toEffectOptions(options)))
 
 /**
  * Wraps an async function: acquire before, release after. The limiter id may depend on the
@@ -262,7 +315,7 @@ export const check = (id: string, options?: RateLimiter.AcquireOptions): Promise
  */
 export const rateLimited = <Args extends ReadonlyArray<unknown>>(
   id: string | ((...args: Args) => string),
-  options?: RateLimiter.AcquireOptions
+  options?: PromiseAcquireOptions
 ) =>
 <R>(fn: (...args: Args) => Promise<R>): (...args: Args) => Promise<R> =>
 async (...args: Args) => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { afterEach, assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { MemoryStore, RateLimitError, RateLimiter, RateLimitStore } from "effect-rate-sync"
 import * as RS from "effect-rate-sync/promise"
 
@@ -211,6 +211,42 @@ describe("Promise facade", () => {
     assert.isFalse(await RS.tryAcquire("db"), "fresh holds the only slot")
     await fresh.release()
     assert.isTrue(await RS.tryAcquire("db"))
+  })
+
+  it("timeouts: a number is seconds, a string or a Duration means what it says; negative is a ConfigError", async () => {
+    await RS.useLayer(RateLimiter.layer({ db: { maxConcurrent: 1 } }).pipe(Layer.provide(MemoryStore.layer())))
+    const held = await RS.acquire("db")
+    // How long a refused tryAcquire waited, in ms.
+    const waited = async (timeout: RS.PromiseAcquireOptions["timeout"]): Promise<number> => {
+      const start = performance.now()
+      assert.isFalse(await RS.tryAcquire("db", { timeout }), `refused after ${String(timeout)}`)
+      return performance.now() - start
+    }
+    const forms: ReadonlyArray<Duration.DurationInput> = [0.3, "300 millis", "0.3 seconds", Duration.millis(300)]
+    for (const timeout of forms) {
+      const ms = await waited(timeout)
+      assert.isAtLeast(ms, 250, `${String(timeout)} waited ${ms} ms`)
+      assert.isBelow(ms, 3000, `${String(timeout)} waited ${ms} ms`)
+    }
+    assert.isBelow(await waited(0), 250, "0: answers at once")
+    // acquire: the same rule, and the refusal is RateLimitExceeded after the wait.
+    const start = performance.now()
+    const error = await rejection(RS.acquire("db", { timeout: 0.3 }))
+    assert.instanceOf(error, RateLimitError.RateLimitExceeded)
+    assert.isAtLeast(performance.now() - start, 250)
+    // rateLimited passes its options on.
+    const refused = await rejection(RS.rateLimited("db", { timeout: 0.05 })(async () => "ran")())
+    assert.instanceOf(refused, RateLimitError.RateLimitExceeded)
+    // Infinity waits as long as needed: the slot comes when `held` is released.
+    const waiting = RS.tryAcquire("db", { timeout: Infinity })
+    setTimeout(() => void held.release(), 100)
+    assert.isTrue(await waiting)
+    // A negative or NaN number is refused as the Effect API refuses it, not clamped to 0.
+    for (const timeout of [-1, Number.NaN]) {
+      const bad = await rejection(RS.tryAcquire("db", { timeout }))
+      assert.instanceOf(bad, RateLimitError.ConfigError)
+      assert.strictEqual(bad.path, "options.timeout")
+    }
   })
 
   it("a limiter handle's getMetrics() asks the configuration current at the time of the call", async () => {
