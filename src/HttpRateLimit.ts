@@ -15,15 +15,16 @@ import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { errOf, isErr, toEffect, valueOf } from "./internal/result.js"
 import type * as Headers from "./core/http/headers.js"
-import { tooManyRequestsBody, unavailableBody } from "./core/http/headers.js"
+import { sfString, tooManyRequestsBody, unavailableBody } from "./core/http/headers.js"
 import type * as Paths from "./core/http/paths.js"
 import * as internal from "./internal/http/compile.js"
-import { addHeaders, refusalHeadersOf, wrap } from "./internal/http/respond.js"
+import { addHeaders, decisionHeaders, refusalHeadersOf, wrap } from "./internal/http/respond.js"
 import type { ConfigError } from "./RateLimitError.js"
 import type * as RateLimiter from "./RateLimiter.js"
 
@@ -389,3 +390,79 @@ export const clientAddress = (
   options?: Pick<LimitOptions, "trustedProxies" | "proxyHeader" | "ipv6Prefix"> | undefined
 ): Effect.Effect<(request: HttpServerRequest.HttpServerRequest) => string | undefined, ConfigError> =>
   Effect.map(toEffect(internal.compile("clientAddress", options)), (compiled) => compiled.clientKey)
+
+// -------------------------------------------------------------------------------------------
+// headers
+
+/**
+ * Options of {@link headersOf} and {@link setHeaders}: the same `headers` and `policyName` as
+ * the middleware's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HeaderOptions {
+  /** Which headers to give. Default `"both"`. */
+  readonly headers?: HeadersMode | undefined
+  /** Policy name in the IETF headers. Default: the decision's limiter id. */
+  readonly policyName?: string | undefined
+}
+
+/**
+ * The headers the middleware would send for a decision (rate-sync's `get_rate_limit_headers`),
+ * as a plain record with lower-case names: the rate-limit headers of `options.headers` and, when
+ * the decision is a refusal, `Retry-After` (whole seconds, at least 1; sent even with
+ * `headers: "none"`).
+ *
+ * @example
+ * ```ts
+ * const decision = yield* RateLimiter.check("api", { key: userId })
+ * const headers = HttpRateLimit.headersOf(decision, { headers: "draft" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category headers
+ */
+export const headersOf = (decision: RateLimiter.Decision, options?: HeaderOptions | undefined): Record<string, string> =>
+  decisionHeaders(decision, options?.headers ?? "both", sfString(options?.policyName ?? decision.limiterId))
+
+/**
+ * Sets the headers of {@link headersOf} on a response (rate-sync's `set_rate_limit_headers`).
+ * As in the middleware, the IETF lists get one more item after those already on the response,
+ * and the legacy trio keeps the most restrictive numbers. Data-last (`pipe`) or data-first.
+ *
+ * @example
+ * ```ts
+ * HttpServerResponse.text("ok").pipe(HttpRateLimit.setHeaders(decision))
+ * ```
+ *
+ * @since 0.1.0
+ * @category headers
+ */
+export const setHeaders: {
+  (
+    decision: RateLimiter.Decision,
+    options?: HeaderOptions | undefined
+  ): (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
+  (
+    response: HttpServerResponse.HttpServerResponse,
+    decision: RateLimiter.Decision,
+    options?: HeaderOptions | undefined
+  ): HttpServerResponse.HttpServerResponse
+} = dual(
+  (args) => HttpServerResponse.isServerResponse(args[0]),
+  (
+    response: HttpServerResponse.HttpServerResponse,
+    decision: RateLimiter.Decision,
+    options?: HeaderOptions | undefined
+  ): HttpServerResponse.HttpServerResponse =>
+    HttpServerResponse.setHeaders(
+      response,
+      decisionHeaders(
+        decision,
+        options?.headers ?? "both",
+        sfString(options?.policyName ?? decision.limiterId),
+        (name) => response.headers[name]
+      )
+    )
+)

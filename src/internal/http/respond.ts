@@ -15,6 +15,7 @@ import {
   policyWindow,
   rateHeaders,
   refusalHeaders,
+  retryAfterSeconds,
   tooManyRequestsBody,
   unavailableBody
 } from "../../core/http/headers.js"
@@ -48,6 +49,22 @@ export const refusalHeadersOf = (
   mode: HeadersMode,
   policy: string
 ): Record<string, string> => refusalHeaders(decision, policyWindow(decision.spec), mode, policy, retryAfter)
+
+/**
+ * The headers the middleware sends for a decision: the rate-limit headers of an allowed request
+ * (after those `existing` reads), or those of a refusal with `Retry-After`.
+ *
+ * @internal
+ */
+export const decisionHeaders = (
+  decision: RateLimiter.Decision,
+  mode: HeadersMode,
+  policy: string,
+  existing?: (name: string) => string | undefined
+): Record<string, string> =>
+  decision.allowed
+    ? rateHeaders(decision, policyWindow(decision.spec), mode, policy, existing)
+    : refusalHeadersOf(decision, retryAfterSeconds(decision.retryAfterMs), mode, policy)
 
 const refusalResponse = (
   limiter: string,
