@@ -14,19 +14,33 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { errOf, isErr, toEffect, valueOf } from "./internal/result.js"
 import type * as Headers from "./core/http/headers.js"
-import { sfString, tooManyRequestsBody, unavailableBody } from "./core/http/headers.js"
+import {
+  policyWindow,
+  retryAfterSeconds,
+  sfString,
+  tooManyRequestsBody,
+  unavailableBody
+} from "./core/http/headers.js"
 import type * as Paths from "./core/http/paths.js"
 import * as internal from "./internal/http/compile.js"
-import { addHeaders, decisionHeaders, refusalHeadersOf, wrap } from "./internal/http/respond.js"
-import type { ConfigError } from "./RateLimitError.js"
-import type * as RateLimiter from "./RateLimiter.js"
+import {
+  addHeaders,
+  decisionHeaders,
+  refusalHeadersOf,
+  tooManyRequestsResponse,
+  wrap
+} from "./internal/http/respond.js"
+import { type ConfigError, RateLimitExceeded } from "./RateLimitError.js"
+import * as RateLimiter from "./RateLimiter.js"
 
 // -------------------------------------------------------------------------------------------
 // models
@@ -466,3 +480,62 @@ export const setHeaders: {
       )
     )
 )
+
+// -------------------------------------------------------------------------------------------
+// RateLimitExceeded in a handler
+
+/**
+ * The 429 a middleware refusal sends, for a `RateLimitExceeded` (from `RateLimiter.acquire` or
+ * `withRateLimit` in a handler): the same problem body, `Retry-After` and rate-limit headers.
+ * The error carries no reset time, so the IETF `t` and `X-RateLimit-Reset` are its retry time;
+ * the policy window `w` is the limiter's (left out when the limiter is not registered).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const exceededResponse = (
+  error: RateLimitExceeded,
+  options?: HeaderOptions | undefined
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, RateLimiter.RateLimiter> => {
+  const retryAfterMs = Duration.toMillis(error.retryAfter)
+  const retryAfter = retryAfterSeconds(retryAfterMs)
+  const numbers = { limit: error.limit, remaining: error.remaining, resetAfterMs: retryAfterMs }
+  const mode = options?.headers ?? "both"
+  const policy = sfString(options?.policyName ?? error.limiterId)
+  return Effect.map(
+    Effect.option(RateLimiter.get(error.limiterId)),
+    (info) =>
+      tooManyRequestsResponse(
+        error.limiterId,
+        numbers,
+        Option.isSome(info) ? policyWindow(info.value.spec) : undefined,
+        retryAfter,
+        mode,
+        policy
+      )
+  )
+}
+
+const isExceeded = (error: unknown): error is RateLimitExceeded => error instanceof RateLimitExceeded
+
+/**
+ * An `HttpApp` middleware that answers a `RateLimitExceeded` the app fails with by the 429 a
+ * middleware refusal sends (rate-sync's exception handler; see {@link exceededResponse}).
+ *
+ * @example
+ * ```ts
+ * const handler = Effect.scoped(Effect.andThen(RateLimiter.acquire("search", { key }), search))
+ * HttpServer.serve(router.pipe(HttpRateLimit.catchExceeded()))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const catchExceeded = (options?: HeaderOptions | undefined) =>
+<E, R>(
+  httpApp: HttpApp.Default<E | RateLimitExceeded, R>
+): HttpApp.Default<E, R | RateLimiter.RateLimiter> =>
+  Effect.catchAll(
+    httpApp,
+    (error: E | RateLimitExceeded) => isExceeded(error) ? exceededResponse(error, options) : Effect.fail(error)
+  )

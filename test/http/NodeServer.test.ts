@@ -12,7 +12,7 @@ import type { Scope } from "effect"
 import { createServer, request } from "node:http"
 import { connect } from "node:net"
 import { failingStoreLayer, freshId, limitersOn, rateHeadersOf, requestCount } from "./helpers.js"
-import { type LimiterDefinition, type RateLimitStore, type RateLimiter } from "effect-rate-sync"
+import { type LimiterDefinition, type RateLimitStore, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 
 interface Reply {
@@ -290,5 +290,70 @@ describe("HttpRateLimit over a real NodeHttpServer", () => {
         }),
       failingStoreLayer
     )
+  })
+})
+
+describe("HttpRateLimit.catchExceeded over a real NodeHttpServer", () => {
+  it.live("a RateLimitExceeded raised in a handler answers the same 429 as a middleware refusal", () => {
+    const byMiddleware = freshId("node-mw")
+    const inHandler = freshId("node-handler")
+    const acquiring = Effect.scoped(
+      Effect.as(RateLimiter.acquire(inHandler, { key: "k", timeout: 0 }), HttpServerResponse.text("ok"))
+    )
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/mw", ok.pipe(HttpRateLimit.limit(byMiddleware, { key: () => Effect.succeed("k") }))),
+      HttpRouter.get("/handler", acquiring),
+      HttpRouter.get("/boom", Effect.fail(new Error("not a rate limit"))),
+      HttpRateLimit.catchExceeded()
+    )
+    return withServer(app, { [byMiddleware]: hour(1), [inHandler]: hour(1) }, (send) =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* send("/mw")).status, 200)
+        assert.strictEqual((yield* send("/handler")).status, 200)
+        const refused = yield* send("/mw")
+        const raised = yield* send("/handler")
+        assert.strictEqual(refused.status, 429)
+        assert.strictEqual(raised.status, 429)
+        assert.strictEqual(raised.headers["content-type"], "application/problem+json")
+        const retryAfter = Number(raised.headers["retry-after"])
+        assert.isAtLeast(retryAfter, 3600 - 120)
+        assert.isAtMost(retryAfter, 3600)
+        assert.deepStrictEqual(rateHeadersOf(raised.headers), {
+          "ratelimit-policy": `"${inHandler}";q=1;w=3600`,
+          "ratelimit": `"${inHandler}";r=0;t=${retryAfter}`,
+          "x-ratelimit-limit": "1",
+          "x-ratelimit-remaining": "0",
+          "x-ratelimit-reset": String(retryAfter),
+          "retry-after": String(retryAfter)
+        })
+        const same = (text: string) => text.split(byMiddleware).join(inHandler)
+        assert.deepStrictEqual(JSON.parse(raised.body), JSON.parse(same(refused.body)))
+        assert.deepStrictEqual(
+          rateHeadersOf(raised.headers),
+          JSON.parse(same(JSON.stringify(rateHeadersOf(refused.headers))))
+        )
+        // other failures are left alone
+        assert.strictEqual((yield* send("/boom")).status, 500)
+      }))
+  })
+
+  it.live("catchExceeded honours headers and policyName", () => {
+    const id = freshId("node-opts")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/", Effect.scoped(Effect.as(RateLimiter.acquire(id, { key: "k", timeout: 0 }), ok))),
+      HttpRateLimit.catchExceeded({ headers: "draft", policyName: "plan" })
+    )
+    return withServer(app, { [id]: hour(1) }, (send) =>
+      Effect.gen(function*() {
+        yield* send("/")
+        const raised = yield* send("/")
+        assert.strictEqual(raised.status, 429)
+        const retryAfter = raised.headers["retry-after"] ?? ""
+        assert.deepStrictEqual(rateHeadersOf(raised.headers), {
+          "ratelimit-policy": `"plan";q=1;w=3600`,
+          "ratelimit": `"plan";r=0;t=${retryAfter}`,
+          "retry-after": retryAfter
+        })
+      }))
   })
 })

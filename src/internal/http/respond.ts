@@ -14,6 +14,7 @@ import {
   type HeadersMode,
   policyWindow,
   rateHeaders,
+  type RateNumbers,
   refusalHeaders,
   retryAfterSeconds,
   tooManyRequestsBody,
@@ -66,9 +67,15 @@ export const decisionHeaders = (
     ? rateHeaders(decision, policyWindow(decision.spec), mode, policy, existing)
     : refusalHeadersOf(decision, retryAfterSeconds(decision.retryAfterMs), mode, policy)
 
-const refusalResponse = (
+/**
+ * The 429 of a refusal: the problem body and {@link refusalHeaders}, from plain numbers.
+ *
+ * @internal
+ */
+export const tooManyRequestsResponse = (
   limiter: string,
-  decision: RateLimiter.Decision,
+  numbers: RateNumbers,
+  window: number | undefined,
   retryAfter: number,
   mode: HeadersMode,
   policy: string
@@ -76,8 +83,17 @@ const refusalResponse = (
   HttpServerResponse.unsafeJson(tooManyRequestsBody(limiter, retryAfter), {
     status: 429,
     contentType: "application/problem+json",
-    headers: refusalHeadersOf(decision, retryAfter, mode, policy)
+    headers: refusalHeaders(numbers, window, mode, policy, retryAfter)
   })
+
+const refusalResponse = (
+  limiter: string,
+  decision: RateLimiter.Decision,
+  retryAfter: number,
+  mode: HeadersMode,
+  policy: string
+): HttpServerResponse.HttpServerResponse =>
+  tooManyRequestsResponse(limiter, decision, policyWindow(decision.spec), retryAfter, mode, policy)
 
 const unavailableResponse: HttpServerResponse.HttpServerResponse = HttpServerResponse.unsafeJson(unavailableBody, {
   status: 503,
