@@ -23,6 +23,33 @@ describe("packaging: optional peers", () => {
     assert.include(r.stderr, "blocked optional peer: ioredis")
   })
 
+  // Each driver subpath imported without its peers: the error names the exact install line, keeps
+  // Node's code, and has Node's error as its cause.
+  for (
+    const [entry, install] of [
+      ["redis", "npm install ioredis"],
+      ["nats", "npm install @nats-io/transport-node @nats-io/kv"],
+      ["postgres", "npm install @effect/sql @effect/sql-pg"]
+    ] as const
+  ) {
+    it(`the ${entry} subpath without its peers fails naming \`${install}\``, async () => {
+      const r = await run(`
+        try {
+          await import("./src/${entry}.ts")
+          console.log("loaded")
+        } catch (error) {
+          console.log(JSON.stringify({ message: error.message, code: error.code, cause: String(error.cause) }))
+        }
+      `)
+      assert.strictEqual(r.code, 0, r.stderr)
+      const failure: { readonly message: string; readonly code: string; readonly cause: string } = JSON.parse(r.stdout)
+      assert.isTrue(failure.message.endsWith(install), failure.message)
+      assert.include(failure.message, `effect-rate-sync/${entry} needs the optional peer`)
+      assert.strictEqual(failure.code, "ERR_MODULE_NOT_FOUND")
+      assert.include(failure.cause, "blocked optional peer")
+    })
+  }
+
   it("a config naming the redis engine without ioredis installed fails with a ConfigError that says what to install", async () => {
     const r = await run(`
       import { Effect } from "effect"
