@@ -50,6 +50,25 @@ describe("packaging: optional peers", () => {
     })
   }
 
+  it("Node's own ERR_MODULE_NOT_FOUND (no hook involved) is reported the same; a missing file of the library is not", async () => {
+    const r = await run(`
+      const { importDriver } = await import("./src/internal/peer.ts")
+      const report = (error) => JSON.stringify({ message: error.message, code: error.code, cause: String(error.cause) })
+      await importDriver("demo", ["not-installed-peer-a1"], () => import("not-installed-peer-a1/sub")).catch((e) => console.log(report(e)))
+      await importDriver("demo", ["not-installed-peer-a1"], () => import("not-installed-peer-b2")).catch((e) => console.log(report(e)))
+      await importDriver("demo", ["not-installed-peer-a1"], () => import("./src/no-such-file.js")).catch((e) => console.log(report(e)))
+    `)
+    assert.strictEqual(r.code, 0, r.stderr)
+    const [peer, needed, file] = r.stdout.trim().split("\n").map((line): { readonly message: string; readonly code: string; readonly cause: string } => JSON.parse(line))
+    assert.isTrue(peer?.message.endsWith("npm install not-installed-peer-a1"), peer?.message)
+    assert.strictEqual(peer?.code, "ERR_MODULE_NOT_FOUND")
+    assert.include(peer?.cause, "Cannot find package 'not-installed-peer-a1'")
+    // A package the peers need, not among them: named too.
+    assert.isTrue(needed?.message.endsWith("npm install not-installed-peer-a1 not-installed-peer-b2"), needed?.message)
+    assert.notInclude(file?.message, "npm install", "a missing file of the library passes through")
+    assert.strictEqual(file?.code, "ERR_MODULE_NOT_FOUND")
+  })
+
   it("a config naming the redis engine without ioredis installed fails with a ConfigError that says what to install", async () => {
     const r = await run(`
       import { Effect } from "effect"
