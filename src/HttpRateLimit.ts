@@ -109,6 +109,17 @@ export type CostFunction<E = never, R = never> = (
 ) => Effect.Effect<number, E, R>
 
 /**
+ * Answers a refused request in place of the default 429 (see `onRefused` in {@link LimitOptions}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RefusalHandler = (
+  decision: RateLimiter.Decision,
+  request: HttpServerRequest.HttpServerRequest
+) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+
+/**
  * Options of {@link limit} (and, with `limiter`, of {@link middleware}). Defaults are resolved
  * and patterns/CIDR ranges compiled once, when the middleware is built.
  *
@@ -138,6 +149,13 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
   readonly headers?: HeadersMode | undefined
   /** Policy name in the IETF headers. Default: the limiter id. */
   readonly policyName?: string | undefined
+  /**
+   * Answers a refused request in place of the default 429 (status, body, headers are the
+   * handler's). The refusal headers (`Retry-After` and those of `headers`) are added to its
+   * response, except any the handler set itself. Not used by the `HttpApi` middleware, whose
+   * refusal is the typed {@link TooManyRequests} failure.
+   */
+  readonly onRefused?: RefusalHandler | undefined
   /**
    * Proxies whose forwarding header is believed: addresses, CIDR ranges (`"10.0.0.0/8"`,
    * `"fd00::/8"`) and the presets `"loopback"`, `"private"`, `"linklocal"`. Default: none, so

@@ -14,7 +14,7 @@ import { err, ok, type Result } from "../result.js"
 import { type HeadersMode, retryAfterSeconds } from "../../core/http/headers.js"
 import { resolveOptions, type ResolvedOptions } from "../../core/http/options.js"
 import type { ConfigProblem } from "../../core/http/problem.js"
-import type { CostFunction, KeyFunction, LimitOptions } from "../../HttpRateLimit.js"
+import type { CostFunction, KeyFunction, LimitOptions, RefusalHandler } from "../../HttpRateLimit.js"
 import { describeInput } from "../config/input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import * as RateLimiter from "../../RateLimiter.js"
@@ -51,6 +51,8 @@ export interface Compiled<EK, RK, EC, RC> {
   readonly limiter: string
   readonly policy: string
   readonly headers: HeadersMode
+  /** The custom refusal, when given (`undefined`: the default 429). */
+  readonly onRefused: RefusalHandler | undefined
   readonly clientKey: (request: HttpServerRequest.HttpServerRequest) => string | undefined
   readonly decide: (
     request: HttpServerRequest.HttpServerRequest
@@ -152,8 +154,13 @@ export const compile = <EK, RK, EC, RC>(
 ): Result<Compiled<EK, RK, EC, RC>, ConfigError> => {
   const resolved = resolveOptions<CostFunction<EC, RC>>(limiter, options)
   if (!resolved.ok) return err(toConfigError(resolved.error))
+  const onRefused = options?.onRefused
+  // checked at run time: plain JavaScript callers reach here unchecked
+  if (onRefused !== undefined && typeof onRefused !== "function") {
+    return err(ConfigError.at("http.onRefused", "a function", describeInput(onRefused)))
+  }
   const { headers, policy } = resolved.value
   const clientKey = requestClientKey(resolved.value)
   const decide = makeDecide(resolved.value, options?.key, clientKey)
-  return ok({ limiter, policy, headers, decide, clientKey })
+  return ok({ limiter, policy, headers, onRefused, decide, clientKey })
 }

@@ -22,6 +22,7 @@ import {
 } from "../../core/http/headers.js"
 import type { ConfigError } from "../../RateLimitError.js"
 import type * as RateLimiter from "../../RateLimiter.js"
+import type { RefusalHandler } from "../../HttpRateLimit.js"
 import type { Compiled } from "./compile.js"
 
 /**
@@ -100,6 +101,35 @@ const unavailableResponse: HttpServerResponse.HttpServerResponse = HttpServerRes
   contentType: "application/problem+json"
 })
 
+type Refuse = (
+  decision: RateLimiter.Decision,
+  retryAfter: number,
+  request: HttpServerRequest.HttpServerRequest
+) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+
+/**
+ * How a refusal is answered, chosen once: the default 429, or the custom handler's response with
+ * the refusal headers it did not set itself.
+ */
+const refusalOf = (
+  limiter: string,
+  mode: HeadersMode,
+  policy: string,
+  onRefused: RefusalHandler | undefined
+): Refuse => {
+  if (onRefused === undefined) {
+    return (decision, retryAfter) => Effect.succeed(refusalResponse(limiter, decision, retryAfter, mode, policy))
+  }
+  return (decision, retryAfter, request) =>
+    Effect.map(onRefused(decision, request), (response) => {
+      const missing: Record<string, string> = {}
+      for (const [name, value] of Object.entries(refusalHeadersOf(decision, retryAfter, mode, policy))) {
+        if (response.headers[name] === undefined) missing[name] = value
+      }
+      return HttpServerResponse.setHeaders(response, missing)
+    })
+}
+
 /**
  * The middleware of a compiled configuration: a refusal or a 503 answers without the app; an
  * invalid configuration makes every request die with its `ConfigError`.
@@ -111,7 +141,8 @@ export const wrap = <EK, RK, EC, RC>(compiled: Result<Compiled<EK, RK, EC, RC>, 
   httpApp: HttpApp.Default<E, R>
 ): HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
   if (isErr(compiled)) return Effect.die(errOf(compiled))
-  const { decide, headers, limiter, policy } = valueOf(compiled)
+  const { decide, headers, limiter, onRefused, policy } = valueOf(compiled)
+  const refuse = refusalOf(limiter, headers, policy, onRefused)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.flatMap(decide(request), (outcome) => {
       switch (outcome._tag) {
@@ -120,7 +151,7 @@ export const wrap = <EK, RK, EC, RC>(compiled: Result<Compiled<EK, RK, EC, RC>, 
         case "Allowed":
           return Effect.andThen(addHeaders(outcome.decision, headers, policy), httpApp)
         case "Refused":
-          return Effect.succeed(refusalResponse(limiter, outcome.decision, outcome.retryAfter, headers, policy))
+          return refuse(outcome.decision, outcome.retryAfter, request)
         case "Unavailable":
           return Effect.succeed(unavailableResponse)
       }
