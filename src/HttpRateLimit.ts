@@ -157,6 +157,13 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
    */
   readonly onRefused?: RefusalHandler | undefined
   /**
+   * How long a refused request may wait for the limiter before it is refused (rate-sync's
+   * acquire timeout, bounded): while refused and the limiter's retry time fits in what is left,
+   * the request sleeps that long and is checked again. Default none (refused at once); `0` is
+   * the same. A finite duration.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
    * Proxies whose forwarding header is believed: addresses, CIDR ranges (`"10.0.0.0/8"`,
    * `"fd00::/8"`) and the presets `"loopback"`, `"private"`, `"linklocal"`. Default: none, so
    * the socket's peer address is the client.

@@ -6,6 +6,7 @@
  * @internal
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { constant } from "effect/Function"
 import * as Metric from "effect/Metric"
@@ -116,11 +117,29 @@ const requestClientKey = (
   return (request) => clientKey(Option.getOrUndefined(request.remoteAddress), request.headers[proxyHeader])
 }
 
+/**
+ * `check`, then, while refused and the next retry fits in what is left of `budgetMs`, a sleep
+ * of the retry time and `check` again: the sleeps never add up to more than `budgetMs`.
+ */
+const checkWaiting = (
+  limiter: string,
+  key: string,
+  cost: number,
+  budgetMs: number
+): Effect.Effect<RateLimiter.Decision, CheckError, RateLimiter.RateLimiter> =>
+  Effect.flatMap(RateLimiter.check(limiter, { key, cost }), (decision) => {
+    if (decision.allowed || decision.failedOpen) return Effect.succeed(decision)
+    const wait = Math.max(1, Math.ceil(decision.retryAfterMs))
+    if (!(wait <= budgetMs)) return Effect.succeed(decision)
+    return Effect.andThen(Effect.sleep(wait), checkWaiting(limiter, key, cost, budgetMs - wait))
+  })
+
 /** The per-request decision: path filter, key, cost, then the limiter. */
 const makeDecide = <EK, RK, EC, RC>(
   resolved: ResolvedOptions<CostFunction<EC, RC>>,
   keyFn: KeyFunction<EK, RK> | undefined,
-  clientKey: (request: HttpServerRequest.HttpServerRequest) => string | undefined
+  clientKey: (request: HttpServerRequest.HttpServerRequest) => string | undefined,
+  timeoutMs: number | undefined
 ): Compiled<EK, RK, EC, RC>["decide"] => {
   const { applies, cost, limiter } = resolved
   const handlers = checkHandlers(limiter, resolved.failOpen)
@@ -129,15 +148,16 @@ const makeDecide = <EK, RK, EC, RC>(
       ? (request) => Effect.succeed(clientKey(request) ?? "unknown")
       : (request) => keyFn(request, clientKey(request))
   const costOf: CostFunction<EC, RC> = typeof cost === "number" ? constant(Effect.succeed(cost)) : cost
+  const run: (key: string, n: number) => Effect.Effect<Outcome, never, RateLimiter.RateLimiter> =
+    timeoutMs === undefined
+      ? (key, n) => Effect.matchEffect(RateLimiter.check(limiter, { key, cost: n }), handlers)
+      : (key, n) => Effect.matchEffect(checkWaiting(limiter, key, n, timeoutMs), handlers)
 
   return (request) => {
     if (!applies(request.url)) return PASS_NOW
     return Effect.flatMap(keyOf(request), (key): Effect.Effect<Outcome, EC, RC | RateLimiter.RateLimiter> => {
       if (key === Exempt) return handlers.exempt
-      return Effect.flatMap(
-        costOf(request),
-        (n) => Effect.matchEffect(RateLimiter.check(limiter, { key, cost: n }), handlers)
-      )
+      return Effect.flatMap(costOf(request), (n) => run(key, n))
     })
   }
 }
@@ -159,8 +179,15 @@ export const compile = <EK, RK, EC, RC>(
   if (onRefused !== undefined && typeof onRefused !== "function") {
     return err(ConfigError.at("http.onRefused", "a function", describeInput(onRefused)))
   }
+  const timeout = options?.timeout === undefined ? Option.none() : Duration.decodeUnknown(options.timeout)
+  const timeoutMs = Option.isSome(timeout) ? Duration.toMillis(timeout.value) : Number.NaN
+  // Duration turns a negative number or NaN into zero: refused here, as RateLimiter's timeouts are
+  const negative = typeof options?.timeout === "number" && !(options.timeout >= 0)
+  if (options?.timeout !== undefined && (negative || !(Number.isFinite(timeoutMs) && timeoutMs >= 0))) {
+    return err(ConfigError.at("http.timeout", "a finite duration of 0 or more", describeInput(options.timeout)))
+  }
   const { headers, policy } = resolved.value
   const clientKey = requestClientKey(resolved.value)
-  const decide = makeDecide(resolved.value, options?.key, clientKey)
+  const decide = makeDecide(resolved.value, options?.key, clientKey, timeoutMs > 0 ? timeoutMs : undefined)
   return ok({ limiter, policy, headers, onRefused, decide, clientKey })
 }
