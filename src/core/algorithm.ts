@@ -358,21 +358,6 @@ export interface FixedState {
 }
 
 /**
- * One counter per aligned window `[floor(now / windowMs)·windowMs, … + windowMs)`. Admit when
- * `count + cost ≤ limit`; a refusal does not count. A counter of another window length, or of
- * another window, is replaced (one process, one clock: the memory store).
- *
- * @internal
- */
-export const fixedTake = (
-  state: FixedState,
-  now: number,
-  limit: number,
-  windowMs: number,
-  cost: number
-): StoreDecision => fixedTakeIn(state, Math.floor(now / windowMs) * windowMs, now, limit, windowMs, cost)
-
-/**
  * The window a take at `now` counts against when instants come from several clocks (a store that
  * decides on each client's clock): the caller's own aligned window, unless `state` (of the same
  * length) already holds a later one, which it then counts against. A stored window is never
@@ -387,8 +372,10 @@ export const fixedStartForward = (state: FixedState, now: number, windowMs: numb
 }
 
 /**
- * {@link fixedTake} in the window starting at `start` (`fixedTake` passes the aligned window of
- * `now`; see {@link fixedStartForward}). The counter is kept when it belongs to that window.
+ * A fixed-window take in the window starting at `start`: one counter per window; admit when
+ * `count + cost ≤ limit`; a refusal does not count. The caller chooses the window (the memory
+ * store: that of the latest instant it has read; NATS: {@link fixedStartForward}), so a clock
+ * that steps back never reopens one. The counter is kept when it belongs to that window.
  *
  * @internal
  */

@@ -68,11 +68,12 @@ export const callProblem = (
       received: describeInput(cost)
     })
   }
-  if (opts.timeout !== undefined && durationInputMs(opts.timeout) === undefined) {
-    return ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(opts.timeout))
-  }
+  if (opts.timeout !== undefined && durationInputMs(opts.timeout) === undefined) return badTimeout(opts.timeout)
   return undefined
 }
+
+const badTimeout = (timeout: unknown): ConfigError =>
+  ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(timeout))
 
 /**
  * A call's options, validated by {@link callProblem}, as the values `acquire` works with.
@@ -83,10 +84,16 @@ export const validateCall = (
   entry: LimiterEntry,
   opts: AcquireOptions | undefined
 ): Call | ConfigError | InvalidCost => {
-  const problem = callProblem(entry, opts)
+  // key and cost as `check` validates them; the timeout is decoded once, here
+  const problem = callProblem(entry, opts === undefined ? undefined : { key: opts.key, cost: opts.cost })
   if (problem !== undefined) return problem
+  let timeoutMs = entry.spec.timeoutMs
+  if (opts?.timeout !== undefined) {
+    const ms = durationInputMs(opts.timeout)
+    if (ms === undefined) return badTimeout(opts.timeout)
+    timeoutMs = ms
+  }
   const key = opts?.key ?? ""
-  const timeoutMs = opts?.timeout === undefined ? entry.spec.timeoutMs : durationInputMs(opts.timeout)
   return { _tag: "Call", key, storeKey: storeKey(key), cost: opts?.cost ?? 1, timeoutMs }
 }
 
