@@ -9,7 +9,9 @@
  * @internal
  */
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
+import type * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -24,6 +26,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 
@@ -226,3 +229,41 @@ export const exponentialHistogram = (
     MetricBoundaries.exponential({ start: options.start, factor: options.factor, count: options.count }),
     options.description
   )
+
+// ---------------------------------------------------------------------------------------------
+// Config
+
+/** Effect's own configuration error, what a `Config` read fails with (Effect 3 `ConfigError.ConfigError`, Effect 4 `Config.ConfigError`). @internal */
+export type EffectConfigError = ConfigError.ConfigError
+
+/** A string read from the ConfigProvider (Effect 3 `Config.string`, Effect 4 `Config.String`). @internal */
+export const configString = (name: string): Config.Config<string> => Config.string(name)
+
+/** A whole number (Effect 3 `Config.integer`, Effect 4 `Config.Int`). @internal */
+export const configInt = (name: string): Config.Config<number> => Config.integer(name)
+
+/** A number (Effect 3 `Config.number`, Effect 4 `Config.Number`). @internal */
+export const configNumber = (name: string): Config.Config<number> => Config.number(name)
+
+/** A boolean (Effect 3 `Config.boolean`, Effect 4 `Config.Boolean`). @internal */
+export const configBoolean = (name: string): Config.Config<boolean> => Config.boolean(name)
+
+/** A secret string (Effect 3 `Config.redacted`, Effect 4 `Config.Redacted`). @internal */
+export const configRedacted = (name: string): Config.Config<Redacted.Redacted<string>> => Config.redacted(name)
+
+/**
+ * `self` checked by `f`: a failure's message becomes Effect's invalid-data configuration error
+ * (Effect 3 `Config.mapOrFail` + `ConfigError.InvalidData`, Effect 4 `Config.mapEffect` +
+ * `Config.ConfigError(SourceError)`). @internal
+ */
+export const configValidate: {
+  <A, B>(f: (a: A) => Result<B, string>): (self: Config.Config<A>) => Config.Config<B>
+  <A, B>(self: Config.Config<A>, f: (a: A) => Result<B, string>): Config.Config<B>
+} = dual(
+  2,
+  <A, B>(self: Config.Config<A>, f: (a: A) => Result<B, string>): Config.Config<B> =>
+    Config.mapOrFail(self, (a) => {
+      const r = f(a)
+      return isErr(r) ? Either.left(ConfigError.InvalidData([], errOf(r))) : Either.right(r.right)
+    })
+)

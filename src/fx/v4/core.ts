@@ -7,6 +7,8 @@
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -16,6 +18,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import * as R from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -225,3 +228,39 @@ export const exponentialHistogram = (
     boundaries: Metric.exponentialBoundaries({ start: options.start, factor: options.factor, count: options.count }),
     description: options.description
   })
+
+// ---------------------------------------------------------------------------------------------
+// Config
+
+/** Effect's own configuration error, what a `Config` read fails with. @internal */
+export type EffectConfigError = Config.ConfigError
+
+/** A string read from the ConfigProvider. @internal */
+export const configString = (name: string): Config.Config<string> => Config.String(name)
+
+/** A whole number. @internal */
+export const configInt = (name: string): Config.Config<number> => Config.Int(name)
+
+/** A number. @internal */
+export const configNumber = (name: string): Config.Config<number> => Config.Number(name)
+
+/** A boolean. @internal */
+export const configBoolean = (name: string): Config.Config<boolean> => Config.Boolean(name)
+
+/** A secret string. @internal */
+export const configRedacted = (name: string): Config.Config<Redacted.Redacted<string>> => Config.Redacted(name)
+
+/** `self` checked by `f`: a failure's message becomes Effect's configuration error. @internal */
+export const configValidate: {
+  <A, B>(f: (a: A) => Result<B, string>): (self: Config.Config<A>) => Config.Config<B>
+  <A, B>(self: Config.Config<A>, f: (a: A) => Result<B, string>): Config.Config<B>
+} = dual(
+  2,
+  <A, B>(self: Config.Config<A>, f: (a: A) => Result<B, string>): Config.Config<B> =>
+    Config.mapEffect(self, (a) => {
+      const r = f(a)
+      return isErr(r)
+        ? Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message: errOf(r) })))
+        : Effect.succeed(r.success)
+    })
+)
