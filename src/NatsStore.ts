@@ -26,12 +26,12 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import * as Fx from "#fx/core"
+import type { ConfigWrap } from "#fx/driver"
 import * as Connection from "./internal/nats/connection.js"
 import * as Ops from "./internal/nats/ops.js"
 import * as Purge from "./internal/nats/purge.js"
@@ -67,12 +67,12 @@ export interface NatsStoreOptions {
    * `max_age` of a bucket this store creates: how long a key that is never written again may stay.
    * Must exceed the longest window and lease you use. Default 1 day.
    */
-  readonly maxAge?: Duration.DurationInput | undefined
+  readonly maxAge?: Fx.DurationInput | undefined
   /**
    * Mean pause before the first retry of a lost compare-and-set; the pause after the n-th loss is
    * uniform in `[0, 2·retryInterval·2^min(n − 1, 3))` (it doubles up to 8×). Default 10 ms.
    */
-  readonly retryInterval?: Duration.DurationInput | undefined
+  readonly retryInterval?: Fx.DurationInput | undefined
   /**
    * Lost compare-and-sets retried per operation; one more loss answers a refusal (`allowed: false`,
    * `acquired: false`; `renewSlot` / `releaseSlot` fail with `StoreError`). Default 100.
@@ -89,14 +89,14 @@ export interface NatsStoreOptions {
    * answer in time fails with `StoreError`, unless a write was already lost in this operation, when
    * the race is given up with a refusal. Default 2 seconds.
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
   /** Bound on connecting (and on opening the bucket) at start-up. Default 5 seconds. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Fx.DurationInput | undefined
   /**
    * How often keys past their expiry are deleted (every instance lists the whole bucket).
    * Default 1 minute; `Duration.infinity` turns the purge off and leaves expiry to `maxAge`.
    */
-  readonly purgeInterval?: Duration.DurationInput | undefined
+  readonly purgeInterval?: Fx.DurationInput | undefined
 }
 
 /**
@@ -150,8 +150,8 @@ export const layer: (options?: NatsStoreOptions) => Layer.Layer<RateLimitStore, 
  * @category layers
  */
 export const layerConfig: (
-  options: Config.Config.Wrap<NatsStoreOptions>
-) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> = layers.layerConfig
+  options: ConfigWrap<NatsStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | Fx.EffectConfigError> = layers.layerConfig
 
 /**
  * The store configured from the environment (`RATE_SYNC_NATS_URL`, ...; see {@link config}):
@@ -160,7 +160,7 @@ export const layerConfig: (
  * @since 0.1.0
  * @category layers
  */
-export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | Fx.EffectConfigError> =
   layers.live
 
 /**

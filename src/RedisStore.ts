@@ -15,13 +15,12 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { toEffect } from "./internal/result.js"
+import * as Fx from "#fx/core"
+import type { ConfigWrap } from "#fx/driver"
 import * as Batch from "./internal/redis/batch.js"
 import * as Client from "./internal/redis/client.js"
 import * as Keys from "./internal/redis/keys.js"
@@ -70,11 +69,11 @@ export interface RedisStoreOptions {
    * While replies are awaited, a connection silent for this long is dropped and its commands
    * rejected (ioredis `socketTimeout`). Default: 5 × the command timeout, at least 1 second.
    */
-  readonly socketTimeout?: Duration.DurationInput | undefined
+  readonly socketTimeout?: Fx.DurationInput | undefined
   /** Connect timeout, also the bound on connecting at start-up. Default 5 seconds. */
-  readonly socketConnectTimeout?: Duration.DurationInput | undefined
+  readonly socketConnectTimeout?: Fx.DurationInput | undefined
   /** Every call settles (answers or fails with `StoreError`) within this. Default 1 second. */
-  readonly commandTimeout?: Duration.DurationInput | undefined
+  readonly commandTimeout?: Fx.DurationInput | undefined
   /** Redis Cluster seed nodes (`host:port`). When set, a cluster client is used and `url` only gives credentials. */
   readonly clusterNodes?: ReadonlyArray<string> | undefined
   /**
@@ -106,7 +105,9 @@ export interface RedisStoreOptions {
 export const make = Effect.fnUntraced(function*(
   options: RedisStoreOptions = {}
 ): Effect.fn.Return<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> {
-  const settings = yield* toEffect(Settings.resolve(options))
+  const resolved = Settings.resolve(options)
+  if (Fx.isErr(resolved)) return yield* Effect.fail(Fx.errOf(resolved))
+  const settings = Fx.valueOf(resolved)
   const deadlines = yield* Deadlines.make(settings.timeoutMs)
   const pool = yield* Client.open(settings)
   const keys = Keys.make(settings.prefix)
@@ -154,8 +155,8 @@ export const layer: (options?: RedisStoreOptions) => Layer.Layer<RateLimitStore,
  * @category layers
  */
 export const layerConfig: (
-  options: Config.Config.Wrap<RedisStoreOptions>
-) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> = layers.layerConfig
+  options: ConfigWrap<RedisStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | Fx.EffectConfigError> = layers.layerConfig
 
 /**
  * The store configured from the environment (`RATE_SYNC_REDIS_URL`, ...; see {@link config}):
@@ -164,7 +165,7 @@ export const layerConfig: (
  * @since 0.1.0
  * @category layers
  */
-export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | ConfigError.ConfigError> =
+export const RedisStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError | Fx.EffectConfigError> =
   layers.live
 
 /**

@@ -10,6 +10,7 @@ import type { KvEntry } from "@nats-io/kv"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import type * as Scope from "effect/Scope"
 import { natsErrorKind } from "../../core/errorKind.js"
 import type { Step } from "../../core/nats/decide.js"
@@ -104,8 +105,8 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
 
     const run = <S extends Step<unknown>>(op: Operation<S>): Effect.Effect<readonly [S["result"], number], StoreError> =>
       Effect.suspend(() => {
-        const deadline = storeClock.unsafeCurrentTimeMillis() + timeoutMs
-        const left = () => Math.max(1, deadline - storeClock.unsafeCurrentTimeMillis())
+        const deadline = Fx.nowMillisUnsafe(storeClock) + timeoutMs
+        const left = () => Math.max(1, deadline - Fx.nowMillisUnsafe(storeClock))
 
         /** The one way out that is not an answer: a refusal, or a `StoreError` when there is none to give. */
         const giveUp = (why: string, lost: number, stored: Stored | undefined, now: number, pauseMs: number) =>
@@ -130,7 +131,7 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
             if (lost > maxRetries) {
               return giveUp(`compare-and-set lost ${lost} times in a row (maxRetries ${maxRetries})`, lost, stored, now, pauseMs)
             }
-            if (storeClock.unsafeCurrentTimeMillis() + pauseMs >= deadline) {
+            if (Fx.nowMillisUnsafe(storeClock) + pauseMs >= deadline) {
               return giveUp(`compare-and-set lost ${lost} times before the deadline`, lost, stored, now, pauseMs)
             }
             return Effect.andThen(

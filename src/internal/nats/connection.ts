@@ -9,6 +9,7 @@ import type { KV, KvEntry } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { type ErrorKind, natsErrorKind } from "../../core/errorKind.js"
@@ -120,7 +121,7 @@ export const inBatches = async <A>(items: ReadonlyArray<A>, f: (a: A) => Promise
 /** A start-up promise as an Effect: failures become sanitized `StoreError`s, bounded by `ms`. */
 const startup = <A>(fail: Bucket["fail"], operation: string, f: () => Promise<A>, ms: number): Effect.Effect<A, StoreError> =>
   Effect.tryPromise({ try: f, catch: (e) => fail(operation, messageOf(e)) }).pipe(
-    Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => fail(operation, `no answer within ${ms} ms`) })
+    Fx.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => fail(operation, `no answer within ${ms} ms`) })
   )
 
 /** Connects (bounded by `connectTimeout`); the connection closes with the scope. */

@@ -7,6 +7,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { StoreError } from "../../RateLimitStore.js"
@@ -46,7 +47,7 @@ export const fork = (bucket: Bucket): Effect.Effect<void, never, Scope.Scope> =>
   const everyMs = bucket.settings.purgeIntervalMs
   if (!Number.isFinite(everyMs)) return Effect.void
   return purgeExpired(bucket).pipe(
-    Effect.catchAll((e) => Effect.logDebug(`effect-rate-sync nats purge failed: ${e.message}`)),
+    Fx.catchAll((e) => Effect.logDebug(`effect-rate-sync nats purge failed: ${e.message}`)),
     Effect.repeat(Schedule.spaced(Duration.millis(everyMs))),
     Effect.delay(Duration.millis(everyMs)),
     Effect.interruptible,

@@ -9,7 +9,8 @@
  *
  * @internal
  */
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import { type ErrorKind, redisErrorKind } from "../../core/errorKind.js"
 import { messageOf } from "../../core/secrets.js"
 import type { StoreError } from "../../RateLimitStore.js"
@@ -217,7 +218,7 @@ export const make = (settings: Settings, pool: Pool, deadlines: Deadlines.Deadli
     return traced(
       operation,
       limiter,
-      Effect.async<A, StoreError>((resume) => {
+      Fx.callback<A, StoreError>((resume) => {
         batcher.submit(new Pending(s, keys, args, limit, map, op, deadlines.track(resume, op.timeout, timeoutMs)))
       })
     )

@@ -6,6 +6,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Cluster, Redis } from "ioredis"
@@ -121,7 +122,7 @@ const newClient = (settings: Settings, onError: (e: unknown) => void): Client =>
  * the last error; ioredis retries in between).
  */
 const connect = (settings: Settings, client: Client, lastError: LastError): Effect.Effect<void, StoreError> =>
-  Effect.async<void, StoreError>((resume) => {
+  Fx.callback<void, StoreError>((resume) => {
     let done = false
     const finish = (result: Effect.Effect<void, StoreError>) => {
       if (done) return
@@ -145,7 +146,7 @@ const connect = (settings: Settings, client: Client, lastError: LastError): Effe
       client.off("error", onConnectError)
     })
   }).pipe(
-    Effect.timeoutFail({
+    Fx.timeoutFail({
       duration: Duration.millis(settings.connectTimeoutMs),
       onTimeout: () =>
         settings.fail(

@@ -7,6 +7,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import { Cluster } from "ioredis"
 import type { Redis } from "ioredis"
 import type {
@@ -144,21 +145,26 @@ export const resetOperation = ({ channels, keys, pool, runner, settings }: Deps)
         // the key's slots are free: wake its waiters everywhere (best effort)
         if (settings.notifications) first.publish(channels.reset, keys.keyOf(limiter, key, "cc")).catch(() => undefined)
       }))
+  // withSpan data-first: only that form takes `captureStackTrace` in its options on both majors
+  // (Effect 4's data-last form moved it to a third argument)
   const resetLimiter = (limiter: string): Effect.Effect<void, StoreError> =>
-    Effect.tryPromise({
-      try: () =>
-        Promise.all(pool.nodes().map((node) => scanDelete(pool, node, keys.limiterPattern(limiter)))).then(() => undefined),
-      catch: (e) => settings.fail("reset", messageOf(e))
-    }).pipe(
-      Effect.timeoutFail({
-        duration: Duration.sum(Duration.millis(settings.timeoutMs), Duration.seconds(30)),
-        onTimeout: () => settings.fail("reset", `reset did not finish in time`)
-      }),
-      Effect.withSpan(`RateLimitStore.${ENGINE}.reset`, {
+    Effect.withSpan(
+      Effect.tryPromise({
+        try: () =>
+          Promise.all(pool.nodes().map((node) => scanDelete(pool, node, keys.limiterPattern(limiter)))).then(() => undefined),
+        catch: (e) => settings.fail("reset", messageOf(e))
+      }).pipe(
+        Fx.timeoutFail({
+          duration: Duration.sum(Duration.millis(settings.timeoutMs), Duration.seconds(30)),
+          onTimeout: () => settings.fail("reset", `reset did not finish in time`)
+        })
+      ),
+      `RateLimitStore.${ENGINE}.reset`,
+      {
         kind: "client",
         captureStackTrace: false,
         attributes: { [ATTR_DB_SYSTEM_NAME]: ENGINE, [ATTR_LIMITER]: limiter }
-      })
+      }
     )
   return (limiter: string, key?: string): Effect.Effect<void, StoreError> =>
     key !== undefined ? resetKey(limiter, key) : resetLimiter(limiter)
@@ -193,7 +199,7 @@ export const loadScripts = ({ pool, settings }: Deps): Effect.Effect<void, Store
       ).then(() => undefined),
     catch: (e) => settings.fail("initialize", messageOf(e))
   }).pipe(
-    Effect.timeoutFail({
+    Fx.timeoutFail({
       duration: Duration.millis(boundMs),
       onTimeout: () => settings.fail("initialize", `scripts not loaded within ${boundMs} ms`)
     })

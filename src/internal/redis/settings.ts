@@ -6,7 +6,7 @@
  * @internal
  */
 import * as Redacted from "effect/Redacted"
-import { err, ok, type Result } from "../result.js"
+import { err, ok, type Result } from "#fx/core"
 import { type ErrorKind } from "../../core/errorKind.js"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/secrets.js"
 import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"
@@ -42,7 +42,7 @@ export interface Settings {
 }
 
 /**
- * The settings of `options`, or (on the left) why they are refused: a `ConfigError` for a URL that does not
+ * The settings of `options`, or (as the failure) why they are refused: a `ConfigError` for a URL that does not
  * parse, a `StoreError` (operation `configure`) for what ioredis would misuse.
  *
  * @internal
