@@ -1,6 +1,7 @@
 /**
- * Rate limiting for `@effect/platform` HTTP servers: a global `HttpMiddleware`, a per-route
- * combinator, and an `HttpApiMiddleware` for `HttpApi` users. Each request is charged to a key
+ * Rate limiting for Effect HTTP servers (`@effect/platform` on Effect 3, `effect/http` and
+ * `effect/http-api` on Effect 4): a global `HttpMiddleware`, a per-route combinator, and an
+ * `HttpApiMiddleware` for `HttpApi` users. Each request is charged to a key
  * (the client IP by default, proxies honoured only when trusted) through
  * `RateLimiter.check`; refusals answer 429 with `Retry-After` and an `application/problem+json`
  * body; every limited response carries the IETF `RateLimit` / `RateLimit-Policy` headers and/or
@@ -8,28 +9,16 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Metric from "effect/Metric"
-import * as Schema from "effect/Schema"
-import { errOf, isErr, toEffect, valueOf } from "./internal/result.js"
+import * as Fx from "#fx/core"
+import * as FxHttp from "#fx/http"
+import { type HttpApp, HttpServerRequest, type HttpServerResponse } from "#fx/http"
 import type * as Headers from "./core/http/headers.js"
-import {
-  policyWindow,
-  retryAfterSeconds,
-  sfString,
-  tooManyRequestsBody,
-  unavailableBody
-} from "./core/http/headers.js"
+import { policyWindow, retryAfterSeconds, sfString } from "./core/http/headers.js"
 import type * as Paths from "./core/http/paths.js"
 import * as internal from "./internal/http/compile.js"
 import {
@@ -162,7 +151,7 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
    * the request sleeps that long and is checked again. Default none (refused at once); `0` is
    * the same. A finite duration.
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
   /**
    * Proxies whose forwarding header is believed: addresses, CIDR ranges (`"10.0.0.0/8"`,
    * `"fd00::/8"`) and the presets `"loopback"`, `"private"`, `"linklocal"`. Default: none, so
@@ -194,57 +183,37 @@ export interface MiddlewareOptions<EK = never, RK = never, EC = never, RC = neve
 // -------------------------------------------------------------------------------------------
 // errors (HttpApi)
 
-const problemJson = {
-  [HttpApiSchema.AnnotationEncoding]: { kind: "Json", contentType: "application/problem+json" }
-}
-
 /**
- * The 429 refusal, as an `HttpApi` error (`application/problem+json`). `retryAfter` is in whole
- * seconds, at least 1.
+ * The 429 refusal, as an `HttpApi` error (`application/problem+json`; the body is the error's
+ * fields and its `_tag`). `retryAfter` is in whole seconds, at least 1. `TooManyRequests.of(limiter,
+ * retryAfter)` builds it. Annotated per major (Effect 3 `HttpApiSchema.annotations({ status: 429 })`,
+ * Effect 4 `httpApiStatus: 429`); the same class shape on both.
  *
  * @since 0.1.0
  * @category errors
  */
-export class TooManyRequests extends Schema.TaggedError<TooManyRequests>(
-  "effect-rate-sync/HttpRateLimit/TooManyRequests"
-)("TooManyRequests", {
-  type: Schema.String,
-  title: Schema.String,
-  status: Schema.Literal(429),
-  detail: Schema.String,
-  limiter: Schema.String,
-  retryAfter: Schema.Number
-}, { ...HttpApiSchema.annotations({ status: 429 }), ...problemJson }) {
-  /**
-   * Builds the error for a limiter and a retry time in seconds.
-   */
-  static of(limiter: string, retryAfter: number): TooManyRequests {
-    return new TooManyRequests(tooManyRequestsBody(limiter, retryAfter))
-  }
-}
+export const TooManyRequests: typeof FxHttp.TooManyRequests = FxHttp.TooManyRequests
 
 /**
- * The 503 answered when the store fails and `failOpen` is `false`. Generic on purpose: no store
- * error text, URL or key layout.
+ * @since 0.1.0
+ * @category errors
+ */
+export type TooManyRequests = FxHttp.TooManyRequests
+
+/**
+ * The 503 answered when the store fails and `failOpen` is `false` (`application/problem+json`).
+ * Generic on purpose: no store error text, URL or key layout.
  *
  * @since 0.1.0
  * @category errors
  */
-export class RateLimitUnavailable extends Schema.TaggedError<RateLimitUnavailable>(
-  "effect-rate-sync/HttpRateLimit/RateLimitUnavailable"
-)("RateLimitUnavailable", {
-  type: Schema.String,
-  title: Schema.String,
-  status: Schema.Literal(503),
-  detail: Schema.String
-}, { ...HttpApiSchema.annotations({ status: 503 }), ...problemJson }) {
-  /**
-   * The one instance's fields.
-   */
-  static of(): RateLimitUnavailable {
-    return new RateLimitUnavailable(unavailableBody)
-  }
-}
+export const RateLimitUnavailable: typeof FxHttp.RateLimitUnavailable = FxHttp.RateLimitUnavailable
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type RateLimitUnavailable = FxHttp.RateLimitUnavailable
 
 // -------------------------------------------------------------------------------------------
 // metrics
@@ -257,7 +226,7 @@ export class RateLimitUnavailable extends Schema.TaggedError<RateLimitUnavailabl
  * @since 0.1.0
  * @category metrics
  */
-export const requests: Metric.Metric.Counter<number> = internal.requests
+export const requests: Fx.Counter = internal.requests
 
 // -------------------------------------------------------------------------------------------
 // public constructors
@@ -270,7 +239,11 @@ export const requests: Metric.Metric.Counter<number> = internal.requests
  *
  * @example
  * ```ts
- * HttpServer.serve(router, HttpRateLimit.middleware({ limiter: "api", exclude: ["/health"], trustedProxies: ["10.0.0.0/8"] }))
+ * const limited = HttpRateLimit.middleware({ limiter: "api", exclude: ["/health"], trustedProxies: ["10.0.0.0/8"] })
+ * // Effect 3 (@effect/platform)
+ * HttpServer.serve(router, limited)
+ * // Effect 4 (effect/http): a global router middleware
+ * Layer.mergeAll(routes, HttpRouter.middleware(limited, { global: true }))
  * ```
  *
  * @since 0.1.0
@@ -278,7 +251,7 @@ export const requests: Metric.Metric.Counter<number> = internal.requests
  */
 export const middleware = <EK = never, RK = never, EC = never, RC = never>(
   options: MiddlewareOptions<EK, RK, EC, RC>
-): <E, R>(httpApp: HttpApp.Default<E, R>) => HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> =>
+): <E, R>(httpApp: HttpApp<E, R>) => HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> =>
   wrap(internal.compile(options.limiter, options))
 
 /**
@@ -290,11 +263,11 @@ export const middleware = <EK = never, RK = never, EC = never, RC = never>(
 export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
   options: MiddlewareOptions<EK, RK, EC, RC>
 ): Effect.Effect<
-  <E, R>(httpApp: HttpApp.Default<E, R>) => HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter>,
+  <E, R>(httpApp: HttpApp<E, R>) => HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter>,
   ConfigError
 > => {
   const compiled = internal.compile(options.limiter, options)
-  return isErr(compiled) ? Effect.fail(errOf(compiled)) : Effect.succeed(wrap(compiled))
+  return Fx.isErr(compiled) ? Effect.fail(Fx.errOf(compiled)) : Effect.succeed(wrap(compiled))
 }
 
 /**
@@ -302,10 +275,13 @@ export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
  *
  * @example
  * ```ts
+ * // Effect 3 (@effect/platform)
  * HttpRouter.empty.pipe(
  *   HttpRouter.post("/login", loginHandler.pipe(HttpRateLimit.limit("login", { cost: 1 }))),
  *   HttpRouter.mount("/api", apiRouter.pipe(HttpRateLimit.limit("api")))
  * )
+ * // Effect 4 (effect/http): the router is a layer of registrations
+ * HttpRouter.add("POST", "/login", loginHandler.pipe(HttpRateLimit.limit("login", { cost: 1 })))
  * ```
  *
  * @since 0.1.0
@@ -314,17 +290,25 @@ export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
 export const limit = <EK = never, RK = never, EC = never, RC = never>(
   id: string,
   options?: LimitOptions<EK, RK, EC, RC>
-): <E, R>(httpApp: HttpApp.Default<E, R>) => HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> =>
+): <E, R>(httpApp: HttpApp<E, R>) => HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> =>
   wrap(internal.compile(id, options))
 
 /**
- * The effect an `HttpApiMiddleware` runs for a limiter: fails with {@link TooManyRequests} (429)
- * or {@link RateLimitUnavailable} (503) and adds the headers (and `Retry-After`) to the
- * response. The services the key and cost functions need are captured when it is built.
+ * The service of an `HttpApiMiddleware` for a limiter: it fails the request with
+ * {@link TooManyRequests} (429) or {@link RateLimitUnavailable} (503), both sent with the
+ * rate-limit headers and `Retry-After`, and adds the headers to the response of a request it lets
+ * through. The services the key and cost functions need are captured when it is built.
+ *
+ * Its shape is the one `HttpApi` asks of the major it is built for (see {@link HttpApiMiddleware}):
+ * on Effect 3 an effect run before the handler, on Effect 4 a function wrapping the handler.
  *
  * @example
  * ```ts
+ * // Effect 3 (@effect/platform)
  * class LoginLimit extends HttpApiMiddleware.Tag<LoginLimit>()("LoginLimit", { failure: HttpRateLimit.HttpApiFailure }) {}
+ * // Effect 4 (effect/http-api)
+ * class LoginLimit extends HttpApiMiddleware.Service<LoginLimit>()("LoginLimit", { error: HttpRateLimit.HttpApiFailure }) {}
+ * // both
  * const LoginLimitLive = Layer.effect(LoginLimit, HttpRateLimit.makeHttpApi("login"))
  * ```
  *
@@ -335,27 +319,47 @@ export const makeHttpApi = <EK = never, RK = never, EC = never, RC = never>(
   id: string,
   options?: LimitOptions<EK, RK, EC, RC>
 ): Effect.Effect<
-  Effect.Effect<void, TooManyRequests | RateLimitUnavailable | EK | EC, HttpRouter.HttpRouter.Provided>,
+  HttpApiMiddleware<TooManyRequests | RateLimitUnavailable | EK | EC>,
   ConfigError,
   RateLimiter.RateLimiter | RK | RC
 > => {
   const compiled = internal.compile(id, options)
-  if (isErr(compiled)) return Effect.fail(errOf(compiled))
-  const { decide, headers, limiter, policy } = valueOf(compiled)
+  if (Fx.isErr(compiled)) return Effect.fail(Fx.errOf(compiled))
+  const { decide, headers, limiter, policy } = Fx.valueOf(compiled)
   const answer = httpApiAnswer(limiter, headers, policy)
   return Effect.map(
     Effect.context<RateLimiter.RateLimiter | RK | RC>(),
     (context) =>
-      Effect.flatMap(
-        HttpServerRequest.HttpServerRequest,
-        (request) => Effect.flatMap(Effect.provide(decide(request), context), answer)
+      FxHttp.httpApiMiddleware(
+        Effect.flatMap(
+          HttpServerRequest.HttpServerRequest,
+          (request) => Effect.flatMap(Effect.provide(decide(request), context), answer)
+        )
       )
   )
 }
 
-/** How the `HttpApi` middleware answers an outcome: headers on the response, or a typed failure. */
+/**
+ * The service of a rate-limit `HttpApiMiddleware` failing with `E`: on Effect 3 (`@effect/platform`
+ * `HttpApiMiddleware.Tag`) an `Effect<void, E, HttpRouter.HttpRouter.Provided>` run before the
+ * handler; on Effect 4 (`effect/http-api` `HttpApiMiddleware.Service`) a function
+ * `(httpEffect, { endpoint, group }) => Effect<HttpServerResponse, unhandled | E, HttpRouter.Provided>`
+ * around the handler.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HttpApiMiddleware<E> = FxHttp.HttpApiMiddlewareOf<E>
+
+/**
+ * How the `HttpApi` middleware answers an outcome: headers on the response (registered as a
+ * pre-response handler, so they reach whatever response `HttpApi` sends: the handler's, its
+ * encoded error, or the encoded 429), or a typed failure.
+ */
 const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
-(outcome: internal.Outcome): Effect.Effect<void, TooManyRequests | RateLimitUnavailable> => {
+(
+  outcome: internal.Outcome
+): Effect.Effect<void, TooManyRequests | RateLimitUnavailable, HttpServerRequest.HttpServerRequest> => {
   switch (outcome._tag) {
     case "Pass":
       return Effect.void
@@ -364,10 +368,8 @@ const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
     case "Refused": {
       const { decision, retryAfter } = outcome
       return Effect.andThen(
-        HttpApp.appendPreResponseHandler((_request, response) =>
-          Effect.succeed(
-            HttpServerResponse.setHeaders(response, refusalHeadersOf(decision, retryAfter, headers, policy))
-          )
+        FxHttp.appendPreResponseHandler((_request, response) =>
+          Effect.succeed(FxHttp.setHeaders(response, refusalHeadersOf(decision, retryAfter, headers, policy)))
         ),
         Effect.fail(TooManyRequests.of(limiter, retryAfter))
       )
@@ -379,25 +381,33 @@ const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
 
 /**
  * The failure schema of a rate-limit `HttpApiMiddleware`: 429 or 503, both
- * `application/problem+json`.
+ * `application/problem+json`, each member with its own status. On Effect 3 a
+ * `Schema.Union(TooManyRequests, RateLimitUnavailable)` (for `HttpApiMiddleware.Tag`'s `failure`),
+ * on Effect 4 the array `[TooManyRequests, RateLimitUnavailable]` (for
+ * `HttpApiMiddleware.Service`'s `error`).
  *
  * @since 0.1.0
  * @category errors
  */
-export const HttpApiFailure = Schema.Union(TooManyRequests, RateLimitUnavailable)
+export const HttpApiFailure: typeof FxHttp.HttpApiFailure = FxHttp.HttpApiFailure
 
 /**
  * A ready `HttpApiMiddleware` tag; add it to an `HttpApi`, group or endpoint with
  * `.middleware(HttpRateLimit.HttpApiRateLimit)` and provide {@link layerHttpApi}. Define your own
- * tag (see {@link makeHttpApi}) to use several limiters in one API.
+ * tag (see {@link makeHttpApi}) to use several limiters in one API. On Effect 3 an
+ * `HttpApiMiddleware.Tag`, on Effect 4 an `HttpApiMiddleware.Service`, both failing with
+ * {@link HttpApiFailure}.
  *
  * @since 0.1.0
  * @category tags
  */
-export class HttpApiRateLimit extends HttpApiMiddleware.Tag<HttpApiRateLimit>()(
-  "effect-rate-sync/HttpRateLimit/HttpApiRateLimit",
-  { failure: HttpApiFailure }
-) {}
+export const HttpApiRateLimit: typeof FxHttp.HttpApiRateLimit = FxHttp.HttpApiRateLimit
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export type HttpApiRateLimit = FxHttp.HttpApiRateLimit
 
 /**
  * The layer of {@link HttpApiRateLimit} for limiter `id`.
@@ -427,8 +437,10 @@ export const layerHttpApi = <RK = never, RC = never>(
  */
 export const clientAddress = (
   options?: Pick<LimitOptions, "trustedProxies" | "proxyHeader" | "ipv6Prefix"> | undefined
-): Effect.Effect<(request: HttpServerRequest.HttpServerRequest) => string | undefined, ConfigError> =>
-  Effect.map(toEffect(internal.compile("clientAddress", options)), (compiled) => compiled.clientKey)
+): Effect.Effect<(request: HttpServerRequest.HttpServerRequest) => string | undefined, ConfigError> => {
+  const compiled = internal.compile("clientAddress", options)
+  return Fx.isErr(compiled) ? Effect.fail(Fx.errOf(compiled)) : Effect.succeed(Fx.valueOf(compiled).clientKey)
+}
 
 // -------------------------------------------------------------------------------------------
 // headers
@@ -489,13 +501,13 @@ export const setHeaders: {
     options?: HeaderOptions | undefined
   ): HttpServerResponse.HttpServerResponse
 } = dual(
-  (args) => HttpServerResponse.isServerResponse(args[0]),
+  (args) => FxHttp.isResponse(args[0]),
   (
     response: HttpServerResponse.HttpServerResponse,
     decision: RateLimiter.Decision,
     options?: HeaderOptions | undefined
   ): HttpServerResponse.HttpServerResponse =>
-    HttpServerResponse.setHeaders(
+    FxHttp.setHeaders(
       response,
       decisionHeaders(
         decision,
@@ -558,9 +570,9 @@ const isExceeded = (error: unknown): error is RateLimitExceeded => error instanc
  */
 export const catchExceeded = (options?: HeaderOptions | undefined) =>
 <E, R>(
-  httpApp: HttpApp.Default<E | RateLimitExceeded, R>
-): HttpApp.Default<E, R | RateLimiter.RateLimiter> =>
-  Effect.catchAll(
+  httpApp: HttpApp<E | RateLimitExceeded, R>
+): HttpApp<E, R | RateLimiter.RateLimiter> =>
+  Fx.catchAll(
     httpApp,
     (error: E | RateLimitExceeded) => isExceeded(error) ? exceededResponse(error, options) : Effect.fail(error)
   )

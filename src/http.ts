@@ -1,6 +1,6 @@
 /**
- * The HTTP integration for `@effect/platform`, behind the `effect-rate-sync/http` subpath so the
- * root import never loads `@effect/platform`.
+ * The HTTP integration, behind the `effect-rate-sync/http` subpath so the root import never loads
+ * the HTTP modules: `@effect/platform` on Effect 3, `effect/http` and `effect/http-api` on Effect 4.
  *
  * @since 0.1.0
  */

@@ -5,13 +5,13 @@
  *
  * @internal
  */
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { constant } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import { err, ok, type Result } from "../result.js"
+import * as Fx from "#fx/core"
+import type { HttpServerRequest } from "#fx/http"
 import { type HeadersMode, retryAfterSeconds } from "../../core/http/headers.js"
 import { resolveOptions, type ResolvedOptions } from "../../core/http/options.js"
 import type { ConfigProblem } from "../../core/http/problem.js"
@@ -27,7 +27,7 @@ export const Exempt: unique symbol = Symbol.for("effect-rate-sync/HttpRateLimit/
 export type Exempt = typeof Exempt
 
 /** @internal */
-export const requests: Metric.Metric.Counter<number> = Metric.counter("rate_sync_http_requests_total", {
+export const requests: Fx.Counter = Metric.counter("rate_sync_http_requests_total", {
   description: "HTTP requests seen by a rate-limit middleware, by outcome",
   incremental: true
 })
@@ -64,7 +64,7 @@ export interface Compiled<EK, RK, EC, RC> {
 export const toConfigError = (problem: ConfigProblem): ConfigError =>
   ConfigError.at(problem.path, problem.expected, describeInput(problem.received))
 
-type CheckError = Effect.Effect.Error<ReturnType<typeof RateLimiter.check>>
+type CheckError = ReturnType<typeof RateLimiter.check> extends Effect.Effect<infer _A, infer E, infer _R> ? E : never
 
 interface CheckHandlers {
   readonly onFailure: (error: CheckError) => Effect.Effect<Outcome>
@@ -76,7 +76,7 @@ const checkHandlers = (limiter: string, failOpen: boolean | undefined): CheckHan
   readonly exempt: Effect.Effect<Outcome>
 } => {
   const count = (outcome: string) =>
-    Metric.update(requests.pipe(Metric.tagged("limiter", limiter), Metric.tagged("outcome", outcome)), 1)
+    Metric.update(Fx.withLabels(requests, { limiter, outcome }), 1)
   const allowed = count("allowed")
   const refused = count("refused")
   const passFailedOpen: Effect.Effect<Outcome> = Effect.as(
@@ -171,23 +171,23 @@ const makeDecide = <EK, RK, EC, RC>(
 export const compile = <EK, RK, EC, RC>(
   limiter: string,
   options: LimitOptions<EK, RK, EC, RC> | undefined
-): Result<Compiled<EK, RK, EC, RC>, ConfigError> => {
+): Fx.Result<Compiled<EK, RK, EC, RC>, ConfigError> => {
   const resolved = resolveOptions<CostFunction<EC, RC>>(limiter, options)
-  if (!resolved.ok) return err(toConfigError(resolved.error))
+  if (!resolved.ok) return Fx.err(toConfigError(resolved.error))
   const onRefused = options?.onRefused
   // checked at run time: plain JavaScript callers reach here unchecked
   if (onRefused !== undefined && typeof onRefused !== "function") {
-    return err(ConfigError.at("http.onRefused", "a function", describeInput(onRefused)))
+    return Fx.err(ConfigError.at("http.onRefused", "a function", describeInput(onRefused)))
   }
-  const timeout = options?.timeout === undefined ? Option.none() : Duration.decodeUnknown(options.timeout)
+  const timeout = options?.timeout === undefined ? Option.none() : Fx.decodeDurationOption(options.timeout)
   const timeoutMs = Option.isSome(timeout) ? Duration.toMillis(timeout.value) : Number.NaN
   // Duration turns a negative number or NaN into zero: refused here, as RateLimiter's timeouts are
   const negative = typeof options?.timeout === "number" && !(options.timeout >= 0)
   if (options?.timeout !== undefined && (negative || !(Number.isFinite(timeoutMs) && timeoutMs >= 0))) {
-    return err(ConfigError.at("http.timeout", "a finite duration of 0 or more", describeInput(options.timeout)))
+    return Fx.err(ConfigError.at("http.timeout", "a finite duration of 0 or more", describeInput(options.timeout)))
   }
   const { headers, policy } = resolved.value
   const clientKey = requestClientKey(resolved.value)
   const decide = makeDecide(resolved.value, options?.key, clientKey, timeoutMs > 0 ? timeoutMs : undefined)
-  return ok({ limiter, policy, headers, onRefused, decide, clientKey })
+  return Fx.ok({ limiter, policy, headers, onRefused, decide, clientKey })
 }

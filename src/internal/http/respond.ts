@@ -5,11 +5,9 @@
  *
  * @internal
  */
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import { errOf, isErr, type Result, valueOf } from "../result.js"
+import * as Fx from "#fx/core"
+import { appendPreResponseHandler, type HttpApp, HttpServerRequest, type HttpServerResponse, jsonResponse, setHeaders } from "#fx/http"
 import {
   type HeadersMode,
   policyWindow,
@@ -31,10 +29,14 @@ import type { Compiled } from "./compile.js"
  *
  * @internal
  */
-export const addHeaders = (decision: RateLimiter.Decision, mode: HeadersMode, policy: string): Effect.Effect<void> =>
-  mode === "none" ? Effect.void : HttpApp.appendPreResponseHandler((_request, response) =>
+export const addHeaders = (
+  decision: RateLimiter.Decision,
+  mode: HeadersMode,
+  policy: string
+): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest> =>
+  mode === "none" ? Effect.void : appendPreResponseHandler((_request, response) =>
     Effect.succeed(
-      HttpServerResponse.setHeaders(
+      setHeaders(
         response,
         rateHeaders(decision, policyWindow(decision.spec), mode, policy, (name) => response.headers[name])
       )
@@ -81,7 +83,7 @@ export const tooManyRequestsResponse = (
   mode: HeadersMode,
   policy: string
 ): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson(tooManyRequestsBody(limiter, retryAfter), {
+  jsonResponse(tooManyRequestsBody(limiter, retryAfter), {
     status: 429,
     contentType: "application/problem+json",
     headers: refusalHeaders(numbers, window, mode, policy, retryAfter)
@@ -96,7 +98,7 @@ const refusalResponse = (
 ): HttpServerResponse.HttpServerResponse =>
   tooManyRequestsResponse(limiter, decision, policyWindow(decision.spec), retryAfter, mode, policy)
 
-const unavailableResponse: HttpServerResponse.HttpServerResponse = HttpServerResponse.unsafeJson(unavailableBody, {
+const unavailableResponse: HttpServerResponse.HttpServerResponse = jsonResponse(unavailableBody, {
   status: 503,
   contentType: "application/problem+json"
 })
@@ -126,7 +128,7 @@ const refusalOf = (
       for (const [name, value] of Object.entries(refusalHeadersOf(decision, retryAfter, mode, policy))) {
         if (response.headers[name] === undefined) missing[name] = value
       }
-      return HttpServerResponse.setHeaders(response, missing)
+      return setHeaders(response, missing)
     })
 }
 
@@ -136,12 +138,12 @@ const refusalOf = (
  *
  * @internal
  */
-export const wrap = <EK, RK, EC, RC>(compiled: Result<Compiled<EK, RK, EC, RC>, ConfigError>) =>
+export const wrap = <EK, RK, EC, RC>(compiled: Fx.Result<Compiled<EK, RK, EC, RC>, ConfigError>) =>
 <E, R>(
-  httpApp: HttpApp.Default<E, R>
-): HttpApp.Default<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
-  if (isErr(compiled)) return Effect.die(errOf(compiled))
-  const { decide, headers, limiter, onRefused, policy } = valueOf(compiled)
+  httpApp: HttpApp<E, R>
+): HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
+  if (Fx.isErr(compiled)) return Effect.die(Fx.errOf(compiled))
+  const { decide, headers, limiter, onRefused, policy } = Fx.valueOf(compiled)
   const refuse = refusalOf(limiter, headers, policy, onRefused)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.flatMap(decide(request), (outcome) => {
