@@ -5,8 +5,7 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
-import type * as Either from "effect/Either"
-import { err, errOf, isErr, ok, valueOf } from "./internal/result.js"
+import * as Fx from "#fx/core"
 import { ratePerSecondOf } from "./core/rate.js"
 import { limiterIdProblem, MAX_LIMITER_ID_LENGTH } from "./core/storeKey.js"
 import { describeInput, durationInputMs, unknownField } from "./internal/config/input.js"
@@ -21,7 +20,8 @@ export type Algorithm = "token_bucket" | "sliding_window" | "fixed_window"
 
 /**
  * A limiter as users write it. At least one of a rate (`ratePerSecond` or `rate`), a window
- * (`limit` + `window`, for the window algorithms) or `maxConcurrent` must be set.
+ * (`limit` + `window`, for the window algorithms) or `maxConcurrent` must be set. Durations are
+ * `Fx.DurationInput`s: `Duration.DurationInput` on Effect 3, `Duration.Input` on Effect 4.
  *
  * @since 0.1.0
  * @category models
@@ -42,13 +42,13 @@ export interface LimiterDefinition {
   /** Window algorithms: admitted cost per window. */
   readonly limit?: number | undefined
   /** Window algorithms: the window's length; at most {@link MAX_DURATION_MS}. */
-  readonly window?: Duration.DurationInput | undefined
+  readonly window?: Fx.DurationInput | undefined
   /** Default wait of `acquire`, at most {@link MAX_DURATION_MS}; absent (or infinite): wait as long as needed. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
   /** On a store failure: `false` (default) lets the call through and counts it; `true` fails. */
   readonly failClosed?: boolean | undefined
   /** Concurrency slot lease, renewed while held: 100 ms to {@link MAX_DURATION_MS}. Default 30 seconds. */
-  readonly lease?: Duration.DurationInput | undefined
+  readonly lease?: Fx.DurationInput | undefined
 }
 
 /**
@@ -104,16 +104,17 @@ export const MAX_DURATION_MS = 3650 * 86_400_000
 export const MAX_RATE_PER_SECOND = Number.MAX_SAFE_INTEGER
 
 /**
- * Parses `"100/min"`, `"10/5s"`, `"5 per hour"` into a rate per second.
+ * Parses `"100/min"`, `"10/5s"`, `"5 per hour"` into a rate per second. The answer is an
+ * `Either` on Effect 3 and a `Result` on Effect 4 (`Fx.Result`, the type each major spells).
  *
  * @since 0.1.0
  * @category config
  */
-export const parseRate = (input: string, path = "rate"): Either.Either<number, ConfigError> => {
+export const parseRate = (input: string, path = "rate"): Fx.Result<number, ConfigError> => {
   const rate = ratePerSecondOf(input)
   return rate === undefined
-    ? err(ConfigError.at(path, `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`, JSON.stringify(input)))
-    : ok(rate)
+    ? Fx.err(ConfigError.at(path, `a rate such as "100/min", "10/5s" or "5 per hour" (units ms, s, m, h, d)`, JSON.stringify(input)))
+    : Fx.ok(rate)
 }
 
 const describe = (u: unknown): string => {
@@ -199,8 +200,8 @@ const rateOf = (def: LimiterDefinition, at: At): number | undefined => {
   if (def.rate === undefined) return undefined
   if (typeof def.rate !== "string") throw ConfigError.at(at("rate"), `a rate string such as "100/min"`, describe(def.rate))
   const parsed = parseRate(def.rate, at("rate"))
-  if (isErr(parsed)) throw errOf(parsed)
-  return boundedRate(at("rate"), valueOf(parsed), def.rate)
+  if (Fx.isErr(parsed)) throw Fx.errOf(parsed)
+  return boundedRate(at("rate"), Fx.valueOf(parsed), def.rate)
 }
 
 /** What every algorithm shares: store, concurrency, failure policy, timeout, lease. */
@@ -276,6 +277,7 @@ const windowOf = (
 /**
  * Validates a definition. `path` prefixes every field in errors (`limiters.api` for TOML).
  * `fieldNames` maps the TypeScript field names to the names the user wrote (snake_case in TOML).
+ * The answer is an `Either` on Effect 3 and a `Result` on Effect 4 (`Fx.Result`).
  *
  * @since 0.1.0
  * @category config
@@ -287,7 +289,7 @@ export const resolve = (
     readonly path?: string | undefined
     readonly fieldNames?: Partial<Record<keyof LimiterDefinition, string>> | undefined
   }
-): Either.Either<LimiterSpec, ConfigError> => {
+): Fx.Result<LimiterSpec, ConfigError> => {
   const base = options?.path ?? `limiters.${id}`
   const at: At = (field) => `${base}.${options?.fieldNames?.[field] ?? field}`
   try {
@@ -309,12 +311,12 @@ export const resolve = (
     const common = commonOf(def, at)
     if (algorithm === "token_bucket") {
       const { burst } = tokenBucketOf(def, at, base, ratePerSecond, common.maxConcurrent)
-      return ok({ id, algorithm, ratePerSecond, burst, limit: undefined, windowMs: undefined, ...common })
+      return Fx.ok({ id, algorithm, ratePerSecond, burst, limit: undefined, windowMs: undefined, ...common })
     }
     const { limit, windowMs } = windowOf(def, at, algorithm, ratePerSecond)
-    return ok({ id, algorithm, ratePerSecond: undefined, burst: limit, limit, windowMs, ...common })
+    return Fx.ok({ id, algorithm, ratePerSecond: undefined, burst: limit, limit, windowMs, ...common })
   } catch (e) {
-    if (e instanceof ConfigError) return err(e)
+    if (e instanceof ConfigError) return Fx.err(e)
     throw e
   }
 }

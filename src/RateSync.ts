@@ -7,9 +7,8 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import type * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
-import { err, ok, toEffect } from "./internal/result.js"
+import type * as Layer from "effect/Layer"
+import * as Fx from "#fx/core"
 import type { LimiterDefinition } from "./LimiterDefinition.js"
 import { ConfigError } from "./RateLimitError.js"
 import type { StoreNotFound, StoreUnavailable } from "./RateLimitError.js"
@@ -32,24 +31,26 @@ export const IMPLICIT_STORE_ID = "memory"
  * - several stores: every limiter must name its store (else a `ConfigError` at
  *   `limiters.<id>.store`).
  *
+ * The answer is an `Either` on Effect 3 and a `Result` on Effect 4 (`Fx.Result`).
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Either.Either<RateLimiter.MakeOptions, ConfigError> => {
+export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Fx.Result<RateLimiter.MakeOptions, ConfigError> => {
   const storeIds = Object.keys(config.stores)
   const [only] = storeIds
   if (only === undefined) {
     const stores: Record<string, StoreDefinition> = { [IMPLICIT_STORE_ID]: { engine: "memory" } }
-    return ok({ stores, limiters: config.limiters, defaultStore: IMPLICIT_STORE_ID })
+    return Fx.ok({ stores, limiters: config.limiters, defaultStore: IMPLICIT_STORE_ID })
   }
   if (storeIds.length === 1) {
-    return ok({ stores: config.stores, limiters: config.limiters, defaultStore: only })
+    return Fx.ok({ stores: config.stores, limiters: config.limiters, defaultStore: only })
   }
   const unbound = Object.entries(config.limiters).find(
     ([, def]: readonly [string, LimiterDefinition]) => def.store === undefined
   )
   if (unbound !== undefined) {
-    return err(
+    return Fx.err(
       ConfigError.at(
         `limiters.${unbound[0]}.store`,
         `a store id (the configuration declares several stores: ${storeIds.map((id) => JSON.stringify(id)).join(", ")})`,
@@ -57,16 +58,19 @@ export const makeOptions = (config: RateSyncConfig.RateSyncConfig): Either.Eithe
       )
     )
   }
-  return ok({ stores: config.stores, limiters: config.limiters })
+  return Fx.ok({ stores: config.stores, limiters: config.limiters })
 }
 
 const build = <R>(
   config: Effect.Effect<RateSyncConfig.RateSyncConfig, ConfigError, R>
 ): Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFound | StoreUnavailable, R> =>
-  Layer.scoped(
+  Fx.layerScoped(
     RateLimiter.RateLimiter,
     config.pipe(
-      Effect.flatMap((config) => toEffect(makeOptions(config))),
+      Effect.flatMap((config) => {
+        const options = makeOptions(config)
+        return Fx.isErr(options) ? Effect.fail(Fx.errOf(options)) : Effect.succeed(Fx.valueOf(options))
+      }),
       Effect.flatMap(RateLimiter.make)
     )
   )

@@ -16,9 +16,8 @@
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { err, errOf, isErr, ok, type Result, toEffect } from "./internal/result.js"
+import * as Fx from "#fx/core"
 import { engines as engineList, tomlNamesOf } from "./core/config/fields.js"
 import { envNumber } from "./core/config/duration.js"
 import { hasReference, variablesOf } from "./core/config/interpolate.js"
@@ -178,15 +177,16 @@ export const envVariable = (...segments: ReadonlyArray<string>): string => envVa
  * Validates a store definition written in code (what `RateLimiter.configureStore` and
  * `RateLimiter.make` take) by the rules of the `[stores.<id>]` tables: the engine, no unknown
  * field, and every field's type and range (URL schemes, identifiers, key prefix, bucket name, pool
- * sizes). Durations are finite `Duration.DurationInput`s and secrets must be
- * `Redacted`. A bad definition is a `ConfigError` at `stores.<id>.<field>`, with the TypeScript
- * field name (`stores.main.keyPrefix`); a secret's value is never shown. Answers the definition
- * with its durations as `Duration`s.
+ * sizes). Durations are finite `Fx.DurationInput`s (Effect 3 `Duration.DurationInput`, Effect 4
+ * `Duration.Input`) and secrets must be `Redacted`. A bad definition is a `ConfigError` at
+ * `stores.<id>.<field>`, with the TypeScript field name (`stores.main.keyPrefix`); a secret's
+ * value is never shown. Answers the definition with its durations as `Duration`s; the answer is
+ * an `Either` on Effect 3 and a `Result` on Effect 4 (`Fx.Result`).
  *
  * @since 0.1.0
  * @category config
  */
-export const decodeStoreDefinition: (id: string, definition: unknown) => Either.Either<StoreDefinition, ConfigError> =
+export const decodeStoreDefinition: (id: string, definition: unknown) => Fx.Result<StoreDefinition, ConfigError> =
   StoreDefinitions.decodeStoreDefinition
 
 // -------------------------------------------------------------------------------------------
@@ -250,11 +250,10 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
   if (leaseMs !== undefined) def.lease = Duration.millis(leaseMs)
 
   const resolved = resolve(t.id, def, { path: t.path, fieldNames: limiterFieldNames })
-  if (isErr(resolved)) {
+  if (Fx.isErr(resolved)) {
     // Say where a value that came from the environment was set.
     // `resolve` sees the Durations made from window_seconds / timeout: show what the user wrote.
-    // Say where a value that came from the environment was set.
-    const e = errOf(resolved)
+    const e = Fx.errOf(resolved)
     const field = limiterFields.find((f) => t.at(f) === e.path)
     const raw = field === undefined ? undefined : t.raw(field)
     if (field === undefined || raw === undefined) throw e
@@ -273,12 +272,16 @@ interface Shape {
   readonly limiters: ReadonlyArray<readonly [string, TomlTable]>
 }
 
-const attempt = <A>(f: () => A): Result<A, ConfigError> => {
+/**
+ * `f()` as an effect: a thrown `ConfigError` (or a core `FieldError`, as one) is the failure; any
+ * other exception is a defect of the effect this is yielded in.
+ */
+const attempt = <A>(f: () => A): Effect.Effect<A, ConfigError> => {
   try {
-    return ok(f())
+    return Effect.succeed(f())
   } catch (e) {
-    if (e instanceof ConfigError) return err(e)
-    if (e instanceof FieldError) return err(StoreDefinitions.toConfigError(e))
+    if (e instanceof ConfigError) return Effect.fail(e)
+    if (e instanceof FieldError) return Effect.fail(StoreDefinitions.toConfigError(e))
     throw e
   }
 }
@@ -325,7 +328,7 @@ const shapeOf = (doc: TomlTable): Shape => {
 
 /** Reads one variable from the current `ConfigProvider`; empty counts as unset. */
 const readVariable = (name: string): Effect.Effect<Option.Option<string>, ConfigError> =>
-  Config.option(Config.string(name)).pipe(
+  Config.option(Fx.configString(name)).pipe(
     Effect.map(Option.filter((s) => s.trim().length > 0)),
     Effect.mapError(() => ConfigError.at(name, "a readable value from the ConfigProvider", "a ConfigProvider failure"))
   )
@@ -386,10 +389,10 @@ const decode = (
 export const parse = (text: string, source: string = DEFAULT_PATH): Effect.Effect<RateSyncConfig, ConfigError> =>
   Effect.gen(function*() {
     const doc = yield* tomlOf(text, source)
-    const shape = yield* toEffect(attempt(() => shapeOf(doc)))
+    const shape = yield* attempt(() => shapeOf(doc))
     const env = yield* readOverrides(shape)
     const variables = yield* readReferences(shape)
-    return yield* toEffect(attempt(() => decode(shape, env, variables)))
+    return yield* attempt(() => decode(shape, env, variables))
   })
 
 const errorCode = (e: unknown): string | undefined =>
@@ -440,7 +443,7 @@ export const load = (path?: string): Effect.Effect<RateSyncConfig, ConfigError> 
     for (const file of DEFAULT_PATHS) {
       const text = yield* readText(file).pipe(
         Effect.map(Option.some),
-        Effect.catchAll((code) =>
+        Fx.catchAll((code) =>
           code === "ENOENT"
             ? Effect.succeed(Option.none<string>())
             : Effect.fail(unreadableError(file, code, "an existing, readable TOML file"))

@@ -3,12 +3,13 @@
  * Each engine's options mirror rate-sync's engine configs, camelCased; secrets are `Redacted`.
  * A definition has exactly the fields of its engine's field table (`core/config/fields.ts`): every
  * option of the driver (PostgreSQL adds its pool's `url`, `poolMinSize`, `poolMaxSize`), checked
- * at compile time; see each driver's options for what a field does.
+ * at compile time; see each driver's options for what a field does. Durations are
+ * `Fx.DurationInput`s: `Duration.DurationInput` on Effect 3, `Duration.Input` on Effect 4.
  *
  * @since 0.1.0
  */
-import type * as Duration from "effect/Duration"
 import type * as Redacted from "effect/Redacted"
+import type * as Fx from "#fx/core"
 
 /**
  * @since 0.1.0
@@ -21,7 +22,7 @@ export interface MemoryStoreDefinition {
   /** Most bytes of state kept at once. Default 64 MiB (see `MemoryStoreOptions.maxBytes`). */
   readonly maxBytes?: number | undefined
   /** How often expired state is swept. Default 10 seconds. */
-  readonly sweepInterval?: Duration.DurationInput | undefined
+  readonly sweepInterval?: Fx.DurationInput | undefined
 }
 
 /**
@@ -42,11 +43,11 @@ export interface RedisStoreDefinition {
   readonly poolMaxSize?: number | undefined
   readonly timingMarginMs?: number | undefined
   /** Seconds (TOML) or a duration: socket inactivity timeout. */
-  readonly socketTimeout?: Duration.DurationInput | undefined
+  readonly socketTimeout?: Fx.DurationInput | undefined
   /** Seconds (TOML) or a duration: connect timeout. */
-  readonly socketConnectTimeout?: Duration.DurationInput | undefined
+  readonly socketConnectTimeout?: Fx.DurationInput | undefined
   /** Per-command timeout: every call settles within it. */
-  readonly commandTimeout?: Duration.DurationInput | undefined
+  readonly commandTimeout?: Fx.DurationInput | undefined
   /** Redis Cluster: seed nodes (`host:port`); when set, a cluster client is used. */
   readonly clusterNodes?: ReadonlyArray<string> | undefined
   /** Most decisions sent as one batch script (1: no batching). Default 16. */
@@ -75,15 +76,15 @@ export interface PostgresStoreDefinition {
   /** Wait for the WAL flush when a decision commits. Default `false`. */
   readonly synchronousCommit?: boolean | undefined
   /** Every call settles within it. Default 2 seconds. */
-  readonly statementTimeout?: Duration.DurationInput | undefined
+  readonly statementTimeout?: Fx.DurationInput | undefined
   /** Most statements in flight at once. Default: the pool's size. */
   readonly maxConcurrentStatements?: number | undefined
   /** Most calls waiting for a statement slot. Default 10 000. */
   readonly maxQueuedStatements?: number | undefined
   /** Bound on start-up. Default 15 seconds. */
-  readonly initializeTimeout?: Duration.DurationInput | undefined
+  readonly initializeTimeout?: Fx.DurationInput | undefined
   /** How often expired rows are deleted. Default 60 seconds. */
-  readonly cleanupInterval?: Duration.DurationInput | undefined
+  readonly cleanupInterval?: Fx.DurationInput | undefined
   /** Most rows one cleanup statement deletes. Default 1000. */
   readonly cleanupBatchSize?: number | undefined
 }
@@ -102,16 +103,16 @@ export interface NatsStoreDefinition {
   readonly bucketName?: string | undefined
   readonly autoCreate?: boolean | undefined
   /** `max_age` of a bucket the store creates. Default 1 day. */
-  readonly maxAge?: Duration.DurationInput | undefined
-  readonly retryInterval?: Duration.DurationInput | undefined
+  readonly maxAge?: Fx.DurationInput | undefined
+  readonly retryInterval?: Fx.DurationInput | undefined
   readonly maxRetries?: number | undefined
   readonly timingMarginMs?: number | undefined
   /** Every operation settles within it. Default 2 seconds. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
   /** Bound on connecting at start-up. Default 5 seconds. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Fx.DurationInput | undefined
   /** How often expired keys are deleted (`Duration.infinity`: never). Default 1 minute. */
-  readonly purgeInterval?: Duration.DurationInput | undefined
+  readonly purgeInterval?: Fx.DurationInput | undefined
 }
 
 /**

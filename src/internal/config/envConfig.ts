@@ -10,30 +10,31 @@
  */
 import * as Config from "effect/Config"
 import * as Redacted from "effect/Redacted"
+import * as Fx from "#fx/core"
 import type { Field } from "../../core/config/fields.js"
 import { durationConfig, optional } from "../store/options.js"
 import type { ShapeOf } from "./shape.js"
 
 const list = (name: string): Config.Config<ReadonlyArray<string>> =>
-  Config.map(Config.string(name), (s) => s.split(",").map((item) => item.trim()).filter((item) => item !== ""))
+  Config.map(Fx.configString(name), (s) => s.split(",").map((item) => item.trim()).filter((item) => item !== ""))
 
 /** The `Config` of one field, by its kind. @internal */
 export const fieldConfig = (field: Field): Config.Config<unknown> => {
   const name = field.toml.toUpperCase()
   switch (field.kind) {
     case "string":
-      return Config.string(name)
+      return Fx.configString(name)
     case "secret":
     case "url":
-      return Config.redacted(name)
+      return Fx.configRedacted(name)
     case "urlList":
       return Config.map(list(name), (items) => items.map((item) => Redacted.make(item)))
     case "integer":
-      return Config.integer(name)
+      return Fx.configInt(name)
     case "number":
-      return Config.number(name)
+      return Fx.configNumber(name)
     case "boolean":
-      return Config.boolean(name)
+      return Fx.configBoolean(name)
     case "duration":
       return durationConfig(name)
     case "stringList":

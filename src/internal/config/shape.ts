@@ -5,8 +5,8 @@
  *
  * @internal
  */
-import type * as Duration from "effect/Duration"
 import type * as Redacted from "effect/Redacted"
+import type * as Fx from "#fx/core"
 import type { Field, FieldKind } from "../../core/config/fields.js"
 
 /** What a field of each kind holds in code. @internal */
@@ -18,7 +18,7 @@ export interface KindTypes {
   readonly integer: number
   readonly number: number
   readonly boolean: boolean
-  readonly duration: Duration.DurationInput
+  readonly duration: Fx.DurationInput
   readonly stringList: ReadonlyArray<string>
 }
 

@@ -8,7 +8,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Redacted from "effect/Redacted"
-import { err, ok, type Result } from "../result.js"
+import * as Fx from "#fx/core"
 import { storeFieldTables } from "../../core/config/fields.js"
 import type { Field } from "../../core/config/fields.js"
 import { codeTable, decodeStoreTable } from "../../core/config/store.js"
@@ -77,22 +77,22 @@ export const decodeStoreFile = (t: Table): StoreDefinition => {
  * Validates a store definition written in code (what `RateLimiter.configureStore` and
  * `RateLimiter.make` take) by the rules of the `[stores.<id>]` tables: the engine, no unknown
  * field, and every field's type and range (URL schemes, identifiers, key prefix, bucket name, pool
- * sizes). Durations are finite `Duration.DurationInput`s and secrets must be `Redacted`. A bad
+ * sizes). Durations are finite `Fx.DurationInput`s and secrets must be `Redacted`. A bad
  * definition is a `ConfigError` at `stores.<id>.<field>`, with the TypeScript field name
  * (`stores.main.keyPrefix`); a secret's value is never shown. Answers the definition with its
- * durations as `Duration`s.
+ * durations as `Duration`s, as a `Fx.Result` (an `Either` on Effect 3, a `Result` on Effect 4).
  *
  * @internal
  */
-export const decodeStoreDefinition = (id: string, definition: unknown): Result<StoreDefinition, ConfigError> => {
+export const decodeStoreDefinition = (id: string, definition: unknown): Fx.Result<StoreDefinition, ConfigError> => {
   const path = `stores.${id}`
   if (!isTable(definition)) {
-    return err(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
+    return Fx.err(ConfigError.at(path, "a store definition (an object with an engine)", describeInput(definition)))
   }
   try {
-    return ok(definitionOf(decodeStoreTable(codeTable(path, id, definition, codeValues))))
+    return Fx.ok(definitionOf(decodeStoreTable(codeTable(path, id, definition, codeValues))))
   } catch (e) {
-    if (e instanceof FieldError) return err(toConfigError(e))
+    if (e instanceof FieldError) return Fx.err(toConfigError(e))
     throw e
   }
 }
