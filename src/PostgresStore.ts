@@ -1,5 +1,7 @@
 /**
- * The PostgreSQL store, on `@effect/sql`'s `SqlClient` (pg dialect): every SPI operation is one
+ * The PostgreSQL store, on the `SqlClient` of `@effect/sql-pg` (Effect 3: `@effect/sql` 0.52 with
+ * `@effect/sql-pg` 0.53, on `pg`; Effect 4: `effect/sql` with `@effect/sql-pg` 4, which speaks the
+ * protocol itself; see docs/engines/postgres.md, "On Effect 4"): every SPI operation is one
  * statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a PL/pgSQL function that
  * `initialize` installs (with `autoCreate`). The function locks the `(limiter, key)` row
  * (`SELECT … FOR UPDATE`, so concurrent callers of one key serialize), reads the server's clock
@@ -13,15 +15,13 @@
  *
  * @since 0.1.0
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
+import type * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { err, ok } from "./internal/result.js"
+import * as Fx from "#fx/core"
+import type { ConfigWrap } from "#fx/driver"
+import * as Sql from "#fx/sql"
 import { describe } from "./core/postgres/errors.js"
 import { namesOf } from "./core/postgres/names.js"
 import * as pgSql from "./core/postgres/sql.js"
@@ -75,11 +75,11 @@ export interface PostgresStoreOptions {
    */
   readonly synchronousCommit?: boolean | undefined
   /** Every call settles (answers or fails with `StoreError`) within this. Default 2 seconds. */
-  readonly statementTimeout?: Duration.DurationInput | undefined
+  readonly statementTimeout?: Fx.DurationInput | undefined
   /**
    * Most statements of the store in flight at once; the other calls wait in the store's own
    * queue, which a caller that times out leaves without a trace in the pg pool. Default: the
-   * `maxConnections` of the `PgClient` in context, else 10 (pg's default pool size).
+   * `maxConnections` of the `PgClient` in context, else 10 (the default pool size of `@effect/sql-pg`).
    */
   readonly maxConcurrentStatements?: number | undefined
   /**
@@ -89,9 +89,9 @@ export interface PostgresStoreOptions {
    */
   readonly maxQueuedStatements?: number | undefined
   /** Bound on `initialize` (DDL may wait for locks). Default 15 seconds. */
-  readonly initializeTimeout?: Duration.DurationInput | undefined
+  readonly initializeTimeout?: Fx.DurationInput | undefined
   /** How often expired rows are deleted. Default 60 seconds. */
-  readonly cleanupInterval?: Duration.DurationInput | undefined
+  readonly cleanupInterval?: Fx.DurationInput | undefined
   /** Most rows one cleanup statement deletes (a cleanup runs up to 10 of them). Default 1000. */
   readonly cleanupBatchSize?: number | undefined
 }
@@ -119,7 +119,7 @@ export const ddl = (options: PostgresStoreOptions = {}): Effect.Effect<string, S
  */
 export const make = (
   options: PostgresStoreOptions = {}
-): Effect.Effect<RateLimitStoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
+): Effect.Effect<RateLimitStoreService, StoreError, Sql.SqlClient.SqlClient | Scope.Scope> =>
   makeWith(options, [])
 
 /**
@@ -131,7 +131,7 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
   const failures = Driver.failures(sanitizeWith(secrets))
   const names = namesOf(options)
   if (typeof names === "string") return yield* Effect.fail(failures.fail("configure", names))
-  const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+  const sql = (yield* Sql.SqlClient.SqlClient).withoutTransforms()
   const settings = Driver.settingsOf(options, yield* Driver.poolSize)
   const driver: Driver.Driver = {
     sql,
@@ -156,38 +156,41 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
  */
 export const deleteExpired = (
   options: PostgresStoreOptions = {}
-): Effect.Effect<number, StoreError, SqlClient.SqlClient> => Schema.deleteExpired(options)
+): Effect.Effect<number, StoreError, Sql.SqlClient.SqlClient> => Schema.deleteExpired(options)
 
 // ---------------------------------------------------------------------------------------------
 // layers and config
 
 /**
- * `PgClient.layer`, its `SqlError` turned into a sanitized `StoreError`; a `url` that does not
- * parse (or has a bad `%` escape) is a `ConfigError` before anything is opened.
+ * The pool's layer (`#fx/sql` `pgLayer`: `PgClient.layer`, checked with one statement at build),
+ * its `SqlError` turned into a sanitized `StoreError`; a `url` that does not parse (or has a bad
+ * `%` escape) is a `ConfigError` before anything is opened.
  */
 const pgClientLayer = (
-  pgConfig: PgClient.PgClientConfig
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, StoreError | RateLimitError.ConfigError> => {
+  pgConfig: Sql.PgPoolConfig
+): Layer.Layer<Sql.PgClient.PgClient | Sql.SqlClient.SqlClient, StoreError | RateLimitError.ConfigError> => {
   const badUrl = urlConfigError(pgConfig.url)
-  if (badUrl !== undefined) return Layer.fail(badUrl)
+  // a layer of the pool's services that fails (spelled alike on both majors; Fx.layerFail has no services)
+  if (badUrl !== undefined) return Layer.effectContext(Effect.fail(badUrl))
   const sanitize = sanitizeWith(secretsOf(pgConfig.url, pgConfig.password))
-  return Layer.mapError(
-    PgClient.layer(pgConfig),
+  return Fx.layerMapError(
+    Sql.pgLayer(pgConfig),
     (e) => new StoreError({ engine: Driver.ENGINE, operation: "connect", message: sanitize(describe(e)) })
   )
 }
 
 /**
- * The store with its own pg pool (`PgClient.layer(pgConfig)`), closed with the layer.
+ * The store with its own pg pool (`PgClient.layer(pgConfig)`; `pgConfig` is `PgClient.PgClientConfig`
+ * on Effect 3, `PgClient.PgPoolConfig` on Effect 4), closed with the layer.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerWithPgClient = (
-  pgConfig: PgClient.PgClientConfig,
+  pgConfig: Sql.PgPoolConfig,
   options: PostgresStoreOptions = {}
 ): Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =>
-  Layer.scoped(
+  Fx.layerScoped(
     RateLimitStore,
     makeWith(options, secretsOf(pgConfig.url, pgConfig.password))
   ).pipe(Layer.provide(pgClientLayer(pgConfig)))
@@ -203,7 +206,7 @@ export const fromDefinition = (
   definition: PostgresStoreDefinition
 ): Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const pgConfig: PgClient.PgClientConfig = {
+    const pgConfig: Sql.PgPoolConfig = {
       ...(definition.url !== undefined ? { url: definition.url } : {}),
       ...(definition.poolMinSize !== undefined ? { minConnections: definition.poolMinSize } : {}),
       ...(definition.poolMaxSize !== undefined ? { maxConnections: definition.poolMaxSize } : {}),
@@ -238,10 +241,10 @@ export const optionsFromDefinition = (definition: PostgresStoreDefinition): Post
  * @category config
  */
 export const config: Config.Config<PostgresStoreDefinition> = fieldsConfig("postgres", postgresFields).pipe(
-  Config.mapOrFail((fields) => {
+  Fx.configValidate((fields) => {
     const definition: PostgresStoreDefinition = { engine: "postgres", ...fields }
     const n = namesOf(optionsFromDefinition(definition))
-    return typeof n === "string" ? err(ConfigError.InvalidData([], n)) : ok(definition)
+    return typeof n === "string" ? Fx.err(n) : Fx.ok(definition)
   })
 )
 
@@ -253,7 +256,7 @@ const layers = storeLayers(make, config, fromDefinition)
  * @since 0.1.0
  * @category layers
  */
-export const layer: (options?: PostgresStoreOptions) => Layer.Layer<RateLimitStore, StoreError, SqlClient.SqlClient> =
+export const layer: (options?: PostgresStoreOptions) => Layer.Layer<RateLimitStore, StoreError, Sql.SqlClient.SqlClient> =
   layers.layer
 
 /**
@@ -263,8 +266,8 @@ export const layer: (options?: PostgresStoreOptions) => Layer.Layer<RateLimitSto
  * @category layers
  */
 export const layerConfig: (
-  options: Config.Config.Wrap<PostgresStoreOptions>
-) => Layer.Layer<RateLimitStore, StoreError | ConfigError.ConfigError, SqlClient.SqlClient> = layers.layerConfig
+  options: ConfigWrap<PostgresStoreOptions>
+) => Layer.Layer<RateLimitStore, StoreError | Fx.EffectConfigError, Sql.SqlClient.SqlClient> = layers.layerConfig
 
 /**
  * The store with its own pool, configured from the environment (`RATE_SYNC_POSTGRES_URL`, ...;
@@ -275,5 +278,5 @@ export const layerConfig: (
  */
 export const PostgresStoreLive: Layer.Layer<
   RateLimitStore,
-  StoreError | RateLimitError.ConfigError | ConfigError.ConfigError
+  StoreError | RateLimitError.ConfigError | Fx.EffectConfigError
 > = layers.live

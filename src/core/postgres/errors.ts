@@ -18,11 +18,21 @@ const stringField = (u: unknown, field: "message" | "code"): string | undefined 
   return typeof v === "string" && v !== "" ? v : undefined
 }
 
-/** `SqlError` message plus the driver's own (`relation … does not exist`, `ECONNREFUSED`). @internal */
+/**
+ * `SqlError` message plus the driver's own (`relation … does not exist`, `ECONNREFUSED`), read where
+ * either major puts it: `e.cause.message` (Effect 3: pg's error), `e.cause.cause.message` (Effect 4:
+ * the reason repeats the `SqlError`'s message, its `cause` is the driver's error); each distinct
+ * message once, outermost first, joined by `: `.
+ *
+ * @internal
+ */
 export const describe = (e: unknown): string => {
-  const outer = stringField(e, "message") ?? "unknown error"
-  const inner = stringField(fieldOf(e, "cause"), "message")
-  return inner === undefined || inner === outer ? outer : `${outer}: ${inner}`
+  const cause = fieldOf(e, "cause")
+  const messages: Array<string> = [stringField(e, "message") ?? "unknown error"]
+  for (const m of [stringField(cause, "message"), stringField(fieldOf(cause, "cause"), "message")]) {
+    if (m !== undefined && !messages.includes(m)) messages.push(m)
+  }
+  return messages.join(": ")
 }
 
 /**

@@ -5,16 +5,16 @@
  *
  * @internal
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
+import * as Fx from "#fx/core"
+import * as Sql from "#fx/sql"
 import { rollbackRetryMs } from "../../core/backoff.js"
 import { isRetryable } from "../../core/postgres/errors.js"
 import type { StoreError } from "../../RateLimitStore.js"
@@ -87,7 +87,7 @@ export const bounded = <A>(
     )
     const answer = (exit: Exit.Exit<A, StoreError>) => answerWith(call, operation, pending, exit, undoLate)
     return Effect.flatMap(
-      Effect.forkDaemon(Effect.uninterruptible(Effect.flatMap(Effect.exit(statement), answer))),
+      Fx.forkDetach(Effect.uninterruptible(Effect.flatMap(Effect.exit(statement), answer))),
       () => awaitAnswer(call, pending, ms, timedOut)
     )
   })
@@ -121,7 +121,7 @@ const awaitAnswer = <A>(
   ms: number,
   timedOut: () => StoreError
 ): Effect.Effect<A, StoreError> =>
-  Effect.async<A, StoreError>((resume) => {
+  Fx.callback<A, StoreError>((resume) => {
     if (pending.exit !== undefined) {
       resume(pending.exit)
       return
@@ -137,7 +137,7 @@ const awaitAnswer = <A>(
 /** A statement's fiber that ended otherwise than with its answer or a `StoreError` (a defect). */
 const died = (call: Call, operation: string, cause: Cause.Cause<StoreError>): StoreError =>
   Option.getOrElse(
-    Cause.failureOption(cause),
+    Fx.causeFailure(cause),
     () => call.failures.fail(operation, `the statement failed: ${Cause.pretty(cause)}`)
   )
 
@@ -179,11 +179,12 @@ export const retryUntil = <A>(once: Effect.Effect<A, unknown>, deadlineMs: numbe
 }
 
 /**
- * Runs a statement on a connection of its own even when the caller is inside
+ * Runs a statement of `sql` on a connection of its own even when the caller is inside
  * `sql.withTransaction`: a decision must commit (and release its row lock) at once, not when the
- * caller's transaction ends, and its transaction-local settings must not leak into the caller's.
+ * caller's transaction ends, and its transaction-local settings must not leak into the caller's
+ * (`#fx/sql` `outsideTransactions`: the transaction's service taken out of the context).
  *
  * @internal
  */
-export const outsideTransactions = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.mapInputContext(effect, (context: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(context))
+export const outsideTransactions = <A, E>(sql: Sql.SqlClient.SqlClient, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Sql.outsideTransactions(sql, effect)

@@ -4,11 +4,10 @@
  *
  * @internal
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Sql from "#fx/sql"
 import { describe, errorKind, sqlStateOf } from "../../core/postgres/errors.js"
 import { serverTimeoutMs } from "../../core/postgres/names.js"
 import type * as pgSql from "../../core/postgres/sql.js"
@@ -57,8 +56,8 @@ export const settingsOf = (options: PostgresStoreOptions, poolSize: number | und
 
 /** The `maxConnections` of the `PgClient` in context, if there is one. @internal */
 export const poolSize: Effect.Effect<number | undefined> = Effect.map(
-  Effect.serviceOption(PgClient.PgClient),
-  Option.match({ onNone: () => undefined, onSome: (client) => client.config.maxConnections })
+  Effect.serviceOption(Sql.PgClient.PgClient),
+  Option.match({ onNone: () => undefined, onSome: Sql.poolSizeOf })
 )
 
 /** Most rows one cleanup statement deletes. @internal */
@@ -80,7 +79,7 @@ export const failures = (sanitize: (message: string) => string): Failures => ({
 
 /** What the store's operations run on. @internal */
 export interface Driver {
-  readonly sql: SqlClient.SqlClient
+  readonly sql: Sql.SqlClient.SqlClient
   readonly names: pgSql.Names
   readonly text: ReturnType<typeof pgSql.statements>
   readonly settings: Settings

@@ -6,6 +6,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Fx from "#fx/core"
 import type { StoreError } from "../../RateLimitStore.js"
 
 /** The clock, in milliseconds. @internal */
@@ -132,7 +133,7 @@ export const make = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
         if (refuse !== undefined) return Effect.fail(refused(refuse))
         const waiter: Waiter = { granted: false, wake: () => {} }
         queue.add(waiter)
-        const wait = Effect.async<boolean>((resume) => {
+        const wait = Fx.callback<boolean>((resume) => {
           if (waiter.granted) {
             resume(Effect.succeed(true))
             return

@@ -6,6 +6,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Sql from "#fx/sql"
 import { isMissingObject } from "../../core/postgres/errors.js"
 import type { Row } from "../../core/postgres/rows.js"
 import { decisionRow, lastRows, num } from "../../core/postgres/rows.js"
@@ -101,10 +102,10 @@ const decide = (
 
 /** A read: one parameterized statement. */
 const query = (env: Env, operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) =>
-  decide(env, operation, limiter, Call.outsideTransactions(env.driver.sql.unsafe(statement, params).values))
+  decide(env, operation, limiter, Call.outsideTransactions(env.driver.sql, env.driver.sql.unsafe(statement, params).values))
 
 /**
- * A write: one simple-protocol message (see `sql.ts` `statements`), its last result; `undoLate`
+ * A write: one script (see `sql.ts` `statements`, `#fx/sql` `script`), its last result; `undoLate`
  * takes the rows of one that answered after its caller timed out.
  */
 const write = (
@@ -118,7 +119,7 @@ const write = (
     env,
     operation,
     limiter,
-    Effect.map(Call.outsideTransactions(env.driver.sql.unsafe<object>(statement)), lastRows),
+    Effect.map(Call.outsideTransactions(env.driver.sql, Sql.script(env.driver.sql, statement)), lastRows),
     undoLate
   )
 

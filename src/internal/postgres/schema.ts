@@ -4,9 +4,10 @@
  *
  * @internal
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Fx from "#fx/core"
+import * as Sql from "#fx/sql"
 import { describe } from "../../core/postgres/errors.js"
 import { namesOf, serverTimeoutMs } from "../../core/postgres/names.js"
 import type { Row } from "../../core/postgres/rows.js"
@@ -31,7 +32,7 @@ export const ddl = (options: PostgresStoreOptions): Effect.Effect<string, StoreE
 
 /** Installs the table and functions when their version changed (outside the caller's transactions). @internal */
 export const install = (driver: Driver): Effect.Effect<ReadonlyArray<unknown>, unknown> =>
-  Call.outsideTransactions(driver.sql.unsafe(pgSql.installIfChanged(driver.names, driver.settings.unlogged)))
+  Call.outsideTransactions(driver.sql, Sql.script(driver.sql, pgSql.installIfChanged(driver.names, driver.settings.unlogged)))
 
 /**
  * The store's `initialize`: with `autoCreate` installs the table and functions, else checks they
@@ -40,22 +41,21 @@ export const install = (driver: Driver): Effect.Effect<ReadonlyArray<unknown>, u
  * @internal
  */
 export const initialize = (driver: Driver): Effect.Effect<void, StoreError> =>
-  (driver.settings.autoCreate
-    ? Effect.asVoid(Call.bounded(driver.call, "initialize", driver.settings.initTimeoutMs, install(driver)))
-    : checkInstalled(driver)).pipe(
-      Effect.withSpan(`RateLimitStore.${ENGINE}.initialize`, {
-        kind: "client",
-        captureStackTrace: false,
-        attributes: { [ATTR_DB_SYSTEM_NAME]: "postgresql" }
-      })
-    )
+  // data-first: Effect 4 takes `captureStackTrace` only there
+  Effect.withSpan(
+    driver.settings.autoCreate
+      ? Effect.asVoid(Call.bounded(driver.call, "initialize", driver.settings.initTimeoutMs, install(driver)))
+      : checkInstalled(driver),
+    `RateLimitStore.${ENGINE}.initialize`,
+    { kind: "client", captureStackTrace: false, attributes: { [ATTR_DB_SYSTEM_NAME]: "postgresql" } }
+  )
 
 const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
   Call.bounded(
     driver.call,
     "initialize",
     driver.settings.initTimeoutMs,
-    Call.outsideTransactions(driver.sql.unsafe(pgSql.missingObjects(driver.names)).values)
+    Call.outsideTransactions(driver.sql, driver.sql.unsafe(pgSql.missingObjects(driver.names)).values)
   ).pipe(
     Effect.flatMap((rows) =>
       rows.length === 0 ? Effect.void : Effect.fail(
@@ -71,13 +71,13 @@ const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
 
 /** Deletes expired rows, batch by batch (at most 10 batches); answers how many. */
 const deleteExpiredWith = (
-  sql: SqlClient.SqlClient,
+  sql: Sql.SqlClient.SqlClient,
   statement: string,
   batchSize: number,
   bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
 ): Effect.Effect<number, StoreError> => {
   const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
-    Effect.flatMap(bound(Effect.map(Call.outsideTransactions(sql.unsafe<object>(statement)), lastRows)), (rows) => {
+    Effect.flatMap(bound(Effect.map(Call.outsideTransactions(sql, Sql.script(sql, statement)), lastRows)), (rows) => {
       const deleted = num(rows[0]?.[0])
       const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
       return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)
@@ -86,11 +86,11 @@ const deleteExpiredWith = (
 }
 
 /** `PostgresStore.deleteExpired`: the expired rows of the store's table deleted now, on the `SqlClient` in context. @internal */
-export const deleteExpired = (options: PostgresStoreOptions): Effect.Effect<number, StoreError, SqlClient.SqlClient> =>
+export const deleteExpired = (options: PostgresStoreOptions): Effect.Effect<number, StoreError, Sql.SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const n = namesOf(options)
     if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
-    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const sql = (yield* Sql.SqlClient.SqlClient).withoutTransforms()
     const batchSize = batchSizeOf(options)
     return yield* deleteExpiredWith(
       sql,
@@ -118,7 +118,7 @@ export const forkCleanup = (driver: Driver): Effect.Effect<void, never, Scope.Sc
       Effect.forever(
         Effect.andThen(
           Effect.sleep(cleanupEvery),
-          once.pipe(Effect.catchAll((e) => Effect.logDebug(`rate-sync postgres cleanup failed: ${e.message}`)))
+          once.pipe(Fx.catchAll((e) => Effect.logDebug(`rate-sync postgres cleanup failed: ${e.message}`)))
         )
       )
     )

@@ -26,12 +26,18 @@ export const sanitizeWith = (secrets: ReadonlyArray<string>): (message: string) 
 /** pg takes userinfo before an empty host (a unix socket in `?host=`). */
 const URL_RULES: UrlRules = { emptyHost: true }
 
-/** The password, the URL, its password and its secret query values (`?password=`, `sslpassword`). @internal */
+/**
+ * The password, the URL, its password and its secret query values (`?password=`, `sslpassword`).
+ * `password` is the pool configuration's: a `Redacted`, or on Effect 4 also an effect that answers
+ * one for each connection, whose value is not known here (`@effect/sql-pg` 4 does not echo it).
+ *
+ * @internal
+ */
 export const secretsOf = (
   url: Redacted.Redacted | undefined,
-  password: Redacted.Redacted | undefined
+  password: unknown
 ): ReadonlyArray<string> => [
-  ...(password !== undefined ? [Redacted.value(password)] : []),
+  ...(Redacted.isRedacted(password) ? [String(Redacted.value(password))] : []),
   ...(url !== undefined ? secretsOfUrl(Redacted.value(url), URL_RULES) : [])
 ]
 

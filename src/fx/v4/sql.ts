@@ -1,0 +1,88 @@
+/**
+ * The Effect 4 half of the PostgreSQL store's per-major names: the same names as
+ * `src/fx/v3/sql.ts`, with the same meaning, answered with `effect/sql` and `@effect/sql-pg` 4
+ * (which speaks the PostgreSQL protocol itself, extended protocol only). See that file for what
+ * this module is; each doc comment there says the Effect 3 and Effect 4 spelling of the name.
+ *
+ * @internal
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as SqlClient from "effect/sql/SqlClient"
+import * as SqlError_ from "effect/sql/SqlError"
+import { scriptOf } from "../../internal/postgres/script.js"
+import * as Fx from "./core.js"
+
+/** The SQL client module: `SqlClient.SqlClient` is the tag and the service type. @internal */
+export { SqlClient }
+
+/** The PostgreSQL client module. @internal */
+export { PgClient }
+
+/** What a statement fails with: its `cause` is a reason (`ConnectionError`, `SqlSyntaxError`, …) wrapping the driver's error. @internal */
+export type SqlError = SqlError_.SqlError
+
+/** The configuration of a pg pool: connection and pool size (`maxConnections`, `minConnections`). @internal */
+export type PgPoolConfig = PgClient.PgPoolConfig
+
+/**
+ * How long the check of a new pool may take when the configuration does not say
+ * (`connectTimeout`): 5 seconds, as `@effect/sql-pg` 0.53's own check on Effect 3.
+ */
+const CHECK_TIMEOUT = Duration.seconds(5)
+
+/**
+ * A pool of connections, opened and checked with one statement when the layer is built (a server
+ * that cannot be reached fails the layer, as on Effect 3; `@effect/sql-pg` 4 opens connections
+ * lazily), closed with it. @internal
+ */
+export const pgLayer = (config: PgPoolConfig): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
+  PgClient.layerFrom(
+    Effect.tap(PgClient.make(config), (client) =>
+      Fx.timeoutFail(client.unsafe("SELECT 1").unprepared, {
+        duration: config.connectTimeout ?? CHECK_TIMEOUT,
+        onTimeout: () =>
+          new SqlError_.SqlError({
+            reason: new SqlError_.ConnectionError({
+              cause: new Error("Connection timed out"),
+              message: "PgClient: Connection timed out",
+              operation: "connect"
+            })
+          })
+      }))
+  )
+
+/**
+ * The most connections `client`'s pool opens, when its configuration says: `PgClient.make` keeps
+ * the pool configuration it was given as `client.config`, typed as the connection configuration
+ * only, so the field is read untyped. @internal
+ */
+export const poolSizeOf = (client: PgClient.PgClient): number | undefined => {
+  const max: unknown = Reflect.get(client.config, "maxConnections")
+  return typeof max === "number" ? max : undefined
+}
+
+/** `effect` with `sql`'s transaction, if the caller is in one, taken out of its context. @internal */
+export const outsideTransactions = <A, E>(sql: SqlClient.SqlClient, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Fx.updateContext(effect, (context: Context.Context<never>) => Context.omit(sql.transactionService)(context))
+
+/**
+ * Runs `text`, one or several statements separated by `;`, as one transaction, and answers the
+ * rows of its last statement. The driver has no simple-protocol message, and a prepared statement
+ * holds one command, so a single statement runs unprepared (its text holds literals: caching it
+ * would only churn the cache), several in `sql.withTransaction` on one connection, a leading
+ * `SET TRANSACTION <modes>` folded into its `BEGIN <modes>` (`SqlClient.BeginTransaction`). @internal
+ */
+export const script = (sql: SqlClient.SqlClient, text: string): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
+  Effect.suspend(() => {
+    const { begin, statements } = scriptOf(text)
+    const run = (statement: string) => sql.unsafe<object>(statement).unprepared
+    if (begin === undefined && statements.length <= 1) return run(statements[0] ?? text)
+    const none: ReadonlyArray<object> = []
+    const all = Effect.reduce(statements, () => none, (_, statement) => run(statement))
+    const transaction = sql.withTransaction(all)
+    return begin === undefined ? transaction : Effect.provideService(transaction, SqlClient.BeginTransaction, begin)
+  })
