@@ -162,7 +162,8 @@ const durationMs = (path: string, u: unknown, allowZero: boolean): number => {
   const ms = durationInputMs(u)
   const expected = allowZero ? "a duration of 0 or more" : "a duration greater than 0"
   if (ms === undefined || (!allowZero && ms === 0)) {
-    throw ConfigError.at(path, expected, describe(u))
+    // A refused Duration value is a negative one (Effect 4 has them): show it as a Duration.
+    throw ConfigError.at(path, expected, ms === undefined && Duration.isDuration(u) ? describeInput(u) : describe(u))
   }
   if (ms > MAX_DURATION_MS) {
     // A Duration value shows as its milliseconds; what the user typed shows as typed.
