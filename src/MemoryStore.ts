@@ -50,8 +50,8 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as Fx from "#fx/core"
+import type * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -87,7 +87,7 @@ export interface MemoryStoreOptions {
    * How often a sweep of expired state starts (positive). Default 10 seconds. The sweep is done
    * by the store's operations, a bounded batch per operation; see the module documentation.
    */
-  readonly sweepInterval?: Duration.DurationInput | undefined
+  readonly sweepInterval?: Fx.DurationInput | undefined
 }
 
 /**
@@ -136,8 +136,8 @@ export const make = (options?: MemoryStoreOptions): Effect.Effect<MemoryStoreSer
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
       return Effect.die(new Error(`MemoryStore: maxBytes must be a positive integer, received ${String(maxBytes)}`))
     }
-    const sweepInterval = Duration.decode(options?.sweepInterval ?? DEFAULT_SWEEP_INTERVAL)
-    if (!Duration.greaterThan(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
+    const sweepInterval = Fx.decodeDuration(options?.sweepInterval ?? DEFAULT_SWEEP_INTERVAL)
+    if (!Fx.durationGreater(sweepInterval, Duration.zero) || !Duration.isFinite(sweepInterval)) {
       return Effect.die(new Error(`MemoryStore: sweepInterval must be a positive finite duration`))
     }
     return Effect.succeed(serviceOf(maxKeys, maxBytes, Duration.toMillis(sweepInterval)))
@@ -171,8 +171,8 @@ export const layer: (options?: MemoryStoreOptions) => Layer.Layer<RateLimitStore
  * @category layers
  */
 export const layerConfig: (
-  config: Config.Config.Wrap<MemoryStoreOptions>
-) => Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> = layers.layerConfig
+  config: Fx.ConfigWrap<MemoryStoreOptions>
+) => Layer.Layer<RateLimitStore.RateLimitStore, Fx.EffectConfigError> = layers.layerConfig
 
 /**
  * The memory store configured from the environment (`RATE_SYNC_MEMORY_MAX_KEYS`, ...; see
@@ -181,7 +181,7 @@ export const layerConfig: (
  * @since 0.1.0
  * @category layers
  */
-export const MemoryStoreLive: Layer.Layer<RateLimitStore.RateLimitStore, ConfigError.ConfigError> = layers.live
+export const MemoryStoreLive: Layer.Layer<RateLimitStore.RateLimitStore, Fx.EffectConfigError> = layers.live
 
 /**
  * Builds the store a `MemoryStoreDefinition` (TOML `engine = "memory"`, `configureStore`)
@@ -236,13 +236,13 @@ const serviceOf = (maxKeys: number, maxBytes: number, sweepIntervalMs: number): 
   // is one clock read and one synchronous step: no Effect.sync node on the hot path.
   const store = RateLimitStore.make({
     engine: "memory",
-    tokenBucket: (r) => Effect.clockWith((c) => Effect.succeed(table.tokenBucket(r, c.unsafeCurrentTimeMillis()))),
-    slidingWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.slidingWindow(r, c.unsafeCurrentTimeMillis()))),
-    fixedWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.fixedWindow(r, c.unsafeCurrentTimeMillis()))),
-    acquireSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.acquireSlot(r, c.unsafeCurrentTimeMillis()))),
-    renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.renewSlot(r, c.unsafeCurrentTimeMillis()))),
-    releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.releaseSlot(r, c.unsafeCurrentTimeMillis()))),
-    peek: (r) => Effect.clockWith((c) => Effect.succeed(table.peek(r, c.unsafeCurrentTimeMillis()))),
+    tokenBucket: (r) => Effect.clockWith((c) => Effect.succeed(table.tokenBucket(r, Fx.nowMillisUnsafe(c)))),
+    slidingWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.slidingWindow(r, Fx.nowMillisUnsafe(c)))),
+    fixedWindow: (r) => Effect.clockWith((c) => Effect.succeed(table.fixedWindow(r, Fx.nowMillisUnsafe(c)))),
+    acquireSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.acquireSlot(r, Fx.nowMillisUnsafe(c)))),
+    renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.renewSlot(r, Fx.nowMillisUnsafe(c)))),
+    releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.releaseSlot(r, Fx.nowMillisUnsafe(c)))),
+    peek: (r) => Effect.clockWith((c) => Effect.succeed(table.peek(r, Fx.nowMillisUnsafe(c)))),
     reset: (limiter, key) => Effect.sync(() => table.reset(limiter, key)),
     initialize: Effect.void,
     awaitSlot: (limiter, key, maxWaitMs) => waiters.await(limiter, key, maxWaitMs),

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Fx from "#fx/core"
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 
@@ -20,7 +21,7 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>("ef
   {
     limiterId: Schema.String,
     key: Schema.String,
-    reason: Schema.Literal("rate", "concurrency"),
+    reason: Fx.literals("rate", "concurrency"),
     limit: Schema.Number,
     remaining: Schema.Number,
     retryAfter: Schema.DurationFromMillis

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import * as Metric from "effect/Metric"
+import * as Fx from "#fx/core"
 import { waitTimeHistogram, waitTimeUnit } from "./internal/metrics.js"
 
 /**
@@ -13,7 +13,7 @@ import { waitTimeHistogram, waitTimeUnit } from "./internal/metrics.js"
  * @since 0.1.0
  * @category metrics
  */
-export const acquisitions = Metric.counter("rate_sync_acquisitions_total", {
+export const acquisitions = Fx.counter("rate_sync_acquisitions_total", {
   description: "Calls admitted by a limiter",
   incremental: true
 })
@@ -24,7 +24,7 @@ export const acquisitions = Metric.counter("rate_sync_acquisitions_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const refusals = Metric.counter("rate_sync_refusals_total", {
+export const refusals = Fx.counter("rate_sync_refusals_total", {
   description: "Calls refused by a limiter",
   incremental: true
 })
@@ -35,7 +35,7 @@ export const refusals = Metric.counter("rate_sync_refusals_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const timeouts = Metric.counter("rate_sync_timeouts_total", {
+export const timeouts = Fx.counter("rate_sync_timeouts_total", {
   description: "acquire calls that timed out",
   incremental: true
 })
@@ -46,7 +46,7 @@ export const timeouts = Metric.counter("rate_sync_timeouts_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const storeErrors = Metric.counter("rate_sync_store_errors_total", {
+export const storeErrors = Fx.counter("rate_sync_store_errors_total", {
   description: "Store round trips that failed",
   incremental: true
 })
@@ -57,7 +57,7 @@ export const storeErrors = Metric.counter("rate_sync_store_errors_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const failOpen = Metric.counter("rate_sync_fail_open_total", {
+export const failOpen = Fx.counter("rate_sync_fail_open_total", {
   description: "Calls admitted because the store failed and the limiter is fail-open",
   incremental: true
 })
@@ -68,7 +68,7 @@ export const failOpen = Metric.counter("rate_sync_fail_open_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const releases = Metric.counter("rate_sync_releases_total", {
+export const releases = Fx.counter("rate_sync_releases_total", {
   description: "Concurrency slots released",
   incremental: true
 })
@@ -79,7 +79,7 @@ export const releases = Metric.counter("rate_sync_releases_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const leasesLost = Metric.counter("rate_sync_leases_lost_total", {
+export const leasesLost = Fx.counter("rate_sync_leases_lost_total", {
   description: "Concurrency leases that expired while held",
   incremental: true
 })
@@ -90,7 +90,7 @@ export const leasesLost = Metric.counter("rate_sync_leases_lost_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const inFlight = Metric.gauge("rate_sync_in_flight", {
+export const inFlight = Fx.gauge("rate_sync_in_flight", {
   description: "Concurrency slots held by this process"
 })
 
@@ -102,9 +102,7 @@ export const inFlight = Metric.gauge("rate_sync_in_flight", {
  * @since 0.1.0
  * @category metrics
  */
-export const waitTime: Metric.Metric.Histogram<number> = waitTimeHistogram.pipe(
-  Metric.taggedWithLabels([waitTimeUnit])
-)
+export const waitTime: Fx.Histogram = Fx.withLabels(waitTimeHistogram, waitTimeUnit)
 
 /**
  * The counters of a limiter, each tagged `limiter=<id>`: every one shows a series (at 0) from the

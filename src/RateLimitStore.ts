@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
+import * as Fx from "#fx/core"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
@@ -49,7 +49,7 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync
   engine: Schema.String,
   operation: Schema.String,
   message: Schema.String,
-  kind: Schema.optionalWith(Schema.Literal("unavailable", "rejected"), { default: () => "unavailable" as const })
+  kind: Fx.optionalWithDefault(Fx.literals("unavailable", "rejected"), () => "unavailable" as const)
 }) {}
 
 export type * from "./core/spi.js"
@@ -135,10 +135,9 @@ export interface SyncTake {
  * @since 0.1.0
  * @category tags
  */
-export class RateLimitStore extends Context.Tag("effect-rate-sync/RateLimitStore")<
-  RateLimitStore,
-  RateLimitStoreService
->() {}
+export class RateLimitStore extends Fx.Service<RateLimitStore, RateLimitStoreService>()(
+  "effect-rate-sync/RateLimitStore"
+) {}
 
 /**
  * Builds a store from its operations, adding the type id.

@@ -4,11 +4,10 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/rateLimiter.js"
 import type { LimiterDefinition, LimiterOverrides, LimiterSpec } from "./LimiterDefinition.js"
@@ -62,7 +61,7 @@ export interface AcquireOptions {
    * may wait before answering `false` (default 0). A duration of 0 or more; infinite: as long as
    * needed. Ignored by `check`, which never waits.
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
 }
 
 /**
@@ -234,7 +233,7 @@ export interface RateLimiterService {
  * @since 0.1.0
  * @category tags
  */
-export class RateLimiter extends Context.Tag("effect-rate-sync/RateLimiter")<RateLimiter, RateLimiterService>() {}
+export class RateLimiter extends Fx.Service<RateLimiter, RateLimiterService>()("effect-rate-sync/RateLimiter") {}
 
 /**
  * What `make` takes.
@@ -276,7 +275,7 @@ export const make: (
 export const layer = (
   limiters: Readonly<Record<string, LimiterDefinition>> = {}
 ): Layer.Layer<RateLimiter, MakeError, RateLimitStore> =>
-  Layer.scoped(
+  Fx.layerScoped(
     RateLimiter,
     Effect.flatMap(RateLimitStore, (store) => make({ limiters, stores: { default: store }, defaultStore: "default" }))
   )
@@ -289,7 +288,7 @@ export const layer = (
  */
 export const layerMake = (
   options: MakeOptions
-): Layer.Layer<RateLimiter, MakeError> => Layer.scoped(RateLimiter, make(options))
+): Layer.Layer<RateLimiter, MakeError> => Fx.layerScoped(RateLimiter, make(options))
 
 /**
  * Takes rate token(s) and a concurrency slot, waiting up to the timeout. The slot is released when

@@ -9,7 +9,8 @@
  *
  * ## Timeouts
  *
- * `timeout` (in {@link PromiseAcquireOptions}) is a `Duration.DurationInput`: a string such as
+ * `timeout` (in {@link PromiseAcquireOptions}) is a duration input (Effect 3
+ * `Duration.DurationInput`, Effect 4 `Duration.Input`): a string such as
  * `"2 seconds"` or `"500 millis"`, a `Duration`, or a plain number, which the facade reads as
  * SECONDS, as `rate-sync.toml` and rate-sync's `acquire(timeout=2.0)` do (`timeout: 0.5` is half a
  * second, `Infinity` waits as long as needed). This differs from the Effect API, where a plain
@@ -38,6 +39,7 @@
  *
  * @since 0.1.0
  */
+import * as Fx from "#fx/core"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -63,7 +65,7 @@ import * as RateSync from "./RateSync.js"
  */
 export class ConfigurationClosed extends Schema.TaggedError<ConfigurationClosed>(
   "effect-rate-sync/ConfigurationClosed"
-)("ConfigurationClosed", { reason: Schema.Literal("disposed", "replaced") }) {
+)("ConfigurationClosed", { reason: Fx.literals("disposed", "replaced") }) {
   override get message(): string {
     return this.reason === "disposed"
       ? "The rate-sync configuration was disposed before the call completed"
@@ -81,8 +83,8 @@ type FacadeLayer = Layer.Layer<RateLimiter.RateLimiter, ConfigError | StoreNotFo
 // their lease renewals stop) and waits for the releases before the runtime itself is disposed.
 interface Generation {
   readonly runtime: Runtime
-  readonly fibers: Set<Fiber.RuntimeFiber<unknown, unknown>>
-  readonly permits: Set<Scope.CloseableScope>
+  readonly fibers: Set<Fx.RuntimeFiber<unknown, unknown>>
+  readonly permits: Set<Fx.Closeable>
   readonly releases: Set<Promise<unknown>>
   closed: ConfigurationClosed["reason"] | undefined
 }
@@ -120,7 +122,7 @@ const runOn = <A, E>(gen: Generation, effect: Effect.Effect<A, E, RateLimiter.Ra
     fiber.addObserver((exit) => {
       gen.fibers.delete(fiber)
       if (Exit.isSuccess(exit)) resolve(exit.value)
-      else if (gen.closed !== undefined && Cause.isInterruptedOnly(exit.cause)) {
+      else if (gen.closed !== undefined && Fx.isInterruptedOnly(exit.cause)) {
         reject(new ConfigurationClosed({ reason: gen.closed }))
       } else reject(Cause.squash(exit.cause))
     })
@@ -177,7 +179,7 @@ export interface PromiseAcquireOptions {
    * may wait before answering `false` (default 0): `"2 seconds"`, a `Duration`, or a number of
    * SECONDS (`2`, `0.5`, `Infinity`).
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Fx.DurationInput | undefined
 }
 
 // A number is seconds here; a negative or NaN one is passed on as given so that the Effect API
@@ -255,7 +257,7 @@ export const acquire = async (id: string, options?: PromiseAcquireOptions): Prom
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const exit = yield* Effect.exit(restore(Scope.extend(RateLimiter.acquire(id, effectOptions), scope)))
+        const exit = yield* Effect.exit(restore(Fx.scopeExtend(RateLimiter.acquire(id, effectOptions), scope)))
         if (Exit.isFailure(exit)) {
           yield* Scope.close(scope, exit)
           return yield* Effect.failCause(exit.cause)

@@ -7,8 +7,8 @@
  * @internal
  */
 import { randomUUID } from "node:crypto"
+import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { errOf, isErr, valueOf } from "./result.js"
@@ -44,8 +44,8 @@ const configureStoreIn = (
       return Effect.fail(ConfigError.at("stores", "a store id (a non-empty string)", describeInput(id)))
     }
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Scope.fork(registryScope, ExecutionStrategy.sequential), (child) =>
-        restore(Scope.extend(buildStore(id, input), child)).pipe(
+      Effect.flatMap(Fx.forkSequential(registryScope), (child) =>
+        restore(Fx.scopeExtend(buildStore(id, input), child)).pipe(
           Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
           Effect.flatMap((store) => {
             const existing = stores.get(id)

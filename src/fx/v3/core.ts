@@ -157,6 +157,16 @@ export const optionalWithDefault = <S extends Schema.Schema.Any>(schema: S, valu
   Schema.optionalWith(schema, { default: value })
 
 // ---------------------------------------------------------------------------------------------
+// Tracing
+
+/**
+ * Span options that capture no stack trace, spread into the options of `Effect.useSpan` (Effect 3
+ * `{ captureStackTrace: false }`: it captures one by default; Effect 4 `{}`: its `useSpan` captures
+ * none and takes no such option). @internal
+ */
+export const noSpanStack: { readonly captureStackTrace?: false } = { captureStackTrace: false }
+
+// ---------------------------------------------------------------------------------------------
 // Scope, Cause, Deferred, Fiber, Clock
 
 /** A scope that can be closed (Effect 3 `Scope.CloseableScope`, Effect 4 `Scope.Closeable`). @internal */
@@ -213,13 +223,32 @@ export const withLabels = <T, I, O>(metric: Metric.Metric<T, I, O>, record: Read
 
 /**
  * An update function for one series of `metric`, bound once: calling it costs no allocation on
- * either major (Effect 3 `unsafeUpdate(n, labels)`, Effect 4 `updateUnsafe(n, context)` on the
- * metric with attributes applied once). @internal
+ * either major. Effect 3: `metric.unsafeUpdate(n, series)` (the metric caches its hook per label
+ * array, so `series` is made once). Effect 4: `updateUnsafe(n, context)` on a metric of that series
+ * with its attributes built in (made once, for the metrics of {@link counter}, {@link gauge} and
+ * {@link exponentialHistogram}) or, for another metric, with the attributes in a context made
+ * once. It updates the default metric registry on both, as every metric update of the library
+ * does. @internal
  */
 export const updater = <T, O>(metric: Metric.Metric<T, number, O>, series: Labels): ((n: number) => void) =>
   (n) => metric.unsafeUpdate(n, series)
 
-/** A histogram with exponential bucket bounds. @internal */
+/**
+ * A counter of numbers (Effect 3 `Metric.counter(name, options)`; Effect 4 the same call, and the
+ * counter remembers how to make its series with attributes built in, for {@link updater}). @internal
+ */
+export const counter = (
+  name: string,
+  options: { readonly description: string; readonly incremental?: boolean | undefined }
+): Counter => Metric.counter(name, options)
+
+/**
+ * A gauge of numbers (Effect 3 `Metric.gauge(name, options)`; Effect 4 the same call, and the
+ * gauge remembers how to make its series with attributes built in, for {@link updater}). @internal
+ */
+export const gauge = (name: string, options: { readonly description: string }): Gauge => Metric.gauge(name, options)
+
+/** A histogram with exponential bucket bounds (Effect 3 `Metric.histogram(name, MetricBoundaries.exponential(…), description)`, Effect 4 `Metric.histogram(name, { boundaries, description })`). @internal */
 export const exponentialHistogram = (
   name: string,
   options: { readonly start: number; readonly factor: number; readonly count: number; readonly description: string }
@@ -232,6 +261,12 @@ export const exponentialHistogram = (
 
 // ---------------------------------------------------------------------------------------------
 // Config
+
+/**
+ * A `Config` of `A`, or a record of `Config`s for each field of `A` (Effect 3
+ * `Config.Config.Wrap<A>`, Effect 4 `Config.Wrap<A>`). @internal
+ */
+export type ConfigWrap<A> = Config.Config.Wrap<A>
 
 /** Effect's own configuration error, what a `Config` read fails with (Effect 3 `ConfigError.ConfigError`, Effect 4 `Config.ConfigError`). @internal */
 export type EffectConfigError = ConfigError.ConfigError

@@ -155,6 +155,16 @@ export const optionalWithDefault = <S extends Schema.Top & Schema.WithoutConstru
 ) => schema.pipe(Schema.withConstructorDefault(Effect.sync(value)))
 
 // ---------------------------------------------------------------------------------------------
+// Tracing
+
+/**
+ * Span options that capture no stack trace, spread into the options of `Effect.useSpan` (Effect 3
+ * `{ captureStackTrace: false }`: it captures one by default; Effect 4 `{}`: its `useSpan` captures
+ * none and takes no such option). @internal
+ */
+export const noSpanStack: { readonly captureStackTrace?: false } = {}
+
+// ---------------------------------------------------------------------------------------------
 // Scope, Cause, Deferred, Fiber, Clock
 
 /** A scope that can be closed. @internal */
@@ -210,27 +220,76 @@ export const withLabels = <I, S>(metric: Metric.Metric<I, S>, record: Readonly<R
   Metric.withAttributes(metric, record)
 
 /**
- * An update function for one series of `metric`, bound once. It updates the metric in the default
- * `Metric.MetricRegistry`, as every metric update of the library does. @internal
+ * How to make one series of a metric this module made: the same metric (kind, name, description,
+ * options) with the series' attributes built in. Effect 4 addresses a series by a key made of
+ * those, so it is the series `Metric.withAttributes(metric, attributes)` reads; and a metric caches
+ * the key of the last attributes it was updated with, so a metric per series updates without
+ * making its key again (one metric updated for several series in turn would make it each time).
  */
-export const updater = <S>(metric: Metric.Metric<number, S>, series: Labels): ((n: number) => void) => {
-  const bound = Metric.withAttributes(metric, series)
-  const context = Context.empty()
-  return (n) => bound.updateUnsafe(n, context)
+const seriesMakers = new WeakMap<object, (attributes: Labels) => Metric.Metric<number, unknown>>()
+
+const withSeries = <M extends Metric.Metric<number, unknown>>(metric: M, make: (attributes: Labels) => M): M => {
+  seriesMakers.set(metric, make)
+  return metric
 }
 
-/** A histogram with exponential bucket bounds. @internal */
+/**
+ * A counter of numbers (Effect 3 `Metric.counter(name, options)`; Effect 4 the same call, and the
+ * counter remembers how to make its series with attributes built in, for {@link updater}). @internal
+ */
+export const counter = (
+  name: string,
+  options: { readonly description: string; readonly incremental?: boolean | undefined }
+): Counter =>
+  withSeries(Metric.counter(name, options), (attributes) => Metric.counter(name, { ...options, attributes }))
+
+/**
+ * A gauge of numbers (Effect 3 `Metric.gauge(name, options)`; Effect 4 the same call, and the
+ * gauge remembers how to make its series with attributes built in, for {@link updater}). @internal
+ */
+export const gauge = (name: string, options: { readonly description: string }): Gauge =>
+  withSeries(Metric.gauge(name, options), (attributes) => Metric.gauge(name, { ...options, attributes }))
+
+/**
+ * An update function for one series of `metric`, bound once: calling it costs no allocation on
+ * either major. Effect 3: `metric.unsafeUpdate(n, series)` (the metric caches its hook per label
+ * array, so `series` is made once). Effect 4: `updateUnsafe(n, context)` on a metric of that series
+ * with its attributes built in (made once, for the metrics of {@link counter}, {@link gauge} and
+ * {@link exponentialHistogram}) or, for another metric, with the attributes in a context made
+ * once. It updates the default metric registry on both, as every metric update of the library
+ * does. @internal
+ */
+export const updater = <S>(metric: Metric.Metric<number, S>, series: Labels): ((n: number) => void) => {
+  const make = seriesMakers.get(metric)
+  if (make !== undefined) {
+    const own = make(series)
+    const context = Context.empty()
+    return (n) => own.updateUnsafe(n, context)
+  }
+  const context = Context.add(Context.empty(), Metric.CurrentMetricAttributes, series)
+  return (n) => metric.updateUnsafe(n, context)
+}
+
+/** A histogram with exponential bucket bounds (Effect 3 `Metric.histogram(name, MetricBoundaries.exponential(…), description)`, Effect 4 `Metric.histogram(name, { boundaries, description })`). @internal */
 export const exponentialHistogram = (
   name: string,
   options: { readonly start: number; readonly factor: number; readonly count: number; readonly description: string }
-): Histogram =>
-  Metric.histogram(name, {
-    boundaries: Metric.exponentialBoundaries({ start: options.start, factor: options.factor, count: options.count }),
-    description: options.description
-  })
+): Histogram => {
+  const boundaries = Metric.exponentialBoundaries({ start: options.start, factor: options.factor, count: options.count })
+  return withSeries(
+    Metric.histogram(name, { boundaries, description: options.description }),
+    (attributes) => Metric.histogram(name, { boundaries, description: options.description, attributes })
+  )
+}
 
 // ---------------------------------------------------------------------------------------------
 // Config
+
+/**
+ * A `Config` of `A`, or a record of `Config`s for each field of `A` (Effect 3
+ * `Config.Config.Wrap<A>`, Effect 4 `Config.Wrap<A>`). @internal
+ */
+export type ConfigWrap<A> = Config.Wrap<A>
 
 /** Effect's own configuration error, what a `Config` read fails with. @internal */
 export type EffectConfigError = Config.ConfigError

@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,9 +15,7 @@ import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
-import * as Metrics from "../../RateLimitMetrics.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
-import { waitTimeHistogram } from "../metrics.js"
 import type { Result } from "../result.js"
 import { err, ok, toEffect } from "../result.js"
 import type { Call } from "./decision.js"
@@ -62,7 +61,7 @@ class Lease {
   private store: RateLimitStoreService
   private released = false
   /** The lease renewal once taken; stopped by `release`, early or at scope close. */
-  private renewFiber: Fiber.RuntimeFiber<void> | undefined
+  private renewFiber: Fx.RuntimeFiber<void> | undefined
   /** `maxConcurrentReached` counts a call that found the slots full once, not once per attempt. */
   private counted = false
   private readonly request: SlotRequest
@@ -86,14 +85,14 @@ class Lease {
       const { entry } = this
       entry.stats.currentConcurrent--
       entry.stats.totalReleases++
-      Metrics.releases.unsafeUpdate(1, entry.tags)
-      Metrics.inFlight.unsafeUpdate(entry.stats.currentConcurrent, entry.tags)
+      entry.series.releases(1)
+      entry.series.inFlight(entry.stats.currentConcurrent)
       // Stop renewing before giving the slot back: a renewal after the release would find the
       // lease gone and report it lost. The loop is interruptible, so this returns promptly.
       const stopRenewing = this.renewFiber === undefined ? Effect.void : Fiber.interrupt(this.renewFiber)
       return Effect.andThen(stopRenewing, this.store.releaseSlot(this.request)).pipe(
         Effect.timeoutOption(Duration.seconds(10)),
-        Effect.catchAll((e) => {
+        Fx.catchAll((e) => {
           recordStoreError(entry)
           return Effect.logWarning(`effect-rate-sync: releasing a slot of limiter "${entry.id}" failed: ${e.message}`)
         }),
@@ -109,13 +108,13 @@ class Lease {
     Effect.flatMap((held) => {
       if (held || this.released) return Effect.succeed(held && !this.released)
       this.entry.stats.leasesLost++
-      Metrics.leasesLost.unsafeUpdate(1, this.entry.tags)
+      this.entry.series.leasesLost(1)
       return Effect.as(
         Effect.logWarning(`effect-rate-sync: a concurrency lease of limiter "${this.entry.id}" expired while held`),
         false
       )
     }),
-    Effect.catchAll((e) => {
+    Fx.catchAll((e) => {
       recordStoreError(this.entry)
       return Effect.as(Effect.logWarning(`effect-rate-sync: renewing a lease failed: ${e.message}`), true)
     }),
@@ -147,9 +146,9 @@ class Lease {
 
   /** The slot is taken: count it, release it with the scope, renew it meanwhile. */
   private held(scope: Scope.Scope): Effect.Effect<boolean> {
-    const { stats, tags } = this.entry
+    const { stats, series } = this.entry
     stats.currentConcurrent++
-    Metrics.inFlight.unsafeUpdate(stats.currentConcurrent, tags)
+    series.inFlight(stats.currentConcurrent)
     return Scope.addFinalizer(scope, this.release).pipe(
       // Forked from an uninterruptible region: make the loop itself interruptible again.
       Effect.andThen(Effect.forkIn(Effect.interruptible(this.renewLoop()), scope)),
@@ -282,7 +281,7 @@ const acquireInSpan = (
       const end = yield* Clock.currentTimeMillis
       const waitedMs = end - start
       recordAcquisition(entry, end, waitedMs)
-      waitTimeHistogram.unsafeUpdate(waitedMs, entry.waitTags)
+      entry.series.waitTime(waitedMs)
       annotate(span, call, failedOpen ? "failed_open" : "admitted", waitedMs)
       const permit: Permit = {
         limiterId: entry.id,
@@ -294,9 +293,9 @@ const acquireInSpan = (
       }
       return ok(permit)
     }).pipe(
-      Effect.catchAll((e) =>
+      Fx.catchAll((e) =>
         Effect.clockWith((clock) => {
-          annotate(span, call, e._tag === "RateLimitExceeded" ? "refused" : "error", clock.unsafeCurrentTimeMillis() - start)
+          annotate(span, call, e._tag === "RateLimitExceeded" ? "refused" : "error", Fx.nowMillisUnsafe(clock) - start)
           if (e._tag !== "RateLimitExceeded") return Effect.fail(e)
           // A timeout was counted where the wait was cut (Lease.retry / acquireRate).
           recordRefusal(entry)
@@ -311,7 +310,7 @@ const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): Acq
   Effect.flatMap(
     Effect.useSpan(
       "RateLimiter.acquire",
-      { attributes: entry.spanAttributes, kind: "internal", captureStackTrace: false },
+      entry.spanOptions,
       (span) => Effect.withParentSpan(acquireInSpan(entry, call, holder, span), span)
     ),
     toEffect

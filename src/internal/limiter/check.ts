@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
 import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision } from "../../RateLimiter.js"
@@ -37,7 +38,7 @@ export const makeCheck = (
     const cost = opts?.cost ?? 1
     const sk = storeKey(key)
     if (entry.takeNow !== undefined) {
-      const now = clock.unsafeCurrentTimeMillis()
+      const now = Fx.nowMillisUnsafe(clock)
       const d = entry.takeNow(sk, cost, now)
       if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
     }
@@ -51,6 +52,6 @@ export const makeCheck = (
     return Effect.matchEffect(entry.take(sk, cost, 0), {
       onFailure,
       // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
-      onSuccess: (d) => Effect.succeed(decided(entry, key, d, clock.unsafeCurrentTimeMillis()))
+      onSuccess: (d) => Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
     })
   })

@@ -4,14 +4,14 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
-import * as MetricLabel from "effect/MetricLabel"
-import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import type { LimiterSpec } from "../../LimiterDefinition.js"
 import { StoreUnavailable } from "../../RateLimitError.js"
 import type { LimiterInfo, RateLimiterMetrics } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
-import { waitTimeUnit } from "../metrics.js"
+import { waitTimeHistogram, waitTimeLabels } from "../metrics.js"
 import type { RateLimitStoreService, StoreDecision, StoreError } from "../../RateLimitStore.js"
 
 /** @internal */
@@ -52,12 +52,32 @@ export interface StoreEntry {
   readonly id: string
   store: RateLimitStoreService
   /** The child scope of the registry's scope the store was built in: closed when it is replaced. */
-  scope: Scope.CloseableScope
+  scope: Fx.Closeable
   initialized: boolean
 }
 
 /** One rate decision of a limiter, its parameters bound. */
 type Take = (key: string, cost: number, maxWaitMs: number) => Effect.Effect<StoreDecision, StoreError>
+
+/**
+ * The Effect metric series of one limiter (`limiter=<id>`), each update bound once
+ * (`Fx.updater`): an update on the hot path allocates nothing.
+ *
+ * @internal
+ */
+export interface Series {
+  readonly acquisitions: (n: number) => void
+  readonly refusals: (n: number) => void
+  readonly timeouts: (n: number) => void
+  readonly storeErrors: (n: number) => void
+  readonly failOpen: (n: number) => void
+  readonly releases: (n: number) => void
+  readonly leasesLost: (n: number) => void
+  /** Sets the in-flight gauge. */
+  readonly inFlight: (n: number) => void
+  /** The wait histogram, with its `unit=ms` label (see `internal/metrics.ts`). */
+  readonly waitTime: (ms: number) => void
+}
 
 /** @internal */
 export interface LimiterEntry {
@@ -65,9 +85,7 @@ export interface LimiterEntry {
   readonly spec: LimiterSpec
   readonly storeEntry: StoreEntry
   readonly stats: Stats
-  readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
-  /** `tags` and the wait histogram's unit label, for `waitTimeHistogram` (made once). */
-  readonly waitTags: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly series: Series
   /** Largest cost a single call may ask for. */
   readonly capacity: number
   /** The capacity a decision reports: burst, window limit, or max concurrent when rate-less. */
@@ -80,7 +98,8 @@ export interface LimiterEntry {
    * concurrency-only limiter.
    */
   readonly takeNow: ((key: string, cost: number, now: number) => StoreDecision | undefined) | undefined
-  readonly spanAttributes: Record<string, string>
+  /** The options of the `RateLimiter.acquire` span (made once). */
+  readonly spanOptions: Tracer.SpanOptions
 }
 
 /** The rate operations of a limiter, bound to its parameters once. */
@@ -129,21 +148,32 @@ const makeTakes = (
 }
 
 /**
- * The metric tags of a newly registered limiter. Every counter is updated by 0 under them, so each
- * shows a series from the first export on; an update by 0 of an existing series changes nothing.
- * (The in-flight gauge is left alone: setting it would overwrite another registry's value.)
+ * The metric series of a newly registered limiter. Every counter is updated by 0, so each shows a
+ * series from the first export on; an update by 0 of an existing series changes nothing. (The
+ * in-flight gauge is left alone: setting it would overwrite another registry's value.)
  */
-const newTags = (id: string): ReadonlyArray<MetricLabel.MetricLabel> => {
-  const tags = [MetricLabel.make("limiter", id)]
-  for (const counter of Metrics.counters) counter.unsafeUpdate(0, tags)
-  return tags
+const newSeries = (id: string): Series => {
+  const labels = Fx.labels({ limiter: id })
+  const series: Series = {
+    acquisitions: Fx.updater(Metrics.acquisitions, labels),
+    refusals: Fx.updater(Metrics.refusals, labels),
+    timeouts: Fx.updater(Metrics.timeouts, labels),
+    storeErrors: Fx.updater(Metrics.storeErrors, labels),
+    failOpen: Fx.updater(Metrics.failOpen, labels),
+    releases: Fx.updater(Metrics.releases, labels),
+    leasesLost: Fx.updater(Metrics.leasesLost, labels),
+    inFlight: Fx.updater(Metrics.inFlight, labels),
+    waitTime: Fx.updater(waitTimeHistogram, waitTimeLabels(id))
+  }
+  for (const counter of Metrics.counters) Fx.updater(counter, labels)(0)
+  return series
 }
 
 const rateless = (spec: LimiterSpec): boolean => spec.algorithm === "token_bucket" && spec.ratePerSecond === undefined
 
 /**
  * A limiter entry for `spec` on `storeEntry`; a re-registration under the same id keeps the
- * statistics and metric tags of the entry it replaces.
+ * statistics and metric series of the entry it replaces.
  *
  * @internal
  */
@@ -156,13 +186,15 @@ export const makeEntry = (
   spec,
   storeEntry,
   stats: previous?.stats ?? newStats(),
-  tags: previous?.tags ?? newTags(spec.id),
-  // In the order `RateLimitMetrics.waitTime` tagged by limiter builds (a metric key's labels are ordered).
-  waitTags: previous?.waitTags ?? [waitTimeUnit, MetricLabel.make("limiter", spec.id)],
+  series: previous?.series ?? newSeries(spec.id),
   capacity: rateless(spec) ? Number.MAX_SAFE_INTEGER : spec.burst,
   limit: rateless(spec) ? spec.maxConcurrent ?? 0 : spec.burst,
   ...makeTakes(spec.id, spec, storeEntry),
-  spanAttributes: { "rate_sync.limiter": spec.id, "rate_sync.store": storeEntry.id }
+  spanOptions: {
+    attributes: { "rate_sync.limiter": spec.id, "rate_sync.store": storeEntry.id },
+    kind: "internal",
+    ...Fx.noSpanStack
+  }
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -171,25 +203,25 @@ export const makeEntry = (
 /** @internal */
 export const recordStoreError = (entry: LimiterEntry): void => {
   entry.stats.storeErrors++
-  Metrics.storeErrors.unsafeUpdate(1, entry.tags)
+  entry.series.storeErrors(1)
 }
 
 /** @internal */
 export const recordFailOpen = (entry: LimiterEntry): void => {
   entry.stats.failOpenAdmits++
-  Metrics.failOpen.unsafeUpdate(1, entry.tags)
+  entry.series.failOpen(1)
 }
 
 /** @internal */
 export const recordRefusal = (entry: LimiterEntry): void => {
   entry.stats.refusals++
-  Metrics.refusals.unsafeUpdate(1, entry.tags)
+  entry.series.refusals(1)
 }
 
 /** A wait that a caller's own timeout (set, finite, greater than 0) cut short. @internal */
 export const recordTimeout = (entry: LimiterEntry): void => {
   entry.stats.timeouts++
-  Metrics.timeouts.unsafeUpdate(1, entry.tags)
+  entry.series.timeouts(1)
 }
 
 /** @internal */
@@ -199,7 +231,7 @@ export const recordAcquisition = (entry: LimiterEntry, now: number, waitedMs: nu
   s.totalWaitTimeMs += waitedMs
   if (waitedMs > s.maxWaitTimeMs) s.maxWaitTimeMs = waitedMs
   s.lastAcquisitionAt = now
-  Metrics.acquisitions.unsafeUpdate(1, entry.tags)
+  entry.series.acquisitions(1)
 }
 
 /** The store answered: it is up, and its compare-and-set retries count. @internal */

@@ -1,7 +1,7 @@
 /**
  * Bounded driver calls for the networked stores: every call is registered with its deadline, and
  * one sweeper fiber (in the store's scope, on the Effect clock) fails it once the deadline passes,
- * whatever the driver does. `Effect.timeoutFail` per call would fork a fiber and a timer per call,
+ * whatever the driver does. `Effect.timeoutFail` (`Fx.timeoutFail`) per call would fork a fiber and a timer per call,
  * which measured at a third to a half of the throughput; a driver's own per-command timer costs
  * 10-15 %. No canceler either: Effect wraps cancellable asyncs in interruption machinery (a fifth
  * of the throughput); an interrupted call stays registered until its answer or its deadline, and a
@@ -9,6 +9,7 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -79,7 +80,7 @@ export const make = (timeoutMs: number): Effect.Effect<Deadlines, never, Scope.S
           Effect.sleep(sweepEvery),
           Effect.sync(() => {
             if (pending.size === 0) return
-            const now = clock.unsafeCurrentTimeMillis()
+            const now = Fx.nowMillisUnsafe(clock)
             for (const call of pending) {
               if (call.deadline <= now) call.expire()
             }
@@ -92,7 +93,7 @@ export const make = (timeoutMs: number): Effect.Effect<Deadlines, never, Scope.S
       timeoutError: () => E,
       ms: number
     ): InFlight<A, E> => {
-      const call = new InFlight<A, E>(clock.unsafeCurrentTimeMillis() + ms, timeoutError, resume, pending)
+      const call = new InFlight<A, E>(Fx.nowMillisUnsafe(clock) + ms, timeoutError, resume, pending)
       pending.add(call)
       return call
     }
@@ -102,7 +103,7 @@ export const make = (timeoutMs: number): Effect.Effect<Deadlines, never, Scope.S
       timeoutError: () => E,
       ms: number
     ): Effect.Effect<A, E> =>
-      Effect.async<A, E>((resume) => {
+      Fx.callback<A, E>((resume) => {
         const call = track(resume, timeoutError, ms)
         let promise: Promise<A>
         try {

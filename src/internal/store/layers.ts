@@ -9,10 +9,10 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { RateLimitStore } from "../../RateLimitStore.js"
 import type { RateLimitStoreService } from "../../RateLimitStore.js"
@@ -20,8 +20,8 @@ import type { RateLimitStoreService } from "../../RateLimitStore.js"
 /** @internal */
 export interface StoreLayers<O, E, R, E2 = E, R2 = R> {
   readonly layer: (options?: O) => Layer.Layer<RateLimitStore, E, R>
-  readonly layerConfig: (config: Config.Config.Wrap<O>) => Layer.Layer<RateLimitStore, E | ConfigError.ConfigError, R>
-  readonly live: Layer.Layer<RateLimitStore, E2 | ConfigError.ConfigError, R2>
+  readonly layerConfig: (config: Fx.ConfigWrap<O>) => Layer.Layer<RateLimitStore, E | Fx.EffectConfigError, R>
+  readonly live: Layer.Layer<RateLimitStore, E2 | Fx.EffectConfigError, R2>
 }
 
 /**
@@ -35,7 +35,7 @@ export const storeLayers = <O, E, R, D, E2, R2>(
   config: Config.Config<D>,
   build: (read: D) => Effect.Effect<RateLimitStoreService, E2, R2 | Scope.Scope>
 ): StoreLayers<O, E, Exclude<R, Scope.Scope>, E2, Exclude<R2, Scope.Scope>> => ({
-  layer: (options) => Layer.scoped(RateLimitStore, make(options)),
-  layerConfig: (wrapped) => Layer.scoped(RateLimitStore, Effect.flatMap(Config.unwrap(wrapped), make)),
-  live: Layer.scoped(RateLimitStore, Effect.flatMap(config, build))
+  layer: (options) => Fx.layerScoped(RateLimitStore, make(options)),
+  layerConfig: (wrapped) => Fx.layerScoped(RateLimitStore, Effect.flatMap(Config.unwrap(wrapped), make)),
+  live: Fx.layerScoped(RateLimitStore, Effect.flatMap(config, build))
 })

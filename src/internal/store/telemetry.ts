@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Tracer from "effect/Tracer"
@@ -22,7 +23,7 @@ export const ATTR_LIMITER = "rate_sync.limiter"
  */
 export const tracer = (engine: string, system: string = engine) =>
 <A, E>(operation: string, limiter: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.contextWithEffect((context: Context.Context<never>) =>
+  Fx.contextWithEffect((context: Context.Context<never>) =>
     Context.getOption(context, Tracer.ParentSpan)._tag === "None"
       ? effect
       : Effect.withSpan(effect, `RateLimitStore.${engine}.${operation}`, {

@@ -5,11 +5,11 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 
 /**
  * The waiters of every key, oldest first. Keys without waiters hold no entry.
@@ -25,7 +25,7 @@ export class Waiters {
    */
   wait(key: string, maxWaitMs: number): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const waiter = Deferred.unsafeMake<void>(FiberId.none)
+      const waiter = Fx.deferredUnsafe<void>()
       let set = this.byKey.get(key)
       if (set === undefined) {
         set = new Set()
@@ -46,7 +46,7 @@ export class Waiters {
     if (set === undefined) return
     for (const waiter of set) {
       this.remove(key, waiter)
-      Deferred.unsafeDone(waiter, Exit.void)
+      Fx.deferredDone(waiter, Exit.void)
       return
     }
   }
@@ -56,7 +56,7 @@ export class Waiters {
     const set = this.byKey.get(key)
     if (set === undefined) return
     this.byKey.delete(key)
-    for (const waiter of set) Deferred.unsafeDone(waiter, Exit.void)
+    for (const waiter of set) Fx.deferredDone(waiter, Exit.void)
   }
 
   /** Wakes every waiter of every key. */
