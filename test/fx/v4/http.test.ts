@@ -21,6 +21,7 @@ import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
 import { type LimiterDefinition, MemoryStore, RateLimitStore, RateLimiter } from "effect-rate-sync"
@@ -133,6 +134,10 @@ const problemBody = (id: string, retryAfter: number) => ({
   retryAfter
 })
 
+/** Current value of the HTTP request counter for one limiter and outcome (attributes, on Effect 4). */
+const requestCount = (limiter: string, outcome: string): Effect.Effect<number> =>
+  Effect.map(Metric.value(Metric.withAttributes(HttpRateLimit.requests, { limiter, outcome })), (state) => state.count)
+
 const ok = HttpServerResponse.text("ok")
 
 describe("HttpRateLimit on Effect 4: HttpRouter over a real NodeHttpServer", () => {
@@ -162,6 +167,8 @@ describe("HttpRateLimit on Effect 4: HttpRouter over a real NodeHttpServer", () 
         }
         const { body, retryAfter } = assertRefused(yield* send("/things"), id, 3)
         assert.deepStrictEqual(body, problemBody(id, retryAfter))
+        assert.strictEqual(yield* requestCount(id, "allowed"), 3)
+        assert.strictEqual(yield* requestCount(id, "refused"), 1)
         // an excluded path is not limited and carries no headers
         const health = yield* send("/health")
         assert.strictEqual(health.status, 200)
@@ -274,6 +281,7 @@ describe("HttpRateLimit on Effect 4: HttpApi over a real NodeHttpServer", () => 
         assert.strictEqual(r.headers["content-type"], "application/problem+json")
         assert.deepInclude(JSON.parse(r.body), { _tag: "RateLimitUnavailable", status: 503 })
         for (const secret of ["hunter2", "redis", "10.9.8.7"]) assert.notInclude(JSON.stringify(r), secret)
+        assert.strictEqual(yield* requestCount(id, "unavailable"), 1)
       }), failingStoreLayer)
   })
 })
