@@ -165,7 +165,8 @@ export const layer: (options?: MemoryStoreOptions) => Layer.Layer<RateLimitStore
 
 /**
  * The memory store with its options read from `Config`, for example
- * `MemoryStore.layerConfig({ maxKeys: Config.integer("MAX_KEYS").pipe(Config.withDefault(100_000)) })`.
+ * `MemoryStore.layerConfig({ maxKeys: Config.integer("MAX_KEYS").pipe(Config.withDefault(100_000)) })`
+ * (on Effect 4, `Config.Int("MAX_KEYS")`).
  *
  * @since 0.1.0
  * @category layers

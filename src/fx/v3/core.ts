@@ -104,6 +104,9 @@ export const layerMapError = <A, E, R, E2>(self: Layer.Layer<A, E, R>, f: (e: E)
 /** What a duration may be given as (Effect 3 `Duration.DurationInput`, Effect 4 `Duration.Input`). @internal */
 export type DurationInput = Duration.DurationInput
 
+/** The name of {@link DurationInput} as users of this major spell it, for messages (Effect 3 `"Duration.DurationInput"`, Effect 4 `"Duration.Input"`). @internal */
+export const durationInputName = "Duration.DurationInput" as const
+
 /** A duration from its input; throws on an unparsable one (as both majors do). @internal */
 export const decodeDuration = (input: DurationInput): Duration.Duration => Duration.decode(input)
 

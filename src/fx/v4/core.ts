@@ -95,6 +95,9 @@ export const layerMapError = <A, E, R, E2>(self: Layer.Layer<A, E, R>, f: (e: E)
 /** What a duration may be given as. @internal */
 export type DurationInput = Duration.Input
 
+/** The name of {@link DurationInput} as users of this major spell it, for messages (Effect 3 `"Duration.DurationInput"`, Effect 4 `"Duration.Input"`). @internal */
+export const durationInputName = "Duration.Input" as const
+
 const clampNegative = (d: Duration.Duration): Duration.Duration =>
   Duration.isGreaterThan(Duration.zero, d) ? Duration.zero : d
 

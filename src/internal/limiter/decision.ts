@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as Fx from "#fx/core"
 import * as Duration from "effect/Duration"
 import { describeInput, durationInputMs } from "../config/input.js"
 import { ConfigError, InvalidCost, RateLimitExceeded } from "../../RateLimitError.js"
@@ -73,7 +74,7 @@ export const callProblem = (
 }
 
 const badTimeout = (timeout: unknown): ConfigError =>
-  ConfigError.at("options.timeout", "a duration of 0 or more (a Duration.DurationInput)", describeInput(timeout))
+  ConfigError.at("options.timeout", `a duration of 0 or more (a ${Fx.durationInputName})`, describeInput(timeout))
 
 /**
  * A call's options, validated by {@link callProblem}, as the values `acquire` works with.
