@@ -1,8 +1,11 @@
 /**
- * An HTTP server rate limited per client IP, on the in-process memory store.
+ * An HTTP server rate limited per client IP, on the in-process memory store: Effect 4, with
+ * `effect/http` (the router is a layer of `HttpRouter.add` registrations, served by
+ * `HttpRouter.serve`) and `@effect/platform-node` 4.1. The Effect 3 version is
+ * examples/effect3/http-server.ts.
  *
- *   npx tsx examples/http-server.ts            # serve on http://127.0.0.1:3000 (PORT to change)
- *   npx tsx examples/http-server.ts --demo     # serve on a free port, send a few requests, exit
+ *   npm run example:http:effect4 -- --serve    # serve on http://127.0.0.1:3000 (PORT to change)
+ *   npm run example:http:effect4              # serve on a free port, send a few requests, exit
  *
  * - every route but /health: limiter "api", 5 requests per minute per client (sliding window),
  *   IETF `RateLimit` / `RateLimit-Policy` and legacy `X-RateLimit-*` headers on each response;
@@ -14,29 +17,24 @@
  * Try: curl -i http://127.0.0.1:3000/hello   (six times)
  *      curl -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:3000/hello
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Layer } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { MemoryStore, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 
-const demo = process.argv.includes("--demo")
+const demo = !process.argv.includes("--serve")
 const port = demo ? 0 : Number(process.env["PORT"] ?? 3000)
 
 const Limiters = RateLimiter.layer({
   api: { algorithm: "sliding_window", limit: 5, window: "1 minute" },
   login: { algorithm: "sliding_window", limit: 3, window: "5 minutes", failClosed: true }
 }).pipe(Layer.provide(MemoryStore.layer()))
-
-const router = HttpRouter.empty.pipe(
-  HttpRouter.get("/health", HttpServerResponse.text("ok")),
-  HttpRouter.get("/hello", HttpServerResponse.text("hello\n")),
-  HttpRouter.post(
-    "/login",
-    HttpServerResponse.text("welcome\n").pipe(HttpRateLimit.limit("login", { failOpen: false, trustedProxies: ["loopback"] }))
-  )
-)
 
 const limitApi = HttpRateLimit.middleware({
   limiter: "api",
@@ -46,7 +44,20 @@ const limitApi = HttpRateLimit.middleware({
     Effect.succeed(request.headers["x-api-key"] === "internal" ? HttpRateLimit.Exempt : client ?? "unknown")
 })
 
-const Server = HttpServer.serve(router, limitApi).pipe(
+const Routes = Layer.mergeAll(
+  HttpRouter.add("GET", "/health", HttpServerResponse.text("ok")),
+  HttpRouter.add("GET", "/hello", HttpServerResponse.text("hello\n")),
+  HttpRouter.add(
+    "POST",
+    "/login",
+    Effect.succeed(HttpServerResponse.text("welcome\n")).pipe(
+      HttpRateLimit.limit("login", { failOpen: false, trustedProxies: ["loopback"] })
+    )
+  ),
+  HttpRouter.middleware(limitApi, { global: true })
+)
+
+const Server = HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: demo }).pipe(
   Layer.provide(Limiters),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host: "127.0.0.1" }))
 )
@@ -79,7 +90,5 @@ const runDemo = Effect.gen(function*() {
 if (demo) {
   NodeRuntime.runMain(runDemo.pipe(Effect.provide(Server)))
 } else {
-  NodeRuntime.runMain(
-    HttpServer.logAddress.pipe(Effect.andThen(Effect.never), Effect.provide(Server))
-  )
+  NodeRuntime.runMain(Layer.launch(Server))
 }

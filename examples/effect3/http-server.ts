@@ -1,0 +1,87 @@
+/**
+ * An HTTP server rate limited per client IP, on the in-process memory store: Effect 3, with
+ * `@effect/platform` (HttpRouter.empty / HttpServer.serve). The Effect 4 version is
+ * examples/effect4/http-server.ts.
+ *
+ *   npx tsx examples/effect3/http-server.ts            # serve on http://127.0.0.1:3000 (PORT to change)
+ *   npx tsx examples/effect3/http-server.ts --demo     # serve on a free port, send a few requests, exit
+ *
+ * - every route but /health: limiter "api", 5 requests per minute per client (sliding window),
+ *   IETF `RateLimit` / `RateLimit-Policy` and legacy `X-RateLimit-*` headers on each response;
+ * - POST /login: in addition, limiter "login", 3 per 5 minutes per client, fail-closed (503 if
+ *   the store is down);
+ * - requests from loopback may name the client in `X-Forwarded-For` (a local reverse proxy);
+ * - a request with `x-api-key: internal` is exempt.
+ *
+ * Try: curl -i http://127.0.0.1:3000/hello   (six times)
+ *      curl -i -H 'x-forwarded-for: 203.0.113.9' http://127.0.0.1:3000/hello
+ */
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
+import { createServer } from "node:http"
+import { MemoryStore, RateLimiter } from "effect-rate-sync"
+import { HttpRateLimit } from "effect-rate-sync/http"
+
+const demo = process.argv.includes("--demo")
+const port = demo ? 0 : Number(process.env["PORT"] ?? 3000)
+
+const Limiters = RateLimiter.layer({
+  api: { algorithm: "sliding_window", limit: 5, window: "1 minute" },
+  login: { algorithm: "sliding_window", limit: 3, window: "5 minutes", failClosed: true }
+}).pipe(Layer.provide(MemoryStore.layer()))
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/health", HttpServerResponse.text("ok")),
+  HttpRouter.get("/hello", HttpServerResponse.text("hello\n")),
+  HttpRouter.post(
+    "/login",
+    HttpServerResponse.text("welcome\n").pipe(HttpRateLimit.limit("login", { failOpen: false, trustedProxies: ["loopback"] }))
+  )
+)
+
+const limitApi = HttpRateLimit.middleware({
+  limiter: "api",
+  exclude: ["/health"],
+  trustedProxies: ["loopback"],
+  key: (request, client) =>
+    Effect.succeed(request.headers["x-api-key"] === "internal" ? HttpRateLimit.Exempt : client ?? "unknown")
+})
+
+const Server = HttpServer.serve(router, limitApi).pipe(
+  Layer.provide(Limiters),
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port, host: "127.0.0.1" }))
+)
+
+const show = (base: string, method: string, path: string, headers: Record<string, string> = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${base}${path}`, { method, headers })
+    const body = await response.text()
+    const pick = ["ratelimit-policy", "ratelimit", "x-ratelimit-remaining", "retry-after"]
+      .flatMap((name) => {
+        const value = response.headers.get(name)
+        return value === null ? [] : [`${name}: ${value}`]
+      })
+      .join(" | ")
+    return `${method} ${path} ${JSON.stringify(headers)} -> ${response.status} ${pick}${
+      response.status >= 400 ? `\n    ${body}` : ""
+    }`
+  }).pipe(Effect.flatMap(Console.log))
+
+const runDemo = Effect.gen(function*() {
+  const base = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
+  yield* Console.log(`listening on ${base}\n`)
+  for (let i = 0; i < 6; i++) yield* show(base, "GET", "/hello")
+  yield* show(base, "GET", "/health")
+  yield* show(base, "GET", "/hello", { "x-forwarded-for": "203.0.113.9" })
+  yield* show(base, "GET", "/hello", { "x-api-key": "internal" })
+  for (let i = 0; i < 4; i++) yield* show(base, "POST", "/login", { "x-forwarded-for": "198.51.100.4" })
+})
+
+if (demo) {
+  NodeRuntime.runMain(runDemo.pipe(Effect.provide(Server)))
+} else {
+  NodeRuntime.runMain(
+    HttpServer.logAddress.pipe(Effect.andThen(Effect.never), Effect.provide(Server))
+  )
+}
