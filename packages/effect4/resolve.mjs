@@ -11,7 +11,6 @@ export async function resolve(specifier, context, next) {
   if (effect3Only.test(specifier)) {
     throw new Error(`"${specifier}" (imported by ${context.parentURL}) is an Effect 3 package; on Effect 4 its modules are in effect itself`)
   }
-  if (process.env.RS_DEBUG) console.error("resolve", specifier, "from", context.parentURL)
   const resolved = await next(specifier, { ...context, parentURL: toolchainImporter })
   if (!resolved.url.startsWith(toolchain)) {
     throw new Error(`"${specifier}" (imported by ${context.parentURL}) resolved outside packages/effect4/node_modules: ${resolved.url}`)
