@@ -69,7 +69,10 @@ interface Waiter {
  * and `statement_timeout`, the store's `statementTimeout`; a peek reads without locks), while
  * interrupting it would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a
  * connection while holding one (a timed-out cancel then leaves a dead waiter there, and the
- * store's slot count would no longer match the connections in use).
+ * store's slot count would no longer match the connections in use). (That is pg-pool, under
+ * `@effect/sql-pg` 0.53 on Effect 3. On Effect 4, `@effect/sql-pg` 4 pools with Effect's `Pool` and
+ * cancels through a side connection; the gate is kept the same on both: it also bounds the queue
+ * and answers the caller by the deadline over a stalled link.)
  *
  * A FIFO queue with direct hand-off: a finishing call gives its slot to the oldest waiter, O(1)
  * (Effect's `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters).
