@@ -54,7 +54,11 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-rate-sync
 
 export type * from "./core/spi.js"
 import type {
+  AdjustRequest,
+  AdjustResult,
+  CompositeDecision,
   PeekRequest,
+  RateTake,
   SlotDecision,
   SlotRequest,
   StoreDecision,
@@ -115,6 +119,20 @@ export interface RateLimitStoreService {
    * without building effects per call. A networked store omits it.
    */
   readonly unsafeTake?: SyncTake | undefined
+  /**
+   * Several rate takes as one unit, all-or-nothing (see {@link CompositeDecision}): either every
+   * take is charged or none is. One atomic operation where the store has one (a script, a
+   * statement); a store without multi-key transactions takes in the given order and undoes the
+   * taken ones (`adjust`) when a later one refuses, and documents the window in which another
+   * caller can observe a partial charge. Optional for third-party stores: without it the limiter
+   * refuses a composite call with a `ConfigError` naming the store's engine.
+   */
+  readonly takeAll?: ((takes: ReadonlyArray<RateTake>) => Effect.Effect<CompositeDecision, StoreError>) | undefined
+  /**
+   * Charge more or give back on what a take charged (see {@link AdjustRequest}). One round trip.
+   * Optional for third-party stores: without it `permit.adjust` fails with a `ConfigError`.
+   */
+  readonly adjust?: ((request: AdjustRequest) => Effect.Effect<AdjustResult, StoreError>) | undefined
 }
 
 /**

@@ -35,6 +35,12 @@ export interface StoreDecision {
   readonly delayMs: number
   readonly casRetries?: number | undefined
   readonly contended?: boolean | undefined
+  /**
+   * Optional, on an admitted window take: the store's id of what it charged, for `adjust`: the
+   * fixed window's start (store ms, as a decimal string), the sliding window's entry id. Token
+   * buckets need none.
+   */
+  readonly ref?: string | undefined
 }
 
 /**
@@ -135,10 +141,92 @@ export interface SlotDecision {
 export type Algorithm = "token_bucket" | "sliding_window" | "fixed_window" | "concurrency"
 
 /**
+ * `cost` (default 1): `peek` answers whether that cost would be admitted now, and `retryAfterMs`
+ * is the time until it would be (`Infinity` when it never can).
+ *
  * @since 0.1.0
  * @category models
  */
 export type PeekRequest =
-  | { readonly algorithm: "token_bucket"; readonly limiter: string; readonly key: string; readonly ratePerSecond: number; readonly burst: number }
-  | { readonly algorithm: "sliding_window" | "fixed_window"; readonly limiter: string; readonly key: string; readonly limit: number; readonly windowMs: number }
+  | { readonly algorithm: "token_bucket"; readonly limiter: string; readonly key: string; readonly ratePerSecond: number; readonly burst: number; readonly cost?: number | undefined }
+  | { readonly algorithm: "sliding_window" | "fixed_window"; readonly limiter: string; readonly key: string; readonly limit: number; readonly windowMs: number; readonly cost?: number | undefined }
   | { readonly algorithm: "concurrency"; readonly limiter: string; readonly key: string; readonly limit: number }
+
+/**
+ * One rate limit of a composite call (`RateLimitStoreService.takeAll`): a token-bucket or window
+ * take, with the fields of {@link TokenBucketRequest} or {@link WindowRequest}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RateTake =
+  | ({ readonly algorithm: "token_bucket" } & TokenBucketRequest)
+  | ({ readonly algorithm: "sliding_window" | "fixed_window" } & WindowRequest)
+
+/**
+ * What `takeAll` answers: all-or-nothing over its takes.
+ *
+ * - `allowed`: every take was charged (after `delayMs`). When `false`, **none** was: the state of
+ *   every `(limiter, key)` is as it was before the call.
+ * - `decisions`: one per take, in the order given. On admission each is that take's decision (its
+ *   `remaining` after the charge). On refusal each says what that take alone would have answered
+ *   at the same instant: `allowed: false` with its own `retryAfterMs` for every take that refused
+ *   (the violations), `allowed: true` with its `remaining` unchanged for the others.
+ * - `delayMs`: the reservation every token bucket took, the largest of their waits (`0` when the
+ *   call holds a window take: windows cannot reserve, so such a call is admitted now or refused;
+ *   the limiter then waits `retryAfterMs` and asks again within its timeout).
+ *
+ * Waiting: with only token buckets, each bucket reserves (GCRA `next = tat0 + cost·T` is stored
+ * on every bucket) when the largest wait is at most the smallest `maxWaitMs`; otherwise refused.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CompositeDecision {
+  readonly allowed: boolean
+  readonly decisions: ReadonlyArray<StoreDecision>
+  readonly delayMs: number
+  /** Compare-and-set stores: writes retried for this call (see `StoreDecision.casRetries`). */
+  readonly casRetries?: number | undefined
+  /** See `StoreDecision.contended`. */
+  readonly contended?: boolean | undefined
+}
+
+/**
+ * Charge more, or give back, after the fact (`RateLimitStoreService.adjust`): `delta` units on
+ * the state `take` charged (same limiter, key and parameters), identified by the `ref` its
+ * decision carried (`StoreDecision.ref`).
+ *
+ * - token bucket (no `ref` needed): `delta > 0` moves the TAT forward by `delta·T` from
+ *   `max(tat, now)`; it may go past the burst (debt: later calls wait until it is paid back).
+ *   `delta < 0` moves it back by `|delta|·T`, never below `now` (a full bucket).
+ * - fixed window: applies only while the window that took (`ref` = its start, in store ms) is the
+ *   current one: `count = max(0, count + delta)` (may go past `limit`: debt until the window ends).
+ *   After the window ended it applies nothing.
+ * - sliding window: applies to the take's own entry (`ref` = the entry's id) while it is in the
+ *   window: its cost becomes `max(0, cost + delta)`; a window gives back only what it took.
+ *   Once the entry left the window it applies nothing.
+ * - concurrency slots are not adjustable.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AdjustRequest {
+  readonly take: RateTake
+  readonly delta: number
+  readonly ref?: string | undefined
+}
+
+/**
+ * What `adjust` answers: `applied` is the change actually made (`0` when the window has passed;
+ * a give-back clipped to what the take holds); `remaining` and `resetAfterMs` are the state's
+ * after it (as in {@link StoreDecision}).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AdjustResult {
+  readonly applied: number
+  readonly remaining: number
+  readonly resetAfterMs: number
+}
