@@ -1,7 +1,9 @@
-import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Option, Ref, TestClock } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
 import { storeKey } from "../src/core/storeKey.js"
+import { TestClock } from "#test/effect"
+import * as T from "#test/effect"
 
 const withLimiters = (limiters: Record<string, LimiterDefinition.LimiterDefinition>) =>
   RateLimiter.layer(limiters).pipe(Layer.provide(MemoryStore.layer()))
@@ -21,7 +23,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
           yield* Ref.update(times, (ts) => [...ts, now - start])
         })
       )
-      const fiber = yield* Effect.fork(Effect.forEach(Array.from({ length: 15 }), () => worker, { concurrency: 15, discard: true }))
+      const fiber = yield* T.fork(Effect.forEach(Array.from({ length: 15 }), () => worker, { concurrency: 15, discard: true }))
       yield* TestClock.adjust(Duration.seconds(3))
       yield* Fiber.join(fiber)
       const ts = (yield* Ref.get(times)).sort((a, b) => a - b)
@@ -98,7 +100,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
         yield* Effect.sleep("100 millis")
         yield* Ref.update(running, (x) => x - 1)
       }).pipe(RateLimiter.withRateLimit(id))
-      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 6 }, () => task), { concurrency: "unbounded" }))
+      const fiber = yield* T.fork(Effect.all(Array.from({ length: 6 }, () => task), { concurrency: "unbounded" }))
       for (let i = 0; i < 100; i++) yield* TestClock.adjust("10 millis")
       yield* Fiber.join(fiber)
       assert.strictEqual(yield* Ref.get(peak), 2)
@@ -124,7 +126,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
       assert.isTrue(Exit.isFailure(failed))
       assert.strictEqual(yield* free, 1)
       const held = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(Effect.zipRight(Deferred.succeed(held, undefined), Effect.never).pipe(RateLimiter.withRateLimit(id)))
+      const fiber = yield* T.fork(Effect.andThen(Deferred.succeed(held, undefined), Effect.never).pipe(RateLimiter.withRateLimit(id)))
       yield* Deferred.await(held)
       assert.strictEqual(yield* free, 0)
       yield* Fiber.interrupt(fiber)
@@ -146,7 +148,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
     return Effect.gen(function*() {
       const store = yield* RateLimitStore.RateLimitStore
       const free = Effect.map(store.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 1 }), (d) => d.remaining)
-      const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(RateLimiter.acquire(id), Effect.sleep("5 seconds"))))
+      const fiber = yield* T.fork(Effect.scoped(Effect.andThen(RateLimiter.acquire(id), Effect.sleep("5 seconds"))))
       yield* TestClock.adjust("10 millis")
       for (let i = 0; i < 40; i++) {
         yield* TestClock.adjust("100 millis")
@@ -272,7 +274,7 @@ describe("RateLimiter (memory store, TestClock)", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         yield* RateLimiter.acquire(held)
         assert.isFalse(yield* RateLimiter.tryAcquire(held))
-        const waiting = yield* Effect.fork(Effect.flip(Effect.scoped(RateLimiter.acquire(held, { timeout: "100 millis" }))))
+        const waiting = yield* T.fork(Effect.flip(Effect.scoped(RateLimiter.acquire(held, { timeout: "100 millis" }))))
         yield* TestClock.adjust("200 millis")
         const error = yield* Fiber.join(waiting)
         assert.strictEqual(error._tag, "RateLimitExceeded")
@@ -300,10 +302,8 @@ describe("RateLimiter (memory store, TestClock)", () => {
     return Effect.gen(function*() {
       yield* RateLimiter.check(id)
       yield* RateLimiter.check(id)
-      const tagged = RateLimitMetrics.acquisitions.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
-      const refused = RateLimitMetrics.refusals.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
-      assert.strictEqual((yield* Metric.value(tagged)).count, 1)
-      assert.strictEqual((yield* Metric.value(refused)).count, 1)
+      assert.strictEqual(yield* T.counterCount(RateLimitMetrics.acquisitions, { limiter: id }), 1)
+      assert.strictEqual(yield* T.counterCount(RateLimitMetrics.refusals, { limiter: id }), 1)
     }).pipe(Effect.provide(withLimiters({ [id]: { ratePerSecond: 1 } })))
   })
 })
@@ -320,10 +320,10 @@ const gatedStore = (
   const wrap = <A, E>(op: Effect.Effect<A, E>): Effect.Effect<A, E> =>
     Effect.suspend(() => {
       const n = calls++
-      const stop = Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(gate))
+      const stop = Effect.andThen(Deferred.succeed(reached, undefined), Deferred.await(gate))
       // Gate g stops call floor(g / 2): before it runs when g is even, after it ran when odd.
       if (n !== Math.floor(stopAt / 2)) return op
-      return stopAt % 2 === 0 ? Effect.zipRight(stop, op) : Effect.tap(op, () => stop)
+      return stopAt % 2 === 0 ? Effect.andThen(stop, op) : Effect.tap(op, () => stop)
     })
   return RateLimitStore.make({
     engine: "gated",
@@ -413,15 +413,15 @@ describe("interrupt at every step", () => {
           limiters: { [id]: { maxConcurrent: 1, ratePerSecond: 1, burst: 1, lease: "1 second" } }
         })
         const scenario = Effect.gen(function*() {
-          yield* Effect.scoped(Effect.zipRight(limiter.acquire(id), Effect.sleep("1500 millis")))
-          yield* Effect.scoped(Effect.zipRight(limiter.acquire(id), Effect.sleep("100 millis")))
+          yield* Effect.scoped(Effect.andThen(limiter.acquire(id), Effect.sleep("1500 millis")))
+          yield* Effect.scoped(Effect.andThen(limiter.acquire(id), Effect.sleep("100 millis")))
         })
-        const fiber = yield* Effect.fork(scenario)
+        const fiber = yield* T.fork(scenario)
         let done = false
         while (!done) {
           const hit = yield* Deferred.isDone(reached)
           if (hit) break
-          const poll = yield* Fiber.poll(fiber)
+          const poll = yield* T.poll(fiber)
           if (poll._tag === "Some") {
             done = true
             break
@@ -432,8 +432,8 @@ describe("interrupt at every step", () => {
           completedUninterrupted = true
           break
         }
-        const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
-        yield* Effect.yieldNow()
+        const interrupting = yield* T.fork(Fiber.interrupt(fiber))
+        yield* T.yieldNow
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(interrupting)
         const peek = yield* inner.peek({ algorithm: "concurrency", limiter: id, key: "", limit: 1 })
@@ -504,7 +504,7 @@ describe("per-call options from any caller", () => {
         [[-1, 0], "an array"]
       ]
       for (const [timeout, received] of bad) {
-        const options = { timeout: untyped<Duration.DurationInput>(timeout) }
+        const options = { timeout: untyped<T.DurationInput>(timeout) }
         const errors = [
           yield* Effect.flip(Effect.scoped(RateLimiter.acquire(id, options))),
           yield* Effect.flip(Effect.scoped(RateLimiter.tryAcquire(id, options))),
@@ -515,7 +515,7 @@ describe("per-call options from any caller", () => {
           if (e._tag === "ConfigError") {
             assert.deepStrictEqual([e.path, e.expected, e.received], [
               "options.timeout",
-              "a duration of 0 or more (a Duration.DurationInput)",
+              `a duration of 0 or more (a ${T.durationInputName})`,
               received
             ])
           }
@@ -535,12 +535,12 @@ describe("per-call options from any caller", () => {
     return Effect.gen(function*() {
       yield* Effect.scoped(RateLimiter.acquire(rate))
       // No timeout: at once, whatever the limiter's own (10 s) timeout says.
-      const atOnce = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(rate)))
+      const atOnce = yield* T.fork(Effect.scoped(RateLimiter.tryAcquire(rate)))
       assert.isFalse(yield* Fiber.join(atOnce))
       // The next token is 1 s away: within a 2 s timeout it waits for it and answers true.
-      const waiting = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(rate, { timeout: "2 seconds" })))
+      const waiting = yield* T.fork(Effect.scoped(RateLimiter.tryAcquire(rate, { timeout: "2 seconds" })))
       yield* TestClock.adjust("999 millis")
-      assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)), "answered before the token came")
+      assert.isTrue(Option.isNone(yield* T.poll(waiting)), "answered before the token came")
       yield* TestClock.adjust("1 millis")
       assert.isTrue(yield* Fiber.join(waiting))
       // Further than the timeout: false (a token-bucket reservation is refused at once).
@@ -549,12 +549,12 @@ describe("per-call options from any caller", () => {
       // Concurrency: a slot freed within the timeout is taken.
       const held = yield* Deferred.make<void>()
       const done = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(
-        Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(done)).pipe(RateLimiter.withRateLimit(conc))
+      const holder = yield* T.fork(
+        Effect.andThen(Deferred.succeed(held, undefined), Deferred.await(done)).pipe(RateLimiter.withRateLimit(conc))
       )
       yield* Deferred.await(held)
       assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire(conc)))
-      const slotWaiter = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
+      const slotWaiter = yield* T.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
       yield* TestClock.adjust("100 millis")
       yield* Deferred.succeed(done, undefined)
       yield* Fiber.join(holder)
@@ -563,7 +563,7 @@ describe("per-call options from any caller", () => {
       // A slot never freed: false once the timeout ran out, counted as a timeout.
       yield* Effect.scoped(Effect.gen(function*() {
         yield* RateLimiter.acquire(conc)
-        const late = yield* Effect.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
+        const late = yield* T.fork(Effect.scoped(RateLimiter.tryAcquire(conc, { timeout: "300 millis" })))
         yield* TestClock.adjust("300 millis")
         assert.isFalse(yield* Fiber.join(late))
       }))
@@ -652,10 +652,10 @@ describe("check bookkeeping", () => {
     const id = fresh("peek")
     return Effect.gen(function*() {
       for (let i = 0; i < 3; i++) assert.isTrue((yield* RateLimiter.check(id)).allowed)
-      const acquisitions = RateLimitMetrics.acquisitions.pipe(Metric.taggedWithLabels([MetricLabel.make("limiter", id)]))
+      const acquisitions = T.counterCount(RateLimitMetrics.acquisitions, { limiter: id })
       let m = yield* RateLimiter.metrics(id)
       assert.deepStrictEqual([m.totalAcquisitions, m.lastAcquisitionAt, m.refusals], [0, undefined, 0])
-      assert.strictEqual((yield* Metric.value(acquisitions)).count, 0)
+      assert.strictEqual(yield* acquisitions, 0)
       yield* Effect.scoped(Effect.gen(function*() {
         yield* RateLimiter.acquire(id)
         const refused = yield* RateLimiter.check(id)
@@ -663,7 +663,7 @@ describe("check bookkeeping", () => {
       }))
       m = yield* RateLimiter.metrics(id)
       assert.deepStrictEqual([m.totalAcquisitions, m.refusals, m.totalReleases], [1, 1, 1])
-      assert.strictEqual((yield* Metric.value(acquisitions)).count, 1)
+      assert.strictEqual(yield* acquisitions, 1)
     }).pipe(Effect.provide(withLimiters({ [id]: { maxConcurrent: 1 } })))
   })
 })

@@ -4,10 +4,11 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { afterEach, assert, describe, it } from "@effect/vitest"
+import { afterEach, assert, describe, it } from "#test/vitest"
 import { Duration, Effect, Layer } from "effect"
 import { MemoryStore, RateLimitError, RateLimiter, RateLimitStore } from "effect-rate-sync"
 import * as RS from "effect-rate-sync/promise"
+import * as T from "#test/effect"
 
 const exampleToml = fileURLToPath(new URL("../examples/rate-sync.toml", import.meta.url))
 
@@ -222,7 +223,7 @@ describe("Promise facade", () => {
       assert.isFalse(await RS.tryAcquire("db", { timeout }), `refused after ${String(timeout)}`)
       return performance.now() - start
     }
-    const forms: ReadonlyArray<Duration.DurationInput> = [0.3, "300 millis", "0.3 seconds", Duration.millis(300)]
+    const forms: ReadonlyArray<T.DurationInput> = [0.3, "300 millis", "0.3 seconds", Duration.millis(300)]
     for (const timeout of forms) {
       const ms = await waited(timeout)
       assert.isAtLeast(ms, 250, `${String(timeout)} waited ${ms} ms`)

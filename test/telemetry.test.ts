@@ -2,10 +2,10 @@
  * Telemetry as an APM tool and a metrics exporter see it: spans recorded by a real `Tracer` (the
  * native one, wrapped to keep every span it makes), and the metric registry's snapshot.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Metric, MetricBoundaries, Option, Tracer } from "effect"
-import type { MetricPair } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Effect, Exit, Tracer } from "effect"
 import { MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
+import * as T from "#test/effect"
 
 let counter = 0
 const fresh = (name: string) => `${name}-telemetry-${++counter}`
@@ -105,8 +105,7 @@ describe("spans", () => {
     }))
 })
 
-const hasLimiterTag = (pair: MetricPair.MetricPair.Untyped, id: string) =>
-  pair.metricKey.tags.some((t) => t.key === "limiter" && t.value === id)
+const forLimiter = (series: T.Series, id: string) => series.labels["limiter"] === id
 
 describe("metrics", () => {
   it.scoped("every counter of a freshly registered limiter exports a series at 0 before anything happened", () =>
@@ -114,7 +113,7 @@ describe("metrics", () => {
       const id = fresh("zero")
       yield* RateLimiter.make({ stores: { default: yield* MemoryStore.make() }, limiters: { [id]: { ratePerSecond: 1 } } })
       // The snapshot first: Metric.value would create a missing series itself.
-      const snapshot = yield* Metric.snapshot
+      const snapshot = yield* T.metricSeries
       for (const name of [
         "rate_sync_acquisitions_total",
         "rate_sync_refusals_total",
@@ -124,29 +123,28 @@ describe("metrics", () => {
         "rate_sync_releases_total",
         "rate_sync_leases_lost_total"
       ]) {
-        assert.isTrue(snapshot.some((p) => p.metricKey.name === name && hasLimiterTag(p, id)), `${name} exported for ${id}`)
+        assert.isTrue(snapshot.some((p) => p.name === name && forLimiter(p, id)), `${name} exported for ${id}`)
       }
       assert.strictEqual(RateLimitMetrics.counters.length, 7)
       for (const c of RateLimitMetrics.counters) {
-        assert.strictEqual((yield* Metric.value(Metric.tagged(c, "limiter", id))).count, 0)
+        assert.strictEqual(yield* T.counterCount(c, { limiter: id }), 0)
       }
     }))
 
   it.scoped("the wait histogram is in milliseconds (name, description, unit=ms tag), buckets 1 ms doubling to 65 536 ms (past 32 s)", () =>
     Effect.gen(function*() {
-      const key = RateLimitMetrics.waitTime.keyType
-      assert.deepStrictEqual(key.boundaries, MetricBoundaries.fromIterable(Array.from({ length: 17 }, (_, i) => 2 ** i)))
-      assert.include(key.boundaries.values, 32_768)
+      const bounds = yield* T.histogramBounds(RateLimitMetrics.waitTime)
+      assert.deepStrictEqual(bounds, Array.from({ length: 17 }, (_, i) => 2 ** i))
+      assert.include(bounds, 32_768)
       const id = fresh("wait")
       const limiter = yield* RateLimiter.make({ stores: { default: yield* MemoryStore.make() }, limiters: { [id]: { ratePerSecond: 1 } } })
       assert.isTrue(yield* limiter.tryAcquire(id))
-      const snapshot = yield* Metric.snapshot
-      const series = snapshot.find((p) => p.metricKey.name === "rate_sync_wait_time_ms" && hasLimiterTag(p, id))
+      const snapshot = yield* T.metricSeries
+      const series = snapshot.find((p) => p.name === "rate_sync_wait_time_ms" && forLimiter(p, id))
       if (series === undefined) throw new Error("no wait-time series")
-      assert.isTrue(series.metricKey.tags.some((t) => t.key === "unit" && t.value === "ms"))
-      assert.include(Option.getOrElse(series.metricKey.description, () => ""), "milliseconds")
+      assert.strictEqual(series.labels["unit"], "ms")
+      assert.include(series.description ?? "", "milliseconds")
       // RateLimitMetrics.waitTime, tagged by limiter, reads that same series.
-      const read = yield* Metric.value(Metric.tagged(RateLimitMetrics.waitTime, "limiter", id))
-      assert.strictEqual(read.count, 1)
+      assert.strictEqual(yield* T.histogramCount(RateLimitMetrics.waitTime, { limiter: id }), 1)
     }))
 })

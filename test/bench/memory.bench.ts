@@ -14,6 +14,7 @@ import { RateLimiter as ExperimentalRateLimiter } from "@effect/experimental"
 import { Effect, Layer } from "effect"
 import { RateLimiterMemory } from "rate-limiter-flexible"
 import { writeSection } from "./report.js"
+import * as T from "#test/effect"
 
 const DECISIONS = Number(process.env["BENCH_DECISIONS"] ?? 1_000_000)
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5)
@@ -60,7 +61,7 @@ const experimental = async (): Promise<() => Promise<void>> => {
     const limiter = yield* ExperimentalRateLimiter.RateLimiter
     let allowed = 0
     for (let i = 0; i < DECISIONS; i++) {
-      const r = yield* Effect.either(
+      const r = yield* T.result(
         limiter.consume({ algorithm: "token-bucket", onExceeded: "fail", window: "1 second", limit: 1000, key: keys[i % KEYS] ?? "" })
       )
       if (r._tag === "Right") allowed++

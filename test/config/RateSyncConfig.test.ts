@@ -1,9 +1,10 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
 import { LimiterDefinition, MemoryStore, RateLimiter, type RateLimitError, RateSync, RateSyncConfig } from "effect-rate-sync"
+import * as T from "#test/effect"
 
 const SECRET = "hunter2-s3cr3t"
 
@@ -11,7 +12,7 @@ const env = (vars: Record<string, string> = {}) => ConfigProvider.fromMap(new Ma
 
 /** Decodes `text` with exactly the variables `vars` in the ConfigProvider. */
 const parse = (text: string, vars: Record<string, string> = {}) =>
-  RateSyncConfig.parse(text, "test.toml").pipe(Effect.withConfigProvider(env(vars)))
+  RateSyncConfig.parse(text, "test.toml").pipe(T.withConfigProvider(env(vars)))
 
 const parseError = (text: string, vars: Record<string, string> = {}) => Effect.flip(parse(text, vars))
 
@@ -184,7 +185,7 @@ window_seconds = 300
 `)
       const { api, reports, login } = config.limiters
       assert(api !== undefined && reports !== undefined && login !== undefined)
-      const ms = (d: Duration.DurationInput | undefined) => d === undefined ? undefined : Duration.toMillis(Duration.decode(d))
+      const ms = (d: T.DurationInput | undefined) => d === undefined ? undefined : Duration.toMillis(T.decodeDuration(d))
       assert.deepStrictEqual(
         { ...api, timeout: ms(api.timeout), lease: ms(api.lease) },
         {
@@ -528,7 +529,7 @@ max_concurrent = 5
         [api.store, api.ratePerSecond, api.maxConcurrent, api.failClosed, api.rate],
         ["main", 12.5, 5, true, undefined]
       )
-      assert.strictEqual(api.timeout === undefined ? -1 : Duration.toMillis(Duration.decode(api.timeout)), 2000)
+      assert.strictEqual(api.timeout === undefined ? -1 : Duration.toMillis(T.decodeDuration(api.timeout)), 2000)
       assert.notInclude(JSON.stringify(config), SECRET)
     }))
 
@@ -585,12 +586,12 @@ describe("RateSyncConfig.load", () => {
       const dir = yield* tempDir
       const file = yield* writeToml(dir, `[limiters.api]\nrate_per_second = 5.0\n`)
       const config = yield* RateSyncConfig.load().pipe(
-        Effect.withConfigProvider(env({ RATE_SYNC_CONFIG: file, RATE_SYNC_LIMITERS_API_BURST: "2" }))
+        T.withConfigProvider(env({ RATE_SYNC_CONFIG: file, RATE_SYNC_LIMITERS_API_BURST: "2" }))
       )
       assert.deepStrictEqual(config, { stores: {}, limiters: { api: { ratePerSecond: 5, burst: 2 } } })
       // Errors in that file are named by its path.
       const bad = yield* writeToml(dir, `[limiters.api]\nrate_per_second = "x"\n[[`)
-      const error = yield* Effect.flip(RateSyncConfig.load(bad).pipe(Effect.withConfigProvider(env())))
+      const error = yield* Effect.flip(RateSyncConfig.load(bad).pipe(T.withConfigProvider(env())))
       assert.strictEqual(error.path, bad)
     }))
 
@@ -598,15 +599,15 @@ describe("RateSyncConfig.load", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const missing = join(dir, "missing.toml")
-      const viaEnv = yield* Effect.flip(RateSyncConfig.load().pipe(Effect.withConfigProvider(env({ RATE_SYNC_CONFIG: missing }))))
+      const viaEnv = yield* Effect.flip(RateSyncConfig.load().pipe(T.withConfigProvider(env({ RATE_SYNC_CONFIG: missing }))))
       assert.deepStrictEqual(fields(viaEnv), {
         path: missing,
         expected: "an existing, readable TOML file (named by RATE_SYNC_CONFIG)",
         received: "no such file"
       })
-      const viaArg = yield* Effect.flip(RateSyncConfig.load(missing).pipe(Effect.withConfigProvider(env())))
+      const viaArg = yield* Effect.flip(RateSyncConfig.load(missing).pipe(T.withConfigProvider(env())))
       assert.deepStrictEqual(fields(viaArg), { path: missing, expected: "an existing, readable TOML file", received: "no such file" })
-      const directory = yield* Effect.flip(RateSyncConfig.load(dir).pipe(Effect.withConfigProvider(env())))
+      const directory = yield* Effect.flip(RateSyncConfig.load(dir).pipe(T.withConfigProvider(env())))
       assert.strictEqual(directory.received, "a directory")
     }))
 
@@ -615,10 +616,10 @@ describe("RateSyncConfig.load", () => {
       const dir = yield* tempDir
       const previous = process.cwd()
       yield* Effect.acquireRelease(Effect.sync(() => process.chdir(dir)), () => Effect.sync(() => process.chdir(previous)))
-      assert.deepStrictEqual(yield* RateSyncConfig.load().pipe(Effect.withConfigProvider(env())), RateSyncConfig.empty)
+      assert.deepStrictEqual(yield* RateSyncConfig.load().pipe(T.withConfigProvider(env())), RateSyncConfig.empty)
       yield* Effect.promise(() => writeFile(join(dir, "rate-sync.toml"), `[limiters.db]\nmax_concurrent = 3\n`))
       assert.deepStrictEqual(
-        yield* RateSyncConfig.load().pipe(Effect.withConfigProvider(env())),
+        yield* RateSyncConfig.load().pipe(T.withConfigProvider(env())),
         { stores: {}, limiters: { db: { maxConcurrent: 3 } } }
       )
     }))
@@ -678,7 +679,7 @@ max_concurrent = 1
       yield* program.pipe(
         Effect.scoped,
         Effect.provide(RateSync.layer),
-        Effect.withConfigProvider(env({
+        T.withConfigProvider(env({
           RATE_SYNC_CONFIG: file,
           [RateSyncConfig.envVariable("limiters", id, "max_concurrent")]: "4"
         }))
@@ -694,13 +695,13 @@ max_concurrent = 1
         assert.isFalse(yield* Effect.scoped(RateLimiter.tryAcquire("db")))
         const stores = yield* RateLimiter.listStores
         assert.deepStrictEqual(stores.map((s) => [s.id, s.engine]), [["memory", "memory"]])
-      }).pipe(Effect.scoped, Effect.provide(RateSync.layerFrom(file)), Effect.withConfigProvider(env()))
+      }).pipe(Effect.scoped, Effect.provide(RateSync.layerFrom(file)), T.withConfigProvider(env()))
     }))
 
   it.effect("a bad file fails the layer build with the ConfigError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        Layer.build(RateSync.layerFrom("/nonexistent/rate-sync.toml")).pipe(Effect.scoped, Effect.withConfigProvider(env()))
+        Layer.build(RateSync.layerFrom("/nonexistent/rate-sync.toml")).pipe(Effect.scoped, T.withConfigProvider(env()))
       )
       assert.deepStrictEqual(error._tag === "ConfigError" ? fields(error) : error, {
         path: "/nonexistent/rate-sync.toml",

@@ -6,7 +6,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
-import { assert, it } from "@effect/vitest"
+import { assert, it } from "#test/vitest"
 import { Effect, Redacted } from "effect"
 import { RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
@@ -80,7 +80,7 @@ describeWhenUp(postgresUp)("rate-sync.toml with engine = \"postgres\"", () => {
     }).pipe(
       Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })),
       Effect.orDie,
-      Effect.zipRight(roundTrip(
+      Effect.andThen(roundTrip(
         `[stores.main]\nengine = "postgres"\nurl = "${PG_URL}"\nschema_name = "${schema}"\nauto_create = true\n`,
         "postgres"
       )),

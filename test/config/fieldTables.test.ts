@@ -7,13 +7,14 @@
  * `MAX_BATCH_SIZE`).
  */
 import { readFileSync } from "node:fs"
-import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, Redacted } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { ConfigProvider, Duration, Effect, Redacted } from "effect"
 import { MemoryStore, RateSyncConfig } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { RedisStore } from "effect-rate-sync/redis"
 import { type Engine, engines, storeFieldTables } from "../../src/core/config/fields.js"
+import * as T from "#test/effect"
 
 const docs = readFileSync(new URL("../../docs/configuration.md", import.meta.url), "utf8")
 
@@ -80,7 +81,7 @@ cleanup_interval = 30
 cleanup_batch_size = 500
 `,
         "test.toml"
-      ).pipe(Effect.withConfigProvider(env({ RATE_SYNC_STORES_N_TIMEOUT: "250 millis" })))
+      ).pipe(T.withConfigProvider(env({ RATE_SYNC_STORES_N_TIMEOUT: "250 millis" })))
       const { m, n, p, r } = config.stores
       assert.deepStrictEqual(m, { engine: "memory", maxBytes: 1_000_000 })
       assert.deepStrictEqual(r, { engine: "redis", username: "app" })
@@ -108,7 +109,7 @@ cleanup_batch_size = 500
 
   it.effect("the new fields are validated like the others, in the file and in code", () =>
     Effect.gen(function*() {
-      const bad = (text: string) => Effect.flip(RateSyncConfig.parse(text, "test.toml").pipe(Effect.withConfigProvider(env({}))))
+      const bad = (text: string) => Effect.flip(RateSyncConfig.parse(text, "test.toml").pipe(T.withConfigProvider(env({}))))
       const fields = (e: { path: string; expected: string; received: string }) => [e.path, e.expected, e.received]
       assert.deepStrictEqual(fields(yield* bad(`[stores.m]\nengine = "memory"\nmax_bytes = 0\n`)), [
         "stores.m.max_bytes",
@@ -127,7 +128,7 @@ cleanup_batch_size = 500
       ])
       const code = (definition: unknown) => {
         const result = RateSyncConfig.decodeStoreDefinition("s", definition)
-        return Either.isLeft(result) ? fields(result.left) : undefined
+        return T.isErr(result) ? fields(result.left) : undefined
       }
       assert.deepStrictEqual(code({ engine: "nats", servers: ["nats://a:4222"] }), [
         "stores.s.servers[0]",
@@ -146,8 +147,8 @@ cleanup_batch_size = 500
         purgeInterval: Duration.infinity,
         maxAge: "2 hours"
       })
-      assert.isTrue(Either.isRight(good))
-      if (Either.isRight(good) && good.right.engine === "nats") {
+      assert.isTrue(T.isOk(good))
+      if (T.isOk(good) && good.right.engine === "nats") {
         assert.deepStrictEqual(good.right.purgeInterval, Duration.infinity)
         assert.deepStrictEqual(good.right.maxAge, Duration.hours(2))
       }
@@ -155,29 +156,29 @@ cleanup_batch_size = 500
 
   it.effect("each driver's config reads one variable per field of its table", () =>
     Effect.gen(function*() {
-      const redis = yield* Effect.withConfigProvider(
+      const redis = yield* T.withConfigProvider(
         RedisStore.config,
         env({ RATE_SYNC_REDIS_MAX_BATCH_SIZE: "4", RATE_SYNC_REDIS_USERNAME: "app", RATE_SYNC_REDIS_COMMAND_TIMEOUT: "0.5" })
       )
       assert.deepStrictEqual(redis, { username: "app", commandTimeout: Duration.millis(500), maxBatchSize: 4 })
-      const nats = yield* Effect.withConfigProvider(
+      const nats = yield* T.withConfigProvider(
         NatsStore.config,
         env({ RATE_SYNC_NATS_SERVERS: "nats://a:4222, b:4222", RATE_SYNC_NATS_PURGE_INTERVAL: "inf" })
       )
       assert.deepStrictEqual(nats.servers?.map(Redacted.value), ["nats://a:4222", "b:4222"])
       assert.deepStrictEqual(nats.purgeInterval, Duration.infinity)
-      const memory = yield* Effect.withConfigProvider(
+      const memory = yield* T.withConfigProvider(
         MemoryStore.config,
         env({ RATE_SYNC_MEMORY_MAX_BYTES: "2048", RATE_SYNC_MEMORY_SWEEP_INTERVAL: "2 seconds" })
       )
       assert.deepStrictEqual(memory, { maxBytes: 2048, sweepInterval: Duration.seconds(2) })
-      const postgres = yield* Effect.withConfigProvider(
+      const postgres = yield* T.withConfigProvider(
         PostgresStore.config,
         env({ RATE_SYNC_POSTGRES_STATEMENT_TIMEOUT: "3", RATE_SYNC_POSTGRES_UNLOGGED: "true" })
       )
       assert.deepStrictEqual(postgres, { engine: "postgres", unlogged: true, statementTimeout: Duration.seconds(3) })
       const bad = yield* Effect.flip(
-        Effect.withConfigProvider(RedisStore.config, env({ RATE_SYNC_REDIS_SOCKET_TIMEOUT: "-1" }))
+        T.withConfigProvider(RedisStore.config, env({ RATE_SYNC_REDIS_SOCKET_TIMEOUT: "-1" }))
       )
       assert.include(String(bad), "SOCKET_TIMEOUT")
     }))
@@ -191,7 +192,7 @@ cleanup_batch_size = 500
       assert.strictEqual(bytes, 0)
       const layer = yield* Effect.exit(
         Effect.scoped(Effect.asVoid(Effect.provide(Effect.void, MemoryStore.MemoryStoreLive))).pipe(
-          Effect.withConfigProvider(env({ RATE_SYNC_MEMORY_MAX_KEYS: "many" }))
+          T.withConfigProvider(env({ RATE_SYNC_MEMORY_MAX_KEYS: "many" }))
         )
       )
       assert.strictEqual(layer._tag, "Failure")

@@ -7,9 +7,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { ConfigProvider, Duration, Effect, Redacted } from "effect"
 import { type RateLimitError, RateSyncConfig } from "effect-rate-sync"
+import * as T from "#test/effect"
 
 const SECRET = "hunter2-s3cr3t"
 
@@ -18,7 +19,7 @@ const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, im
 const env = (vars: Record<string, string> = {}) => ConfigProvider.fromMap(new Map(Object.entries(vars)))
 
 const parse = (text: string, vars: Record<string, string> = {}) =>
-  RateSyncConfig.parse(text, "test.toml").pipe(Effect.withConfigProvider(env(vars)))
+  RateSyncConfig.parse(text, "test.toml").pipe(T.withConfigProvider(env(vars)))
 
 const parseError = (text: string, vars: Record<string, string> = {}) => Effect.flip(parse(text, vars))
 
@@ -115,7 +116,7 @@ const engines = (urls: { redis: string; nats: string; postgres: string }, passwo
 describe("files copied from rate-sync's docs load unchanged", () => {
   it.effect("the README's quick start, engines and limiter examples (fixtures/rate-sync-readme.toml)", () =>
     Effect.gen(function*() {
-      const config = yield* RateSyncConfig.load(fixture("rate-sync-readme.toml")).pipe(Effect.withConfigProvider(env()))
+      const config = yield* RateSyncConfig.load(fixture("rate-sync-readme.toml")).pipe(T.withConfigProvider(env()))
       assert.deepStrictEqual(reveal(config), readme)
       // secrets stay Redacted
       assert.strictEqual(String(config.stores.db?.engine === "postgres" ? config.stores.db.url : undefined), "<redacted>")
@@ -124,7 +125,7 @@ describe("files copied from rate-sync's docs load unchanged", () => {
   it.effect("every engine option of the API reference, URLs as ${VAR:-default} (fixtures/rate-sync-engines.toml)", () =>
     Effect.gen(function*() {
       const file = fixture("rate-sync-engines.toml")
-      const defaults = yield* RateSyncConfig.load(file).pipe(Effect.withConfigProvider(env({ REDIS_PASSWORD: SECRET })))
+      const defaults = yield* RateSyncConfig.load(file).pipe(T.withConfigProvider(env({ REDIS_PASSWORD: SECRET })))
       assert.deepStrictEqual(
         reveal(defaults),
         engines(
@@ -135,7 +136,7 @@ describe("files copied from rate-sync's docs load unchanged", () => {
       )
       // the environment (here a ConfigProvider) wins over each default
       const set = yield* RateSyncConfig.load(file).pipe(
-        Effect.withConfigProvider(env({
+        T.withConfigProvider(env({
           REDIS_URL: "rediss://cache.internal:6380/2",
           REDIS_PASSWORD: SECRET,
           NATS_URL: "nats://n1:4222,nats://n2:4222",
@@ -152,7 +153,7 @@ describe("files copied from rate-sync's docs load unchanged", () => {
         )
       )
       // ${REDIS_PASSWORD} has no default
-      const unset = yield* Effect.flip(RateSyncConfig.load(file).pipe(Effect.withConfigProvider(env())))
+      const unset = yield* Effect.flip(RateSyncConfig.load(file).pipe(T.withConfigProvider(env())))
       assert.deepStrictEqual(fields(unset), {
         path: "stores.redis.password",
         expected: "${REDIS_PASSWORD} to be set (or a default: ${REDIS_PASSWORD:-value})",
@@ -321,19 +322,19 @@ describe("RateSyncConfig.load: the default files", () => {
       const dir = yield* tempDir
       yield* inDirectory(dir)
       assert.deepStrictEqual(RateSyncConfig.DEFAULT_PATHS, ["rate-sync.toml", "config/rate-sync.toml"])
-      assert.deepStrictEqual(yield* RateSyncConfig.load().pipe(Effect.withConfigProvider(env())), RateSyncConfig.empty)
+      assert.deepStrictEqual(yield* RateSyncConfig.load().pipe(T.withConfigProvider(env())), RateSyncConfig.empty)
       const text = yield* Effect.promise(() => readFile(fixture("rate-sync-readme.toml"), "utf8"))
       yield* Effect.promise(() => mkdir(join(dir, "config")))
       yield* Effect.promise(() => writeFile(join(dir, "config", "rate-sync.toml"), text))
-      assert.deepStrictEqual(reveal(yield* RateSyncConfig.load().pipe(Effect.withConfigProvider(env()))), readme)
+      assert.deepStrictEqual(reveal(yield* RateSyncConfig.load().pipe(T.withConfigProvider(env()))), readme)
       // errors name the file read
       yield* Effect.promise(() => writeFile(join(dir, "config", "rate-sync.toml"), "[["))
-      const bad = yield* Effect.flip(RateSyncConfig.load().pipe(Effect.withConfigProvider(env())))
+      const bad = yield* Effect.flip(RateSyncConfig.load().pipe(T.withConfigProvider(env())))
       assert.strictEqual(bad.path, "config/rate-sync.toml")
       // ./rate-sync.toml is searched first
       yield* Effect.promise(() => writeFile(join(dir, "rate-sync.toml"), `[limiters.db]\nmax_concurrent = 3\n`))
       assert.deepStrictEqual(
-        yield* RateSyncConfig.load().pipe(Effect.withConfigProvider(env())),
+        yield* RateSyncConfig.load().pipe(T.withConfigProvider(env())),
         { stores: {}, limiters: { db: { maxConcurrent: 3 } } }
       )
     }))
@@ -344,9 +345,9 @@ describe("RateSyncConfig.load: the default files", () => {
       yield* inDirectory(dir)
       yield* Effect.promise(() => mkdir(join(dir, "config")))
       yield* Effect.promise(() => writeFile(join(dir, "config", "rate-sync.toml"), `[limiters.db]\nmax_concurrent = 3\n`))
-      const viaEnv = yield* Effect.flip(RateSyncConfig.load().pipe(Effect.withConfigProvider(env({ RATE_SYNC_CONFIG: "other.toml" }))))
+      const viaEnv = yield* Effect.flip(RateSyncConfig.load().pipe(T.withConfigProvider(env({ RATE_SYNC_CONFIG: "other.toml" }))))
       assert.deepStrictEqual([viaEnv.path, viaEnv.received], ["other.toml", "no such file"])
-      const viaPath = yield* Effect.flip(RateSyncConfig.load("rate-sync.toml").pipe(Effect.withConfigProvider(env())))
+      const viaPath = yield* Effect.flip(RateSyncConfig.load("rate-sync.toml").pipe(T.withConfigProvider(env())))
       assert.deepStrictEqual([viaPath.path, viaPath.received], ["rate-sync.toml", "no such file"])
     }))
 })

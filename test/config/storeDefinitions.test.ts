@@ -6,10 +6,11 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Either, Fiber, Layer, Redacted } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Deferred, Duration, Effect, Fiber, Layer, Redacted } from "effect"
 import { MemoryStore, RateLimiter, RateSyncConfig, type StoreDefinition } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 /**
  * What an untyped JavaScript caller can pass, seen through the type the API declares. A typed
@@ -92,8 +93,8 @@ describe("store definitions written in code", () => {
     Effect.gen(function*() {
       for (const [definition, path, expected, received] of bad) {
         const result = RateSyncConfig.decodeStoreDefinition("s", definition)
-        assert.isTrue(Either.isLeft(result), path)
-        if (Either.isLeft(result)) {
+        assert.isTrue(T.isErr(result), path)
+        if (T.isErr(result)) {
           const e = result.left
           assert.deepStrictEqual([e.path, e.expected, e.received], [path, expected, received])
           assert.notInclude(e.message, SECRET)
@@ -107,13 +108,13 @@ describe("store definitions written in code", () => {
         commandTimeout: "2 seconds",
         clusterNodes: ["127.0.0.1:7000"]
       })
-      assert.isTrue(Either.isRight(good))
-      if (Either.isRight(good) && good.right.engine === "redis") {
+      assert.isTrue(T.isOk(good))
+      if (T.isOk(good) && good.right.engine === "redis") {
         assert.strictEqual(good.right.url === undefined ? "" : Redacted.value(good.right.url), "redis://127.0.0.1:6379/2")
         assert.deepStrictEqual(good.right.commandTimeout, Duration.millis(2000))
         assert.deepStrictEqual([good.right.keyPrefix, good.right.clusterNodes], ["rl", ["127.0.0.1:7000"]])
       }
-      assert.deepStrictEqual(RateSyncConfig.decodeStoreDefinition("m", { engine: "memory" }), Either.right({ engine: "memory" }))
+      assert.deepStrictEqual(RateSyncConfig.decodeStoreDefinition("m", { engine: "memory" }), T.ok({ engine: "memory" }))
     }))
 
   it.effect("configureStore fails with that ConfigError before building anything, and registers nothing", () =>
@@ -154,7 +155,7 @@ const connectionsOf = (application: string, expected: number): Effect.Effect<num
     )
     const poll = (attempts: number): Effect.Effect<number, SqlError.SqlError> =>
       Effect.flatMap(count, (n) =>
-        n === expected || attempts === 0 ? Effect.succeed(n) : Effect.zipRight(Effect.sleep("50 millis"), poll(attempts - 1)))
+        n === expected || attempts === 0 ? Effect.succeed(n) : Effect.andThen(Effect.sleep("50 millis"), poll(attempts - 1)))
     return poll(40)
   }).pipe(Effect.provide(admin), Effect.orDie)
 
@@ -191,7 +192,7 @@ describeWhenUp(postgresUp)("store scopes (PostgreSQL)", () => {
       assert.deepStrictEqual(stores, ["default:memory", "main:postgres"])
     }).pipe(
       Effect.provide(registry),
-      Effect.zipRight(Effect.suspend(() => connectionsOf(application, 0))),
+      Effect.andThen(Effect.suspend(() => connectionsOf(application, 0))),
       Effect.tap((left) => Effect.sync(() => assert.strictEqual(left, 0, "connections left once the registry closed"))),
       Effect.ensuring(
         Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).pipe(
@@ -215,12 +216,12 @@ describeWhenUp(postgresUp)("store scopes (PostgreSQL)", () => {
       yield* RateLimiter.configureLimiter("cc", { store: "main", maxConcurrent: 1, lease: "1 second" })
       const held = yield* Deferred.make<void>()
       const done = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(Effect.scoped(Effect.zipRight(
-        Effect.zipRight(RateLimiter.acquire("cc"), Deferred.succeed(held, undefined)),
+      const holder = yield* T.fork(Effect.scoped(Effect.andThen(
+        Effect.andThen(RateLimiter.acquire("cc"), Deferred.succeed(held, undefined)),
         Deferred.await(done)
       )))
       yield* Deferred.await(held)
-      const waiter = yield* Effect.fork(Effect.scoped(Effect.map(RateLimiter.acquire("cc", { timeout: "20 seconds" }), (p) => p.failedOpen)))
+      const waiter = yield* T.fork(Effect.scoped(Effect.map(RateLimiter.acquire("cc", { timeout: "20 seconds" }), (p) => p.failedOpen)))
       // the waiter has been refused once (it now backs off and tries again)
       for (let i = 0; i < 200 && (yield* RateLimiter.metrics("cc")).maxConcurrentReached === 0; i++) {
         yield* Effect.sleep("10 millis")

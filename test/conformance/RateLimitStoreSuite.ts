@@ -16,9 +16,10 @@
  *
  * Every case uses fresh limiter ids, so cases can share one store.
  */
-import { assert, layer } from "@effect/vitest"
-import { Clock, Duration, Effect, type Layer, TestClock } from "effect"
+import { assert, layer } from "#test/vitest"
+import { Clock, Duration, Effect, type Layer } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
+import { TestClock } from "#test/effect"
 
 type Store = RateLimitStore.RateLimitStoreService
 type Decision = RateLimitStore.StoreDecision

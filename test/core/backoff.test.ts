@@ -1,5 +1,5 @@
 /** The backoff arithmetic of src/core/backoff.ts: plain functions, no Effect. */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { jitteredMs, MAX_DOUBLINGS, ROLLBACK_JITTER, ROLLBACK_RETRY_CAP_MS, rollbackRetryMs } from "../../src/core/backoff.js"
 
 describe("jitteredMs", () => {

@@ -1,5 +1,5 @@
 /** `${VAR}` / `${VAR:-default}` expansion (src/core/config/interpolate.ts): plain functions, no Effect. */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { expand, hasReference, variablesOf } from "../../src/core/config/interpolate.js"
 
 const vars = (record: Record<string, string>) => (name: string): string | undefined => record[name]

@@ -2,7 +2,7 @@
  * The decide steps of the NATS store's compare-and-set loop (src/core/nats/decide.ts): plain
  * functions of (stored value, now, request) → { result, write? }, no Effect, no server.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import * as decide from "../../src/core/nats/decide.js"
 import { parseStored } from "../../src/core/nats/stored.js"
 import type { Stored } from "../../src/core/nats/stored.js"

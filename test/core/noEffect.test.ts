@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 
 const CORE = fileURLToPath(new URL("../../src/core", import.meta.url))
 

@@ -1,5 +1,5 @@
 /** Rate strings to a rate per second (src/core/rate.ts): plain functions, no Effect. */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { ratePerSecondOf } from "../../src/core/rate.js"
 
 describe("ratePerSecondOf", () => {

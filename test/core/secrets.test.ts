@@ -1,4 +1,4 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { makeRedactor, messageOf, secretParamPattern, userinfoPattern, variantsOf } from "../../src/core/secrets.js"
 
 /** Every form a message can hold `secret` in: what the redactor must leave no trace of. */

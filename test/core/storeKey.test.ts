@@ -1,5 +1,5 @@
 /** The store-key mapping and limiter-id rule of src/core: plain functions, no Effect. */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { limiterIdProblem, MAX_LIMITER_ID_LENGTH, MAX_PLAIN_KEY_LENGTH, storeKey } from "../../src/core/storeKey.js"
 
 const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8")

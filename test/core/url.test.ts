@@ -1,4 +1,4 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { displayUrl, parseUrl, secretsOfUrl } from "../../src/core/url.js"
 
 describe("core/url: parseUrl", () => {

@@ -6,7 +6,7 @@
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { createServer, request } from "node:http"

@@ -1,6 +1,7 @@
-import { assert, describe, it } from "@effect/vitest"
-import { FastCheck } from "effect"
+import { assert, describe, it } from "#test/vitest"
+
 import * as ClientIp from "../../src/core/http/clientIp.js"
+import { FastCheck } from "#test/effect"
 
 const fmt = (s: string) => {
   const ip = ClientIp.parseIp(s)

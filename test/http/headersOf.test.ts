@@ -3,7 +3,7 @@
  * sends, for a `Decision` from `RateLimiter.check`. TestClock: frozen, so every number is exact.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Effect } from "effect"
 import { type LimiterDefinition, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"

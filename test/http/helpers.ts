@@ -4,10 +4,11 @@
  * handler runner.
  */
 import { HttpApp, HttpServerRequest } from "@effect/platform"
-import { Effect, Layer, Metric, MetricState } from "effect"
+import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimitStore, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
+import * as T from "#test/effect"
 
 /** The error text a broken store would carry: a URL with credentials and a key layout. */
 export const SECRET_STORE_MESSAGE =
@@ -102,8 +103,5 @@ export const rateHeadersOf = (headers: Record<string, string>): Record<string, s
 
 /** Current value of the HTTP request counter for one limiter and outcome. */
 export const requestCount = (limiter: string, outcome: string): Effect.Effect<number> =>
-  Effect.map(
-    Metric.value(HttpRateLimit.requests.pipe(Metric.tagged("limiter", limiter), Metric.tagged("outcome", outcome))),
-    (state: MetricState.MetricState.Counter<number>) => state.count
-  )
+  T.counterCount(HttpRateLimit.requests, { limiter, outcome })
 

@@ -3,7 +3,7 @@
  * added unless the handler set them. Web handler, TestClock (frozen): every number is exact.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Effect, Exit } from "effect"
 import { type LimiterDefinition, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"

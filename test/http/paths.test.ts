@@ -6,12 +6,14 @@
  * route. No socket: the request's url is set as the server would set it, unnormalised.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
+import { assert, describe, it, layer } from "#test/vitest"
+import { Effect } from "effect"
 import * as Paths from "../../src/core/http/paths.js"
 import { freshId, limitersOn } from "./helpers.js"
 import { type RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
+import { FastCheck as fc } from "#test/effect"
+import * as T from "#test/effect"
 
 describe("Paths.requestPaths", () => {
   const cases: ReadonlyArray<readonly [target: string, raw: string, routed: string, canonical: string]> = [
@@ -79,7 +81,7 @@ const requestAt = (url: string): HttpServerRequest.HttpServerRequest =>
 const routeOf = (url: string): Effect.Effect<string> =>
   router.pipe(
     Effect.flatMap((response) => Effect.succeed(response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : "?")),
-    Effect.catchAll(() => Effect.succeed("404")),
+    T.catchAll(() => Effect.succeed("404")),
     Effect.provideService(HttpServerRequest.HttpServerRequest, requestAt(url))
   )
 

@@ -3,7 +3,7 @@
  * Real clock (a 10/s token bucket, so a retry is ~100 ms): bounds are generous.
  */
 import { HttpServerResponse } from "@effect/platform"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Duration, Effect, Exit } from "effect"
 import { type LimiterDefinition } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"

@@ -3,7 +3,7 @@
  * after each lost write: same draws as the arithmetic of src/core/backoff.ts, on Effect's
  * `Random`, drawn without sleeping.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Effect, Random } from "effect"
 import { jitteredMs } from "../../src/core/backoff.js"
 import * as Backoff from "../../src/internal/store/backoff.js"

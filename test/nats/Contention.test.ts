@@ -7,12 +7,13 @@
  * messages lose the secrets and nothing else. Instants come from clocks the tests set (a second
  * app server is a second store instance with its own owner id), so the boundaries are exact.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { Clock, Duration, Effect, Layer, Redacted } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
 import { dropBucket, rawBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
@@ -46,7 +47,7 @@ const clockAt = (now: () => number): Clock.Clock => {
     sleep: (duration) => base.sleep(duration)
   }
 }
-const at = (ms: number) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.withClock(self, clockAt(() => ms))
+const at = (ms: number) => <A, E, R>(self: Effect.Effect<A, E, R>) => T.withClock(self, clockAt(() => ms))
 
 /**
  * A live clock that remembers the last instant read through it: the store decides on the
@@ -84,7 +85,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
             Effect.gen(function*() {
               const before = performance.now()
               const recording = recordingClock()
-              const result = yield* Effect.either(Effect.withClock(store.tokenBucket(req), recording.clock))
+              const result = yield* T.result(T.withClock(store.tokenBucket(req), recording.clock))
               return { result, ms: performance.now() - before, decidedAt: recording.decidedAt() }
             })),
           { concurrency: "unbounded" }
@@ -136,7 +137,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
           Array.from({ length: 100 }, () =>
             RateLimiter.acquire(id, { key: "hot" }).pipe(
               Effect.map((p) => ({ failedOpen: p.failedOpen, at: performance.now() })),
-              Effect.either,
+              T.result,
               Effect.scoped
             )),
           { concurrency: "unbounded" }
@@ -155,7 +156,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         const id = fresh("contended")
         const context = yield* limiterOn({ ...options, maxRetries: 0, timeout: "2 seconds" }, { [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } })
         const outcomes = yield* Effect.all(
-          Array.from({ length: 40 }, () => RateLimiter.acquire(id, { key: "hot" }).pipe(Effect.either, Effect.scoped)),
+          Array.from({ length: 40 }, () => RateLimiter.acquire(id, { key: "hot" }).pipe(T.result, Effect.scoped)),
           { concurrency: "unbounded" }
         ).pipe(Effect.provide(context))
         const refused = outcomes.filter((o) => o._tag === "Left")

@@ -4,7 +4,7 @@
  * field tables), and only `RateSyncConfig.parse` / `load` (so `RateSync`'s layers) load
  * smol-toml and `node:fs`, when called.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { runWithHook } from "./run.js"
 
 const run = runWithHook("block-toml-fs.mjs")

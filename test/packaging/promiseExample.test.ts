@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const example = fileURLToPath(new URL("../../examples/promise.mjs", import.meta.url))

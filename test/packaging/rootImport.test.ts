@@ -1,4 +1,4 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { runWithHook } from "./run.js"
 
 const run = runWithHook("block-drivers.mjs")

@@ -4,10 +4,10 @@
  * admission; a store that cannot answer in time is `unavailable`, see stall.test.ts).
  */
 import { randomBytes } from "node:crypto"
-import { assert, describe, it, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "#test/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Clock, Duration, Effect, Fiber, Layer, Random, Redacted, TestClock } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Random, Redacted } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { rollbackRetryMs } from "../../src/core/backoff.js"
@@ -15,6 +15,8 @@ import { errorKind, isRetryable, sqlStateOf } from "../../src/core/postgres/erro
 import { retryUntil } from "../../src/internal/postgres/call.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import { TestClock } from "#test/effect"
+import * as T from "#test/effect"
 
 describe("postgresSql.errorKind", () => {
   it("the server refused the request itself: rejected", () => {
@@ -109,7 +111,7 @@ describe("postgresSql.retryUntil", () => {
     Effect.gen(function*() {
       const deadlineMs = 100
       const { at, once } = failing("40001")
-      const fiber = yield* Effect.fork(Effect.flip(retryUntil(once, deadlineMs)).pipe(Effect.withRandom(Random.make("pg"))))
+      const fiber = yield* T.fork(Effect.flip(retryUntil(once, deadlineMs)).pipe(Effect.withRandom(Random.make("pg"))))
       yield* TestClock.adjust("1 second")
       const last = yield* Fiber.join(fiber)
       // the same draws, judged by the same rule: now + wait < deadline, else the last error
@@ -141,7 +143,7 @@ describe("postgresSql.retryUntil", () => {
       assert.strictEqual(at.length, 1)
       let attempts = 0
       const twice = Effect.suspend(() => ++attempts <= 2 ? Effect.fail({ cause: { code: "40001" } }) : Effect.succeed("ok"))
-      const fiber = yield* Effect.fork(retryUntil(twice, 1_000))
+      const fiber = yield* T.fork(retryUntil(twice, 1_000))
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual([yield* Fiber.join(fiber), attempts], ["ok", 3])
     }))
@@ -153,7 +155,7 @@ const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 4 })
 
 const TABLE = freshTable()
 
-const DropTable = Layer.scopedDiscard(
+const DropTable = T.layerScopedDiscard(
   Effect.addFinalizer(() =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
       sql.unsafe(

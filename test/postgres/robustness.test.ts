@@ -4,14 +4,15 @@
  * `window`), against the real server on 127.0.0.1:5432 (database `test`, user `postgres`). Each
  * test works in a fresh table (and, where it needs one, a fresh role) that it drops when it ends.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Either, Layer, Queue, Redacted, Schedule } from "effect"
+import { Effect, Layer, Queue, Redacted, Schedule } from "effect"
 import type { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -65,7 +66,7 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
           const results = yield* Effect.forEach(
             Array.from({ length: 10_000 }, (_, i) => i),
             (i) =>
-              Effect.either(
+              T.result(
                 store.tokenBucket({
                   limiter,
                   key: i % 2 === 0 ? "hot" : `k${i}`,
@@ -78,13 +79,13 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
             { concurrency: "unbounded" }
           )
           const elapsedS = (Date.now() - start) / 1000
-          const failures = results.flatMap(({ r }) => (Either.isLeft(r) ? [r.left] : []))
+          const failures = results.flatMap(({ r }) => (T.isErr(r) ? [r.left] : []))
           for (const e of failures) {
             assert.isTrue(isStoreError(e), String(e))
             assert.strictEqual(e.operation, "tokenBucket")
             assert.match(e.message, /no answer within 2000 ms|overloaded/)
           }
-          const hotAdmitted = results.filter(({ r, hot }) => hot && Either.isRight(r) && r.right.allowed).length
+          const hotAdmitted = results.filter(({ r, hot }) => hot && T.isOk(r) && r.right.allowed).length
           assert.isTrue(hotAdmitted <= 10 + Math.ceil(elapsedS) + 1, `hot key admitted ${hotAdmitted} in ${elapsedS} s`)
           // Every slot came back: once the statements still running for callers that timed out
           // have ended (each within statementTimeout), 20 concurrent calls all answer. Until then
@@ -119,9 +120,9 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         const take = (key: string) => store.tokenBucket({ limiter, key, ratePerSecond: 1, burst: 5, cost: 1, maxWaitMs: 0 })
         assert.isTrue((yield* take("locked")).allowed)
         // Another session holds the row of "locked": a take on it holds the store's only slot.
-        const locked = yield* Effect.makeLatch()
-        const release = yield* Effect.makeLatch()
-        const holder = yield* Effect.fork(
+        const locked = yield* T.makeLatch()
+        const release = yield* T.makeLatch()
+        const holder = yield* T.fork(
           sql.withTransaction(
             Effect.gen(function*() {
               yield* sql.unsafe(`SELECT 1 FROM "public"."${table}" WHERE key = 'locked' FOR UPDATE`)
@@ -132,23 +133,23 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         )
         yield* locked.await
         yield* Effect.addFinalizer(() => release.open) // before the table is dropped, even on failure
-        const blocked = yield* Effect.fork(take("locked"))
+        const blocked = yield* T.fork(take("locked"))
         // wait until the server shows that take waiting for the row lock
         yield* sql.unsafe<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
           [`%${table}_tb_take%`]
         ).pipe(Effect.repeat({ until: (rows) => (rows[0]?.n ?? 0) >= 1, schedule: Schedule.spaced("10 millis") }))
         // 8 more calls on other keys: 3 queue for the slot, 5 are refused at once.
-        const settled = yield* Queue.unbounded<Either.Either<unknown, unknown>>()
+        const settled = yield* Queue.unbounded<T.Result<unknown, unknown>>()
         const fibers = yield* Effect.forEach(
           Array.from({ length: 8 }, (_, i) => i),
-          (i) => Effect.fork(Effect.either(take(`other${i}`)).pipe(Effect.tap((r) => Queue.offer(settled, r)))),
+          (i) => T.fork(T.result(take(`other${i}`)).pipe(Effect.tap((r) => Queue.offer(settled, r)))),
           { concurrency: "unbounded" }
         )
         const refused = yield* Queue.takeN(settled, 5)
         for (const r of refused) {
-          assert.isTrue(Either.isLeft(r), "refused, not answered (the only slot is held)")
-          if (Either.isLeft(r)) {
+          assert.isTrue(T.isErr(r), "refused, not answered (the only slot is held)")
+          if (T.isErr(r)) {
             assert.isTrue(isStoreError(r.left))
             assert.match(String(Reflect.get(Object(r.left), "message")), /overloaded: 3 calls already wait.*maxQueuedStatements/)
           }
@@ -157,7 +158,7 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         yield* holder.await
         const answered = yield* Queue.takeN(settled, 3)
         for (const r of answered) {
-          assert.isTrue(Either.isRight(r), `queued call answered once the slot freed: ${String(r)}`)
+          assert.isTrue(T.isOk(r), `queued call answered once the slot freed: ${String(r)}`)
         }
         assert.isTrue((yield* blocked.await)._tag === "Success")
         yield* Effect.forEach(fibers, (f) => f.await)
@@ -184,11 +185,11 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         const [level] = yield* Effect.flatMap(roleSql, (s) => s.unsafe<{ level: string }>(`SELECT current_setting('transaction_isolation') AS level`))
         assert.strictEqual(level?.level, "serializable", "the role's sessions default to SERIALIZABLE")
         const all = <A>(n: number, f: (i: number) => Effect.Effect<A, StoreError>) =>
-          Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => Effect.either(f(i)), { concurrency: "unbounded" })
-        const rights = <A>(rs: ReadonlyArray<Either.Either<A, StoreError>>) => {
-          const errors = rs.flatMap((r) => (Either.isLeft(r) ? [r.left.message] : []))
+          Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => T.result(f(i)), { concurrency: "unbounded" })
+        const rights = <A>(rs: ReadonlyArray<T.Result<A, StoreError>>) => {
+          const errors = rs.flatMap((r) => (T.isErr(r) ? [r.left.message] : []))
           assert.deepStrictEqual(errors, [], "no StoreError (SQLSTATE 40001 before)")
-          return rs.flatMap((r) => (Either.isRight(r) ? [r.right] : []))
+          return rs.flatMap((r) => (T.isOk(r) ? [r.right] : []))
         }
         const tb = rights(
           yield* all(100, () =>

@@ -9,16 +9,17 @@
  * pool). Bounds are generous wall-clock ones: on a loaded 2-core box a call answers in about
  * 500-700 ms; before the store had its own deadline, the uninterruptible ones waited for the link.
  */
-import { assert, describe, it, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "#test/vitest"
 import * as net from "node:net"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Cause, Clock, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Scope } from "effect"
 import { RateLimiter, type RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import { startTcpProxy, tcpProxy } from "../utils/tcpProxy.js"
+import * as T from "#test/effect"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -66,7 +67,7 @@ const stalledSetup = Effect.gen(function*() {
 const settle = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const fiber = yield* Effect.forkDaemon(effect)
+    const fiber = yield* T.forkDetach(effect)
     const exit = yield* Effect.timeoutOption(Fiber.await(fiber), HUNG_MS)
     const elapsed = (yield* Clock.currentTimeMillis) - start
     return { exit, elapsed }
@@ -83,7 +84,7 @@ const settledWithin = <A, E>(
 }
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+  Exit.isFailure(exit) ? Option.getOrUndefined(T.causeFailure(exit.cause)) : undefined
 
 const take = (store: RateLimitStore.RateLimitStoreService, key: string) =>
   store.tokenBucket({ limiter: "stall", key, ratePerSecond: 1000, burst: 1000, cost: 1, maxWaitMs: 0 })
@@ -96,11 +97,11 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
     Effect.gen(function*() {
       const echo = net.createServer((socket) => socket.pipe(socket))
       yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => {
+        T.callback<void>((resume) => {
           echo.listen(0, "127.0.0.1", () => resume(Effect.void))
         }),
         () =>
-          Effect.async<void>((resume) => {
+          T.callback<void>((resume) => {
             echo.close(() => resume(Effect.void))
           })
       )
@@ -119,7 +120,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
         Effect.suspend(() => (ok() ? Effect.void : Effect.fail(what))).pipe(
           Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo("3 seconds")))
         )
-      yield* Effect.async<void>((resume) => {
+      yield* T.callback<void>((resume) => {
         client.once("connect", () => resume(Effect.void))
       })
       client.write("a")
@@ -144,7 +145,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
       assert.strictEqual(proxy.connections(), 0)
       const second = net.connect({ host: "127.0.0.1", port: proxy.port })
       second.on("error", () => {})
-      yield* Effect.async<void>((resume) => {
+      yield* T.callback<void>((resume) => {
         second.once("connect", () => resume(Effect.void))
       })
       yield* until("second connection open", () => proxy.connections() === 1)
@@ -194,7 +195,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
 
           // healthy: permits taken (and one kept across the stall)
           const held = yield* Scope.make()
-          const permit = yield* run(Scope.extend(RateLimiter.acquire("open"), held))
+          const permit = yield* run(T.scopeExtend(RateLimiter.acquire("open"), held))
           assert.isFalse(permit.failedOpen)
           yield* run(Effect.scoped(RateLimiter.acquire("closed")))
 
@@ -244,7 +245,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
             Effect.map((d) => d.limit - d.remaining),
             Effect.flatMap((n) => (n === 0 ? Effect.succeed(n) : Effect.fail(`${n} live lease(s)`))),
             Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))),
-            Effect.either
+            T.result
           )
           assert.deepStrictEqual(active._tag, "Right", `the late lease is released: ${JSON.stringify(active)}`)
           const other = yield* store.acquireSlot({ ...slot, holder: "other" })

@@ -10,9 +10,11 @@
  * whichever it is), and a few runs on `TestClock` itself (each `TestClock.adjust` waits for the
  * scheduler through real timers, ~3 ms, which is too slow for thousands of steps).
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Clock, Duration, Effect, FastCheck as fc, TestClock } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Clock, Duration, Effect } from "effect"
 import { MemoryStore, type RateLimitStore } from "effect-rate-sync"
+import { FastCheck as fc, TestClock } from "#test/effect"
+import * as T from "#test/effect"
 
 type Decision = RateLimitStore.StoreDecision
 
@@ -45,7 +47,7 @@ const manualDriver = (): Driver => {
       Effect.sync(() => {
         now += ms
       }),
-    run: (self) => Effect.withClock(self, clock)
+    run: (self) => T.withClock(self, clock)
   }
 }
 

@@ -3,7 +3,7 @@
  * share one limiter of 100/s for 5 s, and a concurrency limiter of 5; then a SIGKILLed holder's
  * slot comes back within its lease + 1 s.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { Clock, Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
@@ -13,6 +13,7 @@ import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
+import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
 
@@ -26,8 +27,8 @@ const BURST = 100 // the default: max(1, ceil(ratePerSecond))
 const DURATION_MS = 5000
 
 class Server extends Effect.Tag("test/RedisAccuracyServer")<Server, RedisServer>() {}
-const ServerLive = Layer.scoped(Server, redisServer())
-const Live = Layer.unwrapEffect(
+const ServerLive = T.layerScoped(Server, redisServer())
+const Live = T.layerUnwrap(
   Effect.map(Server, (server) => RedisStore.layer({ url: Redacted.make(server.url) }))
 ).pipe(Layer.provideMerge(ServerLive))
 

@@ -4,12 +4,13 @@
  * batch gets its own exact answer, `maxBatchSize` bounds a batch, and a flushed script cache is
  * recovered by the batch too.
  */
-import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { assert, layer } from "#test/vitest"
+import { Effect, Redacted } from "effect"
 import type { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
 import { describeWhenUp } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
 
@@ -68,7 +69,7 @@ const mixedTick = (store: RateLimitStore.RateLimitStoreService) =>
   })
 
 describeWhenUp(available)("RedisStore batching (own redis-server)", () => {
-  layer(Layer.scoped(Server, redisServer()), { timeout: "30 seconds", excludeTestServices: true })((it) => {
+  layer(T.layerScoped(Server, redisServer()), { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("64 calls of one tick: a few batch commands of at most 16 calls, every answer exact", () =>
       Effect.gen(function*() {
         const server = yield* Server

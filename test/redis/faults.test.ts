@@ -2,12 +2,13 @@
  * Store failures against a redis-server this file starts on its own port: killed mid-run and
  * restarted, frozen (SIGSTOP), SCRIPT FLUSH under load, wrong password.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { Clock, Effect, Exit, Layer, Metric, Redacted } from "effect"
 import { RateLimiter, RateLimitMetrics } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
 import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
+import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
 
@@ -21,8 +22,8 @@ const OPEN = `open-${crypto.randomUUID()}`
 const CLOSED = `closed-${crypto.randomUUID()}`
 const window = { algorithm: "fixed_window", limit: 5, window: "1 minute" } as const
 
-const ServerLive = Layer.scoped(Server, redisServer())
-const StoreLive = Layer.unwrapEffect(
+const ServerLive = T.layerScoped(Server, redisServer())
+const StoreLive = T.layerUnwrap(
   Effect.map(Server, (server) =>
     RedisStore.layer({
       url: Redacted.make(server.url),
@@ -144,7 +145,7 @@ describeWhenUp(available)("RedisStore faults (own redis-server)", () => {
 
   const PASSWORD = `pw-${crypto.randomUUID()}`
   const WRONG = `wrong-${crypto.randomUUID()}`
-  const AuthServer = Layer.scoped(Server, redisServer({ password: PASSWORD }))
+  const AuthServer = T.layerScoped(Server, redisServer({ password: PASSWORD }))
 
   layer(AuthServer, { timeout: "30 seconds", excludeTestServices: true })((it) => {
     const assertNoSecret = (text: string) => {

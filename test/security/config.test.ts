@@ -2,9 +2,10 @@
  * No input opens the gate, configuration side: a limiter id or a rate that every store could not
  * hold is a `ConfigError` naming it at configuration, in code and in TOML; what is accepted runs.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateSyncConfig } from "effect-rate-sync"
+import * as T from "#test/effect"
 
 const Limiters = RateLimiter.layer({}).pipe(Layer.provide(MemoryStore.layer()))
 
@@ -12,7 +13,7 @@ const configure = (id: string, definition: LimiterDefinition.LimiterDefinition) 
   Effect.flip(RateLimiter.configureLimiter(id, definition)).pipe(Effect.provide(Limiters))
 
 const parseError = (text: string) =>
-  Effect.flip(RateSyncConfig.parse(text, "test.toml")).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+  Effect.flip(RateSyncConfig.parse(text, "test.toml")).pipe(T.withConfigProvider(ConfigProvider.fromMap(new Map())))
 
 describe("limiter ids every store can hold", () => {
   it.effect("an id with NUL, a control character, a lone surrogate or over 128 characters is a ConfigError", () =>

@@ -3,13 +3,14 @@
  * admission) and which mean the store is unavailable, on Redis and NATS: the classifiers on their
  * own, then the real servers on loopback (PostgreSQL: test/postgres/errors.test.ts).
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Redacted } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Effect, Redacted } from "effect"
 import { NatsStore } from "effect-rate-sync/nats"
 import { RedisStore } from "effect-rate-sync/redis"
 import { ReplyError } from "ioredis"
 import { natsErrorKind, redisErrorKind } from "../../src/core/errorKind.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const redisUp = await requireService("Redis", "127.0.0.1", 6379)
 const natsUp = await requireService("NATS", "127.0.0.1", 4222)
@@ -62,24 +63,24 @@ describeWhenUp(redisUp)("the real Redis server", () => {
     Effect.gen(function*() {
       const store = yield* RedisStore.make({ url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: `rs-test-${crypto.randomUUID()}` })
       // a rate the limiter would refuse at configuration (burst / rate beyond any time Redis counts in)
-      const refused = yield* Effect.either(
+      const refused = yield* T.result(
         store.tokenBucket({ limiter: "tiny", key: "k", ratePerSecond: 1e-300, burst: 1, cost: 1, maxWaitMs: 0 })
       )
-      assert.isTrue(Either.isLeft(refused))
-      if (Either.isLeft(refused)) assert.strictEqual(refused.left.kind, "rejected", refused.left.message)
-      const down = yield* Effect.either(
+      assert.isTrue(T.isErr(refused))
+      if (T.isErr(refused)) assert.strictEqual(refused.left.kind, "rejected", refused.left.message)
+      const down = yield* T.result(
         RedisStore.make({ url: Redacted.make("redis://127.0.0.1:1"), commandTimeout: "300 millis", socketConnectTimeout: "300 millis" })
       )
-      assert.isTrue(Either.isLeft(down))
-      if (Either.isLeft(down) && down.left._tag === "StoreError") assert.strictEqual(down.left.kind, "unavailable")
+      assert.isTrue(T.isErr(down))
+      if (T.isErr(down) && down.left._tag === "StoreError") assert.strictEqual(down.left.kind, "unavailable")
     }))
 })
 
 describeWhenUp(natsUp)("the real NATS server", () => {
   it.scopedLive("a server that does not answer in time is unavailable", () =>
     Effect.gen(function*() {
-      const down = yield* Effect.either(NatsStore.make({ url: Redacted.make("nats://127.0.0.1:1"), connectTimeout: "300 millis" }))
-      assert.isTrue(Either.isLeft(down))
-      if (Either.isLeft(down) && down.left._tag === "StoreError") assert.strictEqual(down.left.kind, "unavailable")
+      const down = yield* T.result(NatsStore.make({ url: Redacted.make("nats://127.0.0.1:1"), connectTimeout: "300 millis" }))
+      assert.isTrue(T.isErr(down))
+      if (T.isErr(down) && down.left._tag === "StoreError") assert.strictEqual(down.left.kind, "unavailable")
     }))
 })

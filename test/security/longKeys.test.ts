@@ -7,7 +7,7 @@ import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpRateLimit } from "effect-rate-sync/http"
 import { MemoryStore, RateLimiter, RateLimitStore } from "effect-rate-sync"
@@ -19,6 +19,7 @@ import { createServer } from "node:http"
 import { dropBucket, URL as NATS_URL } from "../utils/nats.js"
 import { freshTable, FUNCTIONS, URL as PG_URL } from "../utils/postgres.js"
 import { required, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const up = {
   redis: await requireService("Redis", "127.0.0.1", 6379),
@@ -29,7 +30,7 @@ const up = {
 const table = freshTable()
 const bucket = `rs-test-${crypto.randomUUID()}`
 
-const dropTable = Layer.scopedDiscard(
+const dropTable = T.layerScopedDiscard(
   Effect.addFinalizer(() =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
       sql.unsafe(

@@ -5,8 +5,8 @@
  * And a store URL with a bad `%` escape is a `ConfigError` naming the field, on every engine, from
  * a file and from code, instead of a `URIError` defect or a misleading connection failure.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Either, Exit, Option, Redacted } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Cause, Effect, Exit, Option, Redacted } from "effect"
 import { RateSyncConfig } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
 import { PostgresStore } from "effect-rate-sync/postgres"
@@ -14,6 +14,7 @@ import { RedisStore } from "effect-rate-sync/redis"
 import { randomUUID } from "node:crypto"
 import * as net from "node:net"
 import { afterAll, beforeAll } from "vitest"
+import * as T from "#test/effect"
 
 // ---------------------------------------------------------------------------------------------
 // secrets and what may not appear
@@ -51,7 +52,7 @@ const failure = <E extends { readonly message: string }>(build: Effect.Effect<un
   Effect.gen(function*() {
     const exit = yield* Effect.exit(build)
     if (Exit.isSuccess(exit)) return assert.fail("the build succeeded")
-    const error = Cause.failureOption(exit.cause)
+    const error = T.causeFailure(exit.cause)
     if (Option.isNone(error)) return assert.fail(`not a failure: ${Cause.pretty(exit.cause)}`)
     return { error: error.value, pretty: Cause.pretty(exit.cause) }
   })
@@ -324,7 +325,7 @@ describe("a URL with a bad % escape is a ConfigError naming the field", () => {
       for (const [engine, url, received] of files) {
         const definition = { engine, url: Redacted.make(url) }
         const result = RateSyncConfig.decodeStoreDefinition("main", definition)
-        if (Either.isRight(result)) return assert.fail(`accepted ${url}`)
+        if (T.isOk(result)) return assert.fail(`accepted ${url}`)
         assert.strictEqual(result.left.path, "stores.main.url")
         assert.strictEqual(result.left.received, received)
       }

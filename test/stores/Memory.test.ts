@@ -1,7 +1,9 @@
-import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
 import { MemoryStore } from "effect-rate-sync"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
+import { TestClock } from "#test/effect"
+import * as T from "#test/effect"
 
 // The memory-only tests come first: @effect/vitest's `layer(...)` (used by `runStoreSuite`) mutates
 // the shared `it`, so `it.effect`/`it.scoped` registered after it would run in that layer's runtime.
@@ -246,18 +248,18 @@ describe("memory store: awaitSlot", () => {
       const slot = { limiter: l, key: "k", holder: "h", limit: 1, leaseMs: 60_000 }
       yield* store.acquireSlot(slot)
       const start = yield* Clock.currentTimeMillis
-      const waiter = yield* Effect.fork(awaitSlot(l, "k", 10_000))
-      const otherKey = yield* Effect.fork(awaitSlot(l, "other", 10_000))
-      yield* Effect.yieldNow()
-      assert.isTrue((yield* Fiber.poll(waiter))._tag === "None", "waiting")
+      const waiter = yield* T.fork(awaitSlot(l, "k", 10_000))
+      const otherKey = yield* T.fork(awaitSlot(l, "other", 10_000))
+      yield* T.yieldNow
+      assert.isTrue((yield* T.poll(waiter))._tag === "None", "waiting")
       // A release that frees nothing does not wake it.
       assert.isFalse(yield* store.releaseSlot({ ...slot, holder: "someone-else" }))
-      yield* Effect.yieldNow()
-      assert.isTrue((yield* Fiber.poll(waiter))._tag === "None", "still waiting")
+      yield* T.yieldNow
+      assert.isTrue((yield* T.poll(waiter))._tag === "None", "still waiting")
       assert.isTrue(yield* store.releaseSlot(slot))
       yield* Fiber.join(waiter)
       assert.strictEqual(yield* Clock.currentTimeMillis, start, "woken by the release, not by time")
-      assert.isTrue((yield* Fiber.poll(otherKey))._tag === "None", "another key's waiter is not woken")
+      assert.isTrue((yield* T.poll(otherKey))._tag === "None", "another key's waiter is not woken")
       yield* Fiber.interrupt(otherKey)
     }))
 
@@ -269,12 +271,12 @@ describe("memory store: awaitSlot", () => {
       const l = fresh("await-reset")
       const start = yield* Clock.currentTimeMillis
       // Completed (successfully) by now? TestClock never moves here, so only the reset can do it.
-      const completed = (fiber: Fiber.RuntimeFiber<void>) =>
-        Effect.map(Fiber.poll(fiber), (exit) => Option.isSome(exit) && Exit.isSuccess(exit.value))
-      const settle = Effect.repeatN(Effect.yieldNow(), 5)
-      const one = yield* Effect.fork(awaitSlot(l, "k", 10_000))
-      const two = yield* Effect.fork(awaitSlot(l, "k", 10_000))
-      const other = yield* Effect.fork(awaitSlot(l, "other", 10_000))
+      const completed = (fiber: T.RuntimeFiber<void>) =>
+        Effect.map(T.poll(fiber), (exit) => Option.isSome(exit) && Exit.isSuccess(exit.value))
+      const settle = Effect.repeat(T.yieldNow, { times: 5 })
+      const one = yield* T.fork(awaitSlot(l, "k", 10_000))
+      const two = yield* T.fork(awaitSlot(l, "k", 10_000))
+      const other = yield* T.fork(awaitSlot(l, "other", 10_000))
       yield* settle
       assert.isFalse(yield* completed(one), "waiting before the reset")
       yield* store.reset(l, "k")
@@ -282,8 +284,8 @@ describe("memory store: awaitSlot", () => {
       assert.isTrue(yield* completed(one), "woken by the reset of its key")
       assert.isTrue(yield* completed(two), "every waiter of the key is woken")
       assert.isFalse(yield* completed(other), "another key's waiter is not woken by a key reset")
-      const three = yield* Effect.fork(awaitSlot(l, "a", 10_000))
-      const four = yield* Effect.fork(awaitSlot(l, "b", 10_000))
+      const three = yield* T.fork(awaitSlot(l, "a", 10_000))
+      const four = yield* T.fork(awaitSlot(l, "b", 10_000))
       yield* settle
       assert.isFalse(yield* completed(three))
       yield* store.reset(l)
@@ -300,14 +302,14 @@ describe("memory store: awaitSlot", () => {
       const awaitSlot = store.awaitSlot
       if (awaitSlot === undefined) return assert.fail("awaitSlot is implemented")
       const l = fresh("await-timeout")
-      const waiter = yield* Effect.fork(awaitSlot(l, "k", 1000))
+      const waiter = yield* T.fork(awaitSlot(l, "k", 1000))
       yield* TestClock.adjust("999 millis")
-      assert.isTrue((yield* Fiber.poll(waiter))._tag === "None")
+      assert.isTrue((yield* T.poll(waiter))._tag === "None")
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(waiter)
       // The waiter is gone: a later release wakes only later waiters.
-      const later = yield* Effect.fork(awaitSlot(l, "k", 1000))
-      yield* Effect.yieldNow()
+      const later = yield* T.fork(awaitSlot(l, "k", 1000))
+      yield* T.yieldNow
       yield* store.acquireSlot({ limiter: l, key: "k", holder: "h", limit: 1, leaseMs: 1000 })
       yield* store.releaseSlot({ limiter: l, key: "k", holder: "h", limit: 1, leaseMs: 1000 })
       yield* Fiber.join(later)
@@ -331,8 +333,8 @@ describe("memory store: options", () => {
         assert.isTrue(Exit.isFailure(exit), `${JSON.stringify(options)} is refused`)
         if (Exit.isSuccess(exit)) continue
         // A defect, not a typed failure: the cause holds a die and no fail.
-        assert.isTrue(Cause.isDie(exit.cause), `${JSON.stringify(options)}: a defect`)
-        assert.isTrue(Option.isNone(Cause.failureOption(exit.cause)), "no typed failure")
+        assert.isTrue(T.isDie(exit.cause), `${JSON.stringify(options)}: a defect`)
+        assert.isTrue(Option.isNone(T.causeFailure(exit.cause)), "no typed failure")
         assert.include(Cause.pretty(exit.cause), "MemoryStore:")
       }
       const ok = yield* Effect.exit(MemoryStore.make({ maxKeys: 1, maxBytes: 1024, sweepInterval: "1 millis" }))

@@ -3,9 +3,10 @@
  * keys filling the key budget, long keys filling memory. A caller-chosen key must never open the
  * gate (admit beyond the documented limits) nor jam it for another limiter.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, TestClock } from "effect"
+import { assert, describe, it } from "#test/vitest"
+import { Clock, Effect } from "effect"
 import { MemoryStore } from "effect-rate-sync"
+import { TestClock } from "#test/effect"
 
 // A bucket a single request throttles for a minute.
 const strict = { ratePerSecond: 1 / 60, burst: 1, cost: 1, maxWaitMs: 0 }

@@ -4,7 +4,7 @@
  * clock-skew margin, errors), then the conformance suite (live clock). Every block works in a
  * fresh bucket that its layer deletes when the block ends.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { connect } from "@nats-io/transport-node"
 import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { dropBucket, rawBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
@@ -189,7 +190,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
       Effect.gen(function*() {
         const store = yield* NatsStore.make({ ...options, maxRetries: 0 })
         const req = { limiter: fresh("cas-max"), key: "", limit: 100, windowMs: 60_000, cost: 1 }
-        const results = yield* Effect.all(Array.from({ length: 10 }, () => Effect.either(store.fixedWindow(req))), {
+        const results = yield* Effect.all(Array.from({ length: 10 }, () => T.result(store.fixedWindow(req))), {
           concurrency: "unbounded"
         })
         const decisions = results.flatMap((r) => r._tag === "Right" ? [r.right] : [])
@@ -290,10 +291,10 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         const req = { limiter: fresh("skew"), key: "", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 0 }
         assert.isTrue((yield* store.tokenBucket(req)).allowed, "the burst, taken by this process")
         // 150 ms ahead: the token written 100 ms ahead looks refilled; with a 100 ms margin it is not
-        const ahead = yield* other.tokenBucket(req).pipe(Effect.withClock(skewedClock(150)))
+        const ahead = yield* other.tokenBucket(req).pipe(T.withClock(skewedClock(150)))
         assert.isFalse(ahead.allowed, "a clock ahead by less than the margin cannot admit early")
         assert.isTrue(ahead.retryAfterMs > 0 && ahead.retryAfterMs <= 100, `retryAfter ${ahead.retryAfterMs}`)
-        const early = yield* careless.tokenBucket(req).pipe(Effect.withClock(skewedClock(150)))
+        const early = yield* careless.tokenBucket(req).pipe(T.withClock(skewedClock(150)))
         assert.isTrue(early.allowed, "without a margin, a clock 150 ms ahead admits 50 ms early")
       }))
 
@@ -411,7 +412,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
           currentTimeNanos: base.currentTimeNanos,
           sleep: (duration) => base.sleep(duration)
         }
-        const error = yield* Effect.flip(store.acquireSlot(slot).pipe(Effect.withClock(freezing)))
+        const error = yield* Effect.flip(store.acquireSlot(slot).pipe(T.withClock(freezing)))
         assert.include(error.message, "300 ms", "the first round's timed-out write is a StoreError")
         server.kill("SIGCONT")
         // the late write granted h1 a 60 s lease nobody holds; the clean-up removes it
@@ -437,7 +438,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
           (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
         ).pipe(
           Effect.provide(NatsStoreLive),
-          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
         )
         assert.isTrue(decision.allowed)
         const store = yield* NatsStore.fromDefinition({

@@ -4,15 +4,16 @@
  * cleanup, bounded calls, initialization, errors), then the conformance suite (live clock). Every
  * block works in a fresh table that its layer drops (with the store's functions) when it ends.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Config, ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -22,7 +23,7 @@ const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 10 })
 
 /** Drops `schema.table` and the store's functions when the layer that holds it is released. */
 const dropTable = (table: string, schema = "public") =>
-  Layer.scopedDiscard(
+  T.layerScopedDiscard(
     Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
@@ -114,7 +115,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         yield* Effect.forEach(
           Array.from({ length: 50 }, (_, i) => `h${i}`),
           (holder) =>
-            Effect.repeatN(
+            Effect.repeat(
               Effect.gen(function*() {
                 const req = { limiter, key: "k", holder, limit, leaseMs: 30_000 }
                 const d = yield* store.acquireSlot(req)
@@ -127,7 +128,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
                 yield* Ref.update(held, (n) => n - 1)
                 assert.isTrue(yield* store.releaseSlot(req))
               }),
-              7
+              { times: 7 }
             ),
           { concurrency: "unbounded" }
         )
@@ -221,10 +222,10 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         const limiter = fresh("blocked")
         const req = { limiter, key: "", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
         assert.isTrue((yield* store.tokenBucket(req)).allowed)
-        const locked = yield* Effect.makeLatch()
-        const release = yield* Effect.makeLatch()
+        const locked = yield* T.makeLatch()
+        const release = yield* T.makeLatch()
         // Another session holds the row lock until released.
-        const holder = yield* Effect.fork(
+        const holder = yield* T.fork(
           sql.withTransaction(
             Effect.gen(function*() {
               yield* sql.unsafe(`SELECT 1 FROM "public"."${TABLE}" WHERE limiter = $1 FOR UPDATE`, [limiter])
@@ -425,8 +426,8 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         const table = freshTable()
         const limiter = fresh("cfg")
         const Store = PostgresStore.layerConfig({
-          tableName: Config.string("TABLE"),
-          timingMarginMs: Config.number("MARGIN")
+          tableName: T.configString("TABLE"),
+          timingMarginMs: T.configNumber("MARGIN")
         }).pipe(Layer.provideMerge(dropTable(table)), Layer.provideMerge(PgLive))
         const [refused, rows] = yield* Effect.gen(function*() {
           const store = yield* RateLimitStore.RateLimitStore
@@ -438,7 +439,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
           return [refused, rows.length] as const
         }).pipe(
           Effect.provide(Store),
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["TABLE", table], ["MARGIN", "7"]])))
+          T.withConfigProvider(ConfigProvider.fromMap(new Map([["TABLE", table], ["MARGIN", "7"]])))
         )
         assert.strictEqual(rows, 1, "the state went to the configured table")
         assert.isFalse(refused.allowed)
@@ -474,13 +475,13 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
           (s) => s.peek({ algorithm: "token_bucket", limiter, key: "k", ratePerSecond: 1, burst: 3 })
         ).pipe(
           Effect.provide(PostgresStoreLive),
-          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
         )
         assert.strictEqual(viaEnv.remaining, 2, "the environment named the same table")
         const bad = yield* Effect.flip(
           RateLimitStore.RateLimitStore.pipe(
             Effect.provide(PostgresStoreLive),
-            Effect.withConfigProvider(
+            T.withConfigProvider(
               ConfigProvider.fromMap(new Map([["RATE_SYNC_POSTGRES_TABLE_NAME", "a-b"]]), { pathDelim: "_" })
             )
           )

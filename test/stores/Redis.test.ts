@@ -2,13 +2,14 @@
  * The Redis store against the real Redis on 127.0.0.1:6379: the conformance suite (live clock),
  * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { Clock, ConfigProvider, Effect, Fiber, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
 
 const available = await requireService("Redis", "127.0.0.1", 6379)
 
@@ -252,23 +253,23 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
           yield* Effect.sleep("10 millis")
         }
         const start = yield* Clock.currentTimeMillis
-        const waiter = yield* Effect.fork(awaitSlot(limiter, "k", 20_000))
-        const second = yield* Effect.fork(awaitSlot(limiter, "k", 20_000))
-        const otherKey = yield* Effect.fork(awaitSlot(limiter, "other", 20_000))
-        const otherKey2 = yield* Effect.fork(awaitSlot(limiter, "other", 20_000))
-        yield* Effect.yieldNow()
+        const waiter = yield* T.fork(awaitSlot(limiter, "k", 20_000))
+        const second = yield* T.fork(awaitSlot(limiter, "k", 20_000))
+        const otherKey = yield* T.fork(awaitSlot(limiter, "other", 20_000))
+        const otherKey2 = yield* T.fork(awaitSlot(limiter, "other", 20_000))
+        yield* T.yieldNow
         assert.isTrue(yield* other.releaseSlot(slot))
         yield* Fiber.join(waiter)
         const elapsed = (yield* Clock.currentTimeMillis) - start
         assert.isTrue(elapsed < 5_000, `woken ${elapsed} ms after the release, not by its 20 s bound`)
         // one release frees one slot: only the oldest waiter of the process wakes
-        assert.isTrue((yield* Fiber.poll(second))._tag === "None", "a release wakes one waiter, not all")
-        assert.isTrue((yield* Fiber.poll(otherKey))._tag === "None", "another key's waiter is not woken")
+        assert.isTrue((yield* T.poll(second))._tag === "None", "a release wakes one waiter, not all")
+        assert.isTrue((yield* T.poll(otherKey))._tag === "None", "another key's waiter is not woken")
         // a reset frees every slot of the key: all its waiters wake
         yield* other.reset(limiter, "other")
         yield* Fiber.join(otherKey)
         yield* Fiber.join(otherKey2)
-        assert.isTrue((yield* Fiber.poll(second))._tag === "None", "a reset of another key wakes nobody here")
+        assert.isTrue((yield* T.poll(second))._tag === "None", "a reset of another key wakes nobody here")
         assert.isTrue(yield* other.acquireSlot(slot).pipe(Effect.map((d) => d.acquired)))
         assert.isTrue(yield* other.releaseSlot(slot))
         yield* Fiber.join(second)
@@ -354,7 +355,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
           (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
         ).pipe(
           Effect.provide(RedisStoreLive),
-          Effect.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
         )
         assert.isTrue(decision.allowed)
         const client = yield* raw
@@ -363,7 +364,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
         const bad = yield* Effect.flip(
           RateLimitStore.RateLimitStore.pipe(
             Effect.provide(RedisStoreLive),
-            Effect.withConfigProvider(
+            T.withConfigProvider(
               ConfigProvider.fromMap(new Map([["RATE_SYNC_REDIS_COMMAND_TIMEOUT", "soon"]]), { pathDelim: "_" })
             )
           )

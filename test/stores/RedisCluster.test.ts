@@ -2,7 +2,7 @@
  * The Redis store on a real 3-master Redis Cluster that this file starts on loopback ports
  * (`redis-server --cluster-enabled yes` + `redis-cli --cluster create`) and tears down.
  */
-import { assert, layer } from "@effect/vitest"
+import { assert, layer } from "#test/vitest"
 import { Effect, Layer } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
@@ -10,6 +10,7 @@ import { Cluster } from "ioredis"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisCluster, type RedisClusterHandle } from "../utils/redisServer.js"
+import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
 
@@ -19,15 +20,15 @@ const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 class ClusterHandle extends Effect.Tag("test/ClusterHandle")<ClusterHandle, RedisClusterHandle>() {}
 
 /** The cluster, then the store on it (the store closes before the servers stop). */
-const ClusterLive = Layer.scoped(ClusterHandle, redisCluster(3))
-const StoreLive = Layer.unwrapEffect(
+const ClusterLive = T.layerScoped(ClusterHandle, redisCluster(3))
+const StoreLive = T.layerUnwrap(
   Effect.map(ClusterHandle, (cluster) => RedisStore.layer({ clusterNodes: cluster.seeds, keyPrefix: PREFIX }))
 )
 const Live = StoreLive.pipe(Layer.provideMerge(ClusterLive))
 
 const rawCluster = (seeds: ReadonlyArray<string>) =>
   Effect.acquireRelease(
-    Effect.async<Cluster>((resume) => {
+    T.callback<Cluster>((resume) => {
       const client = new Cluster(seeds.map((s) => ({ host: "127.0.0.1", port: Number(s.split(":")[1]) })))
       client.once("ready", () => resume(Effect.succeed(client)))
     }),

@@ -1,7 +1,8 @@
 /** What the NATS tests share: a raw view of a test bucket, and its removal. */
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
+import * as T from "#test/effect"
 
 /** The test server (JetStream enabled). */
 export const URL = "nats://127.0.0.1:4222"
@@ -15,7 +16,7 @@ export const rawBucket = (bucket: string) =>
 
 /** Deletes `bucket` when the layer that holds it is released. */
 export const dropBucket = (bucket: string) =>
-  Layer.scopedDiscard(
+  T.layerScopedDiscard(
     Effect.addFinalizer(() =>
       Effect.scoped(Effect.flatMap(rawBucket(bucket), (kv) => Effect.tryPromise(() => kv.destroy()))).pipe(
         Effect.timeoutOption("5 seconds"),

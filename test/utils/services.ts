@@ -3,7 +3,7 @@
  * skip with a loud message, unless RATE_SYNC_REQUIRE_SERVICES=1 (CI), where they fail.
  */
 import * as net from "node:net"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "#test/vitest"
 
 export const required = process.env["RATE_SYNC_REQUIRE_SERVICES"] === "1"
 

@@ -35,6 +35,7 @@ export {
   configNumber,
   configString,
   decodeDuration,
+  durationInputName,
   type DurationInput,
   err,
   errOf,

@@ -39,6 +39,7 @@ export {
   configNumber,
   configString,
   decodeDuration,
+  durationInputName,
   type DurationInput,
   err,
   errOf,
