@@ -3,8 +3,8 @@
  * `@effect/platform` (HttpRouter.empty / HttpServer.serve). The Effect 4 version is
  * examples/effect4/http-server.ts.
  *
- *   npx tsx examples/effect3/http-server.ts            # serve on http://127.0.0.1:3000 (PORT to change)
- *   npx tsx examples/effect3/http-server.ts --demo     # serve on a free port, send a few requests, exit
+ *   npm run example:http              # serve on a free port, send a few requests, print the answers, exit
+ *   npm run example:http -- --serve   # serve on http://127.0.0.1:3000 (PORT to change)
  *
  * - every route but /health: limiter "api", 5 requests per minute per client (sliding window),
  *   IETF `RateLimit` / `RateLimit-Policy` and legacy `X-RateLimit-*` headers on each response;
@@ -23,7 +23,7 @@ import { createServer } from "node:http"
 import { MemoryStore, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 
-const demo = process.argv.includes("--demo")
+const demo = !process.argv.includes("--serve")
 const port = demo ? 0 : Number(process.env["PORT"] ?? 3000)
 
 const Limiters = RateLimiter.layer({
