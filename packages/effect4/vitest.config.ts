@@ -98,6 +98,9 @@ export default defineConfig({
       { find: /^effect-rate-sync\/promise$/, replacement: src("promise.ts") },
       { find: /^effect-rate-sync\/postgres$/, replacement: src("postgres.ts") },
       { find: /^effect-rate-sync\/nats$/, replacement: src("nats.ts") },
+      { find: /^effect-rate-sync\/express$/, replacement: src("express.ts") },
+      { find: /^effect-rate-sync\/fastify$/, replacement: src("fastify.ts") },
+      { find: /^effect-rate-sync\/hono$/, replacement: src("hono.ts") },
       { find: /^effect-rate-sync$/, replacement: src("index.ts") },
       { find: /^#fx\/(.*)$/, replacement: src("fx/v4/$1.ts") },
       { find: /^#test\/(.*)$/, replacement: repo("test/fx/v4/$1.ts") }

@@ -1,0 +1,135 @@
+/**
+ * Rate limiting for Fastify 5, over the promise facade (`effect-rate-sync/promise`): an
+ * `onRequest` hook with the options, headers, 429 and 503 of `HttpRateLimit.middleware`
+ * (docs/http.md, "Express, Fastify and Hono").
+ *
+ * A hook, not a plugin: `app.addHook("onRequest", rateLimit(...))` limits the routes of the
+ * context it is added to (the root: all of them; inside a `register`ed plugin: that plugin's), and
+ * a route's own `onRequest` option limits that route. No `fastify-plugin` is needed.
+ *
+ * Fastify is imported for its types only: this module loads no framework at run time.
+ *
+ * ```ts
+ * import Fastify from "fastify"
+ * import { configureLimiter } from "effect-rate-sync/promise"
+ * import { rateLimit } from "effect-rate-sync/fastify"
+ *
+ * await configureLimiter("api", { algorithm: "sliding_window", limit: 100, window: "1 minute" })
+ * const app = Fastify()
+ * app.addHook("onRequest", rateLimit({ limiter: "api", exclude: ["/health"] }))
+ * ```
+ *
+ * @since 0.2.0
+ */
+import type { FastifyReply, FastifyRequest } from "fastify"
+import type * as RateLimiter from "./RateLimiter.js"
+import {
+  type AdapterOptions,
+  compileAdapter,
+  Exempt as Exempt_,
+  headerText,
+  PROBLEM_JSON,
+  type RequestView,
+  UNAVAILABLE_BODY
+} from "./internal/adapters/core.js"
+
+/**
+ * Returned by a `key` function to let a request through unlimited: no store call, no headers
+ * (the same value as `HttpRateLimit.Exempt`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const Exempt: typeof Exempt_ = Exempt_
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type Exempt = typeof Exempt
+
+/**
+ * Answers a refused request in place of the default 429, by sending on `reply` before it returns
+ * (or before its promise resolves). `Retry-After` and the rate-limit headers are already set on
+ * `reply`; the handler may change them. If it sends nothing, the default 429 is sent.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RefusalHandler = (decision: RateLimiter.Decision, request: FastifyRequest, reply: FastifyReply) => unknown
+
+/**
+ * The options of {@link rateLimit}: those of `HttpRateLimit.middleware` (docs/http.md,
+ * "Options"), with `key(request, client)` and `cost(request)` taking Fastify's request and
+ * answering a value or a promise, and `timeout` reading a number as seconds (the promise facade's
+ * rule).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RateLimitOptions extends AdapterOptions<FastifyRequest, RefusalHandler> {}
+
+/**
+ * The hook {@link rateLimit} builds: an async `onRequest` hook. It answers the reply when it has
+ * sent the refusal or the 503, nothing when the request goes on.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RateLimitHook = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+
+/** The request as the shared code reads it: the target as sent, the socket's peer. */
+const viewOf = (request: FastifyRequest): RequestView => ({
+  target: request.raw.url ?? request.url,
+  // the socket, never `request.ip` (Fastify's own `trustProxy`): proxies are `trustedProxies`
+  peer: request.raw.socket.remoteAddress,
+  header: (name) => headerText(request.headers[name])
+})
+
+const sendProblem = (reply: FastifyReply, status: number, body: string): FastifyReply =>
+  reply.code(status).type(PROBLEM_JSON).send(body)
+
+/**
+ * A Fastify `onRequest` hook charging every request to `options.limiter` by key (the client
+ * address by default). Allowed requests get the rate-limit headers and go on; refused ones get
+ * 429 (or `onRefused`'s answer) and never reach the handler; a store failure lets the request
+ * through or answers 503, as `failOpen` and the limiter's policy say. Programming errors (an
+ * unknown limiter, an invalid cost, a throwing `key`) reject the hook, for Fastify's error
+ * handler.
+ *
+ * Invalid options throw their `ConfigError` here, at start-up.
+ *
+ * @example
+ * ```ts
+ * app.addHook("onRequest", rateLimit({ limiter: "api" }))
+ * app.post("/login", { onRequest: rateLimit({ limiter: "login", failOpen: false }) }, login)
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const rateLimit = (options: RateLimitOptions): RateLimitHook => {
+  const adapter = compileAdapter(options)
+  const { onRefused } = adapter
+  const existing = (reply: FastifyReply) => (name: string) => headerText(reply.getHeader(name))
+
+  return async (request, reply) => {
+    const view = viewOf(request)
+    if (!adapter.applies(view.target)) return undefined
+    const outcome = await adapter.decide(request, view)
+    switch (outcome._tag) {
+      case "Pass":
+        return undefined
+      case "Allowed":
+        reply.headers(adapter.headersOf(outcome.decision, existing(reply)))
+        return undefined
+      case "Refused": {
+        reply.headers(adapter.headersOf(outcome.decision, existing(reply)))
+        if (onRefused !== undefined) await onRefused(outcome.decision, request, reply)
+        return reply.sent ? reply : sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter))
+      }
+      case "Unavailable":
+        return sendProblem(reply, 503, UNAVAILABLE_BODY)
+    }
+  }
+}

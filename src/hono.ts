@@ -1,0 +1,168 @@
+/**
+ * Rate limiting for Hono 4, over the promise facade (`effect-rate-sync/promise`): a middleware
+ * `(c, next)` with the options, headers, 429 and 503 of `HttpRateLimit.middleware`
+ * (docs/http.md, "Express, Fastify and Hono").
+ *
+ * The client address is the socket's peer, which Hono itself does not give: on
+ * `@hono/node-server` it is read from the Node request the server passes in `c.env.incoming`; on
+ * another runtime give `peerAddress` (for example `(c) => getConnInfo(c).remote.address` with
+ * the runtime's `getConnInfo`).
+ *
+ * Hono is imported for its types only: this module loads no framework at run time.
+ *
+ * ```ts
+ * import { Hono } from "hono"
+ * import { serve } from "@hono/node-server"
+ * import { configureLimiter } from "effect-rate-sync/promise"
+ * import { rateLimit } from "effect-rate-sync/hono"
+ *
+ * await configureLimiter("api", { algorithm: "sliding_window", limit: 100, window: "1 minute" })
+ * const app = new Hono()
+ * app.use(rateLimit({ limiter: "api", exclude: ["/health"] }))
+ * serve({ fetch: app.fetch, port: 3000 })
+ * ```
+ *
+ * @since 0.2.0
+ */
+import type { Context, MiddlewareHandler } from "hono"
+import type * as RateLimiter from "./RateLimiter.js"
+import {
+  type AdapterOptions,
+  compileAdapter,
+  Exempt as Exempt_,
+  PROBLEM_JSON,
+  type RequestView,
+  UNAVAILABLE_BODY
+} from "./internal/adapters/core.js"
+import { ConfigError } from "./RateLimitError.js"
+import { describeInput } from "./internal/config/input.js"
+
+/**
+ * Returned by a `key` function to let a request through unlimited: no store call, no headers
+ * (the same value as `HttpRateLimit.Exempt`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const Exempt: typeof Exempt_ = Exempt_
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type Exempt = typeof Exempt
+
+/**
+ * Answers a refused request in place of the default 429. `Retry-After` and the rate-limit
+ * headers are added to its response, except any it set itself.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RefusalHandler = (decision: RateLimiter.Decision, c: Context) => Response | PromiseLike<Response>
+
+/**
+ * The options of {@link rateLimit}: those of `HttpRateLimit.middleware` (docs/http.md,
+ * "Options"), with `key(c, client)` and `cost(c)` taking Hono's context and answering a value or a
+ * promise, and `timeout` reading a number as seconds (the promise facade's rule); and
+ * `peerAddress`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RateLimitOptions extends AdapterOptions<Context, RefusalHandler> {
+  /**
+   * The socket's peer address of a request (the client, or the proxy in front). Default: the
+   * `@hono/node-server` request's socket (`c.env.incoming.socket.remoteAddress`); `undefined`
+   * elsewhere, so every request shares the key `"unknown"` unless you give this.
+   */
+  readonly peerAddress?: ((c: Context) => string | undefined) | undefined
+}
+
+interface NodeIncoming {
+  readonly url?: unknown
+  readonly socket?: { readonly remoteAddress?: unknown } | undefined
+}
+
+/** The Node request `@hono/node-server` passes as `c.env.incoming`, if any. */
+const nodeIncoming = (env: unknown): NodeIncoming | undefined => {
+  if (typeof env !== "object" || env === null || !("incoming" in env)) return undefined
+  const incoming: unknown = env.incoming
+  return typeof incoming === "object" && incoming !== null ? incoming : undefined
+}
+
+const nodePeer = (c: Context): string | undefined => {
+  const address = nodeIncoming(c.env)?.socket?.remoteAddress
+  return typeof address === "string" ? address : undefined
+}
+
+/** The target as sent: Node's raw one when there is one, else the URL's path and query. */
+const targetOf = (c: Context): string => {
+  const raw = nodeIncoming(c.env)?.url
+  if (typeof raw === "string" && raw.length > 0) return raw
+  const url = c.req.url
+  const at = url.indexOf("/", url.indexOf("://") + 3)
+  return at === -1 ? "/" : url.slice(at)
+}
+
+/** A response whose headers can be set (those of a `fetch` response cannot). */
+const withHeaders = (response: Response, headers: Record<string, string>): Response => {
+  const out = new Response(response.body, response)
+  for (const [name, value] of Object.entries(headers)) {
+    if (!out.headers.has(name)) out.headers.set(name, value)
+  }
+  return out
+}
+
+/**
+ * A Hono middleware charging every request to `options.limiter` by key (the client address by
+ * default). Allowed requests go on, and their response gets the rate-limit headers; refused ones
+ * get 429 (or `onRefused`'s response) and never reach the handler; a store failure lets the
+ * request through or answers 503, as `failOpen` and the limiter's policy say. Programming errors
+ * (an unknown limiter, an invalid cost, a throwing `key`) are thrown, for `app.onError`.
+ *
+ * Invalid options throw their `ConfigError` here, at start-up.
+ *
+ * @example
+ * ```ts
+ * app.use(rateLimit({ limiter: "api" }))
+ * app.post("/login", rateLimit({ limiter: "login", failOpen: false }), login)
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
+  const adapter = compileAdapter(options)
+  const { onRefused } = adapter
+  const peerAddress = options.peerAddress ?? nodePeer
+  if (typeof peerAddress !== "function") {
+    throw ConfigError.at("http.peerAddress", "a function", describeInput(peerAddress))
+  }
+
+  return async (c, next) => {
+    const target = targetOf(c)
+    if (!adapter.applies(target)) return next()
+    const view: RequestView = { target, peer: peerAddress(c), header: (name) => c.req.header(name) }
+    const outcome = await adapter.decide(c, view)
+    switch (outcome._tag) {
+      case "Pass":
+        return next()
+      case "Allowed": {
+        await next()
+        // on the response the app answered (its error response too), after the headers of any
+        // limiter inside this one
+        const headers = adapter.headersOf(outcome.decision, (name) => c.res.headers.get(name) ?? undefined)
+        for (const [name, value] of Object.entries(headers)) c.header(name, value)
+        return undefined
+      }
+      case "Refused": {
+        const headers = adapter.headersOf(outcome.decision)
+        if (onRefused !== undefined) return withHeaders(await onRefused(outcome.decision, c), headers)
+        return c.body(adapter.refusalBody(outcome.retryAfter), 429, { ...headers, "content-type": PROBLEM_JSON })
+      }
+      case "Unavailable":
+        return c.body(UNAVAILABLE_BODY, 503, { "content-type": PROBLEM_JSON })
+    }
+  }
+}
