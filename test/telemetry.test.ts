@@ -11,18 +11,7 @@ let counter = 0
 const fresh = (name: string) => `${name}-telemetry-${++counter}`
 
 /** The native tracer, keeping each span it makes. */
-const recording = Effect.map(Effect.tracer, (native) => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind, options) => {
-      const span = native.span(name, parent, context, links, startTime, kind, options)
-      spans.push(span)
-      return span
-    },
-    context: native.context
-  })
-  return { tracer, spans }
-})
+const recording = T.recordingTracer
 
 /** The one ended `RateLimiter.acquire` span, with its exit and attributes. */
 const acquireSpan = (spans: ReadonlyArray<Tracer.Span>) => {

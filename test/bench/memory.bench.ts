@@ -64,7 +64,7 @@ const experimental = async (): Promise<() => Promise<void>> => {
       const r = yield* T.result(
         limiter.consume({ algorithm: "token-bucket", onExceeded: "fail", window: "1 second", limit: 1000, key: keys[i % KEYS] ?? "" })
       )
-      if (r._tag === "Right") allowed++
+      if (T.isOk(r)) allowed++
     }
     return allowed
   })

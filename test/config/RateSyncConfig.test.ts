@@ -2,13 +2,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "#test/vitest"
-import { ConfigProvider, Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import { LimiterDefinition, MemoryStore, RateLimiter, type RateLimitError, RateSync, RateSyncConfig } from "effect-rate-sync"
 import * as T from "#test/effect"
 
 const SECRET = "hunter2-s3cr3t"
 
-const env = (vars: Record<string, string> = {}) => ConfigProvider.fromMap(new Map(Object.entries(vars)))
+const env = (vars: Record<string, string> = {}) => T.configProvider(vars)
 
 /** Decodes `text` with exactly the variables `vars` in the ConfigProvider. */
 const parse = (text: string, vars: Record<string, string> = {}) =>
@@ -369,22 +369,19 @@ window_seconds = 315360000
         assert(def !== undefined)
         return LimiterDefinition.resolve(id, def)
       }
-      const fast = spec("fast")
-      assert(fast._tag === "Right")
+      const fast = T.getOk(spec("fast"))
       assert.deepStrictEqual(
-        [fast.right.ratePerSecond, fast.right.burst, fast.right.timeoutMs, fast.right.leaseMs],
+        [fast.ratePerSecond, fast.burst, fast.timeoutMs, fast.leaseMs],
         [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, LimiterDefinition.MAX_DURATION_MS, LimiterDefinition.MAX_DURATION_MS]
       )
-      const long = spec("long")
-      assert(long._tag === "Right")
-      assert.deepStrictEqual([long.right.limit, long.right.windowMs], [Number.MAX_SAFE_INTEGER, 315_360_000_000])
+      const long = T.getOk(spec("long"))
+      assert.deepStrictEqual([long.limit, long.windowMs], [Number.MAX_SAFE_INTEGER, 315_360_000_000])
       assert.strictEqual(LimiterDefinition.MAX_DURATION_MS, 315_360_000_000)
     }))
 
   it("an infinite timeout in code is the same as none: wait as long as needed", () => {
-    const spec = LimiterDefinition.resolve("api", { ratePerSecond: 1, timeout: Duration.infinity })
-    assert(spec._tag === "Right")
-    assert.strictEqual(spec.right.timeoutMs, undefined)
+    const spec = T.getOk(LimiterDefinition.resolve("api", { ratePerSecond: 1, timeout: Duration.infinity }))
+    assert.strictEqual(spec.timeoutMs, undefined)
   })
 
   it.effect("a value from the environment is bounded the same way", () =>
@@ -628,13 +625,13 @@ describe("RateSyncConfig.load", () => {
 describe("RateSync", () => {
   it.effect("makeOptions: no store adds an implicit memory store; one store is the default", () =>
     Effect.gen(function*() {
-      const none = yield* RateSync.makeOptions({ stores: {}, limiters: { api: { ratePerSecond: 1 } } })
+      const none = T.getOk(RateSync.makeOptions({ stores: {}, limiters: { api: { ratePerSecond: 1 } } }))
       assert.deepStrictEqual(none, {
         stores: { memory: { engine: "memory" } },
         limiters: { api: { ratePerSecond: 1 } },
         defaultStore: "memory"
       })
-      const one = yield* RateSync.makeOptions({ stores: { main: { engine: "memory" } }, limiters: {} })
+      const one = T.getOk(RateSync.makeOptions({ stores: { main: { engine: "memory" } }, limiters: {} }))
       assert.strictEqual(one.defaultStore, "main")
     }))
 
@@ -651,7 +648,7 @@ max_concurrent = 1
 [limiters.loose]
 max_concurrent = 1
 `)
-      const error = yield* Effect.flip(RateSync.makeOptions(config))
+      const error = T.getErr(RateSync.makeOptions(config))
       assert.deepStrictEqual(fields(error), {
         path: "limiters.loose.store",
         expected: `a store id (the configuration declares several stores: "a", "b")`,

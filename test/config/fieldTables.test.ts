@@ -8,7 +8,7 @@
  */
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "#test/vitest"
-import { ConfigProvider, Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { MemoryStore, RateSyncConfig } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
 import { PostgresStore } from "effect-rate-sync/postgres"
@@ -33,7 +33,7 @@ const docRows = (engine: Engine): ReadonlyArray<readonly [string, string]> => {
   })
 }
 
-const env = (vars: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(vars)), { pathDelim: "_" })
+const env = (vars: Record<string, string>) => T.configProvider(vars, { pathDelim: "_" })
 
 describe("field tables", () => {
   it("docs/configuration.md lists exactly each engine's fields, in the table's order, with their TypeScript names", () => {
@@ -128,7 +128,7 @@ cleanup_batch_size = 500
       ])
       const code = (definition: unknown) => {
         const result = RateSyncConfig.decodeStoreDefinition("s", definition)
-        return T.isErr(result) ? fields(result.left) : undefined
+        return T.isErr(result) ? fields(T.errOf(result)) : undefined
       }
       assert.deepStrictEqual(code({ engine: "nats", servers: ["nats://a:4222"] }), [
         "stores.s.servers[0]",
@@ -141,16 +141,16 @@ cleanup_batch_size = 500
         "a finite duration greater than 0",
         "-1"
       ])
-      const good = RateSyncConfig.decodeStoreDefinition("s", {
+      const good = T.getOk(RateSyncConfig.decodeStoreDefinition("s", {
         engine: "nats",
         servers: [Redacted.make("nats://a:4222")],
         purgeInterval: Duration.infinity,
         maxAge: "2 hours"
-      })
-      assert.isTrue(T.isOk(good))
-      if (T.isOk(good) && good.right.engine === "nats") {
-        assert.deepStrictEqual(good.right.purgeInterval, Duration.infinity)
-        assert.deepStrictEqual(good.right.maxAge, Duration.hours(2))
+      }))
+      assert.strictEqual(good.engine, "nats")
+      if (good.engine === "nats") {
+        assert.deepStrictEqual(good.purgeInterval, Duration.infinity)
+        assert.deepStrictEqual(good.maxAge, Duration.hours(2))
       }
     }))
 

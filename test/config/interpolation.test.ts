@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "#test/vitest"
-import { ConfigProvider, Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { type RateLimitError, RateSyncConfig } from "effect-rate-sync"
 import * as T from "#test/effect"
 
@@ -16,7 +16,7 @@ const SECRET = "hunter2-s3cr3t"
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 
-const env = (vars: Record<string, string> = {}) => ConfigProvider.fromMap(new Map(Object.entries(vars)))
+const env = (vars: Record<string, string> = {}) => T.configProvider(vars)
 
 const parse = (text: string, vars: Record<string, string> = {}) =>
   RateSyncConfig.parse(text, "test.toml").pipe(T.withConfigProvider(env(vars)))

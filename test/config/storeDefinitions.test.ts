@@ -95,24 +95,24 @@ describe("store definitions written in code", () => {
         const result = RateSyncConfig.decodeStoreDefinition("s", definition)
         assert.isTrue(T.isErr(result), path)
         if (T.isErr(result)) {
-          const e = result.left
+          const e = T.errOf(result)
           assert.deepStrictEqual([e.path, e.expected, e.received], [path, expected, received])
           assert.notInclude(e.message, SECRET)
         }
       }
       // A good one comes back with its durations as Durations and its secrets still Redacted.
-      const good = RateSyncConfig.decodeStoreDefinition("s", {
+      const good = T.getOk(RateSyncConfig.decodeStoreDefinition("s", {
         engine: "redis",
         url: Redacted.make("redis://127.0.0.1:6379/2"),
         keyPrefix: "rl",
         commandTimeout: "2 seconds",
         clusterNodes: ["127.0.0.1:7000"]
-      })
-      assert.isTrue(T.isOk(good))
-      if (T.isOk(good) && good.right.engine === "redis") {
-        assert.strictEqual(good.right.url === undefined ? "" : Redacted.value(good.right.url), "redis://127.0.0.1:6379/2")
-        assert.deepStrictEqual(good.right.commandTimeout, Duration.millis(2000))
-        assert.deepStrictEqual([good.right.keyPrefix, good.right.clusterNodes], ["rl", ["127.0.0.1:7000"]])
+      }))
+      assert.strictEqual(good.engine, "redis")
+      if (good.engine === "redis") {
+        assert.strictEqual(good.url === undefined ? "" : Redacted.value(good.url), "redis://127.0.0.1:6379/2")
+        assert.deepStrictEqual(good.commandTimeout, Duration.millis(2000))
+        assert.deepStrictEqual([good.keyPrefix, good.clusterNodes], ["rl", ["127.0.0.1:7000"]])
       }
       assert.deepStrictEqual(RateSyncConfig.decodeStoreDefinition("m", { engine: "memory" }), T.ok({ engine: "memory" }))
     }))

@@ -7,6 +7,7 @@ import { assert, describe, it } from "#test/vitest"
 import { Effect, Random } from "effect"
 import { jitteredMs } from "../../src/core/backoff.js"
 import * as Backoff from "../../src/internal/store/backoff.js"
+import * as T from "#test/effect"
 
 /** The waits the loop draws after its first `n` lost writes, in order (attempts 1…n). */
 const waits = (baseMs: number, n: number) =>
@@ -15,9 +16,9 @@ const waits = (baseMs: number, n: number) =>
 describe("Backoff.jittered", () => {
   it.effect("draws the n-th wait as jitteredMs(base, n, Random.next), exactly", () =>
     Effect.gen(function*() {
-      const got = yield* waits(10, 6).pipe(Effect.withRandom(Random.make("seed")))
+      const got = yield* waits(10, 6).pipe(T.withSeed("seed"))
       const expected = yield* Effect.forEach([1, 2, 3, 4, 5, 6], (n) => Effect.map(Random.next, (r) => jitteredMs(10, n, r))).pipe(
-        Effect.withRandom(Random.make("seed"))
+        T.withSeed("seed")
       )
       assert.deepStrictEqual(got, expected)
     }))

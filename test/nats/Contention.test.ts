@@ -36,17 +36,7 @@ const options = { url: Redacted.make(URL), bucketName: BUCKET }
 const StoreLive = NatsStore.layer(options).pipe(Layer.provide(DropBucket))
 
 /** A clock that reads `now()` (another app server's clock, set by the test); sleeps are real. */
-const clockAt = (now: () => number): Clock.Clock => {
-  const base = Clock.make()
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => now(),
-    currentTimeMillis: Effect.sync(() => now()),
-    unsafeCurrentTimeNanos: () => BigInt(Math.round(now())) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(Math.round(now())) * 1_000_000n),
-    sleep: (duration) => base.sleep(duration)
-  }
-}
+const clockAt = (now: () => number): Clock.Clock => T.clockOf({ millis: now })
 const at = (ms: number) => <A, E, R>(self: Effect.Effect<A, E, R>) => T.withClock(self, clockAt(() => ms))
 
 /**
@@ -55,20 +45,12 @@ const at = (ms: number) => <A, E, R>(self: Effect.Effect<A, E, R>) => T.withCloc
  * instant the answered decision was taken at.
  */
 const recordingClock = () => {
-  const base = Clock.make()
   let last = Number.NaN
   const read = () => {
-    last = base.unsafeCurrentTimeMillis()
+    last = Date.now()
     return last
   }
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: read,
-    currentTimeMillis: Effect.sync(read),
-    unsafeCurrentTimeNanos: () => BigInt(read()) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(read()) * 1_000_000n),
-    sleep: (duration) => base.sleep(duration)
-  }
+  const clock = T.clockOf({ millis: read })
   return { clock, decidedAt: () => last }
 }
 
@@ -90,7 +72,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
             })),
           { concurrency: "unbounded" }
         )
-        const errors = runs.flatMap((r) => r.result._tag === "Left" ? [r.result.left.message] : [])
+        const errors = runs.flatMap((r) => T.isErr(r.result) ? [T.errOf(r.result).message] : [])
         assert.deepStrictEqual(errors, [], "losing the race is never a StoreError")
         const slowest = Math.max(...runs.map((r) => r.ms))
         assert.isTrue(slowest <= timeoutMs + 400, `a call took ${slowest.toFixed(0)} ms (timeout ${timeoutMs} ms)`)
@@ -98,8 +80,8 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         let refused = 0
         let retries = 0
         for (const r of runs) {
-          if (r.result._tag === "Left") continue
-          const d = r.result.right
+          if (T.isErr(r.result)) continue
+          const d = T.valueOf(r.result)
           retries += d.casRetries ?? 0
           if (d.allowed) admitted.push(r.decidedAt + d.delayMs)
           else {
@@ -142,12 +124,12 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
             )),
           { concurrency: "unbounded" }
         ).pipe(Effect.provide(context))
-        const granted = permits.flatMap((p) => p._tag === "Right" ? [p.right] : [])
+        const granted = permits.flatMap((p) => T.isOk(p) ? [T.valueOf(p)] : [])
         const last = Math.max(started, ...granted.map((p) => p.at))
         const bound = 1 + 10 * (last - started) / 1000
         assert.strictEqual(granted.filter((p) => p.failedOpen).length, 0, "no permit failed open")
         assert.isTrue(granted.length >= 1 && granted.length <= bound, `granted ${granted.length}, bound ${bound.toFixed(1)}`)
-        for (const p of permits) if (p._tag === "Left") assert.strictEqual(p.left._tag, "RateLimitExceeded")
+        for (const p of permits) if (T.isErr(p)) assert.strictEqual(T.errOf(p)._tag, "RateLimitExceeded")
       }))
 
     it.scoped("acquire with time left waits through lost races: contention alone never refuses it", () =>
@@ -159,7 +141,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
           Array.from({ length: 40 }, () => RateLimiter.acquire(id, { key: "hot" }).pipe(T.result, Effect.scoped)),
           { concurrency: "unbounded" }
         ).pipe(Effect.provide(context))
-        const refused = outcomes.filter((o) => o._tag === "Left")
+        const refused = outcomes.filter((o) => T.isErr(o))
         assert.strictEqual(refused.length, 0, `refused ${refused.length} of 40 with capacity to spare`)
         const stats = yield* RateLimiter.metrics(id).pipe(Effect.provide(context))
         assert.isTrue(stats.casFailures > 0, "the calls did contend")

@@ -79,13 +79,13 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
             { concurrency: "unbounded" }
           )
           const elapsedS = (Date.now() - start) / 1000
-          const failures = results.flatMap(({ r }) => (T.isErr(r) ? [r.left] : []))
+          const failures = results.flatMap(({ r }) => (T.isErr(r) ? [T.errOf(r)] : []))
           for (const e of failures) {
             assert.isTrue(isStoreError(e), String(e))
             assert.strictEqual(e.operation, "tokenBucket")
             assert.match(e.message, /no answer within 2000 ms|overloaded/)
           }
-          const hotAdmitted = results.filter(({ r, hot }) => hot && T.isOk(r) && r.right.allowed).length
+          const hotAdmitted = results.filter(({ r, hot }) => hot && T.isOk(r) && T.valueOf(r).allowed).length
           assert.isTrue(hotAdmitted <= 10 + Math.ceil(elapsedS) + 1, `hot key admitted ${hotAdmitted} in ${elapsedS} s`)
           // Every slot came back: once the statements still running for callers that timed out
           // have ended (each within statementTimeout), 20 concurrent calls all answer. Until then
@@ -150,8 +150,8 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         for (const r of refused) {
           assert.isTrue(T.isErr(r), "refused, not answered (the only slot is held)")
           if (T.isErr(r)) {
-            assert.isTrue(isStoreError(r.left))
-            assert.match(String(Reflect.get(Object(r.left), "message")), /overloaded: 3 calls already wait.*maxQueuedStatements/)
+            assert.isTrue(isStoreError(T.errOf(r)))
+            assert.match(String(Reflect.get(Object(T.errOf(r)), "message")), /overloaded: 3 calls already wait.*maxQueuedStatements/)
           }
         }
         yield* release.open
@@ -187,9 +187,9 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         const all = <A>(n: number, f: (i: number) => Effect.Effect<A, StoreError>) =>
           Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => T.result(f(i)), { concurrency: "unbounded" })
         const rights = <A>(rs: ReadonlyArray<T.Result<A, StoreError>>) => {
-          const errors = rs.flatMap((r) => (T.isErr(r) ? [r.left.message] : []))
+          const errors = rs.flatMap((r) => (T.isErr(r) ? [T.errOf(r).message] : []))
           assert.deepStrictEqual(errors, [], "no StoreError (SQLSTATE 40001 before)")
-          return rs.flatMap((r) => (T.isOk(r) ? [r.right] : []))
+          return rs.flatMap((r) => (T.isOk(r) ? [T.valueOf(r)] : []))
         }
         const tb = rights(
           yield* all(100, () =>

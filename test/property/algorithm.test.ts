@@ -34,14 +34,7 @@ const testClockDriver: Driver = {
 
 const manualDriver = (): Driver => {
   let now = 0
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => now,
-    unsafeCurrentTimeNanos: () => BigInt(now) * 1_000_000n,
-    currentTimeMillis: Effect.sync(() => now),
-    currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    sleep: () => Effect.never
-  }
+  const clock = T.clockOf({ millis: () => now, sleep: () => Effect.never })
   return {
     advance: (ms) =>
       Effect.sync(() => {

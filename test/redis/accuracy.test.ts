@@ -26,10 +26,13 @@ const RATE = 100
 const BURST = 100 // the default: max(1, ceil(ratePerSecond))
 const DURATION_MS = 5000
 
-class Server extends Effect.Tag("test/RedisAccuracyServer")<Server, RedisServer>() {}
+class Server extends T.Service<Server, RedisServer>()("test/RedisAccuracyServer") {}
 const ServerLive = T.layerScoped(Server, redisServer())
 const Live = T.layerUnwrap(
-  Effect.map(Server, (server) => RedisStore.layer({ url: Redacted.make(server.url) }))
+  Effect.gen(function*() {
+    const server = yield* Server
+    return RedisStore.layer({ url: Redacted.make(server.url) })
+  })
 ).pipe(Layer.provideMerge(ServerLive))
 
 interface Child {

@@ -14,7 +14,7 @@ import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
 
-class Server extends Effect.Tag("test/RedisBatchServer")<Server, RedisServer>() {}
+class Server extends T.Service<Server, RedisServer>()("test/RedisBatchServer") {}
 
 /** Calls of `EVALSHA` and `EVAL` the server has run so far (failed ones included). */
 const scriptCalls = (server: RedisServer) =>

@@ -3,7 +3,7 @@
  * restarted, frozen (SIGSTOP), SCRIPT FLUSH under load, wrong password.
  */
 import { assert, layer } from "#test/vitest"
-import { Clock, Effect, Exit, Layer, Metric, Redacted } from "effect"
+import { Clock, Effect, Exit, Layer, Redacted } from "effect"
 import { RateLimiter, RateLimitMetrics } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
 import { describeWhenUp } from "../utils/services.js"
@@ -16,7 +16,7 @@ const TIMEOUT_MS = 250
 /** Scheduling slack on a loaded 2-core CI box. */
 const SLACK_MS = 150
 
-class Server extends Effect.Tag("test/RedisFaultServer")<Server, RedisServer>() {}
+class Server extends T.Service<Server, RedisServer>()("test/RedisFaultServer") {}
 
 const OPEN = `open-${crypto.randomUUID()}`
 const CLOSED = `closed-${crypto.randomUUID()}`
@@ -24,12 +24,14 @@ const window = { algorithm: "fixed_window", limit: 5, window: "1 minute" } as co
 
 const ServerLive = T.layerScoped(Server, redisServer())
 const StoreLive = T.layerUnwrap(
-  Effect.map(Server, (server) =>
-    RedisStore.layer({
+  Effect.gen(function*() {
+    const server = yield* Server
+    return RedisStore.layer({
       url: Redacted.make(server.url),
       commandTimeout: `${TIMEOUT_MS} millis`,
       socketConnectTimeout: "1 second"
-    }))
+    })
+  })
 )
 const Live = RateLimiter.layer({ [OPEN]: window, [CLOSED]: { ...window, failClosed: true } }).pipe(
   Layer.provideMerge(StoreLive),
@@ -87,8 +89,8 @@ describeWhenUp(available)("RedisStore faults (own redis-server)", () => {
         const after = yield* RateLimiter.metrics(OPEN)
         assert.isTrue(after.failOpenAdmits - before.failOpenAdmits >= 10)
         assert.isTrue(after.storeErrors - before.storeErrors >= 10)
-        const failOpenCounter = yield* Metric.value(Metric.tagged(RateLimitMetrics.failOpen, "limiter", OPEN))
-        assert.isTrue(failOpenCounter.count >= 10, "the Effect metric counts fail-open admits")
+        const failOpenCount = yield* T.counterCount(RateLimitMetrics.failOpen, { limiter: OPEN })
+        assert.isTrue(failOpenCount >= 10, "the Effect metric counts fail-open admits")
         assert.isTrue((yield* RateLimiter.metrics(CLOSED)).storeErrors >= 10)
 
         const restartedAt = yield* Clock.currentTimeMillis

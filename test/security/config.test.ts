@@ -3,7 +3,7 @@
  * hold is a `ConfigError` naming it at configuration, in code and in TOML; what is accepted runs.
  */
 import { assert, describe, it } from "#test/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateSyncConfig } from "effect-rate-sync"
 import * as T from "#test/effect"
 
@@ -13,7 +13,7 @@ const configure = (id: string, definition: LimiterDefinition.LimiterDefinition) 
   Effect.flip(RateLimiter.configureLimiter(id, definition)).pipe(Effect.provide(Limiters))
 
 const parseError = (text: string) =>
-  Effect.flip(RateSyncConfig.parse(text, "test.toml")).pipe(T.withConfigProvider(ConfigProvider.fromMap(new Map())))
+  Effect.flip(RateSyncConfig.parse(text, "test.toml")).pipe(T.withConfigProvider(T.configProvider()))
 
 describe("limiter ids every store can hold", () => {
   it.effect("an id with NUL, a control character, a lone surrogate or over 128 characters is a ConfigError", () =>

@@ -326,8 +326,8 @@ describe("a URL with a bad % escape is a ConfigError naming the field", () => {
         const definition = { engine, url: Redacted.make(url) }
         const result = RateSyncConfig.decodeStoreDefinition("main", definition)
         if (T.isOk(result)) return assert.fail(`accepted ${url}`)
-        assert.strictEqual(result.left.path, "stores.main.url")
-        assert.strictEqual(result.left.received, received)
+        assert.strictEqual(T.errOf(result).path, "stores.main.url")
+        assert.strictEqual(T.errOf(result).received, received)
       }
     }))
 

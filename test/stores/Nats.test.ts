@@ -6,7 +6,7 @@
  */
 import { assert, layer } from "#test/vitest"
 import { connect } from "@nats-io/transport-node"
-import { Clock, ConfigProvider, Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { NatsStore, NatsStoreLive } from "effect-rate-sync/nats"
 import { spawn } from "node:child_process"
@@ -33,17 +33,7 @@ const options = { url: Redacted.make(URL), bucketName: BUCKET }
 const StoreLive = NatsStore.layer(options).pipe(Layer.provide(DropBucket))
 
 /** A clock `skewMs` ahead of the real one (another app server whose clock is off). */
-const skewedClock = (skewMs: number): Clock.Clock => {
-  const base = Clock.make()
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + skewMs,
-    currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + skewMs),
-    unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(skewMs) * 1_000_000n),
-    sleep: (duration) => base.sleep(duration)
-  }
-}
+const skewedClock = (skewMs: number): Clock.Clock => T.clockOf({ millis: () => Date.now() + skewMs })
 
 /**
  * GCRA's bound on admissions known only up to an interval each (`[from, to]`: the clock read
@@ -88,7 +78,7 @@ const ownServer = Effect.gen(function*() {
   )
   yield* Effect.retry(
     Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
-    Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))
+    Schedule.spaced("50 millis").pipe(T.upTo("5 seconds"))
   )
   return { port, server }
 })
@@ -193,7 +183,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         const results = yield* Effect.all(Array.from({ length: 10 }, () => T.result(store.fixedWindow(req))), {
           concurrency: "unbounded"
         })
-        const decisions = results.flatMap((r) => r._tag === "Right" ? [r.right] : [])
+        const decisions = results.flatMap((r) => T.isOk(r) ? [T.valueOf(r)] : [])
         assert.strictEqual(decisions.length, 10, "losing the race is not an outage: no StoreError")
         const refused = decisions.filter((d) => !d.allowed)
         assert.isTrue(refused.length > 0, "some writes lost the race and were not retried")
@@ -383,7 +373,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         assert.include(error.message, "300 ms")
         assert.isTrue(waited >= 250 && waited < 1000, `failed after ${waited} ms`)
         server.kill("SIGCONT")
-        const back = yield* Effect.retry(store.tokenBucket(req), Schedule.spaced("50 millis").pipe(Schedule.upTo("3 seconds")))
+        const back = yield* Effect.retry(store.tokenBucket(req), Schedule.spaced("50 millis").pipe(T.upTo("3 seconds")))
         assert.isTrue(back.allowed, "served again once the server runs")
       }))
 
@@ -397,21 +387,16 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         // the store reads the caller's clock between its read and its write: freeze the server
         // there, so the write is sent to a stopped server, times out, and lands once it resumes
         let frozen = false
-        const base = Clock.make()
-        const freezing: Clock.Clock = {
-          [Clock.ClockTypeId]: Clock.ClockTypeId,
-          unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis(),
-          currentTimeMillis: Effect.sync(() => {
+        const freezing = T.clockOf({
+          millis: () => Date.now(),
+          effectfulMillis: () => {
             if (!frozen) {
               frozen = true
               server.kill("SIGSTOP")
             }
-            return base.unsafeCurrentTimeMillis()
-          }),
-          unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
-          currentTimeNanos: base.currentTimeNanos,
-          sleep: (duration) => base.sleep(duration)
-        }
+            return Date.now()
+          }
+        })
         const error = yield* Effect.flip(store.acquireSlot(slot).pipe(T.withClock(freezing)))
         assert.include(error.message, "300 ms", "the first round's timed-out write is a StoreError")
         server.kill("SIGCONT")
@@ -438,7 +423,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
           (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
         ).pipe(
           Effect.provide(NatsStoreLive),
-          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(T.configProvider(env, { pathDelim: "_" }))
         )
         assert.isTrue(decision.allowed)
         const store = yield* NatsStore.fromDefinition({

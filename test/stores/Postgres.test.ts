@@ -7,7 +7,7 @@
 import { assert, layer } from "#test/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { ConfigProvider, Effect, Layer, Redacted, Ref } from "effect"
+import { Effect, Layer, Redacted, Ref } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
@@ -439,7 +439,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
           return [refused, rows.length] as const
         }).pipe(
           Effect.provide(Store),
-          T.withConfigProvider(ConfigProvider.fromMap(new Map([["TABLE", table], ["MARGIN", "7"]])))
+          T.withConfigProvider(T.configProvider(new Map([["TABLE", table], ["MARGIN", "7"]])))
         )
         assert.strictEqual(rows, 1, "the state went to the configured table")
         assert.isFalse(refused.allowed)
@@ -475,14 +475,14 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
           (s) => s.peek({ algorithm: "token_bucket", limiter, key: "k", ratePerSecond: 1, burst: 3 })
         ).pipe(
           Effect.provide(PostgresStoreLive),
-          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(T.configProvider(env, { pathDelim: "_" }))
         )
         assert.strictEqual(viaEnv.remaining, 2, "the environment named the same table")
         const bad = yield* Effect.flip(
           RateLimitStore.RateLimitStore.pipe(
             Effect.provide(PostgresStoreLive),
             T.withConfigProvider(
-              ConfigProvider.fromMap(new Map([["RATE_SYNC_POSTGRES_TABLE_NAME", "a-b"]]), { pathDelim: "_" })
+              T.configProvider(new Map([["RATE_SYNC_POSTGRES_TABLE_NAME", "a-b"]]), { pathDelim: "_" })
             )
           )
         )

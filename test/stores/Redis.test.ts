@@ -3,7 +3,7 @@
  * then what is specific to Redis (key layout, TTLs, server scripts, reset by SCAN).
  */
 import { assert, layer } from "#test/vitest"
-import { Clock, ConfigProvider, Effect, Fiber, Layer, Redacted } from "effect"
+import { Clock, Effect, Fiber, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
@@ -355,7 +355,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
           (store) => store.fixedWindow({ limiter, key: "", limit: 1, windowMs: 60_000, cost: 1 })
         ).pipe(
           Effect.provide(RedisStoreLive),
-          T.withConfigProvider(ConfigProvider.fromMap(env, { pathDelim: "_" }))
+          T.withConfigProvider(T.configProvider(env, { pathDelim: "_" }))
         )
         assert.isTrue(decision.allowed)
         const client = yield* raw
@@ -365,7 +365,7 @@ describeWhenUp(available)("RedisStore on 127.0.0.1:6379", () => {
           RateLimitStore.RateLimitStore.pipe(
             Effect.provide(RedisStoreLive),
             T.withConfigProvider(
-              ConfigProvider.fromMap(new Map([["RATE_SYNC_REDIS_COMMAND_TIMEOUT", "soon"]]), { pathDelim: "_" })
+              T.configProvider(new Map([["RATE_SYNC_REDIS_COMMAND_TIMEOUT", "soon"]]), { pathDelim: "_" })
             )
           )
         )

@@ -17,12 +17,15 @@ const available = redisBinariesAvailable()
 const PREFIX = `rs-cluster-${crypto.randomUUID()}`
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 
-class ClusterHandle extends Effect.Tag("test/ClusterHandle")<ClusterHandle, RedisClusterHandle>() {}
+class ClusterHandle extends T.Service<ClusterHandle, RedisClusterHandle>()("test/ClusterHandle") {}
 
 /** The cluster, then the store on it (the store closes before the servers stop). */
 const ClusterLive = T.layerScoped(ClusterHandle, redisCluster(3))
 const StoreLive = T.layerUnwrap(
-  Effect.map(ClusterHandle, (cluster) => RedisStore.layer({ clusterNodes: cluster.seeds, keyPrefix: PREFIX }))
+  Effect.gen(function*() {
+    const cluster = yield* ClusterHandle
+    return RedisStore.layer({ clusterNodes: cluster.seeds, keyPrefix: PREFIX })
+  })
 )
 const Live = StoreLive.pipe(Layer.provideMerge(ClusterLive))
 

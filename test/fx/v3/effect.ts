@@ -17,6 +17,8 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Tracer from "effect/Tracer"
 import * as Fx from "#fx/core"
 
 export * as FastCheck from "effect/FastCheck"
@@ -110,6 +112,13 @@ export const layerUnwrap = <A, E1, R1, E, R>(self: Effect.Effect<Layer.Layer<A, 
   Layer.unwrapEffect(self)
 
 // ---------------------------------------------------------------------------------------------
+// Schedule
+
+/** `self` for at most `duration` of elapsed time (Effect 3 `Schedule.upTo(duration)`, Effect 4 `Schedule.upTo({ duration })`). */
+export const upTo = (duration: Duration.DurationInput) =>
+<Out, In, R>(self: Schedule.Schedule<Out, In, R>): Schedule.Schedule<Out, In, R> => Schedule.upTo(self, duration)
+
+// ---------------------------------------------------------------------------------------------
 // Clock and Random
 
 /** What a clock made by {@link clockOf} reads and how it sleeps. */
@@ -198,6 +207,24 @@ export const withConfigProvider: {
 /** Runs `self` with exactly the variables `vars` ({@link configProvider} + {@link withConfigProvider}). */
 export const withConfig = (vars: Readonly<Record<string, string>> = {}, options: ConfigProviderOptions = {}) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => withConfigProvider(self, configProvider(vars, options))
+
+// ---------------------------------------------------------------------------------------------
+// Tracing
+
+/** The current tracer, wrapped to keep every span it makes (Effect 3 `span(name, parent, …)` positional, Effect 4 `span(options)`). */
+export const recordingTracer: Effect.Effect<{ readonly tracer: Tracer.Tracer; readonly spans: ReadonlyArray<Tracer.Span> }> =
+  Effect.map(Effect.tracer, (native) => {
+    const spans: Array<Tracer.Span> = []
+    const tracer = Tracer.make({
+      span: (name, parent, context, links, startTime, kind, options) => {
+        const span = native.span(name, parent, context, links, startTime, kind, options)
+        spans.push(span)
+        return span
+      },
+      context: native.context
+    })
+    return { tracer, spans }
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Metrics

@@ -16,6 +16,8 @@ import * as Latch_ from "effect/Latch"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Tracer from "effect/Tracer"
 import * as Fx from "#fx/core"
 
 /**
@@ -114,6 +116,13 @@ export const layerScopedDiscard = <X, E, R>(effect: Effect.Effect<X, E, R>) => L
 export const layerUnwrap = <A, E1, R1, E, R>(self: Effect.Effect<Layer.Layer<A, E1, R1>, E, R>) => Layer.unwrap(self)
 
 // ---------------------------------------------------------------------------------------------
+// Schedule
+
+/** `self` for at most `duration` of elapsed time. */
+export const upTo = (duration: Duration.Input) =>
+<Out, In, E, R>(self: Schedule.Schedule<Out, In, E, R>): Schedule.Schedule<Out, In, E, R> => Schedule.upTo(self, { duration })
+
+// ---------------------------------------------------------------------------------------------
 // Clock and Random
 
 /** What a clock made by {@link clockOf} reads and how it sleeps. */
@@ -190,6 +199,24 @@ export const withConfigProvider: {
 /** Runs `self` with exactly the variables `vars` ({@link configProvider} + {@link withConfigProvider}). */
 export const withConfig = (vars: Readonly<Record<string, string>> = {}, options: ConfigProviderOptions = {}) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => withConfigProvider(self, configProvider(vars, options))
+
+// ---------------------------------------------------------------------------------------------
+// Tracing
+
+/** The current tracer, wrapped to keep every span it makes. */
+export const recordingTracer: Effect.Effect<{ readonly tracer: Tracer.Tracer; readonly spans: ReadonlyArray<Tracer.Span> }> =
+  Effect.map(Effect.tracer, (native) => {
+    const spans: Array<Tracer.Span> = []
+    const tracer = Tracer.make({
+      span: (options) => {
+        const span = native.span(options)
+        spans.push(span)
+        return span
+      },
+      context: native.context
+    })
+    return { tracer, spans }
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Metrics
