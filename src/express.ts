@@ -47,8 +47,9 @@ export type Exempt = typeof Exempt
 
 /**
  * Answers a refused request in place of the default 429, by answering on `res` before it returns
- * (or before its promise resolves). `Retry-After` and the rate-limit headers are already set on
- * `res`; the handler may change them. If it answers nothing, the default 429 is sent.
+ * (or before its promise resolves). The status 429, `Retry-After` and the rate-limit headers are
+ * already set on `res`; the handler may change them. If it answers nothing, the default 429 is
+ * sent.
  *
  * @since 0.2.0
  * @category models
@@ -110,6 +111,7 @@ export const rateLimit = (options: RateLimitOptions): RequestHandler => {
 
   const refuse = async (decision: RateLimiter.Decision, retryAfter: number, req: Request, res: Response) => {
     setAll(res, adapter.headersOf(decision, existing(res)))
+    res.statusCode = 429
     if (onRefused !== undefined) await onRefused(decision, req, res)
     if (!res.headersSent) sendProblem(res, 429, adapter.refusalBody(retryAfter))
   }

@@ -49,9 +49,10 @@ export const Exempt: typeof Exempt_ = Exempt_
 export type Exempt = typeof Exempt
 
 /**
- * Answers a refused request in place of the default 429, by sending on `reply` before it returns
- * (or before its promise resolves). `Retry-After` and the rate-limit headers are already set on
- * `reply`; the handler may change them. If it sends nothing, the default 429 is sent.
+ * Answers a refused request in place of the default 429, as a Fastify handler does: it sends on
+ * `reply` (and answers `reply`), or answers the payload to send. The status 429, `Retry-After` and
+ * the rate-limit headers are already set on `reply`; the handler may change them. If it answers
+ * `undefined` without sending, the default 429 is sent.
  *
  * @since 0.2.0
  * @category models
@@ -86,8 +87,9 @@ const viewOf = (request: FastifyRequest): RequestView => ({
   header: (name) => headerText(request.headers[name])
 })
 
+// a Buffer: Fastify adds "; charset=utf-8" to the type of a string payload
 const sendProblem = (reply: FastifyReply, status: number, body: string): FastifyReply =>
-  reply.code(status).type(PROBLEM_JSON).send(body)
+  reply.code(status).header("content-type", PROBLEM_JSON).send(Buffer.from(body))
 
 /**
  * A Fastify `onRequest` hook charging every request to `options.limiter` by key (the client
@@ -125,8 +127,10 @@ export const rateLimit = (options: RateLimitOptions): RateLimitHook => {
         return undefined
       case "Refused": {
         reply.headers(adapter.headersOf(outcome.decision, existing(reply)))
-        if (onRefused !== undefined) await onRefused(outcome.decision, request, reply)
-        return reply.sent ? reply : sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter))
+        if (onRefused === undefined) return sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter))
+        const answer = await onRefused(outcome.decision, request, reply.code(429))
+        if (answer === reply || reply.sent) return reply
+        return answer === undefined ? sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter)) : reply.send(answer)
       }
       case "Unavailable":
         return sendProblem(reply, 503, UNAVAILABLE_BODY)
