@@ -9,9 +9,38 @@ import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 
 /**
+ * One limit that refused a call: which limiter and key, why (`"rate"`: no token or window room;
+ * `"concurrency"`: no slot), its capacity, what it had left, and when the same call could first
+ * pass it (`retryAfter`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const Violation = Schema.Struct({
+  limiterId: Schema.String,
+  key: Schema.String,
+  reason: Fx.literals("rate", "concurrency"),
+  limit: Schema.Number,
+  remaining: Schema.Number,
+  retryAfter: Schema.DurationFromMillis
+})
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export interface Violation extends Schema.Schema.Type<typeof Violation> {}
+
+/**
  * The limit refused the call: no token within the timeout (`reason: "rate"`), or no concurrency
  * slot within the timeout (`reason: "concurrency"`). `retryAfter` is the store's estimate of when
  * the same call can first succeed.
+ *
+ * `violations` lists every limit that refused, each with its own numbers: one for a single-limit
+ * call; for a call over several limits (`RateLimiter.acquire(["rpm", "tpm"], …)`), each limit that
+ * refused. The error's own `limiterId`, `key`, `reason`, `limit`, `remaining` and `retryAfter`
+ * are those of the violation with the largest `retryAfter` (the one the call waits for), so a
+ * caller that reads only them reads the binding limit.
  *
  * @since 0.1.0
  * @category errors
@@ -24,13 +53,37 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>("ef
     reason: Fx.literals("rate", "concurrency"),
     limit: Schema.Number,
     remaining: Schema.Number,
-    retryAfter: Schema.DurationFromMillis
+    retryAfter: Schema.DurationFromMillis,
+    violations: Schema.Array(Violation)
   }
 ) {
+  /**
+   * The error of a refusal from its violations (at least one): the top-level fields are those of
+   * the violation with the largest `retryAfter` (the first of equals).
+   */
+  static fromViolations(violations: readonly [Violation, ...ReadonlyArray<Violation>]): RateLimitExceeded {
+    let binding = violations[0]
+    for (const v of violations) {
+      if (Duration.toMillis(v.retryAfter) > Duration.toMillis(binding.retryAfter)) binding = v
+    }
+    return new RateLimitExceeded({
+      limiterId: binding.limiterId,
+      key: binding.key,
+      reason: binding.reason,
+      limit: binding.limit,
+      remaining: binding.remaining,
+      retryAfter: binding.retryAfter,
+      violations
+    })
+  }
+
   override get message(): string {
-    return `Rate limit exceeded for limiter "${this.limiterId}" (${this.reason}); retry after ${
-      Math.ceil(Duration.toMillis(this.retryAfter))
-    } ms`
+    const retry = `retry after ${Math.ceil(Duration.toMillis(this.retryAfter))} ms`
+    if (this.violations.length <= 1) {
+      return `Rate limit exceeded for limiter "${this.limiterId}" (${this.reason}); ${retry}`
+    }
+    const each = this.violations.map((v) => `"${v.limiterId}" (${v.reason})`).join(", ")
+    return `Rate limit exceeded for limiters ${each}; ${retry}`
   }
 }
 
@@ -156,6 +209,17 @@ export type AcquireError = RateLimitExceeded | LimiterNotFound | StoreUnavailabl
  * @category errors
  */
 export type CheckError = LimiterNotFound | StoreUnavailable | InvalidCost | ConfigError
+
+/**
+ * What `permit.adjust` and `permit.refund` can fail with: a `ConfigError` for a delta that is not
+ * a whole number, a limiter the permit does not hold, a concurrency-only limit (slots are not
+ * adjustable) or a store without `adjust`; `StoreUnavailable` when the store failed (an
+ * adjustment has no fail-open meaning, so it never fails open).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type AdjustError = ConfigError | StoreUnavailable
 
 /**
  * What registering a limiter (`configureLimiter`, `cloneLimiter`) can fail with.

@@ -15,11 +15,32 @@ import { errOf, isErr, valueOf } from "./result.js"
 import type { LimiterDefinition, LimiterOverrides } from "../LimiterDefinition.js"
 import { resolve, toDefinition } from "../LimiterDefinition.js"
 import { describeInput, unknownField } from "./config/input.js"
-import { ConfigError, LimiterNotFound, type MakeError, type RegisterError, StoreNotFound, type StoreUnavailable } from "../RateLimitError.js"
-import type { MakeOptions, RateLimiterService, StoreInfo, StoreInput } from "../RateLimiter.js"
+import {
+  type AcquireError,
+  type CheckError,
+  ConfigError,
+  LimiterNotFound,
+  type MakeError,
+  type RegisterError,
+  StoreNotFound,
+  type StoreUnavailable
+} from "../RateLimitError.js"
+import type {
+  AcquireOptions,
+  CombinedDecision,
+  CompositePermit,
+  Decision,
+  Limits,
+  MakeOptions,
+  Permit,
+  RateLimiterService,
+  StoreInfo,
+  StoreInput
+} from "../RateLimiter.js"
 import { storeKey } from "../core/storeKey.js"
 import { makeAcquire } from "./limiter/acquire.js"
-import { makeCheck } from "./limiter/check.js"
+import { makeCheck, makeStatus } from "./limiter/check.js"
+import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
 import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
 import { buildStore } from "./storeFactory.js"
@@ -62,6 +83,12 @@ const configureStoreIn = (
         ))
     )
   })
+
+/**
+ * Whether a call names several limits (an array) rather than one id. Anything else that arrives
+ * from JavaScript takes the single-id path, which answers `LimiterNotFound` for it.
+ */
+const isLimits = (limits: string | Limits): limits is Limits => Array.isArray(limits)
 
 /** Connects, loads scripts, creates tables: once per store until it is replaced. */
 const initializeStore = (storeEntry: StoreEntry): Effect.Effect<void, StoreUnavailable> =>
@@ -144,12 +171,54 @@ export const make = (
       yield* register(id, definition)
     }
 
-    const { acquire, tryAcquire } = makeAcquire(limiters, notFound, () => `${processId}:${++holderSeq}`)
+    const nextHolder = () => `${processId}:${++holderSeq}`
+    const single = makeAcquire(limiters, notFound, nextHolder)
+    const checkOne = makeCheck(limiters, notFound)
+
+    // One id: the single-limit path, unchanged. An array: several limits as one unit.
+    function acquire(id: string, opts?: AcquireOptions): Effect.Effect<Permit, AcquireError, Scope.Scope>
+    function acquire(limits: Limits, opts?: AcquireOptions): Effect.Effect<CompositePermit, AcquireError, Scope.Scope>
+    function acquire(
+      limits: string | Limits,
+      opts?: AcquireOptions
+    ): Effect.Effect<Permit | CompositePermit, AcquireError, Scope.Scope> {
+      if (!isLimits(limits)) return single.acquire(limits, opts)
+      return Effect.suspend(() => {
+        const call = resolveCall(limiters, notFound, limits, opts)
+        return call._tag === "CompositeCall" ? acquireAll(call, nextHolder) : Effect.fail(call)
+      })
+    }
+
+    function check(id: string, opts?: AcquireOptions): Effect.Effect<Decision, CheckError>
+    function check(limits: Limits, opts?: AcquireOptions): Effect.Effect<CombinedDecision, CheckError>
+    function check(
+      limits: string | Limits,
+      opts?: AcquireOptions
+    ): Effect.Effect<Decision | CombinedDecision, CheckError> {
+      if (!isLimits(limits)) return checkOne(limits, opts)
+      return Effect.suspend(() => {
+        // `check` never waits: the timeout is not read
+        const call = resolveCall(limiters, notFound, limits, { key: opts?.key, cost: opts?.cost })
+        return call._tag === "CompositeCall" ? checkAll(call) : Effect.fail(call)
+      })
+    }
+
+    // Waits up to the call's own `timeout` (rate-sync's `try_acquire(timeout)`); none: answers at
+    // once. The limiters' default timeouts are for `acquire` only.
+    const tryAcquire = (limits: string | Limits, opts?: AcquireOptions) =>
+      isLimits(limits)
+        ? acquire(limits, { key: opts?.key, cost: opts?.cost, timeout: opts?.timeout ?? 0 }).pipe(
+          Effect.as(true),
+          Effect.catchTag("RateLimitExceeded", () => Effect.succeed(false))
+        )
+        : single.tryAcquire(limits, opts)
+
     const service: RateLimiterService = {
       [TypeId]: TypeId,
       acquire,
       tryAcquire,
-      check: makeCheck(limiters, notFound),
+      check,
+      status: makeStatus(limiters, notFound),
       configureLimiter: register,
       cloneLimiter,
       configureStore,

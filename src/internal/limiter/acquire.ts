@@ -15,9 +15,11 @@ import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable } from "../../RateLimitError.js"
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
-import type { RateLimitStoreService, SlotDecision, SlotRequest } from "../../RateLimitStore.js"
+import type { RateLimitStoreService, SlotDecision, SlotRequest, StoreDecision } from "../../RateLimitStore.js"
 import type { Result } from "../result.js"
 import { err, ok, toEffect } from "../result.js"
+import type { Charge } from "./charge.js"
+import { adjustable, chargeOf } from "./charge.js"
 import type { Call } from "./decision.js"
 import { exceeded, FOREVER_MS, nonNegative, validateCall } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
@@ -30,15 +32,18 @@ import {
   storeFailed
 } from "./entry.js"
 
-type Refused = RateLimitExceeded | StoreUnavailable
+/** @internal */
+export type Refused = RateLimitExceeded | StoreUnavailable
 
 /**
  * How long one call may wait: until `deadline` (ms of the Clock; `Infinity` for no timeout).
  * `timed`: the deadline comes from a timeout that lets the call wait at all (set, finite, above
  * 0), so running into it counts as a timeout; a refusal with no timeout, an infinite one or
  * `timeout: 0` (`tryAcquire`) is a refusal only.
+ *
+ * @internal
  */
-interface Wait {
+export interface Wait {
   readonly deadline: number
   readonly timed: boolean
 }
@@ -54,8 +59,10 @@ const backoffMs = (attempt: number): Effect.Effect<number> =>
  * One concurrency slot of one call, from its first attempt to its release: the holder id, the
  * store it was taken on, and whether it is released. Each attempt, and the registration of its
  * release in the permit's scope, runs uninterruptibly, so an interruption can never leak a slot.
+ *
+ * @internal
  */
-class Lease {
+export class Lease {
   /** The store the slot is taken on: read again at each attempt, so a waiter moves to a store that
    * `configureStore` put in place meanwhile; renewals and the release go where it was taken. */
   private store: RateLimitStoreService
@@ -68,7 +75,7 @@ class Lease {
 
   constructor(
     private readonly entry: LimiterEntry,
-    private readonly call: Call,
+    private readonly call: Pick<Call, "key" | "storeKey">,
     private readonly wait: Wait,
     holder: string,
     maxConcurrent: number
@@ -187,22 +194,28 @@ class Lease {
   }
 }
 
-/** Takes rate, sleeping through a reservation. Answers whether it failed open. */
-const acquireRate = (
+/**
+ * Takes rate, sleeping through a reservation. Answers the store's decision of the admitted take
+ * (its `ref` is the charge's, for `adjust`), or `undefined` when the store failed and the
+ * limiter let the call through (fail-open: nothing was charged).
+ *
+ * @internal
+ */
+export const acquireRate = (
   entry: LimiterEntry,
   take: NonNullable<LimiterEntry["take"]>,
-  call: Call,
+  call: Pick<Call, "key" | "storeKey" | "cost">,
   wait: Wait
-): Effect.Effect<boolean, Refused> => {
+): Effect.Effect<StoreDecision | undefined, Refused> => {
   const reserves = entry.spec.algorithm === "token_bucket"
-  const loop: Effect.Effect<boolean, Refused> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  const loop: Effect.Effect<StoreDecision | undefined, Refused> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const left = nonNegative(wait.deadline - now)
     return Effect.matchEffect(take(call.storeKey, call.cost, Math.min(left, FOREVER_MS)), {
-      onFailure: (e) => storeFailed(entry, e, true),
-      onSuccess: (d) => {
+      onFailure: (e) => storeFailed(entry, e, undefined),
+      onSuccess: (d): Effect.Effect<StoreDecision | undefined, Refused> => {
         recordAnswer(entry, d.casRetries)
         if (d.allowed) {
-          return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), false) : Effect.succeed(false)
+          return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), d) : Effect.succeed(d)
         }
         // A window frees capacity over time: sleep exactly until it may fit, then take again. So
         // does a refusal the store calls contended (it only lost races with other writers): a
@@ -272,11 +285,13 @@ const acquireInSpan = (
         if (yield* taken.take(scope)) lease = taken
         else failedOpen = true
       }
+      let charge: Charge | undefined
       if (entry.take !== undefined) {
-        const rateFailedOpen = yield* acquireRate(entry, entry.take, call, wait).pipe(
+        const d = yield* acquireRate(entry, entry.take, call, wait).pipe(
           Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
         )
-        failedOpen = failedOpen || rateFailedOpen
+        failedOpen = failedOpen || d === undefined
+        charge = chargeOf(entry, call.key, call.storeKey, call.cost, d)
       }
       const end = yield* Clock.currentTimeMillis
       const waitedMs = end - start
@@ -289,7 +304,8 @@ const acquireInSpan = (
         cost: call.cost,
         waitedMs,
         failedOpen,
-        release: lease?.release ?? Effect.void
+        release: lease?.release ?? Effect.void,
+        ...adjustable([{ limiterId: entry.id, charge }])
       }
       return ok(permit)
     }).pipe(

@@ -6,12 +6,12 @@
 import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
 import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
-import type { AcquireOptions, Decision } from "../../RateLimiter.js"
+import type { AcquireOptions, Decision, LimiterStatus, StatusOptions } from "../../RateLimiter.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import { storeKey } from "../../core/storeKey.js"
-import { callProblem, decided, failOpenDecision, peeked } from "./decision.js"
+import { callProblem, decided, decisionOf, failOpenDecision, peeked } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
-import { storeFailed } from "./entry.js"
+import { storeFailed, unavailable } from "./entry.js"
 
 type CheckResult = Effect.Effect<Decision, CheckError>
 
@@ -53,5 +53,44 @@ export const makeCheck = (
       onFailure,
       // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
       onSuccess: (d) => Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
+    })
+  })
+
+/**
+ * `status`: the state of `(limiter, key)` as a take of `cost` would see it, by one `peek`. It
+ * spends nothing and changes no statistic or metric (a store failure included: it fails with
+ * `StoreUnavailable`, as a look has no fail-open meaning).
+ *
+ * @internal
+ */
+export const makeStatus = (
+  limiters: ReadonlyMap<string, LimiterEntry>,
+  notFound: (id: string) => LimiterNotFound
+) =>
+(id: string, opts?: StatusOptions): Effect.Effect<LimiterStatus, CheckError> =>
+  Effect.suspend((): Effect.Effect<LimiterStatus, CheckError> => {
+    const entry = limiters.get(id)
+    if (entry === undefined) return Effect.fail(notFound(id))
+    const problem = callProblem(entry, opts === undefined ? undefined : { key: opts.key, cost: opts.cost })
+    if (problem !== undefined) return Effect.fail(problem)
+    const key = opts?.key ?? ""
+    const cost = opts?.cost ?? 1
+    const storeEntry = entry.storeEntry
+    return Effect.matchEffect(storeEntry.store.peek(entry.peekRequest(storeKey(key), cost)), {
+      onFailure: (e) => Effect.fail(unavailable(storeEntry, e)),
+      onSuccess: (d) => {
+        const decision = decisionOf(entry, key, d)
+        return Effect.succeed({
+          limiterId: entry.id,
+          key,
+          cost,
+          allowed: decision.allowed,
+          limit: decision.limit,
+          remaining: decision.remaining,
+          resetAfterMs: decision.resetAfterMs,
+          retryAfterMs: decision.retryAfterMs,
+          spec: entry.spec
+        })
+      }
     })
   })

@@ -7,7 +7,7 @@
 import * as Fx from "#fx/core"
 import * as Duration from "effect/Duration"
 import { describeInput, durationInputMs } from "../config/input.js"
-import { ConfigError, InvalidCost, RateLimitExceeded } from "../../RateLimitError.js"
+import { ConfigError, InvalidCost, RateLimitExceeded, type Violation } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision } from "../../RateLimiter.js"
 import type { StoreDecision } from "../../RateLimitStore.js"
 import { storeKey } from "../../core/storeKey.js"
@@ -25,7 +25,8 @@ export const FOREVER_MS = 1e12
 /** @internal */
 export const nonNegative = (ms: number): number => (ms > 0 ? ms : 0)
 
-const clampRemaining = (remaining: number, limit: number): number =>
+/** Whole units left, in `[0, limit]`. @internal */
+export const clampRemaining = (remaining: number, limit: number): number =>
   Number.isFinite(remaining) ? Math.min(limit, Math.max(0, Math.floor(remaining))) : remaining > 0 ? limit : 0
 
 // ---------------------------------------------------------------------------------------------
@@ -117,18 +118,21 @@ export const failOpenDecision = (entry: LimiterEntry, key: string): Decision => 
 /** The store's answer as a `Decision`, after the bookkeeping every answer gets. */
 const toDecision = (entry: LimiterEntry, key: string, d: StoreDecision): Decision => {
   recordAnswer(entry, d.casRetries)
-  return {
-    limiterId: entry.id,
-    key,
-    allowed: d.allowed,
-    limit: entry.limit,
-    remaining: clampRemaining(d.remaining, entry.limit),
-    resetAfterMs: nonNegative(d.resetAfterMs),
-    retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
-    failedOpen: false,
-    spec: entry.spec
-  }
+  return decisionOf(entry, key, d)
 }
+
+/** The store's answer as a `Decision`, its numbers clamped; no bookkeeping. @internal */
+export const decisionOf = (entry: LimiterEntry, key: string, d: StoreDecision): Decision => ({
+  limiterId: entry.id,
+  key,
+  allowed: d.allowed,
+  limit: entry.limit,
+  remaining: clampRemaining(d.remaining, entry.limit),
+  resetAfterMs: nonNegative(d.resetAfterMs),
+  retryAfterMs: d.allowed ? 0 : nonNegative(d.retryAfterMs),
+  failedOpen: false,
+  spec: entry.spec
+})
 
 /** The caller's decision from a take's answer, with its bookkeeping (synchronous). @internal */
 export const decided = (entry: LimiterEntry, key: string, d: StoreDecision, now: number): Decision => {
@@ -148,7 +152,29 @@ export const peeked = (entry: LimiterEntry, key: string, d: StoreDecision): Deci
   return toDecision(entry, key, d)
 }
 
-/** @internal */
+/**
+ * One limit's refusal, its numbers clamped as a `Decision`'s are (an infinite wait is reported
+ * as {@link FOREVER_MS}).
+ *
+ * @internal
+ */
+export const violation = (
+  entry: LimiterEntry,
+  key: string,
+  reason: "rate" | "concurrency",
+  limit: number,
+  remaining: number,
+  retryAfterMs: number
+): Violation => ({
+  limiterId: entry.id,
+  key,
+  reason,
+  limit,
+  remaining: clampRemaining(remaining, limit),
+  retryAfter: Duration.millis(Number.isFinite(retryAfterMs) ? nonNegative(retryAfterMs) : FOREVER_MS)
+})
+
+/** The refusal of one limit: a `RateLimitExceeded` with its one violation. @internal */
 export const exceeded = (
   entry: LimiterEntry,
   key: string,
@@ -156,12 +182,4 @@ export const exceeded = (
   limit: number,
   remaining: number,
   retryAfterMs: number
-): RateLimitExceeded =>
-  new RateLimitExceeded({
-    limiterId: entry.id,
-    key,
-    reason,
-    limit,
-    remaining: clampRemaining(remaining, limit),
-    retryAfter: Duration.millis(Number.isFinite(retryAfterMs) ? nonNegative(retryAfterMs) : FOREVER_MS)
-  })
+): RateLimitExceeded => RateLimitExceeded.fromViolations([violation(entry, key, reason, limit, remaining, retryAfterMs)])

@@ -12,7 +12,7 @@ import { StoreUnavailable } from "../../RateLimitError.js"
 import type { LimiterInfo, RateLimiterMetrics } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
 import { waitTimeHistogram, waitTimeLabels } from "../metrics.js"
-import type { RateLimitStoreService, StoreDecision, StoreError } from "../../RateLimitStore.js"
+import type { PeekRequest, RateLimitStoreService, RateTake, StoreDecision, StoreError } from "../../RateLimitStore.js"
 
 /** @internal */
 export interface Stats {
@@ -98,6 +98,13 @@ export interface LimiterEntry {
    * concurrency-only limiter.
    */
   readonly takeNow: ((key: string, cost: number, now: number) => StoreDecision | undefined) | undefined
+  /**
+   * The limiter's rate take as the composite SPI names it (`takeAll`, `adjust`), or undefined for
+   * a concurrency-only limiter. `key` is the store key.
+   */
+  readonly rateTake: ((key: string, cost: number, maxWaitMs: number) => RateTake) | undefined
+  /** What `peek` is asked for `key` (the store key) and `cost`: the rate state, or the slots when rate-less. */
+  readonly peekRequest: (key: string, cost: number) => PeekRequest
   /** The options of the `RateLimiter.acquire` span (made once). */
   readonly spanOptions: Tracer.SpanOptions
 }
@@ -107,11 +114,19 @@ const makeTakes = (
   id: string,
   spec: LimiterSpec,
   storeEntry: StoreEntry
-): Pick<LimiterEntry, "take" | "takeNow"> => {
+): Pick<LimiterEntry, "take" | "takeNow" | "rateTake" | "peekRequest"> => {
   switch (spec.algorithm) {
     case "token_bucket": {
       const rate = spec.ratePerSecond
-      if (rate === undefined) return { take: undefined, takeNow: undefined }
+      if (rate === undefined) {
+        const limit = spec.maxConcurrent ?? 0
+        return {
+          take: undefined,
+          takeNow: undefined,
+          rateTake: undefined,
+          peekRequest: (key) => ({ algorithm: "concurrency", limiter: id, key, limit })
+        }
+      }
       const burst = spec.burst
       const request = (key: string, cost: number, maxWaitMs: number) => ({
         limiter: id,
@@ -123,14 +138,17 @@ const makeTakes = (
       })
       return {
         take: (key, cost, maxWaitMs) => storeEntry.store.tokenBucket(request(key, cost, maxWaitMs)),
-        takeNow: (key, cost, now) => storeEntry.store.unsafeTake?.tokenBucket(request(key, cost, 0), now)
+        takeNow: (key, cost, now) => storeEntry.store.unsafeTake?.tokenBucket(request(key, cost, 0), now),
+        rateTake: (key, cost, maxWaitMs) => ({ algorithm: "token_bucket", ...request(key, cost, maxWaitMs) }),
+        peekRequest: (key, cost) => ({ algorithm: "token_bucket", limiter: id, key, ratePerSecond: rate, burst, cost })
       }
     }
     case "sliding_window":
     case "fixed_window": {
+      const algorithm = spec.algorithm
       const limit = spec.limit ?? 0
       const windowMs = spec.windowMs ?? 0
-      const sliding = spec.algorithm === "sliding_window"
+      const sliding = algorithm === "sliding_window"
       const request = (key: string, cost: number) => ({ limiter: id, key, limit, windowMs, cost })
       return {
         take: (key, cost) =>
@@ -141,7 +159,9 @@ const makeTakes = (
           const sync = storeEntry.store.unsafeTake
           if (sync === undefined) return undefined
           return sliding ? sync.slidingWindow(request(key, cost), now) : sync.fixedWindow(request(key, cost), now)
-        }
+        },
+        rateTake: (key, cost) => ({ algorithm, ...request(key, cost) }),
+        peekRequest: (key, cost) => ({ algorithm, ...request(key, cost) })
       }
     }
   }
