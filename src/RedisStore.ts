@@ -94,6 +94,28 @@ export interface RedisStoreOptions {
 }
 
 /**
+ * Options of the Redis store's key layout, given in code (`RedisStore.make`, `RedisStore.layer`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RedisStoreLayoutOptions {
+  /**
+   * Limiters whose keys carry a hash tag of their own instead of `{<limiter>.<key>}`, so that the
+   * keys of one composite call (`takeAll`) can share a Redis Cluster slot. Each entry is
+   * `"<limiter>=key"` (tagged by the key alone: every limiter so tagged keeps the state of one key
+   * in one slot, e.g. the per-user `rpm` and `tpm` of one user) or `"<limiter>=group:<name>"`
+   * (every key of every limiter of the group in one slot, e.g. a per-IP and a global login limit;
+   * that slot's master then holds all of their state). The limiters named move to the layout
+   * `<keyPrefix>:{<tag>}:<limiter>.<key>:<state>`; the others, and existing data, keep theirs.
+   * Changing a limiter's entry starts its state afresh (the old keys expire on their own).
+   * On a cluster, a composite call whose keys carry different tags is refused (`StoreError`,
+   * kind `"rejected"`, naming this option); a standalone server runs every call. Default: none.
+   */
+  readonly hashTags?: ReadonlyArray<string> | undefined
+}
+
+/**
  * Builds the store: opens the connection(s), waits until Redis is ready (bounded by
  * `socketConnectTimeout`) and loads the scripts. Fails with `StoreError` when Redis cannot be
  * reached or refuses the credentials; the message never holds a secret. Connections close with the
@@ -103,14 +125,14 @@ export interface RedisStoreOptions {
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(
-  options: RedisStoreOptions = {}
+  options: RedisStoreOptions & RedisStoreLayoutOptions = {}
 ): Effect.fn.Return<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> {
   const resolved = Settings.resolve(options)
   if (Fx.isErr(resolved)) return yield* Effect.fail(Fx.errOf(resolved))
   const settings = Fx.valueOf(resolved)
   const deadlines = yield* Deadlines.make(settings.timeoutMs)
   const pool = yield* Client.open(settings)
-  const keys = Keys.make(settings.prefix)
+  const keys = Keys.make(settings.prefix, settings.hashTags)
   const channels = Slots.channelsOf(settings.prefix)
   const deps: Ops.Deps = { settings, pool, keys, channels, runner: Batch.make(settings, pool, deadlines) }
   const awaitSlot = yield* Slots.make(pool, keys, channels)
@@ -120,6 +142,7 @@ export const make = Effect.fnUntraced(function*(
     engine: Settings.ENGINE,
     ...Ops.rateOperations(deps),
     ...Ops.slotOperations(deps),
+    ...Ops.compositeOperations(deps),
     reset: Ops.resetOperation(deps),
     initialize,
     ...(settings.notifications ? { awaitSlot } : {})
@@ -147,8 +170,9 @@ const layers = storeLayers(make, config, make)
  * @since 0.1.0
  * @category layers
  */
-export const layer: (options?: RedisStoreOptions) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> =
-  layers.layer
+export const layer: (
+  options?: RedisStoreOptions & RedisStoreLayoutOptions
+) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> = layers.layer
 
 /**
  * @since 0.1.0

@@ -10,7 +10,8 @@
  *   so no fractional value is ever returned). A decision is `{remaining, resetAfterUs, t}`:
  *   `t = 0` admitted now, `t > 0` admitted after a delay of `t` µs (a reservation), `t < 0`
  *   refused with `retryAfter = −t` µs, `t = NEVER` refused for good. Three integers keep the reply
- *   (and its parsing on the hot path) small.
+ *   (and its parsing on the hot path) small. An admitted window take adds a fourth element, its
+ *   `ref` (see `StoreDecision.ref`): the fixed window's start (ms), the sliding entry's id.
  * - Every key written gets its expiry in the same script; a hit never pushes a window's expiry
  *   beyond the moment its state stops mattering.
  *
@@ -66,20 +67,22 @@ return {r, math.ceil(tat - now), -math.ceil(wait)}
 `
 
 /**
- * GCRA peek (cost 1, consumes nothing). KEYS[1]: TAT. ARGV: interval (µs), burst.
+ * GCRA peek (consumes nothing). KEYS[1]: TAT. ARGV: interval (µs), burst, and optionally the cost
+ * asked about (default 1): whether it would be admitted now, and the wait until it would.
  *
  * @internal
  */
 export const tokenBucketPeek = `${prelude}
 local T = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3]) or 1
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local burstT = burst * T
 local r = math.floor((now + burstT - tat) / T + 0.001)
 if r < 0 then r = 0 elseif r > burst then r = burst end
-if burst < 1 then return {r, math.ceil(tat - now), ${NEVER}} end
-local wait = tat + T - burstT - now
+if cost > burst then return {r, math.ceil(tat - now), ${NEVER}} end
+local wait = tat + cost * T - burstT - now
 if wait <= 0.001 then return {r, math.ceil(tat - now), 0} end
 return {r, math.ceil(tat - now), -math.ceil(wait)}
 `
@@ -96,8 +99,10 @@ local function c(m) return tonumber(string.match(m, ':(%d+)$')) end
 
 /**
  * Exact sliding window take. KEYS[1]: ZSET of admitted entries (score = time µs, member =
- * `time:seq:cost`), KEYS[2]: hash {t = live total, s = sequence}. ARGV: window (µs), limit, cost.
- * An entry stamped `e` counts while `now < e + window`.
+ * `time:seq:cost`), KEYS[2]: hash {t = total of the entries the ZSET holds, s = sequence}. ARGV:
+ * window (µs), limit, cost. An entry stamped `e` counts while `now < e + window`. An admission
+ * answers the entry's id `time:seq` as its ref (the member without its cost, which `adjust` may
+ * change; `seq` is unique per key, so the id names one entry).
  *
  * @internal
  */
@@ -119,13 +124,14 @@ else
 end
 if cost <= limit and total + cost <= limit then
   local seq = redis.call('HINCRBY', h, 's', 1)
-  redis.call('ZADD', z, s(now), s(now) .. ':' .. s(seq) .. ':' .. s(cost))
+  local id = s(now) .. ':' .. s(seq)
+  redis.call('ZADD', z, s(now), id .. ':' .. s(cost))
   total = total + cost
   redis.call('HSET', h, 't', s(total))
   local ttl = s(math.ceil(win / 1000))
   redis.call('PEXPIRE', z, ttl)
   redis.call('PEXPIRE', h, ttl)
-  return {limit - total, win, 0}
+  return {limit - total, win, 0, id}
 end
 local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
 if changed then
@@ -160,11 +166,12 @@ return {remaining, reset, -retry}
 `
 
 /**
- * Exact sliding window peek (cost 1, read-only). KEYS and ARGV as the take, without cost.
+ * Exact sliding window peek (read-only). KEYS and ARGV as the take, the cost optional (default 1).
  *
  * @internal
  */
 export const slidingWindowPeek = `${slidingCommon}
+local cost = tonumber(ARGV[3]) or 1
 local entries = redis.call('ZRANGEBYSCORE', z, '(' .. s(cutoff), '+inf', 'WITHSCORES')
 local total = 0
 for i = 1, #entries, 2 do total = total + c(entries[i]) end
@@ -172,9 +179,9 @@ local reset = 0
 if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
 local remaining = limit - total
 if remaining < 0 then remaining = 0 end
-if limit >= 1 and total + 1 <= limit then return {remaining, reset, 0} end
-if limit < 1 then return {remaining, reset, ${NEVER}} end
-local need = total + 1 - limit
+if cost <= limit and total + cost <= limit then return {remaining, reset, 0} end
+if cost > limit then return {remaining, reset, ${NEVER}} end
+local need = total + cost - limit
 local freed = 0
 local retry = -1
 for i = 1, #entries, 2 do
@@ -206,7 +213,8 @@ local toEnd = endMs * 1000 - now
  * other's count, each enforces its own limit. The key expires at the latest end of the windows it
  * holds (`PTTL`; `PEXPIRETIME` would need Redis 7). The first take of a window drops the counters
  * of other lengths whose windows are over, so a retired length leaves nothing behind. A refusal
- * writes nothing. ARGV: window (ms), limit, cost.
+ * writes nothing. ARGV: window (ms), limit, cost. An admission answers the window's start (ms) as
+ * its ref.
  *
  * @internal
  */
@@ -233,7 +241,7 @@ if cost <= limit and count + cost <= limit then
   else
     redis.call('HINCRBY', k, nf, cost)
   end
-  return {limit - count - cost, toEnd, 0}
+  return {limit - count - cost, toEnd, 0, endMs - win}
 end
 local r = limit - count
 if r < 0 then r = 0 end
@@ -242,18 +250,19 @@ return {r, toEnd, -toEnd}
 `
 
 /**
- * Fixed window peek (cost 1, read-only).
+ * Fixed window peek (read-only). ARGV as the take, the cost optional (default 1).
  *
  * @internal
  */
 export const fixedWindowPeek = `${fixedCommon}
+local cost = tonumber(ARGV[3]) or 1
 local st = redis.call('HMGET', k, 'w' .. ARGV[1], 'n' .. ARGV[1])
 local count = 0
 if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 local remaining = limit - count
 if remaining < 0 then remaining = 0 end
-if count + 1 <= limit then return {remaining, toEnd, 0} end
-if limit < 1 then return {remaining, toEnd, ${NEVER}} end
+if cost <= limit and count + cost <= limit then return {remaining, toEnd, 0} end
+if cost > limit then return {remaining, toEnd, ${NEVER}} end
 return {remaining, toEnd, -toEnd}
 `
 
@@ -342,6 +351,311 @@ if active == 0 then return {remaining, reset, ${NEVER}} end
 return {remaining, reset, -(tonumber(live[2]) - now)}
 `
 
+const bodyOf = (source: string): string => {
+  if (!source.startsWith(prelude)) throw new Error("a script run inside another starts with the prelude")
+  return source.slice(prelude.length)
+}
+
+/** A script's body as a Lua function of its own `KEYS` and `ARGV` (run inside another script). */
+const functionOf = (source: string): string => `function(KEYS, ARGV)\n${bodyOf(source)}\nend`
+
+/**
+ * Several rate takes as one unit, all-or-nothing (`CompositeDecision`), at one server instant.
+ *
+ * KEYS: every take's keys, in order (token bucket: TAT; sliding window: ZSET, hash; fixed window:
+ * hash). ARGV[1]: the number of takes, then per take its kind (`t`, `s`, `f`) and the arguments
+ * of its single-take script (token bucket: interval, burst, cost, max wait; windows: window,
+ * limit, cost).
+ *
+ * 1. Check, writing nothing: every take is decided from the state its single script would read
+ *    (the same arithmetic), a take of a key already taken earlier in the call seeing that
+ *    earlier charge. Windows cannot reserve, so a call holding one judges its buckets with no
+ *    wait; a call of buckets only judges each with the smallest max wait of the call (every
+ *    bucket then reserves, and the call waits for the slowest).
+ * 2. When every take passes, each runs its own single-take script, in order: the state written
+ *    and the decisions answered are exactly those of the single takes (refs included). When one
+ *    refuses, nothing at all is written (not even the removal of expired sliding entries).
+ *
+ * Answers `{admitted (1/0), delayUs, d1, …, dn}`, each `di` a decision as the single scripts
+ * answer it. On a refusal a take that fits answers `t = 0` with its remaining unchanged, a take
+ * that does not its own retry (`t < 0`, or `NEVER`).
+ *
+ * @internal
+ */
+export const takeAll = `${prelude}
+local function s(x) return string.format('%d', x) end
+local function c(m) return tonumber(string.match(m, ':(%d+)$')) end
+local take = {
+t = ${functionOf(tokenBucketTake)},
+s = ${functionOf(slidingWindowTake)},
+f = ${functionOf(fixedWindowTake)}
+}
+local n = tonumber(ARGV[1])
+local kinds, keys, args = {}, {}, {}
+local ki, ai = 0, 1
+local buckets = true
+local maxWait = nil
+for i = 1, n do
+  local kind = ARGV[ai + 1]
+  local nk, na = 1, 3
+  if kind == 's' then nk = 2 elseif kind == 't' then na = 4 end
+  local k, a = {}, {}
+  for j = 1, nk do k[j] = KEYS[ki + j] end
+  for j = 1, na do a[j] = ARGV[ai + 1 + j] end
+  ki = ki + nk
+  ai = ai + 1 + na
+  kinds[i], keys[i], args[i] = kind, k, a
+  if kind == 't' then
+    local w = tonumber(a[4])
+    if maxWait == nil or w < maxWait then maxWait = w end
+  else
+    buckets = false
+  end
+end
+if not buckets or maxWait == nil then maxWait = 0 end
+-- 1. check
+local tats, counts, totals = {}, {}, {}
+local out = {}
+local admitted = true
+for i = 1, n do
+  local kind, k, a = kinds[i], keys[i], args[i]
+  if kind == 't' then
+    local T = tonumber(a[1])
+    local burst = tonumber(a[2])
+    local cost = tonumber(a[3])
+    local tat = tats[k[1]]
+    if tat == nil then
+      tat = tonumber(redis.call('GET', k[1])) or now
+      if tat < now then tat = now end
+    end
+    local burstT = burst * T
+    local r = math.floor((now + burstT - tat) / T + 0.001)
+    if r < 0 then r = 0 elseif r > burst then r = burst end
+    local nxt = tat + cost * T
+    local wait = nxt - burstT - now
+    if cost > burst then
+      out[i] = {r, math.ceil(tat - now), ${NEVER}}
+    elseif wait <= 0.001 or wait <= maxWait then
+      tats[k[1]] = math.ceil(nxt)
+      out[i] = {r, math.ceil(tat - now), 0}
+    else
+      out[i] = {r, math.ceil(tat - now), -math.ceil(wait)}
+    end
+  elseif kind == 'f' then
+    local win = tonumber(a[1])
+    local limit = tonumber(a[2])
+    local cost = tonumber(a[3])
+    local nowMs = math.floor(now / 1000)
+    local endMs = nowMs - nowMs % win + win
+    local toEnd = endMs * 1000 - now
+    local id = k[1] .. ' ' .. a[1]
+    local count = counts[id]
+    if count == nil then
+      local st = redis.call('HMGET', k[1], 'w' .. a[1], 'n' .. a[1])
+      count = 0
+      if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
+    end
+    local r = limit - count
+    if r < 0 then r = 0 end
+    if cost <= limit and count + cost <= limit then
+      counts[id] = count + cost
+      out[i] = {r, toEnd, 0}
+    elseif cost > limit then
+      out[i] = {r, toEnd, ${NEVER}}
+    else
+      out[i] = {r, toEnd, -toEnd}
+    end
+  else
+    local z, h = k[1], k[2]
+    local win = tonumber(a[1])
+    local limit = tonumber(a[2])
+    local cost = tonumber(a[3])
+    local cutoff = now - win
+    local st = totals[z]
+    if st == nil then
+      local total = tonumber(redis.call('HGET', h, 't'))
+      if total == nil then
+        total = 0
+        for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '(' .. s(cutoff), '+inf')) do total = total + c(m) end
+      else
+        for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', s(cutoff))) do total = total - c(m) end
+      end
+      st = {total, 0}
+      totals[z] = st
+    end
+    local total = st[1] + st[2]
+    local r = limit - total
+    if r < 0 then r = 0 end
+    -- until the newest entry leaves (one the call itself would add: a window from now); read
+    -- only for a call that is refused (an admitted take answers its single script's decision)
+    local pending = st[2]
+    local function reset()
+      if pending > 0 then return win end
+      local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+      if #last > 0 and tonumber(last[2]) > cutoff then return tonumber(last[2]) + win - now end
+      return 0
+    end
+    if cost <= limit and total + cost <= limit then
+      st[2] = st[2] + cost
+      out[i] = {r, reset, 0}
+    elseif cost > limit then
+      out[i] = {r, reset, ${NEVER}}
+    else
+      local need = total + cost - limit
+      local freed = 0
+      local retry = -1
+      local entries = redis.call('ZRANGEBYSCORE', z, '(' .. s(cutoff), '+inf', 'WITHSCORES')
+      for j = 1, #entries, 2 do
+        freed = freed + c(entries[j])
+        if freed >= need then
+          retry = tonumber(entries[j + 1]) + win - now
+          break
+        end
+      end
+      -- what the call itself would add leaves last, a window from now
+      if retry < 0 then retry = win end
+      if retry < 1 then retry = 1 end
+      out[i] = {r, reset, -retry}
+    end
+  end
+  if out[i][3] < 0 then admitted = false end
+end
+if not admitted then
+  local reply = {0, 0}
+  for i = 1, n do
+    local d = out[i]
+    if type(d[2]) == 'function' then d[2] = d[2]() end
+    reply[i + 2] = d
+  end
+  return reply
+end
+-- 2. every take passes: each runs its own script
+local delay = 0
+local reply = {1, 0}
+for i = 1, n do
+  local a = args[i]
+  if kinds[i] == 't' then a = {a[1], a[2], a[3], maxWait} end
+  local d = take[kinds[i]](keys[i], a)
+  if d[3] < 0 then return redis.error_reply('ERR takeAll: take ' .. i .. ' refused after its check passed') end
+  if d[3] > delay then delay = d[3] end
+  reply[i + 2] = d
+end
+reply[2] = delay
+return reply
+`
+
+/**
+ * Token bucket adjust. KEYS[1]: TAT. ARGV: interval (µs), burst, delta. `delta > 0` pushes the
+ * TAT by `delta·T` from `max(tat, now)` (past the burst: debt), `delta < 0` moves it back, never
+ * below `now` (a full bucket, whose key is then deleted). The TAT is rounded up to a whole µs.
+ * Answers `{applied (a decimal string: a clipped give-back may be fractional), remaining,
+ * resetAfterUs}`.
+ *
+ * @internal
+ */
+export const tokenBucketAdjust = `${prelude}
+local T = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local delta = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local applied = delta
+local nxt = tat + delta * T
+if nxt < now then
+  -- a give-back clipped at a full bucket
+  nxt = now
+  applied = (now - tat) / T
+end
+if applied ~= 0 then
+  nxt = math.ceil(nxt)
+  if nxt > now then
+    local ttl = math.ceil((nxt - now) / 1000)
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', KEYS[1], nxt, 'PX', ttl)
+  else
+    redis.call('DEL', KEYS[1])
+  end
+else
+  nxt = tat
+end
+local r = math.floor((now + burst * T - nxt) / T + 0.001)
+if r < 0 then r = 0 elseif r > burst then r = burst end
+return {string.format('%.17g', applied), r, math.ceil(nxt - now)}
+`
+
+/**
+ * Sliding window adjust. KEYS and ARGV[1..2] as the take; ARGV[3]: delta (whole), ARGV[4]: the
+ * entry's id (`time:seq`, the take's ref). While the entry is in the window its cost becomes
+ * `max(0, cost + delta)` (the member is renamed, score and expiry kept; the hash's total follows);
+ * otherwise nothing changes. Answers `{applied, remaining, resetAfterUs}`.
+ *
+ * @internal
+ */
+export const slidingWindowAdjust = `${slidingCommon}
+local delta = tonumber(ARGV[3])
+local ref = ARGV[4]
+local tm = tonumber(string.match(ref, '^(%d+):%d+$'))
+local applied = 0
+if tm ~= nil and tm > cutoff then
+  local prefix = ref .. ':'
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, s(tm), s(tm))) do
+    if string.sub(m, 1, #prefix) == prefix then
+      local old = c(m)
+      local cost = old + delta
+      if cost < 0 then cost = 0 end
+      applied = cost - old
+      if applied ~= 0 then
+        -- add before removing: the ZSET never empties, so its expiry stays
+        redis.call('ZADD', z, s(tm), prefix .. s(cost))
+        redis.call('ZREM', z, m)
+        if redis.call('HEXISTS', h, 't') == 1 then redis.call('HINCRBY', h, 't', s(applied)) end
+      end
+      break
+    end
+  end
+end
+local entries = redis.call('ZRANGEBYSCORE', z, '(' .. s(cutoff), '+inf', 'WITHSCORES')
+local total = 0
+for i = 1, #entries, 2 do total = total + c(entries[i]) end
+local reset = 0
+if #entries > 0 then reset = tonumber(entries[#entries]) + win - now end
+local remaining = limit - total
+if remaining < 0 then remaining = 0 end
+return {s(applied), remaining, reset}
+`
+
+/**
+ * Fixed window adjust. KEYS[1] and ARGV[1..2] as the take; ARGV[3]: delta (whole), ARGV[4]: the
+ * window's start (ms, the take's ref). While that window is the current one its count becomes
+ * `max(0, count + delta)` (the key's expiry is the window's end, as a take sets it); otherwise
+ * nothing changes. Answers `{applied, remaining, resetAfterUs}`.
+ *
+ * @internal
+ */
+export const fixedWindowAdjust = `${fixedCommon}
+local delta = tonumber(ARGV[3])
+local wf = 'w' .. ARGV[1]
+local nf = 'n' .. ARGV[1]
+local st = redis.call('HMGET', k, wf, nf)
+local count = 0
+if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
+local applied = 0
+if tonumber(ARGV[4]) == endMs - win then
+  local nc = count + delta
+  if nc < 0 then nc = 0 end
+  applied = nc - count
+  if applied ~= 0 then
+    redis.call('HSET', k, wf, endMs, nf, nc)
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 or nowMs + ttl < endMs then redis.call('PEXPIREAT', k, endMs) end
+    count = nc
+  end
+end
+local r = limit - count
+if r < 0 then r = 0 end
+return {string.format('%d', applied), r, toEnd}
+`
+
 /**
  * The scripts a batch can run, in opcode order (opcode = index + 1).
  *
@@ -357,13 +671,12 @@ export const batchable = [
   slotAcquire,
   slotRenew,
   slotRelease,
-  slotPeek
+  slotPeek,
+  takeAll,
+  tokenBucketAdjust,
+  slidingWindowAdjust,
+  fixedWindowAdjust
 ] as const
-
-const bodyOf = (source: string): string => {
-  if (!source.startsWith(prelude)) throw new Error("a batchable script starts with the prelude")
-  return source.slice(prelude.length)
-}
 
 /**
  * Several operations in one script: the calls a store receives in the same tick go to Redis as one
@@ -379,7 +692,7 @@ const bodyOf = (source: string): string => {
  */
 export const batch = `${prelude}
 local ops = {
-${batchable.map((source) => `function(KEYS, ARGV)\n${bodyOf(source)}\nend`).join(",\n")}
+${batchable.map(functionOf).join(",\n")}
 }
 local f = {}
 local nf = 0

@@ -11,7 +11,11 @@ import * as Fx from "#fx/core"
 import { Cluster } from "ioredis"
 import type { Redis } from "ioredis"
 import type {
+  AdjustRequest,
+  AdjustResult,
+  CompositeDecision,
   PeekRequest,
+  RateTake,
   SlotDecision,
   SlotRequest,
   StoreDecision,
@@ -24,7 +28,15 @@ import { ATTR_DB_SYSTEM_NAME, ATTR_LIMITER } from "../store/telemetry.js"
 import type { Runner } from "./batch.js"
 import type { Pool } from "./client.js"
 import { type Keys, STATES } from "./keys.js"
-import { decisionOf, isOne, slotDecisionOf } from "./replies.js"
+import {
+  adjustResultOf,
+  compositeOf,
+  decisionOf,
+  isOne,
+  slotDecisionOf,
+  type TakeShape,
+  windowDecisionOf
+} from "./replies.js"
 import { Scripts } from "./script.js"
 import { ENGINE, type Settings } from "./settings.js"
 import type { Channels } from "./slots.js"
@@ -33,6 +45,7 @@ import type { Channels } from "./slots.js"
 const MAX_WAIT_US = 1e15
 
 const intervalUs = (ratePerSecond: number) => String(1e6 / ratePerSecond)
+const maxWaitUs = (maxWaitMs: number) => Math.min(MAX_WAIT_US, Math.max(0, maxWaitMs) * 1000)
 const leaseUs = (req: SlotRequest) => Math.max(1, Math.round(req.leaseMs * 1000))
 const windowUs = (windowMs: number) => Math.round(windowMs * 1000)
 const fixedWindowMs = (windowMs: number) => Math.max(1, Math.round(windowMs))
@@ -49,12 +62,13 @@ export interface Deps {
 /** The rate operations: take, and peek without taking. @internal */
 export const rateOperations = ({ keys: { keyOf }, runner: { evalScript }, settings }: Deps) => {
   const decision = decisionOf(settings.marginMs)
+  const windowDecision = windowDecisionOf(settings.marginMs)
   const tokenBucket = (req: TokenBucketRequest): Effect.Effect<StoreDecision, StoreError> =>
     evalScript("tokenBucket", req.limiter, Scripts.tokenBucketTake, [keyOf(req.limiter, req.key, "tb")], [
       intervalUs(req.ratePerSecond),
       req.burst,
       req.cost,
-      Math.min(MAX_WAIT_US, Math.max(0, req.maxWaitMs) * 1000)
+      maxWaitUs(req.maxWaitMs)
     ], req.burst, decision)
   const slidingWindow = (req: WindowRequest): Effect.Effect<StoreDecision, StoreError> =>
     evalScript(
@@ -64,20 +78,21 @@ export const rateOperations = ({ keys: { keyOf }, runner: { evalScript }, settin
       [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
       [windowUs(req.windowMs), req.limit, req.cost],
       req.limit,
-      decision
+      windowDecision
     )
   const fixedWindow = (req: WindowRequest): Effect.Effect<StoreDecision, StoreError> =>
     evalScript("fixedWindow", req.limiter, Scripts.fixedWindowTake, [keyOf(req.limiter, req.key, "fw")], [
       fixedWindowMs(req.windowMs),
       req.limit,
       req.cost
-    ], req.limit, decision)
+    ], req.limit, windowDecision)
   const peek = (req: PeekRequest): Effect.Effect<StoreDecision, StoreError> => {
     switch (req.algorithm) {
       case "token_bucket":
         return evalScript("peek", req.limiter, Scripts.tokenBucketPeek, [keyOf(req.limiter, req.key, "tb")], [
           intervalUs(req.ratePerSecond),
-          req.burst
+          req.burst,
+          req.cost ?? 1
         ], req.burst, decision)
       case "sliding_window":
         return evalScript(
@@ -85,20 +100,155 @@ export const rateOperations = ({ keys: { keyOf }, runner: { evalScript }, settin
           req.limiter,
           Scripts.slidingWindowPeek,
           [keyOf(req.limiter, req.key, "sw"), keyOf(req.limiter, req.key, "swm")],
-          [windowUs(req.windowMs), req.limit],
+          [windowUs(req.windowMs), req.limit, req.cost ?? 1],
           req.limit,
           decision
         )
       case "fixed_window":
         return evalScript("peek", req.limiter, Scripts.fixedWindowPeek, [keyOf(req.limiter, req.key, "fw")], [
           fixedWindowMs(req.windowMs),
-          req.limit
+          req.limit,
+          req.cost ?? 1
         ], req.limit, decision)
       case "concurrency":
         return evalScript("peek", req.limiter, Scripts.slotPeek, [keyOf(req.limiter, req.key, "cc")], [req.limit], req.limit, decision)
     }
   }
   return { tokenBucket, slidingWindow, fixedWindow, peek }
+}
+
+/** A take as the composite script reads it: its keys, its kind letter and its single script's arguments. */
+interface EncodedTake {
+  readonly keys: ReadonlyArray<string>
+  readonly args: ReadonlyArray<string | number>
+  readonly shape: TakeShape
+}
+
+const encodeTake = (keyOf: Keys["keyOf"], take: RateTake): EncodedTake => {
+  switch (take.algorithm) {
+    case "token_bucket":
+      return {
+        keys: [keyOf(take.limiter, take.key, "tb")],
+        args: ["t", intervalUs(take.ratePerSecond), take.burst, take.cost, maxWaitUs(take.maxWaitMs)],
+        shape: { window: false, limit: take.burst }
+      }
+    case "sliding_window":
+      return {
+        keys: [keyOf(take.limiter, take.key, "sw"), keyOf(take.limiter, take.key, "swm")],
+        args: ["s", windowUs(take.windowMs), take.limit, take.cost],
+        shape: { window: true, limit: take.limit }
+      }
+    case "fixed_window":
+      return {
+        keys: [keyOf(take.limiter, take.key, "fw")],
+        args: ["f", fixedWindowMs(take.windowMs), take.limit, take.cost],
+        shape: { window: true, limit: take.limit }
+      }
+  }
+}
+
+/**
+ * Why a composite call cannot run as one script, or `undefined`. A sliding window taken twice in
+ * one call with two window lengths (its entries would be judged against both at once). On a
+ * cluster (`keys` given), takes whose keys carry different hash tags: they may live on different
+ * masters, and one script runs on one slot. Limiters are named, keys never (they are often
+ * personal data).
+ */
+const compositeProblem = (takes: ReadonlyArray<RateTake>, cluster: Keys | undefined): string | undefined => {
+  const windows = new Map<string, number>()
+  for (const take of takes) {
+    if (take.algorithm !== "sliding_window") continue
+    const id = JSON.stringify([take.limiter, take.key])
+    const seen = windows.get(id)
+    if (seen !== undefined && seen !== take.windowMs) {
+      return `takeAll: the sliding window of limiter ${JSON.stringify(take.limiter)} is taken twice for one key ` +
+        `with two window lengths (${seen} and ${take.windowMs} ms)`
+    }
+    windows.set(id, take.windowMs)
+  }
+  if (cluster === undefined) return undefined
+  const first = takes[0]
+  if (first === undefined) return undefined
+  const tag = cluster.tagOf(first.limiter, first.key)
+  const other = takes.find((t) => cluster.tagOf(t.limiter, t.key) !== tag)
+  if (other === undefined) return undefined
+  const limiters = [...new Set(takes.map((t) => JSON.stringify(t.limiter)))].join(", ")
+  return `takeAll on a Redis Cluster runs one script on one slot, and the keys of this call (limiters ${limiters}) ` +
+    `carry different hash tags. Tag the limiters of one call alike with the store option hashTags: ` +
+    `"<limiter>=key" for limits of the same key (per-user limits of one user), "group:<name>" for a global and a ` +
+    `per-key limit ("<limiter>=group:<name>" on both); or take them in separate calls`
+}
+
+/**
+ * The composite operations: `takeAll` (one script for every take, see `core/redis/scripts.ts`
+ * `takeAll`) and `adjust` (one script per algorithm). A request the scripts cannot serve is
+ * refused before any round trip with a `rejected` `StoreError` (never a fail-open admission).
+ *
+ * @internal
+ */
+export const compositeOperations = ({ keys, runner: { evalScript }, settings }: Deps) => {
+  const composite = compositeOf(settings.marginMs)
+  const rejected = (operation: string, message: string) => Effect.fail(settings.fail(operation, message, "rejected"))
+  const cluster = settings.clustered ? keys : undefined
+  const takeAll = (takes: ReadonlyArray<RateTake>): Effect.Effect<CompositeDecision, StoreError> => {
+    if (takes.length === 0) return Effect.succeed({ allowed: true, decisions: [], delayMs: 0 })
+    const problem = compositeProblem(takes, cluster)
+    if (problem !== undefined) return rejected("takeAll", problem)
+    const redisKeys: Array<string> = []
+    const args: Array<string | number> = [takes.length]
+    const shapes: Array<TakeShape> = []
+    for (const take of takes) {
+      const encoded = encodeTake(keys.keyOf, take)
+      for (const k of encoded.keys) redisKeys.push(k)
+      for (const a of encoded.args) args.push(a)
+      shapes.push(encoded.shape)
+    }
+    const limiters = [...new Set(takes.map((t) => t.limiter))].join(",")
+    return evalScript("takeAll", limiters, Scripts.takeAll, redisKeys, args, 0, (reply) => composite(reply, shapes))
+  }
+  const adjust = (req: AdjustRequest): Effect.Effect<AdjustResult, StoreError> => {
+    const { delta, ref, take } = req
+    const { keyOf } = keys
+    if (!Number.isFinite(delta)) return rejected("adjust", `adjust: delta must be a finite number, received ${delta}`)
+    switch (take.algorithm) {
+      case "token_bucket":
+        return evalScript("adjust", take.limiter, Scripts.tokenBucketAdjust, [keyOf(take.limiter, take.key, "tb")], [
+          intervalUs(take.ratePerSecond),
+          take.burst,
+          delta
+        ], take.burst, adjustResultOf)
+      case "sliding_window":
+        if (!Number.isSafeInteger(delta)) {
+          return rejected("adjust", `adjust: a window's delta must be a whole number, received ${delta}`)
+        }
+        if (ref === undefined || !/^\d{1,16}:\d{1,16}$/.test(ref)) {
+          return rejected("adjust", `adjust of a sliding-window take needs the ref its decision carried (its entry's id)`)
+        }
+        return evalScript(
+          "adjust",
+          take.limiter,
+          Scripts.slidingWindowAdjust,
+          [keyOf(take.limiter, take.key, "sw"), keyOf(take.limiter, take.key, "swm")],
+          [windowUs(take.windowMs), take.limit, delta, ref],
+          take.limit,
+          adjustResultOf
+        )
+      case "fixed_window":
+        if (!Number.isSafeInteger(delta)) {
+          return rejected("adjust", `adjust: a window's delta must be a whole number, received ${delta}`)
+        }
+        if (ref === undefined || !/^\d{1,16}$/.test(ref)) {
+          return rejected("adjust", `adjust of a fixed-window take needs the ref its decision carried (its window's start)`)
+        }
+        return evalScript("adjust", take.limiter, Scripts.fixedWindowAdjust, [keyOf(take.limiter, take.key, "fw")], [
+          fixedWindowMs(take.windowMs),
+          take.limit,
+          delta,
+          ref
+        ], take.limit, adjustResultOf)
+    }
+  }
+  return { takeAll, adjust }
 }
 
 /** The slot operations; a release publishes on `channels.freed` when notifications are on. @internal */

@@ -5,7 +5,7 @@
  * @internal
  */
 import { NEVER } from "../../core/redis/scripts.js"
-import type { SlotDecision, StoreDecision } from "../../core/spi.js"
+import type { AdjustResult, CompositeDecision, SlotDecision, StoreDecision } from "../../core/spi.js"
 import { withMargin } from "../store/margin.js"
 
 const at = (xs: ReadonlyArray<unknown>, i: number): number => {
@@ -40,6 +40,65 @@ export const decisionOf = (marginMs: number) => (reply: unknown, limit: number):
     retryAfterMs: t === NEVER ? Infinity : withMargin(-t / 1000, marginMs),
     delayMs: 0
   }
+}
+
+/**
+ * A window take's decision: a rate decision, with the `ref` an admission carries as its fourth
+ * element (the fixed window's start, an integer; the sliding entry's id, a string). Built once per
+ * store.
+ *
+ * @internal
+ */
+export const windowDecisionOf = (marginMs: number) => {
+  const decision = decisionOf(marginMs)
+  return (reply: unknown, limit: number): StoreDecision => {
+    const d = decision(reply, limit)
+    if (!d.allowed) return d
+    const ref = replyArray(reply)[3]
+    return typeof ref === "number" || typeof ref === "string" ? { ...d, ref: String(ref) } : d
+  }
+}
+
+/** What a composite reply needs of each take: whether it is a window's, and its capacity. @internal */
+export interface TakeShape {
+  readonly window: boolean
+  readonly limit: number
+}
+
+/**
+ * A `takeAll` reply `{admitted, delayUs, d1, …, dn}`: each `di` read as its single take's
+ * decision; the call's `delayMs` is the largest of its decisions' (each already padded). Built
+ * once per store.
+ *
+ * @internal
+ */
+export const compositeOf = (marginMs: number) => {
+  const rate = decisionOf(marginMs)
+  const window = windowDecisionOf(marginMs)
+  return (reply: unknown, shapes: ReadonlyArray<TakeShape>): CompositeDecision => {
+    const r = replyArray(reply)
+    if (r.length !== shapes.length + 2) throw new Error(`unexpected script reply`)
+    const allowed = at(r, 0) === 1
+    let delayMs = 0
+    const decisions = shapes.map((shape, i) => {
+      const d = (shape.window ? window : rate)(r[i + 2], shape.limit)
+      if (allowed && d.delayMs > delayMs) delayMs = d.delayMs
+      return d
+    })
+    return { allowed, decisions, delayMs }
+  }
+}
+
+/**
+ * An `adjust` reply `{applied, remaining, resetAfterUs}` (`applied` a decimal string).
+ *
+ * @internal
+ */
+export const adjustResultOf = (reply: unknown): AdjustResult => {
+  const r = replyArray(reply)
+  const applied = typeof r[0] === "string" ? Number(r[0]) : NaN
+  if (Number.isNaN(applied)) throw new Error(`unexpected script reply`)
+  return { applied, remaining: at(r, 1), resetAfterMs: Math.max(0, at(r, 2) / 1000) }
 }
 
 /**

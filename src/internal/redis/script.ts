@@ -33,5 +33,9 @@ export const Scripts = {
   slotRenew: script(scripts.slotRenew),
   slotRelease: script(scripts.slotRelease),
   slotPeek: script(scripts.slotPeek),
+  takeAll: script(scripts.takeAll),
+  tokenBucketAdjust: script(scripts.tokenBucketAdjust),
+  slidingWindowAdjust: script(scripts.slidingWindowAdjust),
+  fixedWindowAdjust: script(scripts.fixedWindowAdjust),
   batch: script(scripts.batch)
 } as const

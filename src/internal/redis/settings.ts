@@ -13,8 +13,9 @@ import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"
 import type { StoreUrl } from "../../core/url.js"
 import * as RateLimitError from "../../RateLimitError.js"
 import { StoreError } from "../../RateLimitStore.js"
-import type { RedisStoreOptions } from "../../RedisStore.js"
+import type { RedisStoreLayoutOptions, RedisStoreOptions } from "../../RedisStore.js"
 import { toMillis } from "../store/options.js"
+import { groupTag, type HashTag } from "./keys.js"
 
 /** @internal */
 export const ENGINE = "redis"
@@ -23,10 +24,12 @@ const DEFAULT_MAX_BATCH = 16
 
 /** The options resolved: defaults applied, bounds enforced. @internal */
 export interface Settings {
-  readonly options: RedisStoreOptions
+  readonly options: RedisStoreOptions & RedisStoreLayoutOptions
   /** `options.url` parsed (credentials for a cluster). */
   readonly url: StoreUrl | undefined
   readonly prefix: string
+  /** The limiters laid out by a tag of their own (the `hashTags` option), by limiter id. */
+  readonly hashTags: ReadonlyMap<string, HashTag>
   readonly timeoutMs: number
   readonly connectTimeoutMs: number
   /** A connection silent this long while replies are awaited is dropped (ioredis `socketTimeout`). */
@@ -47,7 +50,9 @@ export interface Settings {
  *
  * @internal
  */
-export const resolve = (options: RedisStoreOptions): Result<Settings, StoreError | RateLimitError.ConfigError> => {
+export const resolve = (
+  options: RedisStoreOptions & RedisStoreLayoutOptions
+): Result<Settings, StoreError | RateLimitError.ConfigError> => {
   const prefix = options.keyPrefix ?? DEFAULT_PREFIX
   const sanitize = redactorOf(options)
   const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
@@ -59,12 +64,15 @@ export const resolve = (options: RedisStoreOptions): Result<Settings, StoreError
   }
   const badUrl = urlProblem(options, url)
   if (badUrl !== undefined) return err(fail("configure", badUrl))
+  const hashTags = parseHashTags(options.hashTags)
+  if (hashTags instanceof RateLimitError.ConfigError) return err(hashTags)
   const timeoutMs = toMillis(options.commandTimeout, 1000)
   const clustered = options.clusterNodes !== undefined && options.clusterNodes.length > 0
   return ok({
     options,
     url,
     prefix,
+    hashTags,
     timeoutMs,
     connectTimeoutMs: toMillis(options.socketConnectTimeout, 5000),
     // Commands of a hung server are cleared by the driver once the socket stays silent this long;
@@ -79,6 +87,35 @@ export const resolve = (options: RedisStoreOptions): Result<Settings, StoreError
     notifications: !clustered,
     fail
   })
+}
+
+const HASH_TAG_EXPECTED = `"<limiter>=key" or "<limiter>=group:<name>", each limiter once`
+
+/**
+ * The `hashTags` entries by limiter: `<limiter>=key` or `<limiter>=group:<name>`, split at the last
+ * `=` (neither value holds one, so any limiter id can be named); a `ConfigError` naming the entry
+ * otherwise.
+ */
+const parseHashTags = (
+  entries: ReadonlyArray<string> | undefined
+): ReadonlyMap<string, HashTag> | RateLimitError.ConfigError => {
+  const tags = new Map<string, HashTag>()
+  if (entries === undefined) return tags
+  for (const [i, entry] of entries.entries()) {
+    const at = entry.lastIndexOf("=")
+    const limiter = at > 0 ? entry.slice(0, at) : ""
+    const value = entry.slice(at + 1)
+    const tag: HashTag | undefined = value === "key"
+      ? { kind: "key" }
+      : value.startsWith("group:") && value.length > "group:".length
+      ? { kind: "group", tag: groupTag(value.slice("group:".length)) }
+      : undefined
+    if (limiter === "" || tag === undefined || tags.has(limiter)) {
+      return RateLimitError.ConfigError.at(`hashTags[${i}]`, HASH_TAG_EXPECTED, JSON.stringify(entry))
+    }
+    tags.set(limiter, tag)
+  }
+  return tags
 }
 
 /** The arguments of `AUTH` / `HELLO` in a message (a server may echo the command). */
