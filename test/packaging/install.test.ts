@@ -88,7 +88,7 @@ describe("packaging: the README install line and example, per Effect major, in a
   })
 
   for (const major of [4, 3] as const) {
-    it(`Effect ${major}: install, tsc without skipLibCheck, run`, async () => {
+    it(`Effect ${major}: install, tsc without skipLibCheck, run on Node ${major === 4 ? "24 and 22.19" : "20 and 24"}`, async () => {
       const tarball = major === 4 ? tarballs.effect4 : tarballs.effect3
       assert.isDefined(tarball, "the tarball was not packed")
       const line = installLine(readme, major)
@@ -111,12 +111,23 @@ describe("packaging: the README install line and example, per Effect major, in a
         const checked = await sh(`node ${tsc} -p .`, dir, bin)
         assert.strictEqual(checked.code, 0, `tsc (skipLibCheck: false):\n${checked.out}`)
 
-        const ran = await sh("node out/example.js", dir, bin)
-        assert.strictEqual(ran.code, 0, ran.out)
-        assert.include(ran.out, "calling the paid API")
-        // Effect.log(ok, d.allowed, d.remaining, d.retryAfterMs): tryAcquire and check took 2 of 5.
-        // Effect 3's logger prints logfmt, Effect 4's a pretty line.
-        assert.match(ran.out, major === 4 ? /INFO \(#\d+\): true true 3 0\n/ : /message=true message=true message=3 message=0\n/)
+        // The example on each Node the major's `engines` covers at its ends: Effect 4 on Node 24 and
+        // on 22.19 (its lower bound, installed here as the `node` package); Effect 3 on the system
+        // Node (20) and on Node 24.
+        const nodes = major === 4 ? [node24, "node_modules/node2219/node_modules/.bin"] : [undefined, node24]
+        if (major === 4) {
+          const lower = await sh("npm install --no-audit --no-fund --prefix node_modules/node2219 node@22.19.0", dir, bin)
+          assert.strictEqual(lower.code, 0, lower.out)
+        }
+        for (const nodeBin of nodes) {
+          const ran = await sh("node --version && node out/example.js", dir, nodeBin === undefined ? undefined : nodeBin.startsWith("/") ? nodeBin : join(dir, nodeBin))
+          assert.strictEqual(ran.code, 0, ran.out)
+          assert.include(ran.out, "calling the paid API")
+          // Effect.log(ok, d.allowed, d.remaining, d.retryAfterMs): tryAcquire and check took 2 of 5.
+          // Effect 3's logger prints logfmt, Effect 4's a pretty line.
+          assert.match(ran.out, major === 4 ? /INFO \(#\d+\): true true 3 0\n/ : /message=true message=true message=3 message=0\n/)
+          assert.match(ran.out, nodeBin === undefined ? /^v20\./ : nodeBin === node24 ? /^v24\./ : /^v22\.19\./)
+        }
       } finally {
         await rm(dir, { recursive: true, force: true })
       }
