@@ -2,14 +2,14 @@
  * rate-sync.toml naming each engine, end to end: the registry builds the store from the file (the
  * driver is loaded only then) and a limiter on it decides against the real server.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { assert, it } from "#test/vitest"
 import { Effect, Redacted } from "effect"
 import { RateLimiter, RateSync, RateSyncConfig } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 const redisUp = await requireService("Redis", "127.0.0.1", 6379)
 const natsUp = await requireService("NATS", "127.0.0.1", 4222)
@@ -67,7 +67,7 @@ const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
 /** Drops a schema the test created, with the store's table and functions in it. */
 const dropSchema = (schema: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)).pipe(
-    Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })),
+    Effect.provide(Sql.pgLayer({ url: Redacted.make(PG_URL) })),
     Effect.orDie
   )
 
@@ -78,7 +78,7 @@ describeWhenUp(postgresUp)("rate-sync.toml with engine = \"postgres\"", () => {
       const sql = yield* SqlClient.SqlClient
       yield* sql.unsafe(`CREATE SCHEMA "${schema}"`)
     }).pipe(
-      Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })),
+      Effect.provide(Sql.pgLayer({ url: Redacted.make(PG_URL) })),
       Effect.orDie,
       Effect.andThen(roundTrip(
         `[stores.main]\nengine = "postgres"\nurl = "${PG_URL}"\nschema_name = "${schema}"\nauto_create = true\n`,

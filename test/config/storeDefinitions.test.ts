@@ -3,14 +3,13 @@
  * of the `[stores.<id>]` tables before anything is opened, and built in a scope of their own that
  * is closed when the build fails or the store is replaced.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import type * as SqlError from "@effect/sql/SqlError"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "#test/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Redacted } from "effect"
 import { MemoryStore, RateLimiter, RateSyncConfig, type StoreDefinition } from "effect-rate-sync"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 /**
  * What an untyped JavaScript caller can pass, seen through the type the API declares. A typed
@@ -141,7 +140,7 @@ describe("store definitions written in code", () => {
 const postgresUp = await requireService("PostgreSQL", "127.0.0.1", 5432)
 const PG_URL = "postgres://postgres@127.0.0.1:5432/test"
 
-const admin = PgClient.layer({ url: Redacted.make(PG_URL) })
+const admin = Sql.pgLayer({ url: Redacted.make(PG_URL) })
 
 /**
  * Connections the server holds for `application`, once they have settled to `expected` (a closed
@@ -153,7 +152,7 @@ const connectionsOf = (application: string, expected: number): Effect.Effect<num
       SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${application}`.pipe(
       Effect.map((rows) => rows[0]?.n ?? -1)
     )
-    const poll = (attempts: number): Effect.Effect<number, SqlError.SqlError> =>
+    const poll = (attempts: number): Effect.Effect<number, Sql.SqlError> =>
       Effect.flatMap(count, (n) =>
         n === expected || attempts === 0 ? Effect.succeed(n) : Effect.andThen(Effect.sleep("50 millis"), poll(attempts - 1)))
     return poll(40)

@@ -5,8 +5,6 @@
  */
 import { randomBytes } from "node:crypto"
 import { assert, describe, it, layer } from "#test/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { Clock, Duration, Effect, Fiber, Layer, Random, Redacted } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
@@ -17,6 +15,8 @@ import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import { TestClock } from "#test/effect"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 describe("postgresSql.errorKind", () => {
   it("the server refused the request itself: rejected", () => {
@@ -111,7 +111,7 @@ describe("postgresSql.retryUntil", () => {
     Effect.gen(function*() {
       const deadlineMs = 100
       const { at, once } = failing("40001")
-      const fiber = yield* T.fork(Effect.flip(retryUntil(once, deadlineMs)).pipe(Effect.withRandom(Random.make("pg"))))
+      const fiber = yield* T.fork(Effect.flip(retryUntil(once, deadlineMs)).pipe(T.withSeed("pg")))
       yield* TestClock.adjust("1 second")
       const last = yield* Fiber.join(fiber)
       // the same draws, judged by the same rule: now + wait < deadline, else the last error
@@ -123,7 +123,7 @@ describe("postgresSql.retryUntil", () => {
           if (!(now + wait < deadlineMs)) return times
           times.push(now + wait)
         }
-      }).pipe(Effect.withRandom(Random.make("pg")))
+      }).pipe(T.withSeed("pg"))
       assert.deepStrictEqual(at, expected)
       assert.isTrue(at.length > 5, `${at.length} attempts`)
       assert.deepStrictEqual(last, { cause: { code: "40001" }, attempt: at.length }, "the last error")
@@ -151,14 +151,14 @@ describe("postgresSql.retryUntil", () => {
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
-const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 4 })
+const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 4 })
 
 const TABLE = freshTable()
 
 const DropTable = T.layerScopedDiscard(
   Effect.addFinalizer(() =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql.unsafe(
+      Sql.script(sql,
         [
           `DROP TABLE IF EXISTS "public"."${TABLE}"`,
           ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)

@@ -5,25 +5,26 @@
  * test works in a fresh table (and, where it needs one, a fresh role) that it drops when it ends.
  */
 import { assert, layer } from "#test/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Layer, Queue, Redacted, Schedule } from "effect"
+import { Effect, Fiber, Layer, Queue, Redacted, Schedule } from "effect"
 import type { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
 /** The administration pool of the block (superuser `postgres`). */
-const Admin = PgClient.layer({ url: Redacted.make(URL), maxConnections: 4 })
+const Admin = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 4 })
 
 /** Drops the table, the store's functions and `extra` statements' objects when the scope closes. */
 const dropAtEnd = (table: string, extra: ReadonlyArray<string> = []) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.addFinalizer(() =>
-      sql.unsafe(
+      Sql.script(
+        sql,
         [
           `DROP TABLE IF EXISTS "public"."${table}"`,
           ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`),
@@ -33,9 +34,9 @@ const dropAtEnd = (table: string, extra: ReadonlyArray<string> = []) =>
     ))
 
 /** A pool of its own (closed with the test's scope), and the store on it. */
-const storeOnPool = (pool: PgClient.PgClientConfig, options: PostgresStore.PostgresStoreOptions) =>
+const storeOnPool = (pool: Sql.PgPoolConfig, options: PostgresStore.PostgresStoreOptions) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(PgClient.layer(pool))
+    const context = yield* Layer.build(Sql.pgLayer(pool))
     const store = yield* Effect.provide(PostgresStore.make(options), context)
     return { store, sql: Effect.provide(SqlClient.SqlClient, context) }
   })
@@ -99,7 +100,7 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
           ).pipe(
             Effect.tap(() => Effect.sync(() => round++)),
             Effect.tapError(() => Effect.sync(() => round++)),
-            Effect.retry(Schedule.intersect(Schedule.spaced("100 millis"), Schedule.recurs(40)))
+            Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 40 })
           )
           assert.isTrue(after.every((d) => d.allowed))
           const recoveredMs = Date.now() - stormEnd
@@ -155,13 +156,13 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
           }
         }
         yield* release.open
-        yield* holder.await
+        yield* Fiber.await(holder)
         const answered = yield* Queue.takeN(settled, 3)
         for (const r of answered) {
           assert.isTrue(T.isOk(r), `queued call answered once the slot freed: ${String(r)}`)
         }
-        assert.isTrue((yield* blocked.await)._tag === "Success")
-        yield* Effect.forEach(fibers, (f) => f.await)
+        assert.isTrue((yield* Fiber.await(blocked))._tag === "Success")
+        yield* Effect.forEach(fibers, (f) => Fiber.await(f))
       }))
 
     it.scoped("a role whose default isolation is SERIALIZABLE: concurrent decisions on one key never fail", () =>
@@ -171,7 +172,7 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         const table = freshTable()
         // finalizers run in reverse: the store's pool closes first, then its objects and the role go
         yield* Effect.addFinalizer(() =>
-          sql.unsafe(`DROP OWNED BY "${role}"; DROP ROLE IF EXISTS "${role}"`).pipe(
+          Sql.script(sql, `DROP OWNED BY "${role}"; DROP ROLE IF EXISTS "${role}"`).pipe(
             Effect.timeoutOption("5 seconds"),
             Effect.ignore
           )
@@ -263,7 +264,7 @@ END $f$`)
         )
         // Every attempt fails with 40001 (sequences are not rolled back: they record the attempts);
         // the first one only after 600 ms.
-        yield* sql.unsafe(`CREATE SEQUENCE ${calls}; CREATE SEQUENCE ${last}`)
+        yield* Sql.script(sql, `CREATE SEQUENCE ${calls}; CREATE SEQUENCE ${last}`)
         yield* sql.unsafe(`CREATE FUNCTION ${inject}() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
   IF nextval('${calls}') = 1 THEN PERFORM pg_sleep(0.6); END IF;

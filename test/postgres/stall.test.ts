@@ -11,8 +11,6 @@
  */
 import { assert, describe, it, layer } from "#test/vitest"
 import * as net from "node:net"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { Clock, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Scope } from "effect"
 import { RateLimiter, type RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
@@ -20,6 +18,8 @@ import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import { startTcpProxy, tcpProxy } from "../utils/tcpProxy.js"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -28,12 +28,12 @@ const STATEMENT_TIMEOUT_MS = 500
 const HUNG_MS = 6000
 
 /** The administration pool (direct, never through a proxy): drops the tables. */
-const Admin = PgClient.layer({ url: Redacted.make(URL), maxConnections: 2 })
+const Admin = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 2 })
 
 const dropAtEnd = (table: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.addFinalizer(() =>
-      sql.unsafe(
+      Sql.script(sql,
         [
           `DROP TABLE IF EXISTS "public"."${table}"`,
           ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`)
@@ -50,7 +50,7 @@ const stalledSetup = Effect.gen(function*() {
   yield* dropAtEnd(table)
   const proxy = yield* tcpProxy(5432)
   const context = yield* Layer.build(
-    PgClient.layer({ url: Redacted.make(`postgres://postgres@127.0.0.1:${proxy.port}/test`), maxConnections: 4 })
+    Sql.pgLayer({ url: Redacted.make(`postgres://postgres@127.0.0.1:${proxy.port}/test`), maxConnections: 4 })
   )
   yield* Effect.addFinalizer(() => Effect.sync(() => proxy.resume()))
   const store = yield* Effect.provide(
@@ -118,7 +118,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
       client.on("error", () => {})
       const until = (what: string, ok: () => boolean) =>
         Effect.suspend(() => (ok() ? Effect.void : Effect.fail(what))).pipe(
-          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo("3 seconds")))
+          Effect.retry(Schedule.spaced("10 millis").pipe(T.upTo("3 seconds")))
         )
       yield* T.callback<void>((resume) => {
         client.once("connect", () => resume(Effect.void))
@@ -244,7 +244,7 @@ describeWhenUp(available)("PostgresStore over a stalled link (statementTimeout 5
           const active = yield* store.peek({ algorithm: "concurrency", limiter: "late", key: "k", limit: 1 }).pipe(
             Effect.map((d) => d.limit - d.remaining),
             Effect.flatMap((n) => (n === 0 ? Effect.succeed(n) : Effect.fail(`${n} live lease(s)`))),
-            Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))),
+            Effect.retry(Schedule.spaced("50 millis").pipe(T.upTo("5 seconds"))),
             T.result
           )
           assert.isTrue(T.isOk(active), `the late lease is released: ${JSON.stringify(active)}`)

@@ -5,8 +5,6 @@
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "#test/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpRateLimit } from "effect-rate-sync/http"
@@ -20,6 +18,8 @@ import { dropBucket, URL as NATS_URL } from "../utils/nats.js"
 import { freshTable, FUNCTIONS, URL as PG_URL } from "../utils/postgres.js"
 import { required, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 const up = {
   redis: await requireService("Redis", "127.0.0.1", 6379),
@@ -33,7 +33,7 @@ const bucket = `rs-test-${crypto.randomUUID()}`
 const dropTable = T.layerScopedDiscard(
   Effect.addFinalizer(() =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql.unsafe(
+      Sql.script(sql,
         [`DROP TABLE IF EXISTS "public"."${table}"`, ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`)]
           .join(";\n")
       )).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
@@ -53,7 +53,7 @@ const stores: ReadonlyArray<readonly [string, boolean, () => Layer.Layer<RateLim
     () =>
       PostgresStore.layer({ tableName: table }).pipe(
         Layer.provide(dropTable),
-        Layer.provide(PgClient.layer({ url: Redacted.make(PG_URL), maxConnections: 4 })),
+        Layer.provide(Sql.pgLayer({ url: Redacted.make(PG_URL), maxConnections: 4 })),
         Layer.orDie
       )
   ],

@@ -5,21 +5,21 @@
  * block works in a fresh table that its layer drops (with the store's functions) when it ends.
  */
 import { assert, layer } from "#test/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Layer, Redacted, Ref } from "effect"
+import { Effect, Fiber, Layer, Redacted, Ref } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore, PostgresStoreLive } from "effect-rate-sync/postgres"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
 const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 
-const PgLive = PgClient.layer({ url: Redacted.make(URL), maxConnections: 10 })
+const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 10 })
 
 /** Drops `schema.table` and the store's functions when the layer that holds it is released. */
 const dropTable = (table: string, schema = "public") =>
@@ -31,7 +31,7 @@ const dropTable = (table: string, schema = "public") =>
           yield* sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
           return
         }
-        yield* sql.unsafe(
+        yield* Sql.script(sql,
           [
             `DROP TABLE IF EXISTS "${schema}"."${table}"`,
             ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "${schema}"."${table}_${f}"`)
@@ -246,7 +246,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         assert.match(error.message, /300 ms|lock timeout|statement timeout/)
         assert.isTrue(waited < 1000, `waited ${waited} ms`)
         yield* release.open
-        yield* holder.await
+        yield* Fiber.await(holder)
         assert.isTrue((yield* store.tokenBucket(req)).allowed, "works again once the lock is gone")
       }))
 
@@ -256,7 +256,7 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         const table = freshTable()
         const slow = `"public"."${table}_slow"`
         yield* Effect.addFinalizer(() =>
-          sql.unsafe(
+          Sql.script(sql,
             [
               `DROP TABLE IF EXISTS "public"."${table}"`,
               `DROP FUNCTION IF EXISTS ${slow}()`,
@@ -296,14 +296,14 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
         const sql = yield* SqlClient.SqlClient
         const table = freshTable()
         yield* Effect.addFinalizer(() =>
-          sql.unsafe(
+          Sql.script(sql,
             [`DROP TABLE IF EXISTS "public"."${table}"`, ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${table}_${f}"`)]
               .join(";\n")
           ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
         )
         yield* PostgresStore.make({ tableName: table })
         // the table as the previous version left it: no win_until, its own version comment
-        yield* sql.unsafe(
+        yield* Sql.script(sql,
           `ALTER TABLE "public"."${table}" DROP COLUMN win_until; COMMENT ON TABLE "public"."${table}" IS 'effect-rate-sync 0000000000000000'`
         )
         const store = yield* PostgresStore.make({ tableName: table })
