@@ -50,7 +50,8 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
-import { type ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
+import { describeInput } from "./internal/config/input.js"
+import { ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as RateSync from "./RateSync.js"
 
@@ -195,12 +196,21 @@ const toEffectOptions = (options: PromiseAcquireOptions | undefined): RateLimite
  * for you. After `dispose()` (or a `loadConfig` / `useLayer` that replaced the configuration it
  * was acquired on) the slot has already been given back and `release()` does nothing.
  *
+ * `adjust(delta)` and `refund()` change what it charged, as `permit.adjust` / `permit.refund`
+ * of the Effect API do (a number for every rate limit it holds, or `{ [limiterId]: delta }`);
+ * they run on the configuration the permit was acquired on, and reject with
+ * `ConfigurationClosed` once it is closed.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface PromisePermit extends AsyncDisposable {
-  readonly permit: RateLimiter.Permit
+export interface PromisePermit<P extends RateLimiter.Permit | RateLimiter.CompositePermit = RateLimiter.Permit>
+  extends AsyncDisposable
+{
+  readonly permit: P
   readonly release: () => Promise<void>
+  readonly adjust: (delta: RateLimiter.AdjustDelta) => Promise<ReadonlyArray<RateLimiter.Adjustment>>
+  readonly refund: () => Promise<ReadonlyArray<RateLimiter.Adjustment>>
 }
 
 /**
@@ -239,14 +249,23 @@ export const dispose = async (): Promise<void> => {
   if (previous !== undefined) await close(previous, "disposed")
 }
 
-/**
- * Waits for a token and a concurrency slot (up to the timeout: a number is seconds, see the
- * module doc); resolves to a permit to release.
- *
- * @since 0.1.0
- * @category accessors
- */
-export const acquire = async (id: string, options?: PromiseAcquireOptions): Promise<PromisePermit> => {
+// The Effect API's acquire for one id or several limits (the overloads, from a union).
+const acquireEffect = (limits: string | RateLimiter.Limits, options: RateLimiter.AcquireOptions | undefined) =>
+  isLimits(limits)
+    ? Effect.map(RateLimiter.acquire(limits, options), (p): RateLimiter.Permit | RateLimiter.CompositePermit => p)
+    : Effect.map(RateLimiter.acquire(limits, options), (p): RateLimiter.Permit | RateLimiter.CompositePermit => p)
+
+const isLimits = (limits: string | RateLimiter.Limits): limits is RateLimiter.Limits => Array.isArray(limits)
+
+async function acquireWith(id: string, options?: PromiseAcquireOptions): Promise<PromisePermit>
+async function acquireWith(
+  limits: RateLimiter.Limits,
+  options?: PromiseAcquireOptions
+): Promise<PromisePermit<RateLimiter.CompositePermit>>
+async function acquireWith(
+  limits: string | RateLimiter.Limits,
+  options?: PromiseAcquireOptions
+): Promise<PromisePermit<RateLimiter.Permit | RateLimiter.CompositePermit>> {
   const effectOptions = toEffectOptions(options)
   const gen = generation()
   // The scope is registered in `gen.permits` by the fiber itself, uninterruptibly once the permit
@@ -257,7 +276,7 @@ export const acquire = async (id: string, options?: PromiseAcquireOptions): Prom
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const exit = yield* Effect.exit(restore(Fx.scopeExtend(RateLimiter.acquire(id, effectOptions), scope)))
+        const exit = yield* Effect.exit(restore(Fx.scopeExtend(acquireEffect(limits, effectOptions), scope)))
         if (Exit.isFailure(exit)) {
           yield* Scope.close(scope, exit)
           return yield* Effect.failCause(exit.cause)
@@ -285,46 +304,135 @@ export const acquire = async (id: string, options?: PromiseAcquireOptions): Prom
       gen.releases.delete(closing)
     }
   }
-  return { permit, release, [Symbol.asyncDispose]: release }
+  return {
+    permit,
+    release,
+    adjust: (delta) => runOn(gen, permit.adjust(delta)),
+    refund: () => runOn(gen, permit.refund),
+    [Symbol.asyncDispose]: release
+  }
 }
+
+/**
+ * Waits for a token and a concurrency slot (up to the timeout: a number is seconds, see the
+ * module doc); resolves to a permit to release. Over several limits (an array of
+ * `RateLimiter.Limits`, as the Effect API's `acquire` takes them), every limit is charged or
+ * none is, and the permit is a `CompositePermit`.
+ *
+ * ```ts
+ * const p = await acquire(["rpm", { limiter: "tpm", cost: 500 }], { key: userId })
+ * try {
+ *   const reply = await callModel()
+ *   await p.adjust({ tpm: reply.usage.total_tokens - 500 })
+ * } finally {
+ *   await p.release()
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const acquire: {
+  (id: string, options?: PromiseAcquireOptions): Promise<PromisePermit>
+  (limits: RateLimiter.Limits, options?: PromiseAcquireOptions): Promise<PromisePermit<RateLimiter.CompositePermit>>
+} = acquireWith
 
 /**
  * `true` when admitted, `false` otherwise. Waits up to `options.timeout` (a number is seconds)
  * for a token or slot (rate-sync's `try_acquire(timeout)`); with no `timeout` it answers at once. The slot, if any, is
- * released at once since there is no scope to hold it; use `acquire` to hold one.
+ * released at once since there is no scope to hold it; use `acquire` to hold one. Over several
+ * limits: `true` when every limit was charged, `false` when none was.
  *
  * @since 0.1.0
  * @category accessors
  */
-export const tryAcquire = (id: string, options?: PromiseAcquireOptions): Promise<boolean> =>
-  run(Effect.scoped(RateLimiter.tryAcquire(id, toEffectOptions(options))))
+export const tryAcquire = (limits: string | RateLimiter.Limits, options?: PromiseAcquireOptions): Promise<boolean> =>
+  run(Effect.scoped(RateLimiter.tryAcquire(limits, toEffectOptions(options))))
 
-/**
- * One decision that consumes when allowed.
- *
- * @since 0.1.0
- * @category accessors
- */
-export const check = (id: string, options?: PromiseAcquireOptions): Promise<RateLimiter.Decision> =>
-  run(RateLimiter.check(id, toEffectOptions(options)))
-
-/**
- * Wraps an async function: acquire before, release after. The limiter id may depend on the
- * arguments (multi-tenant).
- *
- * @since 0.1.0
- * @category accessors
- */
-export const rateLimited = <Args extends ReadonlyArray<unknown>>(
-  id: string | ((...args: Args) => string),
+function checkWith(id: string, options?: PromiseAcquireOptions): Promise<RateLimiter.Decision>
+function checkWith(limits: RateLimiter.Limits, options?: PromiseAcquireOptions): Promise<RateLimiter.CombinedDecision>
+function checkWith(
+  limits: string | RateLimiter.Limits,
   options?: PromiseAcquireOptions
+): Promise<RateLimiter.Decision | RateLimiter.CombinedDecision> {
+  return isLimits(limits)
+    ? run(RateLimiter.check(limits, toEffectOptions(options)))
+    : run(RateLimiter.check(limits, toEffectOptions(options)))
+}
+
+/**
+ * One decision that consumes when allowed. Over several limits, a `CombinedDecision` (a decision
+ * per limit and the overall one; every limit charged or none).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const check: {
+  (id: string, options?: PromiseAcquireOptions): Promise<RateLimiter.Decision>
+  (limits: RateLimiter.Limits, options?: PromiseAcquireOptions): Promise<RateLimiter.CombinedDecision>
+} = checkWith
+
+/**
+ * A limiter's state for `key`, read without spending anything (see `RateLimiter.status`):
+ * `limit`, `remaining`, `resetAfterMs`, and whether (and in how long) a take of `cost` would be
+ * admitted.
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const status = (id: string, options?: RateLimiter.StatusOptions): Promise<RateLimiter.LimiterStatus> =>
+  run(RateLimiter.status(id, options))
+
+/**
+ * The options of `rateLimited`: those of `acquire`, and `refundOn` (`"failure"`: a call whose
+ * promise rejects gives its charge back; `"success"`: one that resolves does), as
+ * `RateLimiter.withRateLimit`'s. A refund that fails is ignored: the call's own outcome stands.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RateLimitedOptions extends PromiseAcquireOptions {
+  readonly refundOn?: "failure" | "success" | undefined
+}
+
+/**
+ * Wraps an async function: acquire before, release after. The limiter id (or the limits, an
+ * array) may depend on the arguments (multi-tenant). `refundOn` gives the charge back after a
+ * failure or a success (see {@link RateLimitedOptions}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const rateLimited: {
+  <Args extends ReadonlyArray<unknown>>(
+    id: (...args: Args) => string | RateLimiter.Limits,
+    options?: RateLimitedOptions
+  ): <R>(fn: (...args: Args) => Promise<R>) => (...args: Args) => Promise<R>
+  (
+    id: string | RateLimiter.Limits,
+    options?: RateLimitedOptions
+  ): <Args extends ReadonlyArray<unknown>, R>(fn: (...args: Args) => Promise<R>) => (...args: Args) => Promise<R>
+} = <Args extends ReadonlyArray<unknown>>(
+  id: string | RateLimiter.Limits | ((...args: Args) => string | RateLimiter.Limits),
+  options?: RateLimitedOptions
 ) =>
 <R>(fn: (...args: Args) => Promise<R>): (...args: Args) => Promise<R> =>
 async (...args: Args) => {
-  const permit = await acquire(typeof id === "string" ? id : id(...args), options)
+  const refundOn = options?.refundOn
+  if (refundOn !== undefined && refundOn !== "failure" && refundOn !== "success") {
+    throw ConfigError.at("options.refundOn", `"failure" or "success"`, describeInput(refundOn))
+  }
+  const limits = typeof id === "function" ? id(...args) : id
+  const permit: PromisePermit<RateLimiter.Permit | RateLimiter.CompositePermit> = isLimits(limits)
+    ? await acquire(limits, options)
+    : await acquire(limits, options)
+  let failed = true
   try {
-    return await fn(...args)
+    const result = await fn(...args)
+    failed = false
+    return result
   } finally {
+    if (refundOn !== undefined && failed === (refundOn === "failure")) await permit.refund().catch(() => [])
     await permit.release()
   }
 }
