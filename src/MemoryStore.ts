@@ -13,6 +13,12 @@
  *   expired ones, until every state has been examined. The sweep is driven by the operations'
  *   own clock reading: the store starts no fiber and no timer, so it never keeps an idle process
  *   alive, and `TestClock` drives the sweep like everything else.
+ * - **Several limits as one unit.** `takeAll` judges every take on the stored states without
+ *   changing any, then charges all of them (new keys stored first; the bound may refuse one, and
+ *   then nothing is charged) or none: one synchronous step, so no other fiber sees a partial
+ *   charge. `adjust` charges more or gives back on what a take charged; every admitted window take
+ *   answers its `ref`: the fixed window's start, or its sliding-window entry's id (a number unique
+ *   in the store; each admitted take is its own entry).
  * - **Fixed windows never move backwards.** The window a fixed-window take (or peek) counts in is
  *   the aligned window of the latest instant any operation of the store has read, never that of
  *   an earlier `now`: a clock that steps back (an NTP step, `TestClock.setTime`) keeps counting
@@ -244,13 +250,17 @@ const serviceOf = (maxKeys: number, maxBytes: number, sweepIntervalMs: number): 
     renewSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.renewSlot(r, Fx.nowMillisUnsafe(c)))),
     releaseSlot: (r) => Effect.clockWith((c) => Effect.succeed(table.releaseSlot(r, Fx.nowMillisUnsafe(c)))),
     peek: (r) => Effect.clockWith((c) => Effect.succeed(table.peek(r, Fx.nowMillisUnsafe(c)))),
+    takeAll: (takes) => Effect.clockWith((c) => Effect.succeed(table.takeAll(takes, Fx.nowMillisUnsafe(c)))),
+    adjust: (r) => Effect.clockWith((c) => Effect.succeed(table.adjust(r, Fx.nowMillisUnsafe(c)))),
     reset: (limiter, key) => Effect.sync(() => table.reset(limiter, key)),
     initialize: Effect.void,
     awaitSlot: (limiter, key, maxWaitMs) => waiters.await(limiter, key, maxWaitMs),
     unsafeTake: {
       tokenBucket: (r, now) => table.tokenBucket(r, now),
       slidingWindow: (r, now) => table.slidingWindow(r, now),
-      fixedWindow: (r, now) => table.fixedWindow(r, now)
+      fixedWindow: (r, now) => table.fixedWindow(r, now),
+      takeAll: (takes, now) => table.takeAll(takes, now),
+      adjust: (r, now) => table.adjust(r, now)
     }
   })
   return { ...store, size: Effect.sync(() => table.size), bytes: Effect.sync(() => table.bytes) }

@@ -145,6 +145,10 @@ export interface SyncTake {
   readonly tokenBucket: (request: TokenBucketRequest, now: number) => StoreDecision
   readonly slidingWindow: (request: WindowRequest, now: number) => StoreDecision
   readonly fixedWindow: (request: WindowRequest, now: number) => StoreDecision
+  /** Optional: `takeAll` at `now` (see `RateLimitStoreService.takeAll`). */
+  readonly takeAll?: ((takes: ReadonlyArray<RateTake>, now: number) => CompositeDecision) | undefined
+  /** Optional: `adjust` at `now` (see `RateLimitStoreService.adjust`). */
+  readonly adjust?: ((request: AdjustRequest, now: number) => AdjustResult) | undefined
 }
 
 /**

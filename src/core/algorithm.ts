@@ -5,14 +5,20 @@
  * Each `*Take` function answers a {@link StoreDecision} and mutates the state it is handed only
  * when the request is admitted (a refusal never changes state, except for dropping entries that
  * have already expired, which no decision can see). Nothing is allocated apart from the returned
- * decision, so the memory store can run millions of them per second.
+ * decision (and an admitted sliding take's `ref` string), so the memory store can run millions of
+ * them per second.
+ *
+ * Composite calls (`compositeCheck`, `compositeApply`) judge several takes on copies of their
+ * states and charge them all or none; `*Adjust` charge more or give back after the fact; `*Peek`
+ * answer for a given cost. These are the reference semantics of `takeAll`, `adjust` and `peek`
+ * that the other stores mirror (see the SPI in `spi.ts`).
  *
  * Times are milliseconds of the deciding clock (`now`). The semantics are the ones documented on
  * the SPI in `RateLimitStore.ts`; the comments below only say how they are computed.
  *
  * @internal
  */
-import type { SlotDecision, StoreDecision } from "./spi.js"
+import type { AdjustResult, CompositeDecision, SlotDecision, StoreDecision } from "./spi.js"
 
 /**
  * Tolerance, in milliseconds (one nanosecond), for float noise in GCRA admission: with a rate
@@ -109,26 +115,79 @@ export const gcraTake = (
 }
 
 /**
- * What a take of cost 1 with no wait would see; consumes nothing.
+ * What a take of `cost` (default 1) with no wait would see; consumes nothing: `allowed` when it
+ * would be admitted now, `retryAfterMs` until it would be (`Infinity` when it never can).
  *
  * @internal
  */
-export const gcraPeek = (tat: number, now: number, ratePerSecond: number, burst: number): StoreDecision => {
+export const gcraPeek = (tat: number, now: number, ratePerSecond: number, burst: number, cost = 1): StoreDecision => {
   const interval = 1000 / ratePerSecond
   const tat0 = tat > now ? tat : now
-  if (!(1 <= burst) || !(interval > 0 && interval < Infinity)) {
+  if (!(interval > 0 && interval < Infinity)) {
     return { allowed: false, limit: burst, remaining: 0, resetAfterMs: tat0 - now, retryAfterMs: Infinity, delayMs: 0 }
   }
-  const wait = tat0 + interval - burst * interval - now
+  const remaining = gcraRemaining(tat0, now, interval, burst)
+  if (!(cost <= burst)) {
+    return { allowed: false, limit: burst, remaining, resetAfterMs: tat0 - now, retryAfterMs: Infinity, delayMs: 0 }
+  }
+  const wait = tat0 + cost * interval - burst * interval - now
   const allowed = wait <= EPSILON_MS
   return {
     allowed,
     limit: burst,
-    remaining: gcraRemaining(tat0, now, interval, burst),
+    remaining,
     resetAfterMs: tat0 - now,
     retryAfterMs: allowed ? 0 : wait,
     delayMs: 0
   }
+}
+
+/**
+ * Charge `delta` more tokens (`delta > 0`: the TAT moves forward by `delta·T` from
+ * `max(tat, now)`, past the burst if need be: debt, paid back at the rate) or give `|delta|` back
+ * (`delta < 0`: the TAT moves back by `|delta|·T`, never below `now`, a full bucket). `applied` is
+ * the change made, in tokens (a give-back clipped at a full bucket may be fractional). A delta or
+ * rate that is not a finite number applies nothing.
+ *
+ * @internal
+ */
+export const gcraAdjust = (
+  state: GcraState,
+  now: number,
+  ratePerSecond: number,
+  burst: number,
+  delta: number
+): AdjustResult => {
+  const interval = 1000 / ratePerSecond
+  const tat0 = state.tat > now ? state.tat : now
+  if (!(interval > 0 && interval < Infinity)) return { applied: 0, remaining: 0, resetAfterMs: tat0 - now }
+  let next = tat0
+  let applied = 0
+  if (delta > 0 && delta < Infinity) {
+    next = tat0 + delta * interval
+    applied = delta
+  } else if (delta < 0 && delta > -Infinity && tat0 > now) {
+    const back = tat0 + delta * interval
+    if (back > now) {
+      next = back
+      applied = delta
+    } else {
+      next = now
+      applied = snap((now - tat0) / interval) + 0 // never -0
+    }
+  }
+  if (applied !== 0) {
+    state.tat = next
+    state.tbInterval = interval
+    state.tbBurst = burst
+  }
+  return { applied, remaining: gcraRemaining(next, now, interval, burst), resetAfterMs: next - now }
+}
+
+// A ratio that is a whole number up to float noise, as that whole number.
+const snap = (n: number): number => {
+  const r = Math.round(n)
+  return Math.abs(n - r) <= RATIO_EPSILON ? r : n
 }
 
 /**
@@ -146,13 +205,18 @@ export const gcraFreeAt = (state: GcraState): number =>
 /**
  * Exact sliding-window state: the admitted `(time, cost)` entries, oldest first, in two parallel
  * arrays read from `head` (entries before `head` have left the window and wait for compaction),
- * with their running `total`. Entries admitted in the same millisecond are merged.
+ * with their running `total`.
+ *
+ * With `ids` (the memory store), each admitted take is its own entry and `ids` holds its id,
+ * parallel to `times`: the take's `ref` (`StoreDecision.ref`), which `slidingAdjust` finds. Without
+ * it, entries admitted in the same millisecond are merged.
  *
  * @internal
  */
 export interface SlidingState {
   readonly times: Array<number>
   readonly costs: Array<number>
+  readonly ids?: Array<number> | undefined
   head: number
   total: number
   limit: number
@@ -160,7 +224,15 @@ export interface SlidingState {
 }
 
 /** @internal */
-export const makeSlidingState = (): SlidingState => ({ times: [], costs: [], head: 0, total: 0, limit: 0, windowMs: 0 })
+export const makeSlidingState = (): SlidingState => ({
+  times: [],
+  costs: [],
+  ids: [],
+  head: 0,
+  total: 0,
+  limit: 0,
+  windowMs: 0
+})
 
 /**
  * Drops the entries that no longer count: an entry stamped `t` counts while `now < t + windowMs`.
@@ -168,7 +240,7 @@ export const makeSlidingState = (): SlidingState => ({ times: [], costs: [], hea
  * @internal
  */
 export const slidingPrune = (state: SlidingState, now: number, windowMs: number): void => {
-  const { costs, times } = state
+  const { costs, ids, times } = state
   const length = times.length
   let head = state.head
   while (head < length && (times[head] ?? 0) + windowMs <= now) {
@@ -179,6 +251,7 @@ export const slidingPrune = (state: SlidingState, now: number, windowMs: number)
     // Empty: start again from scratch (also cancels any float drift in `total`).
     times.length = 0
     costs.length = 0
+    if (ids !== undefined) ids.length = 0
     state.head = 0
     state.total = 0
   } else if (head > 64 && head * 2 > length) {
@@ -187,6 +260,10 @@ export const slidingPrune = (state: SlidingState, now: number, windowMs: number)
     costs.copyWithin(0, head)
     times.length = length - head
     costs.length = length - head
+    if (ids !== undefined) {
+      ids.copyWithin(0, head)
+      ids.length = length - head
+    }
     state.head = 0
   } else {
     state.head = head
@@ -194,7 +271,8 @@ export const slidingPrune = (state: SlidingState, now: number, windowMs: number)
 }
 
 // Milliseconds until enough entries leave for `cost` more to fit, counting the entries from index
-// `from` on (all live), whose costs sum to `total`; `cost <= limit`.
+// `from` on (all live), whose costs sum to `total`, and `pending` more stamped `pendingAt` (the
+// earlier takes of a composite call, not yet recorded); `cost <= limit`.
 const slidingRetryAfter = (
   state: SlidingState,
   from: number,
@@ -202,17 +280,20 @@ const slidingRetryAfter = (
   now: number,
   limit: number,
   windowMs: number,
-  cost: number
+  cost: number,
+  pending = 0,
+  pendingAt = now
 ): number => {
-  const excess = total + cost - limit
+  const excess = total + pending + cost - limit
   const { costs, times } = state
   let freed = 0
   for (let i = from; i < times.length; i++) {
     freed += costs[i] ?? 0
     if (freed >= excess) return (times[i] ?? 0) + windowMs - now
   }
-  // Unreachable when cost <= limit: once every entry has left, `cost` fits.
-  return windowMs
+  // Only the pending entries left to wait for (unreachable without them when cost <= limit: once
+  // every entry has left, `cost` fits).
+  return pending > 0 ? pendingAt + windowMs - now : windowMs
 }
 
 // Milliseconds until the newest entry leaves (0 when empty; `state` is pruned).
@@ -225,6 +306,9 @@ const slidingResetAfter = (state: SlidingState, now: number, windowMs: number): 
  * Admit when the counted total plus `cost` is at most `limit`, then record `(now, cost)`.
  * A clock that steps back is clamped to the newest entry, so entries stay ordered.
  *
+ * With `id` on a state that keeps `ids`, the take is recorded as its own entry of that id and the
+ * decision carries `ref: String(id)` (a take of cost 0 records nothing: its ref names no entry).
+ *
  * @internal
  */
 export const slidingTake = (
@@ -232,7 +316,8 @@ export const slidingTake = (
   now: number,
   limit: number,
   windowMs: number,
-  cost: number
+  cost: number,
+  id?: number
 ): StoreDecision => {
   slidingPrune(state, now, windowMs)
   const total = state.total
@@ -247,11 +332,17 @@ export const slidingTake = (
     }
   }
   if (total + cost <= limit) {
+    const ids = state.ids
     if (cost > 0) {
       const { costs, times } = state
       const last = times.length - 1
       const newest = last >= state.head ? (times[last] ?? now) : -Infinity
-      if (newest >= now) {
+      if (ids !== undefined) {
+        // One entry per take (a clock step back is stamped at the newest entry).
+        times.push(newest > now ? newest : now)
+        costs.push(cost)
+        ids.push(id ?? -1)
+      } else if (newest >= now) {
         // Same millisecond (or a clock step back): merge into the newest entry.
         costs[last] = (costs[last] ?? 0) + cost
       } else {
@@ -262,14 +353,11 @@ export const slidingTake = (
     }
     state.limit = limit
     state.windowMs = windowMs
-    return {
-      allowed: true,
-      limit,
-      remaining: clamp(Math.floor(limit - total - cost), limit),
-      resetAfterMs: slidingResetAfter(state, now, windowMs),
-      retryAfterMs: 0,
-      delayMs: 0
-    }
+    const remaining = clamp(Math.floor(limit - total - cost), limit)
+    const resetAfterMs = slidingResetAfter(state, now, windowMs)
+    return ids !== undefined && id !== undefined
+      ? { allowed: true, limit, remaining, resetAfterMs, retryAfterMs: 0, delayMs: 0, ref: String(id) }
+      : { allowed: true, limit, remaining, resetAfterMs, retryAfterMs: 0, delayMs: 0 }
   }
   return {
     allowed: false,
@@ -282,8 +370,8 @@ export const slidingTake = (
 }
 
 /**
- * What a take of cost 1 would see; consumes nothing and changes nothing (entries are counted
- * against this request's `windowMs` without being dropped).
+ * What a take of `cost` (default 1) would see; consumes nothing and changes nothing (entries are
+ * counted against this request's `windowMs` without being dropped).
  *
  * @internal
  */
@@ -291,7 +379,8 @@ export const slidingPeek = (
   state: SlidingState | undefined,
   now: number,
   limit: number,
-  windowMs: number
+  windowMs: number,
+  cost = 1
 ): StoreDecision => {
   let from = 0
   let total = 0
@@ -303,7 +392,7 @@ export const slidingPeek = (
     for (let i = from; i < times.length; i++) total += costs[i] ?? 0
     if (from < times.length) resetAfterMs = (times[times.length - 1] ?? 0) + windowMs - now
   }
-  const allowed = total + 1 <= limit
+  const allowed = cost <= limit && total + cost <= limit
   return {
     allowed,
     limit,
@@ -311,10 +400,50 @@ export const slidingPeek = (
     resetAfterMs,
     retryAfterMs: allowed
       ? 0
-      : state !== undefined && 1 <= limit
-      ? slidingRetryAfter(state, from, total, now, limit, windowMs, 1)
+      : state !== undefined && cost <= limit
+      ? slidingRetryAfter(state, from, total, now, limit, windowMs, cost)
       : Infinity,
     delayMs: 0
+  }
+}
+
+/**
+ * Charge `delta` more on the entry `ref` names, or give back (its cost becomes
+ * `max(0, cost + delta)`): only while that entry is in the window (`time + windowMs > now`), so a
+ * window gives back only what the take put in it; `delta > 0` may take the total past `limit`
+ * (debt until the entry leaves). An entry that has left, a ref that names none, a state without
+ * `ids` or a delta that is not a finite number apply nothing.
+ *
+ * @internal
+ */
+export const slidingAdjust = (
+  state: SlidingState | undefined,
+  now: number,
+  limit: number,
+  windowMs: number,
+  delta: number,
+  ref: string | undefined
+): AdjustResult => {
+  if (state === undefined) return { applied: 0, remaining: clamp(Math.floor(limit), limit), resetAfterMs: 0 }
+  slidingPrune(state, now, windowMs)
+  let applied = 0
+  const id = ref === undefined ? Number.NaN : Number(ref)
+  const { costs, ids, times } = state
+  if (ids !== undefined && Number.isSafeInteger(id) && id >= 0 && String(id) === ref && Number.isFinite(delta)) {
+    for (let i = times.length - 1; i >= state.head; i--) {
+      if (ids[i] !== id) continue
+      const cost = costs[i] ?? 0
+      const next = Math.max(0, cost + delta)
+      applied = next - cost
+      costs[i] = next
+      state.total += applied
+      break
+    }
+  }
+  return {
+    applied,
+    remaining: clamp(Math.floor(limit - state.total), limit),
+    resetAfterMs: slidingResetAfter(state, now, windowMs)
   }
 }
 
@@ -376,6 +505,7 @@ export const fixedStartForward = (state: FixedState, now: number, windowMs: numb
  * `count + cost ≤ limit`; a refusal does not count. The caller chooses the window (the memory
  * store: that of the latest instant it has read; NATS: {@link fixedStartForward}), so a clock
  * that steps back never reopens one. The counter is kept when it belongs to that window.
+ * `withRef`: an admitted take carries `ref`, the window's start as a decimal string.
  *
  * @internal
  */
@@ -385,7 +515,8 @@ export const fixedTakeIn = (
   now: number,
   limit: number,
   windowMs: number,
-  cost: number
+  cost: number,
+  withRef = false
 ): StoreDecision => {
   const count = state.fwStart === start && state.fwWindow === windowMs ? state.fwCount : 0
   const resetAfterMs = start + windowMs - now
@@ -394,14 +525,10 @@ export const fixedTakeIn = (
     state.fwWindow = windowMs
     state.fwCount = count + cost
     state.fwLimit = limit
-    return {
-      allowed: true,
-      limit,
-      remaining: clamp(Math.floor(limit - count - cost), limit),
-      resetAfterMs,
-      retryAfterMs: 0,
-      delayMs: 0
-    }
+    const remaining = clamp(Math.floor(limit - count - cost), limit)
+    return withRef
+      ? { allowed: true, limit, remaining, resetAfterMs, retryAfterMs: 0, delayMs: 0, ref: fixedRef(start) }
+      : { allowed: true, limit, remaining, resetAfterMs, retryAfterMs: 0, delayMs: 0 }
   }
   return {
     allowed: false,
@@ -414,7 +541,7 @@ export const fixedTakeIn = (
 }
 
 /**
- * What a take of cost 1 would see; consumes nothing.
+ * What a take of `cost` (default 1) would see; consumes nothing.
  *
  * @internal
  */
@@ -422,8 +549,9 @@ export const fixedPeek = (
   state: FixedState | undefined,
   now: number,
   limit: number,
-  windowMs: number
-): StoreDecision => fixedPeekIn(state, Math.floor(now / windowMs) * windowMs, now, limit, windowMs)
+  windowMs: number,
+  cost = 1
+): StoreDecision => fixedPeekIn(state, Math.floor(now / windowMs) * windowMs, now, limit, windowMs, cost)
 
 /**
  * {@link fixedPeek} in the window starting at `start`.
@@ -435,19 +563,70 @@ export const fixedPeekIn = (
   start: number,
   now: number,
   limit: number,
-  windowMs: number
+  windowMs: number,
+  cost = 1
 ): StoreDecision => {
   const count = state !== undefined && state.fwStart === start && state.fwWindow === windowMs ? state.fwCount : 0
   const resetAfterMs = start + windowMs - now
-  const allowed = count + 1 <= limit
+  const allowed = count + cost <= limit
   return {
     allowed,
     limit,
     remaining: clamp(Math.floor(limit - count), limit),
     resetAfterMs,
-    retryAfterMs: allowed ? 0 : 1 <= limit ? resetAfterMs : Infinity,
+    retryAfterMs: allowed ? 0 : cost <= limit ? resetAfterMs : Infinity,
     delayMs: 0
   }
+}
+
+/**
+ * The `ref` of a fixed-window charge: its window's start, as a decimal string.
+ *
+ * @internal
+ */
+export const fixedRef = (start: number): string => {
+  // Most takes in a row count in the same window: its string is made once.
+  if (start !== lastRefStart) {
+    lastRefStart = start
+    lastRef = String(start)
+  }
+  return lastRef
+}
+let lastRefStart = Number.NaN
+let lastRef = ""
+
+/**
+ * Charge `delta` more in the window starting at `start` (the current one), or give back: only
+ * when `ref` names that window (the take was charged in it): `count = max(0, count + delta)`,
+ * which may go past `limit` (debt until the window ends). A ref of another window (it has passed),
+ * no ref, or a delta that is not a finite number apply nothing. With no counter of that window,
+ * a give-back applies nothing and a charge needs `state` to write it in.
+ *
+ * @internal
+ */
+export const fixedAdjustIn = (
+  state: FixedState | undefined,
+  start: number,
+  now: number,
+  limit: number,
+  windowMs: number,
+  delta: number,
+  ref: string | undefined
+): AdjustResult => {
+  const count = state !== undefined && state.fwStart === start && state.fwWindow === windowMs ? state.fwCount : 0
+  const resetAfterMs = start + windowMs - now
+  if (state === undefined || ref !== fixedRef(start) || !Number.isFinite(delta)) {
+    return { applied: 0, remaining: clamp(Math.floor(limit - count), limit), resetAfterMs }
+  }
+  const next = Math.max(0, count + delta)
+  const applied = next - count
+  if (applied !== 0) {
+    state.fwStart = start
+    state.fwWindow = windowMs
+    state.fwCount = next
+    state.fwLimit = limit
+  }
+  return { applied, remaining: clamp(Math.floor(limit - next), limit), resetAfterMs }
 }
 
 /**
@@ -466,6 +645,298 @@ export const fixedExpiresAt = (state: FixedState): number =>
 export const fixedFreeAt = (state: FixedState, now: number): number => {
   const end = state.fwStart + state.fwWindow
   return end > now && state.fwCount + 1 > state.fwLimit ? end : -Infinity
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composite calls (several takes, all-or-nothing)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One take of a composite call, with the state it reads and charges: a token bucket (its
+ * request's fields), a sliding window (`id`: the entry id it records when admitted, see
+ * {@link slidingTake}) or a fixed window (`start`: the window it counts in, chosen by the caller
+ * as for {@link fixedTakeIn}). Two takes address the same state when they hold the same object
+ * under the same algorithm.
+ *
+ * @internal
+ */
+export type CompositeTarget =
+  | {
+    readonly algorithm: "token_bucket"
+    readonly state: GcraState
+    readonly ratePerSecond: number
+    readonly burst: number
+    readonly cost: number
+    readonly maxWaitMs: number
+  }
+  | {
+    readonly algorithm: "sliding_window"
+    readonly state: SlidingState
+    readonly limit: number
+    readonly windowMs: number
+    readonly cost: number
+    readonly id?: number | undefined
+  }
+  | {
+    readonly algorithm: "fixed_window"
+    readonly state: FixedState
+    readonly start: number
+    readonly limit: number
+    readonly windowMs: number
+    readonly cost: number
+  }
+
+// A copy of the part of one state a composite call reads, charged by its admitted takes while the
+// call is checked (the state itself is left alone until every take is known to be admitted).
+class Scratch implements GcraState, FixedState {
+  tat = -Infinity
+  tbInterval = 0
+  tbBurst = 0
+  fwStart = 0
+  fwCount = 0
+  fwLimit = 0
+  fwWindow = 0
+  // Sliding window: the cost admitted by earlier takes of the call, and the instant it is stamped.
+  pending = 0
+  pendingAt = -Infinity
+}
+
+/**
+ * A composite call checked, nothing charged yet (see {@link compositeCheck}).
+ *
+ * @internal
+ */
+export interface CompositeCheck {
+  /** Every take is admitted: {@link compositeApply} may charge them. */
+  readonly allowed: boolean
+  /**
+   * Per take: its decision after the earlier takes of the call (which, for distinct states, is
+   * the decision it alone would get).
+   */
+  readonly decisions: ReadonlyArray<StoreDecision>
+  /** The largest `delayMs` of the decisions. */
+  readonly delayMs: number
+  readonly scratch: ReadonlyArray<Scratch>
+  // Per take: the state's `remaining` and `resetAfterMs` before its own charge.
+  readonly remainingBefore: ReadonlyArray<number>
+  readonly resetBefore: ReadonlyArray<number>
+}
+
+/**
+ * Checks every take of a composite call at `now` without changing any state: the takes are
+ * judged in order, each after the earlier admitted ones of the call (so a state named twice is
+ * charged twice), on copies of the states.
+ *
+ * Waiting: when every take is a token bucket, each is judged with the call's `maxWaitMs`, the
+ * smallest of theirs, so the call reserves (every bucket stores its own `next = tat0 + cost·T`)
+ * when the largest wait is at most that smallest `maxWaitMs`, and `delayMs` is that largest wait;
+ * a bucket whose wait is larger is a violation (`retryAfterMs`: its wait). With any window take,
+ * buckets are judged with no wait: the call is admitted now or refused.
+ *
+ * @internal
+ */
+export const compositeCheck = (targets: ReadonlyArray<CompositeTarget>, now: number): CompositeCheck => {
+  let maxWaitMs = Infinity
+  for (const t of targets) {
+    if (t.algorithm !== "token_bucket") {
+      maxWaitMs = 0
+      break
+    }
+    if (t.maxWaitMs < maxWaitMs) maxWaitMs = t.maxWaitMs
+  }
+  const scratch: Array<Scratch> = []
+  const decisions: Array<StoreDecision> = []
+  const remainingBefore: Array<number> = []
+  const resetBefore: Array<number> = []
+  let allowed = true
+  let delayMs = 0
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]
+    if (t === undefined) continue
+    let s: Scratch | undefined = undefined
+    for (let j = 0; j < i; j++) {
+      const u = targets[j]
+      if (u !== undefined && u.state === t.state && u.algorithm === t.algorithm) {
+        s = scratch[j]
+        break
+      }
+    }
+    if (s === undefined) {
+      s = new Scratch()
+      if (t.algorithm === "token_bucket") {
+        s.tat = t.state.tat
+        s.tbInterval = t.state.tbInterval
+        s.tbBurst = t.state.tbBurst
+      } else if (t.algorithm === "fixed_window") {
+        s.fwStart = t.state.fwStart
+        s.fwCount = t.state.fwCount
+        s.fwLimit = t.state.fwLimit
+        s.fwWindow = t.state.fwWindow
+      }
+    }
+    scratch.push(s)
+    let d: StoreDecision
+    switch (t.algorithm) {
+      case "token_bucket": {
+        const interval = 1000 / t.ratePerSecond
+        const tat0 = s.tat > now ? s.tat : now
+        remainingBefore.push(interval > 0 && interval < Infinity ? gcraRemaining(tat0, now, interval, t.burst) : 0)
+        resetBefore.push(tat0 - now)
+        d = gcraTake(s, now, t.ratePerSecond, t.burst, t.cost, maxWaitMs)
+        break
+      }
+      case "fixed_window": {
+        const count = s.fwStart === t.start && s.fwWindow === t.windowMs ? s.fwCount : 0
+        remainingBefore.push(clamp(Math.floor(t.limit - count), t.limit))
+        resetBefore.push(t.start + t.windowMs - now)
+        d = fixedTakeIn(s, t.start, now, t.limit, t.windowMs, t.cost, true)
+        break
+      }
+      case "sliding_window": {
+        d = slidingCheck(t.state, s, now, t.limit, t.windowMs, t.cost, remainingBefore, resetBefore)
+        break
+      }
+    }
+    decisions.push(d)
+    if (!d.allowed) allowed = false
+    else if (d.delayMs > delayMs) delayMs = d.delayMs
+  }
+  return { allowed, decisions, delayMs: allowed ? delayMs : 0, scratch, remainingBefore, resetBefore }
+}
+
+// A sliding-window take judged without touching `state`: its live entries (counted as
+// `slidingPrune` would leave them) plus the call's pending cost in `s`, which an admitted take
+// adds to. Pushes the remaining and reset-after before the take onto `remaining` and `reset`.
+const slidingCheck = (
+  state: SlidingState,
+  s: Scratch,
+  now: number,
+  limit: number,
+  windowMs: number,
+  cost: number,
+  remaining: Array<number>,
+  reset: Array<number>
+): StoreDecision => {
+  const { costs, times } = state
+  // The same arithmetic as slidingPrune, so that the take applied later sees the same total.
+  let from = state.head
+  let total = state.total
+  while (from < times.length && (times[from] ?? 0) + windowMs <= now) {
+    total -= costs[from] ?? 0
+    from++
+  }
+  if (from === times.length) total = 0
+  const newest = from < times.length ? (times[times.length - 1] ?? now) : -Infinity
+  const counted = total + s.pending
+  const latest = s.pending > 0 ? s.pendingAt : newest
+  const resetAfterMs = latest > -Infinity ? latest + windowMs - now : 0
+  remaining.push(clamp(Math.floor(limit - counted), limit))
+  reset.push(resetAfterMs)
+  if (!(cost <= limit) || !(counted + cost <= limit)) {
+    return {
+      allowed: false,
+      limit,
+      remaining: clamp(Math.floor(limit - counted), limit),
+      resetAfterMs,
+      retryAfterMs: cost <= limit ? slidingRetryAfter(state, from, total, now, limit, windowMs, cost, s.pending, s.pendingAt) : Infinity,
+      delayMs: 0
+    }
+  }
+  let resetAfter = resetAfterMs
+  if (cost > 0) {
+    // Recorded at the newest instant so far (a clock step back is clamped to it).
+    const at = latest > now ? latest : now
+    s.pending += cost
+    s.pendingAt = at
+    resetAfter = at + windowMs - now
+  }
+  return {
+    allowed: true,
+    limit,
+    remaining: clamp(Math.floor(limit - counted - cost), limit),
+    resetAfterMs: resetAfter,
+    retryAfterMs: 0,
+    delayMs: 0
+  }
+}
+
+/**
+ * The answer to a refused composite call: nothing is charged; every take that refused keeps its
+ * refusal (a violation, with its own `retryAfterMs`), every other one is `allowed` with the
+ * state's `remaining` and `resetAfterMs` as they are (uncharged), no ref and no delay.
+ *
+ * @internal
+ */
+export const compositeRefusal = (check: CompositeCheck): CompositeDecision => ({
+  allowed: false,
+  decisions: check.decisions.map((d, i) =>
+    d.allowed
+      ? {
+        allowed: true,
+        limit: d.limit,
+        remaining: check.remainingBefore[i] ?? d.remaining,
+        resetAfterMs: check.resetBefore[i] ?? d.resetAfterMs,
+        retryAfterMs: 0,
+        delayMs: 0
+      }
+      : d
+  ),
+  delayMs: 0
+})
+
+/**
+ * Charges every take of a call {@link compositeCheck} admitted (`check.allowed`), on the same
+ * states at the same `now`: token buckets and fixed windows store what the check computed, a
+ * sliding window records its entry (with its `id`). Answers the admitted call: each decision as
+ * checked (windows with their `ref`), `delayMs` the largest wait.
+ *
+ * @internal
+ */
+export const compositeApply = (
+  targets: ReadonlyArray<CompositeTarget>,
+  now: number,
+  check: CompositeCheck
+): CompositeDecision => {
+  const decisions: Array<StoreDecision> = []
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]
+    const s = check.scratch[i]
+    const checked = check.decisions[i]
+    if (t === undefined || s === undefined || checked === undefined) continue
+    switch (t.algorithm) {
+      case "token_bucket": {
+        t.state.tat = s.tat
+        t.state.tbInterval = s.tbInterval
+        t.state.tbBurst = s.tbBurst
+        decisions.push(checked)
+        break
+      }
+      case "fixed_window": {
+        t.state.fwStart = s.fwStart
+        t.state.fwCount = s.fwCount
+        t.state.fwLimit = s.fwLimit
+        t.state.fwWindow = s.fwWindow
+        decisions.push(checked)
+        break
+      }
+      case "sliding_window": {
+        decisions.push(slidingTake(t.state, now, t.limit, t.windowMs, t.cost, t.id))
+        break
+      }
+    }
+  }
+  return { allowed: true, decisions, delayMs: check.delayMs }
+}
+
+/**
+ * A composite call in one step: {@link compositeCheck}, then {@link compositeApply} when every take
+ * is admitted, else {@link compositeRefusal} (no state changed).
+ *
+ * @internal
+ */
+export const compositeTake = (targets: ReadonlyArray<CompositeTarget>, now: number): CompositeDecision => {
+  const check = compositeCheck(targets, now)
+  return check.allowed ? compositeApply(targets, now, check) : compositeRefusal(check)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,11 @@
  */
 import * as Algorithm from "./algorithm.js"
 import type {
+  AdjustRequest,
+  AdjustResult,
+  CompositeDecision,
   PeekRequest,
+  RateTake,
   SlotDecision,
   SlotRequest,
   StoreDecision,
@@ -91,6 +95,12 @@ export class MemoryTable {
   // whenever a state is dropped or a lease released.
   private blockedUntil = -Infinity
   private readonly evictBatch: number
+  // The id of the next sliding-window entry (its `ref`): unique in the store for its lifetime, so
+  // a ref outlives neither a reset nor an expiry (a new entry never reuses an old one's id).
+  private nextEntryId = 1
+  // While a composite call stores the new keys it charges, the states it holds: never dropped or
+  // evicted to make room (the call charges them right after).
+  private pinned: ReadonlySet<KeyState> | undefined = undefined
   // The incremental sweep. A sweep starts at the first operation with `now >= nextSweepAt`; its
   // cursor is an iterator over `limiters` and one over the current limiter's keys (Map iterators
   // stay valid across deletions and see later insertions). Every operation moves it by at most
@@ -200,6 +210,7 @@ export class MemoryTable {
       if (this.limiters.get(limiter) === rec) {
         for (const [key, state] of rec.keys) {
           if (freed >= this.evictBatch && this.fits(need)) break
+          if (this.isPinned(state)) continue
           const at = freeAt(state, now)
           if (at <= now) {
             this.remove(limiter, rec, key, now)
@@ -270,6 +281,7 @@ export class MemoryTable {
     for (const [key, state] of rec.keys) {
       if (this.fits(need) && target.freed >= this.evictBatch) break
       if (!this.isOverShare(rec, n)) break
+      if (this.isPinned(state)) continue
       if (state.leases !== undefined && Algorithm.leasesExpireAt(state.leases) > now) {
         const at = Algorithm.leasesExpireAt(state.leases)
         if (at < target.earliest) target.earliest = at
@@ -321,7 +333,7 @@ export class MemoryTable {
         continue
       }
       const [key, state] = next.value
-      if (expiresAt(state) <= now) this.remove(this.sweepLimiter, inner, key, now)
+      if (expiresAt(state) <= now && !this.isPinned(state)) this.remove(this.sweepLimiter, inner, key, now)
     }
   }
 
@@ -337,12 +349,16 @@ export class MemoryTable {
     let dropped = 0
     for (const [limiter, rec] of this.limiters) {
       for (const [key, state] of rec.keys) {
-        if (expiresAt(state) <= now && this.remove(limiter, rec, key, now)) dropped++
+        if (expiresAt(state) <= now && !this.isPinned(state) && this.remove(limiter, rec, key, now)) dropped++
       }
       this.removeIfEmpty(limiter, rec, now)
     }
     this.endSweep(now)
     return dropped
+  }
+
+  private isPinned(state: KeyState): boolean {
+    return this.pinned !== undefined && this.pinned.has(state)
   }
 
   private fullRefusal(limit: number, retryAfterMs: number): StoreDecision {
@@ -365,14 +381,15 @@ export class MemoryTable {
   slidingWindow(r: WindowRequest, now: number): StoreDecision {
     this.tick(now)
     let state = this.lookup(r.limiter, r.key)
+    const id = this.nextEntryId++
     if (state !== undefined) {
       if (state.sliding === undefined) state.sliding = Algorithm.makeSlidingState()
-      return Algorithm.slidingTake(state.sliding, now, r.limit, r.windowMs, r.cost)
+      return Algorithm.slidingTake(state.sliding, now, r.limit, r.windowMs, r.cost, id)
     }
     state = new KeyState()
     const sliding = Algorithm.makeSlidingState()
     state.sliding = sliding
-    const decision = Algorithm.slidingTake(sliding, now, r.limit, r.windowMs, r.cost)
+    const decision = Algorithm.slidingTake(sliding, now, r.limit, r.windowMs, r.cost, id)
     if (!decision.allowed) return decision
     const refused = this.insert(r.limiter, r.key, state, now)
     return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
@@ -380,12 +397,11 @@ export class MemoryTable {
 
   fixedWindow(r: WindowRequest, now: number): StoreDecision {
     this.tick(now)
-    // The window of the latest instant the store has read (`latest >= now`): never an earlier one.
-    const start = Math.floor(this.latest / r.windowMs) * r.windowMs
+    const start = this.fixedStart(r.windowMs)
     const state = this.lookup(r.limiter, r.key)
-    if (state !== undefined) return Algorithm.fixedTakeIn(state, start, now, r.limit, r.windowMs, r.cost)
+    if (state !== undefined) return Algorithm.fixedTakeIn(state, start, now, r.limit, r.windowMs, r.cost, true)
     const fresh = new KeyState()
-    const decision = Algorithm.fixedTakeIn(fresh, start, now, r.limit, r.windowMs, r.cost)
+    const decision = Algorithm.fixedTakeIn(fresh, start, now, r.limit, r.windowMs, r.cost, true)
     if (!decision.allowed) return decision
     const refused = this.insert(r.limiter, r.key, fresh, now)
     return refused === 0 ? decision : this.fullRefusal(r.limit, refused)
@@ -445,14 +461,158 @@ export class MemoryTable {
     }
     switch (r.algorithm) {
       case "token_bucket":
-        return Algorithm.gcraPeek(state === undefined ? -Infinity : state.tat, now, r.ratePerSecond, r.burst)
+        return Algorithm.gcraPeek(state === undefined ? -Infinity : state.tat, now, r.ratePerSecond, r.burst, r.cost ?? 1)
       case "sliding_window":
-        return Algorithm.slidingPeek(state?.sliding, now, r.limit, r.windowMs)
+        return Algorithm.slidingPeek(state?.sliding, now, r.limit, r.windowMs, r.cost ?? 1)
       case "fixed_window":
-        return Algorithm.fixedPeekIn(state, Math.floor(this.latest / r.windowMs) * r.windowMs, now, r.limit, r.windowMs)
+        return Algorithm.fixedPeekIn(state, this.fixedStart(r.windowMs), now, r.limit, r.windowMs, r.cost ?? 1)
       case "concurrency":
         return Algorithm.leasePeek(state?.leases, now, r.limit)
     }
+  }
+
+  /**
+   * Several rate takes as one unit (`Algorithm.compositeCheck`): every take judged on the stored
+   * states (or fresh ones for new keys), nothing changed; when all are admitted, the new keys are
+   * stored (the bound may refuse one: then the call is refused, with that take's refusal, and the
+   * keys stored for it are dropped again), and every take is charged.
+   */
+  takeAll(takes: ReadonlyArray<RateTake>, now: number): CompositeDecision {
+    this.tick(now)
+    const targets: Array<Algorithm.CompositeTarget> = []
+    // Per take: its (limiter, key) state, and whether it is new (index into `fresh`, else -1).
+    const states: Array<KeyState> = []
+    const freshOf: Array<number> = []
+    const fresh: Array<{ readonly limiter: string; readonly key: string; readonly state: KeyState }> = []
+    for (const t of takes) {
+      let state = this.lookup(t.limiter, t.key)
+      let index = -1
+      if (state === undefined) {
+        index = fresh.findIndex((f) => f.limiter === t.limiter && f.key === t.key)
+        if (index < 0) {
+          index = fresh.length
+          fresh.push({ limiter: t.limiter, key: t.key, state: new KeyState() })
+        }
+        state = fresh[index]?.state ?? new KeyState()
+      }
+      states.push(state)
+      freshOf.push(index)
+      switch (t.algorithm) {
+        case "token_bucket":
+          targets.push({
+            algorithm: "token_bucket",
+            state,
+            ratePerSecond: t.ratePerSecond,
+            burst: t.burst,
+            cost: t.cost,
+            maxWaitMs: t.maxWaitMs
+          })
+          break
+        case "sliding_window":
+          if (state.sliding === undefined) state.sliding = Algorithm.makeSlidingState()
+          targets.push({
+            algorithm: "sliding_window",
+            state: state.sliding,
+            limit: t.limit,
+            windowMs: t.windowMs,
+            cost: t.cost,
+            id: this.nextEntryId++
+          })
+          break
+        case "fixed_window":
+          targets.push({
+            algorithm: "fixed_window",
+            state,
+            start: this.fixedStart(t.windowMs),
+            limit: t.limit,
+            windowMs: t.windowMs,
+            cost: t.cost
+          })
+          break
+      }
+    }
+    const check = Algorithm.compositeCheck(targets, now)
+    if (!check.allowed) return Algorithm.compositeRefusal(check)
+    if (fresh.length > 0) {
+      const refused = this.insertAll(fresh, states, now)
+      if (refused !== undefined) {
+        const [index, retryAfterMs] = refused
+        const refusal = Algorithm.compositeRefusal(check)
+        return {
+          ...refusal,
+          decisions: refusal.decisions.map((d, i) => freshOf[i] === index ? this.fullRefusal(d.limit, retryAfterMs) : d)
+        }
+      }
+    }
+    return Algorithm.compositeApply(targets, now, check)
+  }
+
+  /**
+   * Stores the new keys of a composite call, its other states pinned meanwhile. Answers
+   * `undefined` when all are stored, else the index of the one refused and its `retryAfterMs`
+   * (those stored before it are dropped again: they hold nothing yet).
+   */
+  private insertAll(
+    fresh: ReadonlyArray<{ readonly limiter: string; readonly key: string; readonly state: KeyState }>,
+    states: ReadonlyArray<KeyState>,
+    now: number
+  ): readonly [number, number] | undefined {
+    this.pinned = new Set(states)
+    try {
+      for (let i = 0; i < fresh.length; i++) {
+        const f = fresh[i]
+        if (f === undefined) continue
+        const refused = this.insert(f.limiter, f.key, f.state, now)
+        if (refused === 0) continue
+        for (let j = 0; j < i; j++) {
+          const g = fresh[j]
+          if (g !== undefined && this.lookup(g.limiter, g.key) === g.state) this.drop(g.limiter, g.key, now)
+        }
+        return [i, refused]
+      }
+      return undefined
+    } finally {
+      this.pinned = undefined
+    }
+  }
+
+  /**
+   * Charge more or give back on what a take charged (`Algorithm.gcraAdjust`, `fixedAdjustIn`,
+   * `slidingAdjust`). A charge on a key with no state stores it (the bound may refuse: then
+   * nothing is applied).
+   */
+  adjust(r: AdjustRequest, now: number): AdjustResult {
+    this.tick(now)
+    const t = r.take
+    const state = this.lookup(t.limiter, t.key)
+    switch (t.algorithm) {
+      case "token_bucket": {
+        if (state !== undefined) return Algorithm.gcraAdjust(state, now, t.ratePerSecond, t.burst, r.delta)
+        const created = new KeyState()
+        const result = Algorithm.gcraAdjust(created, now, t.ratePerSecond, t.burst, r.delta)
+        return result.applied === 0 || this.insert(t.limiter, t.key, created, now) === 0
+          ? result
+          : Algorithm.gcraAdjust(new KeyState(), now, t.ratePerSecond, t.burst, 0)
+      }
+      case "fixed_window": {
+        const start = this.fixedStart(t.windowMs)
+        if (state !== undefined) return Algorithm.fixedAdjustIn(state, start, now, t.limit, t.windowMs, r.delta, r.ref)
+        const created = new KeyState()
+        const result = Algorithm.fixedAdjustIn(created, start, now, t.limit, t.windowMs, r.delta, r.ref)
+        return result.applied === 0 || this.insert(t.limiter, t.key, created, now) === 0
+          ? result
+          : Algorithm.fixedAdjustIn(undefined, start, now, t.limit, t.windowMs, 0, undefined)
+      }
+      case "sliding_window":
+        // Only an entry of the take can change, so a key with no state has nothing to adjust.
+        return Algorithm.slidingAdjust(state?.sliding, now, t.limit, t.windowMs, r.delta, r.ref)
+    }
+  }
+
+  // The window fixed-window operations count in: that of the latest instant the store has read
+  // (`latest >= now`), never an earlier one.
+  private fixedStart(windowMs: number): number {
+    return Math.floor(this.latest / windowMs) * windowMs
   }
 
   reset(limiter: string, key: string | undefined): void {
