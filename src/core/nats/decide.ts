@@ -11,7 +11,7 @@
  * @internal
  */
 import * as algorithm from "../algorithm.js"
-import type { SlotDecision, SlotRequest, StoreDecision, TokenBucketRequest, WindowRequest } from "../spi.js"
+import type { AdjustResult, SlotDecision, SlotRequest, StoreDecision, TokenBucketRequest, WindowRequest } from "../spi.js"
 import type { FixedEntry, Stored } from "./stored.js"
 
 /** Who decides: this instance's id (the owner of the instants it writes) and the skew allowance. @internal */
@@ -104,13 +104,79 @@ export const tokenBucket = (
   return { result: decision, write: JSON.stringify(handOff(stored, decision, now, proceeds, bound, exact, w)) }
 }
 
-/** @internal */
+/**
+ * A peek's answer for `cost` (none or 1: the cost-1 peek itself): `remaining` and `resetAfterMs`
+ * are the state's, `allowed` and `retryAfterMs` those a take of that cost would answer.
+ */
+const forCost = (peeked: StoreDecision, cost: number | undefined, take: () => StoreDecision): StoreDecision => {
+  if (cost === undefined || cost === 1) return peeked
+  const d = take()
+  return { ...peeked, allowed: d.allowed, retryAfterMs: d.allowed ? 0 : d.retryAfterMs }
+}
+
+/** What a take of `cost` (default 1) with no wait would answer; consumes nothing. @internal */
 export const tokenBucketPeek = (
   stored: Stored | undefined,
   now: number,
-  req: { readonly ratePerSecond: number; readonly burst: number },
+  req: { readonly ratePerSecond: number; readonly burst: number; readonly cost?: number | undefined },
   w: Writer
-): StoreDecision => algorithm.gcraPeek(judgedTat(stored, w), now, req.ratePerSecond, req.burst)
+): StoreDecision => {
+  const tat = judgedTat(stored, w)
+  return forCost(
+    algorithm.gcraPeek(tat, now, req.ratePerSecond, req.burst),
+    req.cost,
+    () => algorithm.gcraTake({ tat, tbInterval: 0, tbBurst: 0 }, now, req.ratePerSecond, req.burst, req.cost ?? 1, 0)
+  )
+}
+
+/** The answer of an adjust over the judged arrival time `tat`. */
+const tokenBucketAdjusted = (
+  tat: number,
+  now: number,
+  req: { readonly ratePerSecond: number; readonly burst: number },
+  applied: number
+): AdjustResult => {
+  const p = algorithm.gcraPeek(tat, now, req.ratePerSecond, req.burst)
+  return { applied, remaining: p.remaining, resetAfterMs: Math.max(0, p.resetAfterMs) }
+}
+
+/**
+ * Charge more (`delta > 0`: the arrival time moves `delta·T` forward from `max(tat, now)`, past
+ * the burst if need be: debt) or give back (`delta < 0`: it moves back by up to `|delta|·T`,
+ * never below `now`), on the judged arrival time (see {@link judgedTat}). The value stays on its
+ * owner's clock (moved by the same amount), unless it had passed: a charge on a full bucket is
+ * written on this instance's clock.
+ *
+ * @internal
+ */
+export const tokenBucketAdjust = (
+  stored: Stored | undefined,
+  now: number,
+  req: { readonly ratePerSecond: number; readonly burst: number },
+  delta: number,
+  w: Writer
+): Step<AdjustResult> => {
+  const interval = 1000 / req.ratePerSecond
+  const tat = judgedTat(stored, w)
+  if (!(interval > 0 && interval < Infinity) || !Number.isFinite(delta) || delta === 0) {
+    return { result: tokenBucketAdjusted(tat, now, req, 0) }
+  }
+  const tat0 = Math.max(tat, now)
+  if (delta > 0) {
+    const next = tat0 + delta * interval
+    const write = stored === undefined || tat <= now
+      ? { x: next, o: w.self }
+      : { x: stored.x + delta * interval, o: stored.o }
+    return { result: tokenBucketAdjusted(next, now, req, delta), write: JSON.stringify(write) }
+  }
+  const give = Math.min(-delta * interval, tat0 - now)
+  if (stored === undefined || !(give > 0)) return { result: tokenBucketAdjusted(tat, now, req, 0) }
+  const applied = give === -delta * interval ? delta : -give / interval
+  return {
+    result: tokenBucketAdjusted(tat0 - give, now, req, applied),
+    write: JSON.stringify({ x: stored.x - give, o: stored.o })
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // sliding window
@@ -154,24 +220,98 @@ export const slidingWindow = (
   if (!decision.allowed || !(req.cost > 0)) return { result: decision }
   const { costs, times } = liveEntries(stored, now, req.windowMs, shift)
   const last = times.length - 1
-  if (last >= 0 && shift === 0 && (times[last] ?? 0) >= now) costs[last] = (costs[last] ?? 0) + req.cost
-  else {
-    times.push(Math.max(now, times[last] ?? -Infinity))
-    costs.push(req.cost)
-  }
+  // one entry per take (also in one millisecond: its `ref` is its own, so an adjust gives back
+  // only what this take holds); a clock step back is stamped at the newest entry
+  times.push(Math.max(now, times[last] ?? -Infinity))
+  costs.push(req.cost)
   const owner = last < 0 || shift === 0 ? w.self : ""
   const newest = times[times.length - 1] ?? now
-  return { result: decision, write: JSON.stringify({ x: newest + req.windowMs, o: owner, t: times, c: costs }) }
+  return {
+    result: { ...decision, ref: entryRef(times, times.length - 1) },
+    write: JSON.stringify({ x: newest + req.windowMs, o: owner, t: times, c: costs })
+  }
 }
 
-/** @internal */
+/**
+ * The id of the entry at `index` (for `adjust`): its time as stored (on its writer's clock) and
+ * how many entries before it have that same time, `"<time>:<n>"`. Times are stored in order,
+ * entries are only ever appended, and they leave the window oldest first, all those of one time
+ * together (an emptied entry stays until then), so the id names the same entry for as long as it
+ * counts, and no other once it has left.
+ *
+ * @internal
+ */
+export const entryRef = (times: ReadonlyArray<number>, index: number): string => {
+  const t = times[index] ?? 0
+  let n = 0
+  for (let i = index - 1; i >= 0 && times[i] === t; i--) n++
+  return `${t}:${n}`
+}
+
+/** The index of the entry `ref` names in `times` (-1: none). */
+const entryIndex = (times: ReadonlyArray<number>, ref: string | undefined): number => {
+  if (ref === undefined) return -1
+  const colon = ref.lastIndexOf(":")
+  const t = Number(ref.slice(0, colon))
+  const n = Number(ref.slice(colon + 1))
+  if (colon <= 0 || !Number.isFinite(t) || !Number.isInteger(n) || n < 0) return -1
+  let seen = 0
+  for (let i = 0; i < times.length; i++) {
+    if (times[i] !== t) continue
+    if (seen === n) return i
+    seen++
+  }
+  return -1
+}
+
+/** What a take of `cost` (default 1) would answer; consumes nothing. @internal */
 export const slidingPeek = (
   stored: Stored | undefined,
   now: number,
-  req: { readonly limit: number; readonly windowMs: number },
+  req: { readonly limit: number; readonly windowMs: number; readonly cost?: number | undefined },
   w: Writer
 ): StoreDecision =>
-  algorithm.slidingPeek(slidingState(stored, req.limit, req.windowMs, w).state, now, req.limit, req.windowMs)
+  forCost(
+    algorithm.slidingPeek(slidingState(stored, req.limit, req.windowMs, w).state, now, req.limit, req.windowMs),
+    req.cost,
+    () => algorithm.slidingTake(slidingState(stored, req.limit, req.windowMs, w).state, now, req.limit, req.windowMs, req.cost ?? 1)
+  )
+
+/** The answer of an adjust: the state after it, as a peek sees it. */
+const adjusted = (peeked: StoreDecision, applied: number): AdjustResult => ({
+  applied,
+  remaining: peeked.remaining,
+  resetAfterMs: Math.max(0, peeked.resetAfterMs)
+})
+
+/**
+ * Charge more or give back on the take's own entry (`ref`, see {@link entryRef}) while it counts:
+ * its cost becomes `max(0, cost + delta)` (more than `limit` is debt until it leaves). An entry
+ * that left the window, or an unknown `ref`, applies nothing. An emptied entry stays until it
+ * leaves (so the ids of the entries beside it do not move).
+ *
+ * @internal
+ */
+export const slidingAdjust = (
+  stored: Stored | undefined,
+  now: number,
+  req: { readonly limit: number; readonly windowMs: number },
+  ref: string | undefined,
+  delta: number,
+  w: Writer
+): Step<AdjustResult> => {
+  const shift = stored === undefined || stored.o === w.self ? 0 : w.marginMs
+  const { costs, times } = liveEntries(stored, now, req.windowMs, shift)
+  const at = entryIndex(times, ref)
+  const cost = costs[at] ?? 0
+  const next = Math.max(0, cost + delta)
+  if (stored === undefined || at < 0 || !Number.isFinite(delta) || next === cost) {
+    return { result: adjusted(slidingPeek(stored, now, req, w), 0) }
+  }
+  costs[at] = next
+  const value = { x: (times[times.length - 1] ?? now) + req.windowMs, o: stored.o, t: times, c: costs }
+  return { result: adjusted(slidingPeek(value, now, req, w), next - cost), write: JSON.stringify(value) }
+}
 
 // ---------------------------------------------------------------------------------------------
 // fixed window
@@ -203,26 +343,67 @@ export const fixedWindow = (
   const state = fixedState(stored, req.windowMs)
   const start = algorithm.fixedStartForward(state, now, req.windowMs)
   const decision = algorithm.fixedTakeIn(state, start, now, req.limit, req.windowMs, req.cost)
-  if (!decision.allowed || !(req.cost > 0)) return { result: decision }
-  // the other lengths' counters that may still count (their ends are on their writers' clocks)
-  const others = (stored?.f ?? [])
-    .filter(([len, s]) => len !== req.windowMs && s + len + w.marginMs > now)
-    .sort((a, b) => (b[1] + b[0]) - (a[1] + a[0]))
-    .slice(0, MAX_WINDOW_LENGTHS - 1)
-  const windows: Array<FixedEntry> = [[state.fwWindow, state.fwStart, state.fwCount, state.fwLimit], ...others]
-  let x = -Infinity
-  for (const [len, s] of windows) x = Math.max(x, s + len)
-  return { result: decision, write: JSON.stringify({ x, f: windows }) }
+  if (!decision.allowed) return { result: decision }
+  const admitted = { ...decision, ref: String(start) }
+  if (!(req.cost > 0)) return { result: admitted }
+  return { result: admitted, write: fixedValue(stored, [state.fwWindow, state.fwStart, state.fwCount, state.fwLimit], now, w) }
 }
 
-/** @internal */
+/** The value holding `counter`, with the other lengths' counters that may still count. */
+const fixedValue = (stored: Stored | undefined, counter: FixedEntry, now: number, w: Writer): string => {
+  // the other lengths' counters that may still count (their ends are on their writers' clocks)
+  const others = (stored?.f ?? [])
+    .filter(([len, s]) => len !== counter[0] && s + len + w.marginMs > now)
+    .sort((a, b) => (b[1] + b[0]) - (a[1] + a[0]))
+    .slice(0, MAX_WINDOW_LENGTHS - 1)
+  const windows: Array<FixedEntry> = [counter, ...others]
+  let x = -Infinity
+  for (const [len, s] of windows) x = Math.max(x, s + len)
+  return JSON.stringify({ x, f: windows })
+}
+
+/** What a take of `cost` (default 1) would answer; consumes nothing. @internal */
 export const fixedPeek = (
   stored: Stored | undefined,
   now: number,
-  req: { readonly limit: number; readonly windowMs: number }
+  req: { readonly limit: number; readonly windowMs: number; readonly cost?: number | undefined }
 ): StoreDecision => {
   const state = fixedState(stored, req.windowMs)
-  return algorithm.fixedPeekIn(state, algorithm.fixedStartForward(state, now, req.windowMs), now, req.limit, req.windowMs)
+  const start = algorithm.fixedStartForward(state, now, req.windowMs)
+  return forCost(
+    algorithm.fixedPeekIn(state, start, now, req.limit, req.windowMs),
+    req.cost,
+    () => algorithm.fixedTakeIn(state, start, now, req.limit, req.windowMs, req.cost ?? 1)
+  )
+}
+
+/**
+ * Charge more or give back in the window that took (`ref`: its start) while it is the current
+ * one (the window a take now would count against): `count = max(0, count + delta)` (more than
+ * `limit` is debt until the window ends). Another window, or an unreadable `ref`, applies nothing.
+ *
+ * @internal
+ */
+export const fixedAdjust = (
+  stored: Stored | undefined,
+  now: number,
+  req: { readonly limit: number; readonly windowMs: number },
+  ref: string | undefined,
+  delta: number,
+  w: Writer
+): Step<AdjustResult> => {
+  const state = fixedState(stored, req.windowMs)
+  const start = algorithm.fixedStartForward(state, now, req.windowMs)
+  const mine = state.fwStart === start && state.fwWindow === req.windowMs
+  const count = mine ? state.fwCount : 0
+  const next = Math.max(0, count + delta)
+  const peekAt = (n: number) =>
+    algorithm.fixedPeekIn({ fwStart: start, fwCount: n, fwLimit: req.limit, fwWindow: req.windowMs }, start, now, req.limit, req.windowMs)
+  if (ref === undefined || ref.trim() === "" || Number(ref) !== start || !Number.isFinite(delta) || next === count) {
+    return { result: adjusted(peekAt(count), 0) }
+  }
+  const counter: FixedEntry = [req.windowMs, start, next, mine ? state.fwLimit : req.limit]
+  return { result: adjusted(peekAt(next), next - count), write: fixedValue(stored, counter, now, w) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,3 +485,17 @@ export const releaseSlot = (
 /** @internal */
 export const slotPeek = (stored: Stored | undefined, now: number, limit: number): StoreDecision =>
   algorithm.leasePeek(leasesOf(stored), now, limit)
+
+// ---------------------------------------------------------------------------------------------
+// composite takes
+
+/**
+ * `write` (a value this module builds: a JSON object) marked with the composite take's `nonce`
+ * (see `Stored.n`); a delete or no write unchanged.
+ *
+ * @internal
+ */
+export const withNonce = (write: string | null | undefined, nonce: string): string | null | undefined =>
+  typeof write === "string" && write.startsWith("{") && write.length > 2
+    ? `{"n":${JSON.stringify(nonce)},${write.slice(1)}`
+    : write

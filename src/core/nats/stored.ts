@@ -22,6 +22,11 @@ export interface Stored {
   readonly f?: ReadonlyArray<FixedEntry> | undefined
   /** Leases: `[holder, expiry]` pairs. */
   readonly h?: ReadonlyArray<readonly [string, number]> | undefined
+  /**
+   * The nonce of the composite take (`takeAll`) that wrote this value, so that the undo of a write
+   * whose answer never came can tell whether it landed (the next write drops it).
+   */
+  readonly n?: string | undefined
 }
 
 const isNumber = (u: unknown): u is number => typeof u === "number" && !Number.isNaN(u)
@@ -61,6 +66,7 @@ export const parseStored = (text: string): Stored | undefined => {
     c?: ReadonlyArray<number>
     f?: ReadonlyArray<FixedEntry>
     h?: ReadonlyArray<readonly [string, number]>
+    n?: string
   } = { x: u.x }
   if ("o" in u && typeof u.o === "string") out.o = u.o
   if ("t" in u && "c" in u && isNumbers(u.t) && isNumbers(u.c) && u.t.length === u.c.length) {
@@ -73,5 +79,6 @@ export const parseStored = (text: string): Stored | undefined => {
     out.f = [[u.w, u.s, u.n, u.l]]
   }
   if ("h" in u && Array.isArray(u.h)) out.h = leasePairs(u.h)
+  if ("n" in u && typeof u.n === "string") out.n = u.n
   return out
 }

@@ -46,6 +46,17 @@ export interface Operation<S extends Step<unknown>> {
    * write timed out: the write may still land, and this undoes what it would leave behind.
    */
   readonly undoLate?: ((step: S) => Effect.Effect<void> | undefined) | undefined
+  /**
+   * For an operation run in an uninterruptible region (a composite take): makes the waits that
+   * write nothing interruptible again (each read and each pause after a lost write), so that a
+   * write, once sent, is always followed by its answer, and the caller learns what it charged.
+   * None: the operation runs as its region does.
+   */
+  readonly restore?: (<A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>) | undefined
+  /** Run just before each write is sent (a test's pause there, or the store failing there). */
+  readonly beforeWrite?: Effect.Effect<void, StoreError> | undefined
+  /** Run once a write landed, before its answer is handled (a test's pause there). */
+  readonly afterWrite?: Effect.Effect<void> | undefined
 }
 
 /** Where the loop stands after `lost` lost writes: the last state read, and the backoff. */
@@ -134,8 +145,9 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
             if (Fx.nowMillisUnsafe(storeClock) + pauseMs >= deadline) {
               return giveUp(`compare-and-set lost ${lost} times before the deadline`, lost, stored, now, pauseMs)
             }
+            const pause = storeClock.sleep(Duration.millis(pauseMs))
             return Effect.andThen(
-              storeClock.sleep(Duration.millis(pauseMs)),
+              op.restore === undefined ? pause : op.restore(pause),
               attempt({ lost, stored, now, pauseMs })
             )
           })
@@ -152,8 +164,13 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
           const stored = storedOf(entry)
           const step = op.decide(stored, now)
           if (step.write === undefined) return Effect.succeed([step.result, r.lost] as const)
-          return Effect.matchEffect(write(op.operation, op.key, entry, step.write, left()), {
-            onSuccess: () => Effect.succeed([step.result, r.lost] as const),
+          const value = step.write
+          const sent = op.beforeWrite === undefined
+            ? write(op.operation, op.key, entry, value, left())
+            : Effect.andThen(op.beforeWrite, Effect.suspend(() => write(op.operation, op.key, entry, value, left())))
+          const answer = Effect.succeed([step.result, r.lost] as const)
+          return Effect.matchEffect(sent, {
+            onSuccess: () => op.afterWrite === undefined ? answer : Effect.andThen(op.afterWrite, answer),
             onFailure: (f) =>
               f === "conflict"
                 ? lostRace(r, stored, now)
@@ -163,14 +180,16 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
           })
         }
 
-        const attempt = (r: Round): Effect.Effect<readonly [S["result"], number], StoreError> =>
-          Effect.matchEffect(request(op.operation, () => kv.get(op.key), r.lost === 0 ? timeoutMs : left()), {
+        const attempt = (r: Round): Effect.Effect<readonly [S["result"], number], StoreError> => {
+          const get = request(op.operation, () => kv.get(op.key), r.lost === 0 ? timeoutMs : left())
+          return Effect.matchEffect(op.restore === undefined ? get : op.restore(get), {
             onSuccess: (entry) => Effect.flatMap(Clock.currentTimeMillis, (now) => decideAndWrite(r, entry, now)),
             onFailure: (f) =>
               f === "timedOut"
                 ? outOfTime(r, r.stored, r.now)
                 : Effect.fail(f === "conflict" ? fail(op.operation, "unexpected conflict on a read") : f)
           })
+        }
 
         return attempt(first)
       })

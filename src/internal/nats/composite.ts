@@ -1,0 +1,215 @@
+/**
+ * The NATS store's composite take (`takeAll`): NATS KV has no multi-key transaction, so the takes
+ * are charged one at a time, each by its own read → decide → compare-and-set write, in a fixed
+ * order (by limiter, key and state: two callers never take in opposite orders), and undone (the
+ * inverse adjust, by the same compare-and-set path, with the charge's `ref`) when a later one
+ * refuses, when the store fails mid-way, or when the fiber is interrupted.
+ *
+ * Interruption: the call runs in an uninterruptible region; only the waits that write nothing (a
+ * read, a pause after a lost write, the looks after a refusal) are interruptible. A write, once
+ * sent, is always followed by its answer (bounded by the store's `timeout`), and what it charged
+ * is recorded before the interruption can land; the undo itself is uninterruptible. So however
+ * the call ends, every charge whose write landed is undone, except one whose write timed out (its
+ * outcome is unknown): that one gets a late undo, in the background, that applies only if the
+ * value still carries the call's nonce (see `ops.ts`).
+ *
+ * Between the first write and the undo, another caller can see the partial charge (see
+ * docs/engines/nats.md, *Composite takes*).
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type { AdjustResult, CompositeDecision, RateTake, StoreDecision, StoreError } from "../../RateLimitStore.js"
+
+/** What one take answered, and the instant it was decided at (the caller's clock). @internal */
+export interface Taken {
+  readonly decision: StoreDecision
+  readonly now: number
+}
+
+/** Where a composite call stands, for a test's pause (see {@link Steps.hook}). @internal */
+export interface Event {
+  /**
+   * `write`: a take's write is about to be sent; `written`: it landed, its answer not handled yet;
+   * `taken`: its answer is recorded (between two takes); `undo`: an undo's write is about to be sent.
+   */
+  readonly step: "write" | "written" | "taken" | "undo"
+  /** The take's index in the call (the order given). */
+  readonly take: number
+}
+
+/** Makes an effect interruptible again inside the call's uninterruptible region. @internal */
+export type Restore = <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+
+/** The single-key steps a composite call is made of (`ops.ts`). @internal */
+export interface Steps {
+  /**
+   * Charge one take (its own read → decide → write loop), run uninterruptibly but for its reads
+   * and pauses (`restore`); `beforeWrite` runs just before each write is sent, `afterWrite` once
+   * one landed.
+   */
+  readonly take: (
+    take: RateTake,
+    restore: Restore,
+    beforeWrite: Effect.Effect<void, StoreError> | undefined,
+    afterWrite: Effect.Effect<void> | undefined
+  ) => Effect.Effect<Taken, StoreError>
+  /**
+   * Give back what `decision` (an admission of `take`) charged; `beforeWrite` as for `take`.
+   * Never fails: `undefined` when it could not be done now (it is then retried in the background,
+   * or left when a write of it may have landed; the charge stays until it expires: a refusal too
+   * many, never an admission too many).
+   */
+  readonly undo: (
+    take: RateTake,
+    decision: StoreDecision,
+    beforeWrite: Effect.Effect<void, StoreError> | undefined
+  ) => Effect.Effect<AdjustResult | undefined>
+  /** What `take` alone would answer now, charging nothing (its `remaining` the state's). */
+  readonly look: (take: RateTake) => Effect.Effect<StoreDecision, StoreError>
+  /**
+   * A test's pause (or failure: the store failing there) at a step, asked when the call reaches
+   * it: `undefined` goes on as the store does (no interruptible point is added for it). None in
+   * the store.
+   */
+  readonly hook?: ((event: Event) => Effect.Effect<void, StoreError> | undefined) | undefined
+}
+
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** The state a take addresses, for the order. */
+const stateOf = (t: RateTake): string => t.algorithm
+
+/**
+ * The order the takes are charged in: by limiter, then key, then state (code-unit order, the
+ * same in every process), the order given among equals.
+ *
+ * @internal
+ */
+export const chargeOrder = (takes: ReadonlyArray<RateTake>): ReadonlyArray<number> =>
+  takes.map((_, i) => i).sort((i, j) => {
+    const a = takes[i]
+    const b = takes[j]
+    if (a === undefined || b === undefined) return i - j
+    return compare(a.limiter, b.limiter) || compare(a.key, b.key) || compare(stateOf(a), stateOf(b)) || i - j
+  })
+
+/**
+ * What a take that would pass answers in a refused call: `allowed`, with the state's `remaining`
+ * and `resetAfterMs` as they are (nothing charged), no ref and no delay.
+ *
+ * @internal
+ */
+export const uncharged = (d: StoreDecision, remaining: number, resetAfterMs: number): StoreDecision => ({
+  allowed: true,
+  limit: d.limit,
+  remaining,
+  resetAfterMs,
+  retryAfterMs: 0,
+  delayMs: 0,
+  casRetries: d.casRetries
+})
+
+/** The answer given for a take whose look failed after a refusal: no violation, nothing known to remain. */
+const unknown = (t: RateTake | undefined): StoreDecision => ({
+  allowed: true,
+  limit: t === undefined ? 0 : t.algorithm === "token_bucket" ? t.burst : t.limit,
+  remaining: 0,
+  resetAfterMs: 0,
+  retryAfterMs: 0,
+  delayMs: 0
+})
+
+/**
+ * The composite take over `steps` (see the module doc). With only token buckets, every bucket
+ * reserves with the smallest `maxWaitMs` of the call; with any window take, buckets take no wait.
+ *
+ * @internal
+ */
+export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effect.Effect<CompositeDecision, StoreError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const bucketsOnly = takes.every((t) => t.algorithm === "token_bucket")
+      let maxWaitMs = Infinity
+      for (const t of takes) if (t.algorithm === "token_bucket") maxWaitMs = Math.min(maxWaitMs, t.maxWaitMs)
+      const asked: ReadonlyArray<RateTake> = takes.map((t) =>
+        t.algorithm === "token_bucket" ? { ...t, maxWaitMs: bucketsOnly ? maxWaitMs : 0 } : t
+      )
+      const order = chargeOrder(asked)
+      const decisions: Array<StoreDecision | undefined> = takes.map(() => undefined)
+      // the takes charged so far (indices), recorded in the same uninterruptible step as the answer
+      const charged: Array<number> = []
+      let casRetries = 0
+      let lastNow = -Infinity
+      let proceedAt = -Infinity
+
+      const { hook: onStep } = steps
+      /** The hook of a step inside a take or an undo (uninterruptible there: it adds no interruptible point). */
+      const hook = (step: Event["step"], take: number): Effect.Effect<void, StoreError> | undefined =>
+        onStep === undefined ? undefined : Effect.suspend(() => onStep({ step, take }) ?? Effect.void)
+
+      /** Charges the takes from position `pos` of the order on: the index of the one that refused, or -1. */
+      const charge = (pos: number): Effect.Effect<number, StoreError> => {
+        const i = order[pos]
+        const t = i === undefined ? undefined : asked[i]
+        if (i === undefined || t === undefined) return Effect.succeed(-1)
+        const written = hook("written", i)
+        return Effect.flatMap(steps.take(t, restore, hook("write", i), written === undefined ? undefined : Effect.orDie(written)), ({ decision, now }) => {
+          decisions[i] = decision
+          casRetries += decision.casRetries ?? 0
+          if (!decision.allowed) return Effect.succeed(i)
+          charged.push(i)
+          lastNow = Math.max(lastNow, now)
+          proceedAt = Math.max(proceedAt, now + decision.delayMs)
+          const taken = onStep?.({ step: "taken", take: i })
+          return taken === undefined ? charge(pos + 1) : Effect.andThen(restore(taken), charge(pos + 1))
+        })
+      }
+
+      /** Undoes every charge (uninterruptible, concurrently); each answer replaces its decision. */
+      const undoAll = Effect.suspend(() =>
+        Effect.forEach(charged, (i) => {
+          const t = asked[i]
+          const d = decisions[i]
+          if (t === undefined || d === undefined) return Effect.void
+          return Effect.map(steps.undo(t, d, hook("undo", i)), (undone) => {
+            if (undone !== undefined) decisions[i] = uncharged(d, undone.remaining, undone.resetAfterMs)
+          })
+        }, { concurrency: "unbounded", discard: true })
+      )
+
+      /** After a refusal: what each take not reached would answer alone (the looks are interruptible: nothing is charged any more). */
+      const refusal = (refused: number): Effect.Effect<CompositeDecision> =>
+        Effect.map(
+          restore(Effect.forEach(takes, (_, i) => {
+            const known = decisions[i]
+            const t = asked[i]
+            if (known !== undefined || t === undefined) return Effect.succeed(known)
+            return steps.look(t).pipe(Effect.orElseSucceed(() => unknown(t)))
+          }, { concurrency: "unbounded" })),
+          (looked) => ({
+            allowed: false,
+            decisions: looked.map((d, i) => d ?? unknown(asked[i])),
+            delayMs: 0,
+            casRetries,
+            contended: decisions[refused]?.contended === true ? true : undefined
+          })
+        )
+
+      const admitted = (): CompositeDecision => ({
+        allowed: true,
+        decisions: decisions.map((d, i) => d ?? unknown(asked[i])),
+        delayMs: bucketsOnly && charged.length > 0 ? Math.max(0, proceedAt - lastNow) : 0,
+        casRetries
+      })
+
+      // every take charged: one last interruptible point, so that an interruption that came while
+      // the last write was in flight undoes the call instead of ending it with its answer unread
+      const settled = (refused: number) => refused < 0 ? Effect.as(restore(Effect.void), -1) : Effect.succeed(refused)
+
+      return Effect.matchCauseEffect(Effect.flatMap(charge(0), settled), {
+        onSuccess: (refused) => refused < 0 ? Effect.succeed(admitted()) : Effect.andThen(undoAll, refusal(refused)),
+        onFailure: (cause) => Effect.andThen(undoAll, Effect.failCause(cause))
+      })
+    })
+  )
