@@ -1,6 +1,6 @@
 /**
  * The Redis store's composite operations (issue 12) against the real Redis on 127.0.0.1:6379:
- * `takeAll` all-or-nothing (a refused call leaves every key as it was, read with `peek` and with
+ * the shared composite conformance suite (live clock), then what is specific to Redis: `takeAll` all-or-nothing (a refused call leaves every key as it was, read with `peek` and with
  * the raw keys), violations, bucket reservations, duplicates of one key, 200 concurrent composite
  * callers, `adjust` per algorithm, `peek` with a cost, the refs of single and composite takes, the
  * `hashTags` layout; and, on a redis-server of the test's own, one `EVALSHA` per `takeAll`
@@ -11,6 +11,7 @@ import { Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
 import { Redis } from "ioredis"
+import { liveTime, runCompositeSuite } from "../conformance/CompositeSuite.js"
 import { redisBinariesAvailable, redisServer } from "../utils/redisServer.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
@@ -84,6 +85,8 @@ const approx = (actual: number, expected: number, tolerance: number, label: stri
 const StoreLive = RedisStore.layer({ url: Redacted.make("redis://127.0.0.1:6379"), keyPrefix: PREFIX })
 
 describeWhenUp(available)("RedisStore composite operations on 127.0.0.1:6379", () => {
+  runCompositeSuite("composite conformance (redis, live clock)", StoreLive, liveTime)
+
   layer(StoreLive, { timeout: "60 seconds", excludeTestServices: true })((it) => {
     it.scoped("takeAll admits every take in one script: each decision as its single take's, refs included", () =>
       Effect.gen(function*() {
@@ -329,8 +332,9 @@ describeWhenUp(available)("RedisStore composite operations on 127.0.0.1:6379", (
         yield* Effect.sleep("350 millis")
         const late = yield* adjustOf(store)({ take: short, delta: -2, ref: s.ref })
         assert.strictEqual(late.applied, 0)
-        const noRef = yield* Effect.flip(adjustOf(store)({ take, delta: 1 }))
-        assert.strictEqual(noRef.kind, "rejected")
+        assert.strictEqual((yield* adjustOf(store)({ take, delta: 1 })).applied, 0, "no ref: nothing known taken here")
+        const fraction = yield* Effect.flip(adjustOf(store)({ take, delta: 0.5, ref }))
+        assert.strictEqual(fraction.kind, "rejected", "window counts are whole")
       }))
 
     it.scoped("adjust, sliding window: the take's own entry, while it is in the window", () =>
@@ -359,8 +363,13 @@ describeWhenUp(available)("RedisStore composite operations on 127.0.0.1:6379", (
         yield* Effect.sleep("550 millis")
         const late = yield* adjustOf(store)({ take, delta: -2, ref: first.ref })
         assert.deepStrictEqual([late.applied, late.remaining], [0, 5])
-        const badRef = yield* Effect.flip(adjustOf(store)({ take, delta: -1, ref: "nope" }))
-        assert.strictEqual(badRef.kind, "rejected")
+        const third = yield* store.slidingWindow({ ...take, cost: 1 })
+        assert.deepStrictEqual(
+          [(yield* adjustOf(store)({ take, delta: -1, ref: "nope" })).applied, (yield* adjustOf(store)({ take, delta: -1 })).applied],
+          [0, 0],
+          "a ref naming no entry, or none, applies nothing"
+        )
+        assert.strictEqual((yield* adjustOf(store)({ take, delta: -1, ref: third.ref })).applied, -1)
       }))
 
     it.scoped("peek honours cost on every algorithm", () =>

@@ -587,7 +587,7 @@ return {string.format('%.17g', applied), r, math.ceil(nxt - now)}
  * Sliding window adjust. KEYS and ARGV[1..2] as the take; ARGV[3]: delta (whole), ARGV[4]: the
  * entry's id (`time:seq`, the take's ref). While the entry is in the window its cost becomes
  * `max(0, cost + delta)` (the member is renamed, score and expiry kept; the hash's total follows);
- * otherwise nothing changes. Answers `{applied, remaining, resetAfterUs}`.
+ * otherwise (the entry has left, a ref naming none) nothing changes. Answers `{applied, remaining, resetAfterUs}`.
  *
  * @internal
  */
@@ -626,9 +626,9 @@ return {s(applied), remaining, reset}
 
 /**
  * Fixed window adjust. KEYS[1] and ARGV[1..2] as the take; ARGV[3]: delta (whole), ARGV[4]: the
- * window's start (ms, the take's ref). While that window is the current one its count becomes
- * `max(0, count + delta)` (the key's expiry is the window's end, as a take sets it); otherwise
- * nothing changes. Answers `{applied, remaining, resetAfterUs}`.
+ * window's start (ms, the take's ref, compared as the decimal string a take answers). While that
+ * window is the current one its count becomes `max(0, count + delta)` (the key's expiry is the
+ * window's end, as a take sets it); otherwise (another window's ref, none) nothing changes. Answers `{applied, remaining, resetAfterUs}`.
  *
  * @internal
  */
@@ -640,7 +640,7 @@ local st = redis.call('HMGET', k, wf, nf)
 local count = 0
 if tonumber(st[1]) == endMs then count = tonumber(st[2]) or 0 end
 local applied = 0
-if tonumber(ARGV[4]) == endMs - win then
+if ARGV[4] == string.format('%d', endMs - win) then
   local nc = count + delta
   if nc < 0 then nc = 0 end
   applied = nc - count

@@ -179,6 +179,9 @@ const compositeProblem = (takes: ReadonlyArray<RateTake>, cluster: Keys | undefi
     `per-key limit ("<limiter>=group:<name>" on both); or take them in separate calls`
 }
 
+/** Window counts are whole numbers in Redis (a fraction would make the next `HINCRBY` fail). */
+const wholeDelta = (delta: number) => `adjust: a window's delta must be a whole number, received ${delta}`
+
 /**
  * The composite operations: `takeAll` (one script for every take, see `core/redis/scripts.ts`
  * `takeAll`) and `adjust` (one script per algorithm). A request the scripts cannot serve is
@@ -207,9 +210,12 @@ export const compositeOperations = ({ keys, runner: { evalScript }, settings }: 
     return evalScript("takeAll", limiters, Scripts.takeAll, redisKeys, args, 0, (reply) => composite(reply, shapes))
   }
   const adjust = (req: AdjustRequest): Effect.Effect<AdjustResult, StoreError> => {
-    const { delta, ref, take } = req
+    const { take } = req
     const { keyOf } = keys
-    if (!Number.isFinite(delta)) return rejected("adjust", `adjust: delta must be a finite number, received ${delta}`)
+    // a delta that is not a finite number, a missing ref or one naming nothing apply nothing (as
+    // in `core/algorithm.ts`); the script still answers the state
+    const delta = Number.isFinite(req.delta) ? req.delta : 0
+    const ref = req.ref ?? ""
     switch (take.algorithm) {
       case "token_bucket":
         return evalScript("adjust", take.limiter, Scripts.tokenBucketAdjust, [keyOf(take.limiter, take.key, "tb")], [
@@ -218,12 +224,7 @@ export const compositeOperations = ({ keys, runner: { evalScript }, settings }: 
           delta
         ], take.burst, adjustResultOf)
       case "sliding_window":
-        if (!Number.isSafeInteger(delta)) {
-          return rejected("adjust", `adjust: a window's delta must be a whole number, received ${delta}`)
-        }
-        if (ref === undefined || !/^\d{1,16}:\d{1,16}$/.test(ref)) {
-          return rejected("adjust", `adjust of a sliding-window take needs the ref its decision carried (its entry's id)`)
-        }
+        if (!Number.isSafeInteger(delta)) return rejected("adjust", wholeDelta(delta))
         return evalScript(
           "adjust",
           take.limiter,
@@ -234,12 +235,7 @@ export const compositeOperations = ({ keys, runner: { evalScript }, settings }: 
           adjustResultOf
         )
       case "fixed_window":
-        if (!Number.isSafeInteger(delta)) {
-          return rejected("adjust", `adjust: a window's delta must be a whole number, received ${delta}`)
-        }
-        if (ref === undefined || !/^\d{1,16}$/.test(ref)) {
-          return rejected("adjust", `adjust of a fixed-window take needs the ref its decision carried (its window's start)`)
-        }
+        if (!Number.isSafeInteger(delta)) return rejected("adjust", wholeDelta(delta))
         return evalScript("adjust", take.limiter, Scripts.fixedWindowAdjust, [keyOf(take.limiter, take.key, "fw")], [
           fixedWindowMs(take.windowMs),
           take.limit,
