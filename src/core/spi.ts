@@ -176,8 +176,12 @@ export type RateTake =
  *   call holds a window take: windows cannot reserve, so such a call is admitted now or refused;
  *   the limiter then waits `retryAfterMs` and asks again within its timeout).
  *
- * Waiting: with only token buckets, each bucket reserves (GCRA `next = tat0 + cost·T` is stored
- * on every bucket) when the largest wait is at most the smallest `maxWaitMs`; otherwise refused.
+ * Waiting: with only token buckets, the call is admitted when the largest wait `D` (over the
+ * buckets, each computed as for a single take) is at most the smallest `maxWaitMs`; otherwise
+ * refused. The caller proceeds at `now + D` on every bucket, so every bucket books that instant:
+ * it stores `next = max(tat, now + D) + cost·T` (for the slowest bucket this is its own GCRA
+ * `tat0 + cost·T`; booking a faster bucket at its own, earlier instant would let a later single
+ * take share its slot and break the bucket's bound).
  *
  * @since 0.2.0
  * @category models
