@@ -1,10 +1,10 @@
 import { assert, describe, it } from "#test/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { RateLimiter } from "effect-rate-sync"
+import { MemoryStore, RateLimiter, RateLimitStore } from "effect-rate-sync"
 import * as T from "#test/effect"
 import { TestClock } from "#test/effect"
 import { makeFakeStore } from "./fakeStore.js"
-import { counters, fresh, recordingSlots, state, withFake, withLimiters } from "./helpers.js"
+import { counters, fresh, recordingSlots, state, withLimiters } from "./helpers.js"
 
 const retryMs = (e: { readonly retryAfter: Duration.Duration }) => Duration.toMillis(e.retryAfter)
 
@@ -236,7 +236,7 @@ describe("several limits: what a call must be", () => {
     const slots = fresh("slots")
     return Effect.gen(function*() {
       const r = yield* RateLimiter.make({
-        stores: { one: yield* makeFakeStore(), two: yield* makeFakeStore({ engine: "legacy", takeAll: false }) },
+        stores: { one: yield* MemoryStore.make(), two: yield* makeFakeStore({ engine: "legacy", takeAll: false }) },
         defaultStore: "one",
         limiters: {
           [x]: { ratePerSecond: 1 },
@@ -278,6 +278,42 @@ describe("several limits: what a call must be", () => {
       assert.strictEqual(yield* failure(RateLimiter.acquire([a, b], { timeout: -1 })), "ConfigError options.timeout")
       // nothing was charged by any of them
       assert.deepStrictEqual([(yield* state(a)).remaining, (yield* state(b)).remaining], [3, 3])
-    }).pipe(Effect.provide(withFake({ [a]: { ratePerSecond: 1, burst: 3 }, [b]: { ratePerSecond: 1, burst: 3 } })))
+    }).pipe(Effect.provide(withLimiters({ [a]: { ratePerSecond: 1, burst: 3 }, [b]: { ratePerSecond: 1, burst: 3 } })))
+  })
+
+  it.scoped("a store failure: fail-open admits the call (nothing charged, nothing to adjust) unless one limit is fail-closed", () => {
+    const open1 = fresh("open1")
+    const open2 = fresh("open2")
+    const closed = fresh("closed")
+    return Effect.gen(function*() {
+      const permit = yield* RateLimiter.acquire([open1, open2])
+      assert.isTrue(permit.failedOpen)
+      assert.deepStrictEqual(
+        (yield* permit.adjust(5)).map((a) => [a.limiterId, a.requested, a.applied, a.charged]),
+        [[open1, 0, 0, 0], [open2, 0, 0, 0]]
+      )
+      const c = yield* RateLimiter.check([open1, open2])
+      assert.deepStrictEqual([c.allowed, c.failedOpen], [true, true])
+      for (const id of [open1, open2]) {
+        const m = yield* RateLimiter.metrics(id)
+        assert.deepStrictEqual([m.storeErrors, m.failOpenAdmits, m.totalAcquisitions], [2, 2, 1])
+      }
+      const e = yield* Effect.flip(RateLimiter.acquire([open1, closed]))
+      assert.deepStrictEqual(e._tag === "StoreUnavailable" ? e.cause : e._tag, "down")
+      assert.strictEqual((yield* Effect.flip(RateLimiter.check([closed, open2])))._tag, "StoreUnavailable")
+    }).pipe(Effect.provide(
+      RateLimiter.layer({
+        [open1]: { ratePerSecond: 1 },
+        [open2]: { algorithm: "fixed_window", limit: 1, window: "1 minute" },
+        [closed]: { ratePerSecond: 1, failClosed: true }
+      }).pipe(Layer.provide(T.layerScoped(
+        RateLimitStore.RateLimitStore,
+        Effect.map(makeFakeStore(), (store) =>
+          RateLimitStore.make({
+            ...store,
+            takeAll: () => Effect.fail(new RateLimitStore.StoreError({ engine: "fake", operation: "takeAll", message: "down" }))
+          }))
+      )))
+    ))
   })
 })

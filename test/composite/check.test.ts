@@ -1,8 +1,8 @@
 import { assert, describe, it } from "#test/vitest"
 import { Duration, Effect } from "effect"
-import { RateLimiter } from "effect-rate-sync"
+import { type LimiterDefinition, RateLimiter } from "effect-rate-sync"
 import { TestClock } from "#test/effect"
-import { counters, fresh, state, withLimiters } from "./helpers.js"
+import { counters, fresh, state, withFake, withLimiters } from "./helpers.js"
 
 describe("violations and check over several limits", () => {
   it.scoped("a single-limit refusal has one violation and the message it always had", () => {
@@ -82,5 +82,28 @@ describe("violations and check over several limits", () => {
       const r = yield* counters(rate)
       assert.deepStrictEqual([r.acquisitions, r.refusals], [1, 0])
     }).pipe(Effect.provide(withLimiters({ [slots]: { maxConcurrent: 1 }, [rate]: { ratePerSecond: 1, burst: 3 } })))
+  })
+
+  it.scoped("a store deciding by round trips (no synchronous takeAll) answers the same", () => {
+    const a = fresh("a")
+    const b = fresh("b")
+    const run = Effect.gen(function*() {
+      const answers: Array<ReadonlyArray<unknown>> = []
+      for (let i = 0; i < 3; i++) {
+        const c = yield* RateLimiter.check([a, { limiter: b, cost: 2 }], { key: "k" })
+        answers.push([c.allowed, c.retryAfterMs, c.binding.limiterId, ...c.decisions.map((d) => [d.allowed, d.remaining])])
+      }
+      return answers
+    })
+    const limiters: Record<string, LimiterDefinition.LimiterDefinition> = {
+      [a]: { ratePerSecond: 1, burst: 3 },
+      [b]: { algorithm: "sliding_window", limit: 5, window: "1 minute" }
+    }
+    return Effect.gen(function*() {
+      const memory = yield* run.pipe(Effect.provide(withLimiters(limiters)))
+      const roundTrips = yield* run.pipe(Effect.provide(withFake(limiters)))
+      assert.deepStrictEqual(roundTrips, memory)
+      assert.deepStrictEqual(memory[2], [false, 60_000, b, [true, 1], [false, 1]])
+    })
   })
 })

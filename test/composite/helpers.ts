@@ -1,6 +1,7 @@
 /**
- * What the composite tests share: registries over the memory store (or the fake store of
- * `fakeStore.ts`), fresh limiter ids, and reads of a limiter's state and counters.
+ * What the composite tests share: registries over the memory store (or, for a store without
+ * `takeAll` / `adjust`, the fake store of `fakeStore.ts`), fresh limiter ids, and reads of a
+ * limiter's state and counters.
  */
 import { Effect, Layer } from "effect"
 import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
@@ -10,11 +11,11 @@ import { type FakeOptions, makeFakeStore } from "./fakeStore.js"
 /** A limiter id of its own per test: the metric series are global to the process. */
 export const fresh = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`
 
-/** The store the composite tests run on (the fake until the memory store has `takeAll` / `adjust`). */
-export const makeStore = process.env.COMPOSITE_STORE === "memory" ? MemoryStore.make() : makeFakeStore()
+/** The store the composite tests run on: the memory store. */
+export const makeStore = MemoryStore.make()
 
 /** {@link makeStore} as the layer of `RateLimitStore`. */
-export const storeLayer: Layer.Layer<RateLimitStore.RateLimitStore> = T.layerScoped(RateLimitStore.RateLimitStore, makeStore)
+export const storeLayer: Layer.Layer<RateLimitStore.RateLimitStore> = MemoryStore.layer()
 
 /**
  * The test store with its `acquireSlot` calls recorded (the limiter of each, in order) in `log`.
@@ -33,7 +34,7 @@ export const recordingSlots = (log: Array<string>): Layer.Layer<RateLimitStore.R
 export const withLimiters = (limiters: Record<string, LimiterDefinition.LimiterDefinition>) =>
   RateLimiter.layer(limiters).pipe(Layer.provide(storeLayer))
 
-/** A registry of `limiters` on the fake store (e.g. one without `takeAll` / `adjust`). */
+/** A registry of `limiters` on the fake store (`fakeStore.ts`), e.g. one without `takeAll` / `adjust`. */
 export const withFake = (limiters: Record<string, LimiterDefinition.LimiterDefinition>, options: FakeOptions = {}) =>
   RateLimiter.layer(limiters).pipe(Layer.provide(T.layerScoped(RateLimitStore.RateLimitStore, makeFakeStore(options))))
 

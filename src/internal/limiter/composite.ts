@@ -448,6 +448,38 @@ const combine = (allowed: boolean, decisions: NonEmpty<Decision>): CombinedDecis
  * @internal
  */
 export const checkAll = (cc: CompositeCall): Effect.Effect<CombinedDecision, CheckError> =>
+  Effect.clockWith((clock) => {
+    // An in-process store decides the whole call in one synchronous step, as a single `check` does.
+    const sync = cc.storeEntry.store.unsafeTake?.takeAll
+    if (sync !== undefined && cc.parts.length > 1 && cc.parts.every((p) => p.entry.take !== undefined)) {
+      const now = Fx.nowMillisUnsafe(clock)
+      const cd = sync(takesOf(cc.parts, 0), now)
+      answered(cc.parts, cd)
+      const decisions = mapNonEmpty(cc.parts, (p, i): Decision => {
+        const d = cd.decisions[i]
+        return d === undefined ? failOpenDecision(p.entry, p.key) : decisionOf(p.entry, p.key, d)
+      })
+      checked(cc, cd.allowed, decisions, now)
+      return Effect.succeed(combine(cd.allowed, decisions))
+    }
+    return checkAllAsync(cc)
+  })
+
+/** An answered composite check's bookkeeping, per limiter (see {@link checkAll}). */
+const checked = (cc: CompositeCall, allowed: boolean, decisions: NonEmpty<Decision>, now: number): void => {
+  cc.parts.forEach((p, i) => {
+    const d = decisions[i]
+    if (d === undefined || d.failedOpen) return
+    if (allowed) {
+      // a concurrency-only limit was only peeked: no acquisition (as for a single check)
+      if (p.entry.take !== undefined) recordAcquisition(p.entry, now, 0)
+    } else if (!d.allowed) {
+      recordRefusal(p.entry)
+    }
+  })
+}
+
+const checkAllAsync = (cc: CompositeCall): Effect.Effect<CombinedDecision, CheckError> =>
   Effect.gen(function*() {
     const store = cc.storeEntry.store
     const answers = new Map<Part, Decision>()
@@ -518,16 +550,6 @@ export const checkAll = (cc: CompositeCall): Effect.Effect<CombinedDecision, Che
     }
     const allowed = !peekRefused && rateAllowed
     const decisions = mapNonEmpty(cc.parts, (p): Decision => answers.get(p) ?? failOpenDecision(p.entry, p.key))
-    const now = yield* Clock.currentTimeMillis
-    cc.parts.forEach((p, i) => {
-      const d = decisions[i]
-      if (d === undefined || d.failedOpen) return
-      if (allowed) {
-        // a concurrency-only limit was only peeked: no acquisition (as for a single check)
-        if (p.entry.take !== undefined) recordAcquisition(p.entry, now, 0)
-      } else if (!d.allowed) {
-        recordRefusal(p.entry)
-      }
-    })
+    checked(cc, allowed, decisions, yield* Clock.currentTimeMillis)
     return combine(allowed, decisions)
   })
