@@ -305,3 +305,12 @@ export const configValidate: {
       return isErr(r) ? Either.left(ConfigError.InvalidData([], errOf(r))) : Either.right(r.right)
     })
 )
+
+/**
+ * The string variable `name`, checked by `f`. A failure is Effect's invalid-data configuration
+ * error at `name`: Effect 3 puts the variable's path (with any `Config.nested` prefix) in front of
+ * the message itself; Effect 4's error carries no path, so the Effect 4 half writes `name` into
+ * the message. @internal
+ */
+export const configStringChecked = <B>(name: string, f: (text: string) => Result<B, string>): Config.Config<B> =>
+  configValidate(Config.string(name), f)

@@ -326,3 +326,13 @@ export const configValidate: {
         : Effect.succeed(r.success)
     })
 )
+
+/**
+ * The string variable `name`, checked by `f`; a failure's message names `name` (Effect 4's
+ * configuration error carries no path of its own). @internal
+ */
+export const configStringChecked = <B>(name: string, f: (text: string) => Result<B, string>): Config.Config<B> =>
+  configValidate(Config.String(name), (text: string) => {
+    const r = f(text)
+    return isErr(r) ? err(`${name}: ${errOf(r)}`) : r
+  })

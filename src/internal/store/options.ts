@@ -25,14 +25,12 @@ export const optional = <A>(config: Config.Config<A>): Config.Config<A | undefin
 /**
  * A duration from the environment: seconds (rate-sync's unit; `inf` for an infinite duration) or a
  * duration string (`"50 millis"`); never negative. Anything else is Effect's invalid-data
- * configuration error (`Fx.configValidate`). @internal
+ * configuration error naming the variable (`Fx.configStringChecked`). @internal
  */
 export const durationConfig = (name: string): Config.Config<Duration.Duration> =>
-  Fx.configString(name).pipe(
-    Fx.configValidate((text: string) => {
-      const ms = envDurationMs(text)
-      return ms === undefined || Number.isNaN(ms) || ms < 0
-        ? err(`Expected seconds or a duration such as "500 millis", received ${JSON.stringify(text)}`)
-        : ok(ms === Infinity ? Duration.infinity : Duration.millis(ms))
-    })
-  )
+  Fx.configStringChecked(name, (text: string) => {
+    const ms = envDurationMs(text)
+    return ms === undefined || Number.isNaN(ms) || ms < 0
+      ? err(`Expected seconds or a duration such as "500 millis", received ${JSON.stringify(text)}`)
+      : ok(ms === Infinity ? Duration.infinity : Duration.millis(ms))
+  })
