@@ -42,5 +42,8 @@ adapterSuite<Request, RefusalHandler>({
   serve,
   rateLimit,
   header: (req, name) => req.get(name),
-  customRefusal
+  customRefusal,
+  silentRefusal: async (_decision, _req, res) => {
+    res.setHeader("x-custom", "yes")
+  }
 })

@@ -29,4 +29,13 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
   return Array.isArray(value) ? value.join(", ") : value
 }
 
-adapterSuite<FastifyRequest, RefusalHandler>({ name: "Fastify", serve, rateLimit, header, customRefusal })
+adapterSuite<FastifyRequest, RefusalHandler>({
+  name: "Fastify",
+  serve,
+  rateLimit,
+  header,
+  customRefusal,
+  silentRefusal: (_decision, _request, reply) => {
+    reply.header("x-custom", "yes")
+  }
+})

@@ -6,7 +6,9 @@ import { serve as nodeServe } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type { AddressInfo } from "node:net"
 import { type RateLimitOptions, rateLimit, type RefusalHandler } from "effect-rate-sync/hono"
-import { adapterSuite, type Served } from "./suite.js"
+import { afterEach, assert, describe, it } from "@effect/vitest"
+import * as RS from "effect-rate-sync/promise"
+import { adapterSuite, freshId, hour, type Served, serveWith } from "./suite.js"
 
 const serve = async (middlewares: ReadonlyArray<RateLimitOptions>): Promise<Served> => {
   const app = new Hono()
@@ -44,4 +46,33 @@ adapterSuite<Context, RefusalHandler>({
   rateLimit,
   header: (c, name) => c.req.header(name),
   customRefusal
+})
+
+describe("Hono peerAddress", () => {
+  afterEach(() => RS.dispose())
+
+  it("gives the peer on runtimes other than @hono/node-server; trusted proxies apply to it", async () => {
+    const limiter = freshId("peer")
+    const seen: Array<string | undefined> = []
+    const key = (_c: Context, client: string | undefined) => {
+      seen.push(client)
+      return client ?? "none"
+    }
+    const peerAddress = (c: Context) => c.req.header("x-test-peer")
+    await serveWith(serve, { [limiter]: hour(1) }, [{ limiter, key, peerAddress, trustedProxies: ["10.0.0.0/8"] }], async (send) => {
+      assert.strictEqual((await send("/a", { "x-test-peer": "192.0.2.1", "x-forwarded-for": "203.0.113.7" })).status, 200)
+      assert.strictEqual((await send("/a", { "x-test-peer": "10.1.2.3", "x-forwarded-for": "203.0.113.7" })).status, 200)
+      assert.strictEqual((await send("/a", { "x-test-peer": "192.0.2.1" })).status, 429)
+      assert.deepStrictEqual(seen, ["192.0.2.1", "203.0.113.7", "192.0.2.1"])
+    })
+  })
+
+  it("a peerAddress that is not a function is a ConfigError at http.peerAddress", () => {
+    try {
+      rateLimit({ limiter: "api", peerAddress: JSON.parse(`"nope"`) })
+      assert.fail("expected a ConfigError")
+    } catch (error) {
+      assert.propertyVal(error, "path", "http.peerAddress")
+    }
+  })
 })

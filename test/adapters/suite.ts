@@ -45,11 +45,13 @@ export interface Framework<Req, Refusal> {
    * decision's limit> }`, the header `x-custom: yes` and its own `retry-after: 99`.
    */
   readonly customRefusal: Refusal
+  /** A refusal handler that sets `x-custom: yes` and answers nothing (Express, Fastify: then the default 429 is sent). */
+  readonly silentRefusal?: Refusal | undefined
 }
 
 export const freshId = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`
 
-const hour = (limit: number): LimiterDefinition.LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
+export const hour = (limit: number): LimiterDefinition.LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
 
 const limiters = (
   definitions: Readonly<Record<string, LimiterDefinition.LimiterDefinition>>,
@@ -88,7 +90,7 @@ const get = async (base: string, path: string, headers?: Record<string, string>)
 const RATE_HEADERS = ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"]
 
 /** The rate-limit headers of a reply (everything a limiter may set). */
-const rateHeadersOf = (reply: Reply): Record<string, string> => {
+export const rateHeadersOf = (reply: Reply): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const name of RATE_HEADERS) {
     const value = reply.headers[name]
@@ -127,25 +129,38 @@ const effectReplies = async (
   }
 }
 
+export type Send = (path: string, headers?: Record<string, string>) => Promise<Reply>
+
+/**
+ * Configures the facade with `definitions` (on `store`, default a memory store), serves
+ * `middlewares` with `serve`, runs `body` with a function sending GETs to the server, closes it.
+ */
+export const serveWith = async <O>(
+  serve: (middlewares: ReadonlyArray<O>) => Promise<Served>,
+  definitions: Readonly<Record<string, LimiterDefinition.LimiterDefinition>>,
+  middlewares: ReadonlyArray<O>,
+  body: (send: Send, served: Served) => Promise<void>,
+  store?: Layer.Layer<RateLimitStore.RateLimitStore>
+): Promise<void> => {
+  await RS.useLayer(limiters(definitions, store))
+  const served = await serve(middlewares)
+  assert.match(served.base, /^http:\/\/127\.0\.0\.1:[0-9]+$/)
+  try {
+    await body((path, headers) => get(served.base, path, headers), served)
+  } finally {
+    await served.close()
+  }
+}
+
 export const adapterSuite = <Req, Refusal>(framework: Framework<Req, Refusal>): void => {
   const { header } = framework
 
-  /** Configures the facade with `definitions`, serves `middlewares`, runs `body`, closes the server. */
-  const withServer = async (
+  const withServer = (
     definitions: Readonly<Record<string, LimiterDefinition.LimiterDefinition>>,
     middlewares: ReadonlyArray<AdapterOptions<Req, Refusal>>,
-    body: (send: (path: string, headers?: Record<string, string>) => Promise<Reply>, served: Served) => Promise<void>,
+    body: (send: Send, served: Served) => Promise<void>,
     store?: Layer.Layer<RateLimitStore.RateLimitStore>
-  ): Promise<void> => {
-    await RS.useLayer(limiters(definitions, store))
-    const served = await framework.serve(middlewares)
-    assert.match(served.base, /^http:\/\/127\.0\.0\.1:[0-9]+$/)
-    try {
-      await body((path, headers) => get(served.base, path, headers), served)
-    } finally {
-      await served.close()
-    }
-  }
+  ): Promise<void> => serveWith(framework.serve, definitions, middlewares, body, store)
 
   describe(`${framework.name} middleware over the promise facade`, () => {
     afterEach(() => RS.dispose())
@@ -345,6 +360,22 @@ export const adapterSuite = <Req, Refusal>(framework: Framework<Req, Refusal>): 
         assert.strictEqual(served.hits(), 1)
       })
     })
+
+    const silentRefusal = framework.silentRefusal
+    if (silentRefusal !== undefined) {
+      it("onRefused answering nothing: the default 429, with the header it set", async () => {
+        const limiter = freshId("silent")
+        await withServer({ [limiter]: hour(1) }, [{ limiter, onRefused: silentRefusal }], async (send) => {
+          await send("/a")
+          const refused = await send("/a")
+          assert.strictEqual(refused.status, 429)
+          assert.strictEqual(refused.headers["x-custom"], "yes")
+          assert.strictEqual(refused.headers["content-type"], "application/problem+json")
+          assert.strictEqual(refused.headers["retry-after"], "3600")
+          assert.strictEqual(JSON.parse(refused.body).limiter, limiter)
+        })
+      })
+    }
 
     it("two limiters on one request: both in the IETF lists, the most restrictive legacy trio", async () => {
       const outer = freshId("outer")
