@@ -8,7 +8,8 @@
  * algorithm, refs, peek with a cost; rollback under interruption at every step (a store built with
  * a hook that pauses the call at a chosen step: before a write is sent, after its answer, before
  * an undo's write) and after a store error mid-way; 120 concurrent composite callers: on every
- * limit the sum charged equals the sum admitted.
+ * limit the sum charged equals the sum admitted. Then the shared composite suite
+ * (test/conformance/CompositeSuite.ts) on the live clock.
  */
 import { assert, describe, it, layer } from "#test/vitest"
 import * as Fx from "#fx/core"
@@ -20,6 +21,7 @@ import { parseStored } from "../../src/core/nats/stored.js"
 import * as Composite from "../../src/internal/nats/composite.js"
 import * as Connection from "../../src/internal/nats/connection.js"
 import * as Ops from "../../src/internal/nats/ops.js"
+import { liveTime, runCompositeSuite } from "../conformance/CompositeSuite.js"
 import { dropBucket, rawBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
@@ -493,4 +495,6 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         assert.deepStrictEqual(yield* snapshot(store, takes), before)
       }))
   })
+
+  runCompositeSuite("composite conformance (nats, live clock)", StoreLive, liveTime)
 })

@@ -184,10 +184,19 @@ export const tokenBucketAdjust = (
 /** The entries as this instance judges them (another writer's shifted `marginMs` later), and the shift. @internal */
 export const slidingState = (stored: Stored | undefined, limit: number, windowMs: number, w: Writer) => {
   const shift = stored === undefined || stored.o === w.self ? 0 : w.marginMs
-  const times = stored?.t !== undefined ? stored.t.map((t) => t + shift) : []
-  const costs = stored?.c !== undefined ? [...stored.c] : []
+  const times: Array<number> = []
+  const costs: Array<number> = []
+  const rawTimes = stored?.t ?? []
+  const rawCosts = stored?.c ?? []
   let total = 0
-  for (const c of costs) total += c
+  for (let i = 0; i < rawTimes.length; i++) {
+    const c = rawCosts[i] ?? 0
+    // an entry emptied by `adjust` charges nothing: it is kept (for the ids beside it), not judged
+    if (!(c > 0)) continue
+    times.push((rawTimes[i] ?? 0) + shift)
+    costs.push(c)
+    total += c
+  }
   const state: algorithm.SlidingState = { times, costs, head: 0, total, limit, windowMs }
   return { state, shift }
 }

@@ -21,12 +21,6 @@
 import * as Effect from "effect/Effect"
 import type { AdjustResult, CompositeDecision, RateTake, StoreDecision, StoreError } from "../../RateLimitStore.js"
 
-/** What one take answered, and the instant it was decided at (the caller's clock). @internal */
-export interface Taken {
-  readonly decision: StoreDecision
-  readonly now: number
-}
-
 /** Where a composite call stands, for a test's pause (see {@link Steps.hook}). @internal */
 export interface Event {
   /**
@@ -53,7 +47,7 @@ export interface Steps {
     restore: Restore,
     beforeWrite: Effect.Effect<void, StoreError> | undefined,
     afterWrite: Effect.Effect<void> | undefined
-  ) => Effect.Effect<Taken, StoreError>
+  ) => Effect.Effect<StoreDecision, StoreError>
   /**
    * Give back what `decision` (an admission of `take`) charged; `beforeWrite` as for `take`.
    * Never fails: `undefined` when it could not be done now (it is then retried in the background,
@@ -140,8 +134,9 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       // the takes charged so far (indices), recorded in the same uninterruptible step as the answer
       const charged: Array<number> = []
       let casRetries = 0
-      let lastNow = -Infinity
-      let proceedAt = -Infinity
+      // the largest wait: each is counted from its own take's instant, before the answer, so the
+      // caller that sleeps it after the answer never proceeds early
+      let delayMs = 0
 
       const { hook: onStep } = steps
       /** The hook of a step inside a take or an undo (uninterruptible there: it adds no interruptible point). */
@@ -154,13 +149,12 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
         const t = i === undefined ? undefined : asked[i]
         if (i === undefined || t === undefined) return Effect.succeed(-1)
         const written = hook("written", i)
-        return Effect.flatMap(steps.take(t, restore, hook("write", i), written === undefined ? undefined : Effect.orDie(written)), ({ decision, now }) => {
+        return Effect.flatMap(steps.take(t, restore, hook("write", i), written === undefined ? undefined : Effect.orDie(written)), (decision) => {
           decisions[i] = decision
           casRetries += decision.casRetries ?? 0
           if (!decision.allowed) return Effect.succeed(i)
           charged.push(i)
-          lastNow = Math.max(lastNow, now)
-          proceedAt = Math.max(proceedAt, now + decision.delayMs)
+          delayMs = Math.max(delayMs, decision.delayMs)
           const taken = onStep?.({ step: "taken", take: i })
           return taken === undefined ? charge(pos + 1) : Effect.andThen(restore(taken), charge(pos + 1))
         })
@@ -173,7 +167,8 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
           const d = decisions[i]
           if (t === undefined || d === undefined) return Effect.void
           return Effect.map(steps.undo(t, d, hook("undo", i)), (undone) => {
-            if (undone !== undefined) decisions[i] = uncharged(d, undone.remaining, undone.resetAfterMs)
+            // not undone now (see `Steps.undo`): what the take answered, as a take that would pass
+            decisions[i] = undone === undefined ? uncharged(d, d.remaining, d.resetAfterMs) : uncharged(d, undone.remaining, undone.resetAfterMs)
           })
         }, { concurrency: "unbounded", discard: true })
       )
@@ -199,7 +194,7 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       const admitted = (): CompositeDecision => ({
         allowed: true,
         decisions: decisions.map((d, i) => d ?? unknown(asked[i])),
-        delayMs: bucketsOnly && charged.length > 0 ? Math.max(0, proceedAt - lastNow) : 0,
+        delayMs: bucketsOnly ? delayMs : 0,
         casRetries
       })
 

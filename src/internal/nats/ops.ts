@@ -254,19 +254,19 @@ export const make = (
     const steps: Composite.Steps = {
       take: (t, restore, beforeWrite, afterWrite) => {
         const nonce = randomBytes(8).toString("base64url")
-        return cas.run<decide.Step<Composite.Taken>>({
+        return cas.run<decide.Step<StoreDecision>>({
           operation: "takeAll",
           key: takeKey(t),
           decide: (stored, now) => {
             const step = takeStep(t, stored, now)
-            return { result: { decision: step.result, now }, write: decide.withNonce(step.write, nonce) }
+            return { result: step.result, write: decide.withNonce(step.write, nonce) }
           },
-          refuse: (stored, now, retryAfterMs) => ({ decision: decide.contended(peekStep(t, stored, now, undefined), retryAfterMs), now }),
-          undoLate: (step) => step.result.decision.allowed ? undoMarked(t, step.result.decision, nonce) : undefined,
+          refuse: (stored, now, retryAfterMs) => decide.contended(peekStep(t, stored, now, undefined), retryAfterMs),
+          undoLate: (step) => step.result.allowed ? undoMarked(t, step.result, nonce) : undefined,
           restore,
           beforeWrite,
           afterWrite
-        }).pipe(Effect.map(([taken, lost]) => ({ decision: { ...taken.decision, casRetries: lost }, now: taken.now })))
+        }).pipe(Effect.map(withRetries))
       },
       undo,
       look: (t) =>
