@@ -20,15 +20,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from "express"
 import type * as RateLimiter from "./RateLimiter.js"
-import {
-  type AdapterOptions,
-  compileAdapter,
-  Exempt as Exempt_,
-  headerText,
-  PROBLEM_JSON,
-  type RequestView,
-  UNAVAILABLE_BODY
-} from "./internal/adapters/core.js"
+import * as Adapters from "./internal/adapters/core.js"
 
 /**
  * Returned by a `key` function to let a request through unlimited: no store call, no headers
@@ -37,13 +29,7 @@ import {
  * @since 0.2.0
  * @category models
  */
-export const Exempt: typeof Exempt_ = Exempt_
-
-/**
- * @since 0.2.0
- * @category models
- */
-export type Exempt = typeof Exempt
+export { Exempt } from "./internal/adapters/core.js"
 
 /**
  * Answers a refused request in place of the default 429, by answering on `res` before it returns
@@ -64,15 +50,15 @@ export type RefusalHandler = (decision: RateLimiter.Decision, req: Request, res:
  * @since 0.2.0
  * @category models
  */
-export interface RateLimitOptions extends AdapterOptions<Request, RefusalHandler> {}
+export interface RateLimitOptions extends Adapters.AdapterOptions<Request, RefusalHandler> {}
 
 /** The request as the shared code reads it: the target as sent, the socket's peer. */
-const viewOf = (req: Request): RequestView => ({
+const viewOf = (req: Request): Adapters.RequestView => ({
   // `originalUrl`: the target as sent, also where the middleware is mounted under a path
   target: req.originalUrl,
   // the socket, never `req.ip` (Express's own `trust proxy`): proxies are `trustedProxies`
   peer: req.socket.remoteAddress,
-  header: (name) => headerText(req.headers[name])
+  header: (name) => Adapters.headerText(req.headers[name])
 })
 
 const setAll = (res: Response, headers: Record<string, string>): void => {
@@ -81,7 +67,7 @@ const setAll = (res: Response, headers: Record<string, string>): void => {
 
 const sendProblem = (res: Response, status: number, body: string): void => {
   res.statusCode = status
-  res.setHeader("content-type", PROBLEM_JSON)
+  res.setHeader("content-type", Adapters.PROBLEM_JSON)
   res.setHeader("content-length", Buffer.byteLength(body))
   res.end(body)
 }
@@ -105,9 +91,9 @@ const sendProblem = (res: Response, status: number, body: string): void => {
  * @category constructors
  */
 export const rateLimit = (options: RateLimitOptions): RequestHandler => {
-  const adapter = compileAdapter(options)
+  const adapter = Adapters.compileAdapter(options)
   const { onRefused } = adapter
-  const existing = (res: Response) => (name: string) => headerText(res.getHeader(name))
+  const existing = (res: Response) => (name: string) => Adapters.headerText(res.getHeader(name))
 
   const refuse = async (decision: RateLimiter.Decision, retryAfter: number, req: Request, res: Response) => {
     setAll(res, adapter.headersOf(decision, existing(res)))
@@ -128,7 +114,7 @@ export const rateLimit = (options: RateLimitOptions): RequestHandler => {
         case "Refused":
           return refuse(outcome.decision, outcome.retryAfter, req, res)
         case "Unavailable":
-          return sendProblem(res, 503, UNAVAILABLE_BODY)
+          return sendProblem(res, 503, Adapters.UNAVAILABLE_BODY)
       }
     }).catch(next)
   }

@@ -23,15 +23,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify"
 import type * as RateLimiter from "./RateLimiter.js"
-import {
-  type AdapterOptions,
-  compileAdapter,
-  Exempt as Exempt_,
-  headerText,
-  PROBLEM_JSON,
-  type RequestView,
-  UNAVAILABLE_BODY
-} from "./internal/adapters/core.js"
+import * as Adapters from "./internal/adapters/core.js"
 
 /**
  * Returned by a `key` function to let a request through unlimited: no store call, no headers
@@ -40,13 +32,7 @@ import {
  * @since 0.2.0
  * @category models
  */
-export const Exempt: typeof Exempt_ = Exempt_
-
-/**
- * @since 0.2.0
- * @category models
- */
-export type Exempt = typeof Exempt
+export { Exempt } from "./internal/adapters/core.js"
 
 /**
  * Answers a refused request in place of the default 429, as a Fastify handler does: it sends on
@@ -68,7 +54,7 @@ export type RefusalHandler = (decision: RateLimiter.Decision, request: FastifyRe
  * @since 0.2.0
  * @category models
  */
-export interface RateLimitOptions extends AdapterOptions<FastifyRequest, RefusalHandler> {}
+export interface RateLimitOptions extends Adapters.AdapterOptions<FastifyRequest, RefusalHandler> {}
 
 /**
  * The hook {@link rateLimit} builds: an async `onRequest` hook. It answers the reply when it has
@@ -80,16 +66,16 @@ export interface RateLimitOptions extends AdapterOptions<FastifyRequest, Refusal
 export type RateLimitHook = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
 
 /** The request as the shared code reads it: the target as sent, the socket's peer. */
-const viewOf = (request: FastifyRequest): RequestView => ({
+const viewOf = (request: FastifyRequest): Adapters.RequestView => ({
   target: request.raw.url ?? request.url,
   // the socket, never `request.ip` (Fastify's own `trustProxy`): proxies are `trustedProxies`
   peer: request.raw.socket.remoteAddress,
-  header: (name) => headerText(request.headers[name])
+  header: (name) => Adapters.headerText(request.headers[name])
 })
 
 // a Buffer: Fastify adds "; charset=utf-8" to the type of a string payload
 const sendProblem = (reply: FastifyReply, status: number, body: string): FastifyReply =>
-  reply.code(status).header("content-type", PROBLEM_JSON).send(Buffer.from(body))
+  reply.code(status).header("content-type", Adapters.PROBLEM_JSON).send(Buffer.from(body))
 
 /**
  * A Fastify `onRequest` hook charging every request to `options.limiter` by key (the client
@@ -111,9 +97,9 @@ const sendProblem = (reply: FastifyReply, status: number, body: string): Fastify
  * @category constructors
  */
 export const rateLimit = (options: RateLimitOptions): RateLimitHook => {
-  const adapter = compileAdapter(options)
+  const adapter = Adapters.compileAdapter(options)
   const { onRefused } = adapter
-  const existing = (reply: FastifyReply) => (name: string) => headerText(reply.getHeader(name))
+  const existing = (reply: FastifyReply) => (name: string) => Adapters.headerText(reply.getHeader(name))
 
   return async (request, reply) => {
     const view = viewOf(request)
@@ -133,7 +119,7 @@ export const rateLimit = (options: RateLimitOptions): RateLimitHook => {
         return answer === undefined ? sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter)) : reply.send(answer)
       }
       case "Unavailable":
-        return sendProblem(reply, 503, UNAVAILABLE_BODY)
+        return sendProblem(reply, 503, Adapters.UNAVAILABLE_BODY)
     }
   }
 }

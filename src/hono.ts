@@ -26,14 +26,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono"
 import type * as RateLimiter from "./RateLimiter.js"
-import {
-  type AdapterOptions,
-  compileAdapter,
-  Exempt as Exempt_,
-  PROBLEM_JSON,
-  type RequestView,
-  UNAVAILABLE_BODY
-} from "./internal/adapters/core.js"
+import * as Adapters from "./internal/adapters/core.js"
 import { ConfigError } from "./RateLimitError.js"
 import { describeInput } from "./internal/config/input.js"
 
@@ -44,13 +37,7 @@ import { describeInput } from "./internal/config/input.js"
  * @since 0.2.0
  * @category models
  */
-export const Exempt: typeof Exempt_ = Exempt_
-
-/**
- * @since 0.2.0
- * @category models
- */
-export type Exempt = typeof Exempt
+export { Exempt } from "./internal/adapters/core.js"
 
 /**
  * Answers a refused request in place of the default 429. `Retry-After` and the rate-limit
@@ -70,7 +57,7 @@ export type RefusalHandler = (decision: RateLimiter.Decision, c: Context) => Res
  * @since 0.2.0
  * @category models
  */
-export interface RateLimitOptions extends AdapterOptions<Context, RefusalHandler> {
+export interface RateLimitOptions extends Adapters.AdapterOptions<Context, RefusalHandler> {
   /**
    * The socket's peer address of a request (the client, or the proxy in front). Default: the
    * `@hono/node-server` request's socket (`c.env.incoming.socket.remoteAddress`); `undefined`
@@ -133,7 +120,7 @@ const withHeaders = (response: Response, headers: Record<string, string>): Respo
  * @category constructors
  */
 export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
-  const adapter = compileAdapter(options)
+  const adapter = Adapters.compileAdapter(options)
   const { onRefused } = adapter
   const peerAddress = options.peerAddress ?? nodePeer
   if (typeof peerAddress !== "function") {
@@ -143,7 +130,7 @@ export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
   return async (c, next) => {
     const target = targetOf(c)
     if (!adapter.applies(target)) return next()
-    const view: RequestView = { target, peer: peerAddress(c), header: (name) => c.req.header(name) }
+    const view: Adapters.RequestView = { target, peer: peerAddress(c), header: (name) => c.req.header(name) }
     const outcome = await adapter.decide(c, view)
     switch (outcome._tag) {
       case "Pass":
@@ -159,10 +146,10 @@ export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
       case "Refused": {
         const headers = adapter.headersOf(outcome.decision)
         if (onRefused !== undefined) return withHeaders(await onRefused(outcome.decision, c), headers)
-        return c.body(adapter.refusalBody(outcome.retryAfter), 429, { ...headers, "content-type": PROBLEM_JSON })
+        return c.body(adapter.refusalBody(outcome.retryAfter), 429, { ...headers, "content-type": Adapters.PROBLEM_JSON })
       }
       case "Unavailable":
-        return c.body(UNAVAILABLE_BODY, 503, { "content-type": PROBLEM_JSON })
+        return c.body(Adapters.UNAVAILABLE_BODY, 503, { "content-type": Adapters.PROBLEM_JSON })
     }
   }
 }
