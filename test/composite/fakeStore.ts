@@ -150,10 +150,19 @@ export const makeFakeStore = (options: FakeOptions = {}) =>
     const takeAll = (takes: ReadonlyArray<RateTake>, now: number): CompositeDecision => {
       const onlyBuckets = takes.every((t) => t.algorithm === "token_bucket")
       const maxWait = onlyBuckets ? Math.min(...takes.map((t) => (t.algorithm === "token_bucket" ? t.maxWaitMs : 0))) : 0
+      const tatsBefore = new Map(tats)
       const judged = takes.map((t) => judge(t, maxWait, now))
       if (judged.every((j) => j.d.allowed)) {
+        const delayMs = Math.max(0, ...judged.map((j) => j.d.delayMs))
         const decisions = judged.map((j) => j.apply())
-        return { allowed: true, decisions, delayMs: Math.max(0, ...decisions.map((d) => d.delayMs)) }
+        // The caller proceeds at now + D on every bucket: each books that instant (src/core/spi.ts).
+        takes.forEach((t) => {
+          if (t.algorithm !== "token_bucket") return
+          const k = id(t.limiter, t.key)
+          const before = tatsBefore.get(k) ?? now
+          tats.set(k, Math.max(before, now + delayMs) + (t.cost * 1000) / t.ratePerSecond)
+        })
+        return { allowed: true, decisions, delayMs }
       }
       // refused: the takes that would pass say so with their state unchanged (judged at cost 0)
       const decisions = takes.map((t, i) => {
