@@ -83,8 +83,10 @@ const timing = [
  * - `test/fx/v3/**`: the Effect 3 halves of the per-major test helpers and their own tests.
  * - `test/core/**`: the pure src/core (no Effect import; test/core/noEffect.test.ts guards that):
  *   nothing in them depends on the Effect major, so they run once, on the Effect 3 run.
+ * - `test/packaging/install.test.ts`: it builds and installs BOTH majors' packages itself (each on
+ *   its own Node), so it runs once.
  */
-const effect3Only_ = ["test/fx/v3/**", "test/core/**"]
+const effect3Only_ = ["test/fx/v3/**", "test/core/**", "test/packaging/install.test.ts"]
 
 const excluded = ["scratchpad/**", "node_modules/**", "dist/**", "packages/**", ...effect3Only_]
 

@@ -1,8 +1,10 @@
 /**
- * Memory-store decisions per second: `RateLimiter.check` beside @effect/experimental's RateLimiter
- * (memory store) and rate-limiter-flexible's RateLimiterMemory, same workload, same run.
+ * Memory-store decisions per second: `RateLimiter.check` beside Effect's own RateLimiter on the
+ * same major (`@effect/experimental` on Effect 3, `effect/persistence/RateLimiter` on Effect 4),
+ * memory store, and rate-limiter-flexible's RateLimiterMemory, same workload, same run.
  *
- *   npm run bench            (builds dist/, then writes its section of docs/benchmarks.md)
+ *   npm run bench            (Effect 3: builds, then writes its section of docs/benchmarks.md)
+ *   npm run bench:effect4    (the same on Effect 4, Node 24, its own section)
  *
  * The library is loaded from dist/ (what users run): under tsx every closure in the hot path would
  * be wrapped by esbuild's name-keeping helper, which costs ~40% and would distort the figures.
@@ -10,8 +12,8 @@
  * Workload: token bucket, 10 000 keys visited round-robin, 1 000 tokens/s and burst 1 000 per key,
  * so nearly every decision is an admit that updates state (the common case on a hot path).
  */
-import { RateLimiter as ExperimentalRateLimiter } from "@effect/experimental"
 import { Effect, Layer } from "effect"
+import { PeerRateLimiter, peerMemoryLayer, peerName } from "#test/peer"
 import { RateLimiterMemory } from "rate-limiter-flexible"
 import { writeSection } from "./report.js"
 import * as T from "#test/effect"
@@ -29,7 +31,10 @@ const timeIt = async (run: () => Promise<void>): Promise<number> => {
 
 // --- effect-rate-sync ----------------------------------------------------------------------
 // Typed by the sources, loaded from the build (a dynamic import of a computed path is untyped).
-const lib: typeof import("effect-rate-sync") = await import(new URL("../../dist/index.js", import.meta.url).href)
+// The build of this run's major: packages/effect3/dist or packages/effect4/dist.
+const lib: typeof import("effect-rate-sync") = await import(
+  new URL(`../../packages/effect${T.major}/dist/index.js`, import.meta.url).href
+)
 const { MemoryStore, RateLimiter } = lib
 
 const ours = async (): Promise<() => Promise<void>> => {
@@ -52,13 +57,10 @@ const ours = async (): Promise<() => Promise<void>> => {
   }
 }
 
-// --- @effect/experimental --------------------------------------------------------------------
+// --- Effect's own rate limiter (@effect/experimental on Effect 3, effect/persistence on 4) -------
 const experimental = async (): Promise<() => Promise<void>> => {
-  const layer = Layer.effect(ExperimentalRateLimiter.RateLimiter, ExperimentalRateLimiter.make).pipe(
-    Layer.provide(ExperimentalRateLimiter.layerStoreMemory)
-  )
   const program = Effect.gen(function*() {
-    const limiter = yield* ExperimentalRateLimiter.RateLimiter
+    const limiter = yield* PeerRateLimiter
     let allowed = 0
     for (let i = 0; i < DECISIONS; i++) {
       const r = yield* T.result(
@@ -69,7 +71,7 @@ const experimental = async (): Promise<() => Promise<void>> => {
     return allowed
   })
   return async () => {
-    const allowed = await Effect.runPromise(program.pipe(Effect.provide(layer)))
+    const allowed = await Effect.runPromise(program.pipe(Effect.provide(peerMemoryLayer)))
     if (allowed === 0) throw new Error("nothing admitted")
   }
 }
@@ -99,7 +101,7 @@ const median = (xs: Array<number>) => {
 const main = async () => {
   const contenders: Array<[string, () => Promise<() => Promise<void>>]> = [
     ["effect-rate-sync `RateLimiter.check` (memory)", ours],
-    ["@effect/experimental RateLimiter (layerStoreMemory)", experimental],
+    [peerName, experimental],
     ["rate-limiter-flexible RateLimiterMemory (async loop)", flexible]
   ]
   const results = new Map<string, Array<number>>()
@@ -120,16 +122,16 @@ const main = async () => {
     return `| ${name} | ${(median(rs) / 1e6).toFixed(2)} M/s | ${(Math.max(...rs) / 1e6).toFixed(2)} M/s | ${(median(rs) / ourMedian).toFixed(2)}× |`
   })
   const body = [
-    `Command: \`npm run bench\` (${DECISIONS.toLocaleString("en")} decisions per round, ${ROUNDS} interleaved rounds, Node ${process.version}, 2 cores).`,
+    `Command: \`npm run bench${(T.major as number) === 4 ? ":effect4" : ""}\` (Effect ${T.major}, ${DECISIONS.toLocaleString("en")} decisions per round, ${ROUNDS} interleaved rounds, Node ${process.version}, 2 cores).`,
     "Workload: token bucket, 10 000 keys round-robin, 1 000/s and burst 1 000 per key (nearly every decision admits and writes state).",
     "",
     "| contender | median | best | vs effect-rate-sync |",
     "|---|---|---|---|",
     ...rows,
     "",
-    `effect-rate-sync / @effect/experimental: **${(ourMedian / expMedian).toFixed(2)}×** (target ≥ 1.4×); effect-rate-sync median **${(ourMedian / 1e6).toFixed(2)} M decisions/s** (target ≥ 1.0 M).`
+    `effect-rate-sync / Effect's own limiter: **${(ourMedian / expMedian).toFixed(2)}×** (target ≥ 1.4×); effect-rate-sync median **${(ourMedian / 1e6).toFixed(2)} M decisions/s** (target ≥ 1.0 M).`
   ].join("\n")
-  await writeSection("memory", body)
+  await writeSection((T.major as number) === 4 ? "memory-effect4" : "memory", body)
   console.log(`\n${body}`)
 }
 

@@ -22,9 +22,9 @@ import { writeSection } from "./report.js"
 // The library is loaded from dist/ (what users run; `npm run bench:redis` builds it first): under tsx
 // every closure on the hot path would be wrapped by esbuild's name-keeping helper, which distorts
 // the figures. Typed by the sources (a dynamic import of a computed path is untyped).
-const root: typeof import("effect-rate-sync") = await import(new globalThis.URL("../../dist/index.js", import.meta.url).href)
+const root: typeof import("effect-rate-sync") = await import(new globalThis.URL("../../packages/effect3/dist/index.js", import.meta.url).href)
 const redisModule: typeof import("effect-rate-sync/redis") = await import(
-  new globalThis.URL("../../dist/redis.js", import.meta.url).href
+  new globalThis.URL("../../packages/effect3/dist/redis.js", import.meta.url).href
 )
 const { RateLimiter, RateLimitStore } = root
 const { RedisStore } = redisModule

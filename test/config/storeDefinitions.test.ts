@@ -186,7 +186,11 @@ describeWhenUp(postgresUp)("store scopes (PostgreSQL)", () => {
         const d = yield* RateLimiter.check("pg", { key: `k${i}` })
         assert.deepStrictEqual([d.allowed, d.failedOpen], [true, false])
       }
-      assert.strictEqual(yield* connectionsOf(application, 1), 1, "replaced stores kept their connections")
+      // Only the newest store's pool is open: at most its one connection. Effect 3's pg pool keeps
+      // that connection idle (exactly 1); Effect 4's sql-pg pool may already have closed it.
+      const held = yield* connectionsOf(application, 1)
+      if ((T.major as number) === 3) assert.strictEqual(held, 1, "replaced stores kept their connections")
+      else assert.isAtMost(held, 1, "replaced stores kept their connections")
       const stores = (yield* RateLimiter.listStores).map((s) => `${s.id}:${s.engine}`).sort()
       assert.deepStrictEqual(stores, ["default:memory", "main:postgres"])
     }).pipe(

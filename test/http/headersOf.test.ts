@@ -2,12 +2,12 @@
  * The exported header helpers (`headersOf`, `setHeaders`): the same headers the middleware
  * sends, for a `Decision` from `RateLimiter.check`. TestClock: frozen, so every number is exact.
  */
-import { HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "#test/vitest"
 import { Effect } from "effect"
 import { type LimiterDefinition, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 import { freshId, limitersOn, rateHeadersOf, webHandler } from "./helpers.js"
+import { HttpServerResponse } from "#fx/http"
 
 const hour = (limit: number): LimiterDefinition.LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
 
@@ -44,7 +44,7 @@ describe("HttpRateLimit.headersOf / setHeaders", () => {
     const id = freshId("api")
     const other = freshId("api")
     return Effect.gen(function*() {
-      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(HttpServerResponse.text("ok")))
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id })(Effect.succeed(HttpServerResponse.text("ok"))))
       for (let i = 0; i < 3; i++) {
         const reply = yield* send("/")
         const decision = yield* RateLimiter.check(other, { key: "k" })

@@ -2,14 +2,16 @@
  * The `onRefused` option: a custom refusal in place of the default 429, with the refusal headers
  * added unless the handler set them. Web handler, TestClock (frozen): every number is exact.
  */
-import { HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "#test/vitest"
 import { Effect, Exit } from "effect"
 import { type LimiterDefinition, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 import { freshId, limitersOn, rateHeadersOf, requestCount, webHandler } from "./helpers.js"
+import { HttpServerResponse } from "#fx/http"
+import { json } from "#test/http"
 
-const ok = HttpServerResponse.text("ok")
+/** The app under the middleware (an effect: a response is no HttpApp on Effect 4). */
+const ok = Effect.succeed(HttpServerResponse.text("ok"))
 const hour = (limit: number): LimiterDefinition.LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
 
 describe("HttpRateLimit onRefused", () => {
@@ -19,7 +21,7 @@ describe("HttpRateLimit onRefused", () => {
     const onRefused: HttpRateLimit.RefusalHandler = (decision, request) =>
       Effect.sync(() => {
         seen.push(`${decision.limiterId} ${decision.allowed} ${decision.remaining} ${request.url}`)
-        return HttpServerResponse.unsafeJson({ error: "slow down", plan: "free" }, { status: 402 })
+        return json({ error: "slow down", plan: "free" }, { status: 402 })
       })
     return Effect.gen(function*() {
       const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, onRefused })(ok))
@@ -58,7 +60,7 @@ describe("HttpRateLimit onRefused", () => {
   it.effect("allowed requests never call it; a non-function is a ConfigError", () => {
     const id = freshId("api")
     let calls = 0
-    const onRefused: HttpRateLimit.RefusalHandler = () => Effect.sync(() => (calls++, ok))
+    const onRefused: HttpRateLimit.RefusalHandler = () => Effect.sync(() => (calls++, HttpServerResponse.text("ok")))
     return Effect.gen(function*() {
       const send = yield* webHandler(HttpRateLimit.middleware({ limiter: id, onRefused })(ok))
       for (let i = 0; i < 3; i++) assert.strictEqual((yield* send("/")).status, 200)

@@ -2,14 +2,15 @@
  * The `timeout` option: a refused request waits for the limiter, bounded, before it is refused.
  * Real clock (a 10/s token bucket, so a retry is ~100 ms): bounds are generous.
  */
-import { HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "#test/vitest"
 import { Duration, Effect, Exit } from "effect"
 import { type LimiterDefinition } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 import { freshId, limitersOn, requestCount, webHandler } from "./helpers.js"
+import { HttpServerResponse } from "#fx/http"
 
-const ok = HttpServerResponse.text("ok")
+/** The app under the middleware (an effect: a response is no HttpApp on Effect 4). */
+const ok = Effect.succeed(HttpServerResponse.text("ok"))
 const tenPerSecond: LimiterDefinition.LimiterDefinition = { algorithm: "token_bucket", ratePerSecond: 10, burst: 1 }
 const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.timed(effect), ([duration, value]) => [Duration.toMillis(duration), value] as const)

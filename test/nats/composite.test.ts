@@ -363,6 +363,29 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         assert.strictEqual((yield* peekOf(store, w)).remaining, 5)
       }))
 
+    it.scoped("sequential latency: an admitted call of two takes, a refused one (a take charged and undone)", () =>
+      Effect.gen(function*() {
+        const store = yield* theStore
+        const l = fresh("latency")
+        // a bucket that refills once in 1000 s: every charge and every undo shows in its remaining
+        const bucket = tb(`${l}-a`, "", { rate: 0.001, burst: 1e6 })
+        const ok = [bucket, fw(`${l}-b`, "", 1e9)]
+        const refused = [bucket, fw(`${l}-c`, "", 0)]
+        yield* store.takeAll(ok)
+        const n = 200
+        const time = (takes: ReadonlyArray<Take>, allowed: boolean) =>
+          Effect.gen(function*() {
+            const start = performance.now()
+            for (let i = 0; i < n; i++) assert.strictEqual((yield* store.takeAll(takes)).allowed, allowed)
+            return (performance.now() - start) / n
+          })
+        const admittedMs = yield* time(ok, true)
+        const refusedMs = yield* time(refused, false)
+        console.log(`NATS takeAll, sequential, ${n} calls each: admitted (2 takes) ${admittedMs.toFixed(3)} ms, refused (1 take undone) ${refusedMs.toFixed(3)} ms per call`)
+        assert.isTrue(admittedMs < 100 && refusedMs < 100)
+        assert.strictEqual((yield* peekOf(store, bucket)).remaining, 1e6 - n - 1, "the admitted calls charged, every refusal undone")
+      }))
+
     it.scoped("120 concurrent composite callers: on every limit the sum charged equals the sum admitted", () =>
       Effect.gen(function*() {
         const store = yield* Effect.map(NatsStore.make({ ...options, timeout: "10 seconds", maxRetries: 10_000 }), (s): Store => {

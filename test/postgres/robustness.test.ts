@@ -145,7 +145,9 @@ describeWhenUp(available)("PostgresStore: overload, isolation levels, window cha
         const fibers = yield* Effect.forEach(
           Array.from({ length: 8 }, (_, i) => i),
           (i) => T.fork(T.result(take(`other${i}`)).pipe(Effect.tap((r) => Queue.offer(settled, r)))),
-          { concurrency: "unbounded" }
+          // forked one after another by this fiber: on Effect 4 fibers forked inside an unbounded
+          // forEach's workers are interrupted when those workers end
+          { concurrency: 1 }
         )
         const refused = yield* Queue.takeN(settled, 5)
         for (const r of refused) {

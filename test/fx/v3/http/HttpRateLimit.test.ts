@@ -26,7 +26,7 @@ import {
   requestCount,
   SECRET_STORE_MESSAGE,
   webHandler
-} from "./helpers.js"
+} from "../../../http/helpers.js"
 
 const ok = HttpServerResponse.text("ok")
 

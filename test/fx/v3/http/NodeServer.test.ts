@@ -11,7 +11,7 @@ import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { createServer, request } from "node:http"
 import { connect } from "node:net"
-import { failingStoreLayer, freshId, limitersOn, rateHeadersOf, requestCount } from "./helpers.js"
+import { failingStoreLayer, freshId, limitersOn, rateHeadersOf, requestCount } from "../../../http/helpers.js"
 import { type LimiterDefinition, type RateLimitStore, RateLimiter } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 
