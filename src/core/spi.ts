@@ -178,10 +178,12 @@ export type RateTake =
  *
  * Waiting: with only token buckets, the call is admitted when the largest wait `D` (over the
  * buckets, each computed as for a single take) is at most the smallest `maxWaitMs`; otherwise
- * refused. The caller proceeds at `now + D` on every bucket, so every bucket books that instant:
- * it stores `next = max(tat, now + D) + cost·T` (for the slowest bucket this is its own GCRA
- * `tat0 + cost·T`; booking a faster bucket at its own, earlier instant would let a later single
- * take share its slot and break the bucket's bound).
+ * refused. The caller proceeds at `now + D` on every bucket, so every bucket should book that
+ * instant: `next = max(tat, now + D) + cost·T`. KNOWN DEFECT (open, issue 12): the memory, Redis
+ * and NATS stores still store each bucket's own `tat0 + cost·T`, so a faster bucket of a reserving
+ * composite call can share its slot with a later single take (found on memory: burst 1 at 1/s,
+ * a composite call waiting 5 s and a single take at 5 s both proceed at 5 s). Calls holding a
+ * window take never reserve and are not affected.
  *
  * @since 0.2.0
  * @category models
