@@ -90,12 +90,12 @@ describe("sliding window", () => {
     assert.deepStrictEqual(written(take(undefined)), { x: NOW + 1000, o: "me", t: [NOW], c: [1] })
   })
 
-  it("this instance's entry of the same instant is merged; entries out of the window are dropped", () => {
+  it("a take of the same instant is an entry of its own (so adjust can name it); entries out of the window are dropped", () => {
     assert.deepStrictEqual(written(take({ x: NOW + 1000, o: "me", t: [NOW], c: [1] })), {
       x: NOW + 1000,
       o: "me",
-      t: [NOW],
-      c: [2]
+      t: [NOW, NOW],
+      c: [1, 1]
     })
     assert.deepStrictEqual(written(take({ x: NOW + 500, o: "me", t: [NOW - 2000, NOW - 500], c: [1, 1] })), {
       x: NOW + 1000,
