@@ -13,6 +13,14 @@
  * NATS KV has no server clock a compare-and-set can use, so decisions read Effect's `Clock`, and
  * `timingMarginMs` absorbs clock skew between processes (see docs/engines/nats.md).
  *
+ * NATS KV has no multi-key transaction either: `takeAll` charges its takes one at a time in a fixed
+ * order (limiter, key, state) and undoes the charged ones (`adjust`, by the same compare-and-set)
+ * when a later one refuses, when the store fails mid-way or when the fiber is interrupted (the
+ * call is uninterruptible but for its reads and pauses, so a write once sent is always followed by
+ * its answer). Between its first write and the undo another caller can see a partial charge: it
+ * may be refused where it would have been admitted, never admitted beyond a limit (see
+ * docs/engines/nats.md, *Composite takes*).
+ *
  * Keys: `<limiter>.<key>.<state>` where `<limiter>` and `<key>` are encoded into the KV key charset
  * (`=` + the text when it is only `[A-Za-z0-9_-]`, else `/` + base64url of its UTF-8): neither
  * encoding produces `.`, each decodes to exactly one string, and no token is empty, so distinct
