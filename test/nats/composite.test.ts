@@ -13,9 +13,15 @@
  */
 import { assert, describe, it, layer } from "#test/vitest"
 import * as Fx from "#fx/core"
-import { Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted } from "effect"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Schedule } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { NatsStore } from "effect-rate-sync/nats"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import * as decide from "../../src/core/nats/decide.js"
 import { parseStored } from "../../src/core/nats/stored.js"
 import * as Composite from "../../src/internal/nats/composite.js"
@@ -87,12 +93,55 @@ const theStore = Effect.map(RateLimitStore.RateLimitStore, (store): Store => {
 })
 
 /** A store on the same bucket whose composite calls run `hook` at each step (see composite.ts). */
-const hooked = (hook: NonNullable<Composite.Steps["hook"]>) =>
+const hooked = (hook: NonNullable<Composite.Steps["hook"]>, opts: NatsStore.NatsStoreOptions = options) =>
   Effect.gen(function*() {
-    const settings = yield* Connection.settingsOf(options)
+    const settings = yield* Connection.settingsOf(opts)
     const bucket = yield* Connection.open(settings)
     return yield* Ops.make(bucket, { hook })
   }).pipe(Effect.orDie)
+
+/**
+ * Stops `server` and returns once the kernel shows it stopped (state `T` in /proc), so that a
+ * request sent afterwards cannot be answered before SIGCONT.
+ */
+const freeze = (server: { readonly pid?: number | undefined; kill: (signal: NodeJS.Signals) => boolean }): void => {
+  server.kill("SIGSTOP")
+  const deadline = Date.now() + 2000
+  while (Date.now() < deadline) {
+    const stat = readFileSync(`/proc/${server.pid ?? 0}/stat`, "utf8")
+    if (/^\d+ \(.*\) [tT] /.test(stat)) return
+  }
+  throw new Error("nats-server did not stop")
+}
+
+/** Two takes, charged in this order (limiter names): a bucket, then a fixed window. */
+const pair = (l: string) => [tb(`${l}-a`, "u", { rate: 0.001, burst: 5 }), fw(`${l}-b`, "", 3)]
+
+/** A nats-server of our own (to freeze with SIGSTOP), on a free port with a temporary store; killed with the scope. */
+const ownServer = Effect.gen(function*() {
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), "rs-nats-"))),
+    (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+  )
+  const server = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: "ignore" })
+      child.on("error", (e) => console.error(`nats-server could not be started: ${e.message}`))
+      return child
+    }),
+    (child) =>
+      Effect.sync(() => {
+        child.kill("SIGCONT")
+        child.kill("SIGKILL")
+      })
+  )
+  yield* Effect.retry(
+    Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
+    Schedule.spaced("50 millis").pipe(T.upTo("5 seconds"))
+  )
+  return { port, server }
+})
 
 const peekOf = (store: Store, t: Take, cost?: number) =>
   store.peek(
@@ -468,7 +517,6 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         }
       })
 
-    const pair = (l: string) => [tb(`${l}-a`, "u", { rate: 0.001, burst: 5 }), fw(`${l}-b`, "", 3)]
 
     it.scoped("interrupted while the first write is in flight: it lands, and is undone", () =>
       interruptedAt({ step: "write", take: 0 }, pair(fresh("int-w0"))))
@@ -517,6 +565,45 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         assert.strictEqual(undoFailures, -1, "the undo failed once and was tried again")
         assert.deepStrictEqual(yield* snapshot(store, takes), before)
       }))
+  })
+
+  describe("a timed-out write", () => {
+    it.scopedLive("a take's write that timed out lands later: the late undo finds its nonce and gives it back", () =>
+      Effect.gen(function*() {
+        const { port, server } = yield* ownServer
+        const frozen = yield* Deferred.make<void>()
+        const l = fresh("late")
+        const takes = pair(l)
+        // the second take's write is sent to a stopped server: it times out, and lands on SIGCONT
+        const store = yield* hooked((e) => {
+          if (e.step !== "write" || e.take !== 1) return undefined
+          return Effect.andThen(Effect.sync(() => freeze(server)), Deferred.succeed(frozen, undefined))
+        }, { url: Redacted.make(`nats://127.0.0.1:${port}`), timeout: "300 millis" })
+        const before = yield* snapshot(store, takes)
+        const call = yield* T.fork(store.takeAll(takes))
+        yield* Deferred.await(frozen)
+        yield* Effect.sleep("400 millis") // past the write's 300 ms timeout
+        server.kill("SIGCONT")
+        const exit = yield* Fiber.await(call)
+        assert.isTrue(Exit.isFailure(exit) && !Fx.isInterruptedOnly(exit.cause), "the first round's timed-out write fails the call")
+        // the late write landed (its key exists) and was given back; the first take was undone
+        const settled = yield* snapshot(store, takes).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (now) => JSON.stringify(now) === JSON.stringify(before) }),
+          Effect.timeoutOption("5 seconds")
+        )
+        assert.isTrue(settled._tag === "Some", `every key back as before: ${JSON.stringify(yield* snapshot(store, takes))}`)
+        const kv = yield* Effect.flatMap(
+          Effect.acquireRelease(
+            Effect.promise(() => connect({ servers: `nats://127.0.0.1:${port}` })),
+            (nc) => Effect.promise(() => nc.close())
+          ),
+          (nc) => Effect.promise(() => new Kvm(nc).open("rate_limits"))
+        )
+        for (const t of takes) {
+          const entry = yield* Effect.promise(() => kv.get(kvKey(t)))
+          assert.isTrue(entry !== null && entry.revision > 0, `${t.limiter}: written`)
+        }
+      }), 30_000)
   })
 
   runCompositeSuite("composite conformance (nats, live clock)", StoreLive, liveTime)
