@@ -136,10 +136,10 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
   const driver: Driver.Driver = {
     sql,
     names,
-    text: pgSql.statements(names, settings.synchronousCommit, settings.lockMs),
+    specs: pgSql.specs(names),
     settings,
     failures,
-    call: yield* Call.make(settings, failures)
+    call: yield* Call.make(sql, settings, failures)
   }
   const initialize = Schema.initialize(driver)
   yield* initialize

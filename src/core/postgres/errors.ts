@@ -8,6 +8,7 @@
  * @internal
  */
 import type { ErrorKind } from "../errorKind.js"
+import { ISOLATION_SQLSTATE } from "./sql.js"
 
 /** A field of a driver error (`SqlError`, pg's `DatabaseError`), which are untyped here. */
 const fieldOf = (u: unknown, field: "message" | "code" | "cause"): unknown =>
@@ -59,9 +60,18 @@ const MISSING_OBJECT = new Set(["42P01", "42883", "3F000"])
 export const isMissingObject = (e: unknown): boolean => MISSING_OBJECT.has(sqlStateOf(e) ?? "")
 
 /**
+ * Whether `e` is a writing function's refusal to run under another isolation than READ COMMITTED
+ * (SQLSTATE `RS001`, raised before it read or wrote anything): the store then sends its writes as
+ * READ COMMITTED transactions of their own and runs the statement again.
+ *
+ * @internal
+ */
+export const isIsolationRefused = (e: unknown): boolean => sqlStateOf(e) === ISOLATION_SQLSTATE
+
+/**
  * SQLSTATEs after which the statement was rolled back and may simply run again: serialization
- * failure and deadlock. The writing statements force READ COMMITTED, so they should not occur;
- * retried (jittered, within `statementTimeout`) all the same.
+ * failure and deadlock. The writing functions run under READ COMMITTED only, so they should not
+ * occur; retried (jittered, within `statementTimeout`) all the same.
  */
 const RETRYABLE = new Set(["40001", "40P01"])
 

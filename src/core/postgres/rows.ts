@@ -27,13 +27,18 @@ export const num = (x: unknown): number => {
   return Number.NaN
 }
 
-/** `[allowed, remaining, reset_after, retry_after, delay]`, as the take and peek functions answer it. @internal */
+/**
+ * `[allowed, remaining, reset_after, retry_after, delay]`, as the take and peek functions answer
+ * it, and a window take's `ref` (column 6: the fixed window's start, the sliding entry's instant;
+ * `undefined` when it charged nothing). @internal
+ */
 export interface DecisionRow {
   readonly allowed: boolean
   readonly remaining: number
   readonly resetAfter: number
   readonly retryAfter: number
   readonly delay: number
+  readonly ref: number | undefined
 }
 
 /** The decision a row holds, `undefined` when a number is missing (an unexpected row). @internal */
@@ -43,5 +48,6 @@ export const decisionRow = (row: Row): DecisionRow | undefined => {
   const retryAfter = num(row[3])
   const delay = num(row[4])
   if ([remaining, resetAfter, retryAfter, delay].some(Number.isNaN)) return undefined
-  return { allowed: row[0] === true, remaining, resetAfter, retryAfter, delay }
+  const ref = row[5] === null || row[5] === undefined ? Number.NaN : num(row[5])
+  return { allowed: row[0] === true, remaining, resetAfter, retryAfter, delay, ref: Number.isNaN(ref) ? undefined : ref }
 }

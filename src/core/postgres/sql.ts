@@ -10,15 +10,22 @@
  * - `cc` (concurrency): `holders` / `expiries`, the leases (holder -> expiry, store ms).
  * Every row has an `expires_at`: the instant from which it can no longer change a decision.
  *
- * Each SPI operation is one statement, `SELECT * FROM <schema>.<table>_<op>(...)`, calling a
- * PL/pgSQL function installed by `initialize`; the writing ones are sent as one simple-protocol
- * message `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = …; SELECT …`
- * (see {@link statements}).
- * A function that writes locks the pair's row first (`SELECT … FOR UPDATE`, creating it with
- * `INSERT … ON CONFLICT DO NOTHING` when absent), then reads the server's clock
- * (`clock_timestamp()`, after the lock so that concurrent callers of one key see increasing
- * times), decides with the math of `algorithm.ts`, and writes only when the request is admitted.
- * Peeks read without locking.
+ * Each SPI operation is one call of a PL/pgSQL function installed by `initialize`,
+ * `SELECT * FROM <schema>.<table>_<op>(…)`, sent as one statement (see {@link FunctionCall}). The
+ * functions carry what used to be the statement's settings: a writing one refuses to run under
+ * another isolation than READ COMMITTED (SQLSTATE {@link ISOLATION_SQLSTATE}: the store then sends
+ * its writes in a READ COMMITTED transaction of their own), bounds its row-lock waits
+ * (`lock_timeout`, the client's statement timeout) and turns `synchronous_commit` off for its own
+ * transaction (`p_async`), all local to the statement's transaction.
+ *
+ * A token-bucket or fixed-window take is one conditional `UPDATE … WHERE <admitted> RETURNING`
+ * (its row lock, its admission check and its write in one row operation), falling back to a plain
+ * read for a refusal and, for a key without a row, to an `INSERT … ON CONFLICT DO NOTHING` of an
+ * empty row before the update runs again. The other
+ * writers lock the pair's row first (`SELECT … FOR UPDATE`, creating it when absent), then read the
+ * server's clock (`clock_timestamp()`, after the lock so that concurrent callers of one key see
+ * increasing times), decide with the math of `algorithm.ts`, and write only when the request is
+ * admitted. Peeks read without locking.
  *
  * Identifiers are validated by the caller (`[A-Za-z_][A-Za-z0-9_]*`) and always double-quoted.
  *
@@ -50,7 +57,8 @@ export const FUNCTIONS = [
   "cc_acquire",
   "cc_renew",
   "cc_release",
-  "cc_peek"
+  "cc_peek",
+  "reset"
 ] as const
 
 /** @internal */
@@ -88,6 +96,104 @@ export const names = (schemaName: string, tableName: string): Names => ({
 })
 
 /**
+ * The SQLSTATE a writing function raises when its transaction is not READ COMMITTED (a database,
+ * role or session default of REPEATABLE READ or SERIALIZABLE): class `RS`, not PostgreSQL's, so it
+ * can mean nothing else. Raised before anything is read or written; the store then runs its
+ * writes in an explicit READ COMMITTED transaction (see `#fx/sql` `callFunction`).
+ *
+ * @internal
+ */
+export const ISOLATION_SQLSTATE = "RS001"
+
+// ---------------------------------------------------------------------------------------------
+// the functions' signatures
+
+/** The SQL type of a function argument, as the statements cast their parameters. @internal */
+export type ArgType = "text" | "float8" | "int" | "boolean"
+
+/**
+ * A store function: its name, its arguments (names and types, in order), the statement that
+ * calls it with parameters (`SELECT * FROM <fn>($1::text, …)`, prepared once per connection on
+ * Effect 4) and its signature (`to_regprocedure`).
+ *
+ * @internal
+ */
+export interface FunctionSpec {
+  readonly name: FunctionName
+  readonly args: ReadonlyArray<readonly [string, ArgType]>
+  readonly types: ReadonlyArray<ArgType>
+  /** The function's quoted name, `"schema"."table_<name>"`. */
+  readonly fn: string
+  readonly prepared: string
+  readonly signature: string
+  /** The function writes (it runs the isolation check and takes `p_lock_ms` / `p_async`). */
+  readonly writes: boolean
+}
+
+const LIMITER_KEY: ReadonlyArray<readonly [string, ArgType]> = [["p_limiter", "text"], ["p_key", "text"]]
+const WRITE_TAIL: ReadonlyArray<readonly [string, ArgType]> = [["p_lock_ms", "int"], ["p_async", "boolean"]]
+
+/** The arguments of each function, in order. */
+const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
+  tb_take: [
+    ...LIMITER_KEY,
+    ["p_interval", "float8"],
+    ["p_burst", "float8"],
+    ["p_cost", "float8"],
+    ["p_max_wait", "float8"],
+    ...WRITE_TAIL
+  ],
+  tb_peek: [...LIMITER_KEY, ["p_interval", "float8"], ["p_burst", "float8"], ["p_cost", "float8"]],
+  sw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
+  sw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
+  fw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
+  fw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
+  cc_acquire: [...LIMITER_KEY, ["p_holder", "text"], ["p_limit", "float8"], ["p_lease", "float8"], ...WRITE_TAIL],
+  cc_renew: [...LIMITER_KEY, ["p_holder", "text"], ["p_lease", "float8"], ...WRITE_TAIL],
+  cc_release: [...LIMITER_KEY, ["p_holder", "text"], ...WRITE_TAIL],
+  cc_peek: [...LIMITER_KEY, ["p_limit", "float8"]],
+  reset: [...LIMITER_KEY, ...WRITE_TAIL]
+}
+
+/** @internal */
+export type Specs = Readonly<Record<FunctionName, FunctionSpec>>
+
+const specOf = (n: Names, name: FunctionName): FunctionSpec => {
+  const args = ARGS[name]
+  const fn = n.fn(name)
+  const types = args.map(([, type]) => type)
+  return {
+    name,
+    args,
+    types,
+    fn,
+    prepared: `SELECT * FROM ${fn}(${types.map((type, i) => `$${i + 1}::${type}`).join(", ")})`,
+    signature: `${fn}(${types.join(", ")})`,
+    writes: args.some(([arg]) => arg === "p_async")
+  }
+}
+
+/** The functions of the store on `n`. @internal */
+export const specs = (n: Names): Specs => ({
+  tb_take: specOf(n, "tb_take"),
+  tb_peek: specOf(n, "tb_peek"),
+  sw_take: specOf(n, "sw_take"),
+  sw_peek: specOf(n, "sw_peek"),
+  fw_take: specOf(n, "fw_take"),
+  fw_peek: specOf(n, "fw_peek"),
+  cc_acquire: specOf(n, "cc_acquire"),
+  cc_renew: specOf(n, "cc_renew"),
+  cc_release: specOf(n, "cc_release"),
+  cc_peek: specOf(n, "cc_peek"),
+  reset: specOf(n, "reset")
+})
+
+const argList = (spec: FunctionSpec) => spec.args.map(([name, type]) => `${name} ${type}`).join(", ")
+
+// ---------------------------------------------------------------------------------------------
+// the functions
+
+/**
  * Admission tolerance (ms). Store instants are epoch milliseconds (~1.8e12) in `float8`, whose
  * resolution there is ~2.4e-4 ms, so a stored TAT carries that much rounding: a request that is
  * mathematically admissible is admitted when its wait is at most one microsecond.
@@ -96,17 +202,36 @@ const EPS = "0.001"
 /** Tolerance when flooring a ratio that should be whole (float noise of stored instants). */
 const RATIO_EPS = "0.000001"
 
+/** The server's clock, epoch ms. Each occurrence reads it again (`clock_timestamp()` is volatile). */
 const NOW = "extract(epoch from clock_timestamp())::float8 * 1000"
 
 /**
- * Locks the row of `(p_limiter, p_key, kind)` (`kind` is a SQL expression: `'tb'`, `v_kind`),
+ * The first statements of a writing function: it refuses another isolation than READ COMMITTED
+ * (under REPEATABLE READ or SERIALIZABLE, `SELECT … FOR UPDATE` or `UPDATE` of a row another
+ * decision updated after the snapshot fails with SQLSTATE 40001 instead of waiting for it; the
+ * store then sends its writes as READ COMMITTED transactions of their own), bounds its row-lock
+ * waits on the server (`p_lock_ms`, the client's statement timeout: a caller that gave up does not
+ * leave a statement queued behind a stuck lock holder) and, with `p_async`, does not wait for the
+ * WAL flush when its transaction commits. Both settings are `set_config(…, true)`, local to the
+ * statement's transaction; a function-level `SET synchronous_commit` clause would not do: it is
+ * undone when the function returns, before the commit that reads it.
+ */
+const ENTER = `
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '${ISOLATION_SQLSTATE}',
+      MESSAGE = 'effect-rate-sync: a writing function runs under READ COMMITTED, not ' || current_setting('transaction_isolation');
+  END IF;
+  PERFORM set_config('lock_timeout', p_lock_ms::text, true),
+    CASE WHEN p_async THEN set_config('synchronous_commit', 'off', true) END;`
+
+/**
+ * Locks the row of `(p_limiter, p_key, kind)` (`kind` is a SQL expression: `'sw'`, `v_kind`),
  * creating an empty one when absent, and reads `cols` into `vars` (NULL for a new row).
  * Concurrent creators serialize on the primary key: the loser's `INSERT … DO NOTHING` waits for
  * the winner, then its `SELECT … FOR UPDATE` (a fresh snapshot per statement, READ COMMITTED)
- * sees the committed row. A row removed in between (by the cleanup)
- * makes the loop try again.
+ * sees the committed row. A row removed in between (by the cleanup) makes the loop try again.
  */
-const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `${LOCK_TIMEOUT}
+const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `
   FOR attempt IN 1..10 LOOP
     SELECT ${cols} INTO ${vars} FROM ${n.table} s
       WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = ${kind} FOR UPDATE;
@@ -118,26 +243,22 @@ const lockOrCreate = (n: Names, kind: string, cols: string, vars: string) => `${
   END LOOP;
   now_ms := ${NOW};`
 
-/**
- * Bounds the row-lock wait on the server too (`p_lock_ms`, the client's statement timeout), local
- * to the statement's transaction: a caller that gave up does not leave a statement queued behind a
- * stuck lock holder.
- */
-const LOCK_TIMEOUT = `
-  PERFORM set_config('lock_timeout', p_lock_ms::text, true);`
-
 /** `kind` is a SQL expression (`'tb'`, `v_kind`). */
 const WHERE = (kind: string) => `limiter = p_limiter AND key = p_key AND kind = ${kind}`
+/** The same on the alias `s`. */
+const WHERE_S = (kind: string) => `s.limiter = p_limiter AND s.key = p_key AND s.kind = ${kind}`
 
 const DECISION_OUT =
   "OUT allowed boolean, OUT remaining float8, OUT reset_after float8, OUT retry_after float8, OUT delay float8"
+/** A window take's decision, with `ref`: what it charged (the fixed window's start, the sliding entry's instant). */
+const WINDOW_OUT = `${DECISION_OUT}, OUT ref float8`
 
-const fn = (name: string, args: string, returns: string, declare: string, body: string) => `
-CREATE OR REPLACE FUNCTION ${name}(${args}) ${returns} LANGUAGE plpgsql VOLATILE AS $fn$
+const fn = (spec: FunctionSpec, out: string, returns: string, declare: string, body: string) => `
+CREATE OR REPLACE FUNCTION ${spec.fn}(${argList(spec)}${out === "" ? "" : `, ${out}`}) ${returns} LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
   now_ms float8;
 ${declare}
-BEGIN
+BEGIN${spec.writes ? ENTER : ""}
 ${body}
 END
 $fn$;`
@@ -145,68 +266,91 @@ $fn$;`
 const tbRemaining = (d: string) =>
   `least(greatest(floor(p_burst - ${d} / p_interval + ${RATIO_EPS}), 0), floor(p_burst))`
 
-const tbTake = (n: Names) =>
+const VALID_INTERVAL = "p_interval > 0 AND p_interval < 'Infinity'::float8"
+
+/**
+ * GCRA (`algorithm.ts`): with `d = max(tat − now, 0)`, admit when `d + (cost − burst)·T` is at
+ * most the tolerance or `p_max_wait` (a reservation), storing `max(tat, now) + cost·T`. One
+ * conditional `UPDATE` decides and writes on the locked row, the clock read in its expressions (so
+ * after the lock: callers of one key are stamped in the order they are served); it answers
+ * `d' = tat' − now` of the new state. No row updated: a plain read of the row for the refusal,
+ * or, when there is no row, an empty one is created (`INSERT … ON CONFLICT DO NOTHING`: a
+ * concurrent creator wins) and the update runs again (so the first take of a key is an `UPDATE`
+ * too, as every later one: a trigger on the table sees every take).
+ */
+const tbTake = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("tb_take"),
-    `p_limiter text, p_key text, p_interval float8, p_burst float8, p_cost float8, p_max_wait float8, p_lock_ms int, ${DECISION_OUT}`,
+    spec,
+    DECISION_OUT,
     "",
     `  v_tat float8;
-  d float8;
-  nxt float8;
-  wait float8;`,
-    `${lockOrCreate(n, "'tb'", "s.tat", "v_tat")}
-  -- d = tat0 - now >= 0; relative quantities keep the float noise at the scale of d
-  d := greatest(coalesce(v_tat - now_ms, 0), 0);
-  delay := 0;
-  IF NOT (p_cost <= p_burst) OR NOT (p_interval > 0 AND p_interval < 'Infinity'::float8) THEN
-    allowed := false;
-    remaining := CASE WHEN p_interval > 0 AND p_interval < 'Infinity'::float8 THEN ${tbRemaining("d")} ELSE 0 END;
-    reset_after := d;
-    retry_after := 'Infinity'::float8;
-    RETURN;
-  END IF;
-  nxt := d + p_cost * p_interval;
-  wait := nxt - p_burst * p_interval;
-  IF wait <= ${EPS} OR wait <= p_max_wait THEN
-    UPDATE ${n.table} SET tat = now_ms + nxt, expires_at = to_timestamp((now_ms + nxt) / 1000)
-      WHERE ${WHERE("'tb'")};
-    allowed := true;
-    IF wait <= ${EPS} THEN
-      remaining := ${tbRemaining("nxt")};
-    ELSE
-      remaining := 0;
-      delay := wait;
-    END IF;
-    reset_after := nxt;
-    retry_after := 0;
+  d float8;`,
+    `  IF p_cost <= p_burst AND ${VALID_INTERVAL} THEN
+    FOR attempt IN 1..10 LOOP
+      UPDATE ${n.table} s SET tat = greatest(s.tat, ${NOW}) + p_cost * p_interval,
+          expires_at = to_timestamp((greatest(s.tat, ${NOW}) + p_cost * p_interval) / 1000)
+        WHERE ${WHERE_S("'tb'")}
+          AND greatest(coalesce(s.tat - ${NOW}, 0), 0) + (p_cost - p_burst) * p_interval <= greatest(${EPS}, p_max_wait)
+        RETURNING s.tat - ${NOW} INTO d;
+      IF NOT FOUND THEN
+        SELECT s.tat INTO v_tat FROM ${n.table} s WHERE ${WHERE_S("'tb'")};
+        EXIT WHEN FOUND;
+        INSERT INTO ${n.table} (limiter, key, kind, expires_at)
+          VALUES (p_limiter, p_key, 'tb', clock_timestamp()) ON CONFLICT DO NOTHING;
+      ELSE
+        d := greatest(d, 0);
+        allowed := true;
+        retry_after := 0;
+        reset_after := d;
+        delay := d - p_burst * p_interval;
+        IF delay <= ${EPS} THEN
+          delay := 0;
+          remaining := ${tbRemaining("d")};
+        ELSE
+          remaining := 0;
+        END IF;
+        RETURN;
+      END IF;
+      IF attempt = 10 THEN RAISE EXCEPTION 'could not update the state row'; END IF;
+    END LOOP;
   ELSE
-    allowed := false;
+    SELECT s.tat INTO v_tat FROM ${n.table} s WHERE ${WHERE_S("'tb'")};
+  END IF;
+  -- refused: the state as read now (a refusal writes nothing)
+  now_ms := ${NOW};
+  d := greatest(coalesce(v_tat - now_ms, 0), 0);
+  allowed := false;
+  delay := 0;
+  reset_after := d;
+  IF ${VALID_INTERVAL} THEN
     remaining := ${tbRemaining("d")};
-    reset_after := d;
-    retry_after := wait;
+    retry_after := CASE WHEN p_cost <= p_burst THEN d + (p_cost - p_burst) * p_interval ELSE 'Infinity'::float8 END;
+  ELSE
+    remaining := 0;
+    retry_after := 'Infinity'::float8;
   END IF;`
   )
 
-const tbPeek = (n: Names) =>
+const tbPeek = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("tb_peek"),
-    `p_limiter text, p_key text, p_interval float8, p_burst float8, ${DECISION_OUT}`,
+    spec,
+    DECISION_OUT,
     "",
     `  v_tat float8;
   d float8;
   wait float8;`,
-    `  SELECT s.tat INTO v_tat FROM ${n.table} s WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'tb';
+    `  SELECT s.tat INTO v_tat FROM ${n.table} s WHERE ${WHERE_S("'tb'")};
   now_ms := ${NOW};
   d := greatest(coalesce(v_tat - now_ms, 0), 0);
   delay := 0;
   reset_after := d;
-  IF NOT (1 <= p_burst) OR NOT (p_interval > 0 AND p_interval < 'Infinity'::float8) THEN
+  IF NOT (p_cost <= p_burst) OR NOT (${VALID_INTERVAL}) THEN
     allowed := false;
-    remaining := 0;
+    remaining := CASE WHEN ${VALID_INTERVAL} THEN ${tbRemaining("d")} ELSE 0 END;
     retry_after := 'Infinity'::float8;
     RETURN;
   END IF;
-  wait := d + p_interval - p_burst * p_interval;
+  wait := d + (p_cost - p_burst) * p_interval;
   allowed := wait <= ${EPS};
   remaining := ${tbRemaining("d")};
   retry_after := CASE WHEN allowed THEN 0 ELSE wait END;`
@@ -247,6 +391,7 @@ const swDeclare = `  v_times float8[];
   keep float8;
   new_keep float8;
   new_until float8;
+  v_at float8;
   n int;
   i int;
   k int;
@@ -278,10 +423,16 @@ const swKeep = `
   k := 1;
   WHILE k <= n AND v_times[k] + keep <= now_ms LOOP k := k + 1; END LOOP;`
 
-const swTake = (n: Names) =>
+/**
+ * Each admitted take is an entry of its own, stamped with its instant, which is its `ref` (what
+ * `adjust` names): an instant no later than the newest entry's (two takes within one microsecond)
+ * is moved just past it (the next `float8`: a later stamp counts a fraction of a microsecond
+ * longer, never shorter), so the stamps stay sorted and distinct.
+ */
+const swTake = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("sw_take"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
+    spec,
+    WINDOW_OUT,
     "",
     swDeclare,
     `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms, s.win_until", "v_times, v_costs, v_keep, v_until")}
@@ -300,18 +451,15 @@ ${swScan("k")}
       v_times := v_times[k:n];
       v_costs := v_costs[k:n];
       n := cardinality(v_times);
-      IF n > 0 AND v_times[n] >= now_ms THEN
-        -- same instant: merge into the newest entry
-        v_costs[n] := v_costs[n] + p_cost;
-      ELSE
-        v_times := v_times || now_ms;
-        v_costs := v_costs || p_cost;
-        n := n + 1;
-      END IF;
+      v_at := CASE WHEN n > 0 AND v_times[n] >= now_ms THEN v_times[n] * 1.0000000000000002 ELSE now_ms END;
+      v_times := v_times || v_at;
+      v_costs := v_costs || p_cost;
+      n := n + 1;
       UPDATE ${n.table} SET times = v_times, costs = v_costs, win_ms = new_keep, win_until = new_until,
-        expires_at = to_timestamp((v_times[n] + keep) / 1000)
+        expires_at = to_timestamp((v_at + keep) / 1000)
         WHERE ${WHERE("'sw'")};
-      reset_after := v_times[n] + p_window - now_ms;
+      reset_after := v_at + p_window - now_ms;
+      ref := v_at;
     END IF;
     allowed := true;
     remaining := least(greatest(floor(p_limit - total - p_cost), 0), p_limit);
@@ -323,36 +471,27 @@ ${swRetry("p_cost")}
   END IF;`
   )
 
-const swPeek = (n: Names) =>
+const swPeek = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("sw_peek"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, ${DECISION_OUT}`,
+    spec,
+    DECISION_OUT,
     "",
     swDeclare,
-    `  SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s
-    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'sw';
+    `  SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s WHERE ${WHERE_S("'sw'")};
   now_ms := ${NOW};
 ${swLoad}
 ${swScan("1")}
   delay := 0;
-  allowed := total + 1 <= p_limit;
+  allowed := total + p_cost <= p_limit;
   remaining := least(greatest(floor(p_limit - total), 0), p_limit);
   IF allowed THEN
     retry_after := 0;
-  ELSIF NOT (1 <= p_limit) THEN
+  ELSIF NOT (p_cost <= p_limit) THEN
     retry_after := 'Infinity'::float8;
   ELSE
-${swRetry("1")}
+${swRetry("p_cost")}
   END IF;`
   )
-
-/** The current aligned window (guarded against the float rounding `floor(x / w) * w > x`). */
-const fwWindow = `
-  w_start := floor(now_ms / p_window) * p_window;
-  IF w_start > now_ms THEN w_start := w_start - p_window; END IF;
-  cnt := CASE WHEN v_start = w_start AND v_win = p_window THEN coalesce(v_count, 0) ELSE 0 END;
-  reset_after := w_start + p_window - now_ms;
-  delay := 0;`
 
 /**
  * The row kind of a fixed window: `fw:<length ms>` (`fw:x<hex of the float8>` for a length that is
@@ -362,6 +501,11 @@ const fwKind = `
   v_kind := 'fw:' || CASE WHEN p_window = trunc(p_window) AND abs(p_window) < 1e15
     THEN trunc(p_window)::bigint::text ELSE 'x' || encode(float8send(p_window), 'hex') END;`
 
+/** The aligned window of `now_ms` (guarded against the float rounding `floor(x / w) * w > x`). */
+const fwAlign = `
+  w_start := floor(now_ms / p_window) * p_window;
+  IF w_start > now_ms THEN w_start := w_start - p_window; END IF;`
+
 const fwDeclare = `  v_kind text;
   v_start float8;
   v_win float8;
@@ -369,43 +513,79 @@ const fwDeclare = `  v_kind text;
   w_start float8;
   cnt float8;`
 
-const fwTake = (n: Names) =>
+/** The row's window as the decision sees it: its own when it is this one or a later one (see `fwTake`). */
+const fwCurrent = (start: string, win: string) => `${win} = p_window AND ${start} >= w_start`
+const fwCount = (start: string, win: string, count: string) =>
+  `CASE WHEN ${fwCurrent(start, win)} THEN coalesce(${count}, 0) ELSE 0 END`
+const fwStart = (start: string, win: string) => `CASE WHEN ${win} = p_window AND ${start} > w_start THEN ${start} ELSE w_start END`
+
+/**
+ * One counter per aligned window: admit when `count + cost ≤ limit`, as one conditional `UPDATE`.
+ * The window is the one of the clock read before the row lock (the alignment needs one reading);
+ * a row already counting a later window (written by a caller that read the clock later but was
+ * served first) is counted in that later window, so a window never goes back. `ref` is the
+ * window's start.
+ */
+const fwTake = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("fw_take"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, p_cost float8, p_lock_ms int, ${DECISION_OUT}`,
+    spec,
+    WINDOW_OUT,
     "",
     fwDeclare,
     `${fwKind}
-${lockOrCreate(n, "v_kind", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
-${fwWindow}
-  IF cnt + p_cost <= p_limit THEN
-    UPDATE ${n.table} SET win_start = w_start, win_ms = p_window, win_count = cnt + p_cost,
-      expires_at = to_timestamp((w_start + p_window) / 1000)
-      WHERE ${WHERE("v_kind")};
-    allowed := true;
-    remaining := least(greatest(floor(p_limit - cnt - p_cost), 0), p_limit);
-    retry_after := 0;
+  now_ms := ${NOW};
+${fwAlign}
+  delay := 0;
+  IF p_cost <= p_limit THEN
+    FOR attempt IN 1..10 LOOP
+      UPDATE ${n.table} s SET win_count = ${fwCount("s.win_start", "s.win_ms", "s.win_count")} + p_cost,
+          win_start = ${fwStart("s.win_start", "s.win_ms")},
+          win_ms = p_window,
+          expires_at = to_timestamp((${fwStart("s.win_start", "s.win_ms")} + p_window) / 1000)
+        WHERE ${WHERE_S("v_kind")} AND ${fwCount("s.win_start", "s.win_ms", "s.win_count")} + p_cost <= p_limit
+        RETURNING s.win_count, s.win_start INTO cnt, v_start;
+      IF NOT FOUND THEN
+        SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s WHERE ${WHERE_S("v_kind")};
+        EXIT WHEN FOUND;
+        INSERT INTO ${n.table} (limiter, key, kind, expires_at)
+          VALUES (p_limiter, p_key, v_kind, clock_timestamp()) ON CONFLICT DO NOTHING;
+      ELSE
+        allowed := true;
+        remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
+        reset_after := greatest(v_start + p_window - ${NOW}, 0);
+        retry_after := 0;
+        ref := v_start;
+        RETURN;
+      END IF;
+      IF attempt = 10 THEN RAISE EXCEPTION 'could not update the state row'; END IF;
+    END LOOP;
   ELSE
-    allowed := false;
-    remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
-    retry_after := CASE WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;
-  END IF;`
+    SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s WHERE ${WHERE_S("v_kind")};
+  END IF;
+  -- refused: the state as read (a refusal writes nothing)
+  cnt := ${fwCount("v_start", "v_win", "v_count")};
+  allowed := false;
+  remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
+  reset_after := greatest(${fwStart("v_start", "v_win")} + p_window - ${NOW}, 0);
+  retry_after := CASE WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
   )
 
-const fwPeek = (n: Names) =>
+const fwPeek = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("fw_peek"),
-    `p_limiter text, p_key text, p_limit float8, p_window float8, ${DECISION_OUT}`,
+    spec,
+    DECISION_OUT,
     "",
     fwDeclare,
     `${fwKind}
-  SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s
-    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = v_kind;
+  SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s WHERE ${WHERE_S("v_kind")};
   now_ms := ${NOW};
-${fwWindow}
-  allowed := cnt + 1 <= p_limit;
+${fwAlign}
+  cnt := ${fwCount("v_start", "v_win", "v_count")};
+  reset_after := greatest(${fwStart("v_start", "v_win")} + p_window - now_ms, 0);
+  delay := 0;
+  allowed := cnt + p_cost <= p_limit;
   remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
-  retry_after := CASE WHEN allowed THEN 0 WHEN 1 <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
+  retry_after := CASE WHEN allowed THEN 0 WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
   )
 
 const ccDeclare = `  v_holders text[];
@@ -436,10 +616,10 @@ const ccWrite = (n: Names) => `
       WHERE ${WHERE("'cc'")};
   END IF;`
 
-const ccAcquire = (n: Names) =>
+const ccAcquire = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("cc_acquire"),
-    "p_limiter text, p_key text, p_holder text, p_limit float8, p_lease float8, p_lock_ms int, OUT acquired boolean, OUT active int, OUT retry_after float8",
+    spec,
+    "OUT acquired boolean, OUT active int, OUT retry_after float8",
     "",
     ccDeclare,
     `${lockOrCreate(n, "'cc'", "s.holders, s.expiries", "v_holders, v_exps")}
@@ -463,17 +643,17 @@ ${ccWrite(n)}
   )
 
 /** Locks the existing lease row (never creates one): renew and release. */
-const ccLockExisting = (n: Names) => `${LOCK_TIMEOUT}
+const ccLockExisting = (n: Names) => `
   SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
-    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'cc' FOR UPDATE;
+    WHERE ${WHERE_S("'cc'")} FOR UPDATE;
   now_ms := ${NOW};
   pos := array_position(v_holders, p_holder);
   IF pos IS NULL THEN RETURN false; END IF;`
 
-const ccRenew = (n: Names) =>
+const ccRenew = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("cc_renew"),
-    "p_limiter text, p_key text, p_holder text, p_lease float8, p_lock_ms int",
+    spec,
+    "",
     "RETURNS boolean",
     `${ccDeclare}
   was float8;`,
@@ -486,10 +666,10 @@ ${ccWrite(n)}
   RETURN was > now_ms;`
   )
 
-const ccRelease = (n: Names) =>
+const ccRelease = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("cc_release"),
-    "p_limiter text, p_key text, p_holder text, p_lock_ms int",
+    spec,
+    "",
     "RETURNS boolean",
     `${ccDeclare}
   was float8;`,
@@ -501,14 +681,13 @@ ${ccWrite(n)}
   RETURN was > now_ms;`
   )
 
-const ccPeek = (n: Names) =>
+const ccPeek = (n: Names, spec: FunctionSpec) =>
   fn(
-    n.fn("cc_peek"),
-    `p_limiter text, p_key text, p_limit float8, ${DECISION_OUT}`,
+    spec,
+    DECISION_OUT,
     "",
     ccDeclare,
-    `  SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
-    WHERE s.limiter = p_limiter AND s.key = p_key AND s.kind = 'cc';
+    `  SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s WHERE ${WHERE_S("'cc'")};
   now_ms := ${NOW};
 ${ccLive}
   allowed := cardinality(h) < p_limit;
@@ -517,6 +696,42 @@ ${ccLive}
   retry_after := CASE WHEN allowed THEN 0 WHEN earliest IS NULL THEN 'Infinity'::float8 ELSE earliest - now_ms END;
   delay := 0;`
   )
+
+/**
+ * `reset(limiter, key)` (`p_key` NULL: every key of the limiter): a range of the primary key, so
+ * resetting `"a"` never touches `"a:b"`; answers the rows deleted.
+ */
+const reset = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    "",
+    "RETURNS bigint",
+    "  deleted bigint;",
+    `  IF p_key IS NULL THEN
+    DELETE FROM ${n.table} WHERE limiter = p_limiter;
+  ELSE
+    DELETE FROM ${n.table} WHERE limiter = p_limiter AND key = p_key;
+  END IF;
+  GET DIAGNOSTICS deleted = ROW_COUNT;
+  RETURN deleted;`
+  )
+
+const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
+  tb_take: tbTake,
+  tb_peek: tbPeek,
+  sw_take: swTake,
+  sw_peek: swPeek,
+  fw_take: fwTake,
+  fw_peek: fwPeek,
+  cc_acquire: ccAcquire,
+  cc_renew: ccRenew,
+  cc_release: ccRelease,
+  cc_peek: ccPeek,
+  reset
+}
+
+// ---------------------------------------------------------------------------------------------
+// installation
 
 /**
  * The table. `fillfactor` leaves room on each page so that the update of a hot key is a HOT
@@ -554,12 +769,35 @@ export const addColumns = (n: Names): string => `
 ALTER TABLE ${n.table} ADD COLUMN IF NOT EXISTS win_until float8;`
 
 /**
- * Every function, `CREATE OR REPLACE`.
+ * Every function, `CREATE OR REPLACE`. A function whose arguments changed since a previous version
+ * is a new overload of the same name: the previous one stays, so processes of that version keep
+ * working during a rolling upgrade (see {@link previousSignatures}).
  *
  * @internal
  */
-export const createFunctions = (n: Names): string =>
-  [tbTake, tbPeek, swTake, swPeek, fwTake, fwPeek, ccAcquire, ccRenew, ccRelease, ccPeek].map((f) => f(n)).join("\n")
+export const createFunctions = (n: Names): string => {
+  const all = specs(n)
+  return FUNCTIONS.map((name) => BODIES[name](n, all[name])).join("\n")
+}
+
+/**
+ * The signatures of the functions of the previous version, left installed for its processes (the
+ * new ones are overloads): `PostgresStore.ddl` lists how to drop them once no process of that
+ * version runs.
+ *
+ * @internal
+ */
+export const previousSignatures = (n: Names): ReadonlyArray<string> => [
+  `${n.fn("tb_take")}(text, text, float8, float8, float8, float8, int)`,
+  `${n.fn("tb_peek")}(text, text, float8, float8)`,
+  `${n.fn("sw_take")}(text, text, float8, float8, float8, int)`,
+  `${n.fn("sw_peek")}(text, text, float8, float8)`,
+  `${n.fn("fw_take")}(text, text, float8, float8, float8, int)`,
+  `${n.fn("fw_peek")}(text, text, float8, float8)`,
+  `${n.fn("cc_acquire")}(text, text, text, float8, float8, int)`,
+  `${n.fn("cc_renew")}(text, text, text, float8, int)`,
+  `${n.fn("cc_release")}(text, text, text, int)`
+]
 
 const lockStatement = (n: Names) =>
   `SELECT pg_advisory_xact_lock(hashtext(${literal(`effect-rate-sync:${n.rawSchema}.${n.rawTable}`)}));`
@@ -583,23 +821,33 @@ export const version = (n: Names): string =>
   }`
 
 /**
- * The whole installation script, for a DBA (`PostgresStore.ddl`).
+ * The whole installation script, for a DBA (`PostgresStore.ddl`), with, as comments, how to drop
+ * the previous version's functions once no process of that version runs.
  *
  * @internal
  */
 export const install = (n: Names, unlogged: boolean): string =>
   `${lockStatement(n)}
 ${objects(n, unlogged)}
-COMMENT ON TABLE ${n.table} IS ${literal(version(n))};`
+COMMENT ON TABLE ${n.table} IS ${literal(version(n))};
+-- Functions of the previous version (effect-rate-sync 0.1), kept for its processes during an
+-- upgrade; once none runs:
+${previousSignatures(n).map((s) => `-- DROP FUNCTION IF EXISTS ${s};`).join("\n")}`
+
+/** A condition true when one of the store's functions (of this version's signatures) is missing. */
+const anyFunctionMissing = (n: Names) => {
+  const all = specs(n)
+  return FUNCTIONS.map((name) => `to_regprocedure(${literal(all[name].signature)}) IS NULL`).join("\n    OR ")
+}
 
 /**
- * What `initialize` runs with `autoCreate`: several statements sent as one simple query, which
- * PostgreSQL runs as one implicit transaction (rolled back whole on error, so no connection is
- * ever left in an aborted transaction), serialized between processes by an advisory lock
- * (concurrent `CREATE TABLE IF NOT EXISTS` / `CREATE OR REPLACE FUNCTION` can otherwise fail on
- * the catalogs' unique indexes). The objects are (re)created only when the table, a function, or
- * the version comment is missing or different, so restarts write nothing to the catalogs and a
- * role that does not own the objects can start once they are installed.
+ * What `initialize` runs with `autoCreate`: several statements run as one transaction (one
+ * simple-protocol message on Effect 3; rolled back whole on error, so no connection is ever left
+ * in an aborted transaction), serialized between processes by an advisory lock (concurrent
+ * `CREATE TABLE IF NOT EXISTS` / `CREATE OR REPLACE FUNCTION` can otherwise fail on the catalogs'
+ * unique indexes). The objects are (re)created only when the table, a function (of this
+ * version's signature), or the version comment is missing or different, so restarts write nothing
+ * to the catalogs and a role that does not own the objects can start once they are installed.
  *
  * @internal
  */
@@ -609,9 +857,7 @@ DO $rs_install$
 BEGIN
   IF to_regclass(${literal(n.table)}) IS NULL
     OR obj_description(to_regclass(${literal(n.table)}), 'pg_class') IS DISTINCT FROM ${literal(version(n))}
-    OR (SELECT count(*) FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace
-        WHERE ns.nspname = ${literal(n.rawSchema)}
-          AND p.proname IN (${FUNCTIONS.map((f) => literal(`${n.rawTable}_${f}`)).join(", ")})) < ${FUNCTIONS.length}
+    OR ${anyFunctionMissing(n)}
   THEN
     EXECUTE $rs_ddl$${objects(n, unlogged)}$rs_ddl$;
     EXECUTE $rs_ddl$COMMENT ON TABLE ${n.table} IS ${literal(version(n))}$rs_ddl$;
@@ -628,19 +874,21 @@ const literal = (s: string) => `'${s.replace(/'/g, "''")}'`
  * @internal
  */
 export const missingObjects = (n: Names): string => {
+  const all = specs(n)
   const checks = [
     `SELECT 'table ' || ${literal(n.table)} WHERE to_regclass(${literal(n.table)}) IS NULL`,
     `SELECT 'the version comment ' || ${literal(version(n))} || ' of the table (outdated functions)'
       WHERE obj_description(to_regclass(${literal(n.table)}), 'pg_class') IS DISTINCT FROM ${literal(version(n))}
         AND to_regclass(${literal(n.table)}) IS NOT NULL`,
     ...FUNCTIONS.map((f) =>
-      `SELECT 'function ' || ${literal(n.fn(f))} WHERE NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace WHERE ns.nspname = ${
-        literal(n.rawSchema)
-      } AND p.proname = ${literal(`${n.rawTable}_${f}`)})`
+      `SELECT 'function ' || ${literal(all[f].signature)} WHERE to_regprocedure(${literal(all[f].signature)}) IS NULL`
     )
   ]
   return checks.join("\nUNION ALL\n")
 }
+
+// ---------------------------------------------------------------------------------------------
+// statements
 
 /**
  * A SQL literal of a `text` argument: `E'…'` with quotes and backslashes doubled, so it reads the
@@ -659,73 +907,78 @@ export const textLiteral = (s: string): string => `E'${s.replace(/\\/g, "\\\\").
  */
 export const floatLiteral = (x: number): string => `'${Object.is(x, -0) ? "0" : String(x)}'::float8`
 
+/** An `int` argument's value: rounded, clamped to int4 (0 for a non-finite number). @internal */
+export const intValue = (x: number): number =>
+  Number.isFinite(x) ? Math.max(-2_147_483_648, Math.min(2_147_483_647, Math.round(x))) : 0
+
 /**
  * A SQL literal of an `int` argument (rounded, clamped to int4).
  *
  * @internal
  */
-export const intLiteral = (x: number): string =>
-  String(Number.isFinite(x) ? Math.max(-2_147_483_648, Math.min(2_147_483_647, Math.round(x))) : 0)
+export const intLiteral = (x: number): string => String(intValue(x))
+
+/** An argument's value, of the type its spec names (`null`: SQL NULL). @internal */
+export type ArgValue = string | number | boolean | null
+
+/** The literal of `value` as an argument of `type`. @internal */
+export const argLiteral = (type: ArgType, value: ArgValue): string => {
+  if (value === null) return `NULL::${type}`
+  switch (type) {
+    case "text":
+      return textLiteral(String(value))
+    case "float8":
+      return floatLiteral(Number(value))
+    case "int":
+      return intLiteral(Number(value))
+    case "boolean":
+      return value === true ? "true" : "false"
+  }
+}
 
 /**
- * Prefix of every writing statement. PostgreSQL runs the messages of one simple query as one
- * implicit transaction, and `SET TRANSACTION` before its first query sets that transaction's
- * isolation: a decision runs under READ COMMITTED whatever `default_transaction_isolation` the
- * database, the role or the session sets. Under REPEATABLE READ or SERIALIZABLE, `SELECT … FOR
- * UPDATE` of a row another decision updated after the snapshot fails with SQLSTATE 40001, so
- * concurrent takes of one key would fail instead of queueing on the row lock.
- */
-const READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
-
-/**
- * {@link READ_COMMITTED}, then `SET LOCAL statement_timeout` (the store's `statementTimeout`, ms),
- * local to the message's transaction: a statement the client gave up on (it runs to its end, see
- * `PostgresStore`) cannot hold its connection, and the store's slot, for longer on the server.
- */
-const writePrefix = (timeoutMs: number) => `${READ_COMMITTED} SET LOCAL statement_timeout = ${intLiteral(Math.max(1, timeoutMs))};`
-
-/**
- * The statements. Reads (peeks) are parameterized statements (`$1`, …; extended protocol). Writes
- * are functions of their arguments' SQL literals ({@link textLiteral}, {@link floatLiteral},
- * {@link intLiteral}) that build one simple-protocol message, `SET TRANSACTION ISOLATION LEVEL READ
- * COMMITTED; SET LOCAL statement_timeout = <timeoutMs>; SELECT …` (three statements in one round
- * trip; a parameterized statement cannot carry a second one), whose last result is the decision. With `synchronousCommit: false` the writing
- * ones also run `set_config('synchronous_commit', 'off', true)` (transaction-local, in the same
- * statement): the commit no longer waits for the WAL flush, which is most of a take's latency; a
- * server crash may then lose the last few hundred milliseconds of decisions, never consistency.
+ * One call of a store function: `spec.prepared` with `values` as its parameters (Effect 4: a
+ * prepared statement, planned once per connection), or {@link literalCall} (Effect 3: the text of
+ * one simple-protocol statement).
  *
  * @internal
  */
-export const statements = (n: Names, synchronousCommit: boolean, timeoutMs: number) => {
-  const prefix = writePrefix(timeoutMs)
-  const write = (suffix: FunctionName, scalar = false) => (args: ReadonlyArray<string>): string => {
-    const select = scalar ? "f" : "f.*"
-    const call = `${n.fn(suffix)}(${args.join(", ")}) f`
-    return synchronousCommit
-      ? `${prefix} SELECT ${select} FROM ${call}`
-      : `${prefix} SELECT ${select} FROM ${call}, set_config('synchronous_commit', 'off', true) c`
-  }
-  return {
-    tokenBucket: write("tb_take"),
-    tokenBucketPeek: `SELECT * FROM ${n.fn("tb_peek")}($1, $2, $3, $4)`,
-    slidingWindow: write("sw_take"),
-    slidingWindowPeek: `SELECT * FROM ${n.fn("sw_peek")}($1, $2, $3, $4)`,
-    fixedWindow: write("fw_take"),
-    fixedWindowPeek: `SELECT * FROM ${n.fn("fw_peek")}($1, $2, $3, $4)`,
-    acquireSlot: write("cc_acquire"),
-    renewSlot: write("cc_renew", true),
-    releaseSlot: write("cc_release", true),
-    slotPeek: `SELECT * FROM ${n.fn("cc_peek")}($1, $2, $3)`,
-    resetKey: (limiter: string, key: string) =>
-      `${prefix} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)} AND key = ${textLiteral(key)}`,
-    resetLimiter: (limiter: string) => `${prefix} DELETE FROM ${n.table} WHERE limiter = ${textLiteral(limiter)}`,
-    /**
-     * Deletes at most `batchSize` expired rows. The rows are locked by the `SKIP LOCKED` scan, so a
-     * row a take is working on is skipped, and no take can revive a row between its selection and
-     * its deletion.
-     */
-    cleanup: (batchSize: number) =>
-      `${prefix} WITH doomed AS (
+export interface FunctionCall {
+  readonly spec: FunctionSpec
+  readonly values: ReadonlyArray<ArgValue>
+}
+
+/** `SELECT * FROM <fn>(<literals>)`: the call as one statement of literals. @internal */
+export const literalCall = (call: FunctionCall): string =>
+  `SELECT * FROM ${call.spec.fn}(${call.values.map((v, i) => argLiteral(call.spec.types[i] ?? "text", v)).join(", ")})`
+
+/**
+ * `SET TRANSACTION ISOLATION LEVEL READ COMMITTED;`: as the first statement of a message or
+ * script, the transaction's isolation (see {@link ISOLATION_SQLSTATE}).
+ *
+ * @internal
+ */
+export const READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;"
+
+/**
+ * `SET LOCAL statement_timeout = <ms>;`: before a statement of the same transaction, the server's
+ * bound on it (a statement's own timeout is armed when it arrives: a function cannot set it for
+ * the statement that calls it).
+ *
+ * @internal
+ */
+export const statementTimeout = (ms: number): string => `SET LOCAL statement_timeout = ${intLiteral(Math.max(1, ms))};`
+
+/**
+ * Deletes at most `batchSize` expired rows, as one script (see `#fx/sql` `script`): READ COMMITTED,
+ * bounded by `timeoutMs` on the server. The rows are locked by the `SKIP LOCKED` scan, so a row a
+ * take is working on is skipped, and no take can revive a row between its selection and its
+ * deletion.
+ *
+ * @internal
+ */
+export const cleanup = (n: Names, timeoutMs: number, batchSize: number): string =>
+  `${READ_COMMITTED} ${statementTimeout(timeoutMs)} WITH doomed AS (
       SELECT limiter, key, kind FROM ${n.table} WHERE expires_at < clock_timestamp() LIMIT ${intLiteral(batchSize)} FOR UPDATE SKIP LOCKED
     ), gone AS (
       DELETE FROM ${n.table} t USING doomed d
@@ -733,5 +986,3 @@ export const statements = (n: Names, synchronousCommit: boolean, timeoutMs: numb
       RETURNING 1
     )
     SELECT count(*)::int FROM gone`
-  }
-}

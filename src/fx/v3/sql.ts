@@ -1,8 +1,9 @@
 /**
  * The Effect 3 half of the PostgreSQL store's per-major names: the SQL client modules, the pool's
  * configuration and layer, the pool size of a client, statements kept out of the caller's
- * transaction, and how a multi-statement text runs. Its twin is `src/fx/v4/sql.ts`; the two export
- * the same names with the same meaning. Shared code imports them from `#fx/sql`.
+ * transaction, how a multi-statement text runs, and how the store's statement workers call its
+ * functions on a connection they hold. Its twin is `src/fx/v4/sql.ts`; the two export the same
+ * names with the same meaning. Shared code imports them from `#fx/sql`.
  *
  * On Effect 3 the client is `@effect/sql`'s `SqlClient` with `@effect/sql-pg` 0.53 (on `pg`); on
  * Effect 4 it is `effect/sql/SqlClient` with `@effect/sql-pg` 4 (its own wire protocol).
@@ -11,10 +12,17 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlConnection from "@effect/sql/SqlConnection"
 import type * as SqlError_ from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { Row } from "../../core/postgres/rows.js"
+import { lastRows } from "../../core/postgres/rows.js"
+import type { FunctionCall } from "../../core/postgres/sql.js"
+import { literalCall, READ_COMMITTED, statementTimeout } from "../../core/postgres/sql.js"
 import * as Fx from "./core.js"
 
 /**
@@ -73,3 +81,68 @@ export const outsideTransactions = <A, E>(_sql: SqlClient.SqlClient, effect: Eff
  */
 export const script = (sql: SqlClient.SqlClient, text: string): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
   sql.unsafe<object>(text)
+
+/**
+ * A connection of the pool, held by one of the store's statement workers (Effect 3
+ * `@effect/sql/SqlConnection` `Connection`; Effect 4 `effect/sql/SqlConnection` `Connection`). @internal
+ */
+export type Connection = SqlConnection.Connection
+
+/**
+ * A connection of `sql`'s pool for the scope, outside any transaction of the caller (`sql.reserve`
+ * on both; Effect 3: pg-pool's `connect`, which must not be interrupted while it waits). @internal
+ */
+export const reserve = (sql: SqlClient.SqlClient): Effect.Effect<Connection, SqlError, Scope.Scope> => sql.reserve
+
+/** How a store function is called (see {@link callFunction}). @internal */
+export interface CallOptions {
+  /** Run it in a READ COMMITTED transaction of its own (the session's isolation is another). */
+  readonly readCommitted: boolean
+  /** Effect 3: `SET LOCAL statement_timeout` (ms) in the same message, the server's bound on the call (writes). */
+  readonly boundMs: number | undefined
+}
+
+/**
+ * One call of a store function on `conn`, its rows as arrays of values. Effect 3: one
+ * simple-protocol message of literals, `SELECT * FROM <fn>(…)` (`@effect/sql-pg` 0.53 keeps no
+ * prepared statement, and this measured faster than the parameterized form: see
+ * docs/engines/postgres.md), preceded in the same message, for a write, by `SET LOCAL
+ * statement_timeout` (the only server-side bound on a statement the client gave up on, on a pool
+ * the application opened) and, when `readCommitted`, by `SET TRANSACTION ISOLATION LEVEL READ
+ * COMMITTED`: one round trip either way. Effect 4: the prepared statement `SELECT * FROM
+ * <fn>($1::text, …)` (planned once per connection), in `BEGIN ISOLATION LEVEL READ COMMITTED` …
+ * `COMMIT` when `readCommitted`; its server-side bound is the cancel at the deadline (see
+ * {@link cancelsLate}). @internal
+ */
+export const callFunction = (
+  conn: Connection,
+  call: FunctionCall,
+  options: CallOptions
+): Effect.Effect<ReadonlyArray<Row>, SqlError> => {
+  const select = literalCall(call)
+  const bound = options.boundMs === undefined ? "" : `${statementTimeout(options.boundMs)} `
+  const text = options.readCommitted ? `${READ_COMMITTED} ${bound}${select}` : `${bound}${select}`
+  return Effect.map(conn.execute(text, [], undefined), lastRows)
+}
+
+/**
+ * Runs `text`, one or several statements separated by `;`, on `conn` as one transaction (see
+ * {@link script}), its last statement's rows as arrays of values. @internal
+ */
+export const scriptOn = (conn: Connection, text: string): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
+  Effect.map(conn.execute(text, [], undefined), lastRows)
+
+/**
+ * Whether the store cancels, on the server, a statement still running at its caller's deadline:
+ * Effect 3 `false` (interrupting `@effect/sql-pg` 0.53's query sends `pg_cancel_backend` through
+ * the pool, where it queues behind the statements it should cancel; the server's bound is the
+ * message's `SET LOCAL statement_timeout`); Effect 4 `true` (`@effect/sql-pg` 4 sends a
+ * `CancelRequest` on a side connection when the statement's fiber is interrupted). @internal
+ */
+export const cancelsLate: boolean = false
+
+/**
+ * Interrupts `fiber` without waiting for it (Effect 3 `fiber.unsafeInterruptAsFork(FiberId.none)`,
+ * Effect 4 `fiber.interruptUnsafe()`). @internal
+ */
+export const interruptUnsafe = <A, E>(fiber: Fx.RuntimeFiber<A, E>): void => fiber.unsafeInterruptAsFork(FiberId.none)

@@ -1,6 +1,6 @@
 /**
- * The PostgreSQL store's bounded call: every statement runs in a fiber of its own behind the
- * store's gate and is answered by its deadline at the latest; serialization failures and
+ * The PostgreSQL store's bounded call: every statement runs on one of the store's statement
+ * workers (`gate.ts`) and is answered by its deadline at the latest; serialization failures and
  * deadlocks run again (jittered, `core/backoff.ts`) while the deadline allows.
  *
  * @internal
@@ -30,35 +30,78 @@ export interface Call {
   readonly permits: number
 }
 
-/** Starts the store's gate and its deadlines' sweeper (in the store's scope). @internal */
-export const make = (settings: Settings, failures: Failures): Effect.Effect<Call, never, Scope.Scope> =>
+/** Starts the store's statement workers and its deadlines' sweeper (in the store's scope). @internal */
+export const make = (
+  sql: Sql.SqlClient.SqlClient,
+  settings: Settings,
+  failures: Failures
+): Effect.Effect<Call, never, Scope.Scope> =>
   Effect.zipWith(
-    Gate.make(settings.permits, settings.maxQueued),
+    Gate.make(sql, settings.permits, settings.maxQueued),
     Deadlines.make(settings.timeoutMs),
     (gate, deadlines): Call => ({ gate, deadlines, failures, permits: settings.permits })
   )
 
-/**
- * One bounded statement: `inFlight` once its caller waits for it, `exit` when it ended before that.
- */
-interface Pending<A> {
-  inFlight: Deadlines.InFlight<A, StoreError> | undefined
-  exit: Exit.Exit<A, StoreError> | undefined
-  readonly ticket: Gate.Ticket
+/** What a statement runs on the connection of the worker that runs it; `deadlineMs` bounds its retries. @internal */
+export type Statement<A> = (conn: Sql.Connection, deadlineMs: number) => Effect.Effect<A, unknown>
+
+/** One bounded call (see {@link bounded}). */
+class Job<A> implements Gate.GateJob {
+  expired = false
+  inFlight: Deadlines.InFlight<A, StoreError> | undefined = undefined
+  constructor(
+    private readonly call: Call,
+    private readonly operation: string,
+    private readonly statement: Statement<A>,
+    readonly measure: boolean,
+    private readonly undoLate: ((a: A | undefined) => Effect.Effect<void>) | undefined
+  ) {}
+  get deadline(): number {
+    return this.inFlight?.deadline ?? 0
+  }
+  run(conn: Sql.Connection, deadlineMs: number): Effect.Effect<A, unknown> {
+    return this.statement(conn, deadlineMs)
+  }
+  settle(exit: Exit.Exit<A, unknown>): Effect.Effect<void> {
+    const inFlight = this.inFlight
+    if (!this.expired && inFlight !== undefined) {
+      if (Exit.isSuccess(exit)) inFlight.succeed(exit.value)
+      else inFlight.fail(this.failure(exit.cause))
+      return Effect.void
+    }
+    // answered already: a late answer goes to `undoLate` (also a cancelled one: its outcome is unknown)
+    if (this.undoLate === undefined) return Effect.void
+    if (Exit.isSuccess(exit)) return Effect.asVoid(Fx.forkDetach(this.undoLate(exit.value)))
+    return Fx.isInterruptedOnly(exit.cause) ? Effect.asVoid(Fx.forkDetach(this.undoLate(undefined))) : Effect.void
+  }
+  refuse(e: unknown): void {
+    if (!this.expired) this.inFlight?.fail(this.call.failures.failed(this.operation, e))
+  }
+  /** A failed statement's error: the driver's failure worded as a `StoreError`, or a defect. */
+  private failure(cause: Cause.Cause<unknown>): StoreError {
+    const failures = this.call.failures
+    return Option.match(Fx.causeFailure(cause), {
+      onNone: () => failures.fail(this.operation, `the statement failed: ${Cause.pretty(cause)}`),
+      onSome: (e) => (isStoreError(e) ? e : failures.failed(this.operation, e))
+    })
+  }
 }
+
+/** A `StoreError` already (the store's own wording), as opposed to a driver's failure. */
+const isStoreError = (e: unknown): e is StoreError =>
+  typeof e === "object" && e !== null && Reflect.get(e, "_tag") === "StoreError" && Reflect.get(e, "engine") === "postgres"
 
 /**
  * One statement, settled within `ms` whatever the link does and whether or not the caller is
- * interruptible (the limiter acquires and releases slots uninterruptibly). The statement runs
- * in a fiber of its own: it waits for one of the store's `permits` slots (so none of its
- * statements waits in the pg pool's own queue), or fails at once when overloaded (see
- * `gate.ts`), then runs to its end. The caller waits for its answer, registered with
- * the store's deadlines: at `ms` the sweeper fails the call with `no answer within ms`; a
- * statement still waiting for a slot then leaves the queue, one already sent runs to its end
- * in the background (a writing one bounded on the server by `lock_timeout` and
- * `statement_timeout`) and frees its slot then, its late answer given to `undoLate` (an
- * acquired slot nobody will release). No timer, no interruption per call. `measure`: the
- * statement's time feeds the pace estimate (decisions, not DDL or cleanup).
+ * interruptible (the limiter acquires and releases slots uninterruptibly). It runs on one of the
+ * store's statement workers, at once or in turn, or fails at once when overloaded (see `gate.ts`);
+ * the caller waits for its answer, registered with the store's deadlines: at `ms` the sweeper
+ * fails the call with `no answer within ms`; a statement still queued then never runs, one already
+ * sent runs to its end on its worker (a writing one bounded on the server: `#fx/sql`
+ * `callFunction`) or is cancelled there (`Sql.cancelsLate`), its late answer given to `undoLate`
+ * (`undefined` when cancelled: an acquired slot nobody will release). No fiber, timer or
+ * interruption per call. `measure`: the statement's time feeds the pace estimate (decisions, not
+ * DDL or cleanup).
  *
  * @internal
  */
@@ -66,82 +109,25 @@ export const bounded = <A>(
   call: Call,
   operation: string,
   ms: number,
-  effect: Effect.Effect<A, unknown>,
+  statement: Statement<A>,
   measure = false,
-  undoLate?: (a: A) => Effect.Effect<void>
-): Effect.Effect<A, StoreError> =>
-  Effect.suspend(() => {
-    const refused = overloaded(call, operation, ms)
-    // refused at once: no fiber needed
-    const refusal = call.gate.refusal(ms)
-    if (refusal !== undefined) return Effect.fail(refused(refusal))
-    const pending: Pending<A> = { inFlight: undefined, exit: undefined, ticket: { expired: false, leave: undefined } }
-    const timedOut = () => call.failures.fail(operation, `no answer within ${ms} ms`)
-    const statement = call.gate.run(
-      ms,
-      refused,
-      measure,
-      Effect.mapError(effect, (e) => call.failures.failed(operation, e)),
-      pending.ticket,
-      timedOut
-    )
-    const answer = (exit: Exit.Exit<A, StoreError>) => answerWith(call, operation, pending, exit, undoLate)
-    return Effect.flatMap(
-      Fx.forkDetach(Effect.uninterruptible(Effect.flatMap(Effect.exit(statement), answer))),
-      () => awaitAnswer(call, pending, ms, timedOut)
-    )
-  })
-
-/** The statement's end: to its caller when it waits and was not answered yet, else to `undoLate`. */
-const answerWith = <A>(
-  call: Call,
-  operation: string,
-  pending: Pending<A>,
-  exit: Exit.Exit<A, StoreError>,
-  undoLate: ((a: A) => Effect.Effect<void>) | undefined
-): Effect.Effect<void> => {
-  const inFlight = pending.inFlight
-  if (inFlight === undefined) {
-    // answered before the caller registered (a refusal in the fiber): the caller takes it
-    pending.exit = exit
-    return Effect.void
-  }
-  if (!pending.ticket.expired) {
-    if (Exit.isSuccess(exit)) inFlight.succeed(exit.value)
-    else inFlight.fail(died(call, operation, exit.cause))
-    return Effect.void
-  }
-  return undoLate !== undefined && Exit.isSuccess(exit) ? undoLate(exit.value) : Effect.void
-}
-
-/** The caller's wait, registered with the deadlines: at `ms` the statement's ticket expires. */
-const awaitAnswer = <A>(
-  call: Call,
-  pending: Pending<A>,
-  ms: number,
-  timedOut: () => StoreError
+  undoLate?: (a: A | undefined) => Effect.Effect<void>
 ): Effect.Effect<A, StoreError> =>
   Fx.callback<A, StoreError>((resume) => {
-    if (pending.exit !== undefined) {
-      resume(pending.exit)
+    const refusal = call.gate.refusal(ms)
+    if (refusal !== undefined) {
+      resume(Effect.fail(overloaded(call, operation, ms, refusal)))
       return
     }
-    pending.inFlight = call.deadlines.track(resume, () => {
-      const ticket = pending.ticket
-      ticket.expired = true
-      if (ticket.leave !== undefined) ticket.leave()
-      return timedOut()
+    const job = new Job(call, operation, statement, measure, undoLate)
+    job.inFlight = call.deadlines.track(resume, () => {
+      call.gate.expire(job)
+      return call.failures.fail(operation, `no answer within ${ms} ms`)
     }, ms)
+    call.gate.submit(job)
   })
 
-/** A statement's fiber that ended otherwise than with its answer or a `StoreError` (a defect). */
-const died = (call: Call, operation: string, cause: Cause.Cause<StoreError>): StoreError =>
-  Option.getOrElse(
-    Fx.causeFailure(cause),
-    () => call.failures.fail(operation, `the statement failed: ${Cause.pretty(cause)}`)
-  )
-
-const overloaded = (call: Call, operation: string, ms: number) => (refusal: Gate.Refusal): StoreError =>
+const overloaded = (call: Call, operation: string, ms: number, refusal: Gate.Refusal): StoreError =>
   call.failures.fail(
     operation,
     refusal.expectedMs === undefined

@@ -27,7 +27,7 @@ export interface Settings {
   readonly marginMs: number
   /** `statementTimeout`: every call settles within it. */
   readonly timeoutMs: number
-  /** Server-side bound on a row-lock wait and a writing statement (`lock_timeout`, `statement_timeout`, ms; 0 would mean none). */
+  /** Server-side bound on a row-lock wait and, on Effect 3, a writing statement (`lock_timeout`, `statement_timeout`, ms; 0 would mean none). */
   readonly lockMs: number
   readonly initTimeoutMs: number
   readonly cleanupEvery: Duration.Duration
@@ -81,7 +81,8 @@ export const failures = (sanitize: (message: string) => string): Failures => ({
 export interface Driver {
   readonly sql: Sql.SqlClient.SqlClient
   readonly names: pgSql.Names
-  readonly text: ReturnType<typeof pgSql.statements>
+  /** The store's functions, their prepared statements and signatures. */
+  readonly specs: pgSql.Specs
   readonly settings: Settings
   readonly failures: Failures
   readonly call: Call.Call

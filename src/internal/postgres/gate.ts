@@ -1,13 +1,18 @@
 /**
- * The PostgreSQL store's statement gate: a FIFO admission to the pg pool with direct hand-off,
+ * The PostgreSQL store's statement gate: a fixed set of statement workers, each running one
+ * statement at a time on a connection it holds, fed from a FIFO queue with direct hand-off,
  * refusing at once (`overloaded`) what could not be answered in time.
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Fx from "#fx/core"
-import type { StoreError } from "../../RateLimitStore.js"
+import * as Sql from "#fx/sql"
 
 /** The clock, in milliseconds. @internal */
 export const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
@@ -19,138 +24,249 @@ export interface Refusal {
 }
 
 /**
- * How the store's deadline reaches a call that has no slot yet: `expired` once its caller was
- * answered (it then never takes one); `leave`, set while it is queued, takes it out of the queue.
- * Either way it fails with its `abandoned` error.
+ * What the gate needs of a call (`call.ts` `Job`): the statement to run on a connection, and how
+ * its outcome reaches its caller.
  *
  * @internal
  */
-export interface Ticket {
+export interface GateJob {
+  /** Its caller was answered by the deadline: a queued job then never runs. */
   expired: boolean
-  leave: (() => void) | undefined
+  /** Its time feeds the pace estimate (decisions, not DDL or cleanup). */
+  readonly measure: boolean
+  /** The caller's deadline (clock ms): the statement's retries stop there. */
+  readonly deadline: number
+  /** The statement(s), on the worker's connection. */
+  run(conn: Sql.Connection, deadlineMs: number): Effect.Effect<unknown, unknown>
+  /** Its outcome: to the caller, or, once the caller was answered, to what undoes a late one. */
+  settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void>
+  /** No connection could be had for it (`e`: why). */
+  refuse(e: unknown): void
 }
 
-/** Runs statements once one of the store's slots is free (see {@link make}). @internal */
+type AnyJob = GateJob
+
+/** A statement worker: a fiber, the connection it holds, the job it runs. */
+interface Worker {
+  fiber: Fx.RuntimeFiber<void, never> | undefined
+  /** Set while it waits for a job: hands it one. */
+  wake: ((job: AnyJob) => void) | undefined
+  /** A job handed to it that it has not started yet (given back to the queue if it ends first). */
+  handed: AnyJob | undefined
+  /** The job whose statement it runs now (what a deadline cancels, see `Sql.cancelsLate`). */
+  running: AnyJob | undefined
+  conn: Sql.Connection | undefined
+  scope: Fx.Closeable | undefined
+  heldSince: number
+}
+
+/** Runs the store's statements (see {@link make}). @internal */
 export interface Gate {
   /** Whether a call bounded by `timeoutMs` would be refused now (`undefined`: it would run or queue). */
   readonly refusal: (timeoutMs: number) => Refusal | undefined
-  /**
-   * Runs `effect` in a slot, in the calling fiber: at once, after waiting in the queue, or not at
-   * all: fails with `refused(…)` when overloaded for a call bounded by `timeoutMs`, with
-   * `abandoned()` when `ticket.leave` took it out of the queue.
-   */
-  readonly run: <A>(
-    timeoutMs: number,
-    refused: (refusal: Refusal) => StoreError,
-    measure: boolean,
-    effect: Effect.Effect<A, StoreError>,
-    ticket: Ticket,
-    abandoned: () => StoreError
-  ) => Effect.Effect<A, StoreError>
-}
-
-/** A call waiting for a slot; `granted` once a finishing call handed it its slot. */
-interface Waiter {
-  granted: boolean
-  wake: (granted: boolean) => void
+  /** Runs `job` on a worker: at once when one is idle, else in turn (the caller checked {@link refusal}). */
+  readonly submit: (job: AnyJob) => void
+  /** `job`'s caller was answered by its deadline: it leaves the queue, or its statement is cancelled (`Sql.cancelsLate`). */
+  readonly expire: (job: AnyJob) => void
 }
 
 /**
- * The store's admission to the pool: at most `permits` statements in flight. Waiting for a slot
- * never touches the pg pool, whose own queue must never hold an abandoned waiter: a caller
- * interrupted while waiting there leaves its waiter behind, and when a connection frees, pg-pool
- * hands it to that waiter, which `@effect/sql-pg` releases straight back, recursively (thousands
- * of them overflow the stack and crash the process).
+ * How long a worker keeps its connection while jobs keep coming: past it, it gives the connection
+ * back to the pool between two jobs (and takes one again), so the application's own statements on
+ * a shared pool get their turn in the pool's queue.
+ */
+const HOLD_MS = 20
+
+/**
+ * The store's statement gate: `permits` workers (fibers of their own, started here, interrupted
+ * when the scope closes without being waited for), each running one statement at a time, so at
+ * most `permits` statements are in flight. A worker holds a connection of the pool (`sql.reserve`)
+ * while jobs keep coming: a statement costs no pool checkout, no span and no scope of
+ * `@effect/sql`, and nothing of the store ever waits in the pool's own queue interruptibly (a caller
+ * interrupted there leaves its waiter behind: on Effect 3, pg-pool hands it a connection later,
+ * which `@effect/sql-pg` releases straight back, recursively; thousands of them overflow the
+ * stack). A worker gives its connection back as soon as no job waits, after a failed statement,
+ * and every {@link HOLD_MS} under load.
  *
- * The statements run in fibers of their own (see `call.ts`), uninterruptibly, from
- * the wait for a slot to their end: the caller is answered by the store's deadline, not by
- * interrupting anything. A call still waiting at its deadline leaves the queue (`Ticket`). Once it
- * holds a slot it runs to its end: a writing statement is bounded on the server (`lock_timeout`
- * and `statement_timeout`, the store's `statementTimeout`; a peek reads without locks), while
- * interrupting it would send `pg_cancel_backend` through `pool.query`, queueing in pg-pool for a
- * connection while holding one (a timed-out cancel then leaves a dead waiter there, and the
- * store's slot count would no longer match the connections in use). (That is pg-pool, under
- * `@effect/sql-pg` 0.53 on Effect 3. On Effect 4, `@effect/sql-pg` 4 pools with Effect's `Pool` and
- * cancels through a side connection; the gate is kept the same on both: it also bounds the queue
- * and answers the caller by the deadline over a stalled link.)
+ * A call is answered by its deadline, never by interrupting it: a call still queued at its
+ * deadline leaves the queue; a statement already sent runs to its end (a writing one bounded on
+ * the server, see `Sql.callFunction`), or, where the driver cancels safely (`Sql.cancelsLate`,
+ * Effect 4), is cancelled by interrupting its worker, which a new one replaces.
  *
- * A FIFO queue with direct hand-off: a finishing call gives its slot to the oldest waiter, O(1)
- * (Effect's `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters).
- *
- * When every slot is busy, a call is refused at once (`overloaded`) instead of
- * queueing when `maxQueued` calls already wait, or when the calls ahead of it, at the pace of the
- * recent statements (an exponential moving average of their time in a slot, forgotten whenever
- * every slot is free again), would take it past its timeout.
+ * A FIFO queue with direct hand-off: a worker that finishes takes the oldest job, O(1) (Effect's
+ * `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters). When every
+ * worker is busy, a call is refused at once (`overloaded`) instead of queueing when `maxQueued`
+ * calls already wait, or when the calls ahead of it, at the pace of the recent statements (an
+ * exponential moving average of their time on a worker, forgotten whenever every worker is idle
+ * again), would take it past its timeout.
  *
  * @internal
  */
-export const make = (permits: number, maxQueued: number): Effect.Effect<Gate> =>
-  Effect.sync((): Gate => {
-    let free = permits
+export const make = (
+  sql: Sql.SqlClient.SqlClient,
+  permits: number,
+  maxQueued: number
+): Effect.Effect<Gate, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clockWith(Effect.succeed)
+    const now = () => Fx.nowMillisUnsafe(clock)
     let paceMs = 0
-    /** Insertion-ordered: the first is the oldest; deleting a waiter that left is O(1). */
-    const queue = new Set<Waiter>()
-    const release = (): void => {
-      for (const next of queue) {
-        queue.delete(next)
-        next.granted = true
-        next.wake(true)
-        return
-      }
-      free++
-      // Idle: the pace measured under the last load says nothing about the next one.
-      if (free === permits) paceMs = 0
-    }
-    const releaseEffect = Effect.sync(release)
-    const record = (start: number) =>
-      Effect.map(nowMs, (end) => {
-        const d = Math.max(0, end - start)
-        paceMs = paceMs === 0 ? d : paceMs * 0.8 + d * 0.2
-      })
+    let closed = false
+    /** Insertion-ordered: the first is the oldest; deleting a job that left is O(1). */
+    const queue = new Set<AnyJob>()
+    const idle: Array<Worker> = []
+    const workers = new Set<Worker>()
+
     const queueRefusal = (timeoutMs: number): Refusal | undefined => {
       if (queue.size >= maxQueued) return { waiting: queue.size, expectedMs: undefined }
       const expectedMs = (Math.floor(queue.size / permits) + 2) * paceMs
       return expectedMs > timeoutMs ? { waiting: queue.size, expectedMs } : undefined
     }
-    const refusal = (timeoutMs: number): Refusal | undefined => (free > 0 ? undefined : queueRefusal(timeoutMs))
-    const run = <A>(
-      timeoutMs: number,
-      refused: (refusal: Refusal) => StoreError,
-      measure: boolean,
-      effect: Effect.Effect<A, StoreError>,
-      ticket: Ticket,
-      abandoned: () => StoreError
-    ): Effect.Effect<A, StoreError> => {
-      const use = Effect.ensuring(
-        measure ? Effect.flatMap(nowMs, (start) => Effect.tap(effect, () => record(start))) : effect,
-        releaseEffect
-      )
-      // uninterruptible: a slot taken is always given back
-      return Effect.uninterruptible(Effect.suspend((): Effect.Effect<A, StoreError> => {
-        if (ticket.expired) return Effect.fail(abandoned())
-        if (free > 0) {
-          free--
-          return use
-        }
-        const refuse = queueRefusal(timeoutMs)
-        if (refuse !== undefined) return Effect.fail(refused(refuse))
-        const waiter: Waiter = { granted: false, wake: () => {} }
-        queue.add(waiter)
-        const wait = Fx.callback<boolean>((resume) => {
-          if (waiter.granted) {
-            resume(Effect.succeed(true))
-            return
-          }
-          waiter.wake = (granted) => resume(Effect.succeed(granted))
-          ticket.leave = () => {
-            if (!waiter.granted && queue.delete(waiter)) waiter.wake(false)
-          }
-        })
-        return Effect.flatMap(wait, (granted): Effect.Effect<A, StoreError> => {
-          ticket.leave = undefined
-          return granted ? use : Effect.fail(abandoned())
-        })
-      }))
+    const refusal = (timeoutMs: number): Refusal | undefined => (idle.length > 0 ? undefined : queueRefusal(timeoutMs))
+
+    const submit = (job: AnyJob): void => {
+      const worker = idle.pop()
+      if (worker?.wake === undefined) {
+        queue.add(job)
+        return
+      }
+      const wake = worker.wake
+      worker.wake = undefined
+      worker.handed = job
+      wake(job)
     }
-    return { refusal, run }
+
+    const expire = (job: AnyJob): void => {
+      job.expired = true
+      if (queue.delete(job)) return
+      if (!Sql.cancelsLate) return
+      for (const worker of workers) {
+        if (worker.running === job && worker.fiber !== undefined) {
+          Sql.interruptUnsafe(worker.fiber)
+          return
+        }
+      }
+    }
+
+    /** The oldest queued job, or `undefined`. */
+    const dequeue = (): AnyJob | undefined => {
+      for (const job of queue) {
+        queue.delete(job)
+        return job
+      }
+      return undefined
+    }
+
+    const release = (worker: Worker): Effect.Effect<void> => {
+      const scope = worker.scope
+      worker.conn = undefined
+      worker.scope = undefined
+      return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
+    }
+
+    /** The next job: the oldest queued one, else the first handed to it while it waits (interruptible). */
+    const next = (worker: Worker): Effect.Effect<AnyJob> =>
+      Effect.suspend(() => {
+        const job = dequeue()
+        if (job !== undefined) return Effect.succeed(job)
+        // idle: the pace measured under the last load says nothing about the next one
+        if (idle.length + 1 === workers.size) paceMs = 0
+        const wait = Fx.callback<AnyJob>((resume) => {
+          worker.wake = (handed) => resume(Effect.succeed(handed))
+          idle.push(worker)
+          return Effect.sync(() => {
+            worker.wake = undefined
+            const i = idle.indexOf(worker)
+            if (i >= 0) idle.splice(i, 1)
+          })
+        })
+        return Effect.andThen(release(worker), Effect.interruptible(wait))
+      })
+
+    /** The worker's connection: the one it holds, or a new one (`undefined`: the job was failed). */
+    const connection = (worker: Worker, job: AnyJob): Effect.Effect<Sql.Connection | undefined> => {
+      if (worker.conn !== undefined) return Effect.succeed(worker.conn)
+      return Effect.flatMap(Scope.make(), (scope) =>
+        Effect.flatMap(Effect.exit(Fx.scopeExtend(Sql.reserve(sql), scope)), (exit) => {
+          if (Exit.isSuccess(exit)) {
+            worker.conn = exit.value
+            worker.scope = scope
+            worker.heldSince = now()
+            return Effect.succeed(exit.value)
+          }
+          job.refuse(Option.getOrElse(Fx.causeFailure(exit.cause), () => Cause.pretty(exit.cause)))
+          return Effect.as(Scope.close(scope, Exit.void), undefined)
+        }))
+    }
+
+    const runJob = (worker: Worker, job: AnyJob): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        worker.handed = undefined
+        if (job.expired) return Effect.void
+        const start = now()
+        return Effect.flatMap(connection(worker, job), (conn) => {
+          if (conn === undefined || job.expired) return Effect.void
+          worker.running = job
+          const statement = job.run(conn, job.deadline)
+          return Effect.flatMap(Effect.exit(Sql.cancelsLate ? Effect.interruptible(statement) : statement), (exit) => {
+            worker.running = undefined
+            if (job.measure) {
+              const d = Math.max(0, now() - start)
+              paceMs = paceMs === 0 ? d : paceMs * 0.8 + d * 0.2
+            }
+            const answered = job.settle(exit)
+            // a failed statement may have broken its connection; one held long enough goes back for a turn
+            return Exit.isFailure(exit) || now() - worker.heldSince > HOLD_MS
+              ? Effect.andThen(answered, release(worker))
+              : answered
+          })
+        })
+      })
+
+    const start = (): Effect.Effect<void> =>
+      Effect.asVoid(Effect.suspend(() => {
+        const worker: Worker = {
+          fiber: undefined,
+          wake: undefined,
+          handed: undefined,
+          running: undefined,
+          conn: undefined,
+          scope: undefined,
+          heldSince: 0
+        }
+        workers.add(worker)
+        const loop = Effect.forever(Effect.flatMap(next(worker), (job) => runJob(worker, job)))
+        // ended (interrupted by a cancel or the scope): its connection goes back, a job handed to
+        // it returns to the queue, and a new worker takes its place unless the store is closing
+        const end = Effect.suspend(() => {
+          workers.delete(worker)
+          const i = idle.indexOf(worker)
+          if (i >= 0) idle.splice(i, 1)
+          const handed = worker.handed
+          worker.handed = undefined
+          return Effect.andThen(
+            release(worker),
+            Effect.suspend(() => {
+              if (closed) return Effect.void
+              if (handed !== undefined && !handed.expired) submit(handed)
+              return start()
+            })
+          )
+        })
+        return Effect.map(
+          Fx.forkDetach(Effect.uninterruptible(Effect.ensuring(loop, end))),
+          (fiber) => {
+            worker.fiber = fiber
+          }
+        )
+      }))
+
+    for (let i = 0; i < permits; i++) yield* start()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const worker of workers) if (worker.fiber !== undefined) Sql.interruptUnsafe(worker.fiber)
+      })
+    )
+    return { refusal, submit, expire }
   })

@@ -7,9 +7,9 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Sql from "#fx/sql"
-import { isMissingObject } from "../../core/postgres/errors.js"
+import { isIsolationRefused, isMissingObject } from "../../core/postgres/errors.js"
 import type { Row } from "../../core/postgres/rows.js"
-import { decisionRow, lastRows, num } from "../../core/postgres/rows.js"
+import { decisionRow, num } from "../../core/postgres/rows.js"
 import * as pgSql from "../../core/postgres/sql.js"
 import type {
   PeekRequest,
@@ -25,7 +25,6 @@ import { withMargin } from "../store/margin.js"
 import { tracer } from "../store/telemetry.js"
 import * as Call from "./call.js"
 import { type Driver, ENGINE } from "./driver.js"
-import { nowMs } from "./gate.js"
 import * as Schema from "./schema.js"
 
 /** The operations a store answers with one statement each. @internal */
@@ -34,17 +33,29 @@ export type Operations = Pick<
   "tokenBucket" | "slidingWindow" | "fixedWindow" | "acquireSlot" | "renewSlot" | "releaseSlot" | "peek" | "reset"
 >
 
-/** A store's driver, and what its operations build once. */
+/** A store's driver, and what its operations share. */
 interface Env {
   readonly driver: Driver
-  readonly install: Effect.Effect<ReadonlyArray<unknown>, unknown>
-  /** The `lock_timeout` argument of the writing functions. */
-  readonly lock: string
+  /** `lock_timeout` of the writing functions; on Effect 3 also the message's `statement_timeout`. */
+  readonly lockMs: number
+  /** `p_async`: the writing functions turn `synchronous_commit` off for their transaction. */
+  readonly async: boolean
+  /**
+   * Set once a writing function refused the session's isolation (`RS001`: a database, role or
+   * session default other than READ COMMITTED): from then on every write runs in a READ COMMITTED
+   * transaction of its own (`#fx/sql` `callFunction`).
+   */
+  readCommitted: boolean
 }
 
 /** The operations of the store on `driver`. @internal */
 export const make = (driver: Driver): Operations => {
-  const env: Env = { driver, install: Schema.install(driver), lock: pgSql.intLiteral(driver.settings.lockMs) }
+  const env: Env = {
+    driver,
+    lockMs: driver.settings.lockMs,
+    async: !driver.settings.synchronousCommit,
+    readCommitted: false
+  }
   return {
     tokenBucket: (req) => tokenBucket(env, req),
     slidingWindow: (req) => slidingWindow(env, req),
@@ -63,20 +74,20 @@ const traced = tracer(ENGINE, "postgresql")
 // one round trip
 
 /**
- * One round trip. When the table or a function has vanished (dropped, restored database) and
- * `autoCreate` is on, installs again and retries once, like Redis' NOSCRIPT fallback. Retryable
- * SQLSTATEs are retried until `deadlineMs` (see `Call.retryUntil`).
+ * `once` on `conn`. When the table or a function has vanished (dropped, restored database) and
+ * `autoCreate` is on, installs again on the same connection and retries once, like Redis'
+ * NOSCRIPT fallback. Retryable SQLSTATEs are retried until `deadlineMs` (see `Call.retryUntil`).
  */
-const attempt = (
+const attempt = <A>(
   env: Env,
-  once: Effect.Effect<ReadonlyArray<Row>, unknown>,
-  deadlineMs: number
-): Effect.Effect<ReadonlyArray<Row>, unknown> =>
+  once: (conn: Sql.Connection) => Effect.Effect<A, unknown>
+): Call.Statement<A> =>
+(conn, deadlineMs) =>
   Call.retryUntil(
     Effect.catchIf(
-      once,
+      once(conn),
       (e) => env.driver.settings.autoCreate && isMissingObject(e),
-      () => Effect.andThen(env.install, once)
+      () => Effect.andThen(Schema.installOn(env.driver, conn), once(conn))
     ),
     deadlineMs
   )
@@ -86,42 +97,47 @@ const decide = (
   env: Env,
   operation: string,
   limiter: string,
-  once: Effect.Effect<ReadonlyArray<Row>, unknown>,
-  undoLate?: (rows: ReadonlyArray<Row>) => Effect.Effect<void>
-): Effect.Effect<ReadonlyArray<Row>, StoreError> => {
-  const timeoutMs = env.driver.settings.timeoutMs
-  return traced(
-    operation,
-    limiter,
-    Effect.flatMap(
-      nowMs,
-      (start) => Call.bounded(env.driver.call, operation, timeoutMs, attempt(env, once, start + timeoutMs), true, undoLate)
-    )
-  )
-}
+  statement: Call.Statement<ReadonlyArray<Row>>,
+  undoLate?: (rows: ReadonlyArray<Row> | undefined) => Effect.Effect<void>
+): Effect.Effect<ReadonlyArray<Row>, StoreError> =>
+  traced(operation, limiter, Call.bounded(env.driver.call, operation, env.driver.settings.timeoutMs, statement, true, undoLate))
 
-/** A read: one parameterized statement. */
-const query = (env: Env, operation: string, limiter: string, statement: string, params: ReadonlyArray<unknown>) =>
-  decide(env, operation, limiter, Call.outsideTransactions(env.driver.sql, env.driver.sql.unsafe(statement, params).values))
+/** A read: one call of a peek function. */
+const query = (env: Env, operation: string, limiter: string, call: pgSql.FunctionCall) =>
+  decide(env, operation, limiter, attempt(env, (conn) => Sql.callFunction(conn, call, { readCommitted: false, boundMs: undefined })))
 
 /**
- * A write: one script (see `sql.ts` `statements`, `#fx/sql` `script`), its last result; `undoLate`
- * takes the rows of one that answered after its caller timed out.
+ * A write: one call of a writing function (see `#fx/sql` `callFunction`), in a READ COMMITTED
+ * transaction of its own once the session's isolation was found to be another (the function
+ * refuses it before reading anything, `RS001`: the call then runs again that way at once);
+ * `undoLate` takes the rows of one that answered after its caller timed out (`undefined`: it was
+ * cancelled).
  */
 const write = (
   env: Env,
   operation: string,
   limiter: string,
-  statement: string,
-  undoLate?: (rows: ReadonlyArray<Row>) => Effect.Effect<void>
-) =>
-  decide(
+  call: pgSql.FunctionCall,
+  undoLate?: (rows: ReadonlyArray<Row> | undefined) => Effect.Effect<void>
+) => {
+  const run = (conn: Sql.Connection) =>
+    Sql.callFunction(conn, call, { readCommitted: env.readCommitted, boundMs: env.lockMs })
+  return decide(
     env,
     operation,
     limiter,
-    Effect.map(Call.outsideTransactions(env.driver.sql, Sql.script(env.driver.sql, statement)), lastRows),
+    attempt(env, (conn) =>
+      Effect.catchIf(run(conn), isIsolationRefused, () =>
+        Effect.suspend(() => {
+          env.readCommitted = true
+          return run(conn)
+        }))),
     undoLate
   )
+}
+
+/** `spec` called with `values`. */
+const callOf = (spec: pgSql.FunctionSpec, values: ReadonlyArray<pgSql.ArgValue>): pgSql.FunctionCall => ({ spec, values })
 
 // ---------------------------------------------------------------------------------------------
 // answers
@@ -156,14 +172,16 @@ const decision = (env: Env, operation: string, limit: number) => (rows: Readonly
     const d = decisionRow(row)
     if (d === undefined) return Effect.fail(env.driver.failures.fail(operation, "unexpected row"))
     const marginMs = env.driver.settings.marginMs
-    return Effect.succeed({
+    const answer: StoreDecision = {
       allowed: d.allowed,
       limit,
       remaining: d.remaining,
       resetAfterMs: Math.max(0, d.resetAfter),
       retryAfterMs: d.allowed ? 0 : withMargin(Math.max(d.retryAfter, 0.001), marginMs),
       delayMs: d.allowed ? withMargin(Math.max(0, d.delay), marginMs) : 0
-    })
+    }
+    // an admitted window take names what it charged (`adjust`); shortest decimal of the float8
+    return Effect.succeed(d.allowed && d.ref !== undefined ? { ...answer, ref: String(d.ref) } : answer)
   })
 
 const boolean = (env: Env, operation: string) => (rows: ReadonlyArray<Row>) =>
@@ -172,8 +190,6 @@ const boolean = (env: Env, operation: string) => (rows: ReadonlyArray<Row>) =>
 // ---------------------------------------------------------------------------------------------
 // operations
 
-const text_ = pgSql.textLiteral
-const float_ = pgSql.floatLiteral
 const interval = (ratePerSecond: number) => 1000 / ratePerSecond
 
 const tokenBucket = (env: Env, req: TokenBucketRequest) =>
@@ -182,14 +198,15 @@ const tokenBucket = (env: Env, req: TokenBucketRequest) =>
       env,
       "tokenBucket",
       req.limiter,
-      env.driver.text.tokenBucket([
-        text_(req.limiter),
-        text_(req.key),
-        float_(interval(req.ratePerSecond)),
-        float_(req.burst),
-        float_(req.cost),
-        float_(Math.max(0, req.maxWaitMs)),
-        env.lock
+      callOf(env.driver.specs.tb_take, [
+        req.limiter,
+        req.key,
+        interval(req.ratePerSecond),
+        req.burst,
+        req.cost,
+        Math.max(0, req.maxWaitMs),
+        env.lockMs,
+        env.async
       ])
     ).pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst))))
 
@@ -199,14 +216,7 @@ const slidingWindow = (env: Env, req: WindowRequest) =>
       env,
       "slidingWindow",
       req.limiter,
-      env.driver.text.slidingWindow([
-        text_(req.limiter),
-        text_(req.key),
-        float_(req.limit),
-        float_(req.windowMs),
-        float_(req.cost),
-        env.lock
-      ])
+      callOf(env.driver.specs.sw_take, [req.limiter, req.key, req.limit, req.windowMs, req.cost, env.lockMs, env.async])
     ).pipe(Effect.flatMap(decision(env, "slidingWindow", req.limit))))
 
 const fixedWindow = (env: Env, req: WindowRequest) =>
@@ -215,13 +225,14 @@ const fixedWindow = (env: Env, req: WindowRequest) =>
       env,
       "fixedWindow",
       req.limiter,
-      env.driver.text.fixedWindow([
-        text_(req.limiter),
-        text_(req.key),
-        float_(req.limit),
-        float_(Math.max(1, req.windowMs)),
-        float_(req.cost),
-        env.lock
+      callOf(env.driver.specs.fw_take, [
+        req.limiter,
+        req.key,
+        req.limit,
+        Math.max(1, req.windowMs),
+        req.cost,
+        env.lockMs,
+        env.async
       ])
     ).pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit))))
 
@@ -231,15 +242,9 @@ const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, St
       env,
       "acquireSlot",
       req.limiter,
-      env.driver.text.acquireSlot([
-        text_(req.limiter),
-        text_(req.key),
-        text_(req.holder),
-        float_(req.limit),
-        float_(req.leaseMs),
-        env.lock
-      ]),
-      (rows) => (rows[0]?.[0] === true ? releaseLate(env, req) : Effect.void)
+      callOf(env.driver.specs.cc_acquire, [req.limiter, req.key, req.holder, req.limit, req.leaseMs, env.lockMs, env.async]),
+      // granted after its caller gave up, or cancelled (perhaps granted): released
+      (rows) => (rows === undefined || rows[0]?.[0] === true ? releaseLate(env, req) : Effect.void)
     ).pipe(
       Effect.flatMap((rows) => firstRow(env, "acquireSlot", rows)),
       Effect.map((row): SlotDecision => {
@@ -254,11 +259,11 @@ const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, St
     ))
 
 /**
- * An acquire that timed out for its caller, then landed with the lease granted: nobody renews
- * or releases that lease, so it is released (best effort, in the statement's background fiber:
- * up to 3 tries, `statementTimeout / 2` apart; errors ignored). The limiter never reuses the
- * holder of an acquire that failed. A late renew is harmless: its caller renews again or
- * releases.
+ * An acquire that timed out for its caller, then landed with the lease granted (or was cancelled,
+ * perhaps after granting it): nobody renews or releases that lease, so it is released (best
+ * effort, in a fiber of its own: up to 3 tries, `statementTimeout / 2` apart; errors ignored). The
+ * limiter never reuses the holder of an acquire that failed. A late renew is harmless: its caller
+ * renews again or releases.
  */
 const releaseLate = (env: Env, req: SlotRequest): Effect.Effect<void> => {
   const once = Effect.orElseSucceed(Effect.as(releaseSlot(env, req), true), () => false)
@@ -274,7 +279,7 @@ const renewSlot = (env: Env, req: SlotRequest) =>
       env,
       "renewSlot",
       req.limiter,
-      env.driver.text.renewSlot([text_(req.limiter), text_(req.key), text_(req.holder), float_(req.leaseMs), env.lock])
+      callOf(env.driver.specs.cc_renew, [req.limiter, req.key, req.holder, req.leaseMs, env.lockMs, env.async])
     ).pipe(Effect.flatMap(boolean(env, "renewSlot"))))
 
 const releaseSlot = (env: Env, req: SlotRequest) =>
@@ -283,40 +288,36 @@ const releaseSlot = (env: Env, req: SlotRequest) =>
       env,
       "releaseSlot",
       req.limiter,
-      env.driver.text.releaseSlot([text_(req.limiter), text_(req.key), text_(req.holder), env.lock])
+      callOf(env.driver.specs.cc_release, [req.limiter, req.key, req.holder, env.lockMs, env.async])
     ).pipe(Effect.flatMap(boolean(env, "releaseSlot"))))
 
 const peek = (env: Env, req: PeekRequest): Effect.Effect<StoreDecision, StoreError> =>
   guard("peek", [req.limiter, req.key], () => {
-    const text = env.driver.text
+    const specs = env.driver.specs
     switch (req.algorithm) {
       case "token_bucket":
-        return query(env, "peek", req.limiter, text.tokenBucketPeek, [
+        return query(
+          env,
+          "peek",
           req.limiter,
-          req.key,
-          interval(req.ratePerSecond),
-          req.burst
-        ]).pipe(Effect.flatMap(decision(env, "peek", req.burst)))
+          callOf(specs.tb_peek, [req.limiter, req.key, interval(req.ratePerSecond), req.burst, req.cost ?? 1])
+        ).pipe(Effect.flatMap(decision(env, "peek", req.burst)))
       case "sliding_window":
-        return query(env, "peek", req.limiter, text.slidingWindowPeek, [req.limiter, req.key, req.limit, req.windowMs])
+        return query(env, "peek", req.limiter, callOf(specs.sw_peek, [req.limiter, req.key, req.limit, req.windowMs, req.cost ?? 1]))
           .pipe(Effect.flatMap(decision(env, "peek", req.limit)))
       case "fixed_window":
-        return query(env, "peek", req.limiter, text.fixedWindowPeek, [
+        return query(
+          env,
+          "peek",
           req.limiter,
-          req.key,
-          req.limit,
-          Math.max(1, req.windowMs)
-        ]).pipe(Effect.flatMap(decision(env, "peek", req.limit)))
+          callOf(specs.fw_peek, [req.limiter, req.key, req.limit, Math.max(1, req.windowMs), req.cost ?? 1])
+        ).pipe(Effect.flatMap(decision(env, "peek", req.limit)))
       case "concurrency":
-        return query(env, "peek", req.limiter, text.slotPeek, [req.limiter, req.key, req.limit])
+        return query(env, "peek", req.limiter, callOf(specs.cc_peek, [req.limiter, req.key, req.limit]))
           .pipe(Effect.flatMap(decision(env, "peek", req.limit)))
     }
   })
 
 const reset = (env: Env, limiter: string, key?: string): Effect.Effect<void, StoreError> =>
   guard("reset", key === undefined ? [limiter] : [limiter, key], () =>
-    Effect.asVoid(
-      key === undefined
-        ? write(env, "reset", limiter, env.driver.text.resetLimiter(limiter))
-        : write(env, "reset", limiter, env.driver.text.resetKey(limiter, key))
-    ))
+    Effect.asVoid(write(env, "reset", limiter, callOf(env.driver.specs.reset, [limiter, key ?? null, env.lockMs, env.async]))))

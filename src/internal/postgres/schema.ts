@@ -30,9 +30,9 @@ export const ddl = (options: PostgresStoreOptions): Effect.Effect<string, StoreE
       : Effect.succeed(pgSql.install(n, options.unlogged ?? false))
   })
 
-/** Installs the table and functions when their version changed (outside the caller's transactions). @internal */
-export const install = (driver: Driver): Effect.Effect<ReadonlyArray<unknown>, unknown> =>
-  Call.outsideTransactions(driver.sql, Sql.script(driver.sql, pgSql.installIfChanged(driver.names, driver.settings.unlogged)))
+/** Installs the table and functions on `conn` when their version changed (one transaction). @internal */
+export const installOn = (driver: Driver, conn: Sql.Connection): Effect.Effect<ReadonlyArray<Row>, unknown> =>
+  Sql.scriptOn(conn, pgSql.installIfChanged(driver.names, driver.settings.unlogged))
 
 /**
  * The store's `initialize`: with `autoCreate` installs the table and functions, else checks they
@@ -44,7 +44,7 @@ export const initialize = (driver: Driver): Effect.Effect<void, StoreError> =>
   // data-first: Effect 4 takes `captureStackTrace` only there
   Effect.withSpan(
     driver.settings.autoCreate
-      ? Effect.asVoid(Call.bounded(driver.call, "initialize", driver.settings.initTimeoutMs, install(driver)))
+      ? Effect.asVoid(Call.bounded(driver.call, "initialize", driver.settings.initTimeoutMs, (conn) => installOn(driver, conn)))
       : checkInstalled(driver),
     `RateLimitStore.${ENGINE}.initialize`,
     { kind: "client", captureStackTrace: false, attributes: { [ATTR_DB_SYSTEM_NAME]: "postgresql" } }
@@ -55,7 +55,7 @@ const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
     driver.call,
     "initialize",
     driver.settings.initTimeoutMs,
-    Call.outsideTransactions(driver.sql, driver.sql.unsafe(pgSql.missingObjects(driver.names)).values)
+    (conn) => Sql.scriptOn(conn, pgSql.missingObjects(driver.names))
   ).pipe(
     Effect.flatMap((rows) =>
       rows.length === 0 ? Effect.void : Effect.fail(
@@ -69,15 +69,13 @@ const checkInstalled = (driver: Driver): Effect.Effect<void, StoreError> =>
     )
   )
 
-/** Deletes expired rows, batch by batch (at most 10 batches); answers how many. */
+/** Deletes expired rows, batch by batch (at most 10 batches) with `once`; answers how many. */
 const deleteExpiredWith = (
-  sql: Sql.SqlClient.SqlClient,
-  statement: string,
   batchSize: number,
-  bound: (statement: Effect.Effect<ReadonlyArray<Row>, unknown>) => Effect.Effect<ReadonlyArray<Row>, StoreError>
+  once: Effect.Effect<ReadonlyArray<Row>, StoreError>
 ): Effect.Effect<number, StoreError> => {
   const loop = (batch: number, total: number): Effect.Effect<number, StoreError> =>
-    Effect.flatMap(bound(Effect.map(Call.outsideTransactions(sql, Sql.script(sql, statement)), lastRows)), (rows) => {
+    Effect.flatMap(once, (rows) => {
       const deleted = num(rows[0]?.[0])
       const sum = total + (Number.isNaN(deleted) ? 0 : deleted)
       return deleted >= batchSize && batch < 10 ? loop(batch + 1, sum) : Effect.succeed(sum)
@@ -92,26 +90,23 @@ export const deleteExpired = (options: PostgresStoreOptions): Effect.Effect<numb
     if (typeof n === "string") return yield* Effect.fail(new StoreError({ engine: ENGINE, operation: "cleanup", message: n }))
     const sql = (yield* Sql.SqlClient.SqlClient).withoutTransforms()
     const batchSize = batchSizeOf(options)
+    const statement = pgSql.cleanup(n, serverTimeoutMs(toMillis(options.statementTimeout, 2000)), batchSize)
     return yield* deleteExpiredWith(
-      sql,
-      pgSql.statements(n, true, serverTimeoutMs(toMillis(options.statementTimeout, 2000))).cleanup(batchSize),
       batchSize,
-      (statement) =>
-        Effect.mapError(
-          statement,
-          (e) => new StoreError({ engine: ENGINE, operation: "cleanup", message: sanitizeWith([])(describe(e)) })
-        )
+      Effect.mapError(
+        Effect.map(Call.outsideTransactions(sql, Sql.script(sql, statement)), lastRows),
+        (e) => new StoreError({ engine: ENGINE, operation: "cleanup", message: sanitizeWith([])(describe(e)) })
+      )
     )
   })
 
 /** Forks, in the store's scope, the deletion of expired rows every `cleanupInterval` (failures logged at debug). @internal */
 export const forkCleanup = (driver: Driver): Effect.Effect<void, never, Scope.Scope> => {
-  const { batchSize, cleanupEvery, timeoutMs } = driver.settings
+  const { batchSize, cleanupEvery, lockMs, timeoutMs } = driver.settings
+  const statement = pgSql.cleanup(driver.names, lockMs, batchSize)
   const once = deleteExpiredWith(
-    driver.sql,
-    driver.text.cleanup(batchSize),
     batchSize,
-    (statement) => Call.bounded(driver.call, "cleanup", timeoutMs, statement)
+    Call.bounded(driver.call, "cleanup", timeoutMs, (conn) => Sql.scriptOn(conn, statement))
   )
   return Effect.asVoid(Effect.forkScoped(
     Effect.interruptible(
