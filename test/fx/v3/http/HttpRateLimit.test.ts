@@ -2,6 +2,9 @@
  * Fine-grained middleware behaviour through `HttpApp.toWebHandler` (no socket): headers, refusal
  * bodies, include/exclude, exemptions, costs, fail-open/closed, configuration errors, per-route
  * limits and the HttpApi middleware. Time is the TestClock's, frozen, so every number is exact.
+ *
+ * Effect 3 only (test/fx/v3/): built on `@effect/platform` routers (`HttpRouter.empty/get/mountApp`),
+ * `HttpApp.toWebHandler` and the v3 HttpApi; the Effect 4 middleware is tested in test/fx/v4/http.test.ts.
  */
 import {
   HttpApi,

@@ -2,6 +2,9 @@
  * The middleware behind a real `NodeHttpServer` on a loopback port, driven by real HTTP requests
  * (`fetch`). The socket peer is 127.0.0.1; forwarding headers are what a proxy (or an attacker)
  * would send. Real clock: bounds are generous, never tight timings.
+ *
+ * Effect 3 only (test/fx/v3/): `@effect/platform` routers and `@effect/platform-node` 0.108; the
+ * Effect 4 server path is tested in test/fx/v4/http.test.ts.
  */
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"

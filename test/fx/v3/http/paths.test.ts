@@ -4,6 +4,9 @@
  * (find-my-way-ts, default configuration): a target the router sends to an included route is
  * always limited, and a target the middleware leaves out as excluded always reaches an excluded
  * route. No socket: the request's url is set as the server would set it, unnormalised.
+ *
+ * Effect 3 only (test/fx/v3/): the properties compare with `@effect/platform`'s `HttpRouter`; the
+ * pure `Paths` tests need no Effect major (they run once, here).
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it, layer } from "#test/vitest"
