@@ -5,7 +5,7 @@
  * test works in a fresh table (and, where it needs one, a fresh role) that it drops when it ends.
  */
 import { assert, layer } from "#test/vitest"
-import { Effect, Fiber, Layer, Queue, Redacted, Schedule } from "effect"
+import { Effect, Exit, Fiber, Layer, Queue, Redacted, Schedule, Scope } from "effect"
 import type { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
@@ -13,6 +13,7 @@ import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
 import { SqlClient } from "#fx/sql"
 import * as Sql from "#fx/sql"
+import * as Fx from "#fx/core"
 
 const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
 
@@ -413,6 +414,38 @@ END $f$`)
           (yield* sql.unsafe(`SELECT 1 FROM "public"."${table}" WHERE limiter = $1`, ["lit'\\"])).length,
           2 * (keys.length - 1)
         )
+      }))
+
+    it.scoped("a closed store answers every call at once: queued ones and later ones fail with StoreError (closed), none waits forever", () =>
+      Effect.gen(function*() {
+        const table = freshTable()
+        yield* dropAtEnd(table)
+        const scope = yield* Scope.make()
+        const { store } = yield* Fx.scopeExtend(
+          storeOnPool({ url: Redacted.make(URL), maxConnections: 1 }, { tableName: table, maxConcurrentStatements: 1 }),
+          scope
+        )
+        const slot = { limiter: "closed", key: "k", holder: "h", limit: 1, leaseMs: 10_000 }
+        assert.isTrue((yield* store.acquireSlot(slot)).acquired)
+        // one statement on the only worker, many queued behind it when the store closes
+        const calls = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i),
+          (i) => T.fork(T.result(store.fixedWindow({ limiter: "closed", key: `q${i}`, limit: 9, windowMs: 60_000, cost: 1 })))
+        )
+        yield* T.yieldNow
+        yield* Scope.close(scope, Exit.void)
+        const results = yield* Effect.forEach(calls, Fiber.join)
+        assert.strictEqual(results.length, 50)
+        for (const r of results) {
+          if (T.isOk(r)) continue // ran before the store closed
+          const e = T.errOf(r)
+          assert.isTrue(isStoreError(e), String(e))
+          assert.match(e.message, /the store is closed/)
+        }
+        // a release of a slot taken before the store was replaced answers, with the reason
+        const late = yield* Effect.flip(store.releaseSlot(slot))
+        assert.isTrue(isStoreError(late), String(late))
+        assert.match(late.message, /the store is closed/)
       }))
   })
 })

@@ -75,7 +75,10 @@ class Job<A> implements Gate.GateJob {
     return Fx.isInterruptedOnly(exit.cause) ? Effect.asVoid(Fx.forkDetach(this.undoLate(undefined))) : Effect.void
   }
   refuse(e: unknown): void {
-    if (!this.expired) this.inFlight?.fail(this.call.failures.failed(this.operation, e))
+    if (this.expired) return
+    const failures = this.call.failures
+    // a string is the gate's own reason; anything else is the driver's failure
+    this.inFlight?.fail(typeof e === "string" ? failures.fail(this.operation, e) : failures.failed(this.operation, e))
   }
   /** A failed statement's error: the driver's failure worded as a `StoreError`, or a defect. */
   private failure(cause: Cause.Cause<unknown>): StoreError {

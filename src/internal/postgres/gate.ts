@@ -40,7 +40,7 @@ export interface GateJob {
   run(conn: Sql.Connection, deadlineMs: number): Effect.Effect<unknown, unknown>
   /** Its outcome: to the caller, or, once the caller was answered, to what undoes a late one. */
   settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void>
-  /** No connection could be had for it (`e`: why). */
+  /** No connection could be had for it (`e`: the driver's failure), or the store closed (`e`: the gate's reason, a string). */
   refuse(e: unknown): void
 }
 
@@ -55,6 +55,8 @@ interface Worker {
   handed: AnyJob | undefined
   /** The job whose statement it runs now (what a deadline cancels, see `Sql.cancelsLate`). */
   running: AnyJob | undefined
+  /** The job it works for, from taking it to settling it (connection checkout included). */
+  current: AnyJob | undefined
   conn: Sql.Connection | undefined
   scope: Fx.Closeable | undefined
   heldSince: number
@@ -76,6 +78,9 @@ export interface Gate {
  * a shared pool get their turn in the pool's queue.
  */
 const HOLD_MS = 20
+
+/** Why a call reaching a closed store (replaced under its id, or its layer released) is refused. */
+const CLOSED = "the store is closed (replaced by configureStore, or its layer was released)"
 
 /**
  * The store's statement gate: `permits` workers (fibers of their own, started here, interrupted
@@ -125,6 +130,10 @@ export const make = (
     const refusal = (timeoutMs: number): Refusal | undefined => (idle.length > 0 ? undefined : queueRefusal(timeoutMs))
 
     const submit = (job: AnyJob): void => {
+      if (closed) {
+        job.refuse(CLOSED)
+        return
+      }
       const worker = idle.pop()
       if (worker?.wake === undefined) {
         queue.add(job)
@@ -203,13 +212,18 @@ export const make = (
       Effect.suspend(() => {
         worker.handed = undefined
         if (job.expired) return Effect.void
+        worker.current = job
         const start = now()
         return Effect.flatMap(connection(worker, job), (conn) => {
-          if (conn === undefined || job.expired) return Effect.void
+          if (conn === undefined || job.expired) {
+            worker.current = undefined
+            return Effect.void
+          }
           worker.running = job
           const statement = job.run(conn, job.deadline)
           return Effect.flatMap(Effect.exit(Sql.cancelsLate ? Effect.interruptible(statement) : statement), (exit) => {
             worker.running = undefined
+            worker.current = undefined
             if (job.measure) {
               const d = Math.max(0, now() - start)
               paceMs = paceMs === 0 ? d : paceMs * 0.8 + d * 0.2
@@ -230,6 +244,7 @@ export const make = (
           wake: undefined,
           handed: undefined,
           running: undefined,
+          current: undefined,
           conn: undefined,
           scope: undefined,
           heldSince: 0
@@ -265,7 +280,21 @@ export const make = (
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        for (const worker of workers) if (worker.fiber !== undefined) Sql.interruptUnsafe(worker.fiber)
+        // nothing runs them any more, and the deadlines' sweeper stops with the same scope: each
+        // caller waiting for a turn is answered now (a release of a slot of a replaced store, a
+        // retry that still held the old store), not never
+        for (const job of queue) job.refuse(CLOSED)
+        queue.clear()
+        for (const worker of workers) {
+          for (const job of [worker.handed, worker.current]) {
+            if (job === undefined) continue
+            // answered now; what its statement still does is late (undone, see `call.ts`)
+            job.refuse(CLOSED)
+            job.expired = true
+          }
+          worker.handed = undefined
+          if (worker.fiber !== undefined) Sql.interruptUnsafe(worker.fiber)
+        }
       })
     )
     return { refusal, submit, expire }
