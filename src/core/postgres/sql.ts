@@ -58,7 +58,11 @@ export const FUNCTIONS = [
   "cc_renew",
   "cc_release",
   "cc_peek",
-  "reset"
+  "reset",
+  "take_all",
+  "tb_adjust",
+  "sw_adjust",
+  "fw_adjust"
 ] as const
 
 /** @internal */
@@ -109,7 +113,7 @@ export const ISOLATION_SQLSTATE = "RS001"
 // the functions' signatures
 
 /** The SQL type of a function argument, as the statements cast their parameters. @internal */
-export type ArgType = "text" | "float8" | "int" | "boolean"
+export type ArgType = "text" | "float8" | "int" | "boolean" | "text[]" | "float8[]"
 
 /**
  * A store function: its name, its arguments (names and types, in order), the statement that
@@ -152,7 +156,34 @@ const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
   cc_renew: [...LIMITER_KEY, ["p_holder", "text"], ["p_lease", "float8"], ...WRITE_TAIL],
   cc_release: [...LIMITER_KEY, ["p_holder", "text"], ...WRITE_TAIL],
   cc_peek: [...LIMITER_KEY, ["p_limit", "float8"]],
-  reset: [...LIMITER_KEY, ...WRITE_TAIL]
+  reset: [...LIMITER_KEY, ...WRITE_TAIL],
+  take_all: [
+    ["p_algs", "text[]"],
+    ["p_limiters", "text[]"],
+    ["p_keys", "text[]"],
+    ["p_a", "float8[]"],
+    ["p_b", "float8[]"],
+    ["p_c", "float8[]"],
+    ["p_d", "float8[]"],
+    ...WRITE_TAIL
+  ],
+  tb_adjust: [...LIMITER_KEY, ["p_interval", "float8"], ["p_burst", "float8"], ["p_delta", "float8"], ...WRITE_TAIL],
+  sw_adjust: [
+    ...LIMITER_KEY,
+    ["p_limit", "float8"],
+    ["p_window", "float8"],
+    ["p_delta", "float8"],
+    ["p_ref", "float8"],
+    ...WRITE_TAIL
+  ],
+  fw_adjust: [
+    ...LIMITER_KEY,
+    ["p_limit", "float8"],
+    ["p_window", "float8"],
+    ["p_delta", "float8"],
+    ["p_ref", "float8"],
+    ...WRITE_TAIL
+  ]
 }
 
 /** @internal */
@@ -185,7 +216,11 @@ export const specs = (n: Names): Specs => ({
   cc_renew: specOf(n, "cc_renew"),
   cc_release: specOf(n, "cc_release"),
   cc_peek: specOf(n, "cc_peek"),
-  reset: specOf(n, "reset")
+  reset: specOf(n, "reset"),
+  take_all: specOf(n, "take_all"),
+  tb_adjust: specOf(n, "tb_adjust"),
+  sw_adjust: specOf(n, "sw_adjust"),
+  fw_adjust: specOf(n, "fw_adjust")
 })
 
 const argList = (spec: FunctionSpec) => spec.args.map(([name, type]) => `${name} ${type}`).join(", ")
@@ -716,6 +751,491 @@ const reset = (n: Names, spec: FunctionSpec) =>
   RETURN deleted;`
   )
 
+// ---------------------------------------------------------------------------------------------
+// composite calls and adjust
+
+/** Floors a ratio that should be whole (float noise of stored instants), as `algorithm.ts` `snap`. */
+const snap = (x: string) => `CASE WHEN abs(${x} - round(${x})) <= 1e-9 THEN round(${x}) ELSE ${x} END`
+
+/**
+ * Several rate takes as one unit, all-or-nothing (`CompositeDecision`, the semantics of
+ * `algorithm.ts` `compositeCheck` / `compositeApply` / `compositeRefusal`), one call.
+ *
+ * The takes come as parallel arrays, one element per take: `p_algs` (`tb`, `sw`, `fw`),
+ * `p_limiters`, `p_keys`, and four numbers `p_a … p_d` (token bucket: interval, burst, cost, max
+ * wait; windows: limit, window, cost, unused). The rows of the call (one per distinct
+ * `(limiter, key, kind)`) are locked first, in one fixed order (`limiter, key, kind` under the
+ * "C" collation), so two calls naming the same rows never deadlock (a single take locks one row);
+ * a missing row is created (`INSERT … ON CONFLICT DO NOTHING`, so concurrent creators serialize on
+ * it) and, when the call is refused, deleted again before the commit: a refused call leaves the
+ * table as it found it. The clock is read once, after the locks: every take is judged, then
+ * charged, at that one instant.
+ *
+ * 1. Check, writing nothing: each take in order on a copy of its row's state, after the earlier
+ *    takes of the call on the same row (a row named twice is charged twice). Only token buckets:
+ *    each is judged with the smallest `maxWaitMs` of the call, and a bucket whose summed cost in
+ *    the call passes its burst never fits (`retry_after` Infinity). With a window take, buckets
+ *    are judged with no wait.
+ * 2. Refused (a take refused): nothing is written; the refused takes answer their refusal, the
+ *    others `allowed` with their row's state as it was (no delay, no ref).
+ * 3. Admitted: every take is charged in order. Token buckets are booked where the caller
+ *    proceeds, `next = max(tat, now + D) + cost·T` (`D` the largest wait; a bucket named twice:
+ *    the second from the first's `next`; a take of cost 0 books nothing), each answering
+ *    `delay = D`; fixed windows store their count (ref: the window's start); a sliding window
+ *    records one entry per take as `sw_take` does (ref: the entry's instant).
+ *
+ * Answers one row per take, `ord` its position (from 1).
+ */
+const takeAll = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    `OUT ord int, ${WINDOW_OUT}`,
+    "RETURNS SETOF record",
+    `  cnt int := coalesce(cardinality(p_algs), 0);
+  kinds text[] := '{}';
+  rl text[];
+  rk text[];
+  rkind text[];
+  nrows int;
+  row_of int[] := '{}';
+  created boolean[] := '{}';
+  loaded boolean[] := '{}';
+  -- per row: token bucket (stored tat, scratch tat, cost admitted in the call, tat as charged)
+  r_tat float8[] := '{}';
+  s_tat float8[] := '{}';
+  s_spent float8[] := '{}';
+  c_tat float8[] := '{}';
+  -- per row: fixed window (start, count), sliding window (pending cost and instant)
+  s_start float8[] := '{}';
+  s_count float8[] := '{}';
+  s_pending float8[] := '{}';
+  s_pending_at float8[] := '{}';
+  -- per take: the decision, and the state's remaining / reset before its charge
+  o_allowed boolean[] := '{}';
+  o_remaining float8[] := '{}';
+  o_reset float8[] := '{}';
+  o_retry float8[] := '{}';
+  o_delay float8[] := '{}';
+  o_ref float8[] := '{}';
+  b_remaining float8[] := '{}';
+  b_reset float8[] := '{}';
+  buckets boolean := true;
+  max_wait float8;
+  admitted boolean := true;
+  d_max float8 := 0;
+  r int;
+  t int;
+  v_tat float8;
+  v_start float8;
+  v_win float8;
+  v_count float8;
+  v_times float8[];
+  v_costs float8[];
+  v_keep float8;
+  v_until float8;
+  v_at float8;
+  w_start float8;
+  p_window float8;
+  p_limit float8;
+  p_cost float8;
+  p_interval float8;
+  p_burst float8;
+  tat0 float8;
+  nxt float8;
+  wait float8;
+  spent float8;
+  counted float8;
+  latest float8;
+  total float8;
+  freed float8;
+  keep float8;
+  new_keep float8;
+  new_until float8;
+  n int;
+  i int;
+  k int;`,
+    `  FOR t IN 1..cnt LOOP
+    IF p_algs[t] = 'tb' THEN
+      kinds[t] := 'tb';
+      max_wait := least(max_wait, p_d[t]);
+    ELSIF p_algs[t] = 'sw' THEN
+      kinds[t] := 'sw';
+      buckets := false;
+    ELSE
+      p_window := p_b[t];
+${fwKind.replaceAll("v_kind", "kinds[t]")}
+      buckets := false;
+    END IF;
+  END LOOP;
+  IF NOT buckets OR max_wait IS NULL THEN max_wait := 0; END IF;
+  -- the rows, in one fixed order
+  SELECT array_agg(u.l ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C"),
+      array_agg(u.k ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C"),
+      array_agg(u.kd ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C")
+    INTO rl, rk, rkind
+    FROM (SELECT DISTINCT x.l, x.k, x.kd FROM unnest(p_limiters, p_keys, kinds) AS x(l, k, kd)) u;
+  nrows := coalesce(cardinality(rl), 0);
+  FOR r IN 1..nrows LOOP
+    created[r] := false;
+    loaded[r] := false;
+    FOR attempt IN 1..10 LOOP
+      PERFORM 1 FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r] FOR UPDATE;
+      EXIT WHEN FOUND;
+      INSERT INTO ${n.table} (limiter, key, kind, expires_at)
+        VALUES (rl[r], rk[r], rkind[r], clock_timestamp()) ON CONFLICT DO NOTHING;
+      IF FOUND THEN
+        created[r] := true;
+        EXIT;
+      END IF;
+      IF attempt = 10 THEN RAISE EXCEPTION 'could not lock the state row'; END IF;
+    END LOOP;
+  END LOOP;
+  FOR t IN 1..cnt LOOP
+    FOR r IN 1..nrows LOOP
+      IF rl[r] = p_limiters[t] AND rk[r] = p_keys[t] AND rkind[r] = kinds[t] THEN
+        row_of[t] := r;
+        EXIT;
+      END IF;
+    END LOOP;
+  END LOOP;
+  now_ms := ${NOW};
+
+  -- 1. check
+  FOR t IN 1..cnt LOOP
+    r := row_of[t];
+    o_delay[t] := 0;
+    o_retry[t] := 0;
+    IF p_algs[t] = 'tb' THEN
+      p_interval := p_a[t];
+      p_burst := p_b[t];
+      p_cost := p_c[t];
+      IF NOT loaded[r] THEN
+        SELECT s.tat INTO v_tat FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
+        r_tat[r] := v_tat;
+        s_tat[r] := v_tat;
+        s_spent[r] := 0;
+        loaded[r] := true;
+      END IF;
+      tat0 := greatest(coalesce(s_tat[r], now_ms), now_ms);
+      b_reset[t] := tat0 - now_ms;
+      b_remaining[t] := CASE WHEN ${VALID_INTERVAL} THEN ${tbRemaining("(tat0 - now_ms)")} ELSE 0 END;
+      spent := s_spent[r] + p_cost;
+      o_allowed[t] := false;
+      o_remaining[t] := b_remaining[t];
+      o_reset[t] := b_reset[t];
+      IF NOT (p_cost <= p_burst) OR NOT (${VALID_INTERVAL}) OR spent > p_burst THEN
+        o_retry[t] := 'Infinity'::float8;
+      ELSE
+        nxt := tat0 + p_cost * p_interval;
+        wait := nxt - p_burst * p_interval - now_ms;
+        IF wait <= ${EPS} OR wait <= max_wait THEN
+          s_tat[r] := nxt;
+          s_spent[r] := spent;
+          o_allowed[t] := true;
+          o_delay[t] := CASE WHEN wait <= ${EPS} THEN 0 ELSE wait END;
+          o_remaining[t] := CASE WHEN o_delay[t] > 0 THEN 0 ELSE ${tbRemaining("(nxt - now_ms)")} END;
+          o_reset[t] := nxt - now_ms;
+        ELSE
+          o_retry[t] := wait;
+        END IF;
+      END IF;
+    ELSIF p_algs[t] = 'fw' THEN
+      p_limit := p_a[t];
+      p_window := p_b[t];
+      p_cost := p_c[t];
+      IF NOT loaded[r] THEN
+        SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count
+          FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
+${fwAlign}
+        s_start[r] := ${fwStart("v_start", "v_win")};
+        s_count[r] := ${fwCount("v_start", "v_win", "v_count")};
+        loaded[r] := true;
+      END IF;
+      b_remaining[t] := least(greatest(floor(p_limit - s_count[r]), 0), p_limit);
+      b_reset[t] := greatest(s_start[r] + p_window - now_ms, 0);
+      o_reset[t] := b_reset[t];
+      IF p_cost <= p_limit AND s_count[r] + p_cost <= p_limit THEN
+        s_count[r] := s_count[r] + p_cost;
+        o_allowed[t] := true;
+        o_remaining[t] := least(greatest(floor(p_limit - s_count[r]), 0), p_limit);
+        o_ref[t] := s_start[r];
+      ELSE
+        o_allowed[t] := false;
+        o_remaining[t] := b_remaining[t];
+        o_retry[t] := CASE WHEN p_cost <= p_limit THEN b_reset[t] ELSE 'Infinity'::float8 END;
+      END IF;
+    ELSE
+      p_limit := p_a[t];
+      p_window := p_b[t];
+      p_cost := p_c[t];
+      IF NOT loaded[r] THEN
+        s_pending[r] := 0;
+        s_pending_at[r] := '-Infinity'::float8;
+        loaded[r] := true;
+      END IF;
+      SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
+      v_times := coalesce(v_times, '{}');
+      v_costs := coalesce(v_costs, '{}');
+      n := cardinality(v_times);
+      i := 1;
+      WHILE i <= n AND v_times[i] + p_window <= now_ms LOOP i := i + 1; END LOOP;
+      total := 0;
+      FOR j IN i..n LOOP total := total + v_costs[j]; END LOOP;
+      counted := total + s_pending[r];
+      latest := CASE WHEN s_pending[r] > 0 THEN s_pending_at[r] WHEN i <= n THEN v_times[n] ELSE '-Infinity'::float8 END;
+      b_remaining[t] := least(greatest(floor(p_limit - counted), 0), p_limit);
+      b_reset[t] := CASE WHEN latest > '-Infinity'::float8 THEN latest + p_window - now_ms ELSE 0 END;
+      o_reset[t] := b_reset[t];
+      IF NOT (p_cost <= p_limit) OR NOT (counted + p_cost <= p_limit) THEN
+        o_allowed[t] := false;
+        o_remaining[t] := b_remaining[t];
+        IF NOT (p_cost <= p_limit) THEN
+          o_retry[t] := 'Infinity'::float8;
+        ELSE
+          o_retry[t] := CASE WHEN s_pending[r] > 0 THEN s_pending_at[r] + p_window - now_ms ELSE p_window END;
+          freed := 0;
+          FOR j IN i..n LOOP
+            freed := freed + v_costs[j];
+            IF freed >= counted + p_cost - p_limit THEN
+              o_retry[t] := v_times[j] + p_window - now_ms;
+              EXIT;
+            END IF;
+          END LOOP;
+        END IF;
+      ELSE
+        o_allowed[t] := true;
+        o_remaining[t] := least(greatest(floor(p_limit - counted - p_cost), 0), p_limit);
+        IF p_cost > 0 THEN
+          s_pending[r] := s_pending[r] + p_cost;
+          s_pending_at[r] := greatest(latest, now_ms);
+        END IF;
+      END IF;
+    END IF;
+    IF NOT o_allowed[t] THEN
+      admitted := false;
+    ELSIF o_delay[t] > d_max THEN
+      d_max := o_delay[t];
+    END IF;
+  END LOOP;
+
+  -- 2. refused: nothing written (the rows this call created go again)
+  IF NOT admitted THEN
+    FOR r IN 1..nrows LOOP
+      IF created[r] THEN
+        DELETE FROM ${n.table} WHERE limiter = rl[r] AND key = rk[r] AND kind = rkind[r];
+      END IF;
+    END LOOP;
+    FOR t IN 1..cnt LOOP
+      ord := t;
+      allowed := o_allowed[t];
+      delay := 0;
+      ref := NULL;
+      IF o_allowed[t] THEN
+        remaining := b_remaining[t];
+        reset_after := b_reset[t];
+        retry_after := 0;
+      ELSE
+        remaining := o_remaining[t];
+        reset_after := o_reset[t];
+        retry_after := o_retry[t];
+      END IF;
+      RETURN NEXT;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  -- 3. admitted: every take charged, in order
+  FOR t IN 1..cnt LOOP
+    r := row_of[t];
+    ord := t;
+    allowed := true;
+    retry_after := 0;
+    delay := 0;
+    ref := NULL;
+    IF p_algs[t] = 'tb' THEN
+      p_interval := p_a[t];
+      p_burst := p_b[t];
+      p_cost := p_c[t];
+      IF p_cost > 0 THEN
+        nxt := greatest(coalesce(c_tat[r], r_tat[r]), now_ms + d_max) + p_cost * p_interval;
+        c_tat[r] := nxt;
+        UPDATE ${n.table} SET tat = nxt, expires_at = to_timestamp(nxt / 1000)
+          WHERE limiter = rl[r] AND key = rk[r] AND kind = rkind[r];
+      ELSE
+        -- a take of cost 0 books nothing (as a single take of cost 0)
+        nxt := greatest(coalesce(c_tat[r], r_tat[r]), now_ms);
+      END IF;
+      delay := d_max;
+      remaining := CASE WHEN d_max > 0 THEN ${tbRemaining("(nxt - now_ms)")} ELSE o_remaining[t] END;
+      reset_after := nxt - now_ms;
+    ELSIF p_algs[t] = 'fw' THEN
+      p_window := p_b[t];
+      UPDATE ${n.table} SET win_count = s_count[r], win_start = s_start[r], win_ms = p_window,
+          expires_at = to_timestamp((s_start[r] + p_window) / 1000)
+        WHERE limiter = rl[r] AND key = rk[r] AND kind = rkind[r];
+      remaining := o_remaining[t];
+      reset_after := o_reset[t];
+      ref := o_ref[t];
+    ELSE
+      p_limit := p_a[t];
+      p_window := p_b[t];
+      p_cost := p_c[t];
+      SELECT s.times, s.costs, s.win_ms, s.win_until INTO v_times, v_costs, v_keep, v_until
+        FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
+${swLoad}
+${swKeep}
+${swScan("k")}
+      remaining := least(greatest(floor(p_limit - total - p_cost), 0), p_limit);
+      IF p_cost > 0 THEN
+        v_times := v_times[k:n];
+        v_costs := v_costs[k:n];
+        n := cardinality(v_times);
+        v_at := CASE WHEN n > 0 AND v_times[n] >= now_ms THEN v_times[n] * 1.0000000000000002 ELSE now_ms END;
+        v_times := v_times || v_at;
+        v_costs := v_costs || p_cost;
+        UPDATE ${n.table} SET times = v_times, costs = v_costs, win_ms = new_keep, win_until = new_until,
+            expires_at = to_timestamp((v_at + keep) / 1000)
+          WHERE limiter = rl[r] AND key = rk[r] AND kind = rkind[r];
+        reset_after := v_at + p_window - now_ms;
+        ref := v_at;
+      END IF;
+    END IF;
+    RETURN NEXT;
+  END LOOP;`
+  )
+
+/**
+ * Token bucket adjust (`algorithm.ts` `gcraAdjust`): `p_delta > 0` pushes the TAT by `delta·T`
+ * from `max(tat, now)` (past the burst: debt; a key without a row gets one), `p_delta < 0` moves
+ * it back, never below `now` (a full bucket; `applied` then the fraction given back). A delta or
+ * interval that is not a finite number applies nothing. Answers `applied, remaining, reset_after`.
+ */
+const tbAdjust = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    "OUT applied float8, OUT remaining float8, OUT reset_after float8",
+    "",
+    `  v_tat float8;
+  tat0 float8;
+  nxt float8;`,
+    `  IF p_delta > 0 AND p_delta < 'Infinity'::float8 AND ${VALID_INTERVAL} THEN
+${lockOrCreate(n, "'tb'", "s.tat", "v_tat")}
+  ELSE
+    SELECT s.tat INTO v_tat FROM ${n.table} s WHERE ${WHERE_S("'tb'")} FOR UPDATE;
+    now_ms := ${NOW};
+  END IF;
+  tat0 := greatest(coalesce(v_tat, now_ms), now_ms);
+  applied := 0;
+  IF NOT (${VALID_INTERVAL}) THEN
+    remaining := 0;
+    reset_after := tat0 - now_ms;
+    RETURN;
+  END IF;
+  nxt := tat0;
+  IF p_delta > 0 AND p_delta < 'Infinity'::float8 THEN
+    nxt := tat0 + p_delta * p_interval;
+    applied := p_delta;
+  ELSIF p_delta < 0 AND p_delta > '-Infinity'::float8 AND tat0 > now_ms THEN
+    IF tat0 + p_delta * p_interval > now_ms THEN
+      nxt := tat0 + p_delta * p_interval;
+      applied := p_delta;
+    ELSE
+      nxt := now_ms;
+      applied := ${snap("((now_ms - tat0) / p_interval)")};
+    END IF;
+  END IF;
+  IF applied <> 0 THEN
+    UPDATE ${n.table} SET tat = nxt, expires_at = to_timestamp(nxt / 1000) WHERE ${WHERE("'tb'")};
+  END IF;
+  remaining := ${tbRemaining("(nxt - now_ms)")};
+  reset_after := nxt - now_ms;`
+  )
+
+/**
+ * Sliding window adjust (`algorithm.ts` `slidingAdjust`): the entry stamped `p_ref` (the take's
+ * ref), while it is in the window (`time + window > now`), costs `max(0, cost + delta)` from now
+ * on; an entry that has left, a ref naming none (NULL included) or a delta that is not a finite
+ * number apply nothing. Never creates a row. Answers `applied, remaining, reset_after` (of the
+ * caller's window).
+ */
+const swAdjust = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    "OUT applied float8, OUT remaining float8, OUT reset_after float8",
+    "",
+    `  v_times float8[];
+  v_costs float8[];
+  n int;
+  i int;
+  total float8;
+  c float8;`,
+    `  SELECT s.times, s.costs INTO v_times, v_costs FROM ${n.table} s WHERE ${WHERE_S("'sw'")} FOR UPDATE;
+  now_ms := ${NOW};
+  applied := 0;
+  v_times := coalesce(v_times, '{}');
+  v_costs := coalesce(v_costs, '{}');
+  n := cardinality(v_times);
+  i := 1;
+  WHILE i <= n AND v_times[i] + p_window <= now_ms LOOP i := i + 1; END LOOP;
+  IF p_ref IS NOT NULL AND p_delta > '-Infinity'::float8 AND p_delta < 'Infinity'::float8 THEN
+    FOR j IN i..n LOOP
+      IF v_times[j] = p_ref THEN
+        c := greatest(0, v_costs[j] + p_delta);
+        applied := c - v_costs[j];
+        IF applied <> 0 THEN
+          v_costs[j] := c;
+          UPDATE ${n.table} SET costs = v_costs WHERE ${WHERE("'sw'")};
+        END IF;
+        EXIT;
+      END IF;
+    END LOOP;
+  END IF;
+  total := 0;
+  FOR j IN i..n LOOP total := total + v_costs[j]; END LOOP;
+  remaining := least(greatest(floor(p_limit - total), 0), p_limit);
+  reset_after := CASE WHEN i <= n THEN v_times[n] + p_window - now_ms ELSE 0 END;`
+  )
+
+/**
+ * Fixed window adjust (`algorithm.ts` `fixedAdjustIn`): only while the window that took
+ * (`p_ref`, its start) is the current one, `count = max(0, count + delta)` (past the limit: debt
+ * until the window ends; a charge on a key without a row creates one); another window's ref, a
+ * NULL ref or a delta that is not a finite number apply nothing. Answers `applied, remaining,
+ * reset_after`.
+ */
+const fwAdjust = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    "OUT applied float8, OUT remaining float8, OUT reset_after float8",
+    "",
+    `${fwDeclare}
+  start float8;
+  nc float8;`,
+    `${fwKind}
+  IF p_delta > 0 AND p_delta < 'Infinity'::float8 AND p_ref IS NOT NULL THEN
+${lockOrCreate(n, "v_kind", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
+  ELSE
+    SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count FROM ${n.table} s WHERE ${WHERE_S("v_kind")} FOR UPDATE;
+    now_ms := ${NOW};
+  END IF;
+${fwAlign}
+  start := ${fwStart("v_start", "v_win")};
+  cnt := ${fwCount("v_start", "v_win", "v_count")};
+  applied := 0;
+  reset_after := greatest(start + p_window - now_ms, 0);
+  IF p_ref IS NOT NULL AND p_ref = start AND p_delta > '-Infinity'::float8 AND p_delta < 'Infinity'::float8 THEN
+    nc := greatest(0, cnt + p_delta);
+    applied := nc - cnt;
+    IF applied <> 0 THEN
+      UPDATE ${n.table} SET win_count = nc, win_start = start, win_ms = p_window,
+          expires_at = to_timestamp((start + p_window) / 1000)
+        WHERE ${WHERE("v_kind")};
+      cnt := nc;
+    END IF;
+  END IF;
+  remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);`
+  )
+
 const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   tb_take: tbTake,
   tb_peek: tbPeek,
@@ -727,7 +1247,11 @@ const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   cc_renew: ccRenew,
   cc_release: ccRelease,
   cc_peek: ccPeek,
-  reset
+  reset,
+  take_all: takeAll,
+  tb_adjust: tbAdjust,
+  sw_adjust: swAdjust,
+  fw_adjust: fwAdjust
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -918,8 +1442,16 @@ export const intValue = (x: number): number =>
  */
 export const intLiteral = (x: number): string => String(intValue(x))
 
-/** An argument's value, of the type its spec names (`null`: SQL NULL). @internal */
-export type ArgValue = string | number | boolean | null
+/**
+ * An argument's value, of the type its spec names (`null`: SQL NULL; an array for `text[]` and
+ * `float8[]`, the composite call's columns).
+ *
+ * @internal
+ */
+export type ArgValue = string | number | boolean | null | ReadonlyArray<string> | ReadonlyArray<number>
+
+/** The elements of an array argument (a scalar where an array is expected is one element). */
+const elements = (value: ArgValue): ReadonlyArray<unknown> => (Array.isArray(value) ? value : [value])
 
 /** The literal of `value` as an argument of `type`. @internal */
 export const argLiteral = (type: ArgType, value: ArgValue): string => {
@@ -933,6 +1465,10 @@ export const argLiteral = (type: ArgType, value: ArgValue): string => {
       return intLiteral(Number(value))
     case "boolean":
       return value === true ? "true" : "false"
+    case "text[]":
+      return `ARRAY[${elements(value).map((x) => textLiteral(String(x))).join(", ")}]::text[]`
+    case "float8[]":
+      return `ARRAY[${elements(value).map((x) => floatLiteral(Number(x))).join(", ")}]::float8[]`
   }
 }
 

@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import type * as SqlConnection from "effect/sql/SqlConnection"
@@ -122,8 +123,22 @@ const parameter = (type: ArgType, value: ArgValue): PgTypes.Parameter => {
       return PgTypes.int4(value === null ? null : intValue(Number(value)))
     case "boolean":
       return PgTypes.bool(value === null ? null : value === true)
+    case "text[]":
+      return arrayParameter(value === null ? null : elements(value).map(String), PgTypes.OID.text)
+    case "float8[]":
+      return arrayParameter(value === null ? null : elements(value).map(Number), PgTypes.OID.float8)
   }
 }
+
+/** The elements of an array argument (a scalar where an array is expected is one element). */
+const elements = (value: ArgValue): ReadonlyArray<unknown> => (Array.isArray(value) ? value : [value])
+
+/**
+ * A one-dimensional array parameter of `text` or `float8` elements. `PgTypes.array` fails only for
+ * an element type without a known array type, which these two always have: a failure is a defect.
+ */
+const arrayParameter = (values: ReadonlyArray<unknown> | null, elementOid: number): PgTypes.Parameter =>
+  Result.getOrThrow(PgTypes.array(values, elementOid))
 
 /** `effect` between `begin` and `COMMIT` on `conn`, rolled back when it fails. */
 const inTransaction = <A>(

@@ -12,7 +12,11 @@ import type { Row } from "../../core/postgres/rows.js"
 import { decisionRow, num } from "../../core/postgres/rows.js"
 import * as pgSql from "../../core/postgres/sql.js"
 import type {
+  AdjustRequest,
+  AdjustResult,
+  CompositeDecision,
   PeekRequest,
+  RateTake,
   RateLimitStoreService,
   SlotDecision,
   SlotRequest,
@@ -30,7 +34,16 @@ import * as Schema from "./schema.js"
 /** The operations a store answers with one statement each. @internal */
 export type Operations = Pick<
   RateLimitStoreService,
-  "tokenBucket" | "slidingWindow" | "fixedWindow" | "acquireSlot" | "renewSlot" | "releaseSlot" | "peek" | "reset"
+  | "tokenBucket"
+  | "slidingWindow"
+  | "fixedWindow"
+  | "acquireSlot"
+  | "renewSlot"
+  | "releaseSlot"
+  | "peek"
+  | "reset"
+  | "takeAll"
+  | "adjust"
 >
 
 /** A store's driver, and what its operations share. */
@@ -64,7 +77,9 @@ export const make = (driver: Driver): Operations => {
     renewSlot: (req) => renewSlot(env, req),
     releaseSlot: (req) => releaseSlot(env, req),
     peek: (req) => peek(env, req),
-    reset: (limiter, key) => reset(env, limiter, key)
+    reset: (limiter, key) => reset(env, limiter, key),
+    takeAll: (takes) => takeAll(env, takes),
+    adjust: (req) => adjust(env, req)
   }
 }
 
@@ -166,22 +181,31 @@ const firstRow = (env: Env, operation: string, rows: ReadonlyArray<Row>): Effect
     : Effect.succeed(row)
 }
 
-/** `[allowed, remaining, reset_after, retry_after, delay]` → `StoreDecision`, waits padded by the margin. */
+/**
+ * `[allowed, remaining, reset_after, retry_after, delay, ref?]` → `StoreDecision`, waits padded by
+ * the margin; `undefined` for a row that is not one.
+ */
+const decisionOf = (env: Env, limit: number, row: Row): StoreDecision | undefined => {
+  const d = decisionRow(row)
+  if (d === undefined) return undefined
+  const marginMs = env.driver.settings.marginMs
+  const answer: StoreDecision = {
+    allowed: d.allowed,
+    limit,
+    remaining: d.remaining,
+    resetAfterMs: Math.max(0, d.resetAfter),
+    retryAfterMs: d.allowed ? 0 : withMargin(Math.max(d.retryAfter, 0.001), marginMs),
+    delayMs: d.allowed ? withMargin(Math.max(0, d.delay), marginMs) : 0
+  }
+  // an admitted window take names what it charged (`adjust`); shortest decimal of the float8
+  return d.allowed && d.ref !== undefined ? { ...answer, ref: String(d.ref) } : answer
+}
+
+/** The decision of a take or peek function's one row. */
 const decision = (env: Env, operation: string, limit: number) => (rows: ReadonlyArray<Row>) =>
   Effect.flatMap(firstRow(env, operation, rows), (row): Effect.Effect<StoreDecision, StoreError> => {
-    const d = decisionRow(row)
-    if (d === undefined) return Effect.fail(env.driver.failures.fail(operation, "unexpected row"))
-    const marginMs = env.driver.settings.marginMs
-    const answer: StoreDecision = {
-      allowed: d.allowed,
-      limit,
-      remaining: d.remaining,
-      resetAfterMs: Math.max(0, d.resetAfter),
-      retryAfterMs: d.allowed ? 0 : withMargin(Math.max(d.retryAfter, 0.001), marginMs),
-      delayMs: d.allowed ? withMargin(Math.max(0, d.delay), marginMs) : 0
-    }
-    // an admitted window take names what it charged (`adjust`); shortest decimal of the float8
-    return Effect.succeed(d.allowed && d.ref !== undefined ? { ...answer, ref: String(d.ref) } : answer)
+    const d = decisionOf(env, limit, row)
+    return d === undefined ? Effect.fail(env.driver.failures.fail(operation, "unexpected row")) : Effect.succeed(d)
   })
 
 const boolean = (env: Env, operation: string) => (rows: ReadonlyArray<Row>) =>
@@ -321,3 +345,161 @@ const peek = (env: Env, req: PeekRequest): Effect.Effect<StoreDecision, StoreErr
 const reset = (env: Env, limiter: string, key?: string): Effect.Effect<void, StoreError> =>
   guard("reset", key === undefined ? [limiter] : [limiter, key], () =>
     Effect.asVoid(write(env, "reset", limiter, callOf(env.driver.specs.reset, [limiter, key ?? null, env.lockMs, env.async]))))
+
+// ---------------------------------------------------------------------------------------------
+// composite calls and adjust
+
+/** The capacity a take is judged against (its decision's `limit`). */
+const capacityOf = (take: RateTake): number => (take.algorithm === "token_bucket" ? take.burst : take.limit)
+
+/**
+ * Why a composite call cannot be one call of `take_all`, or `undefined`: a sliding window taken
+ * twice for one key with two window lengths (its one row of entries would be judged against both
+ * at once; the Redis store refuses it alike). Limiters are named, keys never.
+ */
+const compositeProblem = (takes: ReadonlyArray<RateTake>): string | undefined => {
+  const windows = new Map<string, number>()
+  for (const take of takes) {
+    if (take.algorithm !== "sliding_window") continue
+    const id = JSON.stringify([take.limiter, take.key])
+    const seen = windows.get(id)
+    if (seen !== undefined && seen !== take.windowMs) {
+      return `takeAll: the sliding window of limiter ${JSON.stringify(take.limiter)} is taken twice for one key ` +
+        `with two window lengths (${seen} and ${take.windowMs} ms)`
+    }
+    windows.set(id, take.windowMs)
+  }
+  return undefined
+}
+
+const rejected = (env: Env, operation: string, message: string): Effect.Effect<never, StoreError> =>
+  Effect.fail(new StoreError({ engine: ENGINE, operation, message: env.driver.failures.fail(operation, message).message, kind: "rejected" }))
+
+/**
+ * Several takes as one unit: one call of `take_all` (see `core/postgres/sql.ts`), the takes as
+ * parallel arrays; one row per take answers its decision, in order.
+ */
+const takeAll = (env: Env, takes: ReadonlyArray<RateTake>): Effect.Effect<CompositeDecision, StoreError> => {
+  if (takes.length === 0) return Effect.succeed({ allowed: true, decisions: [], delayMs: 0 })
+  const problem = compositeProblem(takes)
+  if (problem !== undefined) return rejected(env, "takeAll", problem)
+  const algs: Array<string> = []
+  const limiters: Array<string> = []
+  const keys: Array<string> = []
+  const a: Array<number> = []
+  const b: Array<number> = []
+  const c: Array<number> = []
+  const d: Array<number> = []
+  for (const take of takes) {
+    limiters.push(take.limiter)
+    keys.push(take.key)
+    c.push(take.cost)
+    switch (take.algorithm) {
+      case "token_bucket":
+        algs.push("tb")
+        a.push(interval(take.ratePerSecond))
+        b.push(take.burst)
+        d.push(Math.max(0, take.maxWaitMs))
+        break
+      case "sliding_window":
+        algs.push("sw")
+        a.push(take.limit)
+        b.push(take.windowMs)
+        d.push(0)
+        break
+      case "fixed_window":
+        algs.push("fw")
+        a.push(take.limit)
+        b.push(Math.max(1, take.windowMs))
+        d.push(0)
+        break
+    }
+  }
+  const operator = [...new Set(limiters)].join(",")
+  return guard("takeAll", [...limiters, ...keys], () =>
+    write(
+      env,
+      "takeAll",
+      operator,
+      callOf(env.driver.specs.take_all, [algs, limiters, keys, a, b, c, d, env.lockMs, env.async])
+    ).pipe(Effect.flatMap((rows): Effect.Effect<CompositeDecision, StoreError> => {
+      const decisions: Array<StoreDecision> = []
+      for (const [i, take] of takes.entries()) {
+        const row = rows[i]
+        const decided = row === undefined ? undefined : decisionOf(env, capacityOf(take), row.slice(1))
+        if (decided === undefined) return Effect.fail(env.driver.failures.fail("takeAll", "unexpected rows"))
+        decisions.push(decided)
+      }
+      const allowed = decisions.every((x) => x.allowed)
+      const delayMs = allowed ? decisions.reduce((m, x) => (x.delayMs > m ? x.delayMs : m), 0) : 0
+      return Effect.succeed({ allowed, decisions, delayMs })
+    })))
+}
+
+/** A window take's ref as the float8 it names (`null`: it names no charge of this store). */
+const refValue = (ref: string | undefined): number | null => {
+  if (ref === undefined) return null
+  const x = Number(ref)
+  return Number.isFinite(x) && String(x) === ref ? x : null
+}
+
+/** `[applied, remaining, reset_after]` → `AdjustResult`. */
+const adjustResult = (env: Env) => (rows: ReadonlyArray<Row>) =>
+  Effect.flatMap(firstRow(env, "adjust", rows), (row): Effect.Effect<AdjustResult, StoreError> => {
+    const [applied, remaining, resetAfter] = [num(row[0]), num(row[1]), num(row[2])]
+    if ([applied, remaining, resetAfter].some(Number.isNaN)) return Effect.fail(env.driver.failures.fail("adjust", "unexpected row"))
+    return Effect.succeed({ applied: applied + 0, remaining, resetAfterMs: Math.max(0, resetAfter) })
+  })
+
+/**
+ * Charge more or give back after the fact: one call of the algorithm's adjust function (see
+ * `core/postgres/sql.ts`). A delta that is not a finite number applies nothing.
+ */
+const adjust = (env: Env, req: AdjustRequest): Effect.Effect<AdjustResult, StoreError> => {
+  const { take } = req
+  const delta = Number.isFinite(req.delta) ? req.delta : 0
+  const specs = env.driver.specs
+  return guard("adjust", [take.limiter, take.key], () => {
+    switch (take.algorithm) {
+      case "token_bucket":
+        return write(
+          env,
+          "adjust",
+          take.limiter,
+          callOf(specs.tb_adjust, [take.limiter, take.key, interval(take.ratePerSecond), take.burst, delta, env.lockMs, env.async])
+        ).pipe(Effect.flatMap(adjustResult(env)))
+      case "sliding_window":
+        return write(
+          env,
+          "adjust",
+          take.limiter,
+          callOf(specs.sw_adjust, [
+            take.limiter,
+            take.key,
+            take.limit,
+            take.windowMs,
+            delta,
+            refValue(req.ref),
+            env.lockMs,
+            env.async
+          ])
+        ).pipe(Effect.flatMap(adjustResult(env)))
+      case "fixed_window":
+        return write(
+          env,
+          "adjust",
+          take.limiter,
+          callOf(specs.fw_adjust, [
+            take.limiter,
+            take.key,
+            take.limit,
+            Math.max(1, take.windowMs),
+            delta,
+            refValue(req.ref),
+            env.lockMs,
+            env.async
+          ])
+        ).pipe(Effect.flatMap(adjustResult(env)))
+    }
+  })
+}
