@@ -696,6 +696,8 @@ class Scratch implements GcraState, FixedState {
   fwCount = 0
   fwLimit = 0
   fwWindow = 0
+  // Token bucket: the cost admitted on it by earlier takes of the call (all charged at one instant).
+  tbSpent = 0
   // Sliding window: the cost admitted by earlier takes of the call, and the instant it is stamped.
   pending = 0
   pendingAt = -Infinity
@@ -711,7 +713,8 @@ export interface CompositeCheck {
   readonly allowed: boolean
   /**
    * Per take: its decision after the earlier takes of the call (which, for distinct states, is
-   * the decision it alone would get).
+   * the decision it alone would get). A token bucket's has its own wait as `delayMs`; the call
+   * books every bucket at the largest (see {@link compositeApply}).
    */
   readonly decisions: ReadonlyArray<StoreDecision>
   /** The largest `delayMs` of the decisions. */
@@ -728,10 +731,15 @@ export interface CompositeCheck {
  * charged twice), on copies of the states.
  *
  * Waiting: when every take is a token bucket, each is judged with the call's `maxWaitMs`, the
- * smallest of theirs, so the call reserves (every bucket stores its own `next = tat0 + cost·T`)
- * when the largest wait is at most that smallest `maxWaitMs`, and `delayMs` is that largest wait;
- * a bucket whose wait is larger is a violation (`retryAfterMs`: its wait). With any window take,
- * buckets are judged with no wait: the call is admitted now or refused.
+ * smallest of theirs, so the call reserves when the largest wait `D` is at most that smallest
+ * `maxWaitMs`, and `delayMs` is `D`; a bucket whose wait is larger is a violation (`retryAfterMs`:
+ * its wait). With any window take, buckets are judged with no wait: the call is admitted now or
+ * refused.
+ *
+ * A bucket named several times is charged the sum of their costs at the one instant the caller
+ * proceeds: the take that brings that sum above the burst can never be admitted (a violation
+ * with `retryAfterMs = Infinity`, as a single take of a cost above the burst). Below it, each
+ * take's wait after the earlier ones (`tat0 + sum·T − burst·T − now`) is the wait the sum needs.
  *
  * @internal
  */
@@ -780,9 +788,14 @@ export const compositeCheck = (targets: ReadonlyArray<CompositeTarget>, now: num
       case "token_bucket": {
         const interval = 1000 / t.ratePerSecond
         const tat0 = s.tat > now ? s.tat : now
-        remainingBefore.push(interval > 0 && interval < Infinity ? gcraRemaining(tat0, now, interval, t.burst) : 0)
+        const remaining = interval > 0 && interval < Infinity ? gcraRemaining(tat0, now, interval, t.burst) : 0
+        remainingBefore.push(remaining)
         resetBefore.push(tat0 - now)
-        d = gcraTake(s, now, t.ratePerSecond, t.burst, t.cost, maxWaitMs)
+        const spent = s.tbSpent + t.cost
+        d = spent > t.burst && t.cost <= t.burst
+          ? { allowed: false, limit: t.burst, remaining, resetAfterMs: tat0 - now, retryAfterMs: Infinity, delayMs: 0 }
+          : gcraTake(s, now, t.ratePerSecond, t.burst, t.cost, maxWaitMs)
+        if (d.allowed) s.tbSpent = spent
         break
       }
       case "fixed_window": {
@@ -886,9 +899,17 @@ export const compositeRefusal = (check: CompositeCheck): CompositeDecision => ({
 
 /**
  * Charges every take of a call {@link compositeCheck} admitted (`check.allowed`), on the same
- * states at the same `now`: token buckets and fixed windows store what the check computed, a
- * sliding window records its entry (with its `id`). Answers the admitted call: each decision as
- * checked (windows with their `ref`), `delayMs` the largest wait.
+ * states at the same `now`: fixed windows store what the check computed, a sliding window records
+ * its entry (with its `id`). Answers the admitted call: each decision as checked (windows with
+ * their `ref`), `delayMs` the largest wait `D`.
+ *
+ * Token buckets: the caller proceeds at `now + D` on every bucket, so each take, in order, stores
+ * `next = max(tat, now + D) + cost·T` (a bucket named twice: the second from the first's `next`);
+ * its decision has `delayMs = D` and `remaining`, `resetAfterMs` from that `next`. For the slowest
+ * bucket this is its own GCRA `tat0 + cost·T`; with `D = 0` it is what the check computed.
+ * Booking a faster bucket at its own, earlier instant would let a later take share the slot the
+ * caller uses, past the bucket's bound. A take of cost 0 books nothing (its bucket is left as it
+ * is, `next = max(tat, now)`), as a single take of cost 0 changes nothing.
  *
  * @internal
  */
@@ -905,10 +926,33 @@ export const compositeApply = (
     if (t === undefined || s === undefined || checked === undefined) continue
     switch (t.algorithm) {
       case "token_bucket": {
-        t.state.tat = s.tat
-        t.state.tbInterval = s.tbInterval
-        t.state.tbBurst = s.tbBurst
-        decisions.push(checked)
+        const delayMs = check.delayMs
+        if (delayMs > 0) {
+          const interval = 1000 / t.ratePerSecond
+          const at = now + delayMs
+          // a take of cost 0 books nothing (as a single take of cost 0): its bucket is left as it is
+          const next = t.cost > 0
+            ? (t.state.tat > at ? t.state.tat : at) + t.cost * interval
+            : (t.state.tat > now ? t.state.tat : now)
+          if (t.cost > 0) {
+            t.state.tat = next
+            t.state.tbInterval = interval
+            t.state.tbBurst = t.burst
+          }
+          decisions.push({
+            allowed: true,
+            limit: t.burst,
+            remaining: gcraRemaining(next, now, interval, t.burst),
+            resetAfterMs: next - now,
+            retryAfterMs: 0,
+            delayMs
+          })
+        } else {
+          t.state.tat = s.tat
+          t.state.tbInterval = s.tbInterval
+          t.state.tbBurst = s.tbBurst
+          decisions.push(checked)
+        }
         break
       }
       case "fixed_window": {

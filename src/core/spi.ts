@@ -172,18 +172,22 @@ export type RateTake =
  *   `remaining` after the charge). On refusal each says what that take alone would have answered
  *   at the same instant: `allowed: false` with its own `retryAfterMs` for every take that refused
  *   (the violations), `allowed: true` with its `remaining` unchanged for the others.
- * - `delayMs`: the reservation every token bucket took, the largest of their waits (`0` when the
- *   call holds a window take: windows cannot reserve, so such a call is admitted now or refused;
- *   the limiter then waits `retryAfterMs` and asks again within its timeout).
+ * - `delayMs`: the reservation every token bucket took, the largest of their waits `D` (`0` when
+ *   the call holds a window take: windows cannot reserve, so such a call is admitted now or
+ *   refused; the limiter then waits `retryAfterMs` and asks again within its timeout).
  *
  * Waiting: with only token buckets, the call is admitted when the largest wait `D` (over the
  * buckets, each computed as for a single take) is at most the smallest `maxWaitMs`; otherwise
- * refused. The caller proceeds at `now + D` on every bucket, so every bucket should book that
- * instant: `next = max(tat, now + D) + cost·T`. KNOWN DEFECT (open, issue 12): the memory, Redis
- * and NATS stores still store each bucket's own `tat0 + cost·T`, so a faster bucket of a reserving
- * composite call can share its slot with a later single take (found on memory: burst 1 at 1/s,
- * a composite call waiting 5 s and a single take at 5 s both proceed at 5 s). Calls holding a
- * window take never reserve and are not affected.
+ * refused. The caller proceeds at `now + D` on every bucket, so every bucket is booked at that
+ * instant: each take, in order, stores `next = max(tat, now + D) + cost·T` (a bucket named twice:
+ * the second from the first's `next`; a take of cost 0 books nothing), and its decision has
+ * `delayMs = D` and its `remaining` and `resetAfterMs` from that `next`. For the slowest bucket
+ * this is its own `tat0 + cost·T`; a faster one is moved up to `now + D` as well, so no later
+ * take shares the slot its caller uses (takes on it before `now + D` are judged as if queued
+ * behind the call: a wait too many, never an admission too many). A bucket named several
+ * times is charged the sum of their costs at that one instant: the take that brings the sum above
+ * its burst never fits (a violation with `retryAfterMs = Infinity`). Calls holding a window take
+ * never reserve.
  *
  * @since 0.2.0
  * @category models

@@ -22,9 +22,14 @@
  * - `decisions[i]` on a refused call: the takes that refused (violations) with their own
  *   `retryAfterMs`; the others `allowed` with their state's `remaining` as it is (uncharged), no
  *   delay, no ref; takes are judged in order, so a state named twice is charged twice;
- * - only token buckets: the call is judged with the smallest `maxWaitMs`; it reserves on every
- *   bucket (each stores its own `next = tat0 + cost·T`, its decision has its own wait as `delayMs`)
- *   and `delayMs` is the largest wait; with a window take, admitted now (`delayMs` 0) or refused;
+ * - only token buckets: the call is judged with the smallest `maxWaitMs`; `delayMs` is the
+ *   largest wait `D`, and the caller proceeds at `now + D` on every bucket: each bucket stores
+ *   `next = max(tat, now + D) + cost·T` and its decision has `delayMs = D` and its `remaining`
+ *   from that `next`, so later takes on a faster bucket keep its rate (no two admitted takes on a
+ *   1/s, burst-1 bucket less than 1 s apart, at the instants their callers proceed); a bucket
+ *   named twice is charged the sum at that one instant (a sum above its burst never fits:
+ *   `retryAfterMs` Infinity); a take of cost 0 books nothing; with a window take, admitted now
+ *   (`delayMs` 0) or refused;
  * - admitted window takes carry a `ref` (single and composite): the fixed window's start (store ms,
  *   decimal string, a multiple of `windowMs`), the sliding entry's id (distinct per take);
  * - `adjust`: bucket debt and give-back clipped at a full bucket; fixed window only in the window
@@ -145,8 +150,10 @@ export const checkComposite = (d: Composite, takes: ReadonlyArray<Take>, label: 
     assert.strictEqual(d.delayMs, 0, `${label}: a call with a window take is admitted now`)
     d.decisions.forEach((x, i) => assert.strictEqual(x.delayMs, 0, `${label} #${i}: no delay with a window take`))
   } else {
-    const largest = d.decisions.reduce((m, x) => Math.max(m, x.delayMs), 0)
-    assert.isTrue(Math.abs(d.delayMs - largest) <= EPS, `${label}: delayMs ${d.delayMs} is the largest wait ${largest}`)
+    // Every bucket is booked at the instant the caller proceeds: each decision's delay is the call's.
+    d.decisions.forEach((x, i) =>
+      assert.isTrue(Math.abs(x.delayMs - d.delayMs) <= EPS, `${label} #${i}: delayMs ${x.delayMs}, the call's is ${d.delayMs}`)
+    )
   }
   return d
 }
@@ -245,6 +252,55 @@ const fixedRoom = (time: SuiteTime, windowMs: number, needMs: number) =>
     const probe = yield* peekOf(fw(fresh("probe"), "", { limit: 1, windowMs }))
     if (probe.resetAfterMs < needMs) yield* time.advance(probe.resetAfterMs + MARGIN)
   })
+
+/** What an effect answered, with the test's clock read just before and just after it. */
+interface Timed<A> {
+  readonly value: A
+  readonly before: number
+  readonly after: number
+}
+
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const before = yield* Clock.currentTimeMillis
+    const value = yield* self
+    const after = yield* Clock.currentTimeMillis
+    return { value, before, after } satisfies Timed<A>
+  })
+
+/**
+ * The instant an admitted caller proceeds (the store decided at some instant of
+ * `[before, after]`, test clock; then `delayMs` later), as an interval of the test's clock.
+ */
+interface Arrival {
+  readonly earliest: number
+  readonly latest: number
+}
+
+const arrival = (t: Timed<unknown>, delayMs: number): Arrival => ({ earliest: t.before + delayMs, latest: t.after + delayMs })
+
+/**
+ * No two arrivals less than `gapMs` apart. Live, each is known only to within its call's round
+ * trip (and the store's clock is offset from the test's by a constant): a pair fails only when
+ * even the most favourable reading of both puts them closer than `gapMs`, so a correct store
+ * never fails, and two takes sharing a slot (0 ms apart) are caught while round trips stay short.
+ */
+const assertSpaced = (time: SuiteTime, arrivals: ReadonlyArray<Arrival>, gapMs: number, label: string): void => {
+  // Live: the test's clock reads whole milliseconds.
+  const tick = time.exact ? 0 : 1
+  for (let i = 0; i < arrivals.length; i++) {
+    for (let j = i + 1; j < arrivals.length; j++) {
+      const a = arrivals[i]
+      const b = arrivals[j]
+      if (a === undefined || b === undefined) continue
+      const widest = Math.max(b.latest + tick - a.earliest, a.latest + tick - b.earliest)
+      assert.isTrue(
+        widest >= gapMs - EPS,
+        `${label}: arrivals #${i} and #${j} proceed at most ${widest} ms apart, less than ${gapMs} ms`
+      )
+    }
+  }
+}
 
 // Slow limits (nothing refills while a case runs, live included).
 const HOUR = 3_600_000
@@ -439,21 +495,111 @@ export const compositeCases: ReadonlyArray<CompositeCase> = [
         const d = yield* takeAll([tb(a, "", { ...fast, maxWaitMs: 2000 }), tb(b, "", { ...slow, maxWaitMs: 2000 })])
         assert.isTrue(d.allowed, "the largest wait is within the smallest maxWait")
         assertMs(time, d.delayMs, 1000, "delayMs: the largest wait", 1000 - 5 * MARGIN, 1000)
-        assertMs(time, d.decisions[0]?.delayMs ?? 0, 500, "a's own wait", 500 - 5 * MARGIN, 500)
-        assertMs(time, d.decisions[1]?.delayMs ?? 0, 1000, "b's own wait", 1000 - 5 * MARGIN, 1000)
+        // The caller proceeds at now + 1000 on both: each decision has the call's delay.
+        assertMs(time, d.decisions[0]?.delayMs ?? 0, d.delayMs, "a waits with the call", d.delayMs, d.delayMs)
+        assertMs(time, d.decisions[1]?.delayMs ?? 0, d.delayMs, "b's own wait is the call's", d.delayMs, d.delayMs)
         assert.deepStrictEqual(d.decisions.map((x) => x.remaining), [0, 0])
-        // Every bucket stored its own next = tat0 + cost·T.
-        assertMs(time, (yield* peekOf(tb(a, "", fast))).retryAfterMs, 1000, "a charged", 1000 - 6 * MARGIN, 1000)
+        // Every bucket is booked where the caller proceeds: next = max(tat, now + D) + cost·T, so
+        // a (free again at now + 500) is next free at now + 1000 + 500; b at its own tat0 + T.
+        assertMs(time, (yield* peekOf(tb(a, "", fast))).retryAfterMs, 1500, "a booked at now + D", 1500 - 6 * MARGIN, 1500)
         assertMs(time, (yield* peekOf(tb(b, "", slow))).retryAfterMs, 2000, "b charged", 2000 - 6 * MARGIN, 2000)
-        // A bucket with room reserves nothing of its own but is charged all the same.
+        // A bucket with room waits with the call too, and is booked at the same instant.
         const c = fresh("res-c")
-        const roomy = { rate: 2, burst: 2 }
+        const roomy = { rate: 2, burst: 2 } // T = 500 ms
         const e = yield* takeAll([tb(c, "", { ...roomy, maxWaitMs: 5000 }), tb(b, "", { ...slow, maxWaitMs: 5000 })])
         assert.isTrue(e.allowed)
-        assert.strictEqual(e.decisions[0]?.delayMs, 0)
-        assert.strictEqual(e.decisions[0]?.remaining, 1)
         assertMs(time, e.delayMs, 2000, "behind b's reservation", 2000 - 7 * MARGIN, 2000)
-        assert.strictEqual((yield* peekOf(tb(c, "", roomy))).remaining, 1, "c is charged")
+        assertMs(time, e.decisions[0]?.delayMs ?? 0, e.delayMs, "c proceeds with the call", e.delayMs, e.delayMs)
+        // c stores now + D + 500: from now, floor(2 - (D + 500) / 500) = 0 left, full at now + D + 500.
+        assert.strictEqual(e.decisions[0]?.remaining, 0, "remaining from the booked next")
+        assertMs(time, e.decisions[0]?.resetAfterMs ?? 0, 2500, "c full again half a period after the call proceeds", 2500 - 7 * MARGIN, 2500)
+        const cAfter = yield* peekOf(tb(c, "", roomy))
+        assert.strictEqual(cAfter.remaining, 0, "c is charged")
+        assertMs(time, cAfter.retryAfterMs, 2000, "a single take on c proceeds when the call does, no earlier", 2000 - 8 * MARGIN, 2000)
+        assertMs(time, (yield* peekOf(tb(c, "", roomy), 2)).retryAfterMs, 2500, "a cost of 2 waits for c's booked token", 2500 - 8 * MARGIN, 2500)
+      })
+  },
+
+  {
+    name: "token buckets only: a faster bucket booked with the call keeps its rate for later single takes",
+    run: (time) =>
+      Effect.gen(function*() {
+        // X: 1/s, burst 1, so no two takes admitted on it may proceed less than 1 s apart. Y: a
+        // slower bucket, busy, that the composite call waits for.
+        const x = { rate: 1, burst: 1 } // T = 1 s
+        const y = { rate: 1 / 2, burst: 1 } // T = 2 s
+        const wait = 20_000
+        // 1. Reserved single takes on X right after the call: each proceeds a second after the
+        //    previous one, the first a second after the call (booking X at its own instant would
+        //    have chained them at +1 s, +2 s: the second would share the call's slot).
+        const x1 = fresh("book-x")
+        const y1 = fresh("book-y")
+        assert.isTrue((yield* single(tb(y1, "", y))).allowed, "Y busy for 2 s")
+        const arrivals: Array<Arrival> = []
+        const call = yield* timed(takeAll([tb(x1, "", { ...x, maxWaitMs: wait }), tb(y1, "", { ...y, maxWaitMs: wait })]))
+        assert.isTrue(call.value.allowed)
+        assertMs(time, call.value.delayMs, 2000, "the call waits for Y", 2000 - 3 * MARGIN, 2000)
+        assertMs(time, call.value.decisions[0]?.delayMs ?? 0, call.value.delayMs, "X waits with the call", call.value.delayMs, call.value.delayMs)
+        arrivals.push(arrival(call, call.value.delayMs))
+        const peeked = yield* peekOf(tb(x1, "", x))
+        assert.isFalse(peeked.allowed, "X's slot is the call's")
+        assertMs(time, peeked.retryAfterMs, 3000, "X free 1 s after the call proceeds", 3000 - 4 * MARGIN, 3000)
+        for (const k of [1, 2, 3]) {
+          const s = yield* timed(single(tb(x1, "", { ...x, maxWaitMs: wait })))
+          assert.isTrue(s.value.allowed, `single take ${k} reserves`)
+          assertMs(time, s.value.delayMs, 2000 + k * 1000, `single take ${k}: ${k} s after the call`, 2000 + k * 1000 - (4 + k) * MARGIN, 2000 + k * 1000)
+          arrivals.push(arrival(s, s.value.delayMs))
+        }
+        assertSpaced(time, arrivals, 1000, "X, reserved single takes after the call")
+
+        // 2. The slot the call books is its own: when the call proceeds, a single take without a
+        //    wait is refused until a second later.
+        const x2 = fresh("book-x")
+        const y2 = fresh("book-y")
+        assert.isTrue((yield* single(tb(y2, "", y))).allowed, "Y busy for 2 s")
+        const later: Array<Arrival> = []
+        const call2 = yield* timed(takeAll([tb(x2, "", { ...x, maxWaitMs: wait }), tb(y2, "", { ...y, maxWaitMs: wait })]))
+        assert.isTrue(call2.value.allowed)
+        assertMs(time, call2.value.delayMs, 2000, "the call waits for Y", 2000 - 3 * MARGIN, 2000)
+        later.push(arrival(call2, call2.value.delayMs))
+        yield* time.advance(call2.value.delayMs)
+        const now = yield* timed(single(tb(x2, "", x)))
+        assert.isFalse(now.value.allowed, "a take when the call proceeds: X's token is the call's")
+        assertMs(time, now.value.retryAfterMs, 1000, "until a second after the call proceeds")
+        const next = yield* timed(single(tb(x2, "", { ...x, maxWaitMs: 5000 })))
+        assert.isTrue(next.value.allowed)
+        assertMs(time, next.value.delayMs, 1000, "reserved a second after the call", 0, 1000)
+        later.push(arrival(next, next.value.delayMs))
+        assertSpaced(time, later, 1000, "X, a single take when the call proceeds")
+      })
+  },
+
+  {
+    name: "token buckets only: a bucket named twice is charged the sum at one instant; a take of cost 0 books nothing",
+    run: (time) =>
+      Effect.gen(function*() {
+        const p = { rate: 1, burst: 2, maxWaitMs: 10_000 } // T = 1 s
+        const b = tb(fresh("sum-b"), "", p)
+        // 1. A sum above the burst never fits, whatever the wait: refused, nothing charged.
+        const before = yield* snapshot([b])
+        const over = yield* takeAll([{ ...b, cost: 2 }, { ...b, cost: 1 }])
+        assert.deepStrictEqual(over.decisions.map((x) => x.allowed), [true, false])
+        assert.strictEqual(over.decisions[1]?.retryAfterMs, Infinity, "2 + 1 above a burst of 2 never fits")
+        assert.strictEqual(over.decisions[0]?.remaining, 2, "the first, uncharged")
+        assertUnchanged(time, before, yield* snapshot([b]), "refused")
+        // 2. Within the burst: the second unit waits a period, and both are booked at the instant
+        //    the call proceeds (next = max(tat, now + D) + T, then + T); c (cost 0) is left as it is.
+        assert.isTrue((yield* single(b)).allowed, "one token left")
+        const c = tb(fresh("sum-c"), "", p)
+        const d = yield* takeAll([b, { ...c, cost: 0 }, b])
+        assert.isTrue(d.allowed)
+        assertMs(time, d.delayMs, 1000, "the second unit waits a period", 1000 - 3 * MARGIN, 1000)
+        assert.deepStrictEqual(d.decisions.map((x) => x.remaining), [0, 2, 0])
+        const pb = yield* peekOf(b)
+        assert.strictEqual(pb.remaining, 0)
+        assertMs(time, pb.retryAfterMs, 2000, "b: a token again a period after the call proceeds", 2000 - 6 * MARGIN, 2000)
+        const pc = yield* peekOf(c)
+        assert.deepStrictEqual([pc.allowed, pc.remaining, pc.resetAfterMs], [true, 2, 0], "c: nothing booked")
       })
   },
 

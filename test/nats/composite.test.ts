@@ -388,11 +388,13 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         const d = yield* store.takeAll([x, y])
         assert.isTrue(d.allowed)
         assert.isTrue(d.delayMs > 150 && d.delayMs <= 200, `waits for the slowest: ${d.delayMs}`)
-        assert.isTrue(decisionAt(d, 0).delayMs > 50 && decisionAt(d, 0).delayMs <= 100)
-        // both reserved: the next slot is two intervals away on each
+        assert.strictEqual(decisionAt(d, 0).delayMs, d.delayMs, "x waits with the call")
+        // x, charged at its own instant (next slot 100 ms on), is booked where the caller proceeds:
+        // max(tat, now + 200) + 100
+        assert.isTrue(decisionAt(d, 0).resetAfterMs > 250 && decisionAt(d, 0).resetAfterMs <= 300, `x's next: ${decisionAt(d, 0).resetAfterMs}`)
         const px = yield* peekOf(store, x)
         const py = yield* peekOf(store, y)
-        assert.isTrue(px.retryAfterMs > 150 && px.retryAfterMs <= 200, `x reserved: ${px.retryAfterMs}`)
+        assert.isTrue(px.retryAfterMs > 250 && px.retryAfterMs <= 300, `x booked with the call: ${px.retryAfterMs}`)
         assert.isTrue(py.retryAfterMs > 350 && py.retryAfterMs <= 400, `y reserved: ${py.retryAfterMs}`)
 
         // the largest wait (y: ≈ 400 ms) above the smallest maxWait (300): refused, nothing charged
@@ -564,6 +566,56 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         assert.strictEqual(error.message, "the server went away")
         assert.strictEqual(undoFailures, -1, "the undo failed once and was tried again")
         assert.deepStrictEqual(yield* snapshot(store, takes), before)
+      }))
+
+    /**
+     * Two buckets refilling once in 1000 s, `b` (charged after `a`) empty: the call waits 1000 s
+     * for `b`, so `a`, charged at its own instant, is booked 1000 s later (a booking write).
+     */
+    const reserving = (l: string) => {
+      const a = tb(`${l}-a`, "u", { rate: 0.001, burst: 5, maxWaitMs: 2_000_000 })
+      const b = tb(`${l}-b`, "", { rate: 0.001, burst: 1, maxWaitMs: 2_000_000 })
+      return { takes: [a, b], prepare: (store: Store) => single(store, waiting(b, 0)) }
+    }
+
+    it.scoped("a reserving call books its faster bucket at the instant it proceeds; interrupted at that booking, all is undone", () =>
+      Effect.gen(function*() {
+        const store = yield* theStore
+        const ok = reserving(fresh("book"))
+        yield* ok.prepare(store)
+        const d = yield* store.takeAll(ok.takes)
+        assert.isTrue(d.allowed)
+        assert.isTrue(d.delayMs > 999_000 && d.delayMs <= 1_000_000, `waits for b: ${d.delayMs}`)
+        assert.deepStrictEqual(d.decisions.map((x) => x.delayMs), [d.delayMs, d.delayMs])
+        // a: charged now (next in 1000 s), then booked at now + 1000 s: next 2000 s on, 3 left
+        assert.strictEqual(decisionAt(d, 0).remaining, 3)
+        const [a] = ok.takes
+        if (a !== undefined) assert.strictEqual((yield* peekOf(store, a)).remaining, 3, "a booked with the call")
+
+        const interrupted = reserving(fresh("int-book"))
+        yield* interruptedAt({ step: "book", take: 0 }, interrupted.takes, interrupted.prepare)
+      }))
+
+    it.scoped("a booking that cannot be written fails the call, and what was taken is undone", () =>
+      Effect.gen(function*() {
+        const { prepare, takes } = reserving(fresh("book-fail"))
+        const failure = new RateLimitStore.StoreError({ engine: "nats", operation: "takeAll", message: "the server went away" })
+        const store = yield* hooked((e) => e.step === "book" ? Effect.fail(failure) : undefined)
+        yield* prepare(store)
+        const before = yield* snapshot(store, takes)
+        const error = yield* Effect.flip(store.takeAll(takes))
+        assert.include(error.message, "could not be booked")
+        assert.deepStrictEqual(yield* snapshot(store, takes), before)
+      }))
+
+    it.scoped("a bucket named with costs above its burst never fits: refused before anything is written", () =>
+      Effect.gen(function*() {
+        const store = yield* hooked((e) => e.step === "write" ? Effect.die(new Error("nothing is written")) : undefined)
+        const b = tb(fresh("sum"), "", { rate: 0.001, burst: 2, maxWaitMs: 2_000_000 })
+        const d = yield* store.takeAll([withCost(b, 2), withCost(b, 1)])
+        assert.isFalse(d.allowed)
+        assert.deepStrictEqual(d.decisions.map((x) => [x.allowed, x.retryAfterMs]), [[true, 0], [false, Infinity]])
+        assert.strictEqual(decisionAt(d, 0).remaining, 2)
       }))
   })
 

@@ -6,6 +6,12 @@
  * each `(limiter, key)` is a plain array of the events admitted on it, and every answer is folded
  * from those arrays. Every decision, composite answer and adjust result must be identical.
  *
+ * And the token bucket's guarantee, on what the store answered: the takes admitted on a bucket,
+ * each at the instant its caller proceeds (a single take at `now + delayMs`, every take of a
+ * composite call at `now + D`, the call's `delayMs`), never hold more than `burst + rate·t` cost
+ * in any interval of length `t`. A give-back (an adjust that moved the bucket back) hands tokens
+ * back by design, so the bound is checked over the takes admitted since the bucket's last one.
+ *
  * Numbers are chosen so that floats are exact: token-bucket rates whose emission interval is a
  * whole number of milliseconds, integer windows, costs, deltas and times.
  */
@@ -50,14 +56,18 @@ class BucketModel {
     return clamp((this.burst * this.T - debt) / this.T, this.burst)
   }
 
-  /** A take on a backlog of `debt`; answers the decision and the backlog after it. */
-  decide(debt: number, cost: number, maxWait: number): readonly [Decision, number] {
+  /**
+   * A take on a backlog of `debt`, after `spent` of the same call on this bucket (charged at the
+   * same instant as this one: a sum above the burst never fits); answers the decision and the
+   * backlog after it.
+   */
+  decide(debt: number, cost: number, maxWait: number, spent = 0): readonly [Decision, number] {
     const { T, burst } = this
     const refused = (retryAfterMs: number): readonly [Decision, number] => [
       { allowed: false, limit: burst, remaining: this.remainingAt(debt), resetAfterMs: debt, retryAfterMs, delayMs: 0 },
       debt
     ]
-    if (cost > burst) return refused(Infinity)
+    if (cost > burst || spent + cost > burst) return refused(Infinity)
     const overflow = debt + cost * T - burst * T
     const after = debt + cost * T
     if (overflow <= 0) {
@@ -233,14 +243,18 @@ interface Pick {
 
 /**
  * A composite call on the models at `now`: the takes judged in order after the earlier admitted
- * ones of the call; all charged or none. `refOf(i)` is the ref the store gave take `i` (sliding
- * entries are named by the store).
+ * ones of the call; all charged or none. An admitted call with a wait `D` (buckets only) books
+ * every bucket at `now + D`, where its caller proceeds: the backlog after each take is
+ * `max(backlog, D) + cost·T` (a take of cost 0 books nothing), its decision has `delayMs = D` and
+ * its remaining from that backlog.
  */
 const modelTakeAll = (models: ReadonlyArray<Model>, picks: ReadonlyArray<Pick>, now: number): Composite => {
   const bucketsOnly = picks.every((p) => models[p.pair] instanceof BucketModel)
   const maxWait = bucketsOnly ? Math.min(...picks.map((p) => p.maxWait)) : 0
   // Per pair: the debt (buckets) or the cost (windows) admitted so far in the call.
   const pending = new Map<number, number>()
+  // Per bucket: the cost admitted on it so far in the call.
+  const spent = new Map<number, number>()
   const decisions: Array<Decision> = []
   const before: Array<readonly [number, number]> = []
   for (const p of picks) {
@@ -249,9 +263,12 @@ const modelTakeAll = (models: ReadonlyArray<Model>, picks: ReadonlyArray<Pick>, 
     if (m instanceof BucketModel) {
       const debt = pending.get(p.pair) ?? m.debt(now)
       before.push([m.remainingAt(debt), debt])
-      const [d, after] = m.decide(debt, p.cost, maxWait)
+      const [d, after] = m.decide(debt, p.cost, maxWait, spent.get(p.pair) ?? 0)
       decisions.push(d)
-      if (d.allowed) pending.set(p.pair, after)
+      if (d.allowed) {
+        pending.set(p.pair, after)
+        spent.set(p.pair, (spent.get(p.pair) ?? 0) + p.cost)
+      }
     } else {
       const admitted = pending.get(p.pair) ?? 0
       before.push(m.before(now, admitted))
@@ -272,15 +289,37 @@ const modelTakeAll = (models: ReadonlyArray<Model>, picks: ReadonlyArray<Pick>, 
       delayMs: 0
     }
   }
-  return { allowed: true, decisions, delayMs: Math.max(0, ...decisions.map((d) => d.delayMs)) }
+  const delayMs = Math.max(0, ...decisions.map((d) => d.delayMs))
+  if (delayMs === 0) return { allowed: true, decisions, delayMs }
+  // Booked at now + D: replay the buckets' charges from their backlog before the call.
+  const booked = new Map<number, number>()
+  return {
+    allowed: true,
+    decisions: picks.map((p, i) => {
+      const m = models[p.pair]
+      const d = decisions[i]
+      if (!(m instanceof BucketModel) || d === undefined) throw new Error("a call with a wait holds only buckets")
+      // a take of cost 0 books nothing: its backlog is left as it is
+      const backlog = booked.get(p.pair) ?? m.debt(now)
+      const after = p.cost > 0 ? Math.max(backlog, delayMs) + p.cost * m.T : backlog
+      booked.set(p.pair, after)
+      return { allowed: true, limit: m.burst, remaining: m.remainingAt(after), resetAfterMs: after, retryAfterMs: 0, delayMs }
+    }),
+    delayMs
+  }
 }
 
-/** Records an admitted call's charges on the models (sliding entries under the store's refs). */
+/**
+ * Records an admitted call's charges on the models (sliding entries under the store's refs). A
+ * bucket booked at `now + D` is charged the idle time up to it as well: its backlog becomes
+ * `max(backlog, D) + cost·T` (a take of cost 0 books nothing).
+ */
 const commit = (models: ReadonlyArray<Model>, picks: ReadonlyArray<Pick>, now: number, actual: Composite): void => {
   picks.forEach((p, i) => {
     const m = models[p.pair]
     if (m instanceof BucketModel) {
-      m.events.push({ at: now, ms: p.cost * m.T })
+      const debt = m.debt(now)
+      if (p.cost > 0) m.events.push({ at: now, ms: Math.max(0, actual.delayMs - debt) + p.cost * m.T })
     } else if (m instanceof SlidingModel) {
       if (p.cost > 0) m.events.push({ at: now, cost: p.cost, ref: actual.decisions[i]?.ref ?? "" })
     } else if (m instanceof FixedModel) {
@@ -335,6 +374,34 @@ type Scenario = typeof scenario extends fc.Arbitrary<infer A> ? A : never
 // The property
 // ---------------------------------------------------------------------------------------------
 
+/** A take admitted on a bucket: the instant its caller proceeds, and its cost. */
+interface Arrival {
+  readonly at: number
+  readonly cost: number
+}
+
+/**
+ * The token bucket's guarantee over `arrivals`: in any interval `[a, b]`, at most
+ * `burst + (b − a) / T` cost.
+ */
+const checkBound = (m: BucketModel, arrivals: ReadonlyArray<Arrival>, label: string): void => {
+  const sorted = [...arrivals].sort((x, y) => x.at - y.at)
+  for (let i = 0; i < sorted.length; i++) {
+    let sum = 0
+    for (let j = i; j < sorted.length; j++) {
+      const from = sorted[i]
+      const to = sorted[j]
+      if (from === undefined || to === undefined) continue
+      sum += to.cost
+      const bound = m.burst + (to.at - from.at) / m.T
+      assert.isTrue(
+        sum <= bound + 1e-9,
+        `${label}: ${m.limiter} admitted ${sum} in [${from.at}, ${to.at}], over burst ${m.burst} + rate·t = ${bound}`
+      )
+    }
+  }
+}
+
 const withoutRefs = (c: Composite): Composite => ({
   ...c,
   decisions: c.decisions.map(({ ref: _, ...d }) => d)
@@ -351,6 +418,8 @@ const run = (c: Scenario): void => {
     new FixedModel("f0", c.limits[2], c.windows[2])
   ]
   const refs: Array<Array<string>> = models.map(() => [])
+  // Per bucket: the takes admitted since its last give-back, at the instants their callers proceed.
+  const arrivals: Array<Array<Arrival>> = models.map(() => [])
   const seen: Array<Set<string>> = models.map(() => new Set())
   let now = c.start
   const takeOf = (p: Pick): Take => {
@@ -381,7 +450,11 @@ const run = (c: Scenario): void => {
     const expected = modelTakeAll(models, picks, now)
     assert.deepStrictEqual(withoutRefs(actual), withoutRefs(expected), label)
     checkRefs(picks, actual, label)
-    if (actual.allowed) commit(models, picks, now, actual)
+    if (!actual.allowed) return
+    commit(models, picks, now, actual)
+    for (const p of picks) {
+      if (models[p.pair] instanceof BucketModel && p.cost > 0) arrivals[p.pair]?.push({ at: now + actual.delayMs, cost: p.cost })
+    }
   }
   for (const [i, s] of c.steps.entries()) {
     const label = `step ${i} (${s.kind})`
@@ -415,6 +488,11 @@ const run = (c: Scenario): void => {
         const actual = table.adjust(ref === undefined ? { take, delta: s.delta } : { take, delta: s.delta, ref }, now)
         const expected = m instanceof BucketModel ? m.adjust(now, s.delta) : m.adjust(now, s.delta, ref)
         assert.deepStrictEqual(actual, expected, `${label}: ${m.limiter} ${s.delta} ref ${ref}`)
+        if (m instanceof BucketModel && actual.applied < 0) {
+          // Tokens handed back: the bound holds again from here on.
+          checkBound(m, arrivals[s.pair] ?? [], label)
+          arrivals[s.pair] = []
+        }
         break
       }
       case "peek": {
@@ -435,6 +513,9 @@ const run = (c: Scenario): void => {
       }
     }
   }
+  models.forEach((m, i) => {
+    if (m instanceof BucketModel) checkBound(m, arrivals[i] ?? [], "end")
+  })
 }
 
 describe("composite calls = reference model (memory table)", () => {
@@ -452,4 +533,24 @@ describe("composite calls = reference model (memory table)", () => {
   ], ([c]) => {
     run(c)
   }, { fastCheck: { numRuns: 200 } })
+
+  // Only the two buckets, waits allowed: composite calls that reserve behind the slower bucket,
+  // single takes that reserve behind them, no give-back (the bound then holds over every take).
+  const onBuckets = (p: Pick): Pick => ({ ...p, pair: p.pair % 2, maxWait: p.maxWait + 1000 })
+  it.prop("buckets only, no give-backs: every bucket's bound over all its admitted takes", [
+    scenario.map((c) => ({
+      ...c,
+      steps: c.steps.map((s) =>
+        s.kind === "adjust"
+          ? { ...s, delta: Math.abs(s.delta) }
+          : s.kind === "all"
+          ? { ...s, picks: s.picks.map(onBuckets) }
+          : s.kind === "single"
+          ? { ...s, pick: onBuckets(s.pick) }
+          : s
+      )
+    }))
+  ], ([c]) => {
+    run(c)
+  }, { fastCheck: { numRuns: 400 } })
 })

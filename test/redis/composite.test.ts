@@ -198,24 +198,26 @@ describeWhenUp(available)("RedisStore composite operations on 127.0.0.1:6379", (
         const store = yield* RateLimitStore.RateLimitStore
         const client = yield* raw()
         const [a, b] = [fresh("r-a"), fresh("r-b")]
-        const ta = { algorithm: "token_bucket" as const, limiter: a, key: "", ratePerSecond: 10, burst: 2, cost: 1, maxWaitMs: 1000 }
+        const ta = { algorithm: "token_bucket" as const, limiter: a, key: "", ratePerSecond: 10, burst: 1, cost: 1, maxWaitMs: 1000 }
         const tbb = { algorithm: "token_bucket" as const, limiter: b, key: "", ratePerSecond: 5, burst: 1, cost: 1, maxWaitMs: 1000 }
         // a: empty (next token in 100 ms), b: empty (next in 200 ms)
-        assert.isTrue((yield* store.tokenBucket({ ...ta, cost: 2 })).allowed)
+        assert.isTrue((yield* store.tokenBucket(ta)).allowed)
         assert.isTrue((yield* store.tokenBucket(tbb)).allowed)
         const d = yield* takeAllOf(store)([ta, tbb])
         assert.isTrue(d.allowed)
         const [da, db] = d.decisions
-        approx(da?.delayMs ?? -1, 100, 15, "a's own wait")
-        approx(db?.delayMs ?? -1, 200, 15, "b's own wait")
-        assert.strictEqual(d.delayMs, Math.max(da?.delayMs ?? 0, db?.delayMs ?? 0))
-        // both stored next = tat0 + cost·T
+        // the caller proceeds in ≈ 200 ms (b's wait) on both: each decision has the call's delay
+        approx(d.delayMs, 200, 15, "the slowest wait")
+        assert.strictEqual(da?.delayMs, d.delayMs, "a waits with the call")
+        assert.strictEqual(db?.delayMs, d.delayMs, "b's own wait")
+        // both booked at now + D: next = max(tat, now + D) + cost·T (a: 200 + 100, not its own 100 + 100)
         const [s, us] = yield* Effect.promise(() => client.time())
         const nowUs = Number(s) * 1e6 + Number(us)
         const tatA = Number(yield* Effect.promise(() => client.get(keyOf(a, "", "tb"))))
         const tatB = Number(yield* Effect.promise(() => client.get(keyOf(b, "", "tb"))))
         approx((tatA - nowUs) / 1000, 300, 20, "a's TAT")
         approx((tatB - nowUs) / 1000, 400, 20, "b's TAT")
+        approx(da?.resetAfterMs ?? -1, 300, 15, "a's reset from its booked next")
         // b would wait ≈ 400 ms, more than the smallest max wait (100): refused, nothing reserved
         const before = yield* snapshot(client, [keyOf(a, "", "tb"), keyOf(b, "", "tb")])
         const refused = yield* takeAllOf(store)([ta, { ...tbb, maxWaitMs: 100 }])

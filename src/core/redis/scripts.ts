@@ -370,11 +370,17 @@ const functionOf = (source: string): string => `function(KEYS, ARGV)\n${bodyOf(s
  * 1. Check, writing nothing: every take is decided from the state its single script would read
  *    (the same arithmetic), a take of a key already taken earlier in the call seeing that
  *    earlier charge. Windows cannot reserve, so a call holding one judges its buckets with no
- *    wait; a call of buckets only judges each with the smallest max wait of the call (every
- *    bucket then reserves, and the call waits for the slowest).
- * 2. When every take passes, each runs its own single-take script, in order: the state written
- *    and the decisions answered are exactly those of the single takes (refs included). When one
- *    refuses, nothing at all is written (not even the removal of expired sliding entries).
+ *    wait; a call of buckets only judges each with the smallest max wait of the call (the call
+ *    then waits for the slowest: `D`, the largest wait). A bucket named several times is charged
+ *    the sum of their costs at one instant: the take that brings it above the burst never fits
+ *    (`NEVER`).
+ * 2. When every take passes and none waits, each runs its own single-take script, in order: the
+ *    state written and the decisions answered are exactly those of the single takes (refs
+ *    included). When the call waits (`D > 0`, buckets only), every bucket is booked at the
+ *    instant the caller proceeds, `now + D` (`D` rounded up to a whole µs), each take in order:
+ *    `next = max(tat, now + D) + cost·T`, rounded up (a take of cost 0 books nothing); its
+ *    decision has `t = D` and its remaining and reset from that `next`. When one take refuses,
+ *    nothing at all is written (not even the removal of expired sliding entries).
  *
  * Answers `{admitted (1/0), delayUs, d1, …, dn}`, each `di` a decision as the single scripts
  * answer it. On a refusal a take that fits answers `t = 0` with its remaining unchanged, a take
@@ -414,9 +420,10 @@ for i = 1, n do
 end
 if not buckets or maxWait == nil then maxWait = 0 end
 -- 1. check
-local tats, counts, totals = {}, {}, {}
+local tats, spent, counts, totals = {}, {}, {}, {}
 local out = {}
 local admitted = true
+local wait0 = 0
 for i = 1, n do
   local kind, k, a = kinds[i], keys[i], args[i]
   if kind == 't' then
@@ -433,10 +440,14 @@ for i = 1, n do
     if r < 0 then r = 0 elseif r > burst then r = burst end
     local nxt = tat + cost * T
     local wait = nxt - burstT - now
-    if cost > burst then
+    local sum = (spent[k[1]] or 0) + cost
+    if cost > burst or sum > burst then
+      -- the bucket's takes of the call are all charged at the instant the caller proceeds
       out[i] = {r, math.ceil(tat - now), ${NEVER}}
     elseif wait <= 0.001 or wait <= maxWait then
       tats[k[1]] = math.ceil(nxt)
+      spent[k[1]] = sum
+      if wait > 0.001 and wait > wait0 then wait0 = wait end
       out[i] = {r, math.ceil(tat - now), 0}
     else
       out[i] = {r, math.ceil(tat - now), -math.ceil(wait)}
@@ -529,9 +540,38 @@ if not admitted then
   end
   return reply
 end
--- 2. every take passes: each runs its own script
-local delay = 0
+-- 2. every take passes
 local reply = {1, 0}
+if wait0 > 0 then
+  -- buckets only, reserving: the caller proceeds at now + D (D the largest wait), so every
+  -- bucket books that instant, each take in order: next = max(tat, now + D) + cost·T (a take of
+  -- cost 0 books nothing)
+  local d = math.ceil(wait0)
+  local at = now + d
+  for i = 1, n do
+    local k, a = keys[i][1], args[i]
+    local T = tonumber(a[1])
+    local burst = tonumber(a[2])
+    local cost = tonumber(a[3])
+    local tat = tonumber(redis.call('GET', k)) or now
+    if tat < now then tat = now end
+    local nxt = tat
+    if cost > 0 then
+      if at > nxt then nxt = at end
+      nxt = math.ceil(nxt + cost * T)
+      local ttl = math.ceil((nxt - now) / 1000)
+      if ttl < 1 then ttl = 1 end
+      redis.call('SET', k, nxt, 'PX', ttl)
+    end
+    local r = math.floor((now + burst * T - nxt) / T + 0.001)
+    if r < 0 then r = 0 elseif r > burst then r = burst end
+    reply[i + 2] = {r, nxt - now, d}
+  end
+  reply[2] = d
+  return reply
+end
+-- otherwise each runs its own script
+local delay = 0
 for i = 1, n do
   local a = args[i]
   if kinds[i] == 't' then a = {a[1], a[2], a[3], maxWait} end

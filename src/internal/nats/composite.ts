@@ -16,18 +16,27 @@
  * Between the first write and the undo, another caller can see the partial charge (see
  * docs/engines/nats.md, *Composite takes*).
  *
+ * Waiting (buckets only): each bucket is first charged at its own instant; the call's wait `D` is
+ * the largest of their waits, known once all are charged. The caller proceeds at `now + D` on
+ * every bucket, so each bucket that was booked earlier is then moved there (a *booking*: one
+ * forward adjust per bucket, `max(tat, now + D) + cost·T`, see {@link bookingOf}), before the
+ * call's last interruptible point; an undo gives back the booking with the charge.
+ *
  * @internal
  */
 import * as Effect from "effect/Effect"
-import type { AdjustResult, CompositeDecision, RateTake, StoreDecision, StoreError } from "../../RateLimitStore.js"
+import type { AdjustResult, CompositeDecision, RateTake, StoreDecision } from "../../RateLimitStore.js"
+import { StoreError } from "../../RateLimitStore.js"
 
 /** Where a composite call stands, for a test's pause (see {@link Steps.hook}). @internal */
 export interface Event {
   /**
    * `write`: a take's write is about to be sent; `written`: it landed, its answer not handled yet;
-   * `taken`: its answer is recorded (between two takes); `undo`: an undo's write is about to be sent.
+   * `taken`: its answer is recorded (between two takes); `book`: a booking's write (a reserving
+   * call moving a bucket to the instant the caller proceeds) is about to be sent; `undo`: an
+   * undo's write is about to be sent.
    */
-  readonly step: "write" | "written" | "taken" | "undo"
+  readonly step: "write" | "written" | "taken" | "book" | "undo"
   /** The take's index in the call (the order given). */
   readonly take: number
 }
@@ -49,10 +58,11 @@ export interface Steps {
     afterWrite: Effect.Effect<void> | undefined
   ) => Effect.Effect<StoreDecision, StoreError>
   /**
-   * Give back what `decision` (an admission of `take`) charged; `beforeWrite` as for `take`.
-   * Never fails: `undefined` when it could not be done now (it is then retried in the background,
-   * or left when a write of it may have landed; the charge stays until it expires: a refusal too
-   * many, never an admission too many).
+   * Give back what `decision` (an admission of `take`) charged: the inverse adjust,
+   * `adjust(take, −take.cost, decision.ref)`; `beforeWrite` as for `take`. Never fails: `undefined`
+   * when it could not be done now (it is then retried in the background, or left when a write of
+   * it may have landed; the charge stays until it expires: a refusal too many, never an admission
+   * too many). A bucket's take with a negative cost is thus a forward adjust (a booking).
    */
   readonly undo: (
     take: RateTake,
@@ -104,6 +114,108 @@ export const uncharged = (d: StoreDecision, remaining: number, resetAfterMs: num
   casRetries: d.casRetries
 })
 
+/** The state a take addresses (two takes of one call on the same state are charged one after the other). */
+const stateId = (t: RateTake): string => JSON.stringify([t.limiter, t.key, stateOf(t)])
+
+/** Whole tokens left when a bucket is full again in `resetAfterMs` (as `core/algorithm.ts` counts them). */
+const remainingOf = (t: RateTake & { readonly algorithm: "token_bucket" }, resetAfterMs: number): number => {
+  const interval = 1000 / t.ratePerSecond
+  const r = Math.floor(t.burst - resetAfterMs / interval + 1e-9)
+  return r < 0 ? 0 : r > Math.floor(t.burst) ? Math.floor(t.burst) : r
+}
+
+/** What moves a bucket of a reserving call to the instant its caller proceeds (see {@link bookingOf}). */
+interface Booking {
+  /** The first take of the bucket in the charge order: the booking's adjust is on it. */
+  readonly take: number
+  /** The booking, in that take's tokens (`> 0`). */
+  readonly tokens: number
+}
+
+/**
+ * The bookings of an admitted reserving call (buckets only, wait `delayMs` = `D`), and each
+ * take's decision booked at `now + D` (its own `now`): `delayMs = D`, `remaining` and
+ * `resetAfterMs` from its `next = max(tat, now + D) + cost·T`.
+ *
+ * Each take was charged at its own instant: its decision's `resetAfterMs = R` is its `next − now`,
+ * so the bucket stood at `now + R − cost·T` before it (`max(tat, now)`, relative to its `now`),
+ * and moving it to `now + D` adds `max(0, D − (R − cost·T))`. A bucket named again: the later take
+ * stood on the earlier's `next`, already moved by the bookings of the earlier ones (`moved`). A
+ * take of cost 0 books nothing. One adjust per bucket, of the sum.
+ *
+ * @internal
+ */
+export const bookingOf = (
+  takes: ReadonlyArray<RateTake>,
+  order: ReadonlyArray<number>,
+  decisions: ReadonlyArray<StoreDecision | undefined>,
+  delayMs: number
+): { readonly bookings: ReadonlyArray<Booking>; readonly decisions: ReadonlyArray<StoreDecision | undefined> } => {
+  const booked: Array<StoreDecision | undefined> = [...decisions]
+  const moved = new Map<string, { readonly first: number; ms: number }>()
+  for (const i of order) {
+    const t = takes[i]
+    const d = decisions[i]
+    if (t === undefined || d === undefined || t.algorithm !== "token_bucket") continue
+    const id = stateId(t)
+    const bucket = moved.get(id) ?? { first: i, ms: 0 }
+    moved.set(id, bucket)
+    let resetAfterMs = d.resetAfterMs + bucket.ms
+    if (t.cost > 0) {
+      const slot = t.cost * (1000 / t.ratePerSecond)
+      const extra = Math.max(0, delayMs - (resetAfterMs - slot))
+      bucket.ms += extra
+      resetAfterMs += extra
+    }
+    booked[i] = { ...d, delayMs, remaining: remainingOf(t, resetAfterMs), resetAfterMs }
+  }
+  const bookings: Array<Booking> = []
+  for (const { first, ms } of moved.values()) {
+    const t = takes[first]
+    if (t === undefined || t.algorithm !== "token_bucket" || !(ms > BOOK_EPSILON_MS)) continue
+    bookings.push({ take: first, tokens: ms / (1000 / t.ratePerSecond) })
+  }
+  return { bookings, decisions: booked }
+}
+
+// A booking this small (ms) is float noise: not written.
+const BOOK_EPSILON_MS = 1e-6
+
+/**
+ * Whether the call names a bucket with costs above its burst (in the order given, each take that
+ * fits alone counted): they are charged at one instant, so the call can never be admitted.
+ */
+const overBurst = (takes: ReadonlyArray<RateTake>): boolean => {
+  const spent = new Map<string, number>()
+  return takes.some((t) => {
+    if (t.algorithm !== "token_bucket" || !(t.cost <= t.burst)) return false
+    const id = stateId(t)
+    const sum = (spent.get(id) ?? 0) + t.cost
+    spent.set(id, sum)
+    return sum > t.burst
+  })
+}
+
+/**
+ * A refused call's answers (what each take alone answers, `looked`) with the sum rule of
+ * `core/algorithm.ts`: in the order given, the take that brings the admitted cost of its bucket
+ * above the burst is a violation that never fits (`retryAfterMs` Infinity).
+ */
+const withSums = (takes: ReadonlyArray<RateTake>, looked: ReadonlyArray<StoreDecision>): ReadonlyArray<StoreDecision> => {
+  const spent = new Map<string, number>()
+  return looked.map((d, i) => {
+    const t = takes[i]
+    if (t === undefined || t.algorithm !== "token_bucket") return d
+    const id = stateId(t)
+    const sum = (spent.get(id) ?? 0) + t.cost
+    if (sum > t.burst && t.cost <= t.burst) {
+      return { ...d, allowed: false, remaining: d.remaining, retryAfterMs: Infinity, delayMs: 0 }
+    }
+    if (d.allowed) spent.set(id, sum)
+    return d
+  })
+}
+
 /** The answer given for a take whose look failed after a refusal: no violation, nothing known to remain. */
 const unknown = (t: RateTake | undefined): StoreDecision => ({
   allowed: true,
@@ -116,7 +228,8 @@ const unknown = (t: RateTake | undefined): StoreDecision => ({
 
 /**
  * The composite take over `steps` (see the module doc). With only token buckets, every bucket
- * reserves with the smallest `maxWaitMs` of the call; with any window take, buckets take no wait.
+ * reserves with the smallest `maxWaitMs` of the call and is booked at the instant the caller
+ * proceeds; with any window take, buckets take no wait.
  *
  * @internal
  */
@@ -133,6 +246,8 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       const decisions: Array<StoreDecision | undefined> = takes.map(() => undefined)
       // the takes charged so far (indices), recorded in the same uninterruptible step as the answer
       const charged: Array<number> = []
+      // per take: the booking written on it (bucket tokens, on top of its cost), given back with it
+      const bookedTokens = new Map<number, number>()
       let casRetries = 0
       // the largest wait: each is counted from its own take's instant, before the answer, so the
       // caller that sleeps it after the answer never proceeds early
@@ -160,18 +275,56 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
         })
       }
 
+      /** `t` as its undo gives it back: its cost and the booking written on it. */
+      const chargedOf = (i: number, t: RateTake): RateTake => {
+        const tokens = bookedTokens.get(i)
+        return tokens === undefined || t.algorithm !== "token_bucket" ? t : { ...t, cost: t.cost + tokens }
+      }
+
       /** Undoes every charge (uninterruptible, concurrently); each answer replaces its decision. */
       const undoAll = Effect.suspend(() =>
         Effect.forEach(charged, (i) => {
           const t = asked[i]
           const d = decisions[i]
           if (t === undefined || d === undefined) return Effect.void
-          return Effect.map(steps.undo(t, d, hook("undo", i)), (undone) => {
+          return Effect.map(steps.undo(chargedOf(i, t), d, hook("undo", i)), (undone) => {
             // not undone now (see `Steps.undo`): what the take answered, as a take that would pass
             decisions[i] = undone === undefined ? uncharged(d, d.remaining, d.resetAfterMs) : uncharged(d, undone.remaining, undone.resetAfterMs)
           })
         }, { concurrency: "unbounded", discard: true })
       )
+
+      /**
+       * A reserving call, every bucket charged: books each at the instant the caller proceeds
+       * (uninterruptible, concurrently: one forward adjust per bucket, see {@link bookingOf}). A
+       * booking not done now fails the call (which is then undone): its bucket would stay booked
+       * at an earlier instant than its caller uses. One that may land later only charges more.
+       */
+      const bookAll = Effect.suspend(() => {
+        if (!bucketsOnly || !(delayMs > 0)) return Effect.void
+        const { bookings, decisions: booked } = bookingOf(asked, order, decisions, delayMs)
+        return Effect.flatMap(
+          Effect.forEach(bookings, ({ take, tokens }) => {
+            const t = asked[take]
+            const d = decisions[take]
+            if (t === undefined || d === undefined || t.algorithm !== "token_bucket") return Effect.succeed(true)
+            // the inverse adjust of a negative cost: `tokens` more on the bucket (see `Steps.undo`)
+            return Effect.map(steps.undo({ ...t, cost: -tokens }, d, hook("book", take)), (done) => {
+              if (done !== undefined) bookedTokens.set(take, tokens)
+              return done !== undefined
+            })
+          }, { concurrency: "unbounded" }),
+          (done) => {
+            if (!done.every((x) => x)) {
+              return Effect.fail(new StoreError({ engine: "nats", operation: "takeAll", message: "a bucket could not be booked at the instant the call proceeds" }))
+            }
+            booked.forEach((d, i) => {
+              decisions[i] = d
+            })
+            return Effect.void
+          }
+        )
+      })
 
       /** After a refusal: what each take not reached would answer alone (the looks are interruptible: nothing is charged any more). */
       const refusal = (refused: number): Effect.Effect<CompositeDecision> =>
@@ -184,10 +337,10 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
           }, { concurrency: "unbounded" })),
           (looked) => ({
             allowed: false,
-            decisions: looked.map((d, i) => d ?? unknown(asked[i])),
+            decisions: withSums(asked, looked.map((d, i) => d ?? unknown(asked[i]))),
             delayMs: 0,
             casRetries,
-            contended: decisions[refused]?.contended === true ? true : undefined
+            contended: refused >= 0 && decisions[refused]?.contended === true ? true : undefined
           })
         )
 
@@ -198,9 +351,14 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
         casRetries
       })
 
-      // every take charged: one last interruptible point, so that an interruption that came while
-      // the last write was in flight undoes the call instead of ending it with its answer unread
-      const settled = (refused: number) => refused < 0 ? Effect.as(restore(Effect.void), -1) : Effect.succeed(refused)
+      // every take charged and booked: one last interruptible point, so that an interruption that
+      // came while the last write was in flight undoes the call instead of ending it with its
+      // answer unread
+      const settled = (refused: number) =>
+        refused < 0 ? Effect.andThen(bookAll, Effect.as(restore(Effect.void), -1)) : Effect.succeed(refused)
+
+      // a bucket named with costs above its burst never fits: refused before anything is charged
+      if (overBurst(asked)) return refusal(-1)
 
       return Effect.matchCauseEffect(Effect.flatMap(charge(0), settled), {
         onSuccess: (refused) => refused < 0 ? Effect.succeed(admitted()) : Effect.andThen(undoAll, refusal(refused)),
