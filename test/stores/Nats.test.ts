@@ -15,6 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
 import { dropBucket, rawBucket, URL } from "../utils/nats.js"
+import { freePort } from "../utils/redisServer.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
 
@@ -59,7 +60,8 @@ const assertGcraBound = (
 
 /** A nats-server of our own (to freeze with SIGSTOP), on a free port with a temporary store; killed with the scope. */
 const ownServer = Effect.gen(function*() {
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  // a port the kernel just handed out (not a random one, which another test's own server may hold)
+  const port = yield* Effect.promise(freePort)
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), "rs-nats-"))),
     (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
@@ -80,6 +82,10 @@ const ownServer = Effect.gen(function*() {
     Effect.tryPromise(() => connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close())),
     Schedule.spaced("50 millis").pipe(T.upTo("5 seconds"))
   )
+  // the connection above reached this child, not a server that held the port before it
+  if (server.exitCode !== null || server.signalCode !== null) {
+    return yield* Effect.die(new Error(`nats-server on ${port} exited (${server.exitCode ?? server.signalCode}): the port was taken`))
+  }
   return { port, server }
 })
 
