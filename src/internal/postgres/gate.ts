@@ -60,6 +60,12 @@ interface Worker {
   conn: Sql.Connection | undefined
   scope: Fx.Closeable | undefined
   heldSince: number
+  /**
+   * Set when a deadline interrupted it to cancel the job it ran (`Sql.cancelsLate`): the
+   * interruption may land after that job's statement ended, so the worker starts no other
+   * statement (which the interruption would hit instead); it ends and a new one replaces it.
+   */
+  cancelled: boolean
 }
 
 /** Runs the store's statements (see {@link make}). @internal */
@@ -151,6 +157,7 @@ export const make = (
       if (!Sql.cancelsLate) return
       for (const worker of workers) {
         if (worker.running === job && worker.fiber !== undefined) {
+          worker.cancelled = true
           Sql.interruptUnsafe(worker.fiber)
           return
         }
@@ -212,6 +219,12 @@ export const make = (
       Effect.suspend(() => {
         worker.handed = undefined
         if (job.expired) return Effect.void
+        if (worker.cancelled) {
+          // the cancel of an earlier job may still land here: this job goes back to the queue
+          // (see `end`) and the worker ends, replaced by a new one
+          worker.handed = job
+          return Effect.interrupt
+        }
         worker.current = job
         const start = now()
         return Effect.flatMap(connection(worker, job), (conn) => {
@@ -247,7 +260,8 @@ export const make = (
           current: undefined,
           conn: undefined,
           scope: undefined,
-          heldSince: 0
+          heldSince: 0,
+          cancelled: false
         }
         workers.add(worker)
         const loop = Effect.forever(Effect.flatMap(next(worker), (job) => runJob(worker, job)))
