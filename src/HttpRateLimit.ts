@@ -18,16 +18,10 @@ import * as Fx from "#fx/core"
 import * as FxHttp from "#fx/http"
 import { type HttpApp, HttpServerRequest, type HttpServerResponse } from "#fx/http"
 import type * as Headers from "./core/http/headers.js"
-import { policyWindow, retryAfterSeconds, sfString } from "./core/http/headers.js"
+import { rateHeaders, rateItem, refusalHeaders, retryAfterSeconds } from "./core/http/headers.js"
 import type * as Paths from "./core/http/paths.js"
 import * as internal from "./internal/http/compile.js"
-import {
-  addHeaders,
-  decisionHeaders,
-  refusalHeadersOf,
-  tooManyRequestsResponse,
-  wrap
-} from "./internal/http/respond.js"
+import { addHeaders, tooManyRequestsResponse, wrap } from "./internal/http/respond.js"
 import { type ConfigError, RateLimitExceeded } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 
@@ -52,8 +46,8 @@ export type Exempt = typeof Exempt
 /**
  * Which rate-limit headers responses carry.
  *
- * - `"draft"`: `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers,
- *   structured fields: `"api";q=100;w=60` and `"api";r=42;t=30`).
+ * - `"draft"`: `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10,
+ *   structured-field lists, one member per limit: `"api";q=100;w=60` and `"api";r=42;t=30`).
  * - `"legacy"`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds).
  * - `"both"` (default) or `"none"`. A refusal always carries `Retry-After`.
  *
@@ -98,14 +92,37 @@ export type CostFunction<E = never, R = never> = (
 ) => Effect.Effect<number, E, R>
 
 /**
+ * Chooses the limits of a request (tiered plans, several limits per route): a limiter id, or
+ * several limits charged as one unit (`RateLimiter.Limits`: ids and `{ limiter, key?, cost? }`,
+ * each limit's key and cost defaulting to the `key` and `cost` options'), or {@link Exempt}.
+ * `client` is the default key. Its errors and requirements are the key function's (`EK`, `RK`).
+ *
+ * @example
+ * ```ts
+ * // the plan decides the limiter; a per-user and a global limit in one call
+ * limits: (request) => Effect.map(planOf(request), (plan) => [`api-${plan}`, { limiter: "api-global", key: "all" }])
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LimitsFunction<E = never, R = never> = (
+  request: HttpServerRequest.HttpServerRequest,
+  client: string | undefined
+) => Effect.Effect<string | RateLimiter.Limits | Exempt, E, R>
+
+/**
  * Answers a refused request in place of the default 429 (see `onRefused` in {@link LimitOptions}).
+ * `decision` is the binding refusal (the limit with the largest retry time); `combined` the
+ * answer over every limit of the call (one limit: its one decision).
  *
  * @since 0.1.0
  * @category models
  */
 export type RefusalHandler = (
   decision: RateLimiter.Decision,
-  request: HttpServerRequest.HttpServerRequest
+  request: HttpServerRequest.HttpServerRequest,
+  combined: RateLimiter.CombinedDecision
 ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
 
 /**
@@ -120,6 +137,12 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
   readonly key?: KeyFunction<EK, RK> | undefined
   /** Units charged per request: a number or a per-request effect. Default 1. */
   readonly cost?: number | CostFunction<EC, RC> | undefined
+  /**
+   * The limits of each request, chosen per request (see {@link LimitsFunction}); it replaces the
+   * middleware's `limiter` (or `limit`'s id) for that request. An answer that is not limits makes
+   * the request die with a `ConfigError` at `http.limits`.
+   */
+  readonly limits?: LimitsFunction<EK, RK> | undefined
   /** When set, only requests whose path (in any of its forms, see {@link PathPattern}) matches one of these are limited. */
   readonly include?: ReadonlyArray<PathPattern> | undefined
   /**
@@ -136,8 +159,18 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
   readonly failOpen?: boolean | undefined
   /** Which headers to send. Default `"both"`. */
   readonly headers?: HeadersMode | undefined
-  /** Policy name in the IETF headers. Default: the limiter id. */
-  readonly policyName?: string | undefined
+  /**
+   * Policy names in the IETF headers and in the 429 body's `violated-policies`. Default: the
+   * limiter id. A string names the policy of a call over one limit; a record names each limiter
+   * (`{ "api-pro": "pro" }`), the others keeping their id.
+   */
+  readonly policyName?: string | Readonly<Record<string, string>> | undefined
+  /**
+   * Sends the IETF `pk` parameter (the partition key: the rate-limit key, as a Byte Sequence of
+   * its UTF-8 bytes) on each item. Default `false`: a key may be an address or a user id, which
+   * the draft asks servers not to expose unless they mean to.
+   */
+  readonly partitionKey?: boolean | undefined
   /**
    * Answers a refused request in place of the default 429 (status, body, headers are the
    * handler's). The refusal headers (`Retry-After` and those of `headers`) are added to its
@@ -176,8 +209,11 @@ export interface LimitOptions<EK = never, RK = never, EC = never, RC = never> {
 export interface MiddlewareOptions<EK = never, RK = never, EC = never, RC = never>
   extends LimitOptions<EK, RK, EC, RC>
 {
-  /** The limiter id. */
-  readonly limiter: string
+  /**
+   * The limiter id, or several limits charged as one unit (all or nothing, one
+   * `RateLimiter.check` over them). Required unless `limits` chooses per request.
+   */
+  readonly limiter?: string | RateLimiter.Limits | undefined
 }
 
 // -------------------------------------------------------------------------------------------
@@ -271,7 +307,8 @@ export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
 }
 
 /**
- * The per-route form: wraps one handler, or a router (a group of routes), with limiter `id`.
+ * The per-route form: wraps one handler, or a router (a group of routes), with limiter `id` (or
+ * several limits charged as one unit: `limit(["login-ip", { limiter: "login-global", key: "all" }])`).
  *
  * @example
  * ```ts
@@ -288,7 +325,7 @@ export const makeMiddleware = <EK = never, RK = never, EC = never, RC = never>(
  * @category combinators
  */
 export const limit = <EK = never, RK = never, EC = never, RC = never>(
-  id: string,
+  id: string | RateLimiter.Limits,
   options?: LimitOptions<EK, RK, EC, RC>
 ): <E, R>(httpApp: HttpApp<E, R>) => HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> =>
   wrap(internal.compile(id, options))
@@ -316,7 +353,7 @@ export const limit = <EK = never, RK = never, EC = never, RC = never>(
  * @category constructors
  */
 export const makeHttpApi = <EK = never, RK = never, EC = never, RC = never>(
-  id: string,
+  id: string | RateLimiter.Limits,
   options?: LimitOptions<EK, RK, EC, RC>
 ): Effect.Effect<
   HttpApiMiddleware<TooManyRequests | RateLimitUnavailable | EK | EC>,
@@ -325,8 +362,8 @@ export const makeHttpApi = <EK = never, RK = never, EC = never, RC = never>(
 > => {
   const compiled = internal.compile(id, options)
   if (Fx.isErr(compiled)) return Effect.fail(Fx.errOf(compiled))
-  const { decide, headers, limiter, policy } = Fx.valueOf(compiled)
-  const answer = httpApiAnswer(limiter, headers, policy)
+  const { decide, headers } = Fx.valueOf(compiled)
+  const answer = httpApiAnswer(headers)
   return Effect.map(
     Effect.context<RateLimiter.RateLimiter | RK | RC>(),
     (context) =>
@@ -356,7 +393,7 @@ export type HttpApiMiddleware<E> = FxHttp.HttpApiMiddlewareOf<E>
  * pre-response handler, so they reach whatever response `HttpApi` sends: the handler's, its
  * encoded error, or the encoded 429), or a typed failure.
  */
-const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
+const httpApiAnswer = (headers: HeadersMode) =>
 (
   outcome: internal.Outcome
 ): Effect.Effect<void, TooManyRequests | RateLimitUnavailable, HttpServerRequest.HttpServerRequest> => {
@@ -364,14 +401,14 @@ const httpApiAnswer = (limiter: string, headers: HeadersMode, policy: string) =>
     case "Pass":
       return Effect.void
     case "Allowed":
-      return addHeaders(outcome.decision, headers, policy)
+      return addHeaders(outcome.items, headers)
     case "Refused": {
-      const { decision, retryAfter } = outcome
+      const { decision, items, retryAfter, violated } = outcome
       return Effect.andThen(
         FxHttp.appendPreResponseHandler((_request, response) =>
-          Effect.succeed(FxHttp.setHeaders(response, refusalHeadersOf(decision, retryAfter, headers, policy)))
+          Effect.succeed(FxHttp.setHeaders(response, refusalHeaders(items, headers, retryAfter)))
         ),
-        Effect.fail(TooManyRequests.of(limiter, retryAfter))
+        Effect.fail(TooManyRequests.of(decision.limiterId, retryAfter, violated))
       )
     }
     case "Unavailable":
@@ -416,7 +453,7 @@ export type HttpApiRateLimit = FxHttp.HttpApiRateLimit
  * @category layers
  */
 export const layerHttpApi = <RK = never, RC = never>(
-  id: string,
+  id: string | RateLimiter.Limits,
   options?: LimitOptions<never, RK, never, RC>
 ): Layer.Layer<HttpApiRateLimit, ConfigError, RateLimiter.RateLimiter | RK | RC> =>
   Layer.effect(HttpApiRateLimit, makeHttpApi(id, options))
@@ -446,8 +483,8 @@ export const clientAddress = (
 // headers
 
 /**
- * Options of {@link headersOf} and {@link setHeaders}: the same `headers` and `policyName` as
- * the middleware's.
+ * Options of {@link headersOf}, {@link setHeaders} and {@link exceededResponse}: the same
+ * `headers`, `policyName` and `partitionKey` as the middleware's.
  *
  * @since 0.1.0
  * @category models
@@ -455,15 +492,45 @@ export const clientAddress = (
 export interface HeaderOptions {
   /** Which headers to give. Default `"both"`. */
   readonly headers?: HeadersMode | undefined
-  /** Policy name in the IETF headers. Default: the decision's limiter id. */
-  readonly policyName?: string | undefined
+  /** Policy names in the IETF headers (see {@link LimitOptions}). Default: each limiter id. */
+  readonly policyName?: string | Readonly<Record<string, string>> | undefined
+  /** Sends `pk` (see {@link LimitOptions}). Default `false`. */
+  readonly partitionKey?: boolean | undefined
+}
+
+const isCombined = (
+  decision: RateLimiter.Decision | RateLimiter.CombinedDecision
+): decision is RateLimiter.CombinedDecision => "decisions" in decision
+
+/** The policy name of a limiter under `policyName` (a string names a call's only limit). */
+const namer = (policyName: HeaderOptions["policyName"]) => (limiterId: string, single: boolean): string => {
+  if (typeof policyName === "string") return single ? policyName : limiterId
+  if (typeof policyName === "object" && policyName !== null) {
+    const name = policyName[limiterId]
+    return typeof name === "string" ? name : limiterId
+  }
+  return limiterId
+}
+
+/** The headers of a decision over one limit or several, after those `existing` reads. */
+const decisionHeaders = (
+  decision: RateLimiter.Decision | RateLimiter.CombinedDecision,
+  options: HeaderOptions | undefined,
+  existing?: (name: string) => string | undefined
+): Record<string, string> => {
+  const combined = isCombined(decision) ? decision : internal.combine(decision)
+  const mode = options?.headers ?? "both"
+  const outcome = internal.judge(combined, namer(options?.policyName), options?.partitionKey === true)
+  if (outcome._tag === "Refused") return refusalHeaders(outcome.items, mode, outcome.retryAfter)
+  return outcome._tag === "Allowed" ? rateHeaders(outcome.items, mode, existing) : {}
 }
 
 /**
  * The headers the middleware would send for a decision (rate-sync's `get_rate_limit_headers`),
  * as a plain record with lower-case names: the rate-limit headers of `options.headers` and, when
  * the decision is a refusal, `Retry-After` (whole seconds, at least 1; sent even with
- * `headers: "none"`).
+ * `headers: "none"`). A `CombinedDecision` (a check over several limits) gives one IETF member
+ * per limit.
  *
  * @example
  * ```ts
@@ -474,12 +541,14 @@ export interface HeaderOptions {
  * @since 0.1.0
  * @category headers
  */
-export const headersOf = (decision: RateLimiter.Decision, options?: HeaderOptions | undefined): Record<string, string> =>
-  decisionHeaders(decision, options?.headers ?? "both", sfString(options?.policyName ?? decision.limiterId))
+export const headersOf = (
+  decision: RateLimiter.Decision | RateLimiter.CombinedDecision,
+  options?: HeaderOptions | undefined
+): Record<string, string> => decisionHeaders(decision, options)
 
 /**
  * Sets the headers of {@link headersOf} on a response (rate-sync's `set_rate_limit_headers`).
- * As in the middleware, the IETF lists get one more item after those already on the response,
+ * As in the middleware, the IETF lists get their members after those already on the response,
  * and the legacy trio keeps the most restrictive numbers. Data-last (`pipe`) or data-first.
  *
  * @example
@@ -492,30 +561,22 @@ export const headersOf = (decision: RateLimiter.Decision, options?: HeaderOption
  */
 export const setHeaders: {
   (
-    decision: RateLimiter.Decision,
+    decision: RateLimiter.Decision | RateLimiter.CombinedDecision,
     options?: HeaderOptions | undefined
   ): (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
   (
     response: HttpServerResponse.HttpServerResponse,
-    decision: RateLimiter.Decision,
+    decision: RateLimiter.Decision | RateLimiter.CombinedDecision,
     options?: HeaderOptions | undefined
   ): HttpServerResponse.HttpServerResponse
 } = dual(
   (args) => FxHttp.isResponse(args[0]),
   (
     response: HttpServerResponse.HttpServerResponse,
-    decision: RateLimiter.Decision,
+    decision: RateLimiter.Decision | RateLimiter.CombinedDecision,
     options?: HeaderOptions | undefined
   ): HttpServerResponse.HttpServerResponse =>
-    FxHttp.setHeaders(
-      response,
-      decisionHeaders(
-        decision,
-        options?.headers ?? "both",
-        sfString(options?.policyName ?? decision.limiterId),
-        (name) => response.headers[name]
-      )
-    )
+    FxHttp.setHeaders(response, decisionHeaders(decision, options, (name) => response.headers[name]))
 )
 
 // -------------------------------------------------------------------------------------------
@@ -523,9 +584,11 @@ export const setHeaders: {
 
 /**
  * The 429 a middleware refusal sends, for a `RateLimitExceeded` (from `RateLimiter.acquire` or
- * `withRateLimit` in a handler): the same problem body, `Retry-After` and rate-limit headers.
- * The error carries no reset time, so the IETF `t` and `X-RateLimit-Reset` are its retry time;
- * the policy window `w` is the limiter's (left out when the limiter is not registered).
+ * `withRateLimit` in a handler, over one limit or several): the same problem body (every
+ * violation in `violated-policies`), `Retry-After` and rate-limit headers, one IETF member per
+ * violation. The error carries no reset time, so each member's `t` and `X-RateLimit-Reset` are
+ * its violation's retry time; `w` and `qu` are the registered limiter's (left out when the
+ * limiter is not registered).
  *
  * @since 0.1.0
  * @category constructors
@@ -534,21 +597,28 @@ export const exceededResponse = (
   error: RateLimitExceeded,
   options?: HeaderOptions | undefined
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, RateLimiter.RateLimiter> => {
-  const retryAfterMs = Duration.toMillis(error.retryAfter)
-  const retryAfter = retryAfterSeconds(retryAfterMs)
-  const numbers = { limit: error.limit, remaining: error.remaining, resetAfterMs: retryAfterMs }
-  const mode = options?.headers ?? "both"
-  const policy = sfString(options?.policyName ?? error.limiterId)
+  const violations = error.violations.length > 0 ? error.violations : [error]
+  const single = violations.length === 1
+  const policyOf = namer(options?.policyName)
+  const retryAfter = retryAfterSeconds(Duration.toMillis(error.retryAfter))
   return Effect.map(
-    Effect.option(RateLimiter.get(error.limiterId)),
-    (info) =>
+    Effect.forEach(violations, (v) =>
+      Effect.map(Effect.option(RateLimiter.get(v.limiterId)), (info) => {
+        const retryMs = Duration.toMillis(v.retryAfter)
+        return rateItem(
+          { limit: v.limit, remaining: v.remaining, resetAfterMs: retryMs, retryAfterMs: retryMs },
+          Option.isSome(info) ? info.value.spec : undefined,
+          policyOf(v.limiterId, single),
+          options?.partitionKey === true ? v.key : undefined
+        )
+      })),
+    (items) =>
       tooManyRequestsResponse(
         error.limiterId,
-        numbers,
-        Option.isSome(info) ? policyWindow(info.value.spec) : undefined,
+        items,
+        violations.map((v) => policyOf(v.limiterId, single)),
         retryAfter,
-        mode,
-        policy
+        options?.headers ?? "both"
       )
   )
 }

@@ -35,12 +35,18 @@ export { Exempt } from "./internal/adapters/core.js"
  * Answers a refused request in place of the default 429, by answering on `res` before it returns
  * (or before its promise resolves). The status 429, `Retry-After` and the rate-limit headers are
  * already set on `res`; the handler may change them. If it answers nothing, the default 429 is
- * sent.
+ * sent. `decision` is the binding refusal (the limit with the largest retry time), `combined` the
+ * answer over every limit of the call.
  *
  * @since 0.2.0
  * @category models
  */
-export type RefusalHandler = (decision: RateLimiter.Decision, req: Request, res: Response) => unknown
+export type RefusalHandler = (
+  decision: RateLimiter.Decision,
+  req: Request,
+  res: Response,
+  combined: RateLimiter.CombinedDecision
+) => unknown
 
 /**
  * The options of {@link rateLimit}: those of `HttpRateLimit.middleware` (docs/http.md,
@@ -95,11 +101,11 @@ export const rateLimit = (options: RateLimitOptions): RequestHandler => {
   const { onRefused } = adapter
   const existing = (res: Response) => (name: string) => Adapters.headerText(res.getHeader(name))
 
-  const refuse = async (decision: RateLimiter.Decision, retryAfter: number, req: Request, res: Response) => {
-    setAll(res, adapter.headersOf(decision, existing(res)))
+  const refuse = async (outcome: Adapters.Refused, req: Request, res: Response) => {
+    setAll(res, adapter.headersOf(outcome, existing(res)))
     res.statusCode = 429
-    if (onRefused !== undefined) await onRefused(decision, req, res)
-    if (!res.headersSent) sendProblem(res, 429, adapter.refusalBody(retryAfter))
+    if (onRefused !== undefined) await onRefused(outcome.decision, req, res, outcome.combined)
+    if (!res.headersSent) sendProblem(res, 429, adapter.refusalBody(outcome))
   }
 
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -109,10 +115,10 @@ export const rateLimit = (options: RateLimitOptions): RequestHandler => {
         case "Pass":
           return next()
         case "Allowed":
-          setAll(res, adapter.headersOf(outcome.decision, existing(res)))
+          setAll(res, adapter.headersOf(outcome, existing(res)))
           return next()
         case "Refused":
-          return refuse(outcome.decision, outcome.retryAfter, req, res)
+          return refuse(outcome, req, res)
         case "Unavailable":
           return sendProblem(res, 503, Adapters.UNAVAILABLE_BODY)
       }

@@ -38,12 +38,18 @@ export { Exempt } from "./internal/adapters/core.js"
  * Answers a refused request in place of the default 429, as a Fastify handler does: it sends on
  * `reply` (and answers `reply`), or answers the payload to send. The status 429, `Retry-After` and
  * the rate-limit headers are already set on `reply`; the handler may change them. If it answers
- * `undefined` without sending, the default 429 is sent.
+ * `undefined` without sending, the default 429 is sent. `decision` is the binding refusal (the
+ * limit with the largest retry time), `combined` the answer over every limit of the call.
  *
  * @since 0.2.0
  * @category models
  */
-export type RefusalHandler = (decision: RateLimiter.Decision, request: FastifyRequest, reply: FastifyReply) => unknown
+export type RefusalHandler = (
+  decision: RateLimiter.Decision,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  combined: RateLimiter.CombinedDecision
+) => unknown
 
 /**
  * The options of {@link rateLimit}: those of `HttpRateLimit.middleware` (docs/http.md,
@@ -109,14 +115,14 @@ export const rateLimit = (options: RateLimitOptions): RateLimitHook => {
       case "Pass":
         return undefined
       case "Allowed":
-        reply.headers(adapter.headersOf(outcome.decision, existing(reply)))
+        reply.headers(adapter.headersOf(outcome, existing(reply)))
         return undefined
       case "Refused": {
-        reply.headers(adapter.headersOf(outcome.decision, existing(reply)))
-        if (onRefused === undefined) return sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter))
-        const answer = await onRefused(outcome.decision, request, reply.code(429))
+        reply.headers(adapter.headersOf(outcome, existing(reply)))
+        if (onRefused === undefined) return sendProblem(reply, 429, adapter.refusalBody(outcome))
+        const answer = await onRefused(outcome.decision, request, reply.code(429), outcome.combined)
         if (answer === reply || reply.sent) return reply
-        return answer === undefined ? sendProblem(reply, 429, adapter.refusalBody(outcome.retryAfter)) : reply.send(answer)
+        return answer === undefined ? sendProblem(reply, 429, adapter.refusalBody(outcome)) : reply.send(answer)
       }
       case "Unavailable":
         return sendProblem(reply, 503, Adapters.UNAVAILABLE_BODY)

@@ -41,12 +41,17 @@ export { Exempt } from "./internal/adapters/core.js"
 
 /**
  * Answers a refused request in place of the default 429. `Retry-After` and the rate-limit
- * headers are added to its response, except any it set itself.
+ * headers are added to its response, except any it set itself. `decision` is the binding refusal
+ * (the limit with the largest retry time), `combined` the answer over every limit of the call.
  *
  * @since 0.2.0
  * @category models
  */
-export type RefusalHandler = (decision: RateLimiter.Decision, c: Context) => Response | PromiseLike<Response>
+export type RefusalHandler = (
+  decision: RateLimiter.Decision,
+  c: Context,
+  combined: RateLimiter.CombinedDecision
+) => Response | PromiseLike<Response>
 
 /**
  * The options of {@link rateLimit}: those of `HttpRateLimit.middleware` (docs/http.md,
@@ -139,14 +144,14 @@ export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
         await next()
         // on the response the app answered (its error response too), after the headers of any
         // limiter inside this one
-        const headers = adapter.headersOf(outcome.decision, (name) => c.res.headers.get(name) ?? undefined)
+        const headers = adapter.headersOf(outcome, (name) => c.res.headers.get(name) ?? undefined)
         for (const [name, value] of Object.entries(headers)) c.header(name, value)
         return undefined
       }
       case "Refused": {
-        const headers = adapter.headersOf(outcome.decision)
-        if (onRefused !== undefined) return withHeaders(await onRefused(outcome.decision, c), headers)
-        return c.body(adapter.refusalBody(outcome.retryAfter), 429, { ...headers, "content-type": Adapters.PROBLEM_JSON })
+        const headers = adapter.headersOf(outcome)
+        if (onRefused !== undefined) return withHeaders(await onRefused(outcome.decision, c, outcome.combined), headers)
+        return c.body(adapter.refusalBody(outcome), 429, { ...headers, "content-type": Adapters.PROBLEM_JSON })
       }
       case "Unavailable":
         return c.body(Adapters.UNAVAILABLE_BODY, 503, { "content-type": Adapters.PROBLEM_JSON })

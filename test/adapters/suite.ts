@@ -219,10 +219,11 @@ export const adapterSuite = <Req, Refusal>(framework: Framework<Req, Refusal>): 
         assert.strictEqual(
           refused.body,
           JSON.stringify({
-            type: "about:blank",
+            type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
             title: "Too Many Requests",
             status: 429,
             detail: `Rate limit "${limiter}" exceeded; retry after 3600 seconds.`,
+            "violated-policies": [limiter],
             limiter,
             retryAfter: 3600
           })

@@ -128,14 +128,16 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>(
   title: Schema.String,
   status: Fx.literals(429),
   detail: Schema.String,
+  "violated-policies": Schema.Array(Schema.String),
   limiter: Schema.String,
   retryAfter: Schema.Number
 }, { ...HttpApiSchema.annotations({ status: 429 }), ...problemJson }) {
   /**
-   * Builds the error for a limiter and a retry time in seconds.
+   * Builds the error for the limiter waited for, a retry time in seconds and the policies that
+   * refused (default: the limiter's).
    */
-  static of(limiter: string, retryAfter: number): TooManyRequests {
-    return new TooManyRequests(tooManyRequestsBody(limiter, retryAfter))
+  static of(limiter: string, retryAfter: number, violatedPolicies?: ReadonlyArray<string>): TooManyRequests {
+    return new TooManyRequests(tooManyRequestsBody(limiter, retryAfter, violatedPolicies))
   }
 }
 

@@ -9,36 +9,55 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Fx from "#fx/core"
-import {
-  type HeadersMode,
-  policyWindow,
-  rateHeaders,
-  retryAfterSeconds,
-  tooManyRequestsBody,
-  unavailableBody
-} from "../../core/http/headers.js"
-import { type HttpOptions, resolveOptions } from "../../core/http/options.js"
+import type * as Fx from "#fx/core"
+import { rateHeaders, tooManyRequestsBody, unavailableBody } from "../../core/http/headers.js"
+import { checkLimits, type HttpOptions, resolveOptions, type StaticLimits } from "../../core/http/options.js"
 import type { ProxyHeader } from "../../core/http/clientIp.js"
 import { describeInput } from "../config/input.js"
-import { Exempt, type Outcome, toConfigError } from "../http/compile.js"
+import {
+  combine,
+  Exempt,
+  judge,
+  limiterIdsOf,
+  makeCounter,
+  type Outcome,
+  PASS,
+  timeoutOf,
+  toConfigError,
+  UNAVAILABLE
+} from "../http/compile.js"
 import { check } from "../../promise.js"
 import { ConfigError, StoreUnavailable } from "../../RateLimitError.js"
 import type * as RateLimiter from "../../RateLimiter.js"
 
 export { Exempt, type Outcome }
 
+/** A refusal. @internal */
+export type Refused = Extract<Outcome, { readonly _tag: "Refused" }>
+
+/** An outcome with rate-limit headers: allowed or refused. @internal */
+export type Judged = Extract<Outcome, { readonly _tag: "Allowed" | "Refused" }>
+
 /**
  * The options of every framework middleware, `Req` being the framework's request and `Refusal` its
- * refusal handler: those of `HttpRateLimit.middleware` (docs/http.md, "Options"), the key and cost
- * functions taking the framework's request and answering a value or a promise.
+ * refusal handler: those of `HttpRateLimit.middleware` (docs/http.md, "Options"), the key, cost
+ * and limits functions taking the framework's request and answering a value or a promise.
  *
  * @internal
  */
 export interface AdapterOptions<Req, Refusal> extends HttpOptions<(request: Req) => number | PromiseLike<number>> {
-  /** The limiter id in the facade's configuration. */
-  readonly limiter: string
+  /**
+   * The limiter id in the facade's configuration, or several limits charged as one unit
+   * (`RateLimiter.Limits`). Required unless `limits` chooses per request.
+   */
+  readonly limiter?: string | RateLimiter.Limits | undefined
+  /**
+   * The limits of a request, chosen per request (tiered plans): a limiter id, several limits
+   * (each limit's key and cost defaulting to the `key` and `cost` options'), or `Exempt`.
+   */
+  readonly limits?:
+    | ((request: Req, client: string | undefined) => string | RateLimiter.Limits | Exempt | PromiseLike<string | RateLimiter.Limits | Exempt>)
+    | undefined
   /**
    * The key of a request. `client` is the default key: the client address after the
    * trusted-proxy walk, IPv6 grouped by prefix (`undefined` when the server gave no address).
@@ -73,22 +92,18 @@ export interface RequestView {
  * @internal
  */
 export interface Adapter<Req, Refusal> {
-  readonly limiter: string
   readonly onRefused: Refusal | undefined
   /** Whether a request target is limited at all (include / exclude), without any other work. */
   readonly applies: (target: string) => boolean
   /** The outcome of a request whose target {@link applies}; rejects only with programming errors. */
   readonly decide: (request: Req, view: RequestView) => Promise<Outcome>
   /**
-   * The rate-limit headers of a decision, after those `existing` reads (another limiter's), and
+   * The rate-limit headers of an outcome, after those `existing` reads (another limiter's), and
    * `Retry-After` for a refusal. Lower-case names.
    */
-  readonly headersOf: (
-    decision: RateLimiter.Decision,
-    existing?: (name: string) => string | undefined
-  ) => Record<string, string>
+  readonly headersOf: (outcome: Judged, existing?: (name: string) => string | undefined) => Record<string, string>
   /** The `application/problem+json` body of a refusal. */
-  readonly refusalBody: (retryAfter: number) => string
+  readonly refusalBody: (outcome: Refused) => string
 }
 
 /** @internal */
@@ -101,30 +116,16 @@ export const PROBLEM_JSON = "application/problem+json"
  */
 export const UNAVAILABLE_BODY: string = JSON.stringify(unavailableBody)
 
-const PASS: Outcome = { _tag: "Pass" }
-const UNAVAILABLE: Outcome = { _tag: "Unavailable" }
-
 /** Effect's clock, not the global timers: the library never reads time by itself. */
 const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(Duration.millis(ms)))
-
-/**
- * The `timeout` option in milliseconds (`undefined`: no wait). A number is seconds, as in the
- * promise facade; a negative, `NaN` or infinite one is refused.
- */
-const timeoutOf = (input: Fx.DurationInput | undefined): number | undefined | ConfigError => {
-  if (input === undefined) return undefined
-  const decoded = typeof input === "number" ? Option.some(input * 1000) : Option.map(Fx.decodeDurationOption(input), Duration.toMillis)
-  const ms = Option.getOrElse(decoded, () => Number.NaN)
-  const negative = typeof input === "number" && !(input >= 0)
-  if (negative || !(Number.isFinite(ms) && ms >= 0)) {
-    return ConfigError.at("http.timeout", "a finite duration of 0 or more", describeInput(input))
-  }
-  return ms > 0 ? ms : undefined
-}
 
 const checkFunction = (path: string, value: unknown, expected = "a function"): void => {
   if (value !== undefined && typeof value !== "function") throw ConfigError.at(path, expected, describeInput(value))
 }
+
+/** The promise facade's `check` over one limit or several, as a `CombinedDecision`. */
+const checkCall = async (limits: StaticLimits, key: string, cost: number): Promise<RateLimiter.CombinedDecision> =>
+  typeof limits === "string" ? combine(await check(limits, { key, cost })) : check(limits, { key, cost })
 
 /**
  * Checks and compiles the options; throws the `ConfigError` of the first invalid one (at the
@@ -137,23 +138,29 @@ export const compileAdapter = <Req, Refusal>(options: AdapterOptions<Req, Refusa
   if (typeof options !== "object" || options === null) {
     throw ConfigError.at("http", "an options object with a limiter id", describeInput(options))
   }
-  const resolved = resolveOptions<(request: Req) => number | PromiseLike<number>>(options.limiter, options)
+  checkFunction("http.limits", options.limits)
+  const limitsFn = options.limits
+  const resolved = resolveOptions<(request: Req) => number | PromiseLike<number>>(options.limiter, options, limitsFn !== undefined)
   if (!resolved.ok) throw toConfigError(resolved.error)
   checkFunction("http.key", options.key)
   if (typeof options.cost !== "number") checkFunction("http.cost", options.cost, "a whole number of at least 1, or a function")
   checkFunction("http.onRefused", options.onRefused)
-  const timeoutMs = timeoutOf(options.timeout)
+  const timeoutMs = timeoutOf(options.timeout, true)
   if (timeoutMs instanceof ConfigError) throw timeoutMs
-  const { applies, clientKey, cost, failOpen, headers, limiter, policy, proxyHeader } = resolved.value
+  const { applies, clientKey, cost, failOpen, headers, limiterIds, limits, partitionKey, policyOf, proxyHeader } =
+    resolved.value
   const keyFn = options.key
+  // `rate_sync_http_requests_total`, as the Effect middleware counts it (run on the default
+  // runtime: the metric registry the facade's limiters use unless its layer replaces it)
+  const counter = makeCounter()
+  const count = (ids: ReadonlyArray<string>, outcome: string): void => Effect.runSync(counter(ids, outcome))
 
-  const once = (key: string, n: number) => check(limiter, { key, cost: n })
   // While refused and the next retry fits in what is left of the timeout: sleep it, check again
   // (the rule of the Effect middleware's `timeout`).
-  const waiting = async (key: string, n: number, budgetMs: number): Promise<RateLimiter.Decision> => {
+  const waiting = async (call: StaticLimits, key: string, n: number, budgetMs: number) => {
     let left = budgetMs
     for (;;) {
-      const decision = await once(key, n)
+      const decision = await checkCall(call, key, n)
       if (decision.allowed || decision.failedOpen) return decision
       const wait = Math.max(1, Math.ceil(decision.retryAfterMs))
       if (!(wait <= left)) return decision
@@ -161,51 +168,69 @@ export const compileAdapter = <Req, Refusal>(options: AdapterOptions<Req, Refusa
       await sleep(wait)
     }
   }
-  const run = timeoutMs === undefined ? once : (key: string, n: number) => waiting(key, n, timeoutMs)
+  const run = timeoutMs === undefined
+    ? checkCall
+    : (call: StaticLimits, key: string, n: number) => waiting(call, key, n, timeoutMs)
 
-  // The limiter fails with StoreUnavailable when it is fail-closed and answers a `failedOpen`
-  // decision when it is fail-open; an explicit `failOpen` overrides either (docs/http.md, "Store failure").
-  const onStoreUnavailable = failOpen === true ? PASS : UNAVAILABLE
-  const onFailedOpen = failOpen === false ? UNAVAILABLE : PASS
+  const limitsOf = async (request: Req, client: string | undefined): Promise<StaticLimits | Exempt> => {
+    if (limitsFn === undefined) {
+      if (limits === undefined) throw ConfigError.at("http.limiter", "a limiter id", "nothing")
+      return limits
+    }
+    const answer = await limitsFn(request, client)
+    if (answer === Exempt) return answer
+    const checked = checkLimits("http.limits", answer)
+    if (!checked.ok) throw toConfigError(checked.error)
+    return checked.value.limits
+  }
 
   const decide = async (request: Req, view: RequestView): Promise<Outcome> => {
     const client = clientKey(view.peer, view.header(proxyHeader))
-    const key = keyFn === undefined ? client ?? "unknown" : await keyFn(request, client)
-    if (key === Exempt) return PASS
-    const n = typeof cost === "number" ? cost : await cost(request)
-    let decision: RateLimiter.Decision
-    try {
-      decision = await run(key, n)
-    } catch (error) {
-      if (error instanceof StoreUnavailable) return onStoreUnavailable
-      // LimiterNotFound, InvalidCost, ConfigError, ConfigurationClosed: programming errors, for
-      // the framework's error handling
-      throw error
+    const call = await limitsOf(request, client)
+    if (call === Exempt) {
+      count(limiterIds, "exempt")
+      return PASS
     }
-    if (decision.failedOpen) return onFailedOpen
-    if (decision.allowed) return { _tag: "Allowed", decision }
-    return { _tag: "Refused", decision, retryAfter: retryAfterSeconds(decision.retryAfterMs) }
+    const ids = limiterIdsOf(call)
+    const key = keyFn === undefined ? client ?? "unknown" : await keyFn(request, client)
+    if (key === Exempt) {
+      count(ids, "exempt")
+      return PASS
+    }
+    const n = typeof cost === "number" ? cost : await cost(request)
+    let combined: RateLimiter.CombinedDecision
+    try {
+      combined = await run(call, key, n)
+    } catch (error) {
+      // The limiter fails with StoreUnavailable when it is fail-closed and answers a `failedOpen`
+      // decision when it is fail-open; an explicit `failOpen` overrides either (docs/http.md,
+      // "Store failure"). LimiterNotFound, InvalidCost, ConfigError, ConfigurationClosed:
+      // programming errors, for the framework's error handling.
+      if (!(error instanceof StoreUnavailable)) throw error
+      count(ids, failOpen === true ? "fail_open" : "unavailable")
+      return failOpen === true ? PASS : UNAVAILABLE
+    }
+    if (combined.failedOpen) {
+      count(ids, failOpen === false ? "unavailable" : "fail_open")
+      return failOpen === false ? UNAVAILABLE : PASS
+    }
+    const outcome = judge(combined, policyOf, partitionKey)
+    count(ids, outcome._tag === "Allowed" ? "allowed" : "refused")
+    return outcome
   }
 
   return {
-    limiter,
     onRefused: options.onRefused,
     applies,
     decide,
-    headersOf: (decision, existing) => headersOf(decision, headers, policy, existing),
-    refusalBody: (retryAfter) => JSON.stringify(tooManyRequestsBody(limiter, retryAfter))
+    // a refusal's members after another limiter's too (that limiter let the request through)
+    headersOf: (outcome, existing) =>
+      outcome._tag === "Refused"
+        ? { ...rateHeaders(outcome.items, headers, existing), "retry-after": String(outcome.retryAfter) }
+        : rateHeaders(outcome.items, headers, existing),
+    refusalBody: (outcome) =>
+      JSON.stringify(tooManyRequestsBody(outcome.decision.limiterId, outcome.retryAfter, outcome.violated))
   }
-}
-
-const headersOf = (
-  decision: RateLimiter.Decision,
-  mode: HeadersMode,
-  policy: string,
-  existing: ((name: string) => string | undefined) | undefined
-): Record<string, string> => {
-  const out = rateHeaders(decision, policyWindow(decision.spec), mode, policy, existing)
-  if (!decision.allowed) out["retry-after"] = String(retryAfterSeconds(decision.retryAfterMs))
-  return out
 }
 
 /**

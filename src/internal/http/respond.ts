@@ -10,102 +10,57 @@ import * as Fx from "#fx/core"
 import { appendPreResponseHandler, type HttpApp, HttpServerRequest, type HttpServerResponse, jsonResponse, setHeaders } from "#fx/http"
 import {
   type HeadersMode,
-  policyWindow,
+  type RateItem,
   rateHeaders,
-  type RateNumbers,
   refusalHeaders,
-  retryAfterSeconds,
   tooManyRequestsBody,
   unavailableBody
 } from "../../core/http/headers.js"
 import type { ConfigError } from "../../RateLimitError.js"
-import type * as RateLimiter from "../../RateLimiter.js"
 import type { RefusalHandler } from "../../HttpRateLimit.js"
-import type { Compiled } from "./compile.js"
+import type * as RateLimiter from "../../RateLimiter.js"
+import type { Compiled, Outcome } from "./compile.js"
 
 /**
- * Adds the decision's headers to the response the app answers, after the headers of any limiter
+ * Adds the items' headers to the response the app answers, after the headers of any limiter
  * that ran before (see `rateHeaders`).
  *
  * @internal
  */
 export const addHeaders = (
-  decision: RateLimiter.Decision,
-  mode: HeadersMode,
-  policy: string
+  items: ReadonlyArray<RateItem>,
+  mode: HeadersMode
 ): Effect.Effect<void, never, HttpServerRequest.HttpServerRequest> =>
   mode === "none" ? Effect.void : appendPreResponseHandler((_request, response) =>
-    Effect.succeed(
-      setHeaders(
-        response,
-        rateHeaders(decision, policyWindow(decision.spec), mode, policy, (name) => response.headers[name])
-      )
-    ))
+    Effect.succeed(setHeaders(response, rateHeaders(items, mode, (name) => response.headers[name]))))
 
 /**
- * The headers of a refusal (rate-limit headers and `Retry-After`).
- *
- * @internal
- */
-export const refusalHeadersOf = (
-  decision: RateLimiter.Decision,
-  retryAfter: number,
-  mode: HeadersMode,
-  policy: string
-): Record<string, string> => refusalHeaders(decision, policyWindow(decision.spec), mode, policy, retryAfter)
-
-/**
- * The headers the middleware sends for a decision: the rate-limit headers of an allowed request
- * (after those `existing` reads), or those of a refusal with `Retry-After`.
- *
- * @internal
- */
-export const decisionHeaders = (
-  decision: RateLimiter.Decision,
-  mode: HeadersMode,
-  policy: string,
-  existing?: (name: string) => string | undefined
-): Record<string, string> =>
-  decision.allowed
-    ? rateHeaders(decision, policyWindow(decision.spec), mode, policy, existing)
-    : refusalHeadersOf(decision, retryAfterSeconds(decision.retryAfterMs), mode, policy)
-
-/**
- * The 429 of a refusal: the problem body and {@link refusalHeaders}, from plain numbers.
+ * The 429 of a refusal: the problem body and {@link refusalHeaders}.
  *
  * @internal
  */
 export const tooManyRequestsResponse = (
   limiter: string,
-  numbers: RateNumbers,
-  window: number | undefined,
+  items: ReadonlyArray<RateItem>,
+  violated: ReadonlyArray<string>,
   retryAfter: number,
-  mode: HeadersMode,
-  policy: string
+  mode: HeadersMode
 ): HttpServerResponse.HttpServerResponse =>
-  jsonResponse(tooManyRequestsBody(limiter, retryAfter), {
+  jsonResponse(tooManyRequestsBody(limiter, retryAfter, violated), {
     status: 429,
     contentType: "application/problem+json",
-    headers: refusalHeaders(numbers, window, mode, policy, retryAfter)
+    headers: refusalHeaders(items, mode, retryAfter)
   })
-
-const refusalResponse = (
-  limiter: string,
-  decision: RateLimiter.Decision,
-  retryAfter: number,
-  mode: HeadersMode,
-  policy: string
-): HttpServerResponse.HttpServerResponse =>
-  tooManyRequestsResponse(limiter, decision, policyWindow(decision.spec), retryAfter, mode, policy)
 
 const unavailableResponse: HttpServerResponse.HttpServerResponse = jsonResponse(unavailableBody, {
   status: 503,
   contentType: "application/problem+json"
 })
 
+type Refused = Extract<Outcome, { readonly _tag: "Refused" }>
+
 type Refuse = (
-  decision: RateLimiter.Decision,
-  retryAfter: number,
+  refused: Refused,
   request: HttpServerRequest.HttpServerRequest
 ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
 
@@ -113,19 +68,15 @@ type Refuse = (
  * How a refusal is answered, chosen once: the default 429, or the custom handler's response with
  * the refusal headers it did not set itself.
  */
-const refusalOf = (
-  limiter: string,
-  mode: HeadersMode,
-  policy: string,
-  onRefused: RefusalHandler | undefined
-): Refuse => {
+const refusalOf = (mode: HeadersMode, onRefused: RefusalHandler | undefined): Refuse => {
   if (onRefused === undefined) {
-    return (decision, retryAfter) => Effect.succeed(refusalResponse(limiter, decision, retryAfter, mode, policy))
+    return (r) =>
+      Effect.succeed(tooManyRequestsResponse(r.decision.limiterId, r.items, r.violated, r.retryAfter, mode))
   }
-  return (decision, retryAfter, request) =>
-    Effect.map(onRefused(decision, request), (response) => {
+  return (r, request) =>
+    Effect.map(onRefused(r.decision, request, r.combined), (response) => {
       const missing: Record<string, string> = {}
-      for (const [name, value] of Object.entries(refusalHeadersOf(decision, retryAfter, mode, policy))) {
+      for (const [name, value] of Object.entries(refusalHeaders(r.items, mode, r.retryAfter))) {
         if (response.headers[name] === undefined) missing[name] = value
       }
       return setHeaders(response, missing)
@@ -143,17 +94,17 @@ export const wrap = <EK, RK, EC, RC>(compiled: Fx.Result<Compiled<EK, RK, EC, RC
   httpApp: HttpApp<E, R>
 ): HttpApp<E | EK | EC, R | RK | RC | RateLimiter.RateLimiter> => {
   if (Fx.isErr(compiled)) return Effect.die(Fx.errOf(compiled))
-  const { decide, headers, limiter, onRefused, policy } = Fx.valueOf(compiled)
-  const refuse = refusalOf(limiter, headers, policy, onRefused)
+  const { decide, headers, onRefused } = Fx.valueOf(compiled)
+  const refuse = refusalOf(headers, onRefused)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.flatMap(decide(request), (outcome) => {
       switch (outcome._tag) {
         case "Pass":
           return httpApp
         case "Allowed":
-          return Effect.andThen(addHeaders(outcome.decision, headers, policy), httpApp)
+          return Effect.andThen(addHeaders(outcome.items, headers), httpApp)
         case "Refused":
-          return refuse(outcome.decision, outcome.retryAfter, request)
+          return refuse(outcome, request)
         case "Unavailable":
           return Effect.succeed(unavailableResponse)
       }

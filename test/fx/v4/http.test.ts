@@ -126,10 +126,11 @@ const assertRefused = (refused: Reply, id: string, limit: number) => {
 }
 
 const problemBody = (id: string, retryAfter: number) => ({
-  type: "about:blank",
+  type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
   title: "Too Many Requests",
   status: 429,
   detail: `Rate limit "${id}" exceeded; retry after ${retryAfter} seconds.`,
+  "violated-policies": [id],
   limiter: id,
   retryAfter
 })

@@ -71,10 +71,11 @@ describe("HttpRateLimit.middleware (web handler)", () => {
         "retry-after": "3600"
       })
       assert.deepStrictEqual(JSON.parse(refused.body), {
-        type: "about:blank",
+        type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
         title: "Too Many Requests",
         status: 429,
         detail: `Rate limit "${id}" exceeded; retry after 3600 seconds.`,
+        "violated-policies": [id],
         limiter: id,
         retryAfter: 3600
       })
@@ -96,7 +97,8 @@ describe("HttpRateLimit.middleware (web handler)", () => {
         "ratelimit": `"${id}";r=1;t=2`
       })
       const b = yield* send("/")
-      assert.strictEqual(b.headers["ratelimit"], `"${id}";r=0;t=4`)
+      // t: until the next token (draft-10: "until additional quota is made available"), not until full
+      assert.strictEqual(b.headers["ratelimit"], `"${id}";r=0;t=2`)
       const c = yield* send("/")
       assert.strictEqual(c.status, 429)
       // 0.5 token/s: the next token is 2 s away
@@ -491,10 +493,11 @@ describe("HttpRateLimit.HttpApiRateLimit", () => {
       assert.strictEqual(refused.headers["ratelimit"], `"${id}";r=0;t=3600`)
       assert.deepStrictEqual(JSON.parse(refused.body), {
         _tag: "TooManyRequests",
-        type: "about:blank",
+        type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
         title: "Too Many Requests",
         status: 429,
         detail: `Rate limit "${id}" exceeded; retry after 3600 seconds.`,
+        "violated-policies": [id],
         limiter: id,
         retryAfter: 3600
       })
