@@ -6,11 +6,11 @@
  * rows it had to create to lock them; calls naming the same rows in opposite orders never
  * deadlock (the rows are locked in one fixed order); a sliding window taken twice with two window
  * lengths is refused before any round trip; an LLM-style flow (rpm + tpm, the real cost adjusted
- * afterwards).
+ * afterwards); `RateLimiter`'s composite calls and `permit.adjust` on the store.
  */
-import { assert, layer } from "#test/vitest"
+import { assert, describe, layer } from "#test/vitest"
 import { Effect, Layer, Redacted } from "effect"
-import { RateLimitStore } from "effect-rate-sync"
+import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { liveTime, runCompositeSuite } from "../conformance/CompositeSuite.js"
 import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
@@ -164,5 +164,31 @@ describeWhenUp(available)("PostgresStore composite operations on 127.0.0.1:5432"
           JSON.stringify({ first: first.decisions, adjusted: more, refused: second.decisions, givenBack: back })
         )
       }))
+  })
+
+  describe("RateLimiter on the PostgreSQL store", () => {
+    const api = fresh("api")
+    const login = fresh("login")
+    const tokens = fresh("tokens")
+    const LimiterLive = RateLimiter.layer({
+      [api]: { ratePerSecond: 0.001, burst: 5 },
+      [login]: { algorithm: "fixed_window", limit: 1, window: "1 day" },
+      [tokens]: { ratePerSecond: 0.001, burst: 1000 }
+    }).pipe(Layer.provideMerge(StoreLive))
+
+    layer(LimiterLive, { timeout: "60 seconds", excludeTestServices: true })((it) => {
+      it.scoped("several limits in one call: a call refused by one limit spends none; a permit adjusts its charge", () =>
+        Effect.gen(function*() {
+          const first = yield* RateLimiter.check([api, login], { key: "ip-1" })
+          assert.isTrue(first.allowed)
+          const refused = yield* RateLimiter.check([api, login], { key: "ip-1" })
+          assert.isFalse(refused.allowed)
+          // api was not charged by the refused call: 5 - 1
+          assert.strictEqual((yield* RateLimiter.status(api, { key: "ip-1" })).remaining, 4)
+          const permit = yield* RateLimiter.acquire([api, { limiter: tokens, cost: 500 }], { key: "u" })
+          yield* permit.adjust({ [tokens]: 300 })
+          assert.strictEqual((yield* RateLimiter.status(tokens, { key: "u" })).remaining, 200)
+        }))
+    })
   })
 })
