@@ -82,6 +82,31 @@ describe("token bucket", () => {
   })
 })
 
+describe("token bucket: a composite call's take and its booking", () => {
+  const req = { limiter: "l", key: "k", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
+
+  it("a composite take answers the value it wrote; a single take does not", () => {
+    const step = decide.tokenBucket({ x: NOW + 200, o: "me" }, NOW, { ...req, composite: true }, writer)
+    assert.deepStrictEqual(decide.writtenOf(step.result), { x: NOW + 300, o: "me" })
+    assert.deepStrictEqual(decide.withoutWritten(step.result), decide.tokenBucket({ x: NOW + 200, o: "me" }, NOW, req, writer).result)
+    assert.isUndefined(decide.writtenOf(decide.tokenBucket({ x: NOW + 200, o: "me" }, NOW, req, writer).result))
+  })
+
+  it("a booking applies only while the key holds the value its take wrote (with a composite nonce)", () => {
+    const bookOn = { x: NOW + 300, o: "me" }
+    const book = (stored: Stored | undefined) => decide.tokenBucketAdjust(stored, NOW, { ...req, bookOn }, 2, writer)
+    const landed = book({ x: NOW + 300, o: "me", n: "nonce" })
+    assert.strictEqual(landed.result.applied, 2)
+    assert.deepStrictEqual(written(landed), { x: NOW + 500, o: "me" })
+    // another write since: another value, or the same without the nonce (a later write drops it)
+    for (const stored of [{ x: NOW + 400, o: "me", n: "nonce" }, { x: NOW + 300, o: "me" }, { x: NOW + 300, o: "it", n: "x" }, undefined]) {
+      const lost = book(stored)
+      assert.strictEqual(lost.result.applied, 0, JSON.stringify(stored))
+      assert.isUndefined(lost.write)
+    }
+  })
+})
+
 describe("sliding window", () => {
   const req = { limiter: "l", key: "k", limit: 3, windowMs: 1000, cost: 1 }
   const take = (stored: Stored | undefined, r = req) => decide.slidingWindow(stored, NOW, r, writer)

@@ -596,6 +596,34 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         yield* interruptedAt({ step: "book", take: 0 }, interrupted.takes, interrupted.prepare)
       }))
 
+    it.scoped("another caller's take between the call's take and its booking: undone and refused as contended", () =>
+      Effect.gen(function*() {
+        const other = yield* theStore
+        const { prepare, takes } = reserving(fresh("book-lost"))
+        const [a, b] = takes
+        if (a === undefined || b === undefined) throw new Error("two takes")
+        let wrote = false
+        // just before the booking's write: another caller takes a unit of a (the booking then
+        // finds a's value changed, and moving it could let that take share the call's slot)
+        const store = yield* hooked((e) => {
+          if (e.step !== "book" || wrote) return undefined
+          wrote = true
+          return Effect.asVoid(single(other, waiting(a, 0)))
+        })
+        yield* prepare(store)
+        const before = yield* snapshot(store, takes)
+        const d = yield* store.takeAll(takes)
+        assert.isTrue(wrote, "the booking was reached")
+        assert.isFalse(d.allowed)
+        assert.isTrue(d.contended, "refused because another caller wrote")
+        assert.isFalse(decisionAt(d, 0).allowed)
+        assert.isTrue(decisionAt(d, 0).retryAfterMs > 999_000, `a: retry after the call's wait: ${decisionAt(d, 0).retryAfterMs}`)
+        assert.isTrue(decisionAt(d, 1).allowed)
+        // the call is undone: a holds only the other caller's unit, b is as before
+        const after = yield* snapshot(store, takes)
+        assert.deepStrictEqual(after, [{ ...before[0], remaining: 4 }, before[1]])
+      }))
+
     it.scoped("a booking that cannot be written fails the call, and what was taken is undone", () =>
       Effect.gen(function*() {
         const { prepare, takes } = reserving(fresh("book-fail"))

@@ -79,11 +79,55 @@ const handOff = (
     // at `exact`, and the next hand-off adds no margin on top
     : { x: exact - w.marginMs, o: "" }
 
+/**
+ * The bucket value a composite call's take wrote (`x` and owner as stored), so that its booking
+ * (see {@link tokenBucketAdjust}) applies only while the value is still that one.
+ *
+ * @internal
+ */
+export interface Written {
+  readonly x: number
+  readonly o: string
+}
+
+/**
+ * A composite call's bucket take (`internal/nats/composite.ts`): its decision also carries the
+ * value it wrote (`written`, see {@link writtenOf}). The take object reaches {@link tokenBucket}
+ * as the call passed it.
+ *
+ * @internal
+ */
+export interface CompositeBucketTake extends TokenBucketRequest {
+  readonly composite?: true | undefined
+}
+
+/** The value a composite call's bucket take wrote (`undefined`: none, or not such a take). @internal */
+export const writtenOf = (d: StoreDecision): Written | undefined => {
+  if (!("written" in d)) return undefined
+  const v = d.written
+  return typeof v === "object" && v !== null && "x" in v && "o" in v && typeof v.x === "number" && typeof v.o === "string"
+    ? { x: v.x, o: v.o }
+    : undefined
+}
+
+/** `d` without what {@link tokenBucket} adds for a composite call. @internal */
+export const withoutWritten = (d: StoreDecision): StoreDecision => {
+  if (!("written" in d)) return d
+  const { written: _, ...rest } = d
+  return rest
+}
+
+/** A decision and the write that makes it true, with the written value answered to a composite take. */
+const taken = (decision: StoreDecision, value: Written, req: CompositeBucketTake): Step<StoreDecision> => {
+  const answered: StoreDecision & { readonly written?: Written } = req.composite === true ? { ...decision, written: value } : decision
+  return { result: answered, write: JSON.stringify(value) }
+}
+
 /** A GCRA take over the stored arrival time (the owner and skew-margin rules above). @internal */
 export const tokenBucket = (
   stored: Stored | undefined,
   now: number,
-  req: TokenBucketRequest,
+  req: CompositeBucketTake,
   w: Writer
 ): Step<StoreDecision> => {
   const state: algorithm.GcraState = { tat: judgedTat(stored, w), tbInterval: 0, tbBurst: 0 }
@@ -96,12 +140,12 @@ export const tokenBucket = (
   if (stored === undefined || stored.o === w.self) {
     // this instance's own clock: exact, no margin
     const next = Math.max(stored === undefined ? -Infinity : stored.x, proceeds) + slot
-    return next > now ? { result: decision, write: JSON.stringify({ x: next, o: w.self }) } : { result: decision }
+    return next > now ? taken(decision, { x: next, o: w.self }, req) : { result: decision }
   }
   const bound = stored.o === "" ? stored.x + w.marginMs : stored.x
   const exact = Math.max(bound, proceeds) + slot
   if (!(exact > now)) return { result: decision }
-  return { result: decision, write: JSON.stringify(handOff(stored, decision, now, proceeds, bound, exact, w)) }
+  return taken(decision, handOff(stored, decision, now, proceeds, bound, exact, w), req)
 }
 
 /**
@@ -141,24 +185,36 @@ const tokenBucketAdjusted = (
 }
 
 /**
+ * Whether a booking (`bookOn`: the value the composite take wrote) may apply: the key still holds
+ * that value, with a composite take's nonce (any other write since drops it). No `bookOn`: yes.
+ */
+const booksOn = (stored: Stored | undefined, bookOn: Written | undefined): boolean =>
+  bookOn === undefined ||
+  (stored !== undefined && stored.n !== undefined && stored.x === bookOn.x && (stored.o ?? "") === bookOn.o)
+
+/**
  * Charge more (`delta > 0`: the arrival time moves `delta·T` forward from `max(tat, now)`, past
  * the burst if need be: debt) or give back (`delta < 0`: it moves back by up to `|delta|·T`,
  * never below `now`), on the judged arrival time (see {@link judgedTat}). The value stays on its
  * owner's clock (moved by the same amount), unless it had passed: a charge on a full bucket is
  * written on this instance's clock.
  *
+ * A composite call's booking (`bookOn`, see `internal/nats/composite.ts`) is such a charge, applied
+ * only while the key holds the value its take wrote (nothing written since); otherwise it applies
+ * nothing (`applied: 0`).
+ *
  * @internal
  */
 export const tokenBucketAdjust = (
   stored: Stored | undefined,
   now: number,
-  req: { readonly ratePerSecond: number; readonly burst: number },
+  req: { readonly ratePerSecond: number; readonly burst: number; readonly bookOn?: Written | undefined },
   delta: number,
   w: Writer
 ): Step<AdjustResult> => {
   const interval = 1000 / req.ratePerSecond
   const tat = judgedTat(stored, w)
-  if (!(interval > 0 && interval < Infinity) || !Number.isFinite(delta) || delta === 0) {
+  if (!(interval > 0 && interval < Infinity) || !Number.isFinite(delta) || delta === 0 || !booksOn(stored, req.bookOn)) {
     return { result: tokenBucketAdjusted(tat, now, req, 0) }
   }
   const tat0 = Math.max(tat, now)

@@ -20,11 +20,19 @@
  * the largest of their waits, known once all are charged. The caller proceeds at `now + D` on
  * every bucket, so each bucket that was booked earlier is then moved there (a *booking*: one
  * forward adjust per bucket, `max(tat, now + D) + cost·T`, see {@link bookingOf}), before the
- * call's last interruptible point; an undo gives back the booking with the charge.
+ * call's last interruptible point; an undo gives back the booking with the charge. A booking
+ * applies only while the bucket holds the value the call's take wrote (see
+ * `decide.tokenBucketAdjust`): when another caller wrote in between, the call is undone and
+ * refused as contended (moving the bucket then could let that caller's take share the slot).
+ *
+ * The take objects the call passes to `Steps.take` and `Steps.undo` reach `core/nats/decide.ts`
+ * unchanged (`decide.CompositeBucketTake`, `bookOn`), and a bucket take's decision comes back with
+ * the value it wrote (`decide.writtenOf`), removed before the call answers.
  *
  * @internal
  */
 import * as Effect from "effect/Effect"
+import * as decide from "../../core/nats/decide.js"
 import type { AdjustResult, CompositeDecision, RateTake, StoreDecision } from "../../RateLimitStore.js"
 import { StoreError } from "../../RateLimitStore.js"
 
@@ -126,7 +134,7 @@ const remainingOf = (t: RateTake & { readonly algorithm: "token_bucket" }, reset
 
 /** What moves a bucket of a reserving call to the instant its caller proceeds (see {@link bookingOf}). */
 interface Booking {
-  /** The first take of the bucket in the charge order: the booking's adjust is on it. */
+  /** The last take of the bucket in the charge order: the booking's adjust is on it, on the value it wrote. */
   readonly take: number
   /** The booking, in that take's tokens (`> 0`). */
   readonly tokens: number
@@ -152,14 +160,15 @@ export const bookingOf = (
   delayMs: number
 ): { readonly bookings: ReadonlyArray<Booking>; readonly decisions: ReadonlyArray<StoreDecision | undefined> } => {
   const booked: Array<StoreDecision | undefined> = [...decisions]
-  const moved = new Map<string, { readonly first: number; ms: number }>()
+  const moved = new Map<string, { last: number; ms: number }>()
   for (const i of order) {
     const t = takes[i]
     const d = decisions[i]
     if (t === undefined || d === undefined || t.algorithm !== "token_bucket") continue
     const id = stateId(t)
-    const bucket = moved.get(id) ?? { first: i, ms: 0 }
+    const bucket = moved.get(id) ?? { last: i, ms: 0 }
     moved.set(id, bucket)
+    if (t.cost > 0) bucket.last = i
     let resetAfterMs = d.resetAfterMs + bucket.ms
     if (t.cost > 0) {
       const slot = t.cost * (1000 / t.ratePerSecond)
@@ -170,10 +179,10 @@ export const bookingOf = (
     booked[i] = { ...d, delayMs, remaining: remainingOf(t, resetAfterMs), resetAfterMs }
   }
   const bookings: Array<Booking> = []
-  for (const { first, ms } of moved.values()) {
-    const t = takes[first]
+  for (const { last, ms } of moved.values()) {
+    const t = takes[last]
     if (t === undefined || t.algorithm !== "token_bucket" || !(ms > BOOK_EPSILON_MS)) continue
-    bookings.push({ take: first, tokens: ms / (1000 / t.ratePerSecond) })
+    bookings.push({ take: last, tokens: ms / (1000 / t.ratePerSecond) })
   }
   return { bookings, decisions: booked }
 }
@@ -239,9 +248,12 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       const bucketsOnly = takes.every((t) => t.algorithm === "token_bucket")
       let maxWaitMs = Infinity
       for (const t of takes) if (t.algorithm === "token_bucket") maxWaitMs = Math.min(maxWaitMs, t.maxWaitMs)
-      const asked: ReadonlyArray<RateTake> = takes.map((t) =>
-        t.algorithm === "token_bucket" ? { ...t, maxWaitMs: bucketsOnly ? maxWaitMs : 0 } : t
-      )
+      const asked: ReadonlyArray<RateTake> = takes.map((t) => {
+        if (t.algorithm !== "token_bucket") return t
+        // answers the value it wrote, for the booking (see the module doc)
+        const take: decide.CompositeBucketTake & RateTake = { ...t, maxWaitMs: bucketsOnly ? maxWaitMs : 0, composite: true }
+        return take
+      })
       const order = chargeOrder(asked)
       const decisions: Array<StoreDecision | undefined> = takes.map(() => undefined)
       // the takes charged so far (indices), recorded in the same uninterruptible step as the answer
@@ -296,35 +308,54 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
 
       /**
        * A reserving call, every bucket charged: books each at the instant the caller proceeds
-       * (uninterruptible, concurrently: one forward adjust per bucket, see {@link bookingOf}). A
-       * booking not done now fails the call (which is then undone): its bucket would stay booked
+       * (uninterruptible, concurrently: one forward adjust per bucket, on the value its take
+       * wrote, see {@link bookingOf}). Answers the index of a bucket another caller wrote since
+       * (its booking applied nothing: the call is then undone and refused as contended), or -1.
+       * A booking not done now fails the call (which is then undone): its bucket would stay booked
        * at an earlier instant than its caller uses. One that may land later only charges more.
        */
-      const bookAll = Effect.suspend(() => {
-        if (!bucketsOnly || !(delayMs > 0)) return Effect.void
+      const bookAll = Effect.suspend((): Effect.Effect<number, StoreError> => {
+        if (!bucketsOnly || !(delayMs > 0)) return Effect.succeed(-1)
         const { bookings, decisions: booked } = bookingOf(asked, order, decisions, delayMs)
         return Effect.flatMap(
           Effect.forEach(bookings, ({ take, tokens }) => {
             const t = asked[take]
             const d = decisions[take]
-            if (t === undefined || d === undefined || t.algorithm !== "token_bucket") return Effect.succeed(true)
+            const bookOn = d === undefined ? undefined : decide.writtenOf(d)
+            if (t === undefined || d === undefined || t.algorithm !== "token_bucket" || bookOn === undefined) {
+              return Effect.succeed(take)
+            }
             // the inverse adjust of a negative cost: `tokens` more on the bucket (see `Steps.undo`)
-            return Effect.map(steps.undo({ ...t, cost: -tokens }, d, hook("book", take)), (done) => {
-              if (done !== undefined) bookedTokens.set(take, tokens)
-              return done !== undefined
+            const booking: decide.CompositeBucketTake & { readonly bookOn: decide.Written } & RateTake = { ...t, cost: -tokens, bookOn }
+            return Effect.map(steps.undo(booking, d, hook("book", take)), (done) => {
+              if (done === undefined) return undefined
+              if (done.applied === 0) return take
+              bookedTokens.set(take, done.applied)
+              return -1
             })
           }, { concurrency: "unbounded" }),
           (done) => {
-            if (!done.every((x) => x)) {
-              return Effect.fail(new StoreError({ engine: "nats", operation: "takeAll", message: "a bucket could not be booked at the instant the call proceeds" }))
+            if (done.some((x) => x === undefined)) {
+              return Effect.fail(
+                new StoreError({ engine: "nats", operation: "takeAll", message: "a bucket could not be booked at the instant the call proceeds" })
+              )
             }
+            const lost = done.find((x) => x !== undefined && x >= 0)
+            if (lost !== undefined) return Effect.succeed(lost)
             booked.forEach((d, i) => {
               decisions[i] = d
             })
-            return Effect.void
+            return Effect.succeed(-1)
           }
         )
       })
+
+      /** A bucket another caller wrote between the call's take and its booking: the refusal it answers. */
+      const lostBooking = (i: number) => {
+        const d = decisions[i]
+        if (d === undefined) return
+        decisions[i] = { ...d, allowed: false, remaining: 0, retryAfterMs: Math.max(delayMs, 1), delayMs: 0, contended: true }
+      }
 
       /** After a refusal: what each take not reached would answer alone (the looks are interruptible: nothing is charged any more). */
       const refusal = (refused: number): Effect.Effect<CompositeDecision> =>
@@ -337,7 +368,7 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
           }, { concurrency: "unbounded" })),
           (looked) => ({
             allowed: false,
-            decisions: withSums(asked, looked.map((d, i) => d ?? unknown(asked[i]))),
+            decisions: withSums(asked, looked.map((d, i) => decide.withoutWritten(d ?? unknown(asked[i])))),
             delayMs: 0,
             casRetries,
             contended: refused >= 0 && decisions[refused]?.contended === true ? true : undefined
@@ -346,7 +377,7 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
 
       const admitted = (): CompositeDecision => ({
         allowed: true,
-        decisions: decisions.map((d, i) => d ?? unknown(asked[i])),
+        decisions: decisions.map((d, i) => decide.withoutWritten(d ?? unknown(asked[i]))),
         delayMs: bucketsOnly ? delayMs : 0,
         casRetries
       })
@@ -354,14 +385,22 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       // every take charged and booked: one last interruptible point, so that an interruption that
       // came while the last write was in flight undoes the call instead of ending it with its
       // answer unread
-      const settled = (refused: number) =>
-        refused < 0 ? Effect.andThen(bookAll, Effect.as(restore(Effect.void), -1)) : Effect.succeed(refused)
+      const settled = (refused: number): Effect.Effect<number, StoreError> =>
+        refused >= 0 ? Effect.succeed(refused) : Effect.flatMap(bookAll, (lost) => lost >= 0 ? Effect.succeed(lost) : Effect.as(restore(Effect.void), -1))
+
+      /** The call refused at take `i`: undone, then answered (a lost booking: that take, contended). */
+      const refuse = (i: number) =>
+        Effect.andThen(undoAll, Effect.suspend(() => {
+          const d = decisions[i]
+          if (d !== undefined && d.allowed) lostBooking(i)
+          return refusal(i)
+        }))
 
       // a bucket named with costs above its burst never fits: refused before anything is charged
       if (overBurst(asked)) return refusal(-1)
 
       return Effect.matchCauseEffect(Effect.flatMap(charge(0), settled), {
-        onSuccess: (refused) => refused < 0 ? Effect.succeed(admitted()) : Effect.andThen(undoAll, refusal(refused)),
+        onSuccess: (refused) => refused < 0 ? Effect.succeed(admitted()) : refuse(refused),
         onFailure: (cause) => Effect.andThen(undoAll, Effect.failCause(cause))
       })
     })
