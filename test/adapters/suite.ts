@@ -13,6 +13,8 @@ import { HttpRateLimit } from "effect-rate-sync/http"
 import * as RS from "effect-rate-sync/promise"
 import { HttpServerResponse } from "#fx/http"
 import { toWebHandler } from "#test/web"
+import * as T from "#test/effect"
+import { bytesText, isInnerList, parseList } from "../../src/core/http/structured.js"
 import type { AdapterOptions } from "../../src/internal/adapters/core.js"
 
 export interface Reply {
@@ -48,6 +50,21 @@ export interface Framework<Req, Refusal> {
   /** A refusal handler that sets `x-custom: yes` and answers nothing (Express, Fastify: then the default 429 is sent). */
   readonly silentRefusal?: Refusal | undefined
 }
+
+/** A field's members as `name;param=value` texts, read by the RFC 9651 parser. */
+const membersOf = (value: string | undefined): Array<string> => {
+  const parsed = parseList(value ?? "")
+  if (!parsed.ok) throw new Error(`not a structured-field list: ${value}`)
+  return parsed.value.map((m) => {
+    if (isInnerList(m)) throw new Error(`an inner list in ${value}`)
+    const params = Array.from(m.params, ([k, v]) => `${k}=${bytesText(v) ?? JSON.stringify(v)}`)
+    return [String(m.value), ...params].join(";")
+  })
+}
+
+/** The HTTP request counter of the Effect middleware, which the adapters update too. */
+const requestCount = (limiter: string, outcome: string): Promise<number> =>
+  Effect.runPromise(T.counterCount(HttpRateLimit.requests, { limiter, outcome }))
 
 export const freshId = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`
 
@@ -391,6 +408,62 @@ export const adapterSuite = <Req, Refusal>(framework: Framework<Req, Refusal>): 
         const refused = await send("/a")
         assert.strictEqual(refused.status, 429)
         assert.include(refused.headers["ratelimit"] ?? "", `"${inner}";r=0;t=3600`)
+      })
+    })
+
+    it("several limits in one middleware: all or nothing, a member per limit, the violated policy named, counted", async () => {
+      const perIp = freshId("ip")
+      const global = freshId("global")
+      await withServer({ [perIp]: hour(2), [global]: hour(3) }, [
+        { limiter: [perIp, { limiter: global, key: "all" }], headers: "draft" }
+      ], async (send) => {
+        const a = await send("/a")
+        assert.deepStrictEqual(membersOf(a.headers["ratelimit-policy"]), [`${perIp};q=2;w=3600`, `${global};q=3;w=3600`])
+        assert.deepStrictEqual(membersOf(a.headers["ratelimit"]), [`${perIp};r=1;t=3600`, `${global};r=2;t=3600`])
+        await send("/a")
+        const refused = await send("/a")
+        assert.strictEqual(refused.status, 429)
+        const body = JSON.parse(refused.body)
+        assert.strictEqual(body.type, "https://iana.org/assignments/http-problem-types#quota-exceeded")
+        assert.deepStrictEqual(body["violated-policies"], [perIp])
+        assert.deepStrictEqual(membersOf(refused.headers["ratelimit"]), [`${perIp};r=0;t=3600`, `${global};r=1;t=3600`])
+        // nothing was charged on the global limit by the refused call
+        assert.strictEqual((await RS.status(global, { key: "all" })).remaining, 1)
+        assert.strictEqual(await requestCount(perIp, "allowed"), 2)
+        assert.strictEqual(await requestCount(global, "allowed"), 2)
+        assert.strictEqual(await requestCount(perIp, "refused"), 1)
+        assert.strictEqual(await requestCount(global, "refused"), 1)
+      })
+    })
+
+    it("limits per request (tiered plans), policy names per limiter, pk, Exempt; counted as the Effect middleware counts", async () => {
+      const free = freshId("free")
+      const pro = freshId("pro")
+      await withServer({ [free]: hour(1), [pro]: hour(100) }, [{
+        limiter: free,
+        key: (request) => header(request, "x-user") ?? "anon",
+        limits: async (request) => {
+          const plan = header(request, "x-plan")
+          return plan === "internal" ? HttpRateLimit.Exempt : plan === "pro" ? [{ limiter: pro, cost: 5 }] : free
+        },
+        policyName: { [pro]: "pro" },
+        partitionKey: true,
+        headers: "draft"
+      }], async (send) => {
+        const f = await send("/a", { "x-user": "u1" })
+        assert.deepStrictEqual(membersOf(f.headers["ratelimit"]), [`${free};r=0;t=3600;pk=u1`])
+        assert.strictEqual((await send("/a", { "x-user": "u1" })).status, 429)
+        const p = await send("/a", { "x-user": "u1", "x-plan": "pro" })
+        assert.strictEqual(p.status, 200)
+        assert.deepStrictEqual(membersOf(p.headers["ratelimit-policy"]), [`pro;q=100;w=3600;pk=u1`])
+        assert.deepStrictEqual(membersOf(p.headers["ratelimit"]), [`pro;r=95;t=3600;pk=u1`])
+        const internal = await send("/a", { "x-plan": "internal" })
+        assert.strictEqual(internal.status, 200)
+        assert.isUndefined(internal.headers["ratelimit"])
+        assert.strictEqual(await requestCount(free, "allowed"), 1)
+        assert.strictEqual(await requestCount(free, "refused"), 1)
+        assert.strictEqual(await requestCount(free, "exempt"), 1)
+        assert.strictEqual(await requestCount(pro, "allowed"), 1)
       })
     })
 
