@@ -218,7 +218,7 @@ class Accounts extends HttpApiGroup.make("accounts")
 class Api extends HttpApi.make("api").add(Greetings).add(Accounts) {}
 
 /** The API on the router: `HttpApiRateLimit` for limiter `id`, `LoginLimit` for limiter `login`. */
-const apiApp = (id: string, login: string) =>
+const apiApp = (id: string, login: string | RateLimiter.Limits) =>
   HttpApiBuilder.layer(Api).pipe(
     Layer.provide(
       HttpApiBuilder.group(Api, "greetings", (handlers) =>
@@ -230,6 +230,47 @@ const apiApp = (id: string, login: string) =>
     Layer.provide(HttpRateLimit.layerHttpApi(id, { failOpen: false })),
     Layer.provide(Layer.effect(LoginLimit, HttpRateLimit.makeHttpApi(login, { key: () => Effect.succeed("user") })))
   )
+
+describe("HttpRateLimit on Effect 4: several limits and per-request limits over a real NodeHttpServer", () => {
+  it.live("a global middleware over [per-user, global] with a tiered per-route limit chosen per request", () => {
+    const user = freshId("v4-user")
+    const global = freshId("v4-global")
+    const free = freshId("v4-free")
+    const pro = freshId("v4-pro")
+    const app = Layer.mergeAll(
+      HttpRouter.add(
+        "GET",
+        "/plan",
+        Effect.succeed(ok).pipe(HttpRateLimit.limit(free, {
+          key: () => Effect.succeed("u"),
+          limits: (request) => Effect.succeed(request.url.includes("pro") ? pro : free),
+          headers: "draft"
+        }))
+      ),
+      HttpRouter.middleware(
+        HttpRateLimit.middleware({ limiter: [user, { limiter: global, key: "all" }], headers: "draft" }),
+        { global: true }
+      )
+    )
+    return withServer(app, { [user]: hour(3), [global]: hour(10), [free]: hour(1), [pro]: hour(50) }, (send) =>
+      Effect.gen(function*() {
+        const a = yield* send("/plan")
+        assert.strictEqual(a.status, 200)
+        assert.strictEqual(a.headers["ratelimit"], `"${user}";r=2;t=3600, "${global}";r=9;t=3600, "${free}";r=0;t=3600`)
+        const b = yield* send("/plan")
+        assert.strictEqual(b.status, 429)
+        assert.deepStrictEqual(JSON.parse(b.body)["violated-policies"], [free])
+        const c = yield* send("/plan?pro")
+        assert.strictEqual(c.status, 200)
+        assert.include(c.headers["ratelimit"] ?? "", `"${pro}";r=49;t=3600`)
+        const d = yield* send("/plan?pro")
+        assert.strictEqual(d.status, 429)
+        assert.deepStrictEqual(JSON.parse(d.body)["violated-policies"], [user])
+        assert.strictEqual(yield* requestCount(global, "refused"), 1)
+        assert.strictEqual(yield* requestCount(user, "allowed"), 3)
+      }))
+  })
+})
 
 describe("HttpRateLimit on Effect 4: HttpApi over a real NodeHttpServer", () => {
   it.live("HttpApiRateLimit: 200s with headers (on a declared error too), then the 429 HttpApi sends carries the headers and the problem JSON", () => {
@@ -269,6 +310,26 @@ describe("HttpRateLimit on Effect 4: HttpApi over a real NodeHttpServer", () => 
         assert.deepStrictEqual(body, { _tag: "TooManyRequests", ...problemBody(login, retryAfter) })
         // the other group's limiter is untouched
         assert.strictEqual((yield* send("/hello")).headers["x-ratelimit-remaining"], "9")
+      }))
+  })
+
+  it.live("makeHttpApi over several limits: one member per limit, the typed 429 names the violated policy, nothing charged", () => {
+    const id = freshId("v4-api-x")
+    const login = freshId("v4-api-user")
+    const global = freshId("v4-api-global")
+    return withServer(apiApp(id, [login, { limiter: global, key: "all" }]), { [id]: hour(10), [login]: hour(1), [global]: hour(5) }, (send) =>
+      Effect.gen(function*() {
+        const first = yield* send("/login", { method: "POST" })
+        assert.strictEqual(first.status, 200)
+        assert.strictEqual(first.headers["ratelimit"], `"${login}";r=0;t=3600, "${global}";r=4;t=3600`)
+        assert.strictEqual(first.headers["ratelimit-policy"], `"${login}";q=1;w=3600, "${global}";q=5;w=3600`)
+        const refused = yield* send("/login", { method: "POST" })
+        assert.strictEqual(refused.status, 429)
+        const body = JSON.parse(refused.body)
+        assert.strictEqual(body._tag, "TooManyRequests")
+        assert.strictEqual(body.type, "https://iana.org/assignments/http-problem-types#quota-exceeded")
+        assert.deepStrictEqual(body["violated-policies"], [login])
+        assert.match(refused.headers["ratelimit"] ?? "", new RegExp(`^"${login}";r=0;t=[0-9]+, "${global}";r=4;t=3600$`))
       }))
   })
 

@@ -107,6 +107,42 @@ const ok = HttpServerResponse.text("ok")
 const hour = (limit: number): LimiterDefinition.LimiterDefinition => ({ algorithm: "sliding_window", limit, window: "1 hour" })
 
 describe("HttpRateLimit over a real NodeHttpServer", () => {
+  it.live("several limits per request, chosen per request (tiered plans): a member per limit, all or nothing", () => {
+    const user = freshId("node-user")
+    const global = freshId("node-global")
+    const pro = freshId("node-pro")
+    const app = HttpRouter.empty.pipe(
+      HttpRouter.get("/things", ok),
+      HttpRateLimit.middleware({
+        key: (request) => Effect.succeed(request.headers["x-user"] ?? "anon"),
+        limits: (request) =>
+          Effect.succeed(
+            request.headers["x-plan"] === "pro" ? pro : [user, { limiter: global, key: "all" }]
+          ),
+        headers: "draft"
+      })
+    )
+    return withServer(app, { [user]: hour(1), [global]: hour(2), [pro]: hour(10) }, (send) =>
+      Effect.gen(function*() {
+        const a = yield* send("/things", { "x-user": "a" })
+        assert.strictEqual(a.status, 200)
+        assert.strictEqual(a.headers["ratelimit"], `"${user}";r=0;t=3600, "${global}";r=1;t=3600`)
+        const again = yield* send("/things", { "x-user": "a" })
+        assert.strictEqual(again.status, 429)
+        assert.deepStrictEqual(JSON.parse(again.body)["violated-policies"], [user])
+        // the refused call took nothing from the global limit: user b still gets its last unit
+        assert.strictEqual((yield* send("/things", { "x-user": "b" })).status, 200)
+        const c = yield* send("/things", { "x-user": "c" })
+        assert.strictEqual(c.status, 429)
+        assert.deepStrictEqual(JSON.parse(c.body)["violated-policies"], [global])
+        const p = yield* send("/things", { "x-user": "a", "x-plan": "pro" })
+        assert.strictEqual(p.status, 200)
+        assert.strictEqual(p.headers["ratelimit"], `"${pro}";r=9;t=3600`)
+        assert.strictEqual(yield* requestCount(global, "refused"), 2)
+        assert.strictEqual(yield* requestCount(pro, "allowed"), 1)
+      }))
+  })
+
   it.live("the 101st request of a 100/window limit gets 429; headers are exact", () => {
     const id = freshId("node-api")
     const app = HttpRouter.empty.pipe(HttpRouter.get("/things", ok), HttpRateLimit.middleware({ limiter: id }))
