@@ -49,6 +49,13 @@ export interface LimiterDefinition {
   readonly failClosed?: boolean | undefined
   /** Concurrency slot lease, renewed while held: 100 ms to {@link MAX_DURATION_MS}. Default 30 seconds. */
   readonly lease?: Fx.DurationInput | undefined
+  /**
+   * The local block cache (default `true`): once the store refuses a key, this process answers
+   * the key's further calls of at least the refused cost itself, without a round trip, until the
+   * refusal's retry-after. `false` asks the store every time. Only networked stores use it, and
+   * only for the rate part (never for concurrency slots); see docs/architecture.md.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**
@@ -74,6 +81,8 @@ export interface LimiterSpec {
   readonly timeoutMs: number | undefined
   readonly failClosed: boolean
   readonly leaseMs: number
+  /** The local block cache is on for this limiter (`LimiterDefinition.blockCache`, default `true`). */
+  readonly blockCache: boolean
 }
 
 /**
@@ -216,7 +225,9 @@ const commonOf = (def: LimiterDefinition, at: At) => {
     : durationMs(at("timeout"), def.timeout, true)
   const leaseMs = def.lease === undefined ? DEFAULT_LEASE_MS : durationMs(at("lease"), def.lease, false)
   if (leaseMs < 100) throw ConfigError.at(at("lease"), "a lease of at least 100 ms", `${leaseMs} ms`)
-  return { store: def.store, maxConcurrent, failClosed, timeoutMs, leaseMs }
+  const blockCache = def.blockCache ?? true
+  if (typeof blockCache !== "boolean") throw ConfigError.at(at("blockCache"), "true or false", describe(blockCache))
+  return { store: def.store, maxConcurrent, failClosed, timeoutMs, leaseMs, blockCache }
 }
 
 /** The token-bucket fields: burst (default `max(1, ceil(rate))`), no window fields, some limit. */
@@ -346,5 +357,6 @@ export const toDefinition = (spec: LimiterSpec): LimiterDefinition => ({
   window: spec.windowMs === undefined ? undefined : Duration.millis(spec.windowMs),
   timeout: spec.timeoutMs === undefined ? undefined : Duration.millis(spec.timeoutMs),
   failClosed: spec.failClosed,
-  lease: Duration.millis(spec.leaseMs)
+  lease: Duration.millis(spec.leaseMs),
+  blockCache: spec.blockCache
 })

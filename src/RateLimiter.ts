@@ -357,6 +357,11 @@ export interface RateLimiterMetrics {
    * never renewed again, so a release (early, or after the rate part failed) never counts here.
    */
   readonly leasesLost: number
+  /**
+   * Refusals answered by the local block cache, without a store round trip (each also counts in
+   * `refusals` and in the `refusals` metric); see `LimiterDefinition.blockCache`.
+   */
+  readonly cachedRefusals: number
 }
 
 /**
@@ -451,6 +456,30 @@ export interface MakeOptions {
   readonly stores?: Readonly<Record<string, StoreInput>> | undefined
   /** The store a limiter without `store` runs on. Default: `"default"`. */
   readonly defaultStore?: string | undefined
+  /**
+   * The local block cache of the registry's limiters (see {@link BlockCacheOptions}): `false`
+   * turns it off for every limiter; absent or `true`: on, with the defaults.
+   */
+  readonly blockCache?: boolean | BlockCacheOptions | undefined
+}
+
+/**
+ * The local block cache: once a networked store refuses a key, this process answers the key's
+ * further calls of at least the refused cost itself, without a round trip, until the refusal's
+ * retry-after (answers the store would give, as long as no other process resets or gives back on
+ * the key: see docs/architecture.md). On by default; `LimiterDefinition.blockCache: false` turns
+ * it off for one limiter.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BlockCacheOptions {
+  /** `false`: off for every limiter of the registry. Default `true`. */
+  readonly enabled?: boolean | undefined
+  /** Most keys one limiter keeps blocked at once (the oldest block goes first). Default 10 000. */
+  readonly maxEntries?: number | undefined
+  /** Store ids whose limiters run without the cache (`{ main: false }`); the others keep it. */
+  readonly stores?: Readonly<Record<string, boolean>> | undefined
 }
 
 /**
@@ -476,11 +505,15 @@ export const make: (
  * @category layers
  */
 export const layer = (
-  limiters: Readonly<Record<string, LimiterDefinition>> = {}
+  limiters: Readonly<Record<string, LimiterDefinition>> = {},
+  options?: Pick<MakeOptions, "blockCache">
 ): Layer.Layer<RateLimiter, MakeError, RateLimitStore> =>
   Fx.layerScoped(
     RateLimiter,
-    Effect.flatMap(RateLimitStore, (store) => make({ limiters, stores: { default: store }, defaultStore: "default" }))
+    Effect.flatMap(
+      RateLimitStore,
+      (store) => make({ limiters, stores: { default: store }, defaultStore: "default", blockCache: options?.blockCache })
+    )
   )
 
 /**

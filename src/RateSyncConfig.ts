@@ -136,7 +136,8 @@ export const limiterFields = [
   "window_seconds",
   "timeout",
   "fail_closed",
-  "lease_ms"
+  "lease_ms",
+  "block_cache"
 ] as const
 
 type LimiterField = (typeof limiterFields)[number]
@@ -153,7 +154,8 @@ const limiterFieldNames = {
   window: "window_seconds",
   timeout: "timeout",
   failClosed: "fail_closed",
-  lease: "lease_ms"
+  lease: "lease_ms",
+  blockCache: "block_cache"
 } as const satisfies Record<keyof LimiterDefinition, LimiterField>
 
 const allStoreFields: ReadonlyArray<string> = Array.from(new Set(engines.flatMap((e) => storeFields[e])))
@@ -248,6 +250,7 @@ const decodeLimiter = (t: Table, storeIds: ReadonlyArray<string>): LimiterDefini
   set(def, "failClosed", booleanField(t, "fail_closed"))
   const leaseMs = numberIn(t, "lease_ms", "positive")
   if (leaseMs !== undefined) def.lease = Duration.millis(leaseMs)
+  set(def, "blockCache", booleanField(t, "block_cache"))
 
   const resolved = resolve(t.id, def, { path: t.path, fieldNames: limiterFieldNames })
   if (Fx.isErr(resolved)) {

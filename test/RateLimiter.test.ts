@@ -604,7 +604,7 @@ describe("per-call options from any caller", () => {
 })
 
 describe("limiter definitions from any caller", () => {
-  const accepted = "one of the limiter fields: store, algorithm, ratePerSecond, rate, burst, maxConcurrent, limit, window, timeout, failClosed, lease"
+  const accepted = "one of the limiter fields: store, algorithm, ratePerSecond, rate, burst, maxConcurrent, limit, window, timeout, failClosed, lease, blockCache"
 
   it.effect("an unknown field is a ConfigError naming it and listing the accepted fields, as TOML does", () =>
     Effect.gen(function*() {

@@ -27,6 +27,7 @@ import {
 } from "../RateLimitError.js"
 import type {
   AcquireOptions,
+  BlockCacheOptions,
   CombinedDecision,
   CompositePermit,
   Decision,
@@ -37,7 +38,9 @@ import type {
   StoreInfo,
   StoreInput
 } from "../RateLimiter.js"
+import { DEFAULT_MAX_ENTRIES } from "../core/blockCache.js"
 import { storeKey } from "../core/storeKey.js"
+import { clearBlocks, makeBlocks } from "./limiter/blockCache.js"
 import { makeAcquire } from "./limiter/acquire.js"
 import { makeCheck, makeStatus } from "./limiter/check.js"
 import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
@@ -103,6 +106,44 @@ const initializeStore = (storeEntry: StoreEntry): Effect.Effect<void, StoreUnava
       )
     )
 
+/** The registry's block cache settings, validated: `undefined` when it is off. */
+interface BlockCacheSettings {
+  readonly maxEntries: number
+  readonly offStores: ReadonlySet<string>
+}
+
+const blockCacheSettings = (
+  u: boolean | BlockCacheOptions | undefined
+): BlockCacheSettings | undefined | ConfigError => {
+  if (u === undefined || u === true) return { maxEntries: DEFAULT_MAX_ENTRIES, offStores: new Set() }
+  if (u === false) return undefined
+  // From JavaScript anything can arrive.
+  if (typeof u !== "object" || u === null || Array.isArray(u)) {
+    return ConfigError.at("blockCache", "true, false or { enabled, maxEntries, stores }", describeInput(u))
+  }
+  for (const field of Object.keys(u)) {
+    if (field !== "enabled" && field !== "maxEntries" && field !== "stores") {
+      return ConfigError.at(`blockCache.${field}`, "one of the block cache fields: enabled, maxEntries, stores", "an unknown field")
+    }
+  }
+  const enabled: unknown = u.enabled ?? true
+  if (typeof enabled !== "boolean") return ConfigError.at("blockCache.enabled", "true or false", describeInput(enabled))
+  const maxEntries: unknown = u.maxEntries ?? DEFAULT_MAX_ENTRIES
+  if (typeof maxEntries !== "number" || !Number.isSafeInteger(maxEntries) || maxEntries <= 0) {
+    return ConfigError.at("blockCache.maxEntries", "a whole number greater than 0", describeInput(maxEntries))
+  }
+  const stores: unknown = u.stores ?? {}
+  if (typeof stores !== "object" || stores === null || Array.isArray(stores)) {
+    return ConfigError.at("blockCache.stores", "a record of store ids to true or false", describeInput(stores))
+  }
+  const offStores = new Set<string>()
+  for (const [id, on] of Object.entries(stores)) {
+    if (typeof on !== "boolean") return ConfigError.at(`blockCache.stores.${id}`, "true or false", describeInput(on))
+    if (!on) offStores.add(id)
+  }
+  return enabled ? { maxEntries, offStores } : undefined
+}
+
 /** @internal */
 export const make = (
   options: MakeOptions
@@ -112,6 +153,8 @@ export const make = (
     const stores = new Map<string, StoreEntry>()
     const limiters = new Map<string, LimiterEntry>()
     const defaultStore = options.defaultStore ?? "default"
+    const blockCache = blockCacheSettings(options.blockCache)
+    if (blockCache instanceof ConfigError) return yield* Effect.fail(blockCache)
     const processId = randomUUID()
     let holderSeq = 0
 
@@ -130,7 +173,9 @@ export const make = (
         const storeId = spec.store ?? defaultStore
         const storeEntry = stores.get(storeId)
         if (storeEntry === undefined) return Effect.fail(new StoreNotFound({ storeId }))
-        limiters.set(id, makeEntry(spec, storeEntry, limiters.get(id)))
+        const cached = blockCache !== undefined && spec.blockCache && !blockCache.offStores.has(storeId)
+        const blocks = cached ? makeBlocks(blockCache.maxEntries) : undefined
+        limiters.set(id, makeEntry(spec, storeEntry, limiters.get(id), blocks))
         return Effect.void
       })
 
@@ -158,8 +203,13 @@ export const make = (
         if (key !== undefined && typeof key !== "string") {
           return Effect.fail(ConfigError.at("options.key", "a string", describeInput(key)))
         }
-        return entry.storeEntry.store.reset(id, key === undefined ? undefined : storeKey(key)).pipe(
-          Effect.mapError((e) => unavailable(entry.storeEntry, e))
+        const sk = key === undefined ? undefined : storeKey(key)
+        // This process's entries no longer say what the store answers; cleared before and after
+        // the reset (a refusal answered while it ran may be from before it).
+        clearBlocks(entry, sk)
+        return entry.storeEntry.store.reset(id, sk).pipe(
+          Effect.mapError((e) => unavailable(entry.storeEntry, e)),
+          Effect.ensuring(Effect.sync(() => clearBlocks(entry, sk)))
         )
       })
 
@@ -266,6 +316,7 @@ const mergeDefinition = (base: LimiterDefinition, o: LimiterOverrides): LimiterD
     window: o.window ?? (switched ? undefined : base.window),
     timeout: o.timeout ?? base.timeout,
     failClosed: o.failClosed ?? base.failClosed,
-    lease: o.lease ?? base.lease
+    lease: o.lease ?? base.lease,
+    blockCache: o.blockCache ?? base.blockCache
   }
 }

@@ -106,7 +106,8 @@ export const definitionFields = [
   "window",
   "timeout",
   "failClosed",
-  "lease"
+  "lease",
+  "blockCache"
 ] as const satisfies ReadonlyArray<keyof LimiterDefinition>
 
 const isDefinitionField = (field: string): field is keyof LimiterDefinition =>

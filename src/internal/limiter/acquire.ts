@@ -18,6 +18,7 @@ import type { AcquireOptions, Permit } from "../../RateLimiter.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest, StoreDecision } from "../../RateLimitStore.js"
 import type { Result } from "../result.js"
 import { err, ok, toEffect } from "../result.js"
+import { cacheOf, noteAnswer, recordCachedRefusal } from "./blockCache.js"
 import type { Charge } from "./charge.js"
 import { adjustable, chargeOf } from "./charge.js"
 import type { Call } from "./decision.js"
@@ -214,6 +215,10 @@ export const acquireRate = (
       onFailure: (e) => storeFailed(entry, e, undefined),
       onSuccess: (d): Effect.Effect<StoreDecision | undefined, Refused> => {
         recordAnswer(entry, d.casRetries)
+        if (!d.allowed) {
+          const cache = cacheOf(entry)
+          if (cache !== undefined) noteAnswer(cache, call.storeKey, call.cost, now, d)
+        }
         if (d.allowed) {
           return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), d) : Effect.succeed(d)
         }
@@ -234,6 +239,27 @@ export const acquireRate = (
     })
   })
   return loop
+}
+
+/**
+ * The refusal the block cache answers for `call` at `now`, before any slot or store round trip:
+ * only when the store would refuse it too, that is when the key's block outlasts the call's wait
+ * (a token bucket reserves within the wait; a window is waited for and asked again). A timeout
+ * that cuts the wait counts as one, as `acquireRate` counts it.
+ */
+const cachedRefusal = (entry: LimiterEntry, call: Call, wait: Wait, now: number): RateLimitExceeded | undefined => {
+  if (entry.take === undefined) return undefined
+  const cache = cacheOf(entry)
+  if (cache === undefined) return undefined
+  const b = cache.lookup(call.storeKey, call.cost, now)
+  if (b === undefined) return undefined
+  const reserves = entry.spec.algorithm === "token_bucket"
+  const left = nonNegative(wait.deadline - now)
+  const retryAfterMs = b.until - now
+  if (retryAfterMs <= (reserves ? Math.min(left, FOREVER_MS) : left)) return undefined
+  if (wait.timed && (!reserves || left < FOREVER_MS)) recordTimeout(entry)
+  recordCachedRefusal(entry)
+  return exceeded(entry, call.key, "rate", entry.limit, b.remaining, retryAfterMs)
 }
 
 type AcquireResult = Effect.Effect<
@@ -276,6 +302,11 @@ const acquireInSpan = (
       const wait: Wait = {
         deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
         timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
+      }
+      const blocked = cachedRefusal(entry, call, wait, start)
+      if (blocked !== undefined) {
+        span.attribute("rate_sync.block_cache", "hit")
+        return yield* Effect.fail(blocked)
       }
       let lease: Lease | undefined
       let failedOpen = false

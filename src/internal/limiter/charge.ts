@@ -9,6 +9,7 @@ import { describeInput } from "../config/input.js"
 import { ConfigError, type StoreUnavailable } from "../../RateLimitError.js"
 import type { AdjustDelta, Adjustable, Adjustment } from "../../RateLimiter.js"
 import type { RateTake, StoreDecision } from "../../RateLimitStore.js"
+import { clearBlocks } from "./blockCache.js"
 import { clampRemaining, nonNegative } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
 import { recordAnswer, recordStoreError, unavailable } from "./entry.js"
@@ -136,6 +137,8 @@ const adjustOne = (charge: Charge, delta: number): Effect.Effect<Adjustment, Con
       },
       onSuccess: (r) => {
         recordAnswer(entry, undefined)
+        // capacity given back: the key's block no longer says what the store answers
+        if (r.applied < 0) clearBlocks(entry, charge.take.key)
         charge.held += r.applied - requested
         return Effect.succeed({
           limiterId: entry.id,

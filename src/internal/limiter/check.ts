@@ -9,9 +9,10 @@ import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision, LimiterStatus, StatusOptions } from "../../RateLimiter.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import { storeKey } from "../../core/storeKey.js"
+import { cachedDecision, cacheOf, noteAnswer, recordCachedRefusal } from "./blockCache.js"
 import { callProblem, decided, decisionOf, failOpenDecision, peeked } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
-import { storeFailed, unavailable } from "./entry.js"
+import { recordRefusal, storeFailed, unavailable } from "./entry.js"
 
 type CheckResult = Effect.Effect<Decision, CheckError>
 
@@ -43,6 +44,26 @@ export const makeCheck = (
       if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
     }
     const onFailure = (e: StoreError) => storeFailed(entry, e, failOpenDecision(entry, key))
+    const cache = cacheOf(entry)
+    if (cache !== undefined) {
+      // A key the store refused: answered here until the refusal's retry-after, no round trip.
+      const at = Fx.nowMillisUnsafe(clock)
+      const blocked = cache.lookup(sk, cost, at)
+      if (blocked !== undefined) {
+        recordRefusal(entry)
+        recordCachedRefusal(entry)
+        return Effect.succeed(cachedDecision(entry, key, blocked, at))
+      }
+      if (entry.take !== undefined) {
+        return Effect.matchEffect(entry.take(sk, cost, 0), {
+          onFailure,
+          onSuccess: (d) => {
+            noteAnswer(cache, sk, cost, at, d)
+            return Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
+          }
+        })
+      }
+    }
     if (entry.take === undefined) {
       return Effect.matchEffect(
         entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: sk, limit: entry.limit }),

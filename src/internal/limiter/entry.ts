@@ -13,6 +13,7 @@ import type { LimiterInfo, RateLimiterMetrics } from "../../RateLimiter.js"
 import * as Metrics from "../../RateLimitMetrics.js"
 import { waitTimeHistogram, waitTimeLabels } from "../metrics.js"
 import type { PeekRequest, RateLimitStoreService, RateTake, StoreDecision, StoreError } from "../../RateLimitStore.js"
+import type { Blocks } from "./blockCache.js"
 
 /** @internal */
 export interface Stats {
@@ -29,6 +30,7 @@ export interface Stats {
   storeErrors: number
   failOpenAdmits: number
   leasesLost: number
+  cachedRefusals: number
 }
 
 const newStats = (): Stats => ({
@@ -44,7 +46,8 @@ const newStats = (): Stats => ({
   refusals: 0,
   storeErrors: 0,
   failOpenAdmits: 0,
-  leasesLost: 0
+  leasesLost: 0,
+  cachedRefusals: 0
 })
 
 /** @internal */
@@ -107,6 +110,11 @@ export interface LimiterEntry {
   readonly peekRequest: (key: string, cost: number) => PeekRequest
   /** The options of the `RateLimiter.acquire` span (made once). */
   readonly spanOptions: Tracer.SpanOptions
+  /**
+   * The local block cache (`blockCache.ts`): `undefined` when it is off (for the limiter or the
+   * registry) or the limiter has no rate.
+   */
+  readonly blocks: Blocks | undefined
 }
 
 /** The rate operations of a limiter, bound to its parameters once. */
@@ -200,7 +208,8 @@ const rateless = (spec: LimiterSpec): boolean => spec.algorithm === "token_bucke
 export const makeEntry = (
   spec: LimiterSpec,
   storeEntry: StoreEntry,
-  previous: LimiterEntry | undefined
+  previous: LimiterEntry | undefined,
+  blocks: Blocks | undefined
 ): LimiterEntry => ({
   id: spec.id,
   spec,
@@ -214,7 +223,8 @@ export const makeEntry = (
     attributes: { "rate_sync.limiter": spec.id, "rate_sync.store": storeEntry.id },
     kind: "internal",
     ...Fx.noSpanStack
-  }
+  },
+  blocks: rateless(spec) ? undefined : blocks
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -315,6 +325,7 @@ export const metricsOf = (entry: LimiterEntry): RateLimiterMetrics => {
     refusals: s.refusals,
     storeErrors: s.storeErrors,
     failOpenAdmits: s.failOpenAdmits,
-    leasesLost: s.leasesLost
+    leasesLost: s.leasesLost,
+    cachedRefusals: s.cachedRefusals
   }
 }
