@@ -1,0 +1,120 @@
+/**
+ * The local block cache against a real redis-server this file starts on its own port, so that the
+ * server's own command counters (`INFO commandstats`) are this file's alone: while a key is
+ * blocked, a flood of 64 callers sends the server no command at all; with the cache off the same
+ * flood sends one per call.
+ */
+import { assert, layer } from "#test/vitest"
+import { Effect, Redacted } from "effect"
+import { RateLimiter } from "effect-rate-sync"
+import { RedisStore } from "effect-rate-sync/redis"
+import { redisBinariesAvailable, redisServer, type RedisServer } from "./utils/redisServer.js"
+import { describeWhenUp } from "./utils/services.js"
+import * as T from "#test/effect"
+
+const available = redisBinariesAvailable()
+
+class Server extends T.Service<Server, RedisServer>()("test/BlockCacheRedisServer") {}
+
+/** Calls of every command the server has run so far (failed and rejected ones too), but `INFO`. */
+const commandCalls = (server: RedisServer) =>
+  Effect.promise(() => server.cli("INFO", "commandstats")).pipe(
+    Effect.map((info) => {
+      const calls = new Map<string, number>()
+      for (const line of info.split("\n")) {
+        const m = /^cmdstat_([^:]+):(.*)$/.exec(line.trim())
+        if (m === null) continue
+        const [, command = "", fields = ""] = m
+        if (command === "info") continue
+        const field = (name: string) => Number(new RegExp(`(?:^|,)${name}=(\\d+)`).exec(fields)?.[1] ?? 0)
+        calls.set(command, field("calls") + field("rejected_calls") + field("failed_calls"))
+      }
+      return calls
+    })
+  )
+
+const diff = (before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>) => {
+  const changed: Record<string, number> = {}
+  for (const [command, n] of after) {
+    const d = n - (before.get(command) ?? 0)
+    if (d !== 0) changed[command] = d
+  }
+  return changed
+}
+
+const total = (changed: Record<string, number>) => Object.values(changed).reduce((a, b) => a + b, 0)
+
+const CALLERS = 64
+const PER_CALLER = 20
+
+/** 64 callers, each making 20 calls (check, tryAcquire, acquire with a short timeout in turn). */
+const flood = (rl: RateLimiter.RateLimiterService, id: string) =>
+  Effect.forEach(
+    Array.from({ length: CALLERS }),
+    () =>
+      Effect.gen(function*() {
+        let refused = 0
+        for (let i = 0; i < PER_CALLER; i++) {
+          if (i % 3 === 0) {
+            if (!(yield* rl.check(id, { key: "hot" })).allowed) refused++
+          } else if (i % 3 === 1) {
+            if (!(yield* rl.tryAcquire(id, { key: "hot" }))) refused++
+          } else {
+            const r = yield* T.result(Effect.scoped(rl.acquire(id, { key: "hot", timeout: "10 millis" })))
+            if (!T.isOk(r)) refused++
+          }
+        }
+        return refused
+      }),
+    { concurrency: "unbounded" }
+  ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)))
+
+const registry = (server: RedisServer, blockCache: boolean) =>
+  Effect.flatMap(RedisStore.make({ url: Redacted.make(server.url), keyPrefix: `bc-${crypto.randomUUID()}` }), (store) =>
+  RateLimiter.make({
+    stores: { main: store },
+    defaultStore: "main",
+    blockCache,
+    limiters: {
+      tb: { ratePerSecond: 1 / 60, burst: 1 },
+      fw: { algorithm: "fixed_window", limit: 1, window: "1 minute" },
+      sw: { algorithm: "sliding_window", limit: 1, window: "1 minute" }
+    }
+  }))
+
+describeWhenUp(available)("block cache on Redis (own redis-server, INFO commandstats)", () => {
+  layer(T.layerScoped(Server, redisServer()), { timeout: "60 seconds", excludeTestServices: true })((it) => {
+    for (const id of ["tb", "fw", "sw"]) {
+      it.scoped(`${id}: a blocked key flooded by 64 callers sends the server no command; with the cache off, one per call`, () =>
+        Effect.gen(function*() {
+          const server = yield* Server
+          const on = yield* registry(server, true)
+          assert.isTrue((yield* on.check(id, { key: "hot" })).allowed)
+          const first = yield* on.check(id, { key: "hot" })
+          assert.isFalse(first.allowed)
+          const before = yield* commandCalls(server)
+          const refused = yield* flood(on, id)
+          const after = yield* commandCalls(server)
+          assert.strictEqual(refused, CALLERS * PER_CALLER)
+          assert.deepStrictEqual(diff(before, after), {}, "no command while blocked")
+          const m = yield* on.metrics(id)
+          assert.deepStrictEqual([m.cachedRefusals, m.refusals], [CALLERS * PER_CALLER, CALLERS * PER_CALLER + 1])
+
+          // the same flood with the cache off reaches the server on every call
+          const off = yield* registry(server, false)
+          assert.isTrue((yield* off.check(id, { key: "hot" })).allowed)
+          const before2 = yield* commandCalls(server)
+          assert.strictEqual(yield* flood(off, id), CALLERS * PER_CALLER)
+          const sent = total(diff(before2, yield* commandCalls(server)))
+          assert.isTrue(sent >= CALLERS * PER_CALLER / 16, `commands with the cache off: ${sent}`)
+          assert.strictEqual((yield* off.metrics(id)).cachedRefusals, 0)
+
+          // a reset of this process clears the block: the next call goes to the server again
+          yield* on.reset(id, "hot")
+          const before3 = yield* commandCalls(server)
+          assert.isTrue((yield* on.check(id, { key: "hot" })).allowed)
+          assert.isAbove(total(diff(before3, yield* commandCalls(server))), 0)
+        }))
+    }
+  })
+})
