@@ -8,8 +8,11 @@
  *
  * - every route but /health: limiter "api", 5 requests per minute per client (sliding window),
  *   IETF `RateLimit` / `RateLimit-Policy` and legacy `X-RateLimit-*` headers on each response;
- * - POST /login: in addition, limiter "login", 3 per 5 minutes per client, fail-closed (503 if
+ * - POST /login: in addition, two limits charged as one unit (all or nothing): "login", 3 per 5
+ *   minutes per client, and "login-global", 100 per 5 minutes for everyone; fail-closed (503 if
  *   the store is down);
+ * - GET /search: in addition, a limit chosen per request by plan (`x-plan: pro`): "search-pro",
+ *   100 per minute, else "search-free", 2 per minute, each keyed by client;
  * - requests from loopback may name the client in `X-Forwarded-For` (a local reverse proxy);
  * - a request with `x-api-key: internal` is exempt.
  *
@@ -28,15 +31,28 @@ const port = demo ? 0 : Number(process.env["PORT"] ?? 3000)
 
 const Limiters = RateLimiter.layer({
   api: { algorithm: "sliding_window", limit: 5, window: "1 minute" },
-  login: { algorithm: "sliding_window", limit: 3, window: "5 minutes", failClosed: true }
+  login: { algorithm: "sliding_window", limit: 3, window: "5 minutes", failClosed: true },
+  "login-global": { algorithm: "sliding_window", limit: 100, window: "5 minutes", failClosed: true },
+  "search-free": { algorithm: "sliding_window", limit: 2, window: "1 minute" },
+  "search-pro": { algorithm: "sliding_window", limit: 100, window: "1 minute" }
 }).pipe(Layer.provide(MemoryStore.layer()))
+
+// the plan picks the limiter (tiered plans); the key is the client, as for "api"
+const searchLimits: HttpRateLimit.LimitOptions = {
+  trustedProxies: ["loopback"],
+  limits: (request) => Effect.succeed(request.headers["x-plan"] === "pro" ? "search-pro" : "search-free")
+}
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get("/health", HttpServerResponse.text("ok")),
   HttpRouter.get("/hello", HttpServerResponse.text("hello\n")),
+  HttpRouter.get("/search", HttpServerResponse.text("results\n").pipe(HttpRateLimit.limit("search-free", searchLimits))),
   HttpRouter.post(
     "/login",
-    HttpServerResponse.text("welcome\n").pipe(HttpRateLimit.limit("login", { failOpen: false, trustedProxies: ["loopback"] }))
+    HttpServerResponse.text("welcome\n").pipe(HttpRateLimit.limit(["login", { limiter: "login-global", key: "all" }], {
+        failOpen: false,
+        trustedProxies: ["loopback"]
+      }))
   )
 )
 
@@ -76,6 +92,8 @@ const runDemo = Effect.gen(function*() {
   yield* show(base, "GET", "/hello", { "x-forwarded-for": "203.0.113.9" })
   yield* show(base, "GET", "/hello", { "x-api-key": "internal" })
   for (let i = 0; i < 4; i++) yield* show(base, "POST", "/login", { "x-forwarded-for": "198.51.100.4" })
+  for (let i = 0; i < 3; i++) yield* show(base, "GET", "/search", { "x-forwarded-for": "192.0.2.7" })
+  yield* show(base, "GET", "/search", { "x-forwarded-for": "192.0.2.7", "x-plan": "pro" })
 })
 
 if (demo) {
