@@ -57,6 +57,16 @@ export interface Operation<S extends Step<unknown>> {
   readonly beforeWrite?: Effect.Effect<void, StoreError> | undefined
   /** Run once a write landed, before its answer is handled (a test's pause there). */
   readonly afterWrite?: Effect.Effect<void> | undefined
+  /**
+   * The instant (store clock) the loop must settle by; none: `timeout` from its start. A coalesced
+   * batch (`coalesce.ts`) passes its members' earliest.
+   */
+  readonly deadline?: number | undefined
+  /**
+   * The operation already waited on a contended key (a coalesced batch queued behind a loop that
+   * lost a write): running out of time answers `refuse` even before a write of its own is lost.
+   */
+  readonly contended?: boolean | undefined
 }
 
 /** Where the loop stands after `lost` lost writes: the last state read, and the backoff. */
@@ -116,7 +126,7 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
 
     const run = <S extends Step<unknown>>(op: Operation<S>): Effect.Effect<readonly [S["result"], number], StoreError> =>
       Effect.suspend(() => {
-        const deadline = Fx.nowMillisUnsafe(storeClock) + timeoutMs
+        const deadline = op.deadline ?? Fx.nowMillisUnsafe(storeClock) + timeoutMs
         const left = () => Math.max(1, deadline - Fx.nowMillisUnsafe(storeClock))
 
         /** The one way out that is not an answer: a refusal, or a `StoreError` when there is none to give. */
@@ -127,7 +137,7 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
 
         /** The time ran out: an outage before any write was lost, a lost race after. */
         const outOfTime = (r: Round, stored: Stored | undefined, now: number) =>
-          r.lost === 0
+          r.lost === 0 && op.contended !== true
             ? Effect.fail(fail(op.operation, `no answer within ${timeoutMs} ms`))
             : giveUp(`compare-and-set lost ${r.lost} times before the deadline`, r.lost, stored, now, r.pauseMs)
 
@@ -181,7 +191,7 @@ export const make = (bucket: Bucket): Effect.Effect<Cas, never, Scope.Scope> =>
         }
 
         const attempt = (r: Round): Effect.Effect<readonly [S["result"], number], StoreError> => {
-          const get = request(op.operation, () => kv.get(op.key), r.lost === 0 ? timeoutMs : left())
+          const get = request(op.operation, () => kv.get(op.key), r.lost === 0 && op.deadline === undefined ? timeoutMs : left())
           return Effect.matchEffect(op.restore === undefined ? get : op.restore(get), {
             onSuccess: (entry) => Effect.flatMap(Clock.currentTimeMillis, (now) => decideAndWrite(r, entry, now)),
             onFailure: (f) =>

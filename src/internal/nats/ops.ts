@@ -29,6 +29,7 @@ import type {
 } from "../../RateLimitStore.js"
 import { tracer } from "../store/telemetry.js"
 import * as Cas from "./cas.js"
+import * as Coalesce from "./coalesce.js"
 import * as Composite from "./composite.js"
 import type { Bucket } from "./connection.js"
 import { ENGINE, inBatches } from "./connection.js"
@@ -60,6 +61,8 @@ export const make = (
 ): Effect.Effect<Operations, never, Scope.Scope> =>
   Effect.gen(function*() {
     const cas = yield* Cas.make(bucket)
+    // the takes of one key in this process: one read and one write per batch (see coalesce.ts)
+    const coalesced = yield* Coalesce.make(bucket, cas)
     const storeClock = yield* Effect.clockWith(Effect.succeed)
     const storeScope = yield* Effect.scope
     const { timeoutMs } = bucket.settings
@@ -68,7 +71,7 @@ export const make = (
     const keyOf = (limiter: string, key: string, kind: StateKind) => `${limiterPart(limiter)}.${encodePart(key, MARK)}.${kind}`
 
     const tokenBucket = (req: TokenBucketRequest) =>
-      traced("tokenBucket", req.limiter, cas.run({
+      traced("tokenBucket", req.limiter, coalesced.run({
         operation: "tokenBucket",
         key: keyOf(req.limiter, req.key, "tb"),
         decide: (stored, now) => decide.tokenBucket(stored, now, req, writer),
@@ -76,7 +79,7 @@ export const make = (
       })).pipe(Effect.map(withRetries))
 
     const slidingWindow = (req: WindowRequest) =>
-      traced("slidingWindow", req.limiter, cas.run({
+      traced("slidingWindow", req.limiter, coalesced.run({
         operation: "slidingWindow",
         key: keyOf(req.limiter, req.key, "sw"),
         decide: (stored, now) => decide.slidingWindow(stored, now, req, writer),
@@ -84,7 +87,7 @@ export const make = (
       })).pipe(Effect.map(withRetries))
 
     const fixedWindow = (req: WindowRequest) =>
-      traced("fixedWindow", req.limiter, cas.run({
+      traced("fixedWindow", req.limiter, coalesced.run({
         operation: "fixedWindow",
         key: keyOf(req.limiter, req.key, "fw"),
         decide: (stored, now) => decide.fixedWindow(stored, now, req, writer),
