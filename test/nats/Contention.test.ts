@@ -138,7 +138,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         // Two app servers: one process's calls on a key are coalesced and never race each other
         const id = fresh("contended")
         const limiters = { [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } }
-        const storeOptions = { ...options, maxRetries: 0, timeout: "2 seconds" }
+        const storeOptions: NatsStore.NatsStoreOptions = { ...options, maxRetries: 0, timeout: "2 seconds" }
         const contexts = [yield* limiterOn(storeOptions, limiters), yield* limiterOn(storeOptions, limiters)]
         const outcomes = yield* Effect.all(
           contexts.flatMap((context) =>
