@@ -605,9 +605,11 @@ export const exceededResponse = (
     Effect.forEach(violations, (v) =>
       Effect.map(Effect.option(RateLimiter.get(v.limiterId)), (info) => {
         const retryMs = Duration.toMillis(v.retryAfter)
+        const spec = Option.isSome(info) ? info.value.spec : undefined
         return rateItem(
           { limit: v.limit, remaining: v.remaining, resetAfterMs: retryMs, retryAfterMs: retryMs },
-          Option.isSome(info) ? info.value.spec : undefined,
+          // a slot refused: the concurrency limit (qu="concurrent-requests", no window, no t)
+          v.reason === "concurrency" && spec !== undefined ? { ...spec, windowMs: undefined, ratePerSecond: undefined } : spec,
           policyOf(v.limiterId, single),
           options?.partitionKey === true ? v.key : undefined
         )

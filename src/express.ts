@@ -85,12 +85,18 @@ const sendProblem = (res: Response, status: number, body: string): void => {
  * through or answers 503, as `failOpen` and the limiter's policy say. Programming errors (an
  * unknown limiter, an invalid cost, a throwing `key`) go to `next(error)`.
  *
+ * `limiter` may name several limits charged as one unit (all or nothing), and `limits` choose
+ * them per request (tiered plans); each request updates `rate_sync_http_requests_total` as the
+ * Effect middleware does.
+ *
  * Invalid options throw their `ConfigError` here, at start-up.
  *
  * @example
  * ```ts
  * app.use(rateLimit({ limiter: "api" }))
  * app.post("/login", rateLimit({ limiter: "login", failOpen: false }), login)
+ * // per client and global, as one unit
+ * app.post("/login", rateLimit({ limiter: ["login", { limiter: "login-global", key: "all" }] }), login)
  * ```
  *
  * @since 0.2.0

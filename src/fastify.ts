@@ -91,12 +91,18 @@ const sendProblem = (reply: FastifyReply, status: number, body: string): Fastify
  * unknown limiter, an invalid cost, a throwing `key`) reject the hook, for Fastify's error
  * handler.
  *
+ * `limiter` may name several limits charged as one unit (all or nothing), and `limits` choose
+ * them per request (tiered plans); each request updates `rate_sync_http_requests_total` as the
+ * Effect middleware does.
+ *
  * Invalid options throw their `ConfigError` here, at start-up.
  *
  * @example
  * ```ts
  * app.addHook("onRequest", rateLimit({ limiter: "api" }))
  * app.post("/login", { onRequest: rateLimit({ limiter: "login", failOpen: false }) }, login)
+ * // per client and global, as one unit
+ * app.post("/login", { onRequest: rateLimit({ limiter: ["login", { limiter: "login-global", key: "all" }] }) }, login)
  * ```
  *
  * @since 0.2.0

@@ -113,12 +113,18 @@ const withHeaders = (response: Response, headers: Record<string, string>): Respo
  * request through or answers 503, as `failOpen` and the limiter's policy say. Programming errors
  * (an unknown limiter, an invalid cost, a throwing `key`) are thrown, for `app.onError`.
  *
+ * `limiter` may name several limits charged as one unit (all or nothing), and `limits` choose
+ * them per request (tiered plans); each request updates `rate_sync_http_requests_total` as the
+ * Effect middleware does.
+ *
  * Invalid options throw their `ConfigError` here, at start-up.
  *
  * @example
  * ```ts
  * app.use(rateLimit({ limiter: "api" }))
  * app.post("/login", rateLimit({ limiter: "login", failOpen: false }), login)
+ * // per client and global, as one unit
+ * app.post("/login", rateLimit({ limiter: ["login", { limiter: "login-global", key: "all" }] }), login)
  * ```
  *
  * @since 0.2.0

@@ -264,6 +264,46 @@ describe("several limits per request", () => {
     }).pipe(Effect.provide(limitersOn({ [rpm]: hour(1), [tpm]: hour(10) })))
   })
 
+  it.effect("onRefused gets the binding refusal and the combined decision over every limit", () => {
+    const a = freshId("a")
+    const b = freshId("b")
+    const seen: Array<string> = []
+    const onRefused: HttpRateLimit.RefusalHandler = (decision, _request, combined) =>
+      Effect.sync(() => {
+        seen.push(`${decision.limiterId} ${combined.decisions.length} ${combined.violations.map((v) => v.limiterId).join(",")}`)
+        return HttpServerResponse.text("later", { status: 429 })
+      })
+    return Effect.gen(function*() {
+      const send = yield* webHandler(HttpRateLimit.middleware({ limiter: [a, b], onRefused, headers: "draft" })(ok))
+      yield* send("/")
+      const refused = yield* send("/")
+      assert.strictEqual(refused.body, "later")
+      assert.deepStrictEqual(seen, [`${b} 2 ${b}`])
+      assert.deepStrictEqual(members(refused.headers["ratelimit"]).map((m) => m.name), [a, b])
+    }).pipe(Effect.provide(limitersOn({ [a]: hour(5), [b]: hour(1) })))
+  })
+
+  it.effect("catchExceeded: a slot refused is the concurrency unit, no window, no t", () => {
+    const slots = freshId("slots")
+    return Effect.gen(function*() {
+      const handler = Effect.scoped(
+        Effect.as(RateLimiter.acquire(slots, { key: "u", timeout: 0 }), HttpServerResponse.text("ok"))
+      )
+      const send = yield* webHandler(handler.pipe(HttpRateLimit.catchExceeded({ headers: "draft" })))
+      // hold the only slot while a request comes in
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* RateLimiter.acquire(slots, { key: "u" })
+        const refused = yield* send("/")
+        assert.strictEqual(refused.status, 429)
+        assert.deepStrictEqual(members(refused.headers["ratelimit-policy"]), [
+          { name: slots, params: { q: 1, qu: "concurrent-requests" } }
+        ])
+        assert.deepStrictEqual(members(refused.headers["ratelimit"]), [{ name: slots, params: { r: 0 } }])
+        assert.deepStrictEqual(JSON.parse(refused.body)["violated-policies"], [slots])
+      }))
+    }).pipe(Effect.provide(limitersOn({ [slots]: { maxConcurrent: 1 } })))
+  })
+
   it.effect("headersOf a CombinedDecision: one member per limit; bad options are ConfigErrors", () => {
     const a = freshId("a")
     const b = freshId("b")

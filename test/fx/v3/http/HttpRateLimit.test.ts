@@ -462,7 +462,7 @@ class Greetings extends HttpApiGroup.make("greetings")
 class Api extends HttpApi.make("api").add(Greetings) {}
 
 describe("HttpRateLimit.HttpApiRateLimit", () => {
-  const build = (id: string) =>
+  const build = (id: string | RateLimiter.Limits) =>
     HttpApiBuilder.api(Api).pipe(
       Layer.provide(HttpApiBuilder.group(Api, "greetings", (handlers) => handlers.handle("hello", () => Effect.succeed("hi")))),
       Layer.provide(HttpRateLimit.layerHttpApi(id, { failOpen: false })),
@@ -502,6 +502,26 @@ describe("HttpRateLimit.HttpApiRateLimit", () => {
         retryAfter: 3600
       })
     }).pipe(Effect.provide([limitersOn({ [id]: hour(1) }), HttpServer.layerContext]))
+  })
+
+  it.effect("over several limits: a member per limit, the typed 429 names the violated policy, nothing charged", () => {
+    const user = freshId("httpapi-user")
+    const global = freshId("httpapi-global")
+    return Effect.gen(function*() {
+      const app = yield* HttpApiBuilder.httpApp.pipe(
+        Effect.provide([build([user, { limiter: global, key: "all" }]), HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+      )
+      const send = yield* webHandler(app)
+      const first = yield* send("/hello")
+      assert.strictEqual(first.headers["ratelimit"], `"${user}";r=0;t=3600, "${global}";r=4;t=3600`)
+      const refused = yield* send("/hello")
+      assert.strictEqual(refused.status, 429)
+      const body = JSON.parse(refused.body)
+      assert.strictEqual(body._tag, "TooManyRequests")
+      assert.deepStrictEqual(body["violated-policies"], [user])
+      assert.strictEqual(refused.headers["ratelimit"], `"${user}";r=0;t=3600, "${global}";r=4;t=3600`)
+      assert.strictEqual((yield* RateLimiter.status(global, { key: "all" })).remaining, 4)
+    }).pipe(Effect.provide([limitersOn({ [user]: hour(1), [global]: hour(5) }), HttpServer.layerContext]))
   })
 
   it.effect("503 when the store fails and failOpen is false", () => {
