@@ -137,7 +137,7 @@ describeWhenUp(available)("NatsStore: contention, skew, window lengths", () => {
         // every lost compare-and-set ends the store's call (maxRetries 0): the limiter must retry.
         // Two app servers: one process's calls on a key are coalesced and never race each other
         const id = fresh("contended")
-        const limiters = { [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } }
+        const limiters: Parameters<typeof RateLimiter.layer>[0] = { [id]: { ratePerSecond: 1000, burst: 1000, timeout: "20 seconds" } }
         const storeOptions: NatsStore.NatsStoreOptions = { ...options, maxRetries: 0, timeout: "2 seconds" }
         const contexts = [yield* limiterOn(storeOptions, limiters), yield* limiterOn(storeOptions, limiters)]
         const outcomes = yield* Effect.all(
