@@ -3,9 +3,10 @@
  * `effect/http-api` on Effect 4): a global `HttpMiddleware`, a per-route combinator, and an
  * `HttpApiMiddleware` for `HttpApi` users. Each request is charged to a key
  * (the client IP by default, proxies honoured only when trusted) through
- * `RateLimiter.check`; refusals answer 429 with `Retry-After` and an `application/problem+json`
- * body; every limited response carries the IETF `RateLimit` / `RateLimit-Policy` headers and/or
- * the legacy `X-RateLimit-*` trio.
+ * `RateLimiter.check`, on one limit or several as one unit (fixed, or chosen per request);
+ * refusals answer 429 with `Retry-After` and an `application/problem+json` body of the draft's
+ * `quota-exceeded` type; every limited response carries the `RateLimit` / `RateLimit-Policy`
+ * fields of draft-ietf-httpapi-ratelimit-headers-10 and/or the legacy `X-RateLimit-*` trio.
  *
  * @since 0.1.0
  */
