@@ -48,7 +48,7 @@ describe(`examples on Effect ${major}`, () => {
     assert.strictEqual(r.code, 0, r.out)
     assert.include(r.out, `GET /hello {} -> 200 ratelimit-policy: "api";q=5;w=60 | ratelimit: "api";r=0;t=60 | x-ratelimit-remaining: 0`)
     assert.include(r.out, `GET /hello {} -> 429 ratelimit-policy: "api";q=5;w=60 | ratelimit: "api";r=0;t=60 | x-ratelimit-remaining: 0 | retry-after: 60`)
-    assert.include(r.out, `{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"Rate limit \\"api\\" exceeded; retry after 60 seconds.","limiter":"api","retryAfter":60}`)
+    assert.include(r.out, `{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded","title":"Too Many Requests","status":429,"detail":"Rate limit \\"api\\" exceeded; retry after 60 seconds.","violated-policies":["api"],"limiter":"api","retryAfter":60}`)
     assert.include(r.out, `GET /hello {"x-api-key":"internal"} -> 200 \n`)
     assert.match(r.out, /POST \/login \{"x-forwarded-for":"198\.51\.100\.4"\} -> 429 ratelimit-policy: "login";q=3;w=300/)
   })
