@@ -1,31 +1,36 @@
 /**
  * Redis-store decisions per second and latency (p50/p99) with 1 and 64 concurrent callers, beside
- * rate-limiter-flexible's RateLimiterRedis and @effect/experimental's Redis store, on the same
- * server in the same run, with a raw ioredis PING as the floor. Our store runs with its batching
- * and ioredis auto-pipelining each on and off.
+ * rate-limiter-flexible's RateLimiterRedis and Effect's own Redis-backed RateLimiter of the running
+ * major (`#test/peer`: `@effect/experimental/RateLimiter/Redis` on Effect 3, ioredis;
+ * `effect/persistence/RateLimiter.layerStoreRedis` over `@effect/platform-node/NodeRedis` on
+ * Effect 4, node-redis), on the same server in the same run, with a raw ioredis PING as the floor.
+ * Our store runs with its batching and ioredis auto-pipelining each on and off.
  *
- *   npm run bench:redis      (builds dist/, then writes its section of docs/benchmarks.md)
+ *   npm run bench:redis           (Effect 3: builds, then writes the section `redis` of docs/benchmarks.md)
+ *   npm run bench:redis:effect4   (the same on Effect 4, Node 24: the section `redis-effect4`)
  *
  * Server: RATE_SYNC_BENCH_REDIS_URL, default redis://127.0.0.1:6379. Workload: 1 000 keys visited
  * round-robin, limits high enough that every decision is an admit that writes state.
  * BENCH_SEQUENTIAL / BENCH_CONCURRENT set the decisions per measurement, BENCH_ROUNDS the rounds
- * (the best round is kept).
+ * (the best round is kept); BENCH_WRITE=0 prints the figures without writing docs/benchmarks.md
+ * (for a short smoke run).
  */
-import { RateLimiter as ExperimentalRateLimiter } from "@effect/experimental"
-import * as ExperimentalRedis from "@effect/experimental/RateLimiter/Redis"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Redis } from "ioredis"
 import * as os from "node:os"
 import { RateLimiterRedis } from "rate-limiter-flexible"
+import * as T from "#test/effect"
+import { PeerRateLimiter, peerRedisLayer, peerRedisName } from "#test/peer"
 import { writeSection } from "./report.js"
 
-// The library is loaded from dist/ (what users run; `npm run bench:redis` builds it first): under tsx
-// every closure on the hot path would be wrapped by esbuild's name-keeping helper, which distorts
-// the figures. Typed by the sources (a dynamic import of a computed path is untyped).
-const root: typeof import("effect-rate-sync") = await import(new globalThis.URL("../../packages/effect3/dist/index.js", import.meta.url).href)
-const redisModule: typeof import("effect-rate-sync/redis") = await import(
-  new globalThis.URL("../../packages/effect3/dist/redis.js", import.meta.url).href
-)
+const major: number = T.major
+// The library is loaded from the build of the running major (packages/effect3/dist or
+// packages/effect4/dist; the npm scripts build it first), what users run: under tsx every closure on
+// the hot path would be wrapped by esbuild's name-keeping helper, which distorts the figures. Typed
+// by the sources (a dynamic import of a computed path is untyped).
+const distUrl = (file: string) => new globalThis.URL(`../../packages/effect${major}/dist/${file}`, import.meta.url).href
+const root: typeof import("effect-rate-sync") = await import(distUrl("index.js"))
+const redisModule: typeof import("effect-rate-sync/redis") = await import(distUrl("redis.js"))
 const { RateLimiter, RateLimitStore } = root
 const { RedisStore } = redisModule
 
@@ -100,11 +105,10 @@ const once = (op: AnyOp, total: number, concurrency: number): Promise<Result> =>
 
 const better = (a: Result | undefined, b: Result): Result => a === undefined || b.opsPerSec > a.opsPerSec ? b : a
 
-/** An Effect runtime's `runPromise` over a layer, built once and disposed at the end. */
+/** An Effect runtime's `runPromise` over a layer, built once (here, not in the first round) and disposed at the end. */
 const runtimeOf = async <R, E>(layer: Layer.Layer<R, E>) => {
-  const { ManagedRuntime } = await import("effect")
   const runtime = ManagedRuntime.make(layer)
-  await runtime.runtime()
+  await runtime.runPromise(Effect.void)
   return runtime
 }
 
@@ -219,16 +223,11 @@ const main = async () => {
     closers.push(() => redis.quit())
   }
 
-  // --- @effect/experimental -----------------------------------------------------------------------
+  // --- Effect's own RateLimiter on its Redis store (this major's: see `#test/peer`) ---------------
   {
-    const [host, port] = new globalThis.URL(URL).host.split(":")
-    const runtime = await runtimeOf(
-      Layer.effect(ExperimentalRateLimiter.RateLimiter, ExperimentalRateLimiter.make).pipe(
-        Layer.provide(ExperimentalRedis.layerStore({ host: host ?? "127.0.0.1", port: Number(port ?? 6379), prefix: `exp-${run}:` }))
-      )
-    )
-    const limiter = await runtime.runPromise(ExperimentalRateLimiter.RateLimiter)
-    row("@effect/experimental RateLimiter (Redis store, token bucket)", {
+    const runtime = await runtimeOf(peerRedisLayer({ url: URL, prefix: `exp-${run}:` }))
+    const limiter = await runtime.runPromise(PeerRateLimiter)
+    row(`${peerRedisName}, token bucket`, {
       effect: (i) => limiter.consume({ algorithm: "token-bucket", window: "1 second", limit: 1_000_000, key: keys[i % KEYS] ?? "" })
     })
     closers.push(() => runtime.dispose())
@@ -297,7 +296,7 @@ const main = async () => {
     )
   }
   const body = [
-    `Command: \`npx tsx test/bench/redis.bench.ts\` (\`npm run bench:redis\`). Server: redis-server ${await serverVersion()} on loopback, same run for every row. Node ${process.version}, ${
+    `Command: \`npm run ${major === 4 ? "bench:redis:effect4" : "bench:redis"}\` (Effect ${major}, packages/effect${major}/dist). Server: redis-server ${await serverVersion()} on loopback, same run for every row. Node ${process.version}, ${
       os.cpus().length
     } × ${os.cpus()[0]?.model ?? "cpu"}. ${SEQUENTIAL} sequential and ${CONCURRENT} concurrent decisions per round, best of ${ROUNDS} interleaved rounds.`,
     "Every decision is one admitted request over 1 000 keys visited round-robin. Latency is measured around each",
@@ -308,7 +307,7 @@ const main = async () => {
     "",
     ...checks
   ].join("\n")
-  await writeSection("redis", body)
+  if (process.env["BENCH_WRITE"] !== "0") await writeSection(major === 4 ? "redis-effect4" : "redis", body)
   console.log(`\n${checks.join("\n")}`)
 }
 
