@@ -797,6 +797,8 @@ const takeAll = (n: Names, spec: FunctionSpec) =>
   rk text[];
   rkind text[];
   nrows int;
+  pos int;
+  dup boolean;
   row_of int[] := '{}';
   created boolean[] := '{}';
   loaded boolean[] := '{}';
@@ -805,7 +807,10 @@ const takeAll = (n: Names, spec: FunctionSpec) =>
   s_tat float8[] := '{}';
   s_spent float8[] := '{}';
   c_tat float8[] := '{}';
-  -- per row: fixed window (start, count), sliding window (pending cost and instant)
+  -- per row: fixed window (as read, and start, count in the call), sliding window (pending cost and instant)
+  f_start float8[] := '{}';
+  f_win float8[] := '{}';
+  f_count float8[] := '{}';
   s_start float8[] := '{}';
   s_count float8[] := '{}';
   s_pending float8[] := '{}';
@@ -868,18 +873,44 @@ ${fwKind.replaceAll("v_kind", "kinds[t]")}
     END IF;
   END LOOP;
   IF NOT buckets OR max_wait IS NULL THEN max_wait := 0; END IF;
-  -- the rows, in one fixed order
-  SELECT array_agg(u.l ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C"),
-      array_agg(u.k ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C"),
-      array_agg(u.kd ORDER BY u.l COLLATE "C", u.k COLLATE "C", u.kd COLLATE "C")
-    INTO rl, rk, rkind
-    FROM (SELECT DISTINCT x.l, x.k, x.kd FROM unnest(p_limiters, p_keys, kinds) AS x(l, k, kd)) u;
-  nrows := coalesce(cardinality(rl), 0);
+  -- the distinct rows, in one fixed order (limiter, key, kind under "C"): an insertion sort (a
+  -- call names a few rows; a query of unnest / DISTINCT / array_agg costs tens of microseconds)
+  nrows := 0;
+  rl := '{}';
+  rk := '{}';
+  rkind := '{}';
+  FOR t IN 1..cnt LOOP
+    pos := nrows + 1;
+    dup := false;
+    FOR r IN 1..nrows LOOP
+      IF rl[r] = p_limiters[t] AND rk[r] = p_keys[t] AND rkind[r] = kinds[t] THEN
+        dup := true;
+        EXIT;
+      END IF;
+      IF p_limiters[t] < rl[r] COLLATE "C" OR (p_limiters[t] = rl[r]
+        AND (p_keys[t] < rk[r] COLLATE "C" OR (p_keys[t] = rk[r] AND kinds[t] < rkind[r] COLLATE "C"))) THEN
+        pos := r;
+        EXIT;
+      END IF;
+    END LOOP;
+    IF NOT dup THEN
+      rl := rl[1:pos - 1] || p_limiters[t] || rl[pos:nrows];
+      rk := rk[1:pos - 1] || p_keys[t] || rk[pos:nrows];
+      rkind := rkind[1:pos - 1] || kinds[t] || rkind[pos:nrows];
+      nrows := nrows + 1;
+    END IF;
+  END LOOP;
   FOR r IN 1..nrows LOOP
     created[r] := false;
     loaded[r] := false;
     FOR attempt IN 1..10 LOOP
-      PERFORM 1 FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r] FOR UPDATE;
+      -- locked and read in one statement (a new row reads as NULLs)
+      SELECT s.tat, s.win_start, s.win_ms, s.win_count INTO v_tat, v_start, v_win, v_count
+        FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r] FOR UPDATE;
+      r_tat[r] := v_tat;
+      f_start[r] := v_start;
+      f_win[r] := v_win;
+      f_count[r] := v_count;
       EXIT WHEN FOUND;
       INSERT INTO ${n.table} (limiter, key, kind, expires_at)
         VALUES (rl[r], rk[r], rkind[r], clock_timestamp()) ON CONFLICT DO NOTHING;
@@ -910,9 +941,7 @@ ${fwKind.replaceAll("v_kind", "kinds[t]")}
       p_burst := p_b[t];
       p_cost := p_c[t];
       IF NOT loaded[r] THEN
-        SELECT s.tat INTO v_tat FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
-        r_tat[r] := v_tat;
-        s_tat[r] := v_tat;
+        s_tat[r] := r_tat[r];
         s_spent[r] := 0;
         loaded[r] := true;
       END IF;
@@ -944,8 +973,9 @@ ${fwKind.replaceAll("v_kind", "kinds[t]")}
       p_window := p_b[t];
       p_cost := p_c[t];
       IF NOT loaded[r] THEN
-        SELECT s.win_start, s.win_ms, s.win_count INTO v_start, v_win, v_count
-          FROM ${n.table} s WHERE s.limiter = rl[r] AND s.key = rk[r] AND s.kind = rkind[r];
+        v_start := f_start[r];
+        v_win := f_win[r];
+        v_count := f_count[r];
 ${fwAlign}
         s_start[r] := ${fwStart("v_start", "v_win")};
         s_count[r] := ${fwCount("v_start", "v_win", "v_count")};
