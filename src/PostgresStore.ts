@@ -13,6 +13,11 @@
  * Limiter ids and keys are stored as `text` (compared byte for byte), so distinct pairs never
  * share state; `reset(limiter)` is an index range delete.
  *
+ * Several limits in one call (`takeAll`) are one call of `<table>_take_all`: it locks the rows of
+ * the call in one fixed order (no deadlock between calls), judges every take at one instant, and
+ * charges all or none (a refused call leaves the table as it found it). `adjust` is one call of
+ * the algorithm's adjust function. See docs/engines/postgres.md.
+ *
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
