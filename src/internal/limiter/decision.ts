@@ -174,7 +174,15 @@ export const violation = (
   retryAfter: Duration.millis(Number.isFinite(retryAfterMs) ? nonNegative(retryAfterMs) : FOREVER_MS)
 })
 
-/** The refusal of one limit: a `RateLimitExceeded` with its one violation. @internal */
+/**
+ * The refusal of one limit: a `RateLimitExceeded` with its one violation (the error
+ * `RateLimitExceeded.fromViolations` makes of it). Built without the schema's validation of its
+ * fields: they are this module's own clamped numbers, and validating them cost about 0.5 ms a
+ * refusal (measured: 456 µs against 20 µs), which capped refused `acquire`/`tryAcquire` calls,
+ * block-cache answers included, near 1 200/s.
+ *
+ * @internal
+ */
 export const exceeded = (
   entry: LimiterEntry,
   key: string,
@@ -182,4 +190,17 @@ export const exceeded = (
   limit: number,
   remaining: number,
   retryAfterMs: number
-): RateLimitExceeded => RateLimitExceeded.fromViolations([violation(entry, key, reason, limit, remaining, retryAfterMs)])
+): RateLimitExceeded => {
+  const v = violation(entry, key, reason, limit, remaining, retryAfterMs)
+  return new RateLimitExceeded({ ...v, violations: [v] }, unchecked)
+}
+
+/**
+ * The constructor option that skips a schema class's validation, spelled for both majors: Effect 3
+ * reads `disableValidation`, Effect 4 `disableChecks`. A variable, not a literal, so each major's
+ * `MakeOptions` accepts the field it does not know.
+ */
+const unchecked: { readonly disableValidation: true; readonly disableChecks: true } = {
+  disableValidation: true,
+  disableChecks: true
+}
