@@ -10,7 +10,8 @@ import {
   type LimiterDefinition,
   MemoryStore,
   RateLimiter,
-  RateLimitStore
+  RateLimitStore,
+  RateSyncConfig
 } from "effect-rate-sync"
 import { TestClock } from "#test/effect"
 import * as T from "#test/effect"
@@ -240,6 +241,24 @@ describe("block cache (networked store emulated on memory, TestClock)", () => {
       assert.strictEqual(e3._tag === "ConfigError" ? e3.path : "", "blockCache")
       const e4 = yield* Effect.flip(RateLimiter.make({ stores: { default: store }, limiters: { x: { ratePerSecond: 1, blockCache: untyped<boolean>("no") } } }))
       assert.strictEqual(e4._tag === "ConfigError" ? e4.path : "", "limiters.x.blockCache")
+    }))
+})
+
+describe("block cache option in rate-sync.toml", () => {
+  const text = `[limiters.a]\nrate_per_second = 1\nblock_cache = false\n\n[limiters.b]\nrate_per_second = 1\n`
+  const parse = (vars: Record<string, string>) =>
+    RateSyncConfig.parse(text, "test.toml").pipe(T.withConfigProvider(T.configProvider(vars)))
+
+  it.effect("block_cache = false turns it off for the limiter; the environment overrides it; a bad value names the field", () =>
+    Effect.gen(function*() {
+      const plain = yield* parse({})
+      assert.deepStrictEqual([plain.limiters["a"]?.blockCache, plain.limiters["b"]?.blockCache], [false, undefined])
+      const env = yield* parse({ RATE_SYNC_LIMITERS_B_BLOCK_CACHE: "off", RATE_SYNC_LIMITERS_A_BLOCK_CACHE: "yes" })
+      assert.deepStrictEqual([env.limiters["a"]?.blockCache, env.limiters["b"]?.blockCache], [true, false])
+      const bad = yield* Effect.flip(parse({ RATE_SYNC_LIMITERS_B_BLOCK_CACHE: "maybe" }))
+      assert.strictEqual(bad.path, "limiters.b.block_cache")
+      const badFile = yield* Effect.flip(RateSyncConfig.parse(`[limiters.c]\nrate_per_second = 1\nblock_cache = "no"\n`, "t.toml"))
+      assert.strictEqual(badFile.path, "limiters.c.block_cache")
     }))
 })
 
