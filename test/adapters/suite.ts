@@ -8,12 +8,13 @@
  */
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
-import { type LimiterDefinition, MemoryStore, RateLimitError, RateLimiter, RateLimitStore } from "effect-rate-sync"
+import { type LimiterDefinition, MemoryStore, RateLimitError, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 import * as RS from "effect-rate-sync/promise"
 import { HttpServerResponse } from "#fx/http"
 import { toWebHandler } from "#test/web"
 import * as T from "#test/effect"
+import { metricContext } from "#test/metricContext"
 import { bytesText, isInnerList, parseList } from "../../src/core/http/structured.js"
 import type { AdapterOptions } from "../../src/internal/adapters/core.js"
 
@@ -465,6 +466,30 @@ export const adapterSuite = <Req, Refusal>(framework: Framework<Req, Refusal>): 
         assert.strictEqual(await requestCount(free, "exempt"), 1)
         assert.strictEqual(await requestCount(pro, "allowed"), 1)
       })
+    })
+
+    it("the HTTP counter lands where the limiters' own metrics do, whatever metric context the facade's layer carries", async () => {
+      const limiter = freshId("metric-context")
+      // Effect 4: a Metric.MetricRegistry of its own; Effect 3: a label on every contextual update
+      const other = metricContext(limiter)
+      await RS.useLayer(Layer.merge(limiters({ [limiter]: hour(1) }), other.layer))
+      const served = await framework.serve([{ limiter }])
+      try {
+        assert.strictEqual((await fetch(`${served.base}/a`)).status, 200)
+        assert.strictEqual((await fetch(`${served.base}/a`)).status, 429)
+      } finally {
+        await served.close()
+      }
+      const counts = Effect.all([
+        T.counterCount(HttpRateLimit.requests, { limiter, outcome: "allowed" }),
+        T.counterCount(HttpRateLimit.requests, { limiter, outcome: "refused" }),
+        T.counterCount(RateLimitMetrics.acquisitions, { limiter }),
+        T.counterCount(RateLimitMetrics.refusals, { limiter })
+      ])
+      // the limiter's metrics are in the default context (docs/observability.md), and so is the counter
+      assert.deepStrictEqual(await Effect.runPromise(counts), [1, 1, 1, 1])
+      // nothing of either in the context the facade's layer carried
+      assert.deepStrictEqual(await Effect.runPromise(other.within(counts)), [0, 0, 0, 0])
     })
 
     it("timeout: a refused request waits for the limiter while the retry fits, then is answered", async () => {

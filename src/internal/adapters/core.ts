@@ -9,7 +9,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Fx from "#fx/core"
+import * as Fx from "#fx/core"
 import { rateHeaders, tooManyRequestsBody, unavailableBody } from "../../core/http/headers.js"
 import { checkLimits, type HttpOptions, resolveOptions, type StaticLimits } from "../../core/http/options.js"
 import type { ProxyHeader } from "../../core/http/clientIp.js"
@@ -19,9 +19,9 @@ import {
   Exempt,
   judge,
   limiterIdsOf,
-  makeCounter,
   type Outcome,
   PASS,
+  requests,
   timeoutOf,
   toConfigError,
   UNAVAILABLE
@@ -119,6 +119,32 @@ export const UNAVAILABLE_BODY: string = JSON.stringify(unavailableBody)
 /** Effect's clock, not the global timers: the library never reads time by itself. */
 const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(Duration.millis(ms)))
 
+/**
+ * `rate_sync_http_requests_total`'s update for one outcome of a call over `limiters` (one per
+ * limiter), the outcomes the Effect middleware counts. Through `Fx.updater`, each series bound once
+ * per middleware: the update the limiters' own metrics get (`internal/limiter/entry.ts`), so the
+ * counter lands where they do, Effect's default metric registry with no contextual label, whatever
+ * the layer given to the facade's `useLayer` carries (a `Metric.MetricRegistry` of its own on
+ * Effect 4, metric labels on Effect 3), which the limiters' metrics never see. Synchronous, no
+ * fiber. Running the update on the facade's runtime would put it in that layer's context: apart
+ * from the limiters' metrics.
+ */
+const makeCount = () => {
+  const series = new Map<string, (n: number) => void>()
+  const one = (limiter: string, outcome: string): void => {
+    const id = `${limiter}\u0000${outcome}`
+    let update = series.get(id)
+    if (update === undefined) {
+      update = Fx.updater(requests, Fx.labels({ limiter, outcome }))
+      series.set(id, update)
+    }
+    update(1)
+  }
+  return (limiters: ReadonlyArray<string>, outcome: string): void => {
+    for (const limiter of limiters) one(limiter, outcome)
+  }
+}
+
 const checkFunction = (path: string, value: unknown, expected = "a function"): void => {
   if (value !== undefined && typeof value !== "function") throw ConfigError.at(path, expected, describeInput(value))
 }
@@ -150,10 +176,7 @@ export const compileAdapter = <Req, Refusal>(options: AdapterOptions<Req, Refusa
   const { applies, clientKey, cost, failOpen, headers, limiterIds, limits, partitionKey, policyOf, proxyHeader } =
     resolved.value
   const keyFn = options.key
-  // `rate_sync_http_requests_total`, as the Effect middleware counts it (run on the default
-  // runtime: the metric registry the facade's limiters use unless its layer replaces it)
-  const counter = makeCounter()
-  const count = (ids: ReadonlyArray<string>, outcome: string): void => Effect.runSync(counter(ids, outcome))
+  const count = makeCount()
 
   // While refused and the next retry fits in what is left of the timeout: sleep it, check again
   // (the rule of the Effect middleware's `timeout`).
