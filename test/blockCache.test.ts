@@ -10,6 +10,7 @@ import {
   type LimiterDefinition,
   MemoryStore,
   RateLimiter,
+  RateLimitMetrics,
   RateLimitStore,
   RateSyncConfig
 } from "effect-rate-sync"
@@ -226,6 +227,24 @@ describe("block cache (networked store emulated on memory, TestClock)", () => {
       const slots = yield* registry({ cc: { maxConcurrent: 1 } })
       yield* slots.rl.acquire("cc")
       assert.strictEqual(yield* floods(slots.rl, "cc"), 0)
+    }))
+
+  it.scoped("telemetry: the refusal metric counts cache answers; the acquire span says it came from the cache", () =>
+    Effect.gen(function*() {
+      const id = `tel-${crypto.randomUUID()}`
+      const { rl } = yield* registry({ [id]: { ratePerSecond: 1, burst: 1 } })
+      assert.isTrue((yield* rl.check(id)).allowed)
+      assert.isFalse((yield* rl.check(id)).allowed)
+      const { spans, tracer } = yield* T.recordingTracer
+      assert.isFalse(yield* rl.tryAcquire(id).pipe(Effect.withTracer(tracer)))
+      assert.isFalse((yield* rl.check(id)).allowed)
+      assert.strictEqual(yield* T.counterCount(RateLimitMetrics.refusals, { limiter: id }), 3)
+      assert.strictEqual((yield* rl.metrics(id)).cachedRefusals, 2)
+      const span = spans.find((s) => s.name === "RateLimiter.acquire")
+      assert.deepStrictEqual(
+        [span?.attributes.get("rate_sync.block_cache"), span?.attributes.get("rate_sync.outcome")],
+        ["hit", "refused"]
+      )
     }))
 
   it.scoped("a bad registry option is a ConfigError naming it", () =>
