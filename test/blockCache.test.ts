@@ -20,10 +20,11 @@ import * as T from "#test/effect"
 /** A memory store without `unsafeTake` (so it is asked by round trips), its rate takes counted. */
 const networkedMemory = Effect.gen(function*() {
   const inner = yield* MemoryStore.make()
-  const calls = { n: 0 }
+  const calls = { n: 0, slots: 0 }
   const store = RateLimitStore.make({
     ...inner,
     unsafeTake: undefined,
+    acquireSlot: (r) => Effect.suspend(() => (calls.slots++, inner.acquireSlot(r))),
     tokenBucket: (r) => Effect.suspend(() => (calls.n++, inner.tokenBucket(r))),
     fixedWindow: (r) => Effect.suspend(() => (calls.n++, inner.fixedWindow(r))),
     slidingWindow: (r) => Effect.suspend(() => (calls.n++, inner.slidingWindow(r)))
@@ -144,6 +145,19 @@ describe("block cache (networked store emulated on memory, TestClock)", () => {
       const permit = yield* Fiber.join(fiber)
       assert.strictEqual(permit.waitedMs, 100)
       assert.strictEqual(calls.n, 3)
+    }))
+
+  it.scoped("a limiter with slots and a rate: a blocked rate refuses before any slot is asked for", () =>
+    Effect.gen(function*() {
+      const { calls, rl } = yield* registry({ api: { ratePerSecond: 1, burst: 1, maxConcurrent: 5 } })
+      assert.isTrue(yield* rl.tryAcquire("api"))
+      assert.isFalse(yield* rl.tryAcquire("api"))
+      assert.deepStrictEqual([calls.n, calls.slots], [2, 2])
+      for (let i = 0; i < 5; i++) assert.isFalse(yield* rl.tryAcquire("api"))
+      assert.deepStrictEqual([calls.n, calls.slots], [2, 2])
+      const m = yield* rl.metrics("api")
+      // the admitted call holds its slot until the scope closes; the refused one gave its back
+      assert.deepStrictEqual([m.cachedRefusals, m.currentConcurrent, m.totalReleases], [5, 1, 1])
     }))
 
   it.scoped("this process's reset, refund and negative adjust clear the key's block", () =>
