@@ -124,7 +124,10 @@ export const makeCounter = () => {
     const id = `${limiter}\u0000${outcome}`
     let update = series.get(id)
     if (update === undefined) {
-      update = Metric.update(Fx.withLabels(requests, { limiter, outcome }), 1)
+      // as the limiters' own metrics are updated (`Fx.updater`: Effect's default metric context,
+      // no contextual label), so this counter lands beside them whatever the caller's context carries
+      const add = Fx.updater(requests, Fx.labels({ limiter, outcome }))
+      update = Effect.sync(() => add(1))
       series.set(id, update)
     }
     return update
