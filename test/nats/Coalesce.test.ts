@@ -90,6 +90,29 @@ describeWhenUp(available)("NatsStore: hot keys coalesced", () => {
         assert.strictEqual(peek.remaining, 100 - 6, "the leader and the 5 callers left waiting, no more")
       }))
 
+    it.scoped("known values: a write or a reset by another app server is never missed", () =>
+      Effect.gen(function*() {
+        const a = yield* RateLimitStore.RateLimitStore
+        const b = yield* NatsStore.make(options)
+        const limiter = fresh("known")
+        const req = { limiter, key: "k", ratePerSecond: 0.001, burst: 4, cost: 1, maxWaitMs: 0 }
+        // a writes twice (the second on the value it knows), b takes one on top: a's known value is stale
+        assert.strictEqual((yield* a.tokenBucket(req)).remaining, 3)
+        assert.strictEqual((yield* a.tokenBucket(req)).remaining, 2)
+        assert.isTrue((yield* b.tokenBucket(req)).allowed)
+        const third = yield* a.tokenBucket(req)
+        assert.isTrue(third.allowed)
+        assert.strictEqual(third.casRetries, 0, "a stale known value is not a lost race")
+        // had a written over b's take, one slot would be left
+        assert.isFalse((yield* a.tokenBucket(req)).allowed, "a saw b's take: the bucket is empty")
+        assert.isFalse((yield* b.tokenBucket(req)).allowed)
+        // b resets the key: a's refusal is never decided on the value it knows
+        yield* b.reset(limiter, "k")
+        const after = yield* a.tokenBucket(req)
+        assert.isTrue(after.allowed, "a read the reset")
+        assert.strictEqual(after.remaining, 3)
+      }))
+
     it.scoped("two app servers race: lost writes reach every caller of a batch; maxRetries 0 refuses the batch, never a StoreError", () =>
       Effect.gen(function*() {
         const a = yield* NatsStore.make({ ...options, maxRetries: 0 })

@@ -17,6 +17,9 @@
  * flight is dropped from the answers (its take may be applied, as an interrupted write may land).
  * When the store's scope closes, every waiting member fails with `StoreError`.
  *
+ * Both the first caller's loop and the batches start from the value this instance last wrote to
+ * the key when it has one (`known` in `cas.ts`): one round trip while no other process writes it.
+ *
  * @internal
  */
 import * as Effect from "effect/Effect"
@@ -152,7 +155,8 @@ export const make = (bucket: Bucket, cas: Cas): Effect.Effect<Coalescer, never, 
         decide: decideAll(batch),
         refuse: refuseAll(batch),
         deadline,
-        contended: lane.contended
+        contended: lane.contended,
+        known: true
       }).pipe(
         Effect.matchEffect({
           onSuccess: ([, lost]) =>
@@ -202,7 +206,7 @@ export const make = (bucket: Bucket, cas: Cas): Effect.Effect<Coalescer, never, 
           // the key is idle: this caller's own loop, on its fiber
           const fresh: Lane = { queue: [], contended: false, inFlight: [] }
           lanes.set(take.key, fresh)
-          return cas.run({ operation: take.operation, key: take.key, decide: take.decide, refuse: take.refuse }).pipe(
+          return cas.run({ operation: take.operation, key: take.key, decide: take.decide, refuse: take.refuse, known: true }).pipe(
             Effect.tap(([, lost]) =>
               Effect.sync(() => {
                 fresh.contended = lost > 0
