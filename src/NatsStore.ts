@@ -10,6 +10,14 @@
  * short `retryAfterMs`), never a `StoreError`, so contention can never turn into a fail-open
  * admission.
  *
+ * Hot keys are coalesced: the concurrent takes (`tokenBucket`, `slidingWindow`, `fixedWindow`) of
+ * this process on one key reach the server as one read and one write per batch (while a loop for
+ * the key is in flight, later callers queue; the next write applies them all, decided in arrival
+ * order, each caller its own decision), and a take first decides on the value this instance last
+ * wrote to the key, writing on that revision without a read (a stale value loses its
+ * compare-and-set and is read again; a refusal is never decided on it). See
+ * docs/engines/nats-performance.md.
+ *
  * NATS KV has no server clock a compare-and-set can use, so decisions read Effect's `Clock`, and
  * `timingMarginMs` absorbs clock skew between processes (see docs/engines/nats.md).
  *
