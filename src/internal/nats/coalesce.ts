@@ -181,7 +181,9 @@ export const make = (bucket: Bucket, cas: Cas): Effect.Effect<Coalescer, never, 
         const batch = nextBatch(key, lane)
         return batch === undefined ? Effect.void : Effect.andThen(runBatch(lane, batch), loop)
       })
-      return Effect.onInterrupt(loop, () =>
+      // interruptible even when forked from a finalizer (a leader's `ensuring`), so that the store's
+      // scope closing stops it
+      return Effect.onInterrupt(Effect.interruptible(loop), () =>
         Effect.sync(() => {
           lanes.delete(key)
           for (const m of [...lane.inFlight, ...lane.queue]) settle(m, (s) => s.fail(bucket.fail(s.operation, "the store is closed")))
