@@ -91,15 +91,6 @@ export interface RedisStoreOptions {
    * a cluster (a batch's keys would span slots).
    */
   readonly maxBatchSize?: number | undefined
-}
-
-/**
- * Options of the Redis store's key layout, given in code (`RedisStore.make`, `RedisStore.layer`).
- *
- * @since 0.2.0
- * @category models
- */
-export interface RedisStoreLayoutOptions {
   /**
    * Limiters whose keys carry a hash tag of their own instead of `{<limiter>.<key>}`, so that the
    * keys of one composite call (`takeAll`) can share a Redis Cluster slot. Each entry is
@@ -111,9 +102,19 @@ export interface RedisStoreLayoutOptions {
    * Changing a limiter's entry starts its state afresh (the old keys expire on their own).
    * On a cluster, a composite call whose keys carry different tags is refused (`StoreError`,
    * kind `"rejected"`, naming this option); a standalone server runs every call. Default: none.
+   * TOML `hash_tags = ["rpm=key", "tpm=key"]`; environment `RATE_SYNC_REDIS_HASH_TAGS=rpm=key,tpm=key`.
    */
   readonly hashTags?: ReadonlyArray<string> | undefined
 }
+
+/**
+ * The Redis store's key-layout options: `hashTags`, now a field of {@link RedisStoreOptions} (and
+ * of `rate-sync.toml`, `hash_tags`). Kept as a name for code written against 0.2.0 betas.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type RedisStoreLayoutOptions = Pick<RedisStoreOptions, "hashTags">
 
 /**
  * Builds the store: opens the connection(s), waits until Redis is ready (bounded by
@@ -125,7 +126,7 @@ export interface RedisStoreLayoutOptions {
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(
-  options: RedisStoreOptions & RedisStoreLayoutOptions = {}
+  options: RedisStoreOptions = {}
 ): Effect.fn.Return<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> {
   const resolved = Settings.resolve(options)
   if (Fx.isErr(resolved)) return yield* Effect.fail(Fx.errOf(resolved))
@@ -171,7 +172,7 @@ const layers = storeLayers(make, config, make)
  * @category layers
  */
 export const layer: (
-  options?: RedisStoreOptions & RedisStoreLayoutOptions
+  options?: RedisStoreOptions
 ) => Layer.Layer<RateLimitStore, StoreError | RateLimitError.ConfigError> = layers.layer
 
 /**

@@ -50,6 +50,12 @@ export interface RedisStoreDefinition {
   readonly commandTimeout?: Fx.DurationInput | undefined
   /** Redis Cluster: seed nodes (`host:port`); when set, a cluster client is used. */
   readonly clusterNodes?: ReadonlyArray<string> | undefined
+  /**
+   * Limiters whose keys carry a hash tag of their own (`"<limiter>=key"`,
+   * `"<limiter>=group:<name>"`), so that a composite call's keys share a Redis Cluster slot; see
+   * `RedisStore.RedisStoreOptions.hashTags`.
+   */
+  readonly hashTags?: ReadonlyArray<string> | undefined
   /** Most decisions sent as one batch script (1: no batching). Default 16. */
   readonly maxBatchSize?: number | undefined
   /** ioredis auto-pipelining. Default `false`. */

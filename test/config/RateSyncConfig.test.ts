@@ -36,7 +36,7 @@ const maxRateExpected =
 const maxDurationExpected = "a duration of at most 10 years (3650 days)"
 
 const redisFields =
-  "engine, url, db, password, username, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, max_batch_size, auto_pipelining"
+  "engine, url, db, password, username, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, hash_tags, max_batch_size, auto_pipelining"
 const limiterFieldList =
   "store, algorithm, rate_per_second, rate, burst, max_concurrent, limit, window_seconds, timeout, fail_closed, lease_ms, block_cache"
 
@@ -65,6 +65,7 @@ socket_timeout = 2.5
 socket_connect_timeout = 1
 command_timeout = 0.25
 cluster_nodes = ["10.0.0.1:7000", "[::1]:7001"]
+hash_tags = ["rpm=key", "login-ip=group:login"]
 max_batch_size = 32
 auto_pipelining = false
 `)
@@ -82,6 +83,7 @@ auto_pipelining = false
         poolMaxSize: 20,
         timingMarginMs: 0,
         clusterNodes: ["10.0.0.1:7000", "[::1]:7001"],
+        hashTags: ["rpm=key", "login-ip=group:login"],
         maxBatchSize: 32,
         autoPipelining: false
       })

@@ -57,6 +57,7 @@ const bad: ReadonlyArray<readonly [unknown, string, string, string]> = [
     "5"
   ],
   [{ engine: "redis", clusterNodes: ["nohost"] }, "stores.s.clusterNodes[0]", `a "host:port" string (port 1-65535)`, `"nohost"`],
+  [{ engine: "redis", hashTags: ["rpm=key", "tpm"] }, "stores.s.hashTags[1]", `"<limiter>=key" or "<limiter>=group:<name>"`, `"tpm"`],
   [
     { engine: "redis", url: Redacted.make(`http://user:${SECRET}@host`) },
     "stores.s.url",

@@ -129,6 +129,13 @@ export const keyPrefix: StringCheck = {
   expected: "a non-empty key prefix without { or } (they mark Redis Cluster hash tags)"
 }
 
+/** A Redis `hashTags` entry (the store checks each limiter is named once). @internal */
+export const hashTag: StringCheck = {
+  test: (s) => /^.+=(?:key|group:.+)$/.test(s),
+  expected: `"<limiter>=key" or "<limiter>=group:<name>"`,
+  plural: `"<limiter>=key" or "<limiter>=group:<name>" strings`
+}
+
 /** @internal */
 export const bucketName: StringCheck = {
   test: (s) => /^[A-Za-z0-9_-]+$/.test(s),
@@ -256,6 +263,14 @@ export const redisFields = [
     check: hostPort,
     default: "none",
     doc: "Redis Cluster seed nodes; when set a cluster client is used and url only gives credentials"
+  },
+  {
+    name: "hashTags",
+    toml: "hash_tags",
+    kind: "stringList",
+    check: hashTag,
+    default: "none",
+    doc: "limiters whose keys carry a hash tag of their own, so a composite call's keys share a Cluster slot: \"<limiter>=key\" or \"<limiter>=group:<name>\""
   },
   {
     name: "maxBatchSize",

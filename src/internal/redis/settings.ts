@@ -13,7 +13,7 @@ import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"
 import type { StoreUrl } from "../../core/url.js"
 import * as RateLimitError from "../../RateLimitError.js"
 import { StoreError } from "../../RateLimitStore.js"
-import type { RedisStoreLayoutOptions, RedisStoreOptions } from "../../RedisStore.js"
+import type { RedisStoreOptions } from "../../RedisStore.js"
 import { toMillis } from "../store/options.js"
 import { groupTag, type HashTag } from "./keys.js"
 
@@ -24,7 +24,7 @@ const DEFAULT_MAX_BATCH = 16
 
 /** The options resolved: defaults applied, bounds enforced. @internal */
 export interface Settings {
-  readonly options: RedisStoreOptions & RedisStoreLayoutOptions
+  readonly options: RedisStoreOptions
   /** `options.url` parsed (credentials for a cluster). */
   readonly url: StoreUrl | undefined
   readonly prefix: string
@@ -51,7 +51,7 @@ export interface Settings {
  * @internal
  */
 export const resolve = (
-  options: RedisStoreOptions & RedisStoreLayoutOptions
+  options: RedisStoreOptions
 ): Result<Settings, StoreError | RateLimitError.ConfigError> => {
   const prefix = options.keyPrefix ?? DEFAULT_PREFIX
   const sanitize = redactorOf(options)
