@@ -10,7 +10,7 @@ import { Clock, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { RateLimiter, RateLimitStore } from "effect-rate-sync"
 import { NatsStore, NatsStoreLive } from "effect-rate-sync/nats"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { runStoreSuite } from "../conformance/RateLimitStoreSuite.js"
@@ -89,15 +89,32 @@ const ownServer = Effect.gen(function*() {
   return { port, server }
 })
 
+/** Waits until process `pid` is stopped (state `T` in /proc/<pid>/stat, Linux), at most 1 s. */
+const stopped = (pid: number | undefined) =>
+  Effect.suspend(() =>
+    pid === undefined || readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2] === "T" ? Effect.void : Effect.fail("running")
+  ).pipe(Effect.retry(Schedule.spaced("1 millis").pipe(T.upTo("1 second"))), Effect.ignore)
+
+/** {@link stopped}, synchronously (inside a clock callback): blocks the thread for at most 1 s. */
+const stoppedNow = (pid: number | undefined): void => {
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  for (let i = 0; pid !== undefined && i < 1000; i++) {
+    if (readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2] === "T") return
+    Atomics.wait(pause, 0, 0, 1)
+  }
+}
+
 describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
   layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
     it.scoped("20 concurrent fibers on one key: the CAS loop keeps the token-bucket bound", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
+        // two app servers: one process's takes of a key are coalesced and never race each other
+        const other = yield* NatsStore.make(options)
         const limiter = fresh("cas-tb")
         const req = { limiter, key: "hot", ratePerSecond: 5, burst: 5, cost: 1, maxWaitMs: 0 }
         const started = yield* Clock.currentTimeMillis
-        const decisions = yield* Effect.all(Array.from({ length: 20 }, () => store.tokenBucket(req)), {
+        const decisions = yield* Effect.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).tokenBucket(req)), {
           concurrency: "unbounded"
         })
         const elapsed = (yield* Clock.currentTimeMillis) - started
@@ -185,10 +202,13 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
     it.scoped("retries are bounded: with maxRetries 0 a lost compare-and-set is a refusal, never a StoreError", () =>
       Effect.gen(function*() {
         const store = yield* NatsStore.make({ ...options, maxRetries: 0 })
+        // two app servers: one process's takes of a key are coalesced and never race each other
+        const other = yield* NatsStore.make({ ...options, maxRetries: 0 })
         const req = { limiter: fresh("cas-max"), key: "", limit: 100, windowMs: 60_000, cost: 1 }
-        const results = yield* Effect.all(Array.from({ length: 10 }, () => T.result(store.fixedWindow(req))), {
-          concurrency: "unbounded"
-        })
+        const results = yield* Effect.all(
+          Array.from({ length: 10 }, (_, i) => T.result((i % 2 === 0 ? store : other).fixedWindow(req))),
+          { concurrency: "unbounded" }
+        )
         const decisions = results.flatMap((r) => T.isOk(r) ? [T.valueOf(r)] : [])
         assert.strictEqual(decisions.length, 10, "losing the race is not an outage: no StoreError")
         const refused = decisions.filter((d) => !d.allowed)
@@ -372,6 +392,9 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         const req = { limiter: fresh("frozen"), key: "", ratePerSecond: 10, burst: 10, cost: 1, maxWaitMs: 0 }
         assert.isTrue((yield* store.tokenBucket(req)).allowed)
         server.kill("SIGSTOP")
+        // stopped for sure before the next call (its one write, on the value the store knows, is a
+        // single round trip that could otherwise still be answered)
+        yield* stopped(server.pid)
         const start = performance.now()
         const error = yield* Effect.flip(store.tokenBucket(req))
         const waited = performance.now() - start
@@ -399,6 +422,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
             if (!frozen) {
               frozen = true
               server.kill("SIGSTOP")
+              stoppedNow(server.pid)
             }
             return Date.now()
           }
