@@ -3,7 +3,8 @@
  * the cache on, with it off, and rate-limiter-flexible's RateLimiterRedis with its
  * `inMemoryBlockOnConsumed` on (and off, for reference), in the same run on the same server.
  *
- *   npm run bench:block      (builds dist/, then prints its table; BENCH_SECONDS=1 for a short run)
+ *   npm run bench:block      (builds dist/, then prints its table; BENCH_SECONDS=1 for a short run;
+ *                            BENCH_WRITE=1 writes the section `block` of docs/benchmarks.md)
  *
  * Server: RATE_SYNC_BENCH_REDIS_URL, default redis://127.0.0.1:6379. Each row runs 64 callers for
  * BENCH_SECONDS (default 2) per round, BENCH_ROUNDS rounds (default 3) interleaved, best round
@@ -13,6 +14,7 @@
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import { Redis } from "ioredis"
 import * as os from "node:os"
+import { writeSection } from "./report.js"
 import { RateLimiterRedis } from "rate-limiter-flexible"
 
 // The library from dist/ (what users run), as test/bench/redis.bench.ts loads it.
@@ -147,22 +149,25 @@ const main = async () => {
   }
 
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
-  console.log(
-    `Redis ${URL}, Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load ${
-      os.loadavg().map((l) => l.toFixed(2)).join(" ")
-    }; ${CALLERS} callers, ${SECONDS} s per round, best of ${ROUNDS} interleaved rounds\n`
-  )
-  console.log("| 64 callers on one blocked key | decisions/s |\n|---|---:|")
-  for (const [i, c] of contenders.entries()) console.log(`| ${c.name} | ${fmt(best[i] ?? 0)} |`)
   const of = (prefix: string) => best[contenders.findIndex((c) => c.name.startsWith(prefix))] ?? 0
   const on = of("effect-rate-sync RateLimiter.check (fixed window), block cache on")
   const off = of("effect-rate-sync RateLimiter.check (fixed window), block cache off")
   const peer = of("rate-limiter-flexible RateLimiterRedis.consume, inMemoryBlockOnConsumed on")
-  console.log(
-    `\ncache on / cache off: ${(on / off).toFixed(1)}× (target ≥ 10×); cache on / rate-limiter-flexible with its in-memory block: ${
+  const body = [
+    `Command: \`npm run bench:block\`. Redis on loopback, Node ${process.version}, ${os.cpus().length} × ${
+      os.cpus()[0]?.model ?? "cpu"
+    }, load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end; ${CALLERS} callers flooding one key the store already refused, ${SECONDS} s per round, best of ${ROUNDS} interleaved rounds.`,
+    "",
+    "| 64 callers on one blocked key | decisions/s |",
+    "|---|---:|",
+    ...contenders.map((c, i) => `| ${c.name} | ${fmt(best[i] ?? 0)} |`),
+    "",
+    `- cache on / cache off: **${(on / off).toFixed(1)}×** (target ≥ 10×); cache on / rate-limiter-flexible with its in-memory block: **${
       (on / peer).toFixed(2)
-    }× (target ≥ 1.0×)`
-  )
+    }×** (target ≥ 1.0×).`
+  ].join("\n")
+  console.log(body)
+  if (process.env["BENCH_WRITE"] === "1") await writeSection("block", body)
 }
 
 main().then(

@@ -80,6 +80,86 @@ export const charts: ReadonlyArray<Chart> = [
       }
     ]
   },
+  {
+    section: "redis-effect4",
+    title: "Redis store (Effect 4), ratio to rate-limiter-flexible RateLimiterRedis (auto-pipelining off)",
+    bars: [
+      {
+        label: "64 callers, RateLimiter.check (fixed window)",
+        column: "64 callers: decisions/s",
+        ours: /RateLimiter\.check \(fixed window\), default/,
+        peer: /^rate-limiter-flexible.*auto-pipelining off/,
+        target: 1.5
+      },
+      {
+        label: "64 callers, store.tokenBucket",
+        column: "64 callers: decisions/s",
+        ours: /store\.tokenBucket, default/,
+        peer: /^rate-limiter-flexible.*auto-pipelining off/,
+        target: 1.5
+      },
+      {
+        label: "1 caller, RateLimiter.check",
+        column: "1 caller: decisions/s",
+        ours: /RateLimiter\.check \(fixed window\), default/,
+        peer: /^rate-limiter-flexible.*auto-pipelining off/
+      }
+    ]
+  },
+  {
+    section: "block",
+    title: "Block cache: 64 callers flooding one refused Redis key, decisions/s, ratio",
+    bars: [
+      {
+        label: "cache on vs rate-limiter-flexible inMemoryBlockOnConsumed",
+        column: "decisions/s",
+        ours: /RateLimiter\.check \(fixed window\), block cache on/,
+        peer: /inMemoryBlockOnConsumed on/,
+        target: 1
+      },
+      {
+        label: "cache on vs cache off",
+        column: "decisions/s",
+        ours: /RateLimiter\.check \(fixed window\), block cache on/,
+        peer: /RateLimiter\.check \(fixed window\), block cache off/,
+        target: 10
+      }
+    ]
+  },
+  ...[3, 4].map((major): Chart => ({
+    section: `nats-effect${major}`,
+    title: `NATS store (Effect ${major}), ratio to a plain get + compare-and-set loop on nats.js`,
+    bars: [
+      {
+        label: "1000 keys × 16 callers, store.tokenBucket",
+        column: "1000 keys × 16 callers: decisions/s, p99 ms",
+        ours: /store\.tokenBucket/,
+        peer: /^nats\.js: plain/,
+        target: 1
+      },
+      {
+        label: "1000 keys × 16 callers, RateLimiter.check (token bucket)",
+        column: "1000 keys × 16 callers: decisions/s, p99 ms",
+        ours: /RateLimiter\.check \(token bucket\)/,
+        peer: /^nats\.js: plain/,
+        target: 1
+      },
+      {
+        label: "hot key × 16 callers, store.tokenBucket",
+        column: "hot key × 16 callers: decisions/s, p99 ms",
+        ours: /store\.tokenBucket/,
+        peer: /^nats\.js: plain/,
+        target: 2
+      },
+      {
+        label: "1 caller p50 (lower is better)",
+        column: "1 caller: p50 ms",
+        ours: /store\.tokenBucket/,
+        peer: /^nats\.js: plain/,
+        lowerIsBetter: true
+      }
+    ]
+  })),
   ...[3, 4].map((major): Chart => ({
     section: `postgres-effect${major}`,
     title: `PostgreSQL store (Effect ${major}), ratio to rate-limiter-flexible RateLimiterPostgres`,
@@ -150,11 +230,17 @@ export const tablesOf = (text: string): Array<Table> => {
   return tables
 }
 
-/** The first number of a cell (`1.57 M/s`, `149,642`, `0.388 (0.388)`, `**2.71×**`), or `undefined`. */
+/**
+ * A cell's figure: the median in parentheses where the cell gives a range over rounds
+ * (`2,466–5,547 (4,199), p99 16.6`, `0.388 (0.350)`), else its first number (`1.57 M/s`,
+ * `**149,642**`), or `undefined`.
+ */
 export const numberOf = (cell: string): number | undefined => {
-  const m = /-?\d[\d,]*(?:\.\d+)?/.exec(cell.replaceAll("*", ""))
-  if (m === null) return undefined
-  const n = Number(m[0].replaceAll(",", ""))
+  const plain = cell.replaceAll("*", "")
+  const m = /\((-?\d[\d,]*(?:\.\d+)?)\)/.exec(plain)?.slice(1) ?? /-?\d[\d,]*(?:\.\d+)?/.exec(plain)
+  const text = m?.[0]
+  if (text === undefined) return undefined
+  const n = Number(text.replaceAll(",", ""))
   return Number.isFinite(n) ? n : undefined
 }
 

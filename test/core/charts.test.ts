@@ -23,7 +23,8 @@ const sample = [
 
 describe("benchmark charts", () => {
   it("reads numbers as the tables print them", () => {
-    expect([numberOf("1.57 M/s"), numberOf("**149,642**"), numberOf("0.388 (0.350)"), numberOf("—")]).toEqual([1.57, 149642, 0.388, undefined])
+    expect([numberOf("1.57 M/s"), numberOf("**149,642**"), numberOf("0.388 (0.350)"), numberOf("2,466–5,547 (4,199), p99 16.6"), numberOf("—")])
+      .toEqual([1.57, 149642, 0.35, 4199, undefined])
   })
 
   it("finds a section's table and computes each bar's ratio (latency inverted, last column of a repeated name)", () => {
