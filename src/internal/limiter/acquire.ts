@@ -17,12 +17,12 @@ import type { AcquireError, LimiterNotFound, RateLimitExceeded, StoreUnavailable
 import type { AcquireOptions, Permit } from "../../RateLimiter.js"
 import type { RateLimitStoreService, SlotDecision, SlotRequest, StoreDecision } from "../../RateLimitStore.js"
 import type { Result } from "../result.js"
-import { err, ok, toEffect } from "../result.js"
+import { err, errOf, isErr, isOk, ok, valueOf } from "../result.js"
 import { cacheOf, noteAnswer, recordCachedRefusal } from "./blockCache.js"
 import type { Charge } from "./charge.js"
 import { adjustable, chargeOf } from "./charge.js"
 import type { Call } from "./decision.js"
-import { exceeded, FOREVER_MS, nonNegative, validateCall } from "./decision.js"
+import { FOREVER_MS, nonNegative, Refusal, validateCall } from "./decision.js"
 import type { LimiterEntry } from "./entry.js"
 import {
   recordAcquisition,
@@ -136,8 +136,13 @@ export class Lease {
    * `false` when the store failed and the limiter is fail-open (no slot is held).
    */
   take(scope: Scope.Scope): Effect.Effect<boolean, Refused> {
+    return Effect.flatMap(this.attempt(scope), (r) => (r instanceof Refusal ? Effect.fail(r.error()) : Effect.succeed(r)))
+  }
+
+  /** {@link take}, a refusal answered as a {@link Refusal} (the error is not built). */
+  attempt(scope: Scope.Scope): Effect.Effect<boolean | Refusal, StoreUnavailable> {
     return Effect.uninterruptibleMask((restore) => {
-      const attempt = (n: number): Effect.Effect<boolean, Refused> =>
+      const attempt = (n: number): Effect.Effect<boolean | Refusal, StoreUnavailable> =>
         Effect.suspend(() => {
           this.store = this.entry.storeEntry.store
           return this.store.acquireSlot(this.request)
@@ -172,8 +177,8 @@ export class Lease {
     d: SlotDecision,
     n: number,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
-    attempt: (n: number) => Effect.Effect<boolean, Refused>
-  ): Effect.Effect<boolean, Refused> {
+    attempt: (n: number) => Effect.Effect<boolean | Refusal, StoreUnavailable>
+  ): Effect.Effect<boolean | Refusal, StoreUnavailable> {
     if (!this.counted) {
       this.counted = true
       this.entry.stats.maxConcurrentReached++
@@ -182,7 +187,9 @@ export class Lease {
       const left = this.wait.deadline - now
       if (left <= 0) {
         if (this.wait.timed) recordTimeout(this.entry)
-        return Effect.fail(exceeded(this.entry, this.call.key, "concurrency", d.limit, d.limit - d.active, d.retryAfterMs))
+        return Effect.succeed(
+          new Refusal(this.entry, this.call.key, "concurrency", d.limit, d.limit - d.active, d.retryAfterMs)
+        )
       }
       return Effect.flatMap(backoffMs(n), (backoff) => {
         const ms = Math.max(1, Math.min(backoff, left, d.retryAfterMs > 0 ? d.retryAfterMs : backoff))
@@ -193,6 +200,71 @@ export class Lease {
       })
     })
   }
+}
+
+/**
+ * What one rate answer `d` to a take asked at `now` means for the call, after the bookkeeping
+ * every answer gets: the decision when it is admitted (after its `delayMs`, a reservation), a
+ * number of ms to sleep before taking again, or the {@link Refusal}.
+ */
+const rateAnswer = (
+  entry: LimiterEntry,
+  call: Pick<Call, "key" | "storeKey" | "cost">,
+  wait: Wait,
+  now: number,
+  d: StoreDecision
+): StoreDecision | number | Refusal => {
+  recordAnswer(entry, d.casRetries)
+  if (d.allowed) return d
+  const cache = cacheOf(entry)
+  if (cache !== undefined) noteAnswer(cache, call.storeKey, call.cost, now, d)
+  const left = nonNegative(wait.deadline - now)
+  const reserves = entry.spec.algorithm === "token_bucket"
+  // A window frees capacity over time: sleep exactly until it may fit, then take again. So
+  // does a refusal the store calls contended (it only lost races with other writers): a
+  // token bucket's real refusal always needs more than `left` (it could not reserve within it).
+  const contended = d.contended === true
+  if ((!reserves || contended) && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
+    return Math.max(1, d.retryAfterMs)
+  }
+  // The timeout cut the wait when the call could have gone through by waiting longer than
+  // it allows, and it (not the store's FOREVER_MS bound) was the wait handed over.
+  if (wait.timed && Number.isFinite(d.retryAfterMs) && d.retryAfterMs > left && (!reserves || left < FOREVER_MS)) {
+    recordTimeout(entry)
+  }
+  return new Refusal(entry, call.key, "rate", d.limit, d.remaining, d.retryAfterMs)
+}
+
+/** A rate answer's next step as an effect: `loop` takes again. */
+const rateStep = (
+  step: StoreDecision | number | Refusal,
+  loop: Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable>
+): Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable> => {
+  if (typeof step === "number") return Effect.andThen(Effect.sleep(Duration.millis(step)), loop)
+  if (step instanceof Refusal || step.delayMs <= 0) return Effect.succeed(step)
+  return Effect.as(Effect.sleep(Duration.millis(step.delayMs)), step)
+}
+
+/**
+ * {@link acquireRate}, a refusal answered as a {@link Refusal} (the error is not built). `first`:
+ * the step of a first take already decided (synchronously, see {@link takeNow}).
+ */
+const rateLoop = (
+  entry: LimiterEntry,
+  take: NonNullable<LimiterEntry["take"]>,
+  call: Pick<Call, "key" | "storeKey" | "cost">,
+  wait: Wait,
+  first?: StoreDecision | number | Refusal
+): Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable> => {
+  const loop: Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable> = Effect.flatMap(
+    Clock.currentTimeMillis,
+    (now) =>
+      Effect.matchEffect(take(call.storeKey, call.cost, Math.min(nonNegative(wait.deadline - now), FOREVER_MS)), {
+        onFailure: (e) => storeFailed(entry, e, undefined),
+        onSuccess: (d) => rateStep(rateAnswer(entry, call, wait, now, d), loop)
+      })
+  )
+  return first === undefined ? loop : rateStep(first, loop)
 }
 
 /**
@@ -207,38 +279,30 @@ export const acquireRate = (
   take: NonNullable<LimiterEntry["take"]>,
   call: Pick<Call, "key" | "storeKey" | "cost">,
   wait: Wait
-): Effect.Effect<StoreDecision | undefined, Refused> => {
-  const reserves = entry.spec.algorithm === "token_bucket"
-  const loop: Effect.Effect<StoreDecision | undefined, Refused> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const left = nonNegative(wait.deadline - now)
-    return Effect.matchEffect(take(call.storeKey, call.cost, Math.min(left, FOREVER_MS)), {
-      onFailure: (e) => storeFailed(entry, e, undefined),
-      onSuccess: (d): Effect.Effect<StoreDecision | undefined, Refused> => {
-        recordAnswer(entry, d.casRetries)
-        if (!d.allowed) {
-          const cache = cacheOf(entry)
-          if (cache !== undefined) noteAnswer(cache, call.storeKey, call.cost, now, d)
-        }
-        if (d.allowed) {
-          return d.delayMs > 0 ? Effect.as(Effect.sleep(Duration.millis(d.delayMs)), d) : Effect.succeed(d)
-        }
-        // A window frees capacity over time: sleep exactly until it may fit, then take again. So
-        // does a refusal the store calls contended (it only lost races with other writers): a
-        // token bucket's real refusal always needs more than `left` (it could not reserve within it).
-        const contended = d.contended === true
-        if ((!reserves || contended) && Number.isFinite(d.retryAfterMs) && d.retryAfterMs <= left) {
-          return Effect.andThen(Effect.sleep(Duration.millis(Math.max(1, d.retryAfterMs))), loop)
-        }
-        // The timeout cut the wait when the call could have gone through by waiting longer than
-        // it allows, and it (not the store's FOREVER_MS bound) was the wait handed over.
-        if (wait.timed && Number.isFinite(d.retryAfterMs) && d.retryAfterMs > left && (!reserves || left < FOREVER_MS)) {
-          recordTimeout(entry)
-        }
-        return Effect.fail(exceeded(entry, call.key, "rate", d.limit, d.remaining, d.retryAfterMs))
-      }
-    })
-  })
-  return loop
+): Effect.Effect<StoreDecision | undefined, Refused> =>
+  Effect.flatMap(
+    rateLoop(entry, take, call, wait),
+    (r): Effect.Effect<StoreDecision | undefined, Refused> => (r instanceof Refusal ? Effect.fail(r.error()) : Effect.succeed(r))
+  )
+
+/**
+ * The first take of `call` decided in one synchronous step at `now`, as `check` decides: when the
+ * limiter has a rate and no slots and its current store decides in-process (`unsafeTake`, which
+ * answers as its effectful take would at that time). `undefined` otherwise: the take goes through
+ * the store's effect. (Such a store has no block cache: `cacheOf` answers none for it.)
+ */
+const takeNow = (entry: LimiterEntry, call: Call, wait: Wait, now: number): StoreDecision | undefined => {
+  const sync = entry.storeEntry.store.unsafeTake
+  if (sync === undefined || entry.rateTake === undefined || entry.spec.maxConcurrent !== undefined) return undefined
+  const t = entry.rateTake(call.storeKey, call.cost, Math.min(nonNegative(wait.deadline - now), FOREVER_MS))
+  switch (t.algorithm) {
+    case "token_bucket":
+      return sync.tokenBucket(t, now)
+    case "sliding_window":
+      return sync.slidingWindow(t, now)
+    case "fixed_window":
+      return sync.fixedWindow(t, now)
+  }
 }
 
 /**
@@ -247,7 +311,7 @@ export const acquireRate = (
  * (a token bucket reserves within the wait; a window is waited for and asked again). A timeout
  * that cuts the wait counts as one, as `acquireRate` counts it.
  */
-const cachedRefusal = (entry: LimiterEntry, call: Call, wait: Wait, now: number): RateLimitExceeded | undefined => {
+const cachedRefusal = (entry: LimiterEntry, call: Call, wait: Wait, now: number): Refusal | undefined => {
   if (entry.take === undefined) return undefined
   const cache = cacheOf(entry)
   if (cache === undefined) return undefined
@@ -259,7 +323,7 @@ const cachedRefusal = (entry: LimiterEntry, call: Call, wait: Wait, now: number)
   if (retryAfterMs <= (reserves ? Math.min(left, FOREVER_MS) : left)) return undefined
   if (wait.timed && (!reserves || left < FOREVER_MS)) recordTimeout(entry)
   recordCachedRefusal(entry)
-  return exceeded(entry, call.key, "rate", entry.limit, b.remaining, retryAfterMs)
+  return new Refusal(entry, call.key, "rate", entry.limit, b.remaining, retryAfterMs)
 }
 
 type AcquireResult = Effect.Effect<
@@ -270,6 +334,9 @@ type AcquireResult = Effect.Effect<
 
 /** What `acquire` failed with, but a refusal: these (and only these) end its span as an error. */
 type AcquireFailure = Exclude<AcquireError, RateLimitExceeded>
+
+/** How one call ended: the permit, or the refusal (an answer, not a failure). */
+type Answer = Result<Permit, Refusal>
 
 /** How one `acquire` ended, as the span attribute `rate_sync.outcome` names it. */
 type Outcome = "admitted" | "refused" | "failed_open" | "error"
@@ -282,90 +349,136 @@ const annotate = (span: Tracer.Span, call: Call, outcome: Outcome, waitedMs: num
   span.attribute("rate_sync.key_present", call.key !== "")
 }
 
+/** The call started at `start` was refused: its span attributes and bookkeeping (synchronous). */
+const refused = (
+  entry: LimiterEntry,
+  call: Call,
+  span: Tracer.Span,
+  clock: Clock.Clock,
+  start: number,
+  refusal: Refusal
+): Answer => {
+  annotate(span, call, "refused", Fx.nowMillisUnsafe(clock) - start)
+  // A timeout was counted where the wait was cut (Lease.retry / rateAnswer / cachedRefusal).
+  recordRefusal(entry)
+  return err(refusal)
+}
+
+/** The call started at `start` was admitted: its bookkeeping and span attributes, and its permit (synchronous). */
+const admitted = (
+  entry: LimiterEntry,
+  call: Call,
+  span: Tracer.Span,
+  clock: Clock.Clock,
+  start: number,
+  lease: Lease | undefined,
+  failedOpen: boolean,
+  charge: Charge | undefined
+): Answer => {
+  const end = Fx.nowMillisUnsafe(clock)
+  const waitedMs = end - start
+  recordAcquisition(entry, end, waitedMs)
+  entry.series.waitTime(waitedMs)
+  annotate(span, call, failedOpen ? "failed_open" : "admitted", waitedMs)
+  const permit: Permit = {
+    limiterId: entry.id,
+    key: call.key,
+    cost: call.cost,
+    waitedMs,
+    failedOpen,
+    release: lease?.release ?? Effect.void,
+    ...adjustable([{ limiterId: entry.id, charge }])
+  }
+  return ok(permit)
+}
+
 /**
- * The slot (when the limiter has `maxConcurrent`), then the rate, as one permit. Runs inside the
- * call's span: a refusal is an answer (`err`), not a failure of the span's effect, so the span
- * ends OK for it; only a store failure (or a defect) ends it as an error.
+ * The slot (when the limiter has `maxConcurrent`), then the rate, as one permit, for the call
+ * started at `start`; `first`: the step of a first rate take already decided (then the limiter
+ * has no slots and no block cache). Runs inside the call's span: a refusal is an answer (`err`),
+ * not a failure of the span's effect, so the span ends OK for it; only a store failure (or a
+ * defect) ends it as an error.
  */
 const acquireInSpan = (
   entry: LimiterEntry,
   call: Call,
   holder: () => string,
-  span: Tracer.Span
-): Effect.Effect<Result<Permit, RateLimitExceeded>, AcquireFailure, Scope.Scope> => {
-  // Made per call (the span's callback): the refusal branch reads when the call started.
-  let start = 0
-  return Effect.gen(function*() {
-      start = yield* Clock.currentTimeMillis
-      const scope = yield* Effect.scope
-      const { timeoutMs } = call
-      const wait: Wait = {
-        deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
-        timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
-      }
-      const blocked = cachedRefusal(entry, call, wait, start)
-      if (blocked !== undefined) {
-        span.attribute("rate_sync.block_cache", "hit")
-        return yield* Effect.fail(blocked)
-      }
-      let lease: Lease | undefined
-      let failedOpen = false
-      const maxConcurrent = entry.spec.maxConcurrent
-      if (maxConcurrent !== undefined) {
-        const taken = new Lease(entry, call, wait, holder(), maxConcurrent)
-        if (yield* taken.take(scope)) lease = taken
-        else failedOpen = true
-      }
-      let charge: Charge | undefined
-      if (entry.take !== undefined) {
-        const d = yield* acquireRate(entry, entry.take, call, wait).pipe(
-          Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
-        )
-        failedOpen = failedOpen || d === undefined
-        charge = chargeOf(entry, call.key, call.storeKey, call.cost, d)
-      }
-      const end = yield* Clock.currentTimeMillis
-      const waitedMs = end - start
-      recordAcquisition(entry, end, waitedMs)
-      entry.series.waitTime(waitedMs)
-      annotate(span, call, failedOpen ? "failed_open" : "admitted", waitedMs)
-      const permit: Permit = {
-        limiterId: entry.id,
-        key: call.key,
-        cost: call.cost,
-        waitedMs,
-        failedOpen,
-        release: lease?.release ?? Effect.void,
-        ...adjustable([{ limiterId: entry.id, charge }])
-      }
-      return ok(permit)
-    }).pipe(
-      Fx.catchAll((e) =>
-        Effect.clockWith((clock) => {
-          annotate(span, call, e._tag === "RateLimitExceeded" ? "refused" : "error", Fx.nowMillisUnsafe(clock) - start)
-          if (e._tag !== "RateLimitExceeded") return Effect.fail(e)
-          // A timeout was counted where the wait was cut (Lease.retry / acquireRate).
-          recordRefusal(entry)
-          return Effect.succeed(err(e))
-        })
+  span: Tracer.Span,
+  clock: Clock.Clock,
+  start: number,
+  wait: Wait,
+  first: StoreDecision | number | Refusal | undefined
+): Effect.Effect<Answer, AcquireFailure, Scope.Scope> =>
+  Effect.gen(function*() {
+    const blocked = cachedRefusal(entry, call, wait, start)
+    if (blocked !== undefined) {
+      span.attribute("rate_sync.block_cache", "hit")
+      return refused(entry, call, span, clock, start, blocked)
+    }
+    let lease: Lease | undefined
+    let failedOpen = false
+    const maxConcurrent = entry.spec.maxConcurrent
+    if (maxConcurrent !== undefined) {
+      const taken = new Lease(entry, call, wait, holder(), maxConcurrent)
+      const r = yield* taken.attempt(yield* Effect.scope)
+      if (r instanceof Refusal) return refused(entry, call, span, clock, start, r)
+      if (r) lease = taken
+      else failedOpen = true
+    }
+    let charge: Charge | undefined
+    if (entry.take !== undefined) {
+      const d = yield* rateLoop(entry, entry.take, call, wait, first).pipe(
+        Effect.onExit((exit) => (Exit.isFailure(exit) && lease !== undefined ? lease.release : Effect.void))
       )
-    )
-}
+      if (d instanceof Refusal) {
+        if (lease !== undefined) yield* lease.release
+        return refused(entry, call, span, clock, start, d)
+      }
+      failedOpen = failedOpen || d === undefined
+      charge = chargeOf(entry, call.key, call.storeKey, call.cost, d)
+    }
+    return admitted(entry, call, span, clock, start, lease, failedOpen, charge)
+  }).pipe(
+    Fx.catchAll((e) => {
+      annotate(span, call, "error", Fx.nowMillisUnsafe(clock) - start)
+      return Effect.fail(e)
+    })
+  )
 
-/** `acquireInSpan` in its span `RateLimiter.acquire`; a refusal is raised again outside it. */
-const acquireWith = (entry: LimiterEntry, call: Call, holder: () => string): AcquireResult =>
-  Effect.flatMap(
-    Effect.useSpan(
-      "RateLimiter.acquire",
-      entry.spanOptions,
-      (span) => Effect.withParentSpan(acquireInSpan(entry, call, holder, span), span)
-    ),
-    toEffect
+/**
+ * One call in its span `RateLimiter.acquire`. On an in-process store a limiter with a rate and no
+ * slots decides its first take synchronously ({@link takeNow}); when that admits without a delay
+ * or refuses, the call ends in that step, with nothing run inside the span (`check`'s cost plus
+ * the span's). Otherwise (a wait, a slot, a networked store) it runs {@link acquireInSpan} with
+ * the span as parent.
+ */
+const answer = (entry: LimiterEntry, call: Call, holder: () => string): Effect.Effect<Answer, AcquireFailure, Scope.Scope> =>
+  Effect.useSpan(
+    "RateLimiter.acquire",
+    entry.spanOptions,
+    (span) =>
+      Effect.clockWith((clock) => {
+        const start = Fx.nowMillisUnsafe(clock)
+        const { timeoutMs } = call
+        const wait: Wait = {
+          deadline: timeoutMs === undefined ? Infinity : start + nonNegative(timeoutMs),
+          timed: timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)
+        }
+        const d = takeNow(entry, call, wait, start)
+        const first = d === undefined ? undefined : rateAnswer(entry, call, wait, start, d)
+        if (first instanceof Refusal) return Effect.succeed(refused(entry, call, span, clock, start, first))
+        if (first !== undefined && typeof first !== "number" && first.delayMs <= 0) {
+          const charge = chargeOf(entry, call.key, call.storeKey, call.cost, first)
+          return Effect.succeed(admitted(entry, call, span, clock, start, undefined, false, charge))
+        }
+        return Effect.withParentSpan(acquireInSpan(entry, call, holder, span, clock, start, wait, first), span)
+      })
   )
 
 /**
  * `acquire` and `tryAcquire` over the registry's limiters. `holder` gives each lease a holder id
- * unique across processes.
+ * unique across processes. `acquire` fails with the refusal's `RateLimitExceeded`, built outside
+ * the span; `tryAcquire` answers `false` for it and never builds it.
  *
  * @internal
  */
@@ -374,19 +487,18 @@ export const makeAcquire = (
   notFound: (id: string) => LimiterNotFound,
   holder: () => string
 ) => {
-  const acquire = (id: string, opts?: AcquireOptions): AcquireResult =>
-    Effect.suspend((): AcquireResult => {
+  const decide = (id: string, opts: AcquireOptions | undefined): Effect.Effect<Answer, AcquireFailure, Scope.Scope> =>
+    Effect.suspend((): Effect.Effect<Answer, AcquireFailure, Scope.Scope> => {
       const entry = limiters.get(id)
       if (entry === undefined) return Effect.fail(notFound(id))
       const call = validateCall(entry, opts)
-      return call._tag === "Call" ? acquireWith(entry, call, holder) : Effect.fail(call)
+      return call._tag === "Call" ? answer(entry, call, holder) : Effect.fail(call)
     })
+  const acquire = (id: string, opts?: AcquireOptions): AcquireResult =>
+    Effect.flatMap(decide(id, opts), (r) => (isErr(r) ? Effect.fail(errOf(r).error()) : Effect.succeed(valueOf(r))))
   // Waits up to the call's own `timeout` (rate-sync's `try_acquire(timeout)`); none: answers at
   // once. The limiter's default timeout is for `acquire` only.
-  const tryAcquire = (id: string, opts?: AcquireOptions) =>
-    acquire(id, { key: opts?.key, cost: opts?.cost, timeout: opts?.timeout ?? 0 }).pipe(
-      Effect.as(true),
-      Effect.catchTag("RateLimitExceeded", () => Effect.succeed(false))
-    )
+  const tryAcquire = (id: string, opts?: AcquireOptions): Effect.Effect<boolean, AcquireFailure, Scope.Scope> =>
+    Effect.map(decide(id, { key: opts?.key, cost: opts?.cost, timeout: opts?.timeout ?? 0 }), isOk)
   return { acquire, tryAcquire }
 }
