@@ -1,7 +1,8 @@
 /**
  * The examples run, on the Effect major of the test run: `npm run demo` (the README's first
- * command) and the HTTP server demo on each major; the Prometheus scrape on Effect 4, where
- * `effect/observability` serves it with no glue. Each runs as its own process, as a user runs it:
+ * command), the HTTP server demo and the Prometheus scrape on each major (Effect 4's
+ * `effect/observability` exporter; on Effect 3 the example's own rendering of `Metric.snapshot`,
+ * which gives the same lines). Each runs as its own process, as a user runs it:
  * on Effect 3 through tsx on this Node, on Effect 4 through tsx and packages/effect4/register.mjs
  * on packages/effect4's Node 24 (what `npm run demo:effect4` does).
  */
@@ -53,33 +54,31 @@ describe(`examples on Effect ${major}`, () => {
     assert.match(r.out, /POST \/login \{"x-forwarded-for":"198\.51\.100\.4"\} -> 429 ratelimit-policy: "login";q=3;w=300/)
   })
 
-  if (major === 4) {
-    it("the Prometheus example: a real scrape of /metrics shows every rate_sync_* series, counters from 0, the wait histogram in ms", async () => {
-      const r = await run("examples/effect4/prometheus.ts")
-      assert.strictEqual(r.code, 0, r.out)
-      const lines = new Set(r.out.split("\n"))
-      for (
-        const line of [
-          "# TYPE rate_sync_acquisitions_total counter",
-          `rate_sync_acquisitions_total{limiter="api"} 4`,
-          `rate_sync_acquisitions_total{limiter="login"} 2`,
-          `rate_sync_refusals_total{limiter="login"} 1`,
-          `rate_sync_refusals_total{limiter="api"} 0`,
-          `rate_sync_fail_open_total{limiter="api"} 0`,
-          `rate_sync_store_errors_total{limiter="login"} 0`,
-          "# TYPE rate_sync_wait_time_ms histogram",
-          // the 3 of the burst waited for no token (under load their wait, measured on the clock,
-          // can still reach a few ms), the 4th about 500 ms
-          `rate_sync_wait_time_ms_bucket{limiter="api",le="256"} 3`,
-          `rate_sync_wait_time_ms_bucket{limiter="api",le="65536"} 4`,
-          `rate_sync_wait_time_ms_bucket{limiter="api",le="+Inf"} 4`,
-          `rate_sync_wait_time_ms_count{limiter="api"} 4`
-        ]
-      ) assert.isTrue(lines.has(line), `${line}\nnot in the scrape:\n${r.out}`)
-      // the 4th api call waited for a token (2/s after a burst of 3): about 500 ms
-      const sum = Number(/rate_sync_wait_time_ms_sum\{limiter="api"\} ([0-9.]+)/.exec(r.out)?.[1])
-      assert.isAtLeast(sum, 300)
-      assert.isAtMost(sum, 1500)
-    })
-  }
+  it("the Prometheus example: a real scrape of /metrics shows every rate_sync_* series, counters from 0, the wait histogram in ms", async () => {
+    const r = await run(`examples/effect${major}/prometheus.ts`)
+    assert.strictEqual(r.code, 0, r.out)
+    const lines = new Set(r.out.split("\n"))
+    for (
+      const line of [
+        "# TYPE rate_sync_acquisitions_total counter",
+        `rate_sync_acquisitions_total{limiter="api"} 4`,
+        `rate_sync_acquisitions_total{limiter="login"} 2`,
+        `rate_sync_refusals_total{limiter="login"} 1`,
+        `rate_sync_refusals_total{limiter="api"} 0`,
+        `rate_sync_fail_open_total{limiter="api"} 0`,
+        `rate_sync_store_errors_total{limiter="login"} 0`,
+        "# TYPE rate_sync_wait_time_ms histogram",
+        // the 3 of the burst waited for no token (under load their wait, measured on the clock,
+        // can still reach a few ms), the 4th about 500 ms
+        `rate_sync_wait_time_ms_bucket{limiter="api",le="256"} 3`,
+        `rate_sync_wait_time_ms_bucket{limiter="api",le="65536"} 4`,
+        `rate_sync_wait_time_ms_bucket{limiter="api",le="+Inf"} 4`,
+        `rate_sync_wait_time_ms_count{limiter="api"} 4`
+      ]
+    ) assert.isTrue(lines.has(line), `${line}\nnot in the scrape:\n${r.out}`)
+    // the 4th api call waited for a token (2/s after a burst of 3): about 500 ms
+    const sum = Number(/rate_sync_wait_time_ms_sum\{limiter="api"\} ([0-9.]+)/.exec(r.out)?.[1])
+    assert.isAtLeast(sum, 300)
+    assert.isAtMost(sum, 1500)
+  })
 })
