@@ -149,6 +149,13 @@ export const gcraPeek = (tat: number, now: number, ratePerSecond: number, burst:
  * the change made, in tokens (a give-back clipped at a full bucket may be fractional). A delta or
  * rate that is not a finite number applies nothing.
  *
+ * A give-back applies only when no reservation is outstanding: `tat0 − burst·T ≤ now`
+ * (`tat0 = max(tat, now)`, up to {@link EPSILON_MS}, the tolerance of admission). When the TAT is
+ * further on, some caller was admitted with a delay (its slot ends at the TAT), and the single TAT
+ * cannot hold a hole before that slot: moving it back would place the next caller among the
+ * reserved ones (over-admission). Such a give-back applies nothing (`applied` 0: a refusal or a
+ * wait too many, never an admission too many). Every store mirrors this rule.
+ *
  * @internal
  */
 export const gcraAdjust = (
@@ -166,7 +173,7 @@ export const gcraAdjust = (
   if (delta > 0 && delta < Infinity) {
     next = tat0 + delta * interval
     applied = delta
-  } else if (delta < 0 && delta > -Infinity && tat0 > now) {
+  } else if (delta < 0 && delta > -Infinity && tat0 > now && tat0 - burst * interval <= now + EPSILON_MS) {
     const back = tat0 + delta * interval
     if (back > now) {
       next = back

@@ -209,7 +209,12 @@ export interface CompositeDecision {
  *
  * - token bucket (no `ref` needed): `delta > 0` moves the TAT forward by `delta·T` from
  *   `max(tat, now)`; it may go past the burst (debt: later calls wait until it is paid back).
- *   `delta < 0` moves it back by `|delta|·T`, never below `now` (a full bucket).
+ *   `delta < 0` moves it back by `|delta|·T`, never below `now` (a full bucket), and only when no
+ *   reservation is outstanding: `tat0 − burst·T ≤ now` (`tat0 = max(tat, now)`). Past that, a
+ *   caller admitted with a delay holds a slot that ends at the TAT, and one TAT cannot hold a hole
+ *   before it (the next caller would be placed among the reserved ones), so the give-back applies
+ *   nothing (`applied` 0: a refusal or a wait too many, never an admission too many); debt past
+ *   the burst is such a state too.
  * - fixed window: applies only while the window that took (`ref` = its start, in store ms) is the
  *   current one: `count = max(0, count + delta)` (may go past `limit`: debt until the window ends).
  *   After the window ended it applies nothing.

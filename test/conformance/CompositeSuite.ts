@@ -32,7 +32,8 @@
  *   (`delayMs` 0) or refused;
  * - admitted window takes carry a `ref` (single and composite): the fixed window's start (store ms,
  *   decimal string, a multiple of `windowMs`), the sliding entry's id (distinct per take);
- * - `adjust`: bucket debt and give-back clipped at a full bucket; fixed window only in the window
+ * - `adjust`: bucket debt and give-back clipped at a full bucket, a give-back applying nothing
+ *   while a reservation (or debt) is outstanding (`tat − burst·T > now`); fixed window only in the window
  *   that took (`count = max(0, count + delta)`), a passed window applies 0; sliding only the
  *   take's own entry while it is in the window;
  * - `peek` with a cost: `allowed` for that cost, `retryAfterMs` until it would be admitted;
@@ -666,19 +667,65 @@ export const compositeCases: ReadonlyArray<CompositeCase> = [
         const reserved = yield* single({ ...b, maxWaitMs: 10 * T_SLOW })
         assert.isTrue(reserved.allowed)
         assertMs(time, reserved.delayMs, 4 * T_SLOW, "a take waits behind the debt")
-        const back = yield* adjust(b, -3)
-        assert.strictEqual(back.applied, -3)
-        assertMs(time, back.resetAfterMs, 4 * T_SLOW, "7 - 3 tokens owed")
-        const clipped = yield* adjust(b, -10)
-        if (time.exact) assert.strictEqual(clipped.applied, -4, "clipped at a full bucket")
-        else assert.isTrue(clipped.applied <= -3.9 && clipped.applied >= -4 - EPS, `clipped: ${clipped.applied}`)
+        const behind = yield* adjust(b, -3)
+        assert.strictEqual(behind.applied, 0, "a reservation (and debt) is outstanding: nothing is given back")
+        assertMs(time, behind.resetAfterMs, 7 * T_SLOW, "still 7 tokens owed")
+        // A give-back with nothing reserved: 2 of 3 tokens taken.
+        const g = tb(fresh("adj-tb-back"), "k", { ...slowBucket, cost: 2 })
+        assert.isTrue((yield* single(g)).allowed)
+        const back = yield* adjust(g, -1)
+        assert.strictEqual(back.applied, -1)
+        assertMs(time, back.resetAfterMs, T_SLOW, "2 - 1 tokens taken")
+        const clipped = yield* adjust(g, -10)
+        if (time.exact) assert.strictEqual(clipped.applied, -1, "clipped at a full bucket")
+        else assert.isTrue(clipped.applied <= -0.9 && clipped.applied >= -1 - EPS, `clipped: ${clipped.applied}`)
         assert.deepStrictEqual([clipped.remaining, clipped.resetAfterMs], [3, 0])
-        assert.strictEqual((yield* adjust(b, -1)).applied, 0, "nothing left to give back")
-        assert.strictEqual((yield* peekOf(b)).remaining, 3)
+        assert.strictEqual((yield* adjust(g, -1)).applied, 0, "nothing left to give back")
+        assert.strictEqual((yield* peekOf(g)).remaining, 3)
         // Debt on a key with no state yet.
         const other = tb(fresh("adj-tb-new"), "k", slowBucket)
         assert.strictEqual((yield* adjust(other, 4)).applied, 4)
         assertMs(time, (yield* peekOf(other)).retryAfterMs, 2 * T_SLOW, "4 owed: 2 periods until a token")
+      })
+  },
+
+  {
+    name: "adjust, token bucket: a give-back behind a reservation applies nothing (the next caller is not placed among the reserved)",
+    run: (time) =>
+      Effect.gen(function*() {
+        // Burst 10, T = 60 s, all at t0: A takes 5, B reserves 10 (proceeds at t0 + 5T), A gives
+        // its 5 back. Moving the TAT back would place C at t0 + 10T: 20 tokens admitted in
+        // [t0 + 5T, t0 + 10T], more than burst + 5 = 15. C proceeds at t0 + 15T, as without it.
+        const p = { rate: 1 / 60, burst: 10, maxWaitMs: 20 * T_SLOW }
+        const key = fresh("adj-tb-res")
+        const a = yield* single(tb(key, "k", { ...p, cost: 5, maxWaitMs: 0 }))
+        assert.deepStrictEqual([a.allowed, a.delayMs], [true, 0])
+        const b = yield* single(tb(key, "k", { ...p, cost: 10 }))
+        assert.isTrue(b.allowed)
+        assertMs(time, b.delayMs, 5 * T_SLOW, "B reserved behind A")
+        const back = yield* adjust(tb(key, "k", { ...p, cost: 5 }), -5)
+        assert.strictEqual(back.applied, 0, "B's reservation is outstanding: A's give-back applies nothing")
+        assert.strictEqual(back.remaining, 0)
+        assertMs(time, back.resetAfterMs, 15 * T_SLOW, "the TAT is still B's")
+        const c = yield* single(tb(key, "k", { ...p, cost: 10 }))
+        assert.isTrue(c.allowed)
+        assertMs(time, c.delayMs, 15 * T_SLOW, "C proceeds no earlier than without the give-back")
+        // Burst 1: B and C would proceed at the same instant.
+        const q = { rate: 1 / 60, burst: 1, maxWaitMs: 5 * T_SLOW }
+        const one = fresh("adj-tb-res1")
+        assert.strictEqual((yield* single(tb(one, "k", { ...q, maxWaitMs: 0 }))).delayMs, 0)
+        assertMs(time, (yield* single(tb(one, "k", q))).delayMs, T_SLOW, "B reserved")
+        assert.strictEqual((yield* adjust(tb(one, "k", q), -1)).applied, 0)
+        assertMs(time, (yield* single(tb(one, "k", q))).delayMs, 2 * T_SLOW, "C one period after B")
+        // No reservation outstanding: a give-back applies as before.
+        const free = fresh("adj-tb-free")
+        assert.isTrue((yield* single(tb(free, "k", { ...p, cost: 5, maxWaitMs: 0 }))).allowed)
+        const given = yield* adjust(tb(free, "k", p), -3)
+        assert.strictEqual(given.applied, -3)
+        assert.strictEqual(given.remaining, 8)
+        assertMs(time, given.resetAfterMs, 2 * T_SLOW, "5 - 3 tokens taken")
+        const next = yield* single(tb(free, "k", { ...p, cost: 8, maxWaitMs: 0 }))
+        assert.deepStrictEqual([next.allowed, next.delayMs], [true, 0], "the tokens given back are taken at once")
       })
   },
 

@@ -107,6 +107,39 @@ describe("token bucket: a composite call's take and its booking", () => {
   })
 })
 
+describe("token bucket: a give-back behind a reservation", () => {
+  // 10/s (T = 100 ms), burst 5: a TAT more than 500 ms ahead means a reservation (or debt)
+  const req = { limiter: "l", key: "k", ratePerSecond: 10, burst: 5, cost: 1, maxWaitMs: 0 }
+  const give = (stored: Stored | undefined, delta: number, r: Parameters<typeof decide.tokenBucketAdjust>[2] = req) =>
+    decide.tokenBucketAdjust(stored, NOW, r, delta, writer)
+
+  it("applies when no reservation is outstanding, nothing when one is", () => {
+    const within = give({ x: NOW + 500, o: "me" }, -2)
+    assert.strictEqual(within.result.applied, -2)
+    assert.deepStrictEqual(written(within), { x: NOW + 300, o: "me" })
+    const behind = give({ x: NOW + 700, o: "me" }, -2)
+    assert.strictEqual(behind.result.applied, 0)
+    assert.isUndefined(behind.write)
+    // judged with the margin (another writer's value): 495 ms on its clock is 505 ms here
+    assert.strictEqual(give({ x: NOW + 495, o: "it" }, -1).result.applied, 0)
+  })
+
+  it("a composite call's undo is exact while the key holds the value it wrote, its own reservation included", () => {
+    // the call's take reserved (wrote NOW + 700), then booked 1 token more (NOW + 800)
+    const decision = { allowed: true, limit: 5, remaining: 0, resetAfterMs: 700, retryAfterMs: 0, delayMs: 200, written: { x: NOW + 700, o: "me" } }
+    const undo = decide.undoOf({ algorithm: "token_bucket", ...req, cost: 2 }, decision, 1)
+    if (undo.algorithm !== "token_bucket") return assert.fail("a bucket take stays one")
+    assert.strictEqual(undo.cost, 3)
+    const own = give({ x: NOW + 800, o: "me", n: "nonce" }, -3, undo)
+    assert.strictEqual(own.result.applied, -3)
+    assert.deepStrictEqual(written(own), { x: NOW + 500, o: "me" })
+    // another caller reserved behind it since: a give-back like any other, nothing
+    const behind = give({ x: NOW + 900, o: "me" }, -3, undo)
+    assert.strictEqual(behind.result.applied, 0)
+    assert.isUndefined(behind.write)
+  })
+})
+
 describe("sliding window", () => {
   const req = { limiter: "l", key: "k", limit: 3, windowMs: 1000, cost: 1 }
   const take = (stored: Stored | undefined, r = req) => decide.slidingWindow(stored, NOW, r, writer)

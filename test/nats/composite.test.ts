@@ -317,10 +317,15 @@ describeWhenUp(available)("NatsStore composite takes on 127.0.0.1:4222", () => {
         assert.isFalse(refused.allowed, "in debt: later calls wait")
         // the arrival time is 1 100 ms ahead: a token is back once it is within the burst (500 ms)
         assert.isTrue(refused.retryAfterMs > 600 && refused.retryAfterMs <= 700, `retryAfter ${refused.retryAfterMs}`)
-        const giveBack = yield* store.adjust({ take: a, delta: -100 })
-        assert.isTrue(giveBack.applied < -10 && giveBack.applied > -11.01, `clipped at a full bucket: ${giveBack.applied}`)
+        // in debt past the burst (as behind a reservation): a give-back applies nothing
+        assert.strictEqual((yield* store.adjust({ take: a, delta: -100 })).applied, 0, "debt past the burst is not given back")
+        // within the burst: given back, clipped at a full bucket
+        const w = tb(l, "tb-back", { rate: 10, burst: 5 })
+        yield* single(store, withCost(w, 3))
+        const giveBack = yield* store.adjust({ take: w, delta: -100 })
+        assert.isTrue(giveBack.applied < -2.5 && giveBack.applied > -3.01, `clipped at a full bucket: ${giveBack.applied}`)
         assert.deepStrictEqual([giveBack.remaining, giveBack.resetAfterMs], [5, 0])
-        assert.strictEqual((yield* store.adjust({ take: a, delta: -1 })).applied, 0, "nothing left to give back")
+        assert.strictEqual((yield* store.adjust({ take: w, delta: -1 })).applied, 0, "nothing left to give back")
 
         const f = fw(l, "fw", 3)
         const taken = yield* single(store, withCost(f, 2))

@@ -10,7 +10,9 @@
  * each at the instant its caller proceeds (a single take at `now + delayMs`, every take of a
  * composite call at `now + D`, the call's `delayMs`), never hold more than `burst + rate·t` cost
  * in any interval of length `t`. A give-back (an adjust that moved the bucket back) hands tokens
- * back by design, so the bound is checked over the takes admitted since the bucket's last one.
+ * back by design, so the bound is checked over the takes admitted since the bucket's last one; a
+ * give-back applies only while no reservation (nor debt) is outstanding, backlog `≤ burst·T`
+ * (otherwise it applies nothing: a hole before a reserved slot would over-admit).
  *
  * Numbers are chosen so that floats are exact: token-bucket rates whose emission interval is a
  * whole number of milliseconds, integer windows, costs, deltas and times.
@@ -89,6 +91,8 @@ class BucketModel {
 
   adjust(now: number, delta: number): AdjustResult {
     const debt = this.debt(now)
+    // A backlog past the burst: a reservation (or debt) is outstanding, a give-back applies nothing.
+    if (delta < 0 && debt > this.burst * this.T) return { applied: 0, remaining: this.remainingAt(debt), resetAfterMs: debt }
     const after = Math.max(0, debt + delta * this.T)
     const applied = (after - debt) / this.T
     if (applied !== 0) this.events.push({ at: now, ms: after - debt })

@@ -303,12 +303,19 @@ describeWhenUp(available)("RedisStore composite operations on 127.0.0.1:6379", (
         const peek = yield* store.peek({ algorithm: "token_bucket", limiter: take.limiter, key: "", ratePerSecond: 10, burst: 5 })
         assert.isFalse(peek.allowed)
         approx(peek.retryAfterMs, 700, 25, "the debt is paid back first")
-        const back = yield* adjustOf(store)({ take, delta: -20 })
-        assert.isTrue(back.applied < -10.5 && back.applied > -11.01, `applied ${back.applied}: what the state held`)
+        // in debt past the burst (as behind a reservation): a give-back applies nothing
+        const owed = yield* adjustOf(store)({ take, delta: -20 })
+        assert.strictEqual(owed.applied, 0, "debt past the burst is not given back")
+        approx(owed.resetAfterMs, 1100, 40, "resetAfter still in debt")
+        // within the burst: given back, never below a full bucket
+        const within = { ...take, limiter: fresh("a-tb-back"), cost: 3 }
+        assert.isTrue((yield* store.tokenBucket(within)).allowed)
+        const back = yield* adjustOf(store)({ take: within, delta: -20 })
+        assert.isTrue(back.applied < -2.5 && back.applied > -3.01, `applied ${back.applied}: what the state held`)
         assert.strictEqual(back.remaining, 5)
         assert.strictEqual(back.resetAfterMs, 0)
-        assert.strictEqual(yield* Effect.promise(() => client.exists(keyOf(take.limiter, "", "tb"))), 0, "a full bucket has no state")
-        const none = yield* adjustOf(store)({ take, delta: -1 })
+        assert.strictEqual(yield* Effect.promise(() => client.exists(keyOf(within.limiter, "", "tb"))), 0, "a full bucket has no state")
+        const none = yield* adjustOf(store)({ take: within, delta: -1 })
         assert.strictEqual(none.applied, 0)
       }))
 

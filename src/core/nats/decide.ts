@@ -11,7 +11,7 @@
  * @internal
  */
 import * as algorithm from "../algorithm.js"
-import type { AdjustResult, SlotDecision, SlotRequest, StoreDecision, TokenBucketRequest, WindowRequest } from "../spi.js"
+import type { AdjustResult, RateTake, SlotDecision, SlotRequest, StoreDecision, TokenBucketRequest, WindowRequest } from "../spi.js"
 import type { FixedEntry, Stored } from "./stored.js"
 
 /** Who decides: this instance's id (the owner of the instants it writes) and the skew allowance. @internal */
@@ -185,6 +185,30 @@ const tokenBucketAdjusted = (
 }
 
 /**
+ * A composite call's take as its undo gives it back (`internal/nats/composite.ts`): a bucket's
+ * cost plus the tokens its booking added (`booked`), and the value the call last wrote on it
+ * (`undoOn`: the take's write, moved by the booking as {@link tokenBucketAdjust} moved it). While
+ * the bucket still holds that value nothing was written since, so no other caller reserved behind
+ * the call: the undo is exact even when the call's own charge is a reservation. Otherwise it is a
+ * give-back like any other (nothing while a reservation is outstanding).
+ *
+ * @internal
+ */
+export const undoOf = (t: RateTake, d: StoreDecision | undefined, booked: number | undefined): RateTake => {
+  if (t.algorithm !== "token_bucket") return t
+  const cost = booked === undefined ? t.cost : t.cost + booked
+  const w = d === undefined ? undefined : writtenOf(d)
+  if (w === undefined) return cost === t.cost ? t : { ...t, cost }
+  const x = booked === undefined ? w.x : w.x + booked * (1000 / t.ratePerSecond)
+  const take: RateTake & { readonly undoOn: Written } = { ...t, cost, undoOn: { x, o: w.o } }
+  return take
+}
+
+/** Whether the key still holds `on` (the value a composite call last wrote on it). */
+const holds = (stored: Stored | undefined, on: Written): boolean =>
+  stored !== undefined && stored.x === on.x && (stored.o ?? "") === on.o
+
+/**
  * Whether a booking (`bookOn`: the value the composite take wrote) may apply: the key still holds
  * that value, with a composite take's nonce (any other write since drops it). No `bookOn`: yes.
  */
@@ -195,20 +219,28 @@ const booksOn = (stored: Stored | undefined, bookOn: Written | undefined): boole
 /**
  * Charge more (`delta > 0`: the arrival time moves `delta·T` forward from `max(tat, now)`, past
  * the burst if need be: debt) or give back (`delta < 0`: it moves back by up to `|delta|·T`,
- * never below `now`), on the judged arrival time (see {@link judgedTat}). The value stays on its
+ * never below `now`, and only when no reservation is outstanding: `tat0 − burst·T ≤ now`, as
+ * `algorithm.ts` `gcraAdjust`; otherwise `applied: 0`), on the judged arrival time (see
+ * {@link judgedTat}, never earlier than the stored one: a doubt refuses the give-back). The value stays on its
  * owner's clock (moved by the same amount), unless it had passed: a charge on a full bucket is
  * written on this instance's clock.
  *
  * A composite call's booking (`bookOn`, see `internal/nats/composite.ts`) is such a charge, applied
  * only while the key holds the value its take wrote (nothing written since); otherwise it applies
- * nothing (`applied: 0`).
+ * nothing (`applied: 0`). A composite call's undo (`undoOn`, see {@link undoOf}) is such a
+ * give-back, applied even behind a reservation (its own) while the key holds the value it wrote.
  *
  * @internal
  */
 export const tokenBucketAdjust = (
   stored: Stored | undefined,
   now: number,
-  req: { readonly ratePerSecond: number; readonly burst: number; readonly bookOn?: Written | undefined },
+  req: {
+    readonly ratePerSecond: number
+    readonly burst: number
+    readonly bookOn?: Written | undefined
+    readonly undoOn?: Written | undefined
+  },
   delta: number,
   w: Writer
 ): Step<AdjustResult> => {
@@ -225,6 +257,10 @@ export const tokenBucketAdjust = (
       : { x: stored.x + delta * interval, o: stored.o }
     return { result: tokenBucketAdjusted(next, now, req, delta), write: JSON.stringify(write) }
   }
+  // a reservation is outstanding (its slot ends at the TAT): the give-back applies nothing, unless
+  // it is a composite call's undo on the value it wrote (see `undoOf`)
+  const own = req.undoOn !== undefined && holds(stored, req.undoOn)
+  if (!own && tat0 - req.burst * interval > now + algorithm.EPSILON_MS) return { result: tokenBucketAdjusted(tat, now, req, 0) }
   const give = Math.min(-delta * interval, tat0 - now)
   if (stored === undefined || !(give > 0)) return { result: tokenBucketAdjusted(tat, now, req, 0) }
   const applied = give === -delta * interval ? delta : -give / interval

@@ -1137,8 +1137,10 @@ ${swScan("k")}
 /**
  * Token bucket adjust (`algorithm.ts` `gcraAdjust`): `p_delta > 0` pushes the TAT by `delta·T`
  * from `max(tat, now)` (past the burst: debt; a key without a row gets one), `p_delta < 0` moves
- * it back, never below `now` (a full bucket; `applied` then the fraction given back). A delta or
- * interval that is not a finite number applies nothing. Answers `applied, remaining, reset_after`.
+ * it back, never below `now` (a full bucket; `applied` then the fraction given back), and only
+ * when no reservation is outstanding (`tat0 − burst·T ≤ now`; otherwise it applies nothing). A
+ * delta or interval that is not a finite number applies nothing. Answers `applied, remaining,
+ * reset_after`.
  */
 const tbAdjust = (n: Names, spec: FunctionSpec) =>
   fn(
@@ -1165,7 +1167,8 @@ ${lockOrCreate(n, "'tb'", "s.tat", "v_tat")}
   IF p_delta > 0 AND p_delta < 'Infinity'::float8 THEN
     nxt := tat0 + p_delta * p_interval;
     applied := p_delta;
-  ELSIF p_delta < 0 AND p_delta > '-Infinity'::float8 AND tat0 > now_ms THEN
+  ELSIF p_delta < 0 AND p_delta > '-Infinity'::float8 AND tat0 > now_ms
+    AND tat0 - p_burst * p_interval <= now_ms + ${EPS} THEN
     IF tat0 + p_delta * p_interval > now_ms THEN
       nxt := tat0 + p_delta * p_interval;
       applied := p_delta;

@@ -587,7 +587,9 @@ return reply
 /**
  * Token bucket adjust. KEYS[1]: TAT. ARGV: interval (µs), burst, delta. `delta > 0` pushes the
  * TAT by `delta·T` from `max(tat, now)` (past the burst: debt), `delta < 0` moves it back, never
- * below `now` (a full bucket, whose key is then deleted). The TAT is rounded up to a whole µs.
+ * below `now` (a full bucket, whose key is then deleted), and only when no reservation is
+ * outstanding (`tat − burst·T ≤ now`, otherwise it applies nothing: `algorithm.ts` `gcraAdjust`).
+ * The TAT is rounded up to a whole µs.
  * Answers `{applied (a decimal string: a clipped give-back may be fractional), remaining,
  * resetAfterUs}`.
  *
@@ -601,7 +603,10 @@ local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local applied = delta
 local nxt = tat + delta * T
-if nxt < now then
+if delta < 0 and tat - burst * T > now + 0.001 then
+  -- a reservation is outstanding (its slot ends at the TAT): a give-back applies nothing
+  applied = 0
+elseif nxt < now then
   -- a give-back clipped at a full bucket
   nxt = now
   applied = (now - tat) / T

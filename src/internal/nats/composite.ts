@@ -290,7 +290,7 @@ export const takeAll = (steps: Steps) => (takes: ReadonlyArray<RateTake>): Effec
       /** `t` as its undo gives it back: its cost and the booking written on it. */
       const chargedOf = (i: number, t: RateTake): RateTake => {
         const tokens = bookedTokens.get(i)
-        return tokens === undefined || t.algorithm !== "token_bucket" ? t : { ...t, cost: t.cost + tokens }
+        return decide.undoOf(t, decisions[i], tokens)
       }
 
       /** Undoes every charge (uninterruptible, concurrently); each answer replaces its decision. */
