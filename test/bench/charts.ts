@@ -267,15 +267,17 @@ const escape = (s: string): string => s.replaceAll("&", "&amp;").replaceAll("<",
 
 /** The chart as an SVG document (horizontal bars on a ratio scale, 1× and targets marked). */
 export const svgOf = (chart: Chart, measured: ReadonlyArray<Measured>, stamp: string): string => {
-  const labelW = 330
+  const labelW = 400
   const plotW = 360
   const rowH = 34
   const top = 44
   const height = top + rowH * chart.bars.length + 40
-  const width = labelW + plotW + 70
+  const width = labelW + plotW + 100
   const ratios = measured.flatMap((m) => (m.ok ? [m.ratio] : []))
   const targets = chart.bars.flatMap((b) => (b.target === undefined ? [] : [b.target]))
-  const max = Math.max(1.2, ...ratios, ...targets) * 1.1
+  // a hot-key ratio of 80× would flatten every other bar: the scale stops at 6× (or the largest
+  // target), and a longer bar is drawn to the edge with its figure beside it
+  const max = Math.min(Math.max(1.2, ...ratios, ...targets) * 1.1, Math.max(6, ...targets.map((t) => t * 1.1)))
   const x = (r: number) => labelW + (Math.min(r, max) / max) * plotW
   const rows = chart.bars.map((bar, i) => {
     const m = measured[i]
@@ -302,7 +304,7 @@ export const svgOf = (chart: Chart, measured: ReadonlyArray<Measured>, stamp: st
     `<text x="${one}" y="${top + rowH * chart.bars.length + 16}" text-anchor="middle">1× (peer)</text>`,
     `<text x="10" y="${height - 8}" fill="#6b7280" font-size="11">${
       escape(stamp)
-    } · green: at or above the target (dashed; without one, the peer), yellow: above the peer, below the target; red: below the peer</text>`,
+    } · green: at or above the target (dashed; none: the peer); yellow: above the peer only; red: below the peer</text>`,
     `</svg>`,
     ""
   ].join("\n")
