@@ -147,7 +147,9 @@ export class Lease {
           this.store = this.entry.storeEntry.store
           return this.store.acquireSlot(this.request)
         }).pipe(Effect.matchEffect({
-          onFailure: (e) => storeFailed(this.entry, e, false),
+          // a store replaced while the call was on it (`configureStore`: the old one closed under
+          // the call) is not an outage: ask the one in place now, never fail open for it
+          onFailure: (e) => this.store !== this.entry.storeEntry.store ? attempt(n) : storeFailed(this.entry, e, false),
           onSuccess: (d) => {
             recordAnswer(this.entry, d.casRetries)
             return d.acquired ? this.held(scope) : this.retry(d, n, restore, attempt)
@@ -258,11 +260,14 @@ const rateLoop = (
 ): Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable> => {
   const loop: Effect.Effect<StoreDecision | undefined | Refusal, StoreUnavailable> = Effect.flatMap(
     Clock.currentTimeMillis,
-    (now) =>
-      Effect.matchEffect(take(call.storeKey, call.cost, Math.min(nonNegative(wait.deadline - now), FOREVER_MS)), {
-        onFailure: (e) => storeFailed(entry, e, undefined),
+    (now) => {
+      const store = entry.storeEntry.store
+      return Effect.matchEffect(take(call.storeKey, call.cost, Math.min(nonNegative(wait.deadline - now), FOREVER_MS)), {
+        // the store was replaced under the call (see `Lease.attempt`): the new one decides
+        onFailure: (e) => store !== entry.storeEntry.store ? loop : storeFailed(entry, e, undefined),
         onSuccess: (d) => rateStep(rateAnswer(entry, call, wait, now, d), loop)
       })
+    }
   )
   return first === undefined ? loop : rateStep(first, loop)
 }

@@ -26,56 +26,62 @@ type CheckResult = Effect.Effect<Decision, CheckError>
 export const makeCheck = (
   limiters: ReadonlyMap<string, LimiterEntry>,
   notFound: (id: string) => LimiterNotFound
-) =>
-(id: string, opts?: AcquireOptions): CheckResult =>
-  // `clockWith` runs its callback when the effect runs: one step for validation and, on an
-  // in-process store, the whole decision.
-  Effect.clockWith((clock): CheckResult => {
-    const entry = limiters.get(id)
-    if (entry === undefined) return Effect.fail(notFound(id))
-    const problem = callProblem(entry, opts)
-    if (problem !== undefined) return Effect.fail(problem)
-    const key = opts?.key ?? ""
-    const cost = opts?.cost ?? 1
-    const sk = storeKey(key)
-    if (entry.takeNow !== undefined) {
-      const now = Fx.nowMillisUnsafe(clock)
-      const d = entry.takeNow(sk, cost, now)
-      if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
-    }
-    const onFailure = (e: StoreError) => storeFailed(entry, e, failOpenDecision(entry, key))
-    const cache = cacheOf(entry)
-    if (cache !== undefined) {
-      // A key the store refused: answered here until the refusal's retry-after, no round trip.
-      const at = Fx.nowMillisUnsafe(clock)
-      const blocked = cache.lookup(sk, cost, at)
-      if (blocked !== undefined) {
-        recordRefusal(entry)
-        recordCachedRefusal(entry)
-        return Effect.succeed(cachedDecision(entry, key, blocked, at))
+) => {
+  const check = (id: string, opts?: AcquireOptions): CheckResult =>
+    // `clockWith` runs its callback when the effect runs: one step for validation and, on an
+    // in-process store, the whole decision.
+    Effect.clockWith((clock): CheckResult => {
+      const entry = limiters.get(id)
+      if (entry === undefined) return Effect.fail(notFound(id))
+      const problem = callProblem(entry, opts)
+      if (problem !== undefined) return Effect.fail(problem)
+      const key = opts?.key ?? ""
+      const cost = opts?.cost ?? 1
+      const sk = storeKey(key)
+      if (entry.takeNow !== undefined) {
+        const now = Fx.nowMillisUnsafe(clock)
+        const d = entry.takeNow(sk, cost, now)
+        if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
       }
-      if (entry.take !== undefined) {
-        return Effect.matchEffect(entry.take(sk, cost, 0), {
-          onFailure,
-          onSuccess: (d) => {
-            noteAnswer(cache, sk, cost, at, d)
-            return Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
-          }
-        })
+      const store = entry.storeEntry.store
+      // a store replaced under the call (`configureStore` closed the old one) is not an outage: the
+      // one in place now decides, never the fail-open policy
+      const onFailure = (e: StoreError) =>
+        store !== entry.storeEntry.store ? check(id, opts) : storeFailed(entry, e, failOpenDecision(entry, key))
+      const cache = cacheOf(entry)
+      if (cache !== undefined) {
+        // A key the store refused: answered here until the refusal's retry-after, no round trip.
+        const at = Fx.nowMillisUnsafe(clock)
+        const blocked = cache.lookup(sk, cost, at)
+        if (blocked !== undefined) {
+          recordRefusal(entry)
+          recordCachedRefusal(entry)
+          return Effect.succeed(cachedDecision(entry, key, blocked, at))
+        }
+        if (entry.take !== undefined) {
+          return Effect.matchEffect(entry.take(sk, cost, 0), {
+            onFailure,
+            onSuccess: (d) => {
+              noteAnswer(cache, sk, cost, at, d)
+              return Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
+            }
+          })
+        }
       }
-    }
-    if (entry.take === undefined) {
-      return Effect.matchEffect(
-        entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: sk, limit: entry.limit }),
-        { onFailure, onSuccess: (d) => Effect.succeed(peeked(entry, key, d)) }
-      )
-    }
-    return Effect.matchEffect(entry.take(sk, cost, 0), {
-      onFailure,
-      // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
-      onSuccess: (d) => Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
+      if (entry.take === undefined) {
+        return Effect.matchEffect(
+          entry.storeEntry.store.peek({ algorithm: "concurrency", limiter: id, key: sk, limit: entry.limit }),
+          { onFailure, onSuccess: (d) => Effect.succeed(peeked(entry, key, d)) }
+        )
+      }
+      return Effect.matchEffect(entry.take(sk, cost, 0), {
+        onFailure,
+        // Runs when the store answered: the bookkeeping is synchronous, no extra effect.
+        onSuccess: (d) => Effect.succeed(decided(entry, key, d, Fx.nowMillisUnsafe(clock)))
+      })
     })
-  })
+  return check
+}
 
 /**
  * `status`: the state of `(limiter, key)` as a take of `cost` would see it, by one `peek`. It
