@@ -244,9 +244,12 @@ const takeAllRates = (
   const loop: Effect.Effect<Takes, Refused> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
     const left = nonNegative(wait.deadline - now)
     // The store in place now (a `configureStore` may have replaced it while the call waited).
-    const current = storeEntry.store.takeAll ?? takeAll
+    const store = storeEntry.store
+    const current = store.takeAll ?? takeAll
     return Effect.matchEffect(current(takesOf(parts, Math.min(left, FOREVER_MS))), {
-      onFailure: (e) => storeFailedAll<Takes>(entries, storeEntry, e, undefined),
+      // replaced under the call (the old store closed): the store in place now decides, not the
+      // fail-open policy
+      onFailure: (e) => store !== storeEntry.store ? loop : storeFailedAll<Takes>(entries, storeEntry, e, undefined),
       onSuccess: (cd): Effect.Effect<Takes, Refused> => {
         answered(parts, cd)
         if (cd.allowed) {
