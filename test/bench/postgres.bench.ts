@@ -20,13 +20,14 @@
  * the table is printed only. Server: RATE_SYNC_BENCH_POSTGRES_URL, default
  * postgres://postgres@127.0.0.1:5432/test.
  */
-import { Effect, Layer, Redacted } from "effect"
+import { Layer, Redacted } from "effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import { RateLimiterPostgres } from "rate-limiter-flexible"
 import * as Sql from "#fx/sql"
 import * as T from "#test/effect"
+import { type Contender, type EffectOp, measureEffect, measurePromise, median, type PromiseOp, type Result, type Workload } from "./harness.js"
 import { writeSection } from "./report.js"
 
 /** The few members of node-postgres (`pg`, untyped here: no @types/pg) the bench uses. */
@@ -73,95 +74,17 @@ const keys = Array.from({ length: KEYS }, (_, i) => `user-${i}`)
 const run = crypto.randomUUID().replace(/-/g, "").slice(0, 8)
 const TABLE = `rs_bench_${run}`
 
-interface Result {
-  readonly opsPerSec: number
-  readonly p50: number
-  readonly p99: number
-}
-
-/** One operation; `i` picks the key. Resolves when the decision is known. */
-type PromiseOp = (i: number) => Promise<unknown>
-/** One Effect operation, run by fibers of one program (how an Effect service calls a limiter). */
-type EffectOp = (i: number) => Effect.Effect<unknown, unknown>
-
-interface Workload {
-  readonly name: string
-  readonly callers: number
-  /** The key index of call `i`. */
-  readonly key: (i: number) => number
-}
-
 const WORKLOADS: ReadonlyArray<Workload> = [
   { name: "1 caller", callers: 1, key: (i) => i % KEYS },
   { name: "1000 keys × 32 callers", callers: CALLERS, key: (i) => i % KEYS },
   { name: "hot key × 32 callers", callers: CALLERS, key: () => 0 }
 ]
 
-const summarize = (latencies: Array<number>, elapsedMs: number): Result => {
-  const sorted = latencies.sort((a, b) => a - b)
-  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
-  return { opsPerSec: sorted.length / (elapsedMs / 1000), p50: pct(0.5), p99: pct(0.99) }
-}
-
-/** `callers` async loops calling `op` until `ms` have passed; every latency recorded. */
-const measurePromise = async (op: PromiseOp, workload: Workload, ms: number): Promise<Result> => {
-  const latencies: Array<number> = []
-  let next = 0
-  const t0 = performance.now()
-  const until = t0 + ms
-  const worker = async () => {
-    while (performance.now() < until) {
-      const i = next++
-      const s = performance.now()
-      await op(workload.key(i))
-      latencies.push(performance.now() - s)
-    }
-  }
-  await Promise.all(Array.from({ length: workload.callers }, worker))
-  return summarize(latencies, performance.now() - t0)
-}
-
-const measureEffect = (
-  runtime: ManagedRuntime.ManagedRuntime<never, unknown>,
-  op: EffectOp,
-  workload: Workload,
-  ms: number
-): Promise<Result> => {
-  const latencies: Array<number> = []
-  let next = 0
-  let t0 = 0
-  let until = 0
-  const worker = Effect.gen(function*() {
-    while (performance.now() < until) {
-      const i = next++
-      const s = performance.now()
-      yield* op(workload.key(i))
-      latencies.push(performance.now() - s)
-    }
-  })
-  const all = Effect.suspend(() => {
-    t0 = performance.now()
-    until = t0 + ms
-    return Effect.all(Array.from({ length: workload.callers }, () => worker), { concurrency: "unbounded", discard: true })
-  })
-  return runtime.runPromise(all).then(() => summarize(latencies, performance.now() - t0))
-}
-
-interface Contender {
-  readonly name: string
-  readonly measure: (workload: Workload, ms: number) => Promise<Result>
-}
-
 const contenders: Array<Contender> = []
 const closers: Array<() => Promise<unknown>> = []
 
 const promiseRow = (name: string, op: PromiseOp) => {
   contenders.push({ name, measure: (workload, ms) => measurePromise(op, workload, ms) })
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] ?? 0
 }
 
 const main = async () => {
