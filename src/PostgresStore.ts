@@ -31,6 +31,7 @@ import { describe } from "./core/postgres/errors.js"
 import { namesOf } from "./core/postgres/names.js"
 import * as pgSql from "./core/postgres/sql.js"
 import * as Call from "./internal/postgres/call.js"
+import * as Coalesce from "./internal/postgres/coalesce.js"
 import * as Driver from "./internal/postgres/driver.js"
 import * as Ops from "./internal/postgres/ops.js"
 import * as Schema from "./internal/postgres/schema.js"
@@ -144,7 +145,8 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
     specs: pgSql.specs(names),
     settings,
     failures,
-    call: yield* Call.make(sql, settings, failures)
+    call: yield* Call.make(sql, settings, failures),
+    coalescer: yield* Coalesce.make(settings.timeoutMs, failures)
   }
   const initialize = Schema.initialize(driver)
   yield* initialize

@@ -49,10 +49,12 @@ export interface Names {
 /** @internal */
 export const FUNCTIONS = [
   "tb_take",
+  "tb_take_many",
   "tb_peek",
   "sw_take",
   "sw_peek",
   "fw_take",
+  "fw_take_many",
   "fw_peek",
   "cc_acquire",
   "cc_renew",
@@ -69,7 +71,7 @@ export const FUNCTIONS = [
 export type FunctionName = (typeof FUNCTIONS)[number]
 
 /**
- * Longest table name accepted: `<table>_cc_release` must fit PostgreSQL's 63-byte identifiers.
+ * Longest table name accepted: `<table>_tb_take_many` must fit PostgreSQL's 63-byte identifiers.
  *
  * @internal
  */
@@ -147,10 +149,19 @@ const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
     ["p_max_wait", "float8"],
     ...WRITE_TAIL
   ],
+  tb_take_many: [
+    ...LIMITER_KEY,
+    ["p_interval", "float8"],
+    ["p_burst", "float8"],
+    ["p_costs", "float8[]"],
+    ["p_max_waits", "float8[]"],
+    ...WRITE_TAIL
+  ],
   tb_peek: [...LIMITER_KEY, ["p_interval", "float8"], ["p_burst", "float8"], ["p_cost", "float8"]],
   sw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
   sw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
   fw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
+  fw_take_many: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_costs", "float8[]"], ...WRITE_TAIL],
   fw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
   cc_acquire: [...LIMITER_KEY, ["p_holder", "text"], ["p_limit", "float8"], ["p_lease", "float8"], ...WRITE_TAIL],
   cc_renew: [...LIMITER_KEY, ["p_holder", "text"], ["p_lease", "float8"], ...WRITE_TAIL],
@@ -207,10 +218,12 @@ const specOf = (n: Names, name: FunctionName): FunctionSpec => {
 /** The functions of the store on `n`. @internal */
 export const specs = (n: Names): Specs => ({
   tb_take: specOf(n, "tb_take"),
+  tb_take_many: specOf(n, "tb_take_many"),
   tb_peek: specOf(n, "tb_peek"),
   sw_take: specOf(n, "sw_take"),
   sw_peek: specOf(n, "sw_peek"),
   fw_take: specOf(n, "fw_take"),
+  fw_take_many: specOf(n, "fw_take_many"),
   fw_peek: specOf(n, "fw_peek"),
   cc_acquire: specOf(n, "cc_acquire"),
   cc_renew: specOf(n, "cc_renew"),
@@ -363,6 +376,62 @@ const tbTake = (n: Names, spec: FunctionSpec) =>
   ELSE
     remaining := 0;
     retry_after := 'Infinity'::float8;
+  END IF;`
+  )
+
+/**
+ * The takes of one coalesced batch (`internal/postgres/coalesce.ts`: concurrent takes of one
+ * process on one key), decided in order on one lock of the row, each on the state the ones before
+ * it leave, at one reading of the clock taken after the lock: exactly what `tb_take` would answer
+ * each of them if they arrived together, one after another. One `UPDATE` writes the last state
+ * (none when every take was refused). Answers one row per take, `ord` its position (from 1).
+ */
+const tbTakeMany = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    `OUT ord int, ${DECISION_OUT}`,
+    "RETURNS SETOF record",
+    `  v_tat float8;
+  d float8;
+  c float8;
+  changed boolean := false;`,
+    `${lockOrCreate(n, "'tb'", "s.tat", "v_tat")}
+  FOR i IN 1..coalesce(cardinality(p_costs), 0) LOOP
+    ord := i;
+    c := p_costs[i];
+    d := greatest(coalesce(v_tat - now_ms, 0), 0);
+    IF c <= p_burst AND ${VALID_INTERVAL}
+      AND d + (c - p_burst) * p_interval <= greatest(${EPS}, coalesce(p_max_waits[i], 0))
+    THEN
+      v_tat := greatest(v_tat, now_ms) + c * p_interval;
+      changed := true;
+      d := greatest(v_tat - now_ms, 0);
+      allowed := true;
+      retry_after := 0;
+      reset_after := d;
+      delay := d - p_burst * p_interval;
+      IF delay <= ${EPS} THEN
+        delay := 0;
+        remaining := ${tbRemaining("d")};
+      ELSE
+        remaining := 0;
+      END IF;
+    ELSE
+      allowed := false;
+      delay := 0;
+      reset_after := d;
+      IF ${VALID_INTERVAL} THEN
+        remaining := ${tbRemaining("d")};
+        retry_after := CASE WHEN c <= p_burst THEN d + (c - p_burst) * p_interval ELSE 'Infinity'::float8 END;
+      ELSE
+        remaining := 0;
+        retry_after := 'Infinity'::float8;
+      END IF;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  IF changed THEN
+    UPDATE ${n.table} SET tat = v_tat, expires_at = to_timestamp(v_tat / 1000) WHERE ${WHERE("'tb'")};
   END IF;`
   )
 
@@ -603,6 +672,51 @@ ${fwAlign}
   remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
   reset_after := greatest(${fwStart("v_start", "v_win")} + p_window - ${NOW}, 0);
   retry_after := CASE WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
+  )
+
+/**
+ * The takes of one coalesced batch on a fixed window (see `tbTakeMany`): decided in order on one
+ * lock of the row, in the window of one reading of the clock taken after the lock, each admitted
+ * when the count the ones before it left plus its cost is at most the limit; one `UPDATE` writes
+ * the count. `ref` is the window's start. Answers one row per take, `ord` its position (from 1).
+ */
+const fwTakeMany = (n: Names, spec: FunctionSpec) =>
+  fn(
+    spec,
+    `OUT ord int, ${WINDOW_OUT}`,
+    "RETURNS SETOF record",
+    `${fwDeclare}
+  c float8;
+  changed boolean := false;`,
+    `${fwKind}
+${lockOrCreate(n, "v_kind", "s.win_start, s.win_ms, s.win_count", "v_start, v_win, v_count")}
+${fwAlign}
+  cnt := ${fwCount("v_start", "v_win", "v_count")};
+  v_start := ${fwStart("v_start", "v_win")};
+  delay := 0;
+  FOR i IN 1..coalesce(cardinality(p_costs), 0) LOOP
+    ord := i;
+    c := p_costs[i];
+    reset_after := greatest(v_start + p_window - now_ms, 0);
+    IF c <= p_limit AND cnt + c <= p_limit THEN
+      cnt := cnt + c;
+      changed := true;
+      allowed := true;
+      retry_after := 0;
+      ref := v_start;
+    ELSE
+      allowed := false;
+      retry_after := CASE WHEN c <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;
+      ref := NULL;
+    END IF;
+    remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
+    RETURN NEXT;
+  END LOOP;
+  IF changed THEN
+    UPDATE ${n.table} SET win_count = cnt, win_start = v_start, win_ms = p_window,
+        expires_at = to_timestamp((v_start + p_window) / 1000)
+      WHERE ${WHERE("v_kind")};
+  END IF;`
   )
 
 const fwPeek = (n: Names, spec: FunctionSpec) =>
@@ -1271,10 +1385,12 @@ ${fwAlign}
 
 const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   tb_take: tbTake,
+  tb_take_many: tbTakeMany,
   tb_peek: tbPeek,
   sw_take: swTake,
   sw_peek: swPeek,
   fw_take: fwTake,
+  fw_take_many: fwTakeMany,
   fw_peek: fwPeek,
   cc_acquire: ccAcquire,
   cc_renew: ccRenew,

@@ -15,6 +15,7 @@ import type { PostgresStoreOptions } from "../../PostgresStore.js"
 import { StoreError } from "../../RateLimitStore.js"
 import { toMillis } from "../store/options.js"
 import type * as Call from "./call.js"
+import type * as Coalesce from "./coalesce.js"
 
 /** @internal */
 export const ENGINE = "postgres"
@@ -86,4 +87,6 @@ export interface Driver {
   readonly settings: Settings
   readonly failures: Failures
   readonly call: Call.Call
+  /** The hot keys' takes coalesced (`coalesce.ts`). */
+  readonly coalescer: Coalesce.Coalescer
 }

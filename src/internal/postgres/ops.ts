@@ -28,6 +28,7 @@ import { StoreError } from "../../RateLimitStore.js"
 import { withMargin } from "../store/margin.js"
 import { tracer } from "../store/telemetry.js"
 import * as Call from "./call.js"
+import type * as Coalesce from "./coalesce.js"
 import { type Driver, ENGINE } from "./driver.js"
 import * as Schema from "./schema.js"
 
@@ -69,10 +70,13 @@ export const make = (driver: Driver): Operations => {
     async: !driver.settings.synchronousCommit,
     readCommitted: false
   }
+  // how the coalesced takes are sent, made once
+  const tb = tbSender(env)
+  const fw = fwSender(env)
   return {
-    tokenBucket: (req) => tokenBucket(env, req),
+    tokenBucket: (req) => tokenBucket(env, tb, req),
     slidingWindow: (req) => slidingWindow(env, req),
-    fixedWindow: (req) => fixedWindow(env, req),
+    fixedWindow: (req) => fixedWindow(env, fw, req),
     acquireSlot: (req) => acquireSlot(env, req),
     renewSlot: (req) => renewSlot(env, req),
     releaseSlot: (req) => releaseSlot(env, req),
@@ -134,22 +138,23 @@ const write = (
   limiter: string,
   call: pgSql.FunctionCall,
   undoLate?: (rows: ReadonlyArray<Row> | undefined) => Effect.Effect<void>
-) => {
+) => decide(env, operation, limiter, writing(env, call), undoLate)
+
+/** The statement of a write (see {@link write}). */
+const writing = (env: Env, call: pgSql.FunctionCall): Call.Statement<ReadonlyArray<Row>> => {
   const run = (conn: Sql.Connection) =>
     Sql.callFunction(conn, call, { readCommitted: env.readCommitted, boundMs: env.lockMs })
-  return decide(
-    env,
-    operation,
-    limiter,
-    attempt(env, (conn) =>
-      Effect.catchIf(run(conn), isIsolationRefused, () =>
-        Effect.suspend(() => {
-          env.readCommitted = true
-          return run(conn)
-        }))),
-    undoLate
-  )
+  return attempt(env, (conn) =>
+    Effect.catchIf(run(conn), isIsolationRefused, () =>
+      Effect.suspend(() => {
+        env.readCommitted = true
+        return run(conn)
+      })))
 }
+
+/** A write of a coalesced take (`coalesce.ts`), within `ms`, untraced (its callers' spans are). */
+const send = (env: Env, operation: string, ms: number, call: pgSql.FunctionCall) =>
+  Call.bounded(env.driver.call, operation, ms, writing(env, call), true)
 
 /** `spec` called with `values`. */
 const callOf = (spec: pgSql.FunctionSpec, values: ReadonlyArray<pgSql.ArgValue>): pgSql.FunctionCall => ({ spec, values })
@@ -216,12 +221,39 @@ const boolean = (env: Env, operation: string) => (rows: ReadonlyArray<Row>) =>
 
 const interval = (ratePerSecond: number) => 1000 / ratePerSecond
 
-const tokenBucket = (env: Env, req: TokenBucketRequest) =>
-  guard("tokenBucket", [req.limiter, req.key], () =>
-    write(
+/**
+ * The lane of a coalesced take: its kind, limiter, key and parameters (NUL cannot occur in a
+ * limiter id or key: refused by `guard`).
+ */
+const laneKey = (kind: string, limiter: string, key: string, a: number, b: number) =>
+  `${kind}\u0000${limiter}\u0000${key}\u0000${a}\u0000${b}`
+
+/** The decisions of a batch function's rows, `[ord, allowed, …]` each, in order. */
+const decisionsOf = (env: Env, operation: string, limit: number, count: number) => (rows: ReadonlyArray<Row>) => {
+  const out: Array<StoreDecision> = []
+  for (const [i, row] of rows.entries()) {
+    const d = num(row[0]) === i + 1 ? decisionOf(env, limit, row.slice(1)) : undefined
+    if (d === undefined) return Effect.fail(env.driver.failures.fail(operation, "unexpected row"))
+    out.push(d)
+  }
+  return out.length === count
+    ? Effect.succeed(out)
+    : Effect.fail(env.driver.failures.fail(operation, `${count} takes answered ${out.length} rows`))
+}
+
+/** The first of a batch's requests (a batch is never empty). */
+const head = <A>(env: Env, operation: string, reqs: ReadonlyArray<A>): Effect.Effect<A, StoreError> => {
+  const first = reqs[0]
+  return first === undefined ? Effect.fail(env.driver.failures.fail(operation, "an empty batch")) : Effect.succeed(first)
+}
+
+const tbSender = (env: Env): Coalesce.Sender<TokenBucketRequest, StoreDecision> => ({
+  operation: "tokenBucket",
+  one: (req) =>
+    send(
       env,
       "tokenBucket",
-      req.limiter,
+      env.driver.settings.timeoutMs,
       callOf(env.driver.specs.tb_take, [
         req.limiter,
         req.key,
@@ -232,7 +264,69 @@ const tokenBucket = (env: Env, req: TokenBucketRequest) =>
         env.lockMs,
         env.async
       ])
-    ).pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst))))
+    ).pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst))),
+  many: (reqs, ms) =>
+    Effect.flatMap(head(env, "tokenBucket", reqs), (first) =>
+      send(
+        env,
+        "tokenBucket",
+        ms,
+        callOf(env.driver.specs.tb_take_many, [
+          first.limiter,
+          first.key,
+          interval(first.ratePerSecond),
+          first.burst,
+          reqs.map((r) => r.cost),
+          reqs.map((r) => Math.max(0, r.maxWaitMs)),
+          env.lockMs,
+          env.async
+        ])
+      ).pipe(Effect.flatMap(decisionsOf(env, "tokenBucket", first.burst, reqs.length))))
+})
+
+const fwSender = (env: Env): Coalesce.Sender<WindowRequest, StoreDecision> => ({
+  operation: "fixedWindow",
+  one: (req) =>
+    send(
+      env,
+      "fixedWindow",
+      env.driver.settings.timeoutMs,
+      callOf(env.driver.specs.fw_take, [
+        req.limiter,
+        req.key,
+        req.limit,
+        Math.max(1, req.windowMs),
+        req.cost,
+        env.lockMs,
+        env.async
+      ])
+    ).pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit))),
+  many: (reqs, ms) =>
+    Effect.flatMap(head(env, "fixedWindow", reqs), (first) =>
+      send(
+        env,
+        "fixedWindow",
+        ms,
+        callOf(env.driver.specs.fw_take_many, [
+          first.limiter,
+          first.key,
+          first.limit,
+          Math.max(1, first.windowMs),
+          reqs.map((r) => r.cost),
+          env.lockMs,
+          env.async
+        ])
+      ).pipe(Effect.flatMap(decisionsOf(env, "fixedWindow", first.limit, reqs.length))))
+})
+
+/** A token bucket take, coalesced with the concurrent takes of its key (`coalesce.ts`). */
+const tokenBucket = (env: Env, sender: Coalesce.Sender<TokenBucketRequest, StoreDecision>, req: TokenBucketRequest) =>
+  guard("tokenBucket", [req.limiter, req.key], () =>
+    traced(
+      "tokenBucket",
+      req.limiter,
+      env.driver.coalescer.run(laneKey("tb", req.limiter, req.key, req.ratePerSecond, req.burst), req, sender)
+    ))
 
 const slidingWindow = (env: Env, req: WindowRequest) =>
   guard("slidingWindow", [req.limiter, req.key], () =>
@@ -243,22 +337,14 @@ const slidingWindow = (env: Env, req: WindowRequest) =>
       callOf(env.driver.specs.sw_take, [req.limiter, req.key, req.limit, req.windowMs, req.cost, env.lockMs, env.async])
     ).pipe(Effect.flatMap(decision(env, "slidingWindow", req.limit))))
 
-const fixedWindow = (env: Env, req: WindowRequest) =>
+/** A fixed window take, coalesced with the concurrent takes of its key (`coalesce.ts`). */
+const fixedWindow = (env: Env, sender: Coalesce.Sender<WindowRequest, StoreDecision>, req: WindowRequest) =>
   guard("fixedWindow", [req.limiter, req.key], () =>
-    write(
-      env,
+    traced(
       "fixedWindow",
       req.limiter,
-      callOf(env.driver.specs.fw_take, [
-        req.limiter,
-        req.key,
-        req.limit,
-        Math.max(1, req.windowMs),
-        req.cost,
-        env.lockMs,
-        env.async
-      ])
-    ).pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit))))
+      env.driver.coalescer.run(laneKey("fw", req.limiter, req.key, req.limit, req.windowMs), req, sender)
+    ))
 
 const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, StoreError> =>
   guard("acquireSlot", [req.limiter, req.key, req.holder], () =>
