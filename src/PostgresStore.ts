@@ -16,7 +16,12 @@
  * Several limits in one call (`takeAll`) are one call of `<table>_take_all`: it locks the rows of
  * the call in one fixed order (no deadlock between calls), judges every take at one instant, and
  * charges all or none (a refused call leaves the table as it found it). `adjust` is one call of
- * the algorithm's adjust function. See docs/engines/postgres.md.
+ * the algorithm's adjust function.
+ *
+ * Hot keys are coalesced: token-bucket and fixed-window takes of this process on a key that has a
+ * statement in flight wait for it, then go as one call of `<table>_tb_take_many` /
+ * `<table>_fw_take_many`, decided in arrival order on one row lock, each caller its own decision
+ * (`internal/postgres/coalesce.ts`). See docs/engines/postgres.md.
  *
  * @since 0.1.0
  */
