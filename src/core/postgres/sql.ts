@@ -316,6 +316,32 @@ const tbRemaining = (d: string) =>
 
 const VALID_INTERVAL = "p_interval > 0 AND p_interval < 'Infinity'::float8"
 
+/** An admitted take's answer, from `d = tat' − now` (a wait past the burst is a reservation's delay). */
+const tbAdmitted = `
+  allowed := true;
+  retry_after := 0;
+  reset_after := d;
+  delay := d - p_burst * p_interval;
+  IF delay <= ${EPS} THEN
+    delay := 0;
+    remaining := ${tbRemaining("d")};
+  ELSE
+    remaining := 0;
+  END IF;`
+
+/** A refused take of `cost`'s answer, from `d = max(tat − now, 0)` (a refusal writes nothing). */
+const tbRefused = (cost: string) => `
+  allowed := false;
+  delay := 0;
+  reset_after := d;
+  IF ${VALID_INTERVAL} THEN
+    remaining := ${tbRemaining("d")};
+    retry_after := CASE WHEN ${cost} <= p_burst THEN d + (${cost} - p_burst) * p_interval ELSE 'Infinity'::float8 END;
+  ELSE
+    remaining := 0;
+    retry_after := 'Infinity'::float8;
+  END IF;`
+
 /**
  * GCRA (`algorithm.ts`): with `d = max(tat − now, 0)`, admit when `d + (cost − burst)·T` is at
  * most the tolerance or `p_max_wait` (a reservation), storing `max(tat, now) + cost·T`. One
@@ -347,16 +373,7 @@ const tbTake = (n: Names, spec: FunctionSpec) =>
           VALUES (p_limiter, p_key, 'tb', clock_timestamp()) ON CONFLICT DO NOTHING;
       ELSE
         d := greatest(d, 0);
-        allowed := true;
-        retry_after := 0;
-        reset_after := d;
-        delay := d - p_burst * p_interval;
-        IF delay <= ${EPS} THEN
-          delay := 0;
-          remaining := ${tbRemaining("d")};
-        ELSE
-          remaining := 0;
-        END IF;
+${tbAdmitted}
         RETURN;
       END IF;
       IF attempt = 10 THEN RAISE EXCEPTION 'could not update the state row'; END IF;
@@ -367,16 +384,7 @@ const tbTake = (n: Names, spec: FunctionSpec) =>
   -- refused: the state as read now (a refusal writes nothing)
   now_ms := ${NOW};
   d := greatest(coalesce(v_tat - now_ms, 0), 0);
-  allowed := false;
-  delay := 0;
-  reset_after := d;
-  IF ${VALID_INTERVAL} THEN
-    remaining := ${tbRemaining("d")};
-    retry_after := CASE WHEN p_cost <= p_burst THEN d + (p_cost - p_burst) * p_interval ELSE 'Infinity'::float8 END;
-  ELSE
-    remaining := 0;
-    retry_after := 'Infinity'::float8;
-  END IF;`
+${tbRefused("p_cost")}`
   )
 
 /**
@@ -406,27 +414,9 @@ const tbTakeMany = (n: Names, spec: FunctionSpec) =>
       v_tat := greatest(v_tat, now_ms) + c * p_interval;
       changed := true;
       d := greatest(v_tat - now_ms, 0);
-      allowed := true;
-      retry_after := 0;
-      reset_after := d;
-      delay := d - p_burst * p_interval;
-      IF delay <= ${EPS} THEN
-        delay := 0;
-        remaining := ${tbRemaining("d")};
-      ELSE
-        remaining := 0;
-      END IF;
+${tbAdmitted}
     ELSE
-      allowed := false;
-      delay := 0;
-      reset_after := d;
-      IF ${VALID_INTERVAL} THEN
-        remaining := ${tbRemaining("d")};
-        retry_after := CASE WHEN c <= p_burst THEN d + (c - p_burst) * p_interval ELSE 'Infinity'::float8 END;
-      ELSE
-        remaining := 0;
-        retry_after := 'Infinity'::float8;
-      END IF;
+${tbRefused("c")}
     END IF;
     RETURN NEXT;
   END LOOP;
