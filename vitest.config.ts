@@ -10,6 +10,8 @@ const src = (file: string) => fileURLToPath(new URL(`./src/${file}`, import.meta
  */
 const timing = [
   "test/redis/accuracy.test.ts",
+  "test/postgres/accuracy.test.ts",
+  "test/nats/accuracy.test.ts",
   "test/redis/faults.test.ts",
   "test/postgres/robustness.test.ts",
   "test/postgres/stall.test.ts",

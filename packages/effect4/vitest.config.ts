@@ -72,6 +72,8 @@ const effect4Resolution = {
  */
 const timing = [
   "test/redis/accuracy.test.ts",
+  "test/postgres/accuracy.test.ts",
+  "test/nats/accuracy.test.ts",
   "test/redis/faults.test.ts",
   "test/postgres/robustness.test.ts",
   "test/postgres/stall.test.ts",
