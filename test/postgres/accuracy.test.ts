@@ -12,7 +12,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
+import { freshTable, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
 import { SqlClient } from "#fx/sql"
@@ -24,17 +24,30 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const WORKER = path.join(ROOT, "test/postgres/fixtures/worker.ts")
 const TABLE = freshTable()
 
+/**
+ * Drops the table and every function named `<table>_…` (as the bench's cleanup does): read from
+ * `pg_proc` with their argument lists, so an overload or a function the store adds later goes too.
+ */
+const dropTableAndFunctions = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    // the row type is the driver's generic parameter: the query names the one text column `f`
+    const functions = yield* sql.unsafe<{ readonly f: string }>(
+      `SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS f
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND starts_with(p.proname, $1)`,
+      [`${TABLE}_`]
+    )
+    yield* Sql.script(
+      sql,
+      [`DROP TABLE IF EXISTS "public"."${TABLE}"`, ...functions.map((row) => `DROP FUNCTION IF EXISTS ${row.f}`)].join(";\n")
+    )
+  })
+
 /** The store's table, installed before the workers start (they find it), dropped with its functions at the end. */
 const TableLive = T.layerScopedDiscard(
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* Effect.addFinalizer(() =>
-      Sql.script(
-        sql,
-        [`DROP TABLE IF EXISTS "public"."${TABLE}"`, ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)]
-          .join(";\n")
-      ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
-    )
+    yield* Effect.addFinalizer(() => dropTableAndFunctions(sql).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore))
     yield* PostgresStore.make({ tableName: TABLE })
   })
 ).pipe(Layer.provide(Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 2 })))
