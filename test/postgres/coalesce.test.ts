@@ -4,8 +4,8 @@
  * concurrent takes of one process on one key reach the server as a few statements, not one each
  * (counted by a trigger on the table: one row write per statement that admits); every caller gets
  * its own decision, admitted in arrival order, the bounds unchanged; reservations in one batch
- * are booked one after another; a queued caller interrupted before its batch is sent is not
- * charged; queued callers settle within `statementTimeout` when the statement before them hangs.
+ * are booked one after another; a batch the server rejects fails only the take that caused it; a
+ * queued caller interrupted before its batch is sent is not charged; queued callers settle within `statementTimeout` when the statement before them hangs.
  */
 import { assert, layer } from "#test/vitest"
 import { Effect, Fiber, Layer, Redacted } from "effect"
@@ -30,7 +30,8 @@ const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 10 })
 
 /**
  * The store's table with a trigger that counts the row writes per limiter (and holds the update of
- * a limiter named `slow-…` for 1 s, a statement in flight long enough to queue behind); all of it
+ * a limiter named `slow-…` for 0.3 s, a statement in flight long enough to queue behind, and of
+ * `stall-…` for 1 s, past a short `statementTimeout`); all of it
  * dropped when the layer is released.
  */
 const setUp = T.layerScopedDiscard(
@@ -53,7 +54,8 @@ const setUp = T.layerScopedDiscard(
     yield* sql.unsafe(
       `CREATE FUNCTION ${COUNT}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
         INSERT INTO ${WRITES} VALUES (NEW.limiter);
-        IF NEW.limiter LIKE 'slow-%' THEN PERFORM pg_sleep(1); END IF;
+        IF NEW.limiter LIKE 'slow-%' THEN PERFORM pg_sleep(0.3); END IF;
+        IF NEW.limiter LIKE 'stall-%' THEN PERFORM pg_sleep(1); END IF;
         RETURN NEW;
       END $f$`
     )
@@ -139,12 +141,31 @@ describeWhenUp(available)("PostgresStore: hot keys coalesced", () => {
         assert.isFalse(over.allowed, "the bookings count: a short wait is refused")
       }))
 
+    it.effect("a batch the server rejects (one caller's cost overflows float8) fails that caller only", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("overflow")
+        // (cost − burst) · interval overflows float8 for a cost of −1e308: the server raises 22003
+        const BAD = -1e308
+        const req = { limiter, key: "k", ratePerSecond: 1, burst: 100, cost: 1, maxWaitMs: 0 }
+        const alone = yield* Effect.flip(store.tokenBucket({ ...req, cost: BAD }))
+        assert.strictEqual(alone.kind, "rejected", `alone: ${alone.message}`)
+        // the first take goes alone, the next 9 wait and go as one batch with the bad one among them
+        const costs = [1, 1, 1, BAD, 1, 1, 1, 1, 1, 1]
+        const results = yield* Effect.all(costs.map((cost) => T.result(store.tokenBucket({ ...req, cost }))), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(results.map(T.isOk), costs.map((c) => c === 1))
+        const errors = results.flatMap((r) => (T.isOk(r) ? [] : [T.errOf(r)]))
+        assert.deepStrictEqual(errors.map((e) => e.kind), ["rejected"])
+      }))
+
     it.effect("a queued caller interrupted before its batch is sent is not charged", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore
         const limiter = fresh("slow-interrupt")
         const req = { limiter, key: "k", limit: 100, windowMs: DAY, cost: 1 }
-        // the first take creates the row; the next one is held 1 s by the trigger, in flight
+        // the first take creates the row; the next one is held 0.3 s by the trigger, in flight
         assert.isTrue((yield* store.fixedWindow(req)).allowed)
         const leader = yield* T.fork(store.fixedWindow(req))
         yield* T.yieldNow
@@ -161,7 +182,7 @@ describeWhenUp(available)("PostgresStore: hot keys coalesced", () => {
     it.scoped("callers queued behind a statement that hangs settle within statementTimeout", () =>
       Effect.gen(function*() {
         const store = yield* PostgresStore.make({ tableName: TABLE, statementTimeout: "300 millis" })
-        const limiter = fresh("slow-deadline")
+        const limiter = fresh("stall-deadline")
         const req = { limiter, key: "k", ratePerSecond: 1, burst: 100, cost: 1, maxWaitMs: 0 }
         const start = Date.now()
         const results = yield* Effect.all(Array.from({ length: 10 }, () => T.result(store.tokenBucket(req))), {

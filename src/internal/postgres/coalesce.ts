@@ -15,7 +15,9 @@
  * fails with `StoreError` before the batch is sent (its take is not applied). An interrupted
  * waiting take leaves the queue (not applied); one interrupted while its batch is in flight is
  * dropped from the answers (its take may be applied, as an interrupted single statement may). A
- * failed batch fails every member with its error. When the store's scope closes, every waiting
+ * failed batch fails every member with its error, but for a batch the server rejected (the request
+ * itself, `kind: "rejected"`): its takes are then sent again one at a time, so that one caller's
+ * input (a cost that overflows) fails that caller only. When the store's scope closes, every waiting
  * member fails with `StoreError` ("the store is closed").
  *
  * @internal
@@ -113,13 +115,49 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
               )
             })
           }),
-        onFailure: (e) =>
-          Effect.sync(() => {
+        onFailure: (e) => {
+          if (e.kind === "rejected" && batch.length > 1) return oneByOne(lane, batch, sender)
+          return Effect.sync(() => {
             lane.inFlight = []
             for (const m of batch) settle(m, Effect.fail(e))
           })
+        }
       })
     }
+
+    /**
+     * A batch the server rejected (the request itself: one member's cost overflowing, say) is sent
+     * again one take at a time, in arrival order, each within its own deadline: only the take that
+     * is refused fails, not the callers that shared its batch.
+     */
+    const oneByOne = <I, R>(lane: Lane<I, R>, batch: ReadonlyArray<Member<I, R>>, sender: Sender<I, R>): Effect.Effect<void> =>
+      Effect.ensuring(
+        Effect.forEach(batch, (m) =>
+          Effect.suspend(() => {
+            if (m.cancelled) return Effect.void
+            const ms = m.deadline - Fx.nowMillisUnsafe(clock)
+            if (ms <= 0) {
+              settle(m, Effect.fail(failures.fail(sender.operation, `no answer within ${timeoutMs} ms`)))
+              return Effect.void
+            }
+            return Effect.matchEffect(sender.many([m.input], ms), {
+              onSuccess: (answers) =>
+                Effect.sync(() => {
+                  const answer = answers[0]
+                  settle(
+                    m,
+                    answer === undefined
+                      ? Effect.fail(failures.fail(sender.operation, "the take answered no row"))
+                      : Effect.succeed(answer)
+                  )
+                }),
+              onFailure: (e) => Effect.sync(() => settle(m, Effect.fail(e)))
+            })
+          }), { discard: true }),
+        Effect.sync(() => {
+          lane.inFlight = []
+        })
+      )
 
     /** Sends `lane`'s queue, batch after batch, until it is empty; on interruption (the store closing) fails who waits. */
     const drive = <I, R>(laneKey: string, lane: Lane<I, R>, sender: Sender<I, R>): Effect.Effect<void> => {
