@@ -4,93 +4,19 @@
  * warmed up, from an instant every process is told on a signal. The admissions that proceed within
  * the 5 s must be within [0.97, 1.00] × (burst + 100·5), never above.
  */
-import { assert, layer } from "#test/vitest"
-import { Clock, Effect, Layer } from "effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import * as path from "node:path"
-import * as readline from "node:readline"
-import { fileURLToPath } from "node:url"
+import { layer } from "#test/vitest"
+import { Layer } from "effect"
+import { rateAccuracy } from "../utils/accuracy.js"
 import { dropBucket, URL } from "../utils/nats.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 
 const available = await requireService("NATS", "127.0.0.1", 4222)
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
-const WORKER = path.join(ROOT, "test/nats/fixtures/worker.ts")
 const BUCKET = `rs-accuracy-${crypto.randomUUID()}`
-
-const PROCESSES = 4
-const FIBERS = 50
-const RATE = 100
-const BURST = 10
-const DURATION_MS = 5000
-
-interface Child {
-  readonly process: ChildProcessWithoutNullStreams
-  /** The next stdout line. */
-  readonly line: () => Promise<string>
-}
-
-/** The node flags this run uses (the Effect 4 run loads its own register hook), for the workers too. */
-const execArgv = process.execArgv.some((a) => a.includes("tsx")) ? process.execArgv : [...process.execArgv, "--import", "tsx"]
-
-/** Spawns a worker; killed (SIGKILL) when the scope closes. */
-const worker = (args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync((): Child => {
-      const child = spawn(process.execPath, [...execArgv, WORKER, ...args], { cwd: ROOT, env: process.env })
-      const lines: Array<string> = []
-      const waiting: Array<(line: string) => void> = []
-      let stderr = ""
-      child.stderr.on("data", (chunk) => {
-        stderr += String(chunk)
-      })
-      readline.createInterface({ input: child.stdout }).on("line", (line) => {
-        const next = waiting.shift()
-        if (next) next(line)
-        else lines.push(line)
-      })
-      const line = () =>
-        new Promise<string>((resolve, reject) => {
-          const first = lines.shift()
-          if (first !== undefined) return resolve(first)
-          waiting.push(resolve)
-          child.once("exit", (code) => reject(new Error(`worker exited with ${code}: ${stderr}`)))
-        })
-      return { process: child, line }
-    }),
-    (child) => Effect.sync(() => child.process.kill("SIGKILL"))
-  )
 
 describeWhenUp(available)("NatsStore multi-process accuracy (4 processes × 50 fibers)", () => {
   layer(Layer.empty.pipe(Layer.provideMerge(dropBucket(BUCKET))), { timeout: "60 seconds", excludeTestServices: true })((it) => {
     it.scoped("one limiter of 100/s, burst 10, admits [0.97, 1.0] × (burst + 100·5) in 5 s", () =>
-      Effect.gen(function*() {
-        const rateId = `acc-${crypto.randomUUID()}`
-        const children = yield* Effect.all(
-          Array.from({ length: PROCESSES }, () =>
-            worker(["accuracy", URL, BUCKET, rateId, String(FIBERS), String(DURATION_MS), String(RATE), String(BURST)])),
-          { concurrency: "unbounded" }
-        )
-        const ready = yield* Effect.promise(() => Promise.all(children.map((c) => c.line())))
-        assert.deepStrictEqual(ready, children.map(() => "ready"))
-        const startAt = (yield* Clock.currentTimeMillis) + 300
-        for (const c of children) c.process.stdin.write(`go ${startAt}\n`)
-        const results = yield* Effect.promise(() =>
-          Promise.all(children.map((c) => c.line().then((l): { admitted: number; refused: number; first: number; last: number } => JSON.parse(l))))
-        )
-        const admitted = results.reduce((n, r) => n + r.admitted, 0)
-        const bound = BURST + RATE * (DURATION_MS / 1000)
-        console.log(
-          `NATS accuracy: admitted ${admitted} of bound ${bound} (${(admitted / bound).toFixed(4)}), per process ${
-            results.map((r) => r.admitted).join("/")
-          }, refusals ${results.map((r) => r.refused).join("/")}, first admission ${
-            results.map((r) => r.first).join("/")
-          } ms after the start, last ${results.map((r) => r.last).join("/")} ms before the end`
-        )
-        assert.isTrue(admitted <= bound, `admitted ${admitted} > ${bound}`)
-        assert.isTrue(admitted >= 0.97 * bound, `admitted ${admitted} < 0.97 × ${bound}`)
-        assert.isTrue(results.every((r) => r.admitted > 0), "every process was admitted some")
-      }))
+      rateAccuracy("NATS", "test/nats/fixtures/worker.ts", (rateId) => ["accuracy", URL, BUCKET, rateId]))
   })
 })
