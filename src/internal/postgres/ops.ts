@@ -354,7 +354,8 @@ const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, St
       req.limiter,
       callOf(env.driver.specs.cc_acquire, [req.limiter, req.key, req.holder, req.limit, req.leaseMs, env.lockMs, env.async]),
       // granted after its caller gave up, or cancelled (perhaps granted): released
-      (rows) => (rows === undefined || rows[0]?.[0] === true ? releaseLate(env, req) : Effect.void)
+      (rows) =>
+        rows === undefined ? releaseLate(env, req, true) : rows[0]?.[0] === true ? releaseLate(env, req, false) : Effect.void
     ).pipe(
       Effect.flatMap((rows) => firstRow(env, "acquireSlot", rows)),
       Effect.map((row): SlotDecision => {
@@ -369,18 +370,22 @@ const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, St
     ))
 
 /**
- * An acquire that timed out for its caller, then landed with the lease granted (or was cancelled,
- * perhaps after granting it): nobody renews or releases that lease, so it is released (best
- * effort, in a fiber of its own: up to 3 tries, `statementTimeout / 2` apart; errors ignored). The
- * limiter never reuses the holder of an acquire that failed. A late renew is harmless: its caller
- * renews again or releases.
+ * An acquire that timed out for its caller, then landed with the lease granted (`perhaps` false),
+ * or was cancelled, perhaps after granting it or before a grant that is still on its way
+ * (`perhaps` true): nobody renews or releases that lease, so it is released (best effort, in a
+ * fiber of its own, `statementTimeout / 2` apart; errors ignored). A granted lease takes up to 3
+ * tries, until one release answers. A cancelled acquire's grant can reach the server after the
+ * first release (the cancel lands before the statement runs, the release goes on another
+ * connection): its release is tried up to 5 times, until one finds the lease. The limiter never
+ * reuses the holder of an acquire that failed. A late renew is harmless: its caller renews again
+ * or releases.
  */
-const releaseLate = (env: Env, req: SlotRequest): Effect.Effect<void> => {
-  const once = Effect.orElseSucceed(Effect.as(releaseSlot(env, req), true), () => false)
+const releaseLate = (env: Env, req: SlotRequest, perhaps: boolean): Effect.Effect<void> => {
+  const once = Effect.orElseSucceed(Effect.map(releaseSlot(env, req), (released) => released || !perhaps), () => false)
   const pause = Effect.sleep(Duration.millis(Math.max(10, env.driver.settings.timeoutMs / 2)))
   const loop = (left: number): Effect.Effect<void> =>
     Effect.flatMap(once, (done) => (done || left <= 0 ? Effect.void : Effect.andThen(pause, loop(left - 1))))
-  return loop(2)
+  return loop(perhaps ? 4 : 2)
 }
 
 const renewSlot = (env: Env, req: SlotRequest) =>
