@@ -7,18 +7,12 @@ import { assert, layer } from "#test/vitest"
 import { Clock, Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { RedisStore } from "effect-rate-sync/redis"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import * as path from "node:path"
-import * as readline from "node:readline"
-import { fileURLToPath } from "node:url"
+import { worker as spawnWorker } from "../utils/accuracy.js"
 import { describeWhenUp } from "../utils/services.js"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "../utils/redisServer.js"
 import * as T from "#test/effect"
 
 const available = redisBinariesAvailable()
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
-const WORKER = path.join(ROOT, "test/redis/fixtures/worker.ts")
 
 const PROCESSES = 4
 const FIBERS = 50
@@ -35,39 +29,8 @@ const Live = T.layerUnwrap(
   })
 ).pipe(Layer.provideMerge(ServerLive))
 
-interface Child {
-  readonly process: ChildProcessWithoutNullStreams
-  /** The next stdout line. */
-  readonly line: () => Promise<string>
-}
-
-/** Spawns a worker; killed (SIGKILL) when the scope closes. */
-const worker = (args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync((): Child => {
-      const child = spawn(process.execPath, ["--import", "tsx", WORKER, ...args], { cwd: ROOT })
-      const lines: Array<string> = []
-      const waiting: Array<(line: string) => void> = []
-      let stderr = ""
-      child.stderr.on("data", (chunk) => {
-        stderr += String(chunk)
-      })
-      readline.createInterface({ input: child.stdout }).on("line", (line) => {
-        const next = waiting.shift()
-        if (next) next(line)
-        else lines.push(line)
-      })
-      const line = () =>
-        new Promise<string>((resolve, reject) => {
-          const first = lines.shift()
-          if (first !== undefined) return resolve(first)
-          waiting.push(resolve)
-          child.once("exit", (code) => reject(new Error(`worker exited with ${code}: ${stderr}`)))
-        })
-      return { process: child, line }
-    }),
-    (child) => Effect.sync(() => child.process.kill("SIGKILL"))
-  )
+/** A worker process of this test (killed when the scope closes), with this run's node flags. */
+const worker = (args: ReadonlyArray<string>) => spawnWorker("test/redis/fixtures/worker.ts", args)
 
 describeWhenUp(available)("RedisStore multi-process accuracy (4 processes × 50 fibers)", () => {
   layer(Live, { timeout: "60 seconds", excludeTestServices: true })((it) => {
