@@ -50,8 +50,8 @@ interface Lane<I, R> {
 export interface Sender<I, R> {
   readonly operation: string
   readonly one: (input: I) => Effect.Effect<R, StoreError>
-  /** One answer per input, in order. */
-  readonly many: (inputs: ReadonlyArray<I>, ms: number) => Effect.Effect<ReadonlyArray<R>, StoreError>
+  /** One answer per input, in order; `first` is `inputs[0]` (a batch is never empty). */
+  readonly many: (first: I, inputs: ReadonlyArray<I>, ms: number) => Effect.Effect<ReadonlyArray<R>, StoreError>
 }
 
 /** @internal */
@@ -72,6 +72,10 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
     const storeScope = yield* Effect.scope
     // one map for every kind of take: a lane's members all have the types of its first sender
     const lanes = new Map<string, Lane<unknown, unknown>>()
+
+    /** A take's answer out of its batch's answers (`undefined`: the batch answered fewer). */
+    const answerOf = <I, R>(sender: Sender<I, R>, answer: R | undefined): Effect.Effect<R, StoreError> =>
+      answer === undefined ? Effect.fail(failures.fail(sender.operation, "the batch answered no decision for the take")) : Effect.succeed(answer)
 
     const settle = <I, R>(m: Member<I, R>, effect: Effect.Effect<R, StoreError>) => {
       if (m.cancelled) return
@@ -96,24 +100,22 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
       return batch
     }
 
-    const runBatch = <I, R>(lane: Lane<I, R>, batch: ReadonlyArray<Member<I, R>>, sender: Sender<I, R>): Effect.Effect<void> => {
+    const runBatch = <I, R>(
+      lane: Lane<I, R>,
+      first: Member<I, R>,
+      batch: ReadonlyArray<Member<I, R>>,
+      sender: Sender<I, R>
+    ): Effect.Effect<void> => {
       let deadline = Infinity
       for (const m of batch) deadline = Math.min(deadline, m.deadline)
       lane.inFlight = batch
       const ms = Math.max(1, deadline - Fx.nowMillisUnsafe(clock))
-      return Effect.matchEffect(sender.many(batch.map((m) => m.input), ms), {
+      // the sender answers one decision per take, in order (it checks the rows it reads)
+      return Effect.matchEffect(sender.many(first.input, batch.map((m) => m.input), ms), {
         onSuccess: (answers) =>
           Effect.sync(() => {
             lane.inFlight = []
-            batch.forEach((m, i) => {
-              const answer = answers[i]
-              settle(
-                m,
-                answers.length === batch.length && answer !== undefined
-                  ? Effect.succeed(answer)
-                  : Effect.fail(failures.fail(sender.operation, `the batch of ${batch.length} takes answered ${answers.length} rows`))
-              )
-            })
+            batch.forEach((m, i) => settle(m, answerOf(sender, answers[i])))
           }),
         onFailure: (e) => {
           if (e.kind === "rejected" && batch.length > 1) return oneByOne(lane, batch, sender)
@@ -140,17 +142,8 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
               settle(m, Effect.fail(failures.fail(sender.operation, `no answer within ${timeoutMs} ms`)))
               return Effect.void
             }
-            return Effect.matchEffect(sender.many([m.input], ms), {
-              onSuccess: (answers) =>
-                Effect.sync(() => {
-                  const answer = answers[0]
-                  settle(
-                    m,
-                    answer === undefined
-                      ? Effect.fail(failures.fail(sender.operation, "the take answered no row"))
-                      : Effect.succeed(answer)
-                  )
-                }),
+            return Effect.matchEffect(sender.many(m.input, [m.input], ms), {
+              onSuccess: (answers) => Effect.sync(() => settle(m, answerOf(sender, answers[0]))),
               onFailure: (e) => Effect.sync(() => settle(m, Effect.fail(e)))
             })
           }), { discard: true }),
@@ -163,7 +156,8 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
     const drive = <I, R>(laneKey: string, lane: Lane<I, R>, sender: Sender<I, R>): Effect.Effect<void> => {
       const loop: Effect.Effect<void> = Effect.suspend(() => {
         const batch = nextBatch(laneKey, lane, sender)
-        return batch === undefined ? Effect.void : Effect.andThen(runBatch(lane, batch, sender), loop)
+        const first = batch?.[0]
+        return batch === undefined || first === undefined ? Effect.void : Effect.andThen(runBatch(lane, first, batch, sender), loop)
       })
       // interruptible even when forked from a finalizer (a first take's `ensuring`), so that the
       // store's scope closing stops it

@@ -241,12 +241,6 @@ const decisionsOf = (env: Env, operation: string, limit: number, count: number) 
     : Effect.fail(env.driver.failures.fail(operation, `${count} takes answered ${out.length} rows`))
 }
 
-/** The first of a batch's requests (a batch is never empty). */
-const head = <A>(env: Env, operation: string, reqs: ReadonlyArray<A>): Effect.Effect<A, StoreError> => {
-  const first = reqs[0]
-  return first === undefined ? Effect.fail(env.driver.failures.fail(operation, "an empty batch")) : Effect.succeed(first)
-}
-
 const tbSender = (env: Env): Coalesce.Sender<TokenBucketRequest, StoreDecision> => ({
   operation: "tokenBucket",
   one: (req) =>
@@ -265,23 +259,22 @@ const tbSender = (env: Env): Coalesce.Sender<TokenBucketRequest, StoreDecision> 
         env.async
       ])
     ).pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst))),
-  many: (reqs, ms) =>
-    Effect.flatMap(head(env, "tokenBucket", reqs), (first) =>
-      send(
-        env,
-        "tokenBucket",
-        ms,
-        callOf(env.driver.specs.tb_take_many, [
-          first.limiter,
-          first.key,
-          interval(first.ratePerSecond),
-          first.burst,
-          reqs.map((r) => r.cost),
-          reqs.map((r) => Math.max(0, r.maxWaitMs)),
-          env.lockMs,
-          env.async
-        ])
-      ).pipe(Effect.flatMap(decisionsOf(env, "tokenBucket", first.burst, reqs.length))))
+  many: (first, reqs, ms) =>
+    send(
+      env,
+      "tokenBucket",
+      ms,
+      callOf(env.driver.specs.tb_take_many, [
+        first.limiter,
+        first.key,
+        interval(first.ratePerSecond),
+        first.burst,
+        reqs.map((r) => r.cost),
+        reqs.map((r) => Math.max(0, r.maxWaitMs)),
+        env.lockMs,
+        env.async
+      ])
+    ).pipe(Effect.flatMap(decisionsOf(env, "tokenBucket", first.burst, reqs.length)))
 })
 
 const fwSender = (env: Env): Coalesce.Sender<WindowRequest, StoreDecision> => ({
@@ -301,22 +294,21 @@ const fwSender = (env: Env): Coalesce.Sender<WindowRequest, StoreDecision> => ({
         env.async
       ])
     ).pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit))),
-  many: (reqs, ms) =>
-    Effect.flatMap(head(env, "fixedWindow", reqs), (first) =>
-      send(
-        env,
-        "fixedWindow",
-        ms,
-        callOf(env.driver.specs.fw_take_many, [
-          first.limiter,
-          first.key,
-          first.limit,
-          Math.max(1, first.windowMs),
-          reqs.map((r) => r.cost),
-          env.lockMs,
-          env.async
-        ])
-      ).pipe(Effect.flatMap(decisionsOf(env, "fixedWindow", first.limit, reqs.length))))
+  many: (first, reqs, ms) =>
+    send(
+      env,
+      "fixedWindow",
+      ms,
+      callOf(env.driver.specs.fw_take_many, [
+        first.limiter,
+        first.key,
+        first.limit,
+        Math.max(1, first.windowMs),
+        reqs.map((r) => r.cost),
+        env.lockMs,
+        env.async
+      ])
+    ).pipe(Effect.flatMap(decisionsOf(env, "fixedWindow", first.limit, reqs.length)))
 })
 
 /** A token bucket take, coalesced with the concurrent takes of its key (`coalesce.ts`). */
