@@ -186,6 +186,7 @@ export const make = (timeoutMs: number, failures: Failures): Effect.Effect<Coale
         const lane = lanes.get(laneKey) as Lane<I, R> | undefined
         if (lane === undefined) {
           const fresh: Lane<I, R> = { queue: [], inFlight: [] }
+          // the same boundary, stored: the map holds lanes of every sender's types
           lanes.set(laneKey, fresh as Lane<unknown, unknown>)
           return Effect.ensuring(sender.one(input), handOver(laneKey, fresh, sender))
         }
