@@ -202,6 +202,16 @@ local limit = tonumber(ARGV[2])
 local nowMs = math.floor(now / 1000)
 local endMs = nowMs - nowMs % win + win
 local toEnd = endMs * 1000 - now
+-- The key lives at least to the window's end. The expiry is relative (PEXPIRE): the server counts
+-- it from its clock when the call runs. An absolute PEXPIREAT computed from the script's now can
+-- be in the past by then (a batch of many calls runs for more than a millisecond), and Redis
+-- 7.0 deletes such a key at once: the window's count would be lost and later calls of the same
+-- batch, still in that window, admitted again.
+local function expireAtEnd()
+  local left = endMs - nowMs
+  local ttl = redis.call('PTTL', k)
+  if ttl < 0 or ttl < left then redis.call('PEXPIRE', k, left) end
+end
 `
 
 /**
@@ -210,11 +220,11 @@ local toEnd = endMs * 1000 - now
  * window's and counts as empty, so expiry only frees memory and never decides a count (a window's
  * last millisecond cannot over-admit). Each length keeps its own count: while a limiter's window is
  * being changed (a rolling deploy), processes on the old and the new length never reset each
- * other's count, each enforces its own limit. The key expires at the latest end of the windows it
- * holds (`PTTL`; `PEXPIRETIME` would need Redis 7). The first take of a window drops the counters
- * of other lengths whose windows are over, so a retired length leaves nothing behind. A refusal
- * writes nothing. ARGV: window (ms), limit, cost. An admission answers the window's start (ms) as
- * its ref.
+ * other's count, each enforces its own limit. The key lives at least to the latest end of the
+ * windows it holds (`PTTL`, then a relative `PEXPIRE`: see `expireAtEnd`; `PEXPIRETIME` would need
+ * Redis 7). The first take of a window drops the counters of other lengths whose windows are over,
+ * so a retired length leaves nothing behind. A refusal writes nothing. ARGV: window (ms), limit,
+ * cost. An admission answers the window's start (ms) as its ref.
  *
  * @internal
  */
@@ -236,8 +246,7 @@ if cost <= limit and count + cost <= limit then
       end
     end
     redis.call('HSET', k, wf, endMs, nf, cost)
-    local ttl = redis.call('PTTL', k)
-    if ttl < 0 or nowMs + ttl < endMs then redis.call('PEXPIREAT', k, endMs) end
+    expireAtEnd()
   else
     redis.call('HINCRBY', k, nf, cost)
   end
@@ -691,8 +700,7 @@ if ARGV[4] == string.format('%d', endMs - win) then
   applied = nc - count
   if applied ~= 0 then
     redis.call('HSET', k, wf, endMs, nf, nc)
-    local ttl = redis.call('PTTL', k)
-    if ttl < 0 or nowMs + ttl < endMs then redis.call('PEXPIREAT', k, endMs) end
+    expireAtEnd()
     count = nc
   end
 end
