@@ -50,11 +50,13 @@ export interface Names {
 export const FUNCTIONS = [
   "tb_take",
   "tb_take_many",
+  "tb_take_keys",
   "tb_peek",
   "sw_take",
   "sw_peek",
   "fw_take",
   "fw_take_many",
+  "fw_take_keys",
   "fw_peek",
   "cc_acquire",
   "cc_renew",
@@ -139,16 +141,35 @@ export interface FunctionSpec {
 const LIMITER_KEY: ReadonlyArray<readonly [string, ArgType]> = [["p_limiter", "text"], ["p_key", "text"]]
 const WRITE_TAIL: ReadonlyArray<readonly [string, ArgType]> = [["p_lock_ms", "int"], ["p_async", "boolean"]]
 
+/** A token bucket take's own arguments (its write tail apart). */
+const TB_TAKE: ReadonlyArray<readonly [string, ArgType]> = [
+  ...LIMITER_KEY,
+  ["p_interval", "float8"],
+  ["p_burst", "float8"],
+  ["p_cost", "float8"],
+  ["p_max_wait", "float8"]
+]
+/** A fixed window take's own arguments (its write tail apart). */
+const FW_TAKE: ReadonlyArray<readonly [string, ArgType]> = [
+  ...LIMITER_KEY,
+  ["p_limit", "float8"],
+  ["p_window", "float8"],
+  ["p_cost", "float8"]
+]
+
+/** The scalar type of an array argument's elements. */
+const ELEMENT = { text: "text[]", float8: "float8[]" } as const
+
+/**
+ * A keys function's arguments (see {@link keysCall}): each of a single take's, as an array of
+ * one value per take, named with an `s` (`p_limiter` → `p_limiters`).
+ */
+const keysArgs = (take: ReadonlyArray<readonly [string, ArgType]>): ReadonlyArray<readonly [string, ArgType]> =>
+  take.map(([name, type]) => [`${name}s`, type === "text" ? ELEMENT.text : ELEMENT.float8])
+
 /** The arguments of each function, in order. */
 const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
-  tb_take: [
-    ...LIMITER_KEY,
-    ["p_interval", "float8"],
-    ["p_burst", "float8"],
-    ["p_cost", "float8"],
-    ["p_max_wait", "float8"],
-    ...WRITE_TAIL
-  ],
+  tb_take: [...TB_TAKE, ...WRITE_TAIL],
   tb_take_many: [
     ...LIMITER_KEY,
     ["p_interval", "float8"],
@@ -157,10 +178,12 @@ const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
     ["p_max_waits", "float8[]"],
     ...WRITE_TAIL
   ],
+  tb_take_keys: [...keysArgs(TB_TAKE), ...WRITE_TAIL],
   tb_peek: [...LIMITER_KEY, ["p_interval", "float8"], ["p_burst", "float8"], ["p_cost", "float8"]],
   sw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
   sw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
-  fw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
+  fw_take: [...FW_TAKE, ...WRITE_TAIL],
+  fw_take_keys: [...keysArgs(FW_TAKE), ...WRITE_TAIL],
   fw_take_many: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_costs", "float8[]"], ...WRITE_TAIL],
   fw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
   cc_acquire: [...LIMITER_KEY, ["p_holder", "text"], ["p_limit", "float8"], ["p_lease", "float8"], ...WRITE_TAIL],
@@ -219,11 +242,13 @@ const specOf = (n: Names, name: FunctionName): FunctionSpec => {
 export const specs = (n: Names): Specs => ({
   tb_take: specOf(n, "tb_take"),
   tb_take_many: specOf(n, "tb_take_many"),
+  tb_take_keys: specOf(n, "tb_take_keys"),
   tb_peek: specOf(n, "tb_peek"),
   sw_take: specOf(n, "sw_take"),
   sw_peek: specOf(n, "sw_peek"),
   fw_take: specOf(n, "fw_take"),
   fw_take_many: specOf(n, "fw_take_many"),
+  fw_take_keys: specOf(n, "fw_take_keys"),
   fw_peek: specOf(n, "fw_peek"),
   cc_acquire: specOf(n, "cc_acquire"),
   cc_renew: specOf(n, "cc_renew"),
@@ -357,9 +382,20 @@ const tbTake = (n: Names, spec: FunctionSpec) =>
     spec,
     DECISION_OUT,
     "",
-    `  v_tat float8;
-  d float8;`,
-    `  IF p_cost <= p_burst AND ${VALID_INTERVAL} THEN
+    TB_DECLARE,
+    tbDecide(n, "RETURN;")
+  )
+
+const TB_DECLARE = `  v_tat float8;
+  d float8;`
+
+/**
+ * One take's decision (see {@link tbTake}) from `p_limiter`, `p_key`, `p_interval`, `p_burst`,
+ * `p_cost`, `p_max_wait`, into the OUT columns; `admitted` ends an admitted take (a refused one
+ * falls through to the end).
+ */
+const tbDecide = (n: Names, admitted: string) =>
+  `  IF p_cost <= p_burst AND ${VALID_INTERVAL} THEN
     FOR attempt IN 1..10 LOOP
       UPDATE ${n.table} s SET tat = greatest(s.tat, ${NOW}) + p_cost * p_interval,
           expires_at = to_timestamp((greatest(s.tat, ${NOW}) + p_cost * p_interval) / 1000)
@@ -374,7 +410,7 @@ const tbTake = (n: Names, spec: FunctionSpec) =>
       ELSE
         d := greatest(d, 0);
 ${tbAdmitted}
-        RETURN;
+        ${admitted}
       END IF;
       IF attempt = 10 THEN RAISE EXCEPTION 'could not update the state row'; END IF;
     END LOOP;
@@ -385,6 +421,49 @@ ${tbAdmitted}
   now_ms := ${NOW};
   d := greatest(coalesce(v_tat - now_ms, 0), 0);
 ${tbRefused("p_cost")}`
+
+/**
+ * The takes of several keys in one statement (`internal/postgres/gate.ts`: single takes that
+ * waited for a statement slot at the same time, merged): each decided exactly as `tb_take`
+ * decides it, in the order of `(limiter, key)` (then position), so that two such statements lock
+ * the rows they share in the same order and never deadlock; a key named twice is decided twice,
+ * the second on the state the first left. Answers one row per take, `ord` its position (from 1),
+ * in that order.
+ */
+const tbTakeKeys = (n: Names, spec: FunctionSpec) =>
+  keysFunction(spec, DECISION_OUT, TB_DECLARE, TB_TAKE, "", tbDecide(n, "RETURN NEXT; EXIT take;"))
+
+/**
+ * A keys function (`tb_take_keys`, `fw_take_keys`): for each take, in the order of `(limiter,
+ * key)` then position, its single function's body `decide` on its own arguments (`take`, declared
+ * as variables and set from the arrays), its answer one row (`ord` its position, from 1); `reset`
+ * clears what an earlier take's answer would otherwise leave in the OUT columns. `decide` ends an
+ * admitted take with `RETURN NEXT; EXIT take;` and falls through to the end for a refused one.
+ */
+const keysFunction = (
+  spec: FunctionSpec,
+  out: string,
+  declare: string,
+  take: ReadonlyArray<readonly [string, ArgType]>,
+  reset: string,
+  decide: string
+) =>
+  fn(
+    spec,
+    `OUT ord int, ${out}`,
+    "RETURNS SETOF record",
+    `${declare}
+  i bigint;
+${take.map(([name, type]) => `  ${name} ${type};`).join("\n")}`,
+    `  FOR i IN SELECT u.o FROM unnest(p_limiters, p_keys) WITH ORDINALITY u(l, k, o) ORDER BY u.l, u.k, u.o LOOP
+    ord := i;
+${take.map(([name]) => `    ${name} := ${name}s[i];`).join("\n")}${reset}
+    <<take>>
+    BEGIN
+${decide}
+    RETURN NEXT;
+    END take;
+  END LOOP;`
   )
 
 /**
@@ -620,13 +699,15 @@ const fwStart = (start: string, win: string) => `CASE WHEN ${win} = p_window AND
  * served first) is counted in that later window, so a window never goes back. `ref` is the
  * window's start.
  */
-const fwTake = (n: Names, spec: FunctionSpec) =>
-  fn(
-    spec,
-    WINDOW_OUT,
-    "",
-    fwDeclare,
-    `${fwKind}
+const fwTake = (n: Names, spec: FunctionSpec) => fn(spec, WINDOW_OUT, "", fwDeclare, fwDecide(n, "RETURN;"))
+
+/**
+ * One fixed window take's decision (see {@link fwTake}) from `p_limiter`, `p_key`, `p_limit`,
+ * `p_window`, `p_cost`, into the OUT columns; `admitted` ends an admitted take (a refused one falls
+ * through to the end).
+ */
+const fwDecide = (n: Names, admitted: string) =>
+  `${fwKind}
   now_ms := ${NOW};
 ${fwAlign}
   delay := 0;
@@ -649,7 +730,7 @@ ${fwAlign}
         reset_after := greatest(v_start + p_window - ${NOW}, 0);
         retry_after := 0;
         ref := v_start;
-        RETURN;
+        ${admitted}
       END IF;
       IF attempt = 10 THEN RAISE EXCEPTION 'could not update the state row'; END IF;
     END LOOP;
@@ -662,7 +743,10 @@ ${fwAlign}
   remaining := least(greatest(floor(p_limit - cnt), 0), p_limit);
   reset_after := greatest(${fwStart("v_start", "v_win")} + p_window - ${NOW}, 0);
   retry_after := CASE WHEN p_cost <= p_limit THEN reset_after ELSE 'Infinity'::float8 END;`
-  )
+
+/** Single fixed window takes of several keys in one statement (see {@link tbTakeKeys}). */
+const fwTakeKeys = (n: Names, spec: FunctionSpec) =>
+  keysFunction(spec, WINDOW_OUT, fwDeclare, FW_TAKE, "\n    ref := NULL;", fwDecide(n, "RETURN NEXT; EXIT take;"))
 
 /**
  * The takes of one coalesced batch on a fixed window (see `tbTakeMany`): decided in order on one
@@ -1376,11 +1460,13 @@ ${fwAlign}
 const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   tb_take: tbTake,
   tb_take_many: tbTakeMany,
+  tb_take_keys: tbTakeKeys,
   tb_peek: tbPeek,
   sw_take: swTake,
   sw_peek: swPeek,
   fw_take: fwTake,
   fw_take_many: fwTakeMany,
+  fw_take_keys: fwTakeKeys,
   fw_peek: fwPeek,
   cc_acquire: ccAcquire,
   cc_renew: ccRenew,
@@ -1621,6 +1707,28 @@ export const argLiteral = (type: ArgType, value: ArgValue): string => {
 export interface FunctionCall {
   readonly spec: FunctionSpec
   readonly values: ReadonlyArray<ArgValue>
+}
+
+/**
+ * Single takes' calls (of one function, `tb_take`) as one call of its keys function `spec`
+ * (`tb_take_keys`): each array argument of `spec` is the column of the takes' argument at the same
+ * position, in order; each scalar one (the write tail, `p_lock_ms`, `p_async`: the same for every
+ * take of a store) the first take's, counted from the end. @internal
+ */
+export const keysCall = (spec: FunctionSpec, calls: ReadonlyArray<FunctionCall>): FunctionCall => {
+  const first = calls[0]?.values ?? []
+  const count = spec.types.length
+  const values = spec.types.map((type, j): ArgValue => {
+    switch (type) {
+      case "text[]":
+        return calls.map((c) => String(c.values[j]))
+      case "float8[]":
+        return calls.map((c) => Number(c.values[j]))
+      default:
+        return first[first.length - (count - j)] ?? null
+    }
+  })
+  return { spec, values }
 }
 
 /** `SELECT * FROM <fn>(<literals>)`: the call as one statement of literals. @internal */

@@ -17,6 +17,8 @@ import * as Fx from "#fx/core"
 import * as Sql from "#fx/sql"
 import { rollbackRetryMs } from "../../core/backoff.js"
 import { isRetryable } from "../../core/postgres/errors.js"
+import type { Row } from "../../core/postgres/rows.js"
+import type { FunctionCall } from "../../core/postgres/sql.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import * as Deadlines from "../store/deadlines.js"
 import type { Failures, Settings } from "./driver.js"
@@ -49,6 +51,7 @@ export type Statement<A> = (conn: Sql.Connection, deadlineMs: number) => Effect.
 class Job<A> implements Gate.GateJob {
   expired = false
   inFlight: Deadlines.InFlight<A, StoreError> | undefined = undefined
+  merge: Gate.Mergeable | undefined = undefined
   constructor(
     private readonly call: Call,
     private readonly operation: string,
@@ -117,18 +120,49 @@ export const bounded = <A>(
   undoLate?: (a: A | undefined) => Effect.Effect<void>
 ): Effect.Effect<A, StoreError> =>
   Fx.callback<A, StoreError>((resume) => {
-    const refusal = call.gate.refusal(ms)
-    if (refusal !== undefined) {
-      resume(Effect.fail(overloaded(call, operation, ms, refusal)))
-      return
-    }
-    const job = new Job(call, operation, statement, measure, undoLate)
-    job.inFlight = call.deadlines.track(resume, () => {
-      call.gate.expire(job)
-      return call.failures.fail(operation, `no answer within ${ms} ms`)
-    }, ms)
-    call.gate.submit(job)
+    start(call, operation, ms, new Job(call, operation, statement, measure, undoLate), resume)
   })
+
+/**
+ * A take's call as {@link bounded} (measured, nothing to undo), that the gate may decide in one
+ * statement with the takes of `group` queued with it (`gate.ts` `MergeGroup`): `fnCall` is its
+ * part of that statement; alone it runs `statement`, as any call.
+ *
+ * @internal
+ */
+export const boundedTake = (
+  call: Call,
+  operation: string,
+  ms: number,
+  statement: Statement<ReadonlyArray<Row>>,
+  group: Gate.MergeGroup,
+  fnCall: FunctionCall
+): Effect.Effect<ReadonlyArray<Row>, StoreError> =>
+  Fx.callback<ReadonlyArray<Row>, StoreError>((resume) => {
+    const job = new Job(call, operation, statement, true, undefined)
+    job.merge = { group, call: fnCall, alone: false, settle: (exit) => job.settle(exit) }
+    start(call, operation, ms, job, resume)
+  })
+
+/** `job` refused at once when the gate is overloaded, else tracked until `ms` and submitted. */
+const start = <A>(
+  call: Call,
+  operation: string,
+  ms: number,
+  job: Job<A>,
+  resume: (effect: Effect.Effect<A, StoreError>) => void
+): void => {
+  const refusal = call.gate.refusal(ms)
+  if (refusal !== undefined) {
+    resume(Effect.fail(overloaded(call, operation, ms, refusal)))
+    return
+  }
+  job.inFlight = call.deadlines.track(resume, () => {
+    call.gate.expire(job)
+    return call.failures.fail(operation, `no answer within ${ms} ms`)
+  }, ms)
+  call.gate.submit(job)
+}
 
 const overloaded = (call: Call, operation: string, ms: number, refusal: Gate.Refusal): StoreError =>
   call.failures.fail(

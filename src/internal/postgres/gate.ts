@@ -13,6 +13,9 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Fx from "#fx/core"
 import * as Sql from "#fx/sql"
+import { errorKind, sqlStateOf } from "../../core/postgres/errors.js"
+import type { Row } from "../../core/postgres/rows.js"
+import type { FunctionCall } from "../../core/postgres/sql.js"
 
 /** The clock, in milliseconds. @internal */
 export const nowMs = Effect.map(Clock.currentTimeNanos, (ns) => Number(ns) / 1e6)
@@ -42,9 +45,94 @@ export interface GateJob {
   settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void>
   /** No connection could be had for it (`e`: the driver's failure), or the store closed (`e`: the gate's reason, a string). */
   refuse(e: unknown): void
+  /** Set for a take that may share one statement with the takes of its group queued with it. */
+  readonly merge: Mergeable | undefined
+}
+
+/**
+ * Takes that may be decided by one statement: single takes of one function on different keys (a
+ * token bucket's `tb_take`), merged into one call of `run` (`tb_take_keys`) when a worker takes the
+ * first of them and others of the group wait behind it. @internal
+ */
+export interface MergeGroup {
+  /** The most takes one merged statement decides. */
+  readonly max: number
+  /** The statement deciding `calls` (each a single take's call), its rows for each, in order. */
+  readonly run: (
+    calls: ReadonlyArray<FunctionCall>
+  ) => (conn: Sql.Connection, deadlineMs: number) => Effect.Effect<ReadonlyArray<ReadonlyArray<Row> | undefined>, unknown>
+}
+
+/** A job's part in a merged statement: its group, its own call, and how its share of the answer reaches it. @internal */
+export interface Mergeable {
+  readonly group: MergeGroup
+  readonly call: FunctionCall
+  /** Its rows out of the merged statement (or the statement's failure), as its own statement's outcome would be. */
+  settle(exit: Exit.Exit<ReadonlyArray<Row>, unknown>): Effect.Effect<void>
+  /** Set when it must run on its own: a merged statement it was in was rejected by the server. */
+  alone: boolean
 }
 
 type AnyJob = GateJob
+
+/** How many queued jobs a worker looks through for takes to merge with the one it took. */
+const MERGE_SCAN = 256
+
+/**
+ * Jobs of one {@link MergeGroup} run as one statement: answered each with its own rows. When the
+ * server rejects the statement (the request itself: one take's input), no take was applied (the
+ * statement rolled back): each is queued again to run on its own, so that only the caller whose
+ * input it was fails. Any other failure is every member's.
+ */
+class MergedJob implements GateJob {
+  readonly measure = true
+  readonly merge = undefined
+  constructor(
+    private readonly members: ReadonlyArray<readonly [GateJob, Mergeable]>,
+    private readonly group: MergeGroup,
+    private readonly again: (job: GateJob) => void
+  ) {}
+  get expired(): boolean {
+    return this.members.every(([job]) => job.expired)
+  }
+  set expired(value: boolean) {
+    if (value) for (const [job] of this.members) job.expired = true
+  }
+  get deadline(): number {
+    let deadline = 0
+    for (const [job] of this.members) deadline = Math.max(deadline, job.deadline)
+    return deadline
+  }
+  run(conn: Sql.Connection, deadlineMs: number): Effect.Effect<unknown, unknown> {
+    return this.group.run(this.members.map(([, m]) => m.call))(conn, deadlineMs)
+  }
+  settle(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    if (Exit.isSuccess(exit)) {
+      const answers = exit.value
+      return Effect.forEach(this.members, ([, m], i) => {
+        const rows = Array.isArray(answers) ? answers[i] : undefined
+        return m.settle(
+          Array.isArray(rows) ? Exit.succeed(rows) : Exit.fail(new Error("the merged statement answered no rows for the take"))
+        )
+      }, { discard: true })
+    }
+    const failure = Option.getOrUndefined(Fx.causeFailure(exit.cause))
+    if (failure !== undefined && errorKind(sqlStateOf(failure)) === "rejected") {
+      return Effect.sync(() => {
+        for (const [job, m] of this.members) {
+          if (job.expired) continue
+          m.alone = true
+          this.again(job)
+        }
+      })
+    }
+    const failed = Exit.failCause(exit.cause)
+    return Effect.forEach(this.members, ([, m]) => m.settle(failed), { discard: true })
+  }
+  refuse(e: unknown): void {
+    for (const [job] of this.members) job.refuse(e)
+  }
+}
 
 /** A statement worker: a fiber, the connection it holds, the job it runs. */
 interface Worker {
@@ -215,16 +303,36 @@ export const make = (
         }))
     }
 
-    const runJob = (worker: Worker, job: AnyJob): Effect.Effect<void> =>
+    /**
+     * `job`, or, when it is a take that may be merged and others of its group are queued, one
+     * statement for it and them (taken out of the queue, oldest first, up to the group's `max`).
+     */
+    const withMerged = (job: AnyJob): AnyJob => {
+      const merge = job.merge
+      if (merge === undefined || merge.alone || queue.size === 0) return job
+      const members: Array<readonly [GateJob, Mergeable]> = [[job, merge]]
+      let scanned = 0
+      for (const other of queue) {
+        if (members.length >= merge.group.max || ++scanned > MERGE_SCAN) break
+        const m = other.merge
+        if (m === undefined || m.group !== merge.group || m.alone || other.expired) continue
+        queue.delete(other)
+        members.push([other, m])
+      }
+      return members.length === 1 ? job : new MergedJob(members, merge.group, submit)
+    }
+
+    const runJob = (worker: Worker, taken: AnyJob): Effect.Effect<void> =>
       Effect.suspend(() => {
         worker.handed = undefined
-        if (job.expired) return Effect.void
+        if (taken.expired) return Effect.void
         if (worker.cancelled) {
           // the cancel of an earlier job may still land here: this job goes back to the queue
           // (see `end`) and the worker ends, replaced by a new one
-          worker.handed = job
+          worker.handed = taken
           return Effect.interrupt
         }
+        const job = withMerged(taken)
         worker.current = job
         const start = now()
         return Effect.flatMap(connection(worker, job), (conn) => {

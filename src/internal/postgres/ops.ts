@@ -29,6 +29,7 @@ import { withMargin } from "../store/margin.js"
 import { tracer } from "../store/telemetry.js"
 import * as Call from "./call.js"
 import type * as Coalesce from "./coalesce.js"
+import type * as Gate from "./gate.js"
 import { type Driver, ENGINE } from "./driver.js"
 import * as Schema from "./schema.js"
 
@@ -71,8 +72,8 @@ export const make = (driver: Driver): Operations => {
     readCommitted: false
   }
   // how the coalesced takes are sent, made once
-  const tb = tbSender(env)
-  const fw = fwSender(env)
+  const tb = tbSender(env, keysGroup(env, driver.specs.tb_take_keys))
+  const fw = fwSender(env, keysGroup(env, driver.specs.fw_take_keys))
   return {
     tokenBucket: (req) => tokenBucket(env, tb, req),
     slidingWindow: (req) => slidingWindow(env, req),
@@ -241,24 +242,49 @@ const decisionsOf = (env: Env, operation: string, limit: number, count: number) 
     : Effect.fail(env.driver.failures.fail(operation, `${count} takes answered ${out.length} rows`))
 }
 
-const tbSender = (env: Env): Coalesce.Sender<TokenBucketRequest, StoreDecision> => ({
+/** The most single takes one merged statement decides (`gate.ts` `MergeGroup`). */
+const MAX_MERGED = 64
+
+/**
+ * Single takes of different keys queued for a statement slot together (`tb_take`, `fw_take`),
+ * decided as one call of their keys function `spec` (`tb_take_keys`, `fw_take_keys`; `gate.ts`
+ * `MergeGroup`): its rows, by `ord`, as each take's own.
+ */
+const keysGroup = (env: Env, spec: pgSql.FunctionSpec): Gate.MergeGroup => ({
+  max: MAX_MERGED,
+  run: (calls) => {
+    const statement = writing(env, pgSql.keysCall(spec, calls))
+    return (conn, deadlineMs) => Effect.map(statement(conn, deadlineMs), (rows) => rowsByOrd(rows, calls.length))
+  }
+})
+
+/** A keys function's rows (`[ord, …]`) as each take's own rows (`undefined`: none answered it). */
+const rowsByOrd = (rows: ReadonlyArray<Row>, count: number): ReadonlyArray<ReadonlyArray<Row> | undefined> => {
+  const out: Array<ReadonlyArray<Row> | undefined> = Array.from({ length: count }, () => undefined)
+  for (const row of rows) {
+    const i = num(row[0])
+    if (Number.isInteger(i) && i >= 1 && i <= count) out[i - 1] = [row.slice(1)]
+  }
+  return out
+}
+
+const tbSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<TokenBucketRequest, StoreDecision> => ({
   operation: "tokenBucket",
-  one: (req) =>
-    send(
-      env,
-      "tokenBucket",
-      env.driver.settings.timeoutMs,
-      callOf(env.driver.specs.tb_take, [
-        req.limiter,
-        req.key,
-        interval(req.ratePerSecond),
-        req.burst,
-        req.cost,
-        Math.max(0, req.maxWaitMs),
-        env.lockMs,
-        env.async
-      ])
-    ).pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst))),
+  one: (req) => {
+    // alone, or merged with the single takes of other keys queued with it (`keysGroup`)
+    const call = callOf(env.driver.specs.tb_take, [
+      req.limiter,
+      req.key,
+      interval(req.ratePerSecond),
+      req.burst,
+      req.cost,
+      Math.max(0, req.maxWaitMs),
+      env.lockMs,
+      env.async
+    ])
+    return Call.boundedTake(env.driver.call, "tokenBucket", env.driver.settings.timeoutMs, writing(env, call), keys, call)
+      .pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst)))
+  },
   many: (first, reqs, ms) =>
     send(
       env,
@@ -277,23 +303,22 @@ const tbSender = (env: Env): Coalesce.Sender<TokenBucketRequest, StoreDecision> 
     ).pipe(Effect.flatMap(decisionsOf(env, "tokenBucket", first.burst, reqs.length)))
 })
 
-const fwSender = (env: Env): Coalesce.Sender<WindowRequest, StoreDecision> => ({
+const fwSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<WindowRequest, StoreDecision> => ({
   operation: "fixedWindow",
-  one: (req) =>
-    send(
-      env,
-      "fixedWindow",
-      env.driver.settings.timeoutMs,
-      callOf(env.driver.specs.fw_take, [
-        req.limiter,
-        req.key,
-        req.limit,
-        Math.max(1, req.windowMs),
-        req.cost,
-        env.lockMs,
-        env.async
-      ])
-    ).pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit))),
+  one: (req) => {
+    // alone, or merged with the single takes of other keys queued with it (`keysGroup`)
+    const call = callOf(env.driver.specs.fw_take, [
+      req.limiter,
+      req.key,
+      req.limit,
+      Math.max(1, req.windowMs),
+      req.cost,
+      env.lockMs,
+      env.async
+    ])
+    return Call.boundedTake(env.driver.call, "fixedWindow", env.driver.settings.timeoutMs, writing(env, call), keys, call)
+      .pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit)))
+  },
   many: (first, reqs, ms) =>
     send(
       env,

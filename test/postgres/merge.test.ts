@@ -1,0 +1,164 @@
+/**
+ * Single takes of different keys merged on PostgreSQL (internal/postgres/gate.ts `MergeGroup`,
+ * `tb_take_keys`), against the real server on 127.0.0.1:5432 in a fresh table dropped at the end:
+ * token bucket and fixed window takes that wait for a statement slot together are decided by one statement (counted
+ * by a trigger that records each row write's transaction), each caller answered as its own
+ * statement would answer it; stores sharing keys, their merged statements locking shared rows,
+ * never fail and never over-admit; a merged statement the server rejects fails only the take that caused it.
+ */
+import { assert, layer } from "#test/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import { RateLimitStore } from "effect-rate-sync"
+import { PostgresStore } from "effect-rate-sync/postgres"
+import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
+import { describeWhenUp, requireService } from "../utils/services.js"
+import * as T from "#test/effect"
+import { SqlClient } from "#fx/sql"
+import * as Sql from "#fx/sql"
+
+const available = await requireService("PostgreSQL", "127.0.0.1", 5432)
+
+const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
+
+const TABLE = freshTable()
+const WRITES = `"public"."${TABLE}_writes"`
+const RECORD = `"public"."${TABLE}_record"`
+const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 6 })
+
+/** The store's table with a trigger recording each row write's limiter, key and transaction; all of it dropped at the end. */
+const setUp = T.layerScopedDiscard(
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() =>
+      Sql.script(
+        sql,
+        [
+          `DROP TABLE IF EXISTS "public"."${TABLE}"`,
+          `DROP TABLE IF EXISTS ${WRITES}`,
+          `DROP FUNCTION IF EXISTS ${RECORD}()`,
+          ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)
+        ].join(";\n")
+      ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
+    )
+    yield* PostgresStore.make({ tableName: TABLE })
+    yield* sql.unsafe(`CREATE TABLE ${WRITES} (limiter text NOT NULL, key text NOT NULL, tx bigint NOT NULL)`)
+    yield* sql.unsafe(
+      `CREATE FUNCTION ${RECORD}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
+        INSERT INTO ${WRITES} VALUES (NEW.limiter, NEW.key, txid_current());
+        RETURN NEW;
+      END $f$`
+    )
+    yield* sql.unsafe(`CREATE TRIGGER record_writes BEFORE UPDATE ON "public"."${TABLE}" FOR EACH ROW EXECUTE FUNCTION ${RECORD}()`)
+  })
+)
+
+/** Two statement slots: a flood of takes queues, and what queues together is merged. */
+const StoreLive = PostgresStore.layer({ tableName: TABLE, maxConcurrentStatements: 2 }).pipe(
+  Layer.provideMerge(setUp),
+  Layer.provideMerge(PgLive)
+)
+
+/** The limiter's row writes, and the transactions (statements) they were made in. */
+const writesOf = (limiter: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.unsafe<{ writes: number; statements: number }>(
+      `SELECT count(*)::int AS writes, count(DISTINCT tx)::int AS statements FROM ${WRITES} WHERE limiter = $1`,
+      [limiter]
+    )).pipe(Effect.map((rows) => rows[0] ?? { writes: -1, statements: -1 }))
+
+describeWhenUp(available)("PostgresStore: single takes of different keys merged", () => {
+  layer(StoreLive, { timeout: "30 seconds", excludeTestServices: true })((it) => {
+    it.effect("200 takes of 200 keys: far fewer statements, each caller its own key's decision", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("keys")
+        const req = (i: number) => ({ limiter, key: `k${i}`, ratePerSecond: 0.01, burst: 3 + (i % 3), cost: 1 + (i % 2), maxWaitMs: 0 })
+        const decisions = yield* Effect.all(Array.from({ length: 200 }, (_, i) => store.tokenBucket(req(i))), {
+          concurrency: "unbounded"
+        })
+        // each as its own first take: admitted, told what its own bucket has left
+        decisions.forEach((d, i) => {
+          const r = req(i)
+          assert.isTrue(d.allowed, `take ${i}`)
+          assert.strictEqual(d.limit, r.burst)
+          assert.strictEqual(d.remaining, r.burst - r.cost, `take ${i}`)
+        })
+        const { statements, writes } = yield* writesOf(limiter)
+        assert.strictEqual(writes, 200, "one row write per take")
+        assert.isTrue(statements <= 100, `${statements} statements for 200 takes on 2 statement slots`)
+        // each key's state is its own take's
+        const checked = [0, 1, 2, 199]
+        const peeks = yield* Effect.all(checked.map((i) => store.peek({ algorithm: "token_bucket", ...req(i) })))
+        assert.deepStrictEqual(peeks.map((p) => p.remaining), checked.map((i) => req(i).burst - req(i).cost))
+      }))
+
+    it.effect("fixed window: 100 takes of 100 keys, far fewer statements, each admitted in its own key's window", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("fw-keys")
+        const req = (i: number) => ({ limiter, key: `f${i}`, limit: 4, windowMs: 86_400_000, cost: 1 + (i % 3) })
+        const decisions = yield* Effect.all(Array.from({ length: 100 }, (_, i) => store.fixedWindow(req(i))), {
+          concurrency: "unbounded"
+        })
+        decisions.forEach((d, i) => {
+          assert.isTrue(d.allowed, `take ${i}`)
+          assert.strictEqual(d.remaining, 4 - req(i).cost, `take ${i}`)
+        })
+        // one day-long window for all (but once a day, at its boundary)
+        assert.isTrue(new Set(decisions.map((d) => d.ref)).size <= 2)
+        const { statements, writes } = yield* writesOf(limiter)
+        assert.strictEqual(writes, 100, "one row write per take")
+        assert.isTrue(statements <= 50, `${statements} statements for 100 takes on 2 statement slots`)
+        // a refusal after them is its own key's: f0 (cost 1) has 3 left, f2 (cost 3) has 1
+        const more = yield* Effect.all([0, 2].map((i) => store.fixedWindow({ ...req(i), cost: 2 })))
+        assert.deepStrictEqual(more.map((d) => d.allowed), [true, false])
+      }))
+
+    it.effect("three stores flooding 10 shared keys, each in its own order: no failure, each key admits its burst exactly", () =>
+      Effect.gen(function*() {
+        const limiter = fresh("shared")
+        const stores = [
+          yield* RateLimitStore.RateLimitStore,
+          yield* PostgresStore.make({ tableName: TABLE, maxConcurrentStatements: 2 }),
+          yield* PostgresStore.make({ tableName: TABLE, maxConcurrentStatements: 2 })
+        ]
+        // store s visits the keys in its own order: their merged statements share rows, and lock
+        // them in one order (limiter, key) whatever order the takes came in
+        const orders = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0], [3, 7, 1, 9, 5, 0, 8, 2, 6, 4]]
+        const takes = stores.flatMap((store, s) =>
+          Array.from({ length: 60 }, (_, i) => {
+            const key = `s${orders[s]?.[i % 10] ?? 0}`
+            return Effect.map(
+              store.tokenBucket({ limiter, key, ratePerSecond: 0.01, burst: 5, cost: 1, maxWaitMs: 0 }),
+              (d) => [key, d.allowed] as const
+            )
+          }))
+        const decisions = yield* Effect.all(takes, { concurrency: "unbounded" })
+        const admitted = new Map<string, number>()
+        for (const [key, allowed] of decisions) if (allowed) admitted.set(key, (admitted.get(key) ?? 0) + 1)
+        assert.deepStrictEqual(
+          [...admitted.entries()].sort(([a], [b]) => a.localeCompare(b)),
+          Array.from({ length: 10 }, (_, k) => [`s${k}`, 5] as const)
+        )
+      }).pipe(Effect.scoped))
+
+    it.effect("a merged statement the server rejects (one caller's cost overflows float8) fails that caller only", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("overflow")
+        // (cost − burst) · interval overflows float8 for a cost of −1e308: the server raises 22003
+        const BAD = -1e308
+        const costs = Array.from({ length: 40 }, (_, i) => (i === 25 ? BAD : 1))
+        const results = yield* Effect.all(
+          costs.map((cost, i) =>
+            T.result(store.tokenBucket({ limiter, key: `o${i}`, ratePerSecond: 1, burst: 10, cost, maxWaitMs: 0 }))
+          ),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(results.map(T.isOk), costs.map((c) => c === 1))
+        const errors = results.flatMap((r) => (T.isOk(r) ? [] : [T.errOf(r)]))
+        assert.deepStrictEqual(errors.map((e) => e.kind), ["rejected"])
+        assert.isTrue(results.every((r) => !T.isOk(r) || T.getOk(r).allowed))
+      }))
+  })
+})
