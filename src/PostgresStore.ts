@@ -89,8 +89,10 @@ export interface PostgresStoreOptions {
   readonly statementTimeout?: Fx.DurationInput | undefined
   /**
    * Most statements of the store in flight at once; the other calls wait in the store's own
-   * queue, which a caller that times out leaves without a trace in the pg pool. Default: the
-   * `maxConnections` of the `PgClient` in context, else 10 (the default pool size of `@effect/sql-pg`).
+   * queue, which a caller that times out leaves without a trace in the pg pool. Token bucket and
+   * window takes of different keys that wait together are decided by one statement, so a few
+   * slots carry a heavy load. Default 4, or the `maxConnections` of the `PgClient` in context
+   * when smaller; raise it for concurrency slots (`acquireSlot`, not merged) on a distant server.
    */
   readonly maxConcurrentStatements?: number | undefined
   /**

@@ -16,7 +16,9 @@
  * The library is loaded from the build of the running major (packages/effect3/dist,
  * packages/effect4/dist: `npm run build` first; what users run: under tsx every closure would be
  * wrapped by esbuild's name-keeping helper), or with BENCH_SRC=1 from src through the package
- * alias. BENCH_WRITE=1 writes the section `postgres-effect<major>` of docs/benchmarks.md; otherwise
+ * alias. BENCH_ONLY (a regular expression on "<contender> <workload>") measures only what it
+ * matches (for a quick look; do not write those tables); BENCH_PERMITS sets the store's
+ * `maxConcurrentStatements`. BENCH_WRITE=1 writes the section `postgres-effect<major>` of docs/benchmarks.md; otherwise
  * the table is printed only. Server: RATE_SYNC_BENCH_POSTGRES_URL, default
  * postgres://postgres@127.0.0.1:5432/test.
  */
@@ -68,6 +70,8 @@ const URL = process.env["RATE_SYNC_BENCH_POSTGRES_URL"] ?? "postgres://postgres@
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 2)
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3)
 const POOL = 10
+/** The store's `maxConcurrentStatements` (BENCH_PERMITS; default: the store's own). */
+const PERMITS = process.env["BENCH_PERMITS"] === undefined ? undefined : Number(process.env["BENCH_PERMITS"])
 const CALLERS = 32
 const KEYS = 1000
 const keys = Array.from({ length: KEYS }, (_, i) => `user-${i}`)
@@ -126,7 +130,7 @@ const main = async () => {
       tb: { ratePerSecond: 1_000_000, burst: 1_000_000 },
       fw: { algorithm: "fixed_window", limit: 1_000_000_000, window: "1 minute" }
     }).pipe(
-      Layer.provideMerge(PostgresStore.layer({ tableName: `${TABLE}_ours` })),
+      Layer.provideMerge(PostgresStore.layer({ tableName: `${TABLE}_ours`, maxConcurrentStatements: PERMITS })),
       Layer.provideMerge(Sql.PgClient.layer({ url: Redacted.make(URL), maxConnections: POOL }))
     )
   )
@@ -145,12 +149,16 @@ const main = async () => {
 
   // --- rounds -------------------------------------------------------------------------------------
   const ms = SECONDS * 1000
+  const only = process.env["BENCH_ONLY"]
+  const picked = (c: Contender, w: Workload) =>
+    only === undefined || new RegExp(only).test(`${c.name} ${w.name}`)
   // warm-up: every contender, every workload, a quarter of a round (at most 0.5 s)
-  for (const c of contenders) for (const w of WORKLOADS) await c.measure(w, Math.min(500, ms / 4))
+  for (const c of contenders) for (const w of WORKLOADS) if (picked(c, w)) await c.measure(w, Math.min(500, ms / 4))
   const results = contenders.map(() => WORKLOADS.map((): Array<Result> => []))
   for (let r = 0; r < ROUNDS; r++) {
     for (const [ci, c] of contenders.entries()) {
       for (const [wi, w] of WORKLOADS.entries()) {
+        if (!picked(c, w)) continue
         const result = await c.measure(w, ms)
         results[ci]?.[wi]?.push(result)
         console.log(

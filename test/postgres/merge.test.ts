@@ -1,7 +1,7 @@
 /**
  * Single takes of different keys merged on PostgreSQL (internal/postgres/gate.ts `MergeGroup`,
  * `tb_take_keys`), against the real server on 127.0.0.1:5432 in a fresh table dropped at the end:
- * token bucket and fixed window takes that wait for a statement slot together are decided by one statement (counted
+ * token bucket, fixed window and sliding window takes that wait for a statement slot together are decided by one statement (counted
  * by a trigger that records each row write's transaction), each caller answered as its own
  * statement would answer it; stores sharing keys, their merged statements locking shared rows,
  * never fail and never over-admit; a merged statement the server rejects fails only the take that caused it.
@@ -112,6 +112,28 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         // a refusal after them is its own key's: f0 (cost 1) has 3 left, f2 (cost 3) has 1
         const more = yield* Effect.all([0, 2].map((i) => store.fixedWindow({ ...req(i), cost: 2 })))
         assert.deepStrictEqual(more.map((d) => d.allowed), [true, false])
+      }))
+
+    it.effect("sliding window: 100 takes of 100 keys, far fewer statements, each an entry of its own key", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("sw-keys")
+        const req = (i: number) => ({ limiter, key: `w${i}`, limit: 4, windowMs: 600_000, cost: 1 + (i % 3) })
+        const decisions = yield* Effect.all(Array.from({ length: 100 }, (_, i) => store.slidingWindow(req(i))), {
+          concurrency: "unbounded"
+        })
+        decisions.forEach((d, i) => {
+          assert.isTrue(d.allowed, `take ${i}`)
+          assert.strictEqual(d.remaining, 4 - req(i).cost, `take ${i}`)
+          assert.isDefined(d.ref, `take ${i} names its entry`)
+        })
+        const { statements, writes } = yield* writesOf(limiter)
+        assert.strictEqual(writes, 100, "one row write per take")
+        assert.isTrue(statements <= 50, `${statements} statements for 100 takes on 2 statement slots`)
+        // each key holds its own entry: w0 (cost 1) has 3 left, w2 (cost 3) has 1
+        const more = yield* Effect.all([0, 2].map((i) => store.slidingWindow({ ...req(i), cost: 2 })))
+        assert.deepStrictEqual(more.map((d) => d.allowed), [true, false])
+        assert.isUndefined(more[1]?.ref, "a refusal names no entry")
       }))
 
     it.effect("three stores flooding 10 shared keys, each in its own order: no failure, each key admits its burst exactly", () =>

@@ -444,7 +444,7 @@ export const postgresFields = [
     toml: "max_concurrent_statements",
     kind: "integer",
     min: "positive",
-    default: "the pool's size, else 10",
+    default: "4, or the pool's size when smaller",
     doc: "most statements of the store in flight at once"
   },
   {

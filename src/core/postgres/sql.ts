@@ -53,6 +53,7 @@ export const FUNCTIONS = [
   "tb_take_keys",
   "tb_peek",
   "sw_take",
+  "sw_take_keys",
   "sw_peek",
   "fw_take",
   "fw_take_many",
@@ -157,6 +158,9 @@ const FW_TAKE: ReadonlyArray<readonly [string, ArgType]> = [
   ["p_cost", "float8"]
 ]
 
+/** A sliding window take's own arguments (its write tail apart): as a fixed window's. */
+const SW_TAKE = FW_TAKE
+
 /** The scalar type of an array argument's elements. */
 const ELEMENT = { text: "text[]", float8: "float8[]" } as const
 
@@ -180,7 +184,8 @@ const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
   ],
   tb_take_keys: [...keysArgs(TB_TAKE), ...WRITE_TAIL],
   tb_peek: [...LIMITER_KEY, ["p_interval", "float8"], ["p_burst", "float8"], ["p_cost", "float8"]],
-  sw_take: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"], ...WRITE_TAIL],
+  sw_take: [...SW_TAKE, ...WRITE_TAIL],
+  sw_take_keys: [...keysArgs(SW_TAKE), ...WRITE_TAIL],
   sw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
   fw_take: [...FW_TAKE, ...WRITE_TAIL],
   fw_take_keys: [...keysArgs(FW_TAKE), ...WRITE_TAIL],
@@ -245,6 +250,7 @@ export const specs = (n: Names): Specs => ({
   tb_take_keys: specOf(n, "tb_take_keys"),
   tb_peek: specOf(n, "tb_peek"),
   sw_take: specOf(n, "sw_take"),
+  sw_take_keys: specOf(n, "sw_take_keys"),
   sw_peek: specOf(n, "sw_peek"),
   fw_take: specOf(n, "fw_take"),
   fw_take_many: specOf(n, "fw_take_many"),
@@ -453,11 +459,11 @@ const keysFunction = (
     `OUT ord int, ${out}`,
     "RETURNS SETOF record",
     `${declare}
-  i bigint;
+  q_i bigint;
 ${take.map(([name, type]) => `  ${name} ${type};`).join("\n")}`,
-    `  FOR i IN SELECT u.o FROM unnest(p_limiters, p_keys) WITH ORDINALITY u(l, k, o) ORDER BY u.l, u.k, u.o LOOP
-    ord := i;
-${take.map(([name]) => `    ${name} := ${name}s[i];`).join("\n")}${reset}
+    `  FOR q_i IN SELECT u.u_ord FROM unnest(p_limiters, p_keys) WITH ORDINALITY u(u_limiter, u_key, u_ord) ORDER BY u.u_limiter, u.u_key, u.u_ord LOOP
+    ord := q_i;
+${take.map(([name]) => `    ${name} := ${name}s[q_i];`).join("\n")}${reset}
     <<take>>
     BEGIN
 ${decide}
@@ -602,13 +608,15 @@ const swKeep = `
  * is moved just past it (the next `float8`: a later stamp counts a fraction of a microsecond
  * longer, never shorter), so the stamps stay sorted and distinct.
  */
-const swTake = (n: Names, spec: FunctionSpec) =>
-  fn(
-    spec,
-    WINDOW_OUT,
-    "",
-    swDeclare,
-    `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms, s.win_until", "v_times, v_costs, v_keep, v_until")}
+const swTake = (n: Names, spec: FunctionSpec) => fn(spec, WINDOW_OUT, "", swDeclare, swDecide(n, "RETURN;"))
+
+/**
+ * One sliding window take's decision (see {@link swTake}) from `p_limiter`, `p_key`, `p_limit`,
+ * `p_window`, `p_cost`, into the OUT columns; `done` ends it early (a cost above the limit), else
+ * it falls through to the end.
+ */
+const swDecide = (n: Names, done: string) =>
+  `${lockOrCreate(n, "'sw'", "s.times, s.costs, s.win_ms, s.win_until", "v_times, v_costs, v_keep, v_until")}
 ${swLoad}
 ${swKeep}
 ${swScan("k")}
@@ -617,7 +625,7 @@ ${swScan("k")}
     allowed := false;
     remaining := least(greatest(floor(p_limit - total), 0), p_limit);
     retry_after := 'Infinity'::float8;
-    RETURN;
+    ${done}
   END IF;
   IF total + p_cost <= p_limit THEN
     IF p_cost > 0 THEN
@@ -642,7 +650,10 @@ ${swScan("k")}
     remaining := least(greatest(floor(p_limit - total), 0), p_limit);
 ${swRetry("p_cost")}
   END IF;`
-  )
+
+/** Single sliding window takes of several keys in one statement (see {@link tbTakeKeys}). */
+const swTakeKeys = (n: Names, spec: FunctionSpec) =>
+  keysFunction(spec, WINDOW_OUT, swDeclare, SW_TAKE, "\n    ref := NULL;", swDecide(n, "RETURN NEXT; EXIT take;"))
 
 const swPeek = (n: Names, spec: FunctionSpec) =>
   fn(
@@ -1463,6 +1474,7 @@ const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   tb_take_keys: tbTakeKeys,
   tb_peek: tbPeek,
   sw_take: swTake,
+  sw_take_keys: swTakeKeys,
   sw_peek: swPeek,
   fw_take: fwTake,
   fw_take_many: fwTakeMany,

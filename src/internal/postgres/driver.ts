@@ -37,6 +37,14 @@ export interface Settings {
   readonly maxQueued: number
 }
 
+/**
+ * Statements of the store in flight at once by default (fewer when the pool is smaller). Takes
+ * that wait for a slot together are decided by one statement (`gate.ts` `MergeGroup`), so a few
+ * slots carry any load: fewer, larger statements cost the server and the client less than many
+ * (measured: docs/benchmarks.md), and the rest of a shared pool stays the application's.
+ */
+const DEFAULT_PERMITS = 4
+
 /** The settings of `options`; `poolSize` is the `maxConnections` of the `PgClient` in context, if any. @internal */
 export const settingsOf = (options: PostgresStoreOptions, poolSize: number | undefined): Settings => {
   const timeoutMs = toMillis(options.statementTimeout, 2000)
@@ -50,7 +58,7 @@ export const settingsOf = (options: PostgresStoreOptions, poolSize: number | und
     initTimeoutMs: toMillis(options.initializeTimeout, 15_000),
     cleanupEvery: Duration.millis(Math.max(10, toMillis(options.cleanupInterval, 60_000))),
     batchSize: batchSizeOf(options),
-    permits: Math.max(1, Math.floor(options.maxConcurrentStatements ?? poolSize ?? 10)),
+    permits: Math.max(1, Math.floor(options.maxConcurrentStatements ?? Math.min(poolSize ?? DEFAULT_PERMITS, DEFAULT_PERMITS))),
     maxQueued: Math.max(0, Math.floor(options.maxQueuedStatements ?? 10_000))
   }
 }

@@ -74,9 +74,10 @@ export const make = (driver: Driver): Operations => {
   // how the coalesced takes are sent, made once
   const tb = tbSender(env, keysGroup(env, driver.specs.tb_take_keys))
   const fw = fwSender(env, keysGroup(env, driver.specs.fw_take_keys))
+  const sw = keysGroup(env, driver.specs.sw_take_keys)
   return {
     tokenBucket: (req) => tokenBucket(env, tb, req),
-    slidingWindow: (req) => slidingWindow(env, req),
+    slidingWindow: (req) => slidingWindow(env, sw, req),
     fixedWindow: (req) => fixedWindow(env, fw, req),
     acquireSlot: (req) => acquireSlot(env, req),
     renewSlot: (req) => renewSlot(env, req),
@@ -345,14 +346,16 @@ const tokenBucket = (env: Env, sender: Coalesce.Sender<TokenBucketRequest, Store
       env.driver.coalescer.run(laneKey("tb", req.limiter, req.key, req.ratePerSecond, req.burst), req, sender)
     ))
 
-const slidingWindow = (env: Env, req: WindowRequest) =>
-  guard("slidingWindow", [req.limiter, req.key], () =>
-    write(
-      env,
+/** A sliding window take: alone, or merged with the single takes of other keys queued with it (`keysGroup`). */
+const slidingWindow = (env: Env, keys: Gate.MergeGroup, req: WindowRequest) =>
+  guard("slidingWindow", [req.limiter, req.key], () => {
+    const call = callOf(env.driver.specs.sw_take, [req.limiter, req.key, req.limit, req.windowMs, req.cost, env.lockMs, env.async])
+    return traced(
       "slidingWindow",
       req.limiter,
-      callOf(env.driver.specs.sw_take, [req.limiter, req.key, req.limit, req.windowMs, req.cost, env.lockMs, env.async])
-    ).pipe(Effect.flatMap(decision(env, "slidingWindow", req.limit))))
+      Call.boundedTake(env.driver.call, "slidingWindow", env.driver.settings.timeoutMs, writing(env, call), keys, call)
+    ).pipe(Effect.flatMap(decision(env, "slidingWindow", req.limit)))
+  })
 
 /** A fixed window take, coalesced with the concurrent takes of its key (`coalesce.ts`). */
 const fixedWindow = (env: Env, sender: Coalesce.Sender<WindowRequest, StoreDecision>, req: WindowRequest) =>
