@@ -21,7 +21,10 @@
  * Hot keys are coalesced: token-bucket and fixed-window takes of this process on a key that has a
  * statement in flight wait for it, then go as one call of `<table>_tb_take_many` /
  * `<table>_fw_take_many`, decided in arrival order on one row lock, each caller its own decision
- * (`internal/postgres/coalesce.ts`). See docs/engines/postgres.md.
+ * (`internal/postgres/coalesce.ts`). Single takes of different keys (token bucket, fixed and
+ * sliding window) that wait for a statement slot together go as one call of `<table>_tb_take_keys`
+ * / `_fw_take_keys` / `_sw_take_keys`, each decided as its own statement would decide it, the rows
+ * locked in `(limiter, key)` order (`internal/postgres/gate.ts`). See docs/engines/postgres.md.
  *
  * @since 0.1.0
  */
