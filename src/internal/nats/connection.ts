@@ -10,7 +10,6 @@ import { connect } from "@nats-io/transport-node"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fx from "#fx/core"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { type ErrorKind, natsErrorKind } from "../../core/errorKind.js"
 import { parseServers, redactorOf } from "../../core/nats/servers.js"
@@ -22,7 +21,7 @@ import type { NatsStoreOptions } from "../../NatsStore.js"
 import * as RateLimitError from "../../RateLimitError.js"
 import { StoreError } from "../../RateLimitStore.js"
 import * as Deadlines from "../store/deadlines.js"
-import { toMillis } from "../store/options.js"
+import { secretText, secretTexts, toMillis } from "../store/options.js"
 
 /** @internal */
 export const ENGINE = "nats"
@@ -55,11 +54,14 @@ export const failWith = (sanitize: (message: string) => string) =>
 
 /** The server texts the options give (`servers`, else `url` split at commas), and how to name each. */
 const givenServers = (options: NatsStoreOptions) => {
-  if (options.servers !== undefined && options.servers.length > 0) {
-    return { given: options.servers.map(Redacted.value), field: (i: number) => `servers[${i}]` }
+  if (options.servers !== undefined) {
+    const given = secretTexts(options.servers, "servers")
+    if (given instanceof RateLimitError.ConfigError) return given
+    if (given.length > 0) return { given, field: (i: number) => `servers[${i}]` }
   }
-  const given = (options.url !== undefined ? Redacted.value(options.url) : DEFAULT_URL)
-    .split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const url = options.url !== undefined ? secretText(options.url, "url") : DEFAULT_URL
+  if (url instanceof RateLimitError.ConfigError) return url
+  const given = url.split(",").map((s) => s.trim()).filter((s) => s !== "")
   return { given, field: (i: number) => given.length > 1 ? `url (server ${i + 1} of ${given.length})` : "url" }
 }
 
@@ -71,10 +73,13 @@ const givenServers = (options: NatsStoreOptions) => {
  */
 export const settingsOf = (options: NatsStoreOptions): Effect.Effect<Settings, StoreError | RateLimitError.ConfigError> =>
   Effect.suspend((): Effect.Effect<Settings, StoreError | RateLimitError.ConfigError> => {
-    const { field, given } = givenServers(options)
+    const servers = givenServers(options)
+    if (servers instanceof RateLimitError.ConfigError) return Effect.fail(servers)
+    const { field, given } = servers
     const parsed = parseServers(given, field)
     if (!parsed.ok) return Effect.fail(RateLimitError.ConfigError.at(parsed.path, parsed.expected, parsed.received))
-    const token = options.token !== undefined ? Redacted.value(options.token) : parsed.credentials.token
+    const token = options.token !== undefined ? secretText(options.token, "token") : parsed.credentials.token
+    if (token instanceof RateLimitError.ConfigError) return Effect.fail(token)
     const sanitize = redactorOf(given, token)
     const bucketName = options.bucketName ?? DEFAULT_BUCKET
     if (!BUCKET_RE.test(bucketName)) {

@@ -9,6 +9,7 @@ import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/se
 import { displayUrl, parseUrl, secretsOfUrl } from "../../core/url.js"
 import type { UrlRules } from "../../core/url.js"
 import * as RateLimitError from "../../RateLimitError.js"
+import { secretText } from "../store/options.js"
 
 /** `password=…` / `password: …` (a keyword/value connection string, a driver's echo of one). */
 const passwordPairPattern = { regex: /(password\s*[=:]\s*)\S+/gi, replacement: "$1***" }
@@ -36,17 +37,22 @@ const URL_RULES: UrlRules = { emptyHost: true }
 export const secretsOf = (
   url: Redacted.Redacted | undefined,
   password: unknown
-): ReadonlyArray<string> => [
-  ...(Redacted.isRedacted(password) ? [String(Redacted.value(password))] : []),
-  ...(url !== undefined ? secretsOfUrl(Redacted.value(url), URL_RULES) : [])
-]
+): ReadonlyArray<string> => {
+  // a url that is not a Redacted string is refused (`urlConfigError`); its text is still a secret
+  const text: unknown = Redacted.isRedacted(url) ? Redacted.value(url) : url
+  return [
+    ...(Redacted.isRedacted(password) ? [String(Redacted.value(password))] : []),
+    ...(typeof text === "string" ? secretsOfUrl(text, URL_RULES) : [])
+  ]
+}
 
 const URL_EXPECTED = "a postgres:// or postgresql:// URL with valid % escapes"
 
 /** A `ConfigError` naming the option `url` when it does not parse (shown with its secrets as `***`). @internal */
 export const urlConfigError = (url: Redacted.Redacted | undefined): RateLimitError.ConfigError | undefined => {
   if (url === undefined) return undefined
-  const text = Redacted.value(url)
+  const text = secretText(url, "url")
+  if (text instanceof RateLimitError.ConfigError) return text
   const parsed = parseUrl(text, URL_RULES)
   return parsed.ok ? undefined : RateLimitError.ConfigError.at("url", URL_EXPECTED, `${displayUrl(text, URL_RULES)} (${parsed.problem})`)
 }

@@ -5,7 +5,6 @@
  *
  * @internal
  */
-import * as Redacted from "effect/Redacted"
 import { err, ok, type Result } from "#fx/core"
 import { type ErrorKind } from "../../core/errorKind.js"
 import { makeRedactor, secretParamPattern, userinfoPattern } from "../../core/secrets.js"
@@ -14,7 +13,7 @@ import type { StoreUrl } from "../../core/url.js"
 import * as RateLimitError from "../../RateLimitError.js"
 import { StoreError } from "../../RateLimitStore.js"
 import type { RedisStoreOptions } from "../../RedisStore.js"
-import { toMillis } from "../store/options.js"
+import { secretText, toMillis } from "../store/options.js"
 import { groupTag, type HashTag } from "./keys.js"
 
 /** @internal */
@@ -54,10 +53,14 @@ export const resolve = (
   options: RedisStoreOptions
 ): Result<Settings, StoreError | RateLimitError.ConfigError> => {
   const prefix = options.keyPrefix ?? DEFAULT_PREFIX
-  const sanitize = redactorOf(options)
+  const urlText = options.url === undefined ? undefined : secretText(options.url, "url")
+  if (urlText instanceof RateLimitError.ConfigError) return err(urlText)
+  const password = options.password === undefined ? undefined : secretText(options.password, "password")
+  if (password instanceof RateLimitError.ConfigError) return err(password)
+  const sanitize = redactorOf(urlText, password)
   const fail = (operation: string, message: string, kind: ErrorKind = "unavailable") =>
     new StoreError({ engine: ENGINE, operation, message: sanitize(message), kind })
-  const url = parseOptionUrl(options.url)
+  const url = parseOptionUrl(urlText)
   if (url instanceof RateLimitError.ConfigError) return err(url)
   if (prefix.includes("{") || prefix.includes("}")) {
     return err(fail("configure", `keyPrefix must not contain "{" or "}" (it would choose the cluster slot)`))
@@ -126,12 +129,9 @@ const authArgsPattern = { regex: /\b(AUTH|HELLO)\b(\s+\S+)+/gi, replacement: "$1
  * `core/secrets.ts`) of the password, the URL, its password and its `?password=`, then any URL
  * userinfo, secret query value and `AUTH`/`HELLO` arguments. Built once per store.
  */
-const redactorOf = (options: RedisStoreOptions): (message: string) => string =>
+const redactorOf = (url: string | undefined, password: string | undefined): (message: string) => string =>
   makeRedactor(
-    [
-      ...(options.password !== undefined ? [Redacted.value(options.password)] : []),
-      ...(options.url !== undefined ? secretsOfUrl(Redacted.value(options.url)) : [])
-    ],
+    [...(password !== undefined ? [password] : []), ...(url !== undefined ? secretsOfUrl(url) : [])],
     [userinfoPattern, secretParamPattern, authArgsPattern]
   )
 
@@ -139,10 +139,9 @@ const URL_EXPECTED = "a redis:// or rediss:// URL (redis://[user:password@]host:
 
 /** `url` parsed, or a `ConfigError` naming the option (the URL shown with its secrets as `***`). */
 const parseOptionUrl = (
-  url: Redacted.Redacted | undefined
+  text: string | undefined
 ): StoreUrl | RateLimitError.ConfigError | undefined => {
-  if (url === undefined) return undefined
-  const text = Redacted.value(url)
+  if (text === undefined) return undefined
   const parsed = parseUrl(text)
   return parsed.ok ? parsed.url : RateLimitError.ConfigError.at("url", URL_EXPECTED, `${displayUrl(text)} (${parsed.problem})`)
 }
