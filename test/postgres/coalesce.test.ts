@@ -11,7 +11,7 @@ import { assert, layer } from "#test/vitest"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
-import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
+import { freshTable, tableWithTrigger, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
 import { SqlClient } from "#fx/sql"
@@ -25,42 +25,20 @@ const DAY = 86_400_000
 
 const TABLE = freshTable()
 const WRITES = `"public"."${TABLE}_writes"`
-const COUNT = `"public"."${TABLE}_count"`
 const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 10 })
 
 /**
  * The store's table with a trigger that counts the row writes per limiter (and holds the update of
  * a limiter named `slow-…` for 0.3 s, a statement in flight long enough to queue behind, and of
- * `stall-…` for 1 s, past a short `statementTimeout`); all of it
- * dropped when the layer is released.
+ * `stall-…` for 1 s, past a short `statementTimeout`).
  */
-const setUp = T.layerScopedDiscard(
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* Effect.addFinalizer(() =>
-      Sql.script(
-        sql,
-        [
-          `DROP TABLE IF EXISTS "public"."${TABLE}"`,
-          `DROP TABLE IF EXISTS ${WRITES}`,
-          `DROP FUNCTION IF EXISTS ${COUNT}()`,
-          ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)
-        ].join(";\n")
-      ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
-    )
-    // the store's table first (the store installs its functions on it)
-    yield* PostgresStore.make({ tableName: TABLE })
-    yield* sql.unsafe(`CREATE TABLE ${WRITES} (limiter text NOT NULL)`)
-    yield* sql.unsafe(
-      `CREATE FUNCTION ${COUNT}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
-        INSERT INTO ${WRITES} VALUES (NEW.limiter);
-        IF NEW.limiter LIKE 'slow-%' THEN PERFORM pg_sleep(0.3); END IF;
-        IF NEW.limiter LIKE 'stall-%' THEN PERFORM pg_sleep(1); END IF;
-        RETURN NEW;
-      END $f$`
-    )
-    yield* sql.unsafe(`CREATE TRIGGER count_writes BEFORE UPDATE ON "public"."${TABLE}" FOR EACH ROW EXECUTE FUNCTION ${COUNT}()`)
-  })
+const setUp = tableWithTrigger(
+  TABLE,
+  "limiter text NOT NULL",
+  `INSERT INTO ${WRITES} VALUES (NEW.limiter);
+    IF NEW.limiter LIKE 'slow-%' THEN PERFORM pg_sleep(0.3); END IF;
+    IF NEW.limiter LIKE 'stall-%' THEN PERFORM pg_sleep(1); END IF;
+    RETURN NEW;`
 )
 
 const StoreLive = PostgresStore.layer({ tableName: TABLE }).pipe(Layer.provideMerge(setUp), Layer.provideMerge(PgLive))

@@ -10,7 +10,7 @@ import { assert, layer } from "#test/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
-import { freshTable, FUNCTIONS, URL } from "../utils/postgres.js"
+import { freshTable, tableWithTrigger, URL } from "../utils/postgres.js"
 import { describeWhenUp, requireService } from "../utils/services.js"
 import * as T from "#test/effect"
 import { SqlClient } from "#fx/sql"
@@ -22,34 +22,13 @@ const fresh = (name: string) => `${name}-${crypto.randomUUID()}`
 
 const TABLE = freshTable()
 const WRITES = `"public"."${TABLE}_writes"`
-const RECORD = `"public"."${TABLE}_record"`
 const PgLive = Sql.pgLayer({ url: Redacted.make(URL), maxConnections: 6 })
 
-/** The store's table with a trigger recording each row write's limiter, key and transaction; all of it dropped at the end. */
-const setUp = T.layerScopedDiscard(
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* Effect.addFinalizer(() =>
-      Sql.script(
-        sql,
-        [
-          `DROP TABLE IF EXISTS "public"."${TABLE}"`,
-          `DROP TABLE IF EXISTS ${WRITES}`,
-          `DROP FUNCTION IF EXISTS ${RECORD}()`,
-          ...FUNCTIONS.map((f) => `DROP FUNCTION IF EXISTS "public"."${TABLE}_${f}"`)
-        ].join(";\n")
-      ).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
-    )
-    yield* PostgresStore.make({ tableName: TABLE })
-    yield* sql.unsafe(`CREATE TABLE ${WRITES} (limiter text NOT NULL, key text NOT NULL, tx bigint NOT NULL)`)
-    yield* sql.unsafe(
-      `CREATE FUNCTION ${RECORD}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
-        INSERT INTO ${WRITES} VALUES (NEW.limiter, NEW.key, txid_current());
-        RETURN NEW;
-      END $f$`
-    )
-    yield* sql.unsafe(`CREATE TRIGGER record_writes BEFORE UPDATE ON "public"."${TABLE}" FOR EACH ROW EXECUTE FUNCTION ${RECORD}()`)
-  })
+/** The store's table with a trigger recording each row write's limiter, key and transaction. */
+const setUp = tableWithTrigger(
+  TABLE,
+  "limiter text NOT NULL, key text NOT NULL, tx bigint NOT NULL",
+  `INSERT INTO ${WRITES} VALUES (NEW.limiter, NEW.key, txid_current()); RETURN NEW;`
 )
 
 /** Two statement slots: a flood of takes queues, and what queues together is merged. */
