@@ -143,6 +143,23 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         )
       }).pipe(Effect.scoped))
 
+    it.effect("3000 callers taking 6000 keys with a 3 s statementTimeout: no overloaded refusal (the statements ahead counted with merging)", () =>
+      Effect.gen(function*() {
+        // the default slots (4); a merged statement answers up to 64 of the ~3000 calls waiting: at
+        // the pace of a statement per call the queue would look like seconds of work, and calls
+        // would be refused `overloaded` that the store answers within milliseconds
+        const store = yield* PostgresStore.make({ tableName: TABLE, statementTimeout: "3 seconds" })
+        const limiter = fresh("flood")
+        const results = yield* Effect.all(
+          Array.from({ length: 6000 }, (_, i) =>
+            T.result(store.tokenBucket({ limiter, key: `f${i}`, ratePerSecond: 1, burst: 1, cost: 1, maxWaitMs: 0 }))),
+          { concurrency: 3000 }
+        )
+        const failures = results.flatMap((r) => (T.isOk(r) ? [] : [T.errOf(r).message]))
+        assert.deepStrictEqual(failures.slice(0, 3), [], `${failures.length} failures, the first: ${failures[0]}`)
+        assert.isTrue(results.every((r) => T.isOk(r) && T.getOk(r).allowed))
+      }).pipe(Effect.scoped), { timeout: 60_000 })
+
     it.effect("a merged statement the server rejects (one caller's cost overflows float8) fails that caller only", () =>
       Effect.gen(function*() {
         const store = yield* RateLimitStore.RateLimitStore

@@ -55,8 +55,6 @@ export interface GateJob {
  * first of them and others of the group wait behind it. @internal
  */
 export interface MergeGroup {
-  /** The most takes one merged statement decides. */
-  readonly max: number
   /** The statement deciding `calls` (each a single take's call), its rows for each, in order. */
   readonly run: (
     calls: ReadonlyArray<FunctionCall>
@@ -77,6 +75,9 @@ type AnyJob = GateJob
 
 /** How many queued jobs a worker looks through for takes to merge with the one it took. */
 const MERGE_SCAN = 256
+
+/** The most takes one merged statement decides. @internal */
+export const MAX_MERGED = 64
 
 /**
  * Jobs of one {@link MergeGroup} run as one statement: answered each with its own rows. When the
@@ -195,9 +196,10 @@ const CLOSED = "the store is closed (replaced by configureStore, or its layer wa
  * A FIFO queue with direct hand-off: a worker that finishes takes the oldest job, O(1) (Effect's
  * `Semaphore` wakes every waiter on each release, quadratic for thousands of waiters). When every
  * worker is busy, a call is refused at once (`overloaded`) instead of queueing when `maxQueued`
- * calls already wait, or when the calls ahead of it, at the pace of the recent statements (an
- * exponential moving average of their time on a worker, forgotten whenever every worker is idle
- * again), would take it past its timeout.
+ * calls already wait, or when the statements ahead of it (one per queued call, but one per
+ * {@link MAX_MERGED} calls that may be merged), at the pace of the recent statements (an
+ * exponential moving average of their time on a worker, from the connection in hand to the
+ * answer; forgotten whenever every worker is idle again), would take it past its timeout.
  *
  * @internal
  */
@@ -216,9 +218,21 @@ export const make = (
     const idle: Array<Worker> = []
     const workers = new Set<Worker>()
 
+    /** How many queued jobs may be merged (a statement then answers up to {@link MAX_MERGED} of them). */
+    let mergeable = 0
+    const isMergeable = (job: AnyJob) => job.merge !== undefined && !job.merge.alone
+    /** Takes `job` out of the queue; whether it was there. */
+    const leave = (job: AnyJob): boolean => {
+      if (!queue.delete(job)) return false
+      if (isMergeable(job)) mergeable--
+      return true
+    }
+
     const queueRefusal = (timeoutMs: number): Refusal | undefined => {
       if (queue.size >= maxQueued) return { waiting: queue.size, expectedMs: undefined }
-      const expectedMs = (Math.floor(queue.size / permits) + 2) * paceMs
+      // the statements ahead: one per plain job, one per MAX_MERGED mergeable ones
+      const statements = queue.size - mergeable + Math.ceil(mergeable / MAX_MERGED)
+      const expectedMs = (Math.floor(statements / permits) + 2) * paceMs
       return expectedMs > timeoutMs ? { waiting: queue.size, expectedMs } : undefined
     }
     const refusal = (timeoutMs: number): Refusal | undefined => (idle.length > 0 ? undefined : queueRefusal(timeoutMs))
@@ -231,6 +245,7 @@ export const make = (
       const worker = idle.pop()
       if (worker?.wake === undefined) {
         queue.add(job)
+        if (isMergeable(job)) mergeable++
         return
       }
       const wake = worker.wake
@@ -241,7 +256,7 @@ export const make = (
 
     const expire = (job: AnyJob): void => {
       job.expired = true
-      if (queue.delete(job)) return
+      if (leave(job)) return
       if (!Sql.cancelsLate) return
       for (const worker of workers) {
         if (worker.running === job && worker.fiber !== undefined) {
@@ -255,7 +270,7 @@ export const make = (
     /** The oldest queued job, or `undefined`. */
     const dequeue = (): AnyJob | undefined => {
       for (const job of queue) {
-        queue.delete(job)
+        leave(job)
         return job
       }
       return undefined
@@ -313,10 +328,10 @@ export const make = (
       const members: Array<readonly [GateJob, Mergeable]> = [[job, merge]]
       let scanned = 0
       for (const other of queue) {
-        if (members.length >= merge.group.max || ++scanned > MERGE_SCAN) break
+        if (members.length >= MAX_MERGED || ++scanned > MERGE_SCAN) break
         const m = other.merge
         if (m === undefined || m.group !== merge.group || m.alone || other.expired) continue
-        queue.delete(other)
+        leave(other)
         members.push([other, m])
       }
       return members.length === 1 ? job : new MergedJob(members, merge.group, submit)
@@ -334,12 +349,14 @@ export const make = (
         }
         const job = withMerged(taken)
         worker.current = job
-        const start = now()
         return Effect.flatMap(connection(worker, job), (conn) => {
           if (conn === undefined || job.expired) {
             worker.current = undefined
             return Effect.void
           }
+          // the statement's own time: opening a connection (once per worker, lazily on Effect 4)
+          // says nothing about the pace of the statements queued behind it
+          const start = now()
           worker.running = job
           const statement = job.run(conn, job.deadline)
           return Effect.flatMap(Effect.exit(Sql.cancelsLate ? Effect.interruptible(statement) : statement), (exit) => {
@@ -407,6 +424,7 @@ export const make = (
         // retry that still held the old store), not never
         for (const job of queue) job.refuse(CLOSED)
         queue.clear()
+        mergeable = 0
         for (const worker of workers) {
           for (const job of [worker.handed, worker.current]) {
             if (job === undefined) continue

@@ -243,16 +243,12 @@ const decisionsOf = (env: Env, operation: string, limit: number, count: number) 
     : Effect.fail(env.driver.failures.fail(operation, `${count} takes answered ${out.length} rows`))
 }
 
-/** The most single takes one merged statement decides (`gate.ts` `MergeGroup`). */
-const MAX_MERGED = 64
-
 /**
  * Single takes of different keys queued for a statement slot together (`tb_take`, `fw_take`),
  * decided as one call of their keys function `spec` (`tb_take_keys`, `fw_take_keys`; `gate.ts`
  * `MergeGroup`): its rows, by `ord`, as each take's own.
  */
 const keysGroup = (env: Env, spec: pgSql.FunctionSpec): Gate.MergeGroup => ({
-  max: MAX_MERGED,
   run: (calls) => {
     const statement = writing(env, pgSql.keysCall(spec, calls))
     return (conn, deadlineMs) => Effect.map(statement(conn, deadlineMs), (rows) => rowsByOrd(rows, calls.length))
