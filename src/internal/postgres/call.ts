@@ -126,7 +126,7 @@ export const bounded = <A>(
 /**
  * A take's call as {@link bounded} (measured, nothing to undo), that the gate may decide in one
  * statement with the takes of `group` queued with it (`gate.ts` `MergeGroup`): `fnCall` is its
- * part of that statement; alone it runs `statement`, as any call.
+ * part of that statement; alone it runs `statement`, as every call does.
  *
  * @internal
  */
