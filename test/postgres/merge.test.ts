@@ -115,6 +115,26 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         assert.isUndefined(more[1]?.ref, "a refusal names no entry")
       }))
 
+    it.effect("sliding window, one hot key: 20 concurrent takes merged, exactly the limit, an entry each", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("sw-hot")
+        const req = { limiter, key: "hot", limit: 7, windowMs: 600_000, cost: 1 }
+        const decisions = yield* Effect.all(Array.from({ length: 20 }, () => store.slidingWindow(req)), {
+          concurrency: "unbounded"
+        })
+        // the takes of one key meet in merged statements (a sliding window is not coalesced): each
+        // decided on what the ones before it left
+        const admitted = decisions.filter((d) => d.allowed)
+        assert.strictEqual(admitted.length, 7)
+        assert.deepStrictEqual(admitted.map((d) => d.remaining).sort(), [0, 1, 2, 3, 4, 5, 6])
+        assert.strictEqual(new Set(admitted.map((d) => d.ref)).size, 7, "an entry of its own each")
+        assert.isTrue(decisions.filter((d) => !d.allowed).every((d) => d.ref === undefined && d.retryAfterMs > 0))
+        const { statements, writes } = yield* writesOf(limiter)
+        assert.strictEqual(writes, 7, "one row write per admitted take")
+        assert.isTrue(statements <= 6, `${statements} statements for 20 takes of one key on 2 statement slots`)
+      }))
+
     it.effect("three stores flooding 10 shared keys, each in its own order: no failure, each key admits its burst exactly", () =>
       Effect.gen(function*() {
         const limiter = fresh("shared")
