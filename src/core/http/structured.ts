@@ -3,7 +3,7 @@
  * each with its Parameters; bare items Integer, Decimal, String, Token, Byte Sequence, Boolean
  * (Dates and Display Strings too). It reads what `RateLimit` and `RateLimit-Policy` carry, so
  * tests (and clients of a server using this library) can check the fields by their members and
- * parameters rather than by their text. Strict: any deviation from the grammar is a failure, as
+ * parameters rather than by their text. Strict: every deviation from the grammar is a failure, as
  * RFC 9651 §4.2 asks ("fail parsing", the whole field is then ignored).
  *
  * Plain TypeScript, no Effect import: shared by every build.

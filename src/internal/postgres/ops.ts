@@ -71,7 +71,7 @@ export const make = (driver: Driver): Operations => {
     async: !driver.settings.synchronousCommit,
     readCommitted: false
   }
-  // how the coalesced takes are sent, made once
+  // how the coalesced and the merged takes are sent, made once
   const tb = tbSender(env, keysGroup(env, driver.specs.tb_take_keys))
   const fw = fwSender(env, keysGroup(env, driver.specs.fw_take_keys))
   const sw = keysGroup(env, driver.specs.sw_take_keys)
@@ -244,9 +244,9 @@ const decisionsOf = (env: Env, operation: string, limit: number, count: number) 
 }
 
 /**
- * Single takes of different keys queued for a statement slot together (`tb_take`, `fw_take`),
- * decided as one call of their keys function `spec` (`tb_take_keys`, `fw_take_keys`; `gate.ts`
- * `MergeGroup`): its rows, by `ord`, as each take's own.
+ * Single takes queued for a statement slot together (`tb_take`, `fw_take`, `sw_take`), decided as
+ * one call of their keys function `spec` (`tb_take_keys`, `fw_take_keys`, `sw_take_keys`;
+ * `gate.ts` `MergeGroup`): its rows, by `ord`, as each take's own.
  */
 const keysGroup = (env: Env, spec: pgSql.FunctionSpec): Gate.MergeGroup => ({
   run: (calls) => {
@@ -265,10 +265,19 @@ const rowsByOrd = (rows: ReadonlyArray<Row>, count: number): ReadonlyArray<Reado
   return out
 }
 
+/**
+ * A single take's `call` (`tb_take`, `fw_take`, `sw_take`) as a write within the store's
+ * `statementTimeout`: alone, or merged by the gate with the single takes of other keys queued with
+ * it (`keys`, see {@link keysGroup}); its decision of capacity `limit`.
+ */
+const singleTake = (env: Env, operation: string, keys: Gate.MergeGroup, call: pgSql.FunctionCall, limit: number) =>
+  Call.boundedTake(env.driver.call, operation, env.driver.settings.timeoutMs, writing(env, call), keys, call).pipe(
+    Effect.flatMap(decision(env, operation, limit))
+  )
+
 const tbSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<TokenBucketRequest, StoreDecision> => ({
   operation: "tokenBucket",
   one: (req) => {
-    // alone, or merged with the single takes of other keys queued with it (`keysGroup`)
     const call = callOf(env.driver.specs.tb_take, [
       req.limiter,
       req.key,
@@ -279,8 +288,7 @@ const tbSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<TokenBucketR
       env.lockMs,
       env.async
     ])
-    return Call.boundedTake(env.driver.call, "tokenBucket", env.driver.settings.timeoutMs, writing(env, call), keys, call)
-      .pipe(Effect.flatMap(decision(env, "tokenBucket", req.burst)))
+    return singleTake(env, "tokenBucket", keys, call, req.burst)
   },
   many: (first, reqs, ms) =>
     send(
@@ -303,7 +311,6 @@ const tbSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<TokenBucketR
 const fwSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<WindowRequest, StoreDecision> => ({
   operation: "fixedWindow",
   one: (req) => {
-    // alone, or merged with the single takes of other keys queued with it (`keysGroup`)
     const call = callOf(env.driver.specs.fw_take, [
       req.limiter,
       req.key,
@@ -313,8 +320,7 @@ const fwSender = (env: Env, keys: Gate.MergeGroup): Coalesce.Sender<WindowReques
       env.lockMs,
       env.async
     ])
-    return Call.boundedTake(env.driver.call, "fixedWindow", env.driver.settings.timeoutMs, writing(env, call), keys, call)
-      .pipe(Effect.flatMap(decision(env, "fixedWindow", req.limit)))
+    return singleTake(env, "fixedWindow", keys, call, req.limit)
   },
   many: (first, reqs, ms) =>
     send(
@@ -342,15 +348,11 @@ const tokenBucket = (env: Env, sender: Coalesce.Sender<TokenBucketRequest, Store
       env.driver.coalescer.run(laneKey("tb", req.limiter, req.key, req.ratePerSecond, req.burst), req, sender)
     ))
 
-/** A sliding window take: alone, or merged with the single takes of other keys queued with it (`keysGroup`). */
+/** A sliding window take (not coalesced: see docs/engines/postgres.md), a single take (`singleTake`). */
 const slidingWindow = (env: Env, keys: Gate.MergeGroup, req: WindowRequest) =>
   guard("slidingWindow", [req.limiter, req.key], () => {
     const call = callOf(env.driver.specs.sw_take, [req.limiter, req.key, req.limit, req.windowMs, req.cost, env.lockMs, env.async])
-    return traced(
-      "slidingWindow",
-      req.limiter,
-      Call.boundedTake(env.driver.call, "slidingWindow", env.driver.settings.timeoutMs, writing(env, call), keys, call)
-    ).pipe(Effect.flatMap(decision(env, "slidingWindow", req.limit)))
+    return traced("slidingWindow", req.limiter, singleTake(env, "slidingWindow", keys, call, req.limit))
   })
 
 /** A fixed window take, coalesced with the concurrent takes of its key (`coalesce.ts`). */
