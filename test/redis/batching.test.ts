@@ -97,6 +97,32 @@ describeWhenUp(available)("RedisStore batching (own redis-server)", () => {
         assert.isTrue(commands >= 1 && commands <= 8, `${commands} EVALSHA for 64 decisions in batches of up to 64`)
       }))
 
+    it.scoped("calls of one script with different arguments, interleaved in a batch, each decided by its own", () =>
+      Effect.gen(function*() {
+        const server = yield* Server
+        const store = yield* storeOn(server, 64)
+        const limiter = crypto.randomUUID()
+        // a batch marks a call whose script and arguments are those of the call before it (`=`);
+        // alternating bursts and windows must never take the arguments of the neighbour
+        const before = yield* scriptCalls(server)
+        const calls = Array.from({ length: 48 }, (_, i) =>
+          i % 3 === 2
+            ? store.fixedWindow({ limiter, key: `fw-${i % 2}`, limit: 1 + (i % 2) * 4, windowMs: 60_000, cost: 1 }).pipe(
+              Effect.map((d) => ({ kind: `fw-${i % 2}`, allowed: d.allowed }))
+            )
+            : store.tokenBucket({ limiter, key: `tb-${i % 2}`, ratePerSecond: 0.001, burst: 2 + (i % 2) * 5, cost: 1, maxWaitMs: 0 })
+              .pipe(Effect.map((d) => ({ kind: `tb-${i % 2}`, allowed: d.allowed }))))
+        const answers = yield* Effect.all(calls, { concurrency: "unbounded" })
+        const after = yield* scriptCalls(server)
+        assert.isTrue(after.evalsha - before.evalsha <= 4, `${after.evalsha - before.evalsha} EVALSHA: the calls were batched`)
+        const admitted = (kind: string) => answers.filter((a) => a.kind === kind && a.allowed).length
+        // 16 calls per token-bucket key, 8 per fixed-window key
+        assert.deepStrictEqual(
+          { tb0: admitted("tb-0"), tb1: admitted("tb-1"), fw0: admitted("fw-0"), fw1: admitted("fw-1") },
+          { tb0: 2, tb1: 7, fw0: 1, fw1: 5 }
+        )
+      }))
+
     it.scoped("a holder id with a newline (the batch's separator) still gets exact answers", () =>
       Effect.gen(function*() {
         const server = yield* Server

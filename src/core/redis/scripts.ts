@@ -736,9 +736,12 @@ export const batchable = [
  * `EVALSHA`, run one after the other at one server instant, atomically. Each operation is the body
  * of its own script, run as a function of its own `KEYS` and `ARGV`, so its semantics are exactly
  * the single script's. KEYS: every operation's keys, in order. ARGV[1]: the operations, as fields
- * each ended by a newline: the number of operations, then per operation its opcode (see
- * {@link batchable}), key count, argument count and arguments (which never contain a newline).
- * One packed argument instead of several per operation keeps the command small to encode.
+ * each ended by a newline: the number of operations, then per operation either its opcode (see
+ * {@link batchable}), key count, argument count and arguments (which never contain a newline), or
+ * the one field `=`: the opcode, key count and arguments of the operation before it (the calls of
+ * one limiter in a tick share them; no script writes to its `ARGV`, so the table is shared too).
+ * One packed argument instead of several per operation keeps the command small to encode, and
+ * the repeat mark keeps the server's parsing per operation to one field.
  * Answers one reply per operation, in order.
  *
  * @internal
@@ -755,18 +758,24 @@ for x in string.gmatch(ARGV[1], '([^\\n]*)\\n') do
 end
 local out = {}
 local ki = 0
-local ai = 1
+local ai = 2
+local op, nk, a
 for i = 1, tonumber(f[1]) do
-  local op = ops[tonumber(f[ai + 1])]
-  local nk = tonumber(f[ai + 2])
-  local na = tonumber(f[ai + 3])
-  ai = ai + 3
+  local h = f[ai]
+  if h == '=' then
+    ai = ai + 1
+  else
+    op = ops[tonumber(h)]
+    nk = tonumber(f[ai + 1])
+    local na = tonumber(f[ai + 2])
+    ai = ai + 2
+    a = {}
+    for j = 1, na do a[j] = f[ai + j] end
+    ai = ai + na + 1
+  end
   local k = {}
   for j = 1, nk do k[j] = KEYS[ki + j] end
   ki = ki + nk
-  local a = {}
-  for j = 1, na do a[j] = f[ai + j] end
-  ai = ai + na
   out[i] = op(k, a)
 end
 return out

@@ -71,6 +71,13 @@ const packable = (args: ReadonlyArray<string | number>): boolean => {
   return true
 }
 
+/** Whether `b` runs the script of `a` on as many keys with the same arguments (the batch's `=` mark). */
+const sameCall = (a: Queued, b: Queued): boolean => {
+  if (a.script !== b.script || a.keys.length !== b.keys.length || a.args.length !== b.args.length) return false
+  for (let i = 0; i < a.args.length; i++) if (a.args[i] !== b.args[i]) return false
+  return true
+}
+
 const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.startsWith("NOSCRIPT")
 
 /** Sends script calls: alone while nothing is on the wire, else batched with the calls of the tick. */
@@ -118,12 +125,18 @@ class Batcher {
     if (to - from === 1) return this.runOne(head)
     const args: Array<string | number> = [Scripts.batch.sha, 0]
     let packed = `${to - from}\n`
+    let previous: Queued | undefined
     for (let i = from; i < to; i++) {
       const p = q[i]
       if (p === undefined) continue
       for (const k of p.keys) args.push(k)
-      packed += `${p.script.opcode}\n${p.keys.length}\n${p.args.length}\n`
-      for (const a of p.args) packed += `${a}\n`
+      if (previous !== undefined && sameCall(previous, p)) {
+        packed += "=\n"
+      } else {
+        packed += `${p.script.opcode}\n${p.keys.length}\n${p.args.length}\n`
+        for (const a of p.args) packed += `${a}\n`
+      }
+      previous = p
     }
     args[1] = args.length - 2
     args.push(packed)

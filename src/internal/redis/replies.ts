@@ -20,17 +20,20 @@ const replyArray = (reply: unknown): ReadonlyArray<unknown> => {
 }
 
 /**
- * A rate decision `{remaining, resetAfterUs, t}`, its waits padded by `marginMs` (see
- * `internal/store/margin.ts`). Built once per store.
- *
- * @internal
+ * A decision `{remaining, resetAfterUs, t}` (and, with `withRef`, an admission's `ref` as its fourth
+ * element: the fixed window's start, an integer; the sliding entry's id, a string), its waits
+ * padded by `marginMs` (see `internal/store/margin.ts`). Built in one object, no copy.
  */
-export const decisionOf = (marginMs: number) => (reply: unknown, limit: number): StoreDecision => {
+const readDecision = (reply: unknown, limit: number, marginMs: number, withRef: boolean): StoreDecision => {
   const r = replyArray(reply)
   const t = at(r, 2)
   const resetAfterMs = Math.max(0, at(r, 1) / 1000)
   if (t >= 0) {
-    return { allowed: true, limit, remaining: at(r, 0), resetAfterMs, retryAfterMs: 0, delayMs: withMargin(t / 1000, marginMs) }
+    const ref = withRef ? r[3] : undefined
+    const delayMs = withMargin(t / 1000, marginMs)
+    return typeof ref === "number" || typeof ref === "string"
+      ? { allowed: true, limit, remaining: at(r, 0), resetAfterMs, retryAfterMs: 0, delayMs, ref: String(ref) }
+      : { allowed: true, limit, remaining: at(r, 0), resetAfterMs, retryAfterMs: 0, delayMs }
   }
   return {
     allowed: false,
@@ -43,21 +46,22 @@ export const decisionOf = (marginMs: number) => (reply: unknown, limit: number):
 }
 
 /**
- * A window take's decision: a rate decision, with the `ref` an admission carries as its fourth
- * element (the fixed window's start, an integer; the sliding entry's id, a string). Built once per
+ * A rate decision `{remaining, resetAfterUs, t}`, its waits padded by `marginMs`. Built once per
  * store.
  *
  * @internal
  */
-export const windowDecisionOf = (marginMs: number) => {
-  const decision = decisionOf(marginMs)
-  return (reply: unknown, limit: number): StoreDecision => {
-    const d = decision(reply, limit)
-    if (!d.allowed) return d
-    const ref = replyArray(reply)[3]
-    return typeof ref === "number" || typeof ref === "string" ? { ...d, ref: String(ref) } : d
-  }
-}
+export const decisionOf = (marginMs: number) => (reply: unknown, limit: number): StoreDecision =>
+  readDecision(reply, limit, marginMs, false)
+
+/**
+ * A window take's decision: a rate decision, with the `ref` an admission carries as its fourth
+ * element. Built once per store.
+ *
+ * @internal
+ */
+export const windowDecisionOf = (marginMs: number) => (reply: unknown, limit: number): StoreDecision =>
+  readDecision(reply, limit, marginMs, true)
 
 /** What a composite reply needs of each take: whether it is a window's, and its capacity. @internal */
 export interface TakeShape {
