@@ -47,6 +47,13 @@ function redisChart(section: string, title: string, p99: boolean): Chart {
     { label: "64 callers, store.tokenBucket", column: "64 callers: decisions/s", ours: /store\.tokenBucket, default/, peer, target: 1.5 }
   ]
   if (p99) bars.push({ label: "64 callers, p99 (lower is better)", column: "p99 ms", ours: check, peer, lowerIsBetter: true })
+  bars.push({
+    label: "64 callers, Redis CPU per decision (lower is better)",
+    column: "server CPU µs/decision",
+    ours: check,
+    peer,
+    lowerIsBetter: true
+  })
   bars.push({ label: "1 caller, RateLimiter.check", column: "1 caller: decisions/s", ours: check, peer })
   return { section, title, bars }
 }

@@ -17,6 +17,8 @@
  */
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Redis } from "ioredis"
+import { existsSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import * as os from "node:os"
 import { RateLimiterRedis } from "rate-limiter-flexible"
 import * as T from "#test/effect"
@@ -46,6 +48,33 @@ interface Result {
   readonly opsPerSec: number
   readonly p50: number
   readonly p99: number
+  /** The server's CPU per decision (µs), its process's CPU time around the measurement (64 callers). */
+  readonly serverUs?: number
+}
+
+/** A connection for `INFO server` only. */
+const stats = new Redis(URL)
+/** The server's process id, when it runs on this machine (its CPU time is read from /proc). */
+const serverPid = async (): Promise<number | undefined> => {
+  const info = await stats.info("server")
+  const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
+  return Number.isInteger(pid) && existsSync(`/proc/${pid}/stat`) ? pid : undefined
+}
+const pid = await serverPid()
+/** Linux's clock ticks per second for /proc times (`getconf CLK_TCK`: 100 on every Linux that matters). */
+const TICKS = 100
+
+/**
+ * The server process's CPU time so far (µs, user + system from /proc/<pid>/stat): everything the
+ * server spends, its networking and parsing included (`INFO commandstats` counts the commands run
+ * inside a script twice, and not the reading and writing of the socket).
+ */
+const serverUsec = async (): Promise<number | undefined> => {
+  if (pid === undefined) return undefined
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+  // the fields after the command name, which is in parentheses and may hold spaces
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return ((Number(fields[11]) + Number(fields[12])) / TICKS) * 1_000_000
 }
 
 /** One operation; `i` picks the key. Resolves when the decision is known. */
@@ -103,6 +132,14 @@ type AnyOp = Op | { readonly effect: EffectOp }
 const once = (op: AnyOp, total: number, concurrency: number): Promise<Result> =>
   typeof op === "function" ? measure(op, total, concurrency) : measureEffect(op.effect, total, concurrency)
 
+/** `once`, with the server's CPU per decision over the measurement. */
+const withServerCpu = async (op: AnyOp, total: number, concurrency: number): Promise<Result> => {
+  const before = await serverUsec()
+  const result = await once(op, total, concurrency)
+  const after = await serverUsec()
+  return before === undefined || after === undefined ? result : { ...result, serverUs: (after - before) / total }
+}
+
 const better = (a: Result | undefined, b: Result): Result => a === undefined || b.opsPerSec > a.opsPerSec ? b : a
 
 /** An Effect runtime's `runPromise` over a layer, built once (here, not in the first round) and disposed at the end. */
@@ -143,7 +180,7 @@ const runAll = async () => {
       const slot = best[i]
       if (slot === undefined) continue
       slot.sequential = better(slot.sequential, await once(op, SEQUENTIAL, 1))
-      slot.concurrent = better(slot.concurrent, await once(op, CONCURRENT, 64))
+      slot.concurrent = better(slot.concurrent, await withServerCpu(op, CONCURRENT, 64))
     }
   }
   for (const [i, { name }] of contenders.entries()) {
@@ -154,10 +191,13 @@ const runAll = async () => {
     console.log(
       `${name.padEnd(58)} seq ${sequential.opsPerSec.toFixed(0).padStart(7)}/s p50 ${sequential.p50.toFixed(3)} p99 ${
         sequential.p99.toFixed(3)
-      } | c64 ${concurrent.opsPerSec.toFixed(0).padStart(7)}/s p50 ${concurrent.p50.toFixed(3)} p99 ${concurrent.p99.toFixed(3)}`
+      } | c64 ${concurrent.opsPerSec.toFixed(0).padStart(7)}/s p50 ${concurrent.p50.toFixed(3)} p99 ${concurrent.p99.toFixed(3)} server ${
+        concurrent.serverUs?.toFixed(2) ?? "?"
+      } µs`
     )
   }
   for (const close of closers) await close()
+  await stats.quit()
 }
 
 const main = async () => {
@@ -254,12 +294,12 @@ const main = async () => {
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
   const ms = (n: number) => n.toFixed(3)
   const table = [
-    "| implementation | 1 caller: decisions/s | p50 ms | p99 ms | 64 callers: decisions/s | p50 ms | p99 ms |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    "| implementation | 1 caller: decisions/s | p50 ms | p99 ms | 64 callers: decisions/s | p50 ms | p99 ms | server CPU µs/decision |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>
       `| ${r.name} | ${fmt(r.sequential.opsPerSec)} | ${ms(r.sequential.p50)} | ${ms(r.sequential.p99)} | ${
         fmt(r.concurrent.opsPerSec)
-      } | ${ms(r.concurrent.p50)} | ${ms(r.concurrent.p99)} |`
+      } | ${ms(r.concurrent.p50)} | ${ms(r.concurrent.p99)} | ${r.concurrent.serverUs === undefined ? "?" : r.concurrent.serverUs.toFixed(2)} |`
     )
   ]
   const fixed = (label: string) => find(`effect-rate-sync RateLimiter.check (fixed window), ${label}`)
@@ -278,6 +318,15 @@ const main = async () => {
       }× its throughput (target ≥ 1.0×), p99 ${ms(ours.concurrent.p99)} ms (target ≤ 2.5 ms); the store alone (token bucket): ${
         (store.concurrent.opsPerSec / rlf.concurrent.opsPerSec).toFixed(2)
       }×, p99 ${ms(store.concurrent.p99)} ms.`,
+      `- Redis server CPU per decision at 64 callers (the server process's CPU time over the measurement, /proc): RateLimiter.check (fixed window) ${
+        ours.concurrent.serverUs?.toFixed(2) ?? "?"
+      } µs, store.tokenBucket ${store.concurrent.serverUs?.toFixed(2) ?? "?"} µs, rate-limiter-flexible ${
+        rlf.concurrent.serverUs?.toFixed(2) ?? "?"
+      } µs (${
+        ours.concurrent.serverUs !== undefined && rlf.concurrent.serverUs !== undefined
+          ? (ours.concurrent.serverUs / rlf.concurrent.serverUs).toFixed(2)
+          : "?"
+      }× rate-limiter-flexible's for check, lower is better): what one Redis shared by every process of a deployment spends per decision.`,
       `- 1 caller, p50 vs PING p50 ${ms(ping.sequential.p50)} ms: RateLimiter.check ${ms(ours.sequential.p50)} ms (${
         (ours.sequential.p50 / ping.sequential.p50).toFixed(2)
       }×), store.tokenBucket ${ms(store.sequential.p50)} ms (${
