@@ -11,6 +11,9 @@
  *
  * Server: RATE_SYNC_BENCH_REDIS_URL, default redis://127.0.0.1:6379. Workload: 1 000 keys visited
  * round-robin, limits high enough that every decision is an admit that writes state.
+ * At 64 callers each row also gets the server's CPU per decision: the redis-server process's CPU
+ * time (/proc, in 10 ms ticks) over the measurement, divided by its decisions ("?" when the server
+ * is not a process of this machine).
  * BENCH_SEQUENTIAL / BENCH_CONCURRENT set the decisions per measurement, BENCH_ROUNDS the rounds
  * (the best round is kept); BENCH_WRITE=0 prints the figures without writing docs/benchmarks.md
  * (for a short smoke run).
@@ -54,11 +57,15 @@ interface Result {
 
 /** A connection for `INFO server` only. */
 const stats = new Redis(URL)
-/** The server's process id, when it runs on this machine (its CPU time is read from /proc). */
+/**
+ * The server's process id, when it runs on this machine (its CPU time is read from /proc): the
+ * process of that id here must be a redis-server (a remote server's id may name another process).
+ */
 const serverPid = async (): Promise<number | undefined> => {
   const info = await stats.info("server")
   const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
-  return Number.isInteger(pid) && existsSync(`/proc/${pid}/stat`) ? pid : undefined
+  if (!Number.isInteger(pid) || !existsSync(`/proc/${pid}/comm`)) return undefined
+  return (await readFile(`/proc/${pid}/comm`, "utf8")).startsWith("redis-server") ? pid : undefined
 }
 const pid = await serverPid()
 /** Linux's clock ticks per second for /proc times (`getconf CLK_TCK`: 100 on every Linux that matters). */
