@@ -1,7 +1,7 @@
 /**
  * Single takes of different keys merged on PostgreSQL (internal/postgres/gate.ts `MergeGroup`,
  * `tb_take_keys`), against the real server on 127.0.0.1:5432 in a fresh table dropped at the end:
- * token bucket, fixed window and sliding window takes that wait for a statement slot together are decided by one statement (counted
+ * token bucket, fixed window and sliding window takes, and slot acquires and releases, that wait for a statement slot together are decided by one statement (counted
  * by a trigger that records each row write's transaction), each caller answered as its own
  * statement would answer it; stores sharing keys, their merged statements locking shared rows,
  * never fail and never over-admit; a merged statement the server rejects fails only the take that caused it.
@@ -113,6 +113,43 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         const more = yield* Effect.all([0, 2].map((i) => store.slidingWindow({ ...req(i), cost: 2 })))
         assert.deepStrictEqual(more.map((d) => d.allowed), [true, false])
         assert.isUndefined(more[1]?.ref, "a refusal names no entry")
+      }))
+
+    it.effect("slots: 150 acquires of 50 keys (limit 2) and their releases, far fewer statements, each key exactly its limit", () =>
+      Effect.gen(function*() {
+        const store = yield* RateLimitStore.RateLimitStore
+        const limiter = fresh("cc-keys")
+        const slot = (key: number, holder: number) => ({ limiter, key: `c${key}`, holder: `h${key}-${holder}`, limit: 2, leaseMs: 600_000 })
+        const all = Array.from({ length: 150 }, (_, i) => slot(i % 50, Math.floor(i / 50)))
+        const acquired = yield* Effect.all(all.map((r) => store.acquireSlot(r)), { concurrency: "unbounded" })
+        for (let key = 0; key < 50; key++) {
+          const mine = acquired.filter((_, i) => i % 50 === key)
+          assert.strictEqual(mine.filter((d) => d.acquired).length, 2, `key ${key}: exactly its limit`)
+          // each answer counts its own key's leases only (the loop clears what the take before left)
+          for (const d of mine) {
+            assert.isTrue(d.active >= 1 && d.active <= 2, `key ${key}: active ${d.active}`)
+            if (!d.acquired) assert.strictEqual(d.active, 2)
+          }
+        }
+        const acquires = yield* writesOf(limiter)
+        assert.strictEqual(acquires.writes, 100, "one row write per granted lease")
+        assert.isTrue(acquires.statements <= 50, `${acquires.statements} statements for 150 acquires on 2 statement slots`)
+        // one lease of each key released (the other stays: a row update each), then again (none left)
+        const releases = Array.from({ length: 50 }, (_, key) => all.find((_, i) => i % 50 === key && acquired[i]?.acquired === true))
+          .flatMap((r) => (r === undefined ? [] : [r]))
+        assert.strictEqual(releases.length, 50)
+        const released = yield* Effect.all(releases.map((r) => store.releaseSlot(r)), { concurrency: "unbounded" })
+        assert.deepStrictEqual(released, releases.map(() => true))
+        const again = yield* Effect.all(releases.map((r) => store.releaseSlot(r)), { concurrency: "unbounded" })
+        assert.deepStrictEqual(again, releases.map(() => false), "a released lease is released once")
+        const after = yield* writesOf(limiter)
+        assert.strictEqual(after.writes - acquires.writes, 50, "one row write per lease released")
+        assert.isTrue(after.statements - acquires.statements <= 25, `${after.statements - acquires.statements} statements for 50 releases`)
+        // each key has one free slot again: a new holder gets it, the next does not
+        const next = yield* Effect.all(Array.from({ length: 50 }, (_, key) => store.acquireSlot(slot(key, 7))), { concurrency: "unbounded" })
+        assert.deepStrictEqual(next.map((d) => [d.acquired, d.active]), next.map(() => [true, 2]))
+        const full = yield* Effect.all(Array.from({ length: 50 }, (_, key) => store.acquireSlot(slot(key, 8))), { concurrency: "unbounded" })
+        assert.deepStrictEqual(full.map((d) => d.acquired), full.map(() => false))
       }))
 
     it.effect("sliding window, one hot key: 20 concurrent takes merged, exactly the limit, an entry each", () =>

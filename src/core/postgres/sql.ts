@@ -60,8 +60,10 @@ export const FUNCTIONS = [
   "fw_take_keys",
   "fw_peek",
   "cc_acquire",
+  "cc_acq_keys",
   "cc_renew",
   "cc_release",
+  "cc_rel_keys",
   "cc_peek",
   "reset",
   "take_all",
@@ -160,6 +162,15 @@ const FW_TAKE: ReadonlyArray<readonly [string, ArgType]> = [
 
 /** A sliding window take's own arguments (its write tail apart): as a fixed window's. */
 const SW_TAKE = FW_TAKE
+/** A slot acquire's own arguments (its write tail apart). */
+const CC_ACQUIRE: ReadonlyArray<readonly [string, ArgType]> = [
+  ...LIMITER_KEY,
+  ["p_holder", "text"],
+  ["p_limit", "float8"],
+  ["p_lease", "float8"]
+]
+/** A slot release's own arguments (its write tail apart). */
+const CC_RELEASE: ReadonlyArray<readonly [string, ArgType]> = [...LIMITER_KEY, ["p_holder", "text"]]
 
 /** The scalar type of an array argument's elements. */
 const ELEMENT = { text: "text[]", float8: "float8[]" } as const
@@ -191,9 +202,11 @@ const ARGS: Record<FunctionName, ReadonlyArray<readonly [string, ArgType]>> = {
   fw_take_keys: [...keysArgs(FW_TAKE), ...WRITE_TAIL],
   fw_take_many: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_costs", "float8[]"], ...WRITE_TAIL],
   fw_peek: [...LIMITER_KEY, ["p_limit", "float8"], ["p_window", "float8"], ["p_cost", "float8"]],
-  cc_acquire: [...LIMITER_KEY, ["p_holder", "text"], ["p_limit", "float8"], ["p_lease", "float8"], ...WRITE_TAIL],
+  cc_acquire: [...CC_ACQUIRE, ...WRITE_TAIL],
+  cc_acq_keys: [...keysArgs(CC_ACQUIRE), ...WRITE_TAIL],
   cc_renew: [...LIMITER_KEY, ["p_holder", "text"], ["p_lease", "float8"], ...WRITE_TAIL],
-  cc_release: [...LIMITER_KEY, ["p_holder", "text"], ...WRITE_TAIL],
+  cc_release: [...CC_RELEASE, ...WRITE_TAIL],
+  cc_rel_keys: [...keysArgs(CC_RELEASE), ...WRITE_TAIL],
   cc_peek: [...LIMITER_KEY, ["p_limit", "float8"]],
   reset: [...LIMITER_KEY, ...WRITE_TAIL],
   take_all: [
@@ -257,8 +270,10 @@ export const specs = (n: Names): Specs => ({
   fw_take_keys: specOf(n, "fw_take_keys"),
   fw_peek: specOf(n, "fw_peek"),
   cc_acquire: specOf(n, "cc_acquire"),
+  cc_acq_keys: specOf(n, "cc_acq_keys"),
   cc_renew: specOf(n, "cc_renew"),
   cc_release: specOf(n, "cc_release"),
+  cc_rel_keys: specOf(n, "cc_rel_keys"),
   cc_peek: specOf(n, "cc_peek"),
   reset: specOf(n, "reset"),
   take_all: specOf(n, "take_all"),
@@ -850,13 +865,9 @@ const ccWrite = (n: Names) => `
       WHERE ${WHERE("'cc'")};
   END IF;`
 
-const ccAcquire = (n: Names, spec: FunctionSpec) =>
-  fn(
-    spec,
-    "OUT acquired boolean, OUT active int, OUT retry_after float8",
-    "",
-    ccDeclare,
-    `${lockOrCreate(n, "'cc'", "s.holders, s.expiries", "v_holders, v_exps")}
+/** An acquire's decision, on `p_limiter`, `p_key`, `p_holder`, `p_limit`, `p_lease`: falls through to its end. */
+const ccAcquireBody = (n: Names) =>
+  `${lockOrCreate(n, "'cc'", "s.holders, s.expiries", "v_holders, v_exps")}
 ${ccLive}
   pos := array_position(h, p_holder);
   IF pos IS NOT NULL OR cardinality(h) < p_limit THEN
@@ -874,15 +885,32 @@ ${ccWrite(n)}
     retry_after := CASE WHEN earliest IS NULL THEN 'Infinity'::float8 ELSE earliest - now_ms END;
   END IF;
   active := cardinality(h);`
-  )
+
+const ccAcquire = (n: Names, spec: FunctionSpec) =>
+  fn(spec, "OUT acquired boolean, OUT active int, OUT retry_after float8", "", ccDeclare, ccAcquireBody(n))
+
+/** What a leases function's loop clears before each take: `ccDeclare`'s initial values. */
+const CC_RESET = `
+    h := '{}';
+    e := '{}';
+    earliest := NULL;
+    latest := NULL;`
+
+/**
+ * The acquires of several keys in one statement (`internal/postgres/gate.ts`: acquires that
+ * waited for a statement slot at the same time, merged), each decided as `cc_acquire` decides
+ * it, in the order of `(limiter, key)` then position (see {@link keysFunction}).
+ */
+const ccAcqKeys = (n: Names, spec: FunctionSpec) =>
+  keysFunction(spec, "OUT acquired boolean, OUT active int, OUT retry_after float8", ccDeclare, CC_ACQUIRE, CC_RESET, ccAcquireBody(n))
 
 /** Locks the existing lease row (never creates one): renew and release. */
-const ccLockExisting = (n: Names) => `
+const ccLockExisting = (n: Names, missing = "RETURN false;") => `
   SELECT s.holders, s.expiries INTO v_holders, v_exps FROM ${n.table} s
     WHERE ${WHERE_S("'cc'")} FOR UPDATE;
   now_ms := ${NOW};
   pos := array_position(v_holders, p_holder);
-  IF pos IS NULL THEN RETURN false; END IF;`
+  IF pos IS NULL THEN ${missing} END IF;`
 
 const ccRenew = (n: Names, spec: FunctionSpec) =>
   fn(
@@ -900,6 +928,15 @@ ${ccWrite(n)}
   RETURN was > now_ms;`
   )
 
+/** A release: `missing` when the holder has no lease; `done(released)` at its end. */
+const ccReleaseBody = (n: Names, missing: string, done: (released: string) => string) =>
+  `${ccLockExisting(n, missing)}
+  was := v_exps[pos];
+  v_exps[pos] := 0;
+${ccLive}
+${ccWrite(n)}
+  ${done("was > now_ms")}`
+
 const ccRelease = (n: Names, spec: FunctionSpec) =>
   fn(
     spec,
@@ -907,12 +944,22 @@ const ccRelease = (n: Names, spec: FunctionSpec) =>
     "RETURNS boolean",
     `${ccDeclare}
   was float8;`,
-    `${ccLockExisting(n)}
-  was := v_exps[pos];
-  v_exps[pos] := 0;
-${ccLive}
-${ccWrite(n)}
-  RETURN was > now_ms;`
+    ccReleaseBody(n, "RETURN false;", (released) => `RETURN ${released};`)
+  )
+
+/**
+ * The releases of several leases in one statement (merged as {@link ccAcqKeys}), each as
+ * `cc_release` releases it; `released` answers what `cc_release` returns.
+ */
+const ccRelKeys = (n: Names, spec: FunctionSpec) =>
+  keysFunction(
+    spec,
+    "OUT released boolean",
+    `${ccDeclare}
+  was float8;`,
+    CC_RELEASE,
+    CC_RESET,
+    ccReleaseBody(n, "released := false; RETURN NEXT; EXIT take;", (released) => `released := ${released};`)
   )
 
 const ccPeek = (n: Names, spec: FunctionSpec) =>
@@ -1481,8 +1528,10 @@ const BODIES: Record<FunctionName, (n: Names, spec: FunctionSpec) => string> = {
   fw_take_keys: fwTakeKeys,
   fw_peek: fwPeek,
   cc_acquire: ccAcquire,
+  cc_acq_keys: ccAcqKeys,
   cc_renew: ccRenew,
   cc_release: ccRelease,
+  cc_rel_keys: ccRelKeys,
   cc_peek: ccPeek,
   reset,
   take_all: takeAll,

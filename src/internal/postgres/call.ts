@@ -124,9 +124,10 @@ export const bounded = <A>(
   })
 
 /**
- * A take's call as {@link bounded} (measured, nothing to undo), that the gate may decide in one
- * statement with the takes of `group` queued with it (`gate.ts` `MergeGroup`): `fnCall` is its
- * part of that statement; alone it runs `statement`, as every call does.
+ * A take's call as {@link bounded} (measured), that the gate may decide in one statement with the
+ * takes of `group` queued with it (`gate.ts` `MergeGroup`): `fnCall` is its part of that
+ * statement; alone it runs `statement`, as every call does. A late answer, its own or its share of
+ * a merged statement's, goes to `undoLate` as {@link bounded}'s does.
  *
  * @internal
  */
@@ -136,10 +137,11 @@ export const boundedTake = (
   ms: number,
   statement: Statement<ReadonlyArray<Row>>,
   group: Gate.MergeGroup,
-  fnCall: FunctionCall
+  fnCall: FunctionCall,
+  undoLate?: (rows: ReadonlyArray<Row> | undefined) => Effect.Effect<void>
 ): Effect.Effect<ReadonlyArray<Row>, StoreError> =>
   Fx.callback<ReadonlyArray<Row>, StoreError>((resume) => {
-    const job = new Job(call, operation, statement, true, undefined)
+    const job = new Job(call, operation, statement, true, undoLate)
     job.merge = { group, call: fnCall, alone: false, settle: (exit) => job.settle(exit) }
     start(call, operation, ms, job, resume)
   })

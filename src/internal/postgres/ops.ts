@@ -75,13 +75,14 @@ export const make = (driver: Driver): Operations => {
   const tb = tbSender(env, keysGroup(env, driver.specs.tb_take_keys))
   const fw = fwSender(env, keysGroup(env, driver.specs.fw_take_keys))
   const sw = keysGroup(env, driver.specs.sw_take_keys)
+  const slots: Slots = { acquire: keysGroup(env, driver.specs.cc_acq_keys), release: keysGroup(env, driver.specs.cc_rel_keys) }
   return {
     tokenBucket: (req) => tokenBucket(env, tb, req),
     slidingWindow: (req) => slidingWindow(env, sw, req),
     fixedWindow: (req) => fixedWindow(env, fw, req),
-    acquireSlot: (req) => acquireSlot(env, req),
+    acquireSlot: (req) => acquireSlot(env, slots, req),
     renewSlot: (req) => renewSlot(env, req),
-    releaseSlot: (req) => releaseSlot(env, req),
+    releaseSlot: (req) => releaseSlot(env, slots, req),
     peek: (req) => peek(env, req),
     reset: (limiter, key) => reset(env, limiter, key),
     takeAll: (takes) => takeAll(env, takes),
@@ -364,16 +365,42 @@ const fixedWindow = (env: Env, sender: Coalesce.Sender<WindowRequest, StoreDecis
       env.driver.coalescer.run(laneKey("fw", req.limiter, req.key, req.limit, req.windowMs), req, sender)
     ))
 
-const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, StoreError> =>
+/** How the acquires and the releases of slots queued together are merged (`cc_acq_keys`, `cc_rel_keys`). */
+interface Slots {
+  readonly acquire: Gate.MergeGroup
+  readonly release: Gate.MergeGroup
+}
+
+/**
+ * A write of a lease (`cc_acquire`, `cc_release`): alone, or merged by the gate with the others of
+ * its `group` queued with it (other keys' and holders', as {@link singleTake}'s); `undoLate` as
+ * {@link write}'s.
+ */
+const leaseWrite = (
+  env: Env,
+  operation: string,
+  limiter: string,
+  group: Gate.MergeGroup,
+  call: pgSql.FunctionCall,
+  undoLate?: (rows: ReadonlyArray<Row> | undefined) => Effect.Effect<void>
+) =>
+  traced(
+    operation,
+    limiter,
+    Call.boundedTake(env.driver.call, operation, env.driver.settings.timeoutMs, writing(env, call), group, call, undoLate)
+  )
+
+const acquireSlot = (env: Env, slots: Slots, req: SlotRequest): Effect.Effect<SlotDecision, StoreError> =>
   guard("acquireSlot", [req.limiter, req.key, req.holder], () =>
-    write(
+    leaseWrite(
       env,
       "acquireSlot",
       req.limiter,
+      slots.acquire,
       callOf(env.driver.specs.cc_acquire, [req.limiter, req.key, req.holder, req.limit, req.leaseMs, env.lockMs, env.async]),
       // granted after its caller gave up, or cancelled (perhaps granted): released
       (rows) =>
-        rows === undefined ? releaseLate(env, req, true) : rows[0]?.[0] === true ? releaseLate(env, req, false) : Effect.void
+        rows === undefined ? releaseLate(env, slots, req, true) : rows[0]?.[0] === true ? releaseLate(env, slots, req, false) : Effect.void
     ).pipe(
       Effect.flatMap((rows) => firstRow(env, "acquireSlot", rows)),
       Effect.map((row): SlotDecision => {
@@ -398,8 +425,8 @@ const acquireSlot = (env: Env, req: SlotRequest): Effect.Effect<SlotDecision, St
  * reuses the holder of an acquire that failed. A late renew is harmless: its caller renews again
  * or releases.
  */
-const releaseLate = (env: Env, req: SlotRequest, perhaps: boolean): Effect.Effect<void> => {
-  const once = Effect.orElseSucceed(Effect.map(releaseSlot(env, req), (released) => released || !perhaps), () => false)
+const releaseLate = (env: Env, slots: Slots, req: SlotRequest, perhaps: boolean): Effect.Effect<void> => {
+  const once = Effect.orElseSucceed(Effect.map(releaseSlot(env, slots, req), (released) => released || !perhaps), () => false)
   const pause = Effect.sleep(Duration.millis(Math.max(10, env.driver.settings.timeoutMs / 2)))
   const loop = (left: number): Effect.Effect<void> =>
     Effect.flatMap(once, (done) => (done || left <= 0 ? Effect.void : Effect.andThen(pause, loop(left - 1))))
@@ -415,12 +442,13 @@ const renewSlot = (env: Env, req: SlotRequest) =>
       callOf(env.driver.specs.cc_renew, [req.limiter, req.key, req.holder, req.leaseMs, env.lockMs, env.async])
     ).pipe(Effect.flatMap(boolean(env, "renewSlot"))))
 
-const releaseSlot = (env: Env, req: SlotRequest) =>
+const releaseSlot = (env: Env, slots: Slots, req: SlotRequest) =>
   guard("releaseSlot", [req.limiter, req.key, req.holder], () =>
-    write(
+    leaseWrite(
       env,
       "releaseSlot",
       req.limiter,
+      slots.release,
       callOf(env.driver.specs.cc_release, [req.limiter, req.key, req.holder, env.lockMs, env.async])
     ).pipe(Effect.flatMap(boolean(env, "releaseSlot"))))
 
