@@ -23,8 +23,9 @@
  * `<table>_fw_take_many`, decided in arrival order on one row lock, each caller its own decision
  * (`internal/postgres/coalesce.ts`). Single takes of different keys (token bucket, fixed and
  * sliding window) that wait for a statement slot together go as one call of `<table>_tb_take_keys`
- * / `_fw_take_keys` / `_sw_take_keys`, each decided as its own statement would decide it, the rows
- * locked in `(limiter, key)` order (`internal/postgres/gate.ts`). See docs/engines/postgres.md.
+ * / `_fw_take_keys` / `_sw_take_keys`, and so do slot acquires and releases (`_cc_acq_keys`,
+ * `_cc_rel_keys`), each decided as its own statement would decide it, the rows locked in
+ * `(limiter, key)` order (`internal/postgres/gate.ts`). See docs/engines/postgres.md.
  *
  * @since 0.1.0
  */
@@ -93,9 +94,9 @@ export interface PostgresStoreOptions {
   /**
    * Most statements of the store in flight at once; the other calls wait in the store's own
    * queue, which a caller that times out leaves without a trace in the pg pool. Token bucket and
-   * window takes of different keys that wait together are decided by one statement, so a few
-   * slots carry a heavy load. Default 4, or the `maxConnections` of the `PgClient` in context
-   * when smaller; raise it for concurrency slots (`acquireSlot`, not merged) on a distant server.
+   * window takes, slot acquires and slot releases of different keys that wait together are decided
+   * by one statement (one per kind), so a few slots carry a heavy load. Default 2, or the
+   * `maxConnections` of the `PgClient` in context when smaller.
    */
   readonly maxConcurrentStatements?: number | undefined
   /**

@@ -83,7 +83,7 @@ export interface PostgresStoreDefinition {
   readonly synchronousCommit?: boolean | undefined
   /** Every call settles within it. Default 2 seconds. */
   readonly statementTimeout?: Fx.DurationInput | undefined
-  /** Most statements in flight at once. Default 4, or the pool's size when smaller. */
+  /** Most statements in flight at once. Default 2, or the pool's size when smaller. */
   readonly maxConcurrentStatements?: number | undefined
   /** Most calls waiting for a statement slot. Default 10 000. */
   readonly maxQueuedStatements?: number | undefined

@@ -444,7 +444,7 @@ export const postgresFields = [
     toml: "max_concurrent_statements",
     kind: "integer",
     min: "positive",
-    default: "4, or the pool's size when smaller",
+    default: "2, or the pool's size when smaller",
     doc: "most statements of the store in flight at once"
   },
   {

@@ -38,12 +38,13 @@ export interface Settings {
 }
 
 /**
- * Statements of the store in flight at once by default (fewer when the pool is smaller). Takes
- * that wait for a slot together are decided by one statement (`gate.ts` `MergeGroup`), so a few
- * slots carry any load: fewer, larger statements cost the server and the client less than many
- * (measured: docs/benchmarks.md), and the rest of a shared pool stays the application's.
+ * Statements of the store in flight at once by default (fewer when the pool is smaller). Takes,
+ * slot acquires and slot releases that wait for a slot together are decided by one statement
+ * (`gate.ts` `MergeGroup`), so a few slots carry any load: fewer, larger statements cost the
+ * server and the client less than many (measured: docs/engines/postgres.md), and the rest of a
+ * shared pool stays the application's.
  */
-const DEFAULT_PERMITS = 4
+const DEFAULT_PERMITS = 2
 
 /** The settings of `options`; `poolSize` is the `maxConnections` of the `PgClient` in context, if any. @internal */
 export const settingsOf = (options: PostgresStoreOptions, poolSize: number | undefined): Settings => {
