@@ -188,8 +188,11 @@ const main = async () => {
     return lo === hi ? f(lo) : `${f(lo)}–${f(hi)}`
   }
   const msf = (n: number) => n.toFixed(3)
+  // "—": not measured (a workload BENCH_ONLY left out)
   const cell = (rs: ReadonlyArray<Result>, throughput: boolean) =>
-    throughput
+    rs.length === 0
+      ? "—"
+      : throughput
       ? `${range(rs.map((r) => r.opsPerSec), fmt)} (${fmt(median(rs.map((r) => r.opsPerSec)))})`
       : `${range(rs.map((r) => r.p50), msf)} (${msf(median(rs.map((r) => r.p50)))})`
   const table = [
@@ -205,7 +208,7 @@ const main = async () => {
     return i < 0 ? undefined : results[i]
   }
   const ratio = (a: ReadonlyArray<Result> | undefined, b: ReadonlyArray<Result> | undefined, f: (r: Result) => number) =>
-    a === undefined || b === undefined ? "?" : (median(a.map(f)) / median(b.map(f))).toFixed(2)
+    a === undefined || b === undefined || a.length === 0 || b.length === 0 ? "—" : (median(a.map(f)) / median(b.map(f))).toFixed(2)
   const peer = find("rate-limiter-flexible")
   const select1 = find("pg: prepared SELECT 1")
   const checks = [
@@ -221,7 +224,9 @@ const main = async () => {
   const body = [
     `Effect ${major} (${FROM_SRC ? "src through tsx" : `packages/effect${major}/dist`}), Node ${process.version}, ${os.cpus().length} × ${
       os.cpus()[0]?.model ?? "cpu"
-    }, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} at the end. PostgreSQL ${server} on loopback. ${SECONDS} s per measurement, ${ROUNDS} interleaved rounds: range over the rounds (median); pools of ${POOL}.`,
+    }, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} at the end. PostgreSQL ${server} on loopback. ${SECONDS} s per measurement, ${ROUNDS} interleaved rounds: range over the rounds (median); pools of ${POOL}, the store's \`maxConcurrentStatements\` ${
+      PERMITS ?? "at its default"
+    }.`,
     "",
     ...table,
     "",
