@@ -186,7 +186,7 @@ export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitEr
  * @category constructors
  */
 export const optionsFromDefinition = (definition: NatsStoreDefinition): NatsStoreOptions => {
-  const { engine: _, ...rest } = definition
+  const { engine: _, blockCache: _blockCache, ...rest } = definition
   return rest
 }
 

@@ -243,7 +243,7 @@ export const fromDefinition = (
  * @category constructors
  */
 export const optionsFromDefinition = (definition: PostgresStoreDefinition): PostgresStoreOptions => {
-  const { engine: _, url: _url, poolMinSize: _min, poolMaxSize: _max, ...options } = definition
+  const { engine: _, url: _url, poolMinSize: _min, poolMaxSize: _max, blockCache: _blockCache, ...options } = definition
   return options
 }
 

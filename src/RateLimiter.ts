@@ -478,7 +478,10 @@ export interface BlockCacheOptions {
   readonly enabled?: boolean | undefined
   /** Most keys one limiter keeps blocked at once (the oldest block goes first). Default 10 000. */
   readonly maxEntries?: number | undefined
-  /** Store ids whose limiters run without the cache (`{ main: false }`); the others keep it. */
+  /**
+   * Store ids whose limiters run without the cache (`{ main: false }`); the others keep it. A
+   * store definition's own `blockCache: false` (TOML `[stores.<id>] block_cache = false`) does the same.
+   */
   readonly stores?: Readonly<Record<string, boolean>> | undefined
 }
 

@@ -209,6 +209,6 @@ export const fromDefinition = (
  * @category constructors
  */
 export const optionsFromDefinition = (definition: RedisStoreDefinition): RedisStoreOptions => {
-  const { engine: _, ...rest } = definition
+  const { engine: _, blockCache: _blockCache, ...rest } = definition
   return rest
 }

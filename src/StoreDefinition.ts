@@ -60,6 +60,11 @@ export interface RedisStoreDefinition {
   readonly maxBatchSize?: number | undefined
   /** ioredis auto-pipelining. Default `false`. */
   readonly autoPipelining?: boolean | undefined
+  /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does. Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**
@@ -93,6 +98,11 @@ export interface PostgresStoreDefinition {
   readonly cleanupInterval?: Fx.DurationInput | undefined
   /** Most rows one cleanup statement deletes. Default 1000. */
   readonly cleanupBatchSize?: number | undefined
+  /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does. Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**
@@ -119,6 +129,11 @@ export interface NatsStoreDefinition {
   readonly connectTimeout?: Fx.DurationInput | undefined
   /** How often expired keys are deleted (`Duration.infinity`: never). Default 1 minute. */
   readonly purgeInterval?: Fx.DurationInput | undefined
+  /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does. Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**

@@ -116,5 +116,35 @@ describeWhenUp(available)("block cache on Redis (own redis-server, INFO commands
           assert.isAbove(total(diff(before3, yield* commandCalls(server))), 0)
         }))
     }
+
+    it.scoped("a store definition's blockCache: false turns the cache off for the limiters on it; a replacement takes its own", () =>
+      Effect.gen(function*() {
+        const server = yield* Server
+        const url = Redacted.make(server.url)
+        const prefix = `bcs-${crypto.randomUUID()}`
+        const rl = yield* RateLimiter.make({
+          stores: {
+            on: { engine: "redis", url, keyPrefix: `${prefix}-on` },
+            off: { engine: "redis", url, keyPrefix: `${prefix}-off`, blockCache: false }
+          },
+          limiters: { a: { store: "on", ratePerSecond: 1 / 60, burst: 1 }, b: { store: "off", ratePerSecond: 1 / 60, burst: 1 } }
+        })
+        /** 5 checks of a limiter: the decisions sent to the server (scripts), and its cached refusals after them. */
+        const five = (id: string) =>
+          Effect.gen(function*() {
+            const before = yield* commandCalls(server)
+            for (let i = 0; i < 5; i++) yield* rl.check(id)
+            const sent = diff(before, yield* commandCalls(server))
+            return { sent: (sent["evalsha"] ?? 0) + (sent["eval"] ?? 0), cached: (yield* rl.metrics(id)).cachedRefusals }
+          })
+        // on: the admission and the first refusal reach the server, the other three are answered here
+        assert.deepStrictEqual(yield* five("a"), { sent: 2, cached: 3 })
+        // off: every call reaches the server
+        assert.deepStrictEqual(yield* five("b"), { sent: 5, cached: 0 })
+        // the store replaced under its id by a definition without the switch: its limiters cache again
+        yield* rl.configureStore("off", { engine: "redis", url, keyPrefix: `${prefix}-off` })
+        const { cached, sent } = yield* five("b")
+        assert.deepStrictEqual([sent <= 2, cached >= 4], [true, true], `after the replacement: ${sent} commands, ${cached} cached`)
+      }))
   })
 })

@@ -293,6 +293,21 @@ describe("block cache option in rate-sync.toml", () => {
       const badFile = yield* Effect.flip(RateSyncConfig.parse(`[limiters.c]\nrate_per_second = 1\nblock_cache = "no"\n`, "t.toml"))
       assert.strictEqual(badFile.path, "limiters.c.block_cache")
     }))
+
+  it.effect("[stores.<id>] block_cache = false is the store definition's blockCache; the environment overrides it; memory has no such field", () =>
+    Effect.gen(function*() {
+      const stores = `[stores.main]\nengine = "redis"\nblock_cache = false\n\n[stores.other]\nengine = "postgres"\n`
+      const read = (vars: Record<string, string>) =>
+        RateSyncConfig.parse(stores, "s.toml").pipe(T.withConfigProvider(T.configProvider(vars)))
+      const plain = yield* read({})
+      assert.deepStrictEqual([Reflect.get(plain.stores["main"] ?? {}, "blockCache"), Reflect.get(plain.stores["other"] ?? {}, "blockCache")], [false, undefined])
+      const env = yield* read({ RATE_SYNC_STORES_MAIN_BLOCK_CACHE: "on", RATE_SYNC_STORES_OTHER_BLOCK_CACHE: "0" })
+      assert.deepStrictEqual([Reflect.get(env.stores["main"] ?? {}, "blockCache"), Reflect.get(env.stores["other"] ?? {}, "blockCache")], [true, false])
+      const bad = yield* Effect.flip(RateSyncConfig.parse(`[stores.n]\nengine = "nats"\nblock_cache = 1\n`, "s.toml"))
+      assert.deepStrictEqual([bad.path, bad.expected], ["stores.n.block_cache", "true or false"])
+      const memory = yield* Effect.flip(RateSyncConfig.parse(`[stores.m]\nengine = "memory"\nblock_cache = false\n`, "s.toml"))
+      assert.deepStrictEqual([memory.path, memory.received], ["stores.m.block_cache", "an unknown field"])
+    }))
 })
 
 /** A value where another type is declared (what JavaScript can pass): the one cast, at this boundary. */

@@ -46,7 +46,7 @@ import { makeCheck, makeStatus } from "./limiter/check.js"
 import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
 import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
-import { buildStore } from "./storeFactory.js"
+import { buildStore, isStoreService } from "./storeFactory.js"
 
 /** The registry's type id, defined once (re-exported by `RateLimiter`). @internal */
 export const TypeId = "~effect-rate-sync/RateLimiter" as const
@@ -72,15 +72,18 @@ const configureStoreIn = (
         restore(Fx.scopeExtend(buildStore(id, input), child)).pipe(
           Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
           Effect.flatMap((store) => {
+            // a definition's `blockCache: false` (validated by the build) turns the cache off for its limiters
+            const blockCache = isStoreService(input) || input.engine === "memory" || input.blockCache !== false
             const existing = stores.get(id)
             if (existing === undefined) {
-              stores.set(id, { id, store, scope: child, initialized: false })
+              stores.set(id, { id, store, scope: child, initialized: false, blockCache })
               return Effect.void
             }
             const previous = existing.scope
             existing.store = store
             existing.scope = child
             existing.initialized = false
+            existing.blockCache = blockCache
             return Scope.close(previous, Exit.void)
           })
         ))

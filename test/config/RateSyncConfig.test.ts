@@ -36,7 +36,7 @@ const maxRateExpected =
 const maxDurationExpected = "a duration of at most 10 years (3650 days)"
 
 const redisFields =
-  "engine, url, db, password, username, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, hash_tags, max_batch_size, auto_pipelining"
+  "engine, url, db, password, username, key_prefix, pool_min_size, pool_max_size, timing_margin_ms, socket_timeout, socket_connect_timeout, command_timeout, cluster_nodes, hash_tags, max_batch_size, auto_pipelining, block_cache"
 const limiterFieldList =
   "store, algorithm, rate_per_second, rate, burst, max_concurrent, limit, window_seconds, timeout, fail_closed, lease_ms, block_cache"
 

@@ -151,6 +151,20 @@ const natsUrl: UrlCheck = {
 // -------------------------------------------------------------------------------------------
 // the tables
 
+/**
+ * A networked store's switch for the local block cache of the limiters on it (`RateLimiter`'s
+ * `blockCache.stores`, written where the store is declared): a field of the definition, not of
+ * the driver, which never sees it.
+ */
+const blockCacheField = {
+  name: "blockCache",
+  toml: "block_cache",
+  kind: "boolean",
+  option: false,
+  default: "true",
+  doc: "the local block cache of the limiters on this store; false asks the store on every call"
+} as const satisfies Field
+
 /** `engine = "memory"`. @internal */
 export const memoryFields = [
   {
@@ -280,7 +294,8 @@ export const redisFields = [
     default: "16",
     doc: "most decisions of one tick sent as one batch script; 1 sends each on its own"
   },
-  { name: "autoPipelining", toml: "auto_pipelining", kind: "boolean", default: "false", doc: "ioredis auto-pipelining" }
+  { name: "autoPipelining", toml: "auto_pipelining", kind: "boolean", default: "false", doc: "ioredis auto-pipelining" },
+  blockCacheField
 ] as const satisfies ReadonlyArray<Field>
 
 /** `engine = "nats"` (JetStream KV). @internal */
@@ -360,7 +375,8 @@ export const natsFields = [
     infinite: true,
     default: "1 minute",
     doc: "how often keys past their expiry are deleted; infinite turns the purge off"
-  }
+  },
+  blockCacheField
 ] as const satisfies ReadonlyArray<Field>
 
 /** `engine = "postgres"`. @internal */
@@ -478,7 +494,8 @@ export const postgresFields = [
     min: "positive",
     default: "1000",
     doc: "most rows one cleanup statement deletes"
-  }
+  },
+  blockCacheField
 ] as const satisfies ReadonlyArray<Field>
 
 /**

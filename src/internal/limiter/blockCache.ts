@@ -37,7 +37,7 @@ export const makeBlocks = (maxEntries: number): Blocks => ({ cache: new BlockCac
  */
 export const cacheOf = (entry: LimiterEntry): BlockCache | undefined => {
   const blocks = entry.blocks
-  if (blocks === undefined) return undefined
+  if (blocks === undefined || !entry.storeEntry.blockCache) return undefined
   const store = entry.storeEntry.store
   if (store.unsafeTake !== undefined) return undefined
   if (blocks.store !== store) {

@@ -57,6 +57,8 @@ export interface StoreEntry {
   /** The child scope of the registry's scope the store was built in: closed when it is replaced. */
   scope: Fx.Closeable
   initialized: boolean
+  /** The block cache is on for the limiters on this store (its definition's `blockCache`, default `true`). */
+  blockCache: boolean
 }
 
 /** One rate decision of a limiter, its parameters bound. */
