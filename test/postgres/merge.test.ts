@@ -7,7 +7,7 @@
  * never fail and never over-admit; a merged statement the server rejects fails only the take that caused it.
  */
 import { assert, layer } from "#test/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { RateLimitStore } from "effect-rate-sync"
 import { PostgresStore } from "effect-rate-sync/postgres"
 import { freshTable, tableWithTrigger, URL } from "../utils/postgres.js"
@@ -150,6 +150,56 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         assert.deepStrictEqual(next.map((d) => [d.acquired, d.active]), next.map(() => [true, 2]))
         const full = yield* Effect.all(Array.from({ length: 50 }, (_, key) => store.acquireSlot(slot(key, 8))), { concurrency: "unbounded" })
         assert.deepStrictEqual(full.map((d) => d.acquired), full.map(() => false))
+      }))
+
+    it.scoped("slots: acquires merged into a statement that answers after their deadline are released", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const limiter = fresh("cc-late")
+        // a second trigger, on this limiter only: the lease row of "w" takes 0.5 s to write, those
+        // of a, b, c 0.25 s each (the merged statement's three writes: 0.75 s on the server)
+        const slowFn = `"public"."${TABLE}_slow"`
+        yield* Effect.addFinalizer(() =>
+          Sql.script(sql, [`DROP TRIGGER IF EXISTS on_write_slow ON "public"."${TABLE}"`, `DROP FUNCTION IF EXISTS ${slowFn}()`].join(";\n"))
+            .pipe(Effect.ignore)
+        )
+        yield* sql.unsafe(`CREATE FUNCTION ${slowFn}() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
+          IF NEW.limiter = '${limiter}' THEN PERFORM pg_sleep(CASE WHEN NEW.key = 'w' THEN 0.5 ELSE 0.25 END); END IF;
+          RETURN NEW; END $f$`)
+        yield* sql.unsafe(`CREATE TRIGGER on_write_slow BEFORE UPDATE ON "public"."${TABLE}" FOR EACH ROW EXECUTE FUNCTION ${slowFn}()`)
+        // one statement slot, 1 s per call: w runs alone (0.5 s); a, b and c wait behind it, then go
+        // as one statement that answers about 1.25 s after they were called, past their deadline
+        // (the server's own bound, 1 s from the statement's arrival, is not reached)
+        const store = yield* PostgresStore.make({ tableName: TABLE, maxConcurrentStatements: 1, statementTimeout: "1 second" })
+        const slot = (key: string) => ({ limiter, key, holder: `${key}-1`, limit: 1, leaseMs: 60_000 })
+        const first = yield* T.fork(store.acquireSlot(slot("w")))
+        // w's statement on the server (in its trigger's sleep) before the others are called: it runs alone
+        yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE $1`,
+          [`%${TABLE}_cc_acquire%`]
+        ).pipe(
+          Effect.flatMap((rows) => ((rows[0]?.n ?? 0) > 0 ? Effect.void : Effect.fail("w is not running yet"))),
+          Effect.retry(Schedule.spaced("5 millis").pipe(T.upTo("5 seconds")))
+        )
+        const late = yield* Effect.all(["a", "b", "c"].map((k) => T.result(store.acquireSlot(slot(k)))), { concurrency: "unbounded" })
+        const w = yield* Fiber.join(first)
+        assert.isTrue(w.acquired, "w, alone, answered in time")
+        for (const r of late) {
+          assert.isFalse(T.isOk(r), "a merged acquire answered past its deadline fails for its caller")
+          if (!T.isOk(r)) assert.match(T.getErr(r).message, /no answer within 1000 ms/)
+        }
+        // each lease the late statement granted is released by the store: the slot is free again
+        const free = (key: string) =>
+          store.peek({ algorithm: "concurrency", limiter, key, limit: 1 }).pipe(
+            Effect.flatMap((d) => (d.remaining === 1 ? Effect.succeed(d) : Effect.fail(`${key}: ${d.remaining} left`))),
+            Effect.retry(Schedule.spaced("50 millis").pipe(T.upTo("5 seconds"))),
+            T.result
+          )
+        const freed = yield* Effect.all(["a", "b", "c"].map(free), { concurrency: "unbounded" })
+        assert.deepStrictEqual(freed.map(T.isOk), [true, true, true], JSON.stringify(freed))
+        // and the statement did grant them (the writes happened): three lease rows written in one statement
+        const { statements, writes } = yield* writesOf(limiter)
+        assert.deepStrictEqual([writes, statements], [4, 2], "w alone, then a, b and c in one statement")
       }))
 
     it.effect("sliding window, one hot key: 20 concurrent takes merged, exactly the limit, an entry each", () =>
