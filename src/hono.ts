@@ -115,8 +115,8 @@ const withHeaders = (response: Response, headers: Record<string, string>): Respo
  *
  * `limiter` may name several limits charged as one unit (all or nothing), and `limits` choose
  * them per request (tiered plans); each request updates `rate_sync_http_requests_total` as the
- * Effect middleware does, in the default metric context where the limiters' own metrics are (a
- * `Metric.MetricRegistry` or metric labels the layer given to `useLayer` carries see neither).
+ * Effect middleware does, where the limiters' own metrics are (Effect 4: the `Metric.MetricRegistry`
+ * their `RateLimiter` was made with; no contextual label on either major).
  *
  * Invalid options throw their `ConfigError` here, at start-up.
  *

@@ -51,6 +51,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
 import { describeInput } from "./internal/config/input.js"
+import { type Metrics, metricsOf } from "./internal/limiter/metricsOf.js"
 import { ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as RateSync from "./RateSync.js"
@@ -88,6 +89,8 @@ interface Generation {
   readonly permits: Set<Fx.Closeable>
   readonly releases: Set<Promise<unknown>>
   closed: ConfigurationClosed["reason"] | undefined
+  /** Where its limiters' metrics go (`internal/limiter/metricsOf.ts`), read once it is built. */
+  metrics: Metrics | undefined
 }
 
 let current: Generation | undefined
@@ -97,7 +100,8 @@ const makeGeneration = (layer: FacadeLayer): Generation => ({
   fibers: new Set(),
   permits: new Set(),
   releases: new Set(),
-  closed: undefined
+  closed: undefined,
+  metrics: undefined
 })
 
 const generation = (): Generation => {
@@ -131,6 +135,24 @@ const runOn = <A, E>(gen: Generation, effect: Effect.Effect<A, E, RateLimiter.Ra
 }
 
 const run = <A, E>(effect: Effect.Effect<A, E, RateLimiter.RateLimiter>): Promise<A> => runOn(generation(), effect)
+
+/**
+ * Where the metrics of the current configuration's limiters go (Effect 4: the
+ * `Metric.MetricRegistry` its `RateLimiter` was made with), one object per registry; `undefined`
+ * while none is built. For the HTTP adapters' counter, which lands beside them.
+ *
+ * @internal
+ */
+export const currentMetrics = (): Metrics | undefined => {
+  const gen = current
+  if (gen === undefined) return undefined
+  if (gen.metrics === undefined) {
+    const exit = gen.runtime.runSyncExit(Effect.map(RateLimiter.RateLimiter, metricsOf))
+    if (Exit.isFailure(exit)) return undefined
+    gen.metrics = exit.value
+  }
+  return gen.metrics
+}
 
 // Interrupts the calls running on `gen`, closes the permits still held on it, waits for the
 // releases under way, then closes its runtime (stores, connections). Never rejects.

@@ -47,6 +47,7 @@ import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
 import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
 import { buildStore, isStoreService } from "./storeFactory.js"
+import { setMetricsOf } from "./limiter/metricsOf.js"
 
 /** The registry's type id, defined once (re-exported by `RateLimiter`). @internal */
 export const TypeId = "~effect-rate-sync/RateLimiter" as const
@@ -158,6 +159,8 @@ export const make = (
     const defaultStore = options.defaultStore ?? "default"
     const blockCache = blockCacheSettings(options.blockCache)
     if (blockCache instanceof ConfigError) return yield* Effect.fail(blockCache)
+    // where the limiters' metrics go (Effect 4: the `Metric.MetricRegistry` of this context)
+    const metrics = yield* Fx.metricContext
     const processId = randomUUID()
     let holderSeq = 0
 
@@ -178,7 +181,7 @@ export const make = (
         if (storeEntry === undefined) return Effect.fail(new StoreNotFound({ storeId }))
         const cached = blockCache !== undefined && spec.blockCache && !blockCache.offStores.has(storeId)
         const blocks = cached ? makeBlocks(blockCache.maxEntries) : undefined
-        limiters.set(id, makeEntry(spec, storeEntry, limiters.get(id), blocks))
+        limiters.set(id, makeEntry(spec, storeEntry, limiters.get(id), blocks, metrics))
         return Effect.void
       })
 
@@ -292,6 +295,7 @@ export const make = (
       ),
       reset
     }
+    setMetricsOf(service, metrics)
     return service
   })
 

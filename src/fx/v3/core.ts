@@ -230,11 +230,25 @@ export const withLabels = <T, I, O>(metric: Metric.Metric<T, I, O>, record: Read
  * array, so `series` is made once). Effect 4: `updateUnsafe(n, context)` on a metric of that series
  * with its attributes built in (made once, for the metrics of {@link counter}, {@link gauge} and
  * {@link exponentialHistogram}) or, for another metric, with the attributes in a context made
- * once. It updates the default metric registry on both, as every metric update of the library
- * does. @internal
+ * once. Effect 3's metrics are global (one registry); Effect 4's go to the `Metric.MetricRegistry`
+ * of `metrics` (see {@link metricContext}), the default one when absent. @internal
  */
-export const updater = <T, O>(metric: Metric.Metric<T, number, O>, series: Labels): ((n: number) => void) =>
-  (n) => metric.unsafeUpdate(n, series)
+export const updater = <T, O>(
+  metric: Metric.Metric<T, number, O>,
+  series: Labels,
+  _metrics?: MetricContext
+): ((n: number) => void) =>
+(n) => metric.unsafeUpdate(n, series)
+
+/**
+ * Where the library's metric updates go, read once from the context of the code that builds what
+ * updates them (a `RateLimiter` registry, a middleware): nothing on Effect 3, whose metrics are
+ * global; on Effect 4 the `Metric.MetricRegistry` in that context. @internal
+ */
+export type MetricContext = undefined
+
+/** The {@link MetricContext} of the current context. @internal */
+export const metricContext: Effect.Effect<MetricContext> = Effect.succeed(undefined)
 
 /**
  * A counter of numbers (Effect 3 `Metric.counter(name, options)`; Effect 4 the same call, and the

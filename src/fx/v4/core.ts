@@ -259,19 +259,35 @@ export const gauge = (name: string, options: { readonly description: string }): 
  * array, so `series` is made once). Effect 4: `updateUnsafe(n, context)` on a metric of that series
  * with its attributes built in (made once, for the metrics of {@link counter}, {@link gauge} and
  * {@link exponentialHistogram}) or, for another metric, with the attributes in a context made
- * once. It updates the default metric registry on both, as every metric update of the library
- * does. @internal
+ * once. Effect 4's updates go to the `Metric.MetricRegistry` of `metrics` (see
+ * {@link metricContext}), the default one when absent; Effect 3's metrics are global. @internal
  */
-export const updater = <S>(metric: Metric.Metric<number, S>, series: Labels): ((n: number) => void) => {
+export const updater = <S>(
+  metric: Metric.Metric<number, S>,
+  series: Labels,
+  metrics: MetricContext = Context.empty()
+): ((n: number) => void) => {
   const make = seriesMakers.get(metric)
   if (make !== undefined) {
     const own = make(series)
-    const context = Context.empty()
-    return (n) => own.updateUnsafe(n, context)
+    return (n) => own.updateUnsafe(n, metrics)
   }
-  const context = Context.add(Context.empty(), Metric.CurrentMetricAttributes, series)
+  const context = Context.add(metrics, Metric.CurrentMetricAttributes, series)
   return (n) => metric.updateUnsafe(n, context)
 }
+
+/**
+ * Where the library's metric updates go, read once from the context of the code that builds what
+ * updates them (a `RateLimiter` registry, a middleware): the `Metric.MetricRegistry` in that
+ * context (the default one when none is provided), and no contextual attribute. @internal
+ */
+export type MetricContext = Context.Context<never>
+
+/** The {@link MetricContext} of the current context. @internal */
+export const metricContext: Effect.Effect<MetricContext> = Effect.map(
+  Effect.context<never>(),
+  (context) => Context.make(Metric.MetricRegistry, Context.get(context, Metric.MetricRegistry))
+)
 
 /** A histogram with exponential bucket bounds (Effect 3 `Metric.histogram(name, MetricBoundaries.exponential(…), description)`, Effect 4 `Metric.histogram(name, { boundaries, description })`). @internal */
 export const exponentialHistogram = (

@@ -26,7 +26,8 @@ import {
   toConfigError,
   UNAVAILABLE
 } from "../http/compile.js"
-import { check } from "../../promise.js"
+import { check, currentMetrics } from "../../promise.js"
+import type { Metrics } from "../limiter/metricsOf.js"
 import { ConfigError, StoreUnavailable } from "../../RateLimitError.js"
 import type * as RateLimiter from "../../RateLimiter.js"
 
@@ -122,20 +123,27 @@ const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(Dura
 /**
  * `rate_sync_http_requests_total`'s update for one outcome of a call over `limiters` (one per
  * limiter), the outcomes the Effect middleware counts. Through `Fx.updater`, each series bound once
- * per middleware: the update the limiters' own metrics get (`internal/limiter/entry.ts`), so the
- * counter lands where they do, Effect's default metric registry with no contextual label, whatever
- * the layer given to the facade's `useLayer` carries (a `Metric.MetricRegistry` of its own on
- * Effect 4, metric labels on Effect 3), which the limiters' metrics never see. Synchronous, no
- * fiber. Running the update on the facade's runtime would put it in that layer's context: apart
- * from the limiters' metrics.
+ * per middleware and configuration: the update the limiters' own metrics get
+ * (`internal/limiter/entry.ts`), so the counter lands where they do: on Effect 4 the
+ * `Metric.MetricRegistry` the configuration's `RateLimiter` was made with (the default registry
+ * unless one was provided under it: `internal/limiter/metricsOf.ts`), on Effect 3 Effect's global
+ * metrics; no contextual label either way. Synchronous, no fiber.
  */
 const makeCount = () => {
-  const series = new Map<string, (n: number) => void>()
+  // per configuration (`loadConfig`, `useLayer` replace it), the series bound to its metrics
+  const byConfiguration = new WeakMap<Metrics, Map<string, (n: number) => void>>()
+  const unbuilt = new Map<string, (n: number) => void>()
   const one = (limiter: string, outcome: string): void => {
+    const metrics = currentMetrics()
+    let series = metrics === undefined ? unbuilt : byConfiguration.get(metrics)
+    if (series === undefined) {
+      series = new Map()
+      if (metrics !== undefined) byConfiguration.set(metrics, series)
+    }
     const id = `${limiter}\u0000${outcome}`
     let update = series.get(id)
     if (update === undefined) {
-      update = Fx.updater(requests, Fx.labels({ limiter, outcome }))
+      update = Fx.updater(requests, Fx.labels({ limiter, outcome }), metrics?.context)
       series.set(id, update)
     }
     update(1)

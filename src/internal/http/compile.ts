@@ -21,6 +21,7 @@ import type { CostFunction, KeyFunction, LimitOptions, LimitsFunction, RefusalHa
 import { describeInput } from "../config/input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import * as RateLimiter from "../../RateLimiter.js"
+import { type Metrics, metricsOf } from "../limiter/metricsOf.js"
 
 /** @internal */
 export const Exempt: unique symbol = Symbol.for("effect-rate-sync/HttpRateLimit/Exempt")
@@ -119,20 +120,29 @@ export const limiterIdsOf = (limits: StaticLimits): ReadonlyArray<string> =>
  * @internal
  */
 export const makeCounter = () => {
-  const series = new Map<string, Effect.Effect<void>>()
-  const one = (limiter: string, outcome: string): Effect.Effect<void> => {
-    const id = `${limiter}\u0000${outcome}`
-    let update = series.get(id)
-    if (update === undefined) {
-      // as the limiters' own metrics are updated (`Fx.updater`: Effect's default metric context,
-      // no contextual label), so this counter lands beside them whatever the caller's context carries
-      const add = Fx.updater(requests, Fx.labels({ limiter, outcome }))
-      update = Effect.sync(() => add(1))
-      series.set(id, update)
-    }
-    return update
-  }
-  return (limiters: ReadonlyArray<string>, outcome: string): Effect.Effect<void> =>
+  // per registry (the `RateLimiter` in context), the series bound to where its metrics go
+  const byRegistry = new WeakMap<Metrics, Map<string, Effect.Effect<void>>>()
+  const elsewhere = new Map<string, Effect.Effect<void>>()
+  const one = (limiter: string, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
+    Effect.flatMap(RateLimiter.RateLimiter, (service) => {
+      const metrics = metricsOf(service)
+      let series = metrics === undefined ? elsewhere : byRegistry.get(metrics)
+      if (series === undefined) {
+        series = new Map()
+        if (metrics !== undefined) byRegistry.set(metrics, series)
+      }
+      const id = `${limiter}\u0000${outcome}`
+      let update = series.get(id)
+      if (update === undefined) {
+        // as the limiters' own metrics are updated (`Fx.updater`, no contextual label, the
+        // registry's metric context), so this counter lands beside them
+        const add = Fx.updater(requests, Fx.labels({ limiter, outcome }), metrics?.context)
+        update = Effect.sync(() => add(1))
+        series.set(id, update)
+      }
+      return update
+    })
+  return (limiters: ReadonlyArray<string>, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
     limiters.length === 1 && limiters[0] !== undefined
       ? one(limiters[0], outcome)
       : Effect.forEach(limiters, (l) => one(l, outcome), { discard: true })
@@ -222,7 +232,7 @@ const makeDecide = <EK, RK, EC, RC>(
   const answer = (ids: ReadonlyArray<string>) => ({
     // The limiter fails with StoreUnavailable when it is fail-closed, and answers a `failedOpen`
     // decision when it is fail-open; an explicit `failOpen` overrides either.
-    onFailure: (error: CheckError): Effect.Effect<Outcome> => {
+    onFailure: (error: CheckError): Effect.Effect<Outcome, never, RateLimiter.RateLimiter> => {
       switch (error._tag) {
         case "StoreUnavailable":
           return failOpen === true ? passFailedOpen(ids) : Effect.as(count(ids, "unavailable"), UNAVAILABLE)
@@ -233,7 +243,7 @@ const makeDecide = <EK, RK, EC, RC>(
           return Effect.die(error)
       }
     },
-    onSuccess: (combined: RateLimiter.CombinedDecision): Effect.Effect<Outcome> => {
+    onSuccess: (combined: RateLimiter.CombinedDecision): Effect.Effect<Outcome, never, RateLimiter.RateLimiter> => {
       if (combined.failedOpen) {
         return failOpen === false ? Effect.as(count(ids, "unavailable"), UNAVAILABLE) : passFailedOpen(ids)
       }
@@ -241,7 +251,7 @@ const makeDecide = <EK, RK, EC, RC>(
       return Effect.as(count(ids, outcome._tag === "Allowed" ? "allowed" : "refused"), outcome)
     }
   })
-  const passFailedOpen = (ids: ReadonlyArray<string>): Effect.Effect<Outcome> =>
+  const passFailedOpen = (ids: ReadonlyArray<string>): Effect.Effect<Outcome, never, RateLimiter.RateLimiter> =>
     Effect.as(Effect.andThen(count(ids, "fail_open"), Effect.annotateCurrentSpan("rate_sync.http.fail_open", true)), PASS)
 
   const run = (limits: StaticLimits, key: string, n: number): Effect.Effect<Outcome, never, RateLimiter.RateLimiter> =>

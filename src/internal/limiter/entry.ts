@@ -180,22 +180,24 @@ const makeTakes = (
 /**
  * The metric series of a newly registered limiter. Every counter is updated by 0, so each shows a
  * series from the first export on; an update by 0 of an existing series changes nothing. (The
- * in-flight gauge is left alone: setting it would overwrite another registry's value.)
+ * in-flight gauge is left alone: setting it would overwrite another registry's value.) On Effect 4
+ * they go to the registry of `metrics`, the `Metric.MetricRegistry` where the limiters' registry
+ * was made.
  */
-const newSeries = (id: string): Series => {
+const newSeries = (id: string, metrics: Fx.MetricContext): Series => {
   const labels = Fx.labels({ limiter: id })
   const series: Series = {
-    acquisitions: Fx.updater(Metrics.acquisitions, labels),
-    refusals: Fx.updater(Metrics.refusals, labels),
-    timeouts: Fx.updater(Metrics.timeouts, labels),
-    storeErrors: Fx.updater(Metrics.storeErrors, labels),
-    failOpen: Fx.updater(Metrics.failOpen, labels),
-    releases: Fx.updater(Metrics.releases, labels),
-    leasesLost: Fx.updater(Metrics.leasesLost, labels),
-    inFlight: Fx.updater(Metrics.inFlight, labels),
-    waitTime: Fx.updater(waitTimeHistogram, waitTimeLabels(id))
+    acquisitions: Fx.updater(Metrics.acquisitions, labels, metrics),
+    refusals: Fx.updater(Metrics.refusals, labels, metrics),
+    timeouts: Fx.updater(Metrics.timeouts, labels, metrics),
+    storeErrors: Fx.updater(Metrics.storeErrors, labels, metrics),
+    failOpen: Fx.updater(Metrics.failOpen, labels, metrics),
+    releases: Fx.updater(Metrics.releases, labels, metrics),
+    leasesLost: Fx.updater(Metrics.leasesLost, labels, metrics),
+    inFlight: Fx.updater(Metrics.inFlight, labels, metrics),
+    waitTime: Fx.updater(waitTimeHistogram, waitTimeLabels(id), metrics)
   }
-  for (const counter of Metrics.counters) Fx.updater(counter, labels)(0)
+  for (const counter of Metrics.counters) Fx.updater(counter, labels, metrics)(0)
   return series
 }
 
@@ -211,13 +213,14 @@ export const makeEntry = (
   spec: LimiterSpec,
   storeEntry: StoreEntry,
   previous: LimiterEntry | undefined,
-  blocks: Blocks | undefined
+  blocks: Blocks | undefined,
+  metrics: Fx.MetricContext
 ): LimiterEntry => ({
   id: spec.id,
   spec,
   storeEntry,
   stats: previous?.stats ?? newStats(),
-  series: previous?.series ?? newSeries(spec.id),
+  series: previous?.series ?? newSeries(spec.id, metrics),
   capacity: rateless(spec) ? Number.MAX_SAFE_INTEGER : spec.burst,
   limit: rateless(spec) ? spec.maxConcurrent ?? 0 : spec.burst,
   ...makeTakes(spec.id, spec, storeEntry),

@@ -24,7 +24,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
-import { type LimiterDefinition, MemoryStore, RateLimitStore, RateLimiter } from "effect-rate-sync"
+import { type LimiterDefinition, MemoryStore, RateLimiter, RateLimitMetrics, RateLimitStore } from "effect-rate-sync"
 import { HttpRateLimit } from "effect-rate-sync/http"
 
 interface Reply {
@@ -86,7 +86,8 @@ const withServer = <A, E, R>(
   app: Layer.Layer<never, E, R>,
   limiters: Readonly<Record<string, LimiterDefinition.LimiterDefinition>>,
   body: (send: Send) => Effect.Effect<A>,
-  store?: Layer.Layer<RateLimitStore.RateLimitStore>
+  store?: Layer.Layer<RateLimitStore.RateLimitStore>,
+  registry?: Metric.MetricRegistry
 ) =>
   Effect.gen(function*() {
     const base = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
@@ -105,7 +106,11 @@ const withServer = <A, E, R>(
     Effect.provide(
       HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }).pipe(
         Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-        Layer.provide(limitersOn(limiters, store)),
+        Layer.provide(
+          registry === undefined
+            ? limitersOn(limiters, store)
+            : limitersOn(limiters, store).pipe(Layer.provide(Layer.succeed(Metric.MetricRegistry, registry)))
+        ),
         Layer.orDie
       )
     )
@@ -175,6 +180,28 @@ describe("HttpRateLimit on Effect 4: HttpRouter over a real NodeHttpServer", () 
         assert.strictEqual(health.status, 200)
         assert.deepStrictEqual(rateHeadersOf(health.headers), {})
       }))
+  })
+
+  it.live("a Metric.MetricRegistry under the limiters' layer gets their metrics and the request counter; the default registry none", () => {
+    const id = freshId("v4-registry")
+    const registry: Metric.MetricRegistry = new Map()
+    const app = Layer.mergeAll(
+      HttpRouter.add("GET", "/things", ok),
+      HttpRouter.middleware(HttpRateLimit.middleware({ limiter: id }), { global: true })
+    )
+    const counts = Effect.all([
+      requestCount(id, "allowed"),
+      requestCount(id, "refused"),
+      Effect.map(Metric.value(Metric.withAttributes(RateLimitMetrics.acquisitions, { limiter: id })), (s) => s.count),
+      Effect.map(Metric.value(Metric.withAttributes(RateLimitMetrics.refusals, { limiter: id })), (s) => s.count)
+    ])
+    return withServer(app, { [id]: hour(1) }, (send) =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* send("/things")).status, 200)
+        assert.strictEqual((yield* send("/things")).status, 429)
+        assert.deepStrictEqual(yield* Effect.provideService(counts, Metric.MetricRegistry, registry), [1, 1, 1, 1])
+        assert.deepStrictEqual(yield* counts, [0, 0, 0, 0])
+      }), undefined, registry)
   })
 
   it.live("a per-route limit on an HttpRouter.add registration limits that route only", () => {
