@@ -27,7 +27,7 @@ import {
   UNAVAILABLE
 } from "../http/compile.js"
 import { check, currentMetrics } from "../../promise.js"
-import type { Metrics } from "../limiter/metricsOf.js"
+import { makeOutcomeSeries } from "../limiter/metricsOf.js"
 import { ConfigError, StoreUnavailable } from "../../RateLimitError.js"
 import type * as RateLimiter from "../../RateLimiter.js"
 
@@ -130,24 +130,9 @@ const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(Dura
  * metrics; no contextual label either way. Synchronous, no fiber.
  */
 const makeCount = () => {
-  // per configuration (`loadConfig`, `useLayer` replace it), the series bound to its metrics
-  const byConfiguration = new WeakMap<Metrics, Map<string, (n: number) => void>>()
-  const unbuilt = new Map<string, (n: number) => void>()
-  const one = (limiter: string, outcome: string): void => {
-    const metrics = currentMetrics()
-    let series = metrics === undefined ? unbuilt : byConfiguration.get(metrics)
-    if (series === undefined) {
-      series = new Map()
-      if (metrics !== undefined) byConfiguration.set(metrics, series)
-    }
-    const id = `${limiter}\u0000${outcome}`
-    let update = series.get(id)
-    if (update === undefined) {
-      update = Fx.updater(requests, Fx.labels({ limiter, outcome }), metrics?.context)
-      series.set(id, update)
-    }
-    update(1)
-  }
+  const seriesOf = makeOutcomeSeries(requests)
+  // the current configuration's (`loadConfig`, `useLayer` replace it)
+  const one = (limiter: string, outcome: string): void => seriesOf(currentMetrics(), limiter, outcome)(1)
   return (limiters: ReadonlyArray<string>, outcome: string): void => {
     for (const limiter of limiters) one(limiter, outcome)
   }

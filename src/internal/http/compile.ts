@@ -21,7 +21,7 @@ import type { CostFunction, KeyFunction, LimitOptions, LimitsFunction, RefusalHa
 import { describeInput } from "../config/input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import * as RateLimiter from "../../RateLimiter.js"
-import { type Metrics, metricsOf } from "../limiter/metricsOf.js"
+import { makeOutcomeSeries, metricsOf } from "../limiter/metricsOf.js"
 
 /** @internal */
 export const Exempt: unique symbol = Symbol.for("effect-rate-sync/HttpRateLimit/Exempt")
@@ -120,28 +120,10 @@ export const limiterIdsOf = (limits: StaticLimits): ReadonlyArray<string> =>
  * @internal
  */
 export const makeCounter = () => {
-  // per registry (the `RateLimiter` in context), the series bound to where its metrics go
-  const byRegistry = new WeakMap<Metrics, Map<string, Effect.Effect<void>>>()
-  const elsewhere = new Map<string, Effect.Effect<void>>()
+  // bound to where the metrics of the `RateLimiter` in context go, so this counter lands beside them
+  const seriesOf = makeOutcomeSeries(requests)
   const one = (limiter: string, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
-    Effect.flatMap(RateLimiter.RateLimiter, (service) => {
-      const metrics = metricsOf(service)
-      let series = metrics === undefined ? elsewhere : byRegistry.get(metrics)
-      if (series === undefined) {
-        series = new Map()
-        if (metrics !== undefined) byRegistry.set(metrics, series)
-      }
-      const id = `${limiter}\u0000${outcome}`
-      let update = series.get(id)
-      if (update === undefined) {
-        // as the limiters' own metrics are updated (`Fx.updater`, no contextual label, the
-        // registry's metric context), so this counter lands beside them
-        const add = Fx.updater(requests, Fx.labels({ limiter, outcome }), metrics?.context)
-        update = Effect.sync(() => add(1))
-        series.set(id, update)
-      }
-      return update
-    })
+    Effect.flatMap(RateLimiter.RateLimiter, (service) => Effect.sync(() => seriesOf(metricsOf(service), limiter, outcome)(1)))
   return (limiters: ReadonlyArray<string>, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
     limiters.length === 1 && limiters[0] !== undefined
       ? one(limiters[0], outcome)

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import type * as Fx from "#fx/core"
+import * as Fx from "#fx/core"
 import type { RateLimiterService } from "../../RateLimiter.js"
 
 /** One object per registry (its identity keys the counters' series), the context inside. @internal */
@@ -22,3 +22,27 @@ export const setMetricsOf = (service: RateLimiterService, context: Fx.MetricCont
 
 /** Where `service`'s metrics go; `undefined` for a service not made by `RateLimiter.make` (a test double). @internal */
 export const metricsOf = (service: RateLimiterService): Metrics | undefined => byService.get(service)
+
+/**
+ * The updates of `counter`'s series `{limiter, outcome}` (the HTTP request counter), each bound
+ * once to where the metrics of a registry go (`Fx.updater`: no allocation per update), for the
+ * Effect middleware and the framework adapters alike. @internal
+ */
+export const makeOutcomeSeries = (counter: Fx.Counter) => {
+  const byRegistry = new WeakMap<Metrics, Map<string, (n: number) => void>>()
+  const unknown = new Map<string, (n: number) => void>()
+  return (metrics: Metrics | undefined, limiter: string, outcome: string): ((n: number) => void) => {
+    let series = metrics === undefined ? unknown : byRegistry.get(metrics)
+    if (series === undefined) {
+      series = new Map()
+      if (metrics !== undefined) byRegistry.set(metrics, series)
+    }
+    const id = `${limiter}\u0000${outcome}`
+    let update = series.get(id)
+    if (update === undefined) {
+      update = Fx.updater(counter, Fx.labels({ limiter, outcome }), metrics?.context)
+      series.set(id, update)
+    }
+    return update
+  }
+}
