@@ -51,7 +51,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
 import { describeInput } from "./internal/config/input.js"
-import { type Metrics, metricsOf } from "./internal/limiter/metricsOf.js"
+import { type Metrics, metricContextOf } from "./internal/limiter/metricContext.js"
 import { ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as RateSync from "./RateSync.js"
@@ -89,7 +89,7 @@ interface Generation {
   readonly permits: Set<Fx.Closeable>
   readonly releases: Set<Promise<unknown>>
   closed: ConfigurationClosed["reason"] | undefined
-  /** Where its limiters' metrics go (`internal/limiter/metricsOf.ts`), read once it is built. */
+  /** Where its limiters' metrics go (`internal/limiter/metricContext.ts`), read once it is built. */
   metrics: Metrics | undefined
 }
 
@@ -147,7 +147,7 @@ export const currentMetrics = (): Metrics | undefined => {
   const gen = current
   if (gen === undefined) return undefined
   if (gen.metrics === undefined) {
-    const exit = gen.runtime.runSyncExit(Effect.map(RateLimiter.RateLimiter, metricsOf))
+    const exit = gen.runtime.runSyncExit(Effect.map(RateLimiter.RateLimiter, metricContextOf))
     if (Exit.isFailure(exit)) return undefined
     gen.metrics = exit.value
   }

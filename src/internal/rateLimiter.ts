@@ -47,7 +47,7 @@ import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
 import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
 import { buildStore, isStoreService } from "./storeFactory.js"
-import { setMetricsOf } from "./limiter/metricsOf.js"
+import { recordMetricContext } from "./limiter/metricContext.js"
 
 /** The registry's type id, defined once (re-exported by `RateLimiter`). @internal */
 export const TypeId = "~effect-rate-sync/RateLimiter" as const
@@ -295,7 +295,7 @@ export const make = (
       ),
       reset
     }
-    setMetricsOf(service, metrics)
+    recordMetricContext(service, metrics)
     return service
   })
 

@@ -27,7 +27,7 @@ import {
   UNAVAILABLE
 } from "../http/compile.js"
 import { check, currentMetrics } from "../../promise.js"
-import { makeOutcomeSeries } from "../limiter/metricsOf.js"
+import { makeOutcomeSeries } from "../limiter/metricContext.js"
 import { ConfigError, StoreUnavailable } from "../../RateLimitError.js"
 import type * as RateLimiter from "../../RateLimiter.js"
 
@@ -126,7 +126,7 @@ const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(Dura
  * per middleware and configuration: the update the limiters' own metrics get
  * (`internal/limiter/entry.ts`), so the counter lands where they do: on Effect 4 the
  * `Metric.MetricRegistry` the configuration's `RateLimiter` was made with (the default registry
- * unless one was provided under it: `internal/limiter/metricsOf.ts`), on Effect 3 Effect's global
+ * unless one was provided under it: `internal/limiter/metricContext.ts`), on Effect 3 Effect's global
  * metrics; no contextual label either way. Synchronous, no fiber.
  */
 const makeCount = () => {

@@ -21,7 +21,7 @@ import type { CostFunction, KeyFunction, LimitOptions, LimitsFunction, RefusalHa
 import { describeInput } from "../config/input.js"
 import { ConfigError } from "../../RateLimitError.js"
 import * as RateLimiter from "../../RateLimiter.js"
-import { makeOutcomeSeries, metricsOf } from "../limiter/metricsOf.js"
+import { makeOutcomeSeries, metricContextOf } from "../limiter/metricContext.js"
 
 /** @internal */
 export const Exempt: unique symbol = Symbol.for("effect-rate-sync/HttpRateLimit/Exempt")
@@ -123,7 +123,7 @@ export const makeCounter = () => {
   // bound to where the metrics of the `RateLimiter` in context go, so this counter lands beside them
   const seriesOf = makeOutcomeSeries(requests)
   const one = (limiter: string, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
-    Effect.flatMap(RateLimiter.RateLimiter, (service) => Effect.sync(() => seriesOf(metricsOf(service), limiter, outcome)(1)))
+    Effect.flatMap(RateLimiter.RateLimiter, (service) => Effect.sync(() => seriesOf(metricContextOf(service), limiter, outcome)(1)))
   return (limiters: ReadonlyArray<string>, outcome: string): Effect.Effect<void, never, RateLimiter.RateLimiter> =>
     limiters.length === 1 && limiters[0] !== undefined
       ? one(limiters[0], outcome)

@@ -16,12 +16,12 @@ export interface Metrics {
 const byService = new WeakMap<RateLimiterService, Metrics>()
 
 /** Records where `service`'s metrics go (once, when the registry is made). @internal */
-export const setMetricsOf = (service: RateLimiterService, context: Fx.MetricContext): void => {
+export const recordMetricContext = (service: RateLimiterService, context: Fx.MetricContext): void => {
   byService.set(service, { context })
 }
 
 /** Where `service`'s metrics go; `undefined` for a service not made by `RateLimiter.make` (a test double). @internal */
-export const metricsOf = (service: RateLimiterService): Metrics | undefined => byService.get(service)
+export const metricContextOf = (service: RateLimiterService): Metrics | undefined => byService.get(service)
 
 /**
  * The updates of `counter`'s series `{limiter, outcome}` (the HTTP request counter), each bound
