@@ -11,7 +11,8 @@
  * interleaved across the contenders (round 1 of every contender, then round 2, ...), so that a burst
  * of background load does not land on one row only: 1 caller (sequential p50), 32 callers over
  * 1 000 keys visited round-robin, 32 callers on one hot key. Every decision is an admitted take
- * that writes state (limits far above the load). Pools of 10 connections everywhere.
+ * that writes state (limits far above the load); the concurrency row's decision is a pair, a slot
+ * acquired then released (two writes). Pools of 10 connections everywhere.
  *
  * The library is loaded from the build of the running major (packages/effect3/dist,
  * packages/effect4/dist: `npm run build` first; what users run: under tsx every closure would be
@@ -22,7 +23,7 @@
  * the table is printed only. Server: RATE_SYNC_BENCH_POSTGRES_URL, default
  * postgres://postgres@127.0.0.1:5432/test.
  */
-import { Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -146,6 +147,13 @@ const main = async () => {
     store.tokenBucket({ limiter: "tb", key: keys[i] ?? "", ratePerSecond: 1_000_000, burst: 1_000_000, cost: 1, maxWaitMs: 0 }))
   effectRow("effect-rate-sync RateLimiter.check (token bucket)", (i) => limiter.check("tb", { key: keys[i] ?? "" }))
   effectRow("effect-rate-sync RateLimiter.check (fixed window)", (i) => limiter.check("fw", { key: keys[i] ?? "" }))
+  // a concurrency limit's two writes per call (no peer: rate-limiter-flexible has no concurrency
+  // limiter), each decision a pair; a holder of its own per pair, a limit no load reaches
+  let holder = 0
+  effectRow("effect-rate-sync store.acquireSlot + releaseSlot (one pair per decision)", (i) => {
+    const slot = { limiter: "cc", key: keys[i] ?? "", holder: `h${holder++}`, limit: 1_000_000, leaseMs: 60_000 }
+    return Effect.flatMap(store.acquireSlot(slot), () => store.releaseSlot(slot))
+  })
 
   // --- rounds -------------------------------------------------------------------------------------
   const ms = SECONDS * 1000
