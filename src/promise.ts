@@ -89,8 +89,11 @@ interface Generation {
   readonly permits: Set<Fx.Closeable>
   readonly releases: Set<Promise<unknown>>
   closed: ConfigurationClosed["reason"] | undefined
-  /** Where its limiters' metrics go (`internal/limiter/metricContext.ts`), read once it is built. */
-  metrics: Metrics | undefined
+  /**
+   * Where its limiters' metrics go (`internal/limiter/metricContext.ts`), read once it is built
+   * (`value` undefined: a `RateLimiter` not made by `RateLimiter.make`, its metrics unknown).
+   */
+  metrics: { readonly value: Metrics | undefined } | undefined
 }
 
 let current: Generation | undefined
@@ -147,11 +150,12 @@ export const currentMetrics = (): Metrics | undefined => {
   const gen = current
   if (gen === undefined) return undefined
   if (gen.metrics === undefined) {
+    // not built yet: asked again at the next count (the runtime builds asynchronously)
     const exit = gen.runtime.runSyncExit(Effect.map(RateLimiter.RateLimiter, metricContextOf))
     if (Exit.isFailure(exit)) return undefined
-    gen.metrics = exit.value
+    gen.metrics = { value: exit.value }
   }
-  return gen.metrics
+  return gen.metrics.value
 }
 
 // Interrupts the calls running on `gen`, closes the permits still held on it, waits for the

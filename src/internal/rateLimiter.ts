@@ -61,6 +61,7 @@ export const TypeId = "~effect-rate-sync/RateLimiter" as const
 const configureStoreIn = (
   registryScope: Scope.Scope,
   stores: Map<string, StoreEntry>,
+  offStores: ReadonlySet<string>,
   id: string,
   input: StoreInput
 ): Effect.Effect<void, ConfigError | StoreUnavailable> =>
@@ -73,8 +74,10 @@ const configureStoreIn = (
         restore(Fx.scopeExtend(buildStore(id, input), child)).pipe(
           Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
           Effect.flatMap((store) => {
-            // a definition's `blockCache: false` (validated by the build) turns the cache off for its limiters
-            const blockCache = isStoreService(input) || input.engine === "memory" || input.blockCache !== false
+            // the block cache of its limiters: off when the registry's `blockCache.stores` or the
+            // definition's own `blockCache: false` (validated by the build) says so
+            const blockCache = !offStores.has(id) &&
+              (isStoreService(input) || input.engine === "memory" || input.blockCache !== false)
             const existing = stores.get(id)
             if (existing === undefined) {
               stores.set(id, { id, store, scope: child, initialized: false, blockCache })
@@ -179,13 +182,15 @@ export const make = (
         const storeId = spec.store ?? defaultStore
         const storeEntry = stores.get(storeId)
         if (storeEntry === undefined) return Effect.fail(new StoreNotFound({ storeId }))
-        const cached = blockCache !== undefined && spec.blockCache && !blockCache.offStores.has(storeId)
+        // the store's own switch is read at each call (`cacheOf`): it follows a replaced store
+        const cached = blockCache !== undefined && spec.blockCache
         const blocks = cached ? makeBlocks(blockCache.maxEntries) : undefined
         limiters.set(id, makeEntry(spec, storeEntry, limiters.get(id), blocks, metrics))
         return Effect.void
       })
 
-    const configureStore = (id: string, input: StoreInput) => configureStoreIn(registryScope, stores, id, input)
+    const offStores = blockCache?.offStores ?? new Set<string>()
+    const configureStore = (id: string, input: StoreInput) => configureStoreIn(registryScope, stores, offStores, id, input)
 
     const cloneLimiter = (sourceId: string, newId: string, overrides?: LimiterOverrides) =>
       Effect.flatMap(lookup(sourceId), (source): Effect.Effect<void, RegisterError> => {

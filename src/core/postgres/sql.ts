@@ -886,8 +886,10 @@ ${ccWrite(n)}
   END IF;
   active := cardinality(h);`
 
-const ccAcquire = (n: Names, spec: FunctionSpec) =>
-  fn(spec, "OUT acquired boolean, OUT active int, OUT retry_after float8", "", ccDeclare, ccAcquireBody(n))
+/** An acquire's answer. */
+const CC_ACQUIRE_OUT = "OUT acquired boolean, OUT active int, OUT retry_after float8"
+
+const ccAcquire = (n: Names, spec: FunctionSpec) => fn(spec, CC_ACQUIRE_OUT, "", ccDeclare, ccAcquireBody(n))
 
 /** What a leases function's loop clears before each take: `ccDeclare`'s initial values. */
 const CC_RESET = `
@@ -902,7 +904,11 @@ const CC_RESET = `
  * it, in the order of `(limiter, key)` then position (see {@link keysFunction}).
  */
 const ccAcqKeys = (n: Names, spec: FunctionSpec) =>
-  keysFunction(spec, "OUT acquired boolean, OUT active int, OUT retry_after float8", ccDeclare, CC_ACQUIRE, CC_RESET, ccAcquireBody(n))
+  keysFunction(spec, CC_ACQUIRE_OUT, ccDeclare, CC_ACQUIRE, CC_RESET, ccAcquireBody(n))
+
+/** The declarations of renew and release: `ccDeclare` and the lease's expiry as it was. */
+const CC_WAS_DECLARE = `${ccDeclare}
+  was float8;`
 
 /** Locks the existing lease row (never creates one): renew and release. */
 const ccLockExisting = (n: Names, missing = "RETURN false;") => `
@@ -917,8 +923,7 @@ const ccRenew = (n: Names, spec: FunctionSpec) =>
     spec,
     "",
     "RETURNS boolean",
-    `${ccDeclare}
-  was float8;`,
+    CC_WAS_DECLARE,
     `${ccLockExisting(n)}
   was := v_exps[pos];
   -- a live lease is pushed; an expired one is dropped, never re-created
@@ -942,8 +947,7 @@ const ccRelease = (n: Names, spec: FunctionSpec) =>
     spec,
     "",
     "RETURNS boolean",
-    `${ccDeclare}
-  was float8;`,
+    CC_WAS_DECLARE,
     ccReleaseBody(n, "RETURN false;", (released) => `RETURN ${released};`)
   )
 
@@ -955,8 +959,7 @@ const ccRelKeys = (n: Names, spec: FunctionSpec) =>
   keysFunction(
     spec,
     "OUT released boolean",
-    `${ccDeclare}
-  was float8;`,
+    CC_WAS_DECLARE,
     CC_RELEASE,
     CC_RESET,
     ccReleaseBody(n, "released := false; RETURN NEXT; EXIT take;", (released) => `released := ${released};`)

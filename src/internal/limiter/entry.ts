@@ -57,7 +57,10 @@ export interface StoreEntry {
   /** The child scope of the registry's scope the store was built in: closed when it is replaced. */
   scope: Fx.Closeable
   initialized: boolean
-  /** The block cache is on for the limiters on this store (its definition's `blockCache`, default `true`). */
+  /**
+   * The block cache is on for the limiters on this store: neither the registry's
+   * `blockCache.stores` nor its definition's `blockCache` turn it off.
+   */
   blockCache: boolean
 }
 
