@@ -54,6 +54,7 @@ import * as Purge from "./internal/nats/purge.js"
 import { natsFields } from "./core/config/fields.js"
 import { fieldsConfig } from "./internal/config/envConfig.js"
 import { storeLayers } from "./internal/store/layers.js"
+import { blockCacheOption } from "./internal/store/options.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
 import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
@@ -113,6 +114,12 @@ export interface NatsStoreOptions {
    * Default 1 minute; `Duration.infinity` turns the purge off and leaves expiry to `maxAge`.
    */
   readonly purgeInterval?: Fx.DurationInput | undefined
+  /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does, wherever the
+   * store is handed to (`RateLimiter.layer`, `stores`). Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**
@@ -128,12 +135,14 @@ export const make: (
   options?: NatsStoreOptions
 ) => Effect.Effect<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> = Effect.fnUntraced(
   function*(options: NatsStoreOptions = {}) {
+    const blockCache = blockCacheOption(options.blockCache)
+    if (blockCache instanceof RateLimitError.ConfigError) return yield* Effect.fail(blockCache)
     const settings = yield* Connection.settingsOf(options)
     const bucket = yield* Connection.open(settings)
     const ops = yield* Ops.make(bucket)
     yield* ops.initialize
     yield* Purge.fork(bucket)
-    return makeStore({ engine: Connection.ENGINE, ...ops })
+    return makeStore({ engine: Connection.ENGINE, ...blockCache, ...ops })
   }
 )
 
@@ -144,7 +153,7 @@ export const make: (
  * The options read from configuration, one variable per field of the NATS field table
  * (`core/config/fields.ts`), under `RATE_SYNC_NATS_` in the environment: `URL`, `SERVERS` (comma
  * separated), `TOKEN`, `BUCKET_NAME`, `AUTO_CREATE`, `MAX_AGE`, `RETRY_INTERVAL`, `MAX_RETRIES`,
- * `TIMING_MARGIN_MS`, `TIMEOUT`, `CONNECT_TIMEOUT`, `PURGE_INTERVAL` (durations: seconds or a
+ * `TIMING_MARGIN_MS`, `TIMEOUT`, `CONNECT_TIMEOUT`, `PURGE_INTERVAL`, `BLOCK_CACHE` (durations: seconds or a
  * duration string).
  *
  * @since 0.1.0
@@ -186,7 +195,7 @@ export const NatsStoreLive: Layer.Layer<RateLimitStore, StoreError | RateLimitEr
  * @category constructors
  */
 export const optionsFromDefinition = (definition: NatsStoreDefinition): NatsStoreOptions => {
-  const { engine: _, blockCache: _blockCache, ...rest } = definition
+  const { engine: _, ...rest } = definition
   return rest
 }
 

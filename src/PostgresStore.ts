@@ -48,6 +48,7 @@ import { sanitizeWith, secretsOf, urlConfigError } from "./internal/postgres/sec
 import { postgresFields } from "./core/config/fields.js"
 import { fieldsConfig } from "./internal/config/envConfig.js"
 import { storeLayers } from "./internal/store/layers.js"
+import { blockCacheOption } from "./internal/store/options.js"
 import * as RateLimitError from "./RateLimitError.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
@@ -111,6 +112,12 @@ export interface PostgresStoreOptions {
   readonly cleanupInterval?: Fx.DurationInput | undefined
   /** Most rows one cleanup statement deletes (a cleanup runs up to 10 of them). Default 1000. */
   readonly cleanupBatchSize?: number | undefined
+  /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does, wherever the
+   * store is handed to (`RateLimiter.layer`, `stores`). Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
 }
 
 /**
@@ -148,6 +155,10 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
   const failures = Driver.failures(sanitizeWith(secrets))
   const names = namesOf(options)
   if (typeof names === "string") return yield* Effect.fail(failures.fail("configure", names))
+  const blockCache = blockCacheOption(options.blockCache)
+  if (blockCache instanceof RateLimitError.ConfigError) {
+    return yield* Effect.fail(failures.fail("configure", blockCache.message))
+  }
   const sql = (yield* Sql.SqlClient.SqlClient).withoutTransforms()
   const settings = Driver.settingsOf(options, yield* Driver.poolSize)
   const driver: Driver.Driver = {
@@ -162,7 +173,7 @@ const makeWith = Effect.fnUntraced(function*(options: PostgresStoreOptions, secr
   const initialize = Schema.initialize(driver)
   yield* initialize
   yield* Schema.forkCleanup(driver)
-  return makeStore({ engine: Driver.ENGINE, ...Ops.make(driver), initialize })
+  return makeStore({ engine: Driver.ENGINE, ...blockCache, ...Ops.make(driver), initialize })
 })
 
 /**
@@ -243,7 +254,7 @@ export const fromDefinition = (
  * @category constructors
  */
 export const optionsFromDefinition = (definition: PostgresStoreDefinition): PostgresStoreOptions => {
-  const { engine: _, url: _url, poolMinSize: _min, poolMaxSize: _max, blockCache: _blockCache, ...options } = definition
+  const { engine: _, url: _url, poolMinSize: _min, poolMaxSize: _max, ...options } = definition
   return options
 }
 
@@ -252,7 +263,7 @@ export const optionsFromDefinition = (definition: PostgresStoreDefinition): Post
  * (`core/config/fields.ts`), under `RATE_SYNC_POSTGRES_` in the environment: `URL`, `TABLE_NAME`,
  * `SCHEMA_NAME`, `AUTO_CREATE`, `UNLOGGED`, `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`,
  * `SYNCHRONOUS_COMMIT`, `STATEMENT_TIMEOUT`, `MAX_CONCURRENT_STATEMENTS`, `MAX_QUEUED_STATEMENTS`,
- * `INITIALIZE_TIMEOUT`, `CLEANUP_INTERVAL`, `CLEANUP_BATCH_SIZE` (durations: seconds or a duration
+ * `INITIALIZE_TIMEOUT`, `CLEANUP_INTERVAL`, `CLEANUP_BATCH_SIZE`, `BLOCK_CACHE` (durations: seconds or a duration
  * string). A bad table or schema name fails here.
  *
  * @since 0.1.0

@@ -76,6 +76,13 @@ export interface RateLimitStoreService {
   readonly [TypeId]: TypeId
   /** Engine name: `"memory"`, `"redis"`, `"postgres"`, `"nats"`, or a third party's. */
   readonly engine: string
+  /**
+   * Optional: `false` when the limiters on this store must not keep a local block cache of its
+   * refusals (they ask it on every call), as the store was made with its option
+   * `blockCache: false` (`RATE_SYNC_<ENGINE>_BLOCK_CACHE`, TOML `block_cache`). Absent: `true`.
+   * A store that decides in-process (`unsafeTake`) is never cached anyway.
+   */
+  readonly blockCache?: boolean | undefined
   /** Token bucket take-or-reserve (see {@link TokenBucketRequest}). One round trip. */
   readonly tokenBucket: (request: TokenBucketRequest) => Effect.Effect<StoreDecision, StoreError>
   /** Exact sliding-window take (see {@link WindowRequest}). One round trip. */

@@ -31,8 +31,9 @@ import * as Deadlines from "./internal/store/deadlines.js"
 import { redisFields } from "./core/config/fields.js"
 import { fieldsConfig } from "./internal/config/envConfig.js"
 import { storeLayers } from "./internal/store/layers.js"
+import { blockCacheOption } from "./internal/store/options.js"
 import type { RateLimitStoreService } from "./RateLimitStore.js"
-import type * as RateLimitError from "./RateLimitError.js"
+import * as RateLimitError from "./RateLimitError.js"
 import { make as makeStore, RateLimitStore, StoreError } from "./RateLimitStore.js"
 import type { RedisStoreDefinition } from "./StoreDefinition.js"
 
@@ -83,6 +84,12 @@ export interface RedisStoreOptions {
    */
   readonly autoPipelining?: boolean | undefined
   /**
+   * The local block cache of the limiters on this store (`RateLimiter`'s `blockCache`): `false`
+   * asks the store on every call, as `blockCache: { stores: { <id>: false } }` does, wherever the
+   * store is handed to (`RateLimiter.layer`, `stores`). Default `true`.
+   */
+  readonly blockCache?: boolean | undefined
+  /**
    * Most decisions sent as one batch script. Calls issued in the same tick (the fibers a reply
    * wakes up, a burst of requests) leave as one `EVALSHA` that runs each call's own script in
    * turn, atomically, at one server instant: one command and one reply for the lot. `1` sends
@@ -130,6 +137,8 @@ export const make = Effect.fnUntraced(function*(
 ): Effect.fn.Return<RateLimitStoreService, StoreError | RateLimitError.ConfigError, Scope.Scope> {
   const resolved = Settings.resolve(options)
   if (Fx.isErr(resolved)) return yield* Effect.fail(Fx.errOf(resolved))
+  const blockCache = blockCacheOption(options.blockCache)
+  if (blockCache instanceof RateLimitError.ConfigError) return yield* Effect.fail(blockCache)
   const settings = Fx.valueOf(resolved)
   const deadlines = yield* Deadlines.make(settings.timeoutMs)
   const pool = yield* Client.open(settings)
@@ -141,6 +150,7 @@ export const make = Effect.fnUntraced(function*(
   yield* initialize
   return makeStore({
     engine: Settings.ENGINE,
+    ...blockCache,
     ...Ops.rateOperations(deps),
     ...Ops.slotOperations(deps),
     ...Ops.compositeOperations(deps),
@@ -158,7 +168,7 @@ export const make = Effect.fnUntraced(function*(
  * (`core/config/fields.ts`), under `RATE_SYNC_REDIS_` in the environment: `URL`, `DB`, `PASSWORD`,
  * `USERNAME`, `KEY_PREFIX`, `POOL_MIN_SIZE`, `POOL_MAX_SIZE`, `TIMING_MARGIN_MS`, `SOCKET_TIMEOUT`,
  * `SOCKET_CONNECT_TIMEOUT`, `COMMAND_TIMEOUT` (durations: seconds or a duration string),
- * `CLUSTER_NODES` (comma separated), `MAX_BATCH_SIZE` and `AUTO_PIPELINING`.
+ * `CLUSTER_NODES` (comma separated), `MAX_BATCH_SIZE`, `AUTO_PIPELINING` and `BLOCK_CACHE`.
  *
  * @since 0.1.0
  * @category config
@@ -209,6 +219,6 @@ export const fromDefinition = (
  * @category constructors
  */
 export const optionsFromDefinition = (definition: RedisStoreDefinition): RedisStoreOptions => {
-  const { engine: _, blockCache: _blockCache, ...rest } = definition
+  const { engine: _, ...rest } = definition
   return rest
 }

@@ -5,9 +5,9 @@
  * flood sends one per call.
  */
 import { assert, layer } from "#test/vitest"
-import { Effect, Redacted } from "effect"
-import { RateLimiter } from "effect-rate-sync"
-import { RedisStore } from "effect-rate-sync/redis"
+import { Effect, Layer, Redacted } from "effect"
+import { RateLimiter, RateLimitStore } from "effect-rate-sync"
+import { RedisStore, RedisStoreLive } from "effect-rate-sync/redis"
 import { redisBinariesAvailable, redisServer, type RedisServer } from "./utils/redisServer.js"
 import { describeWhenUp } from "./utils/services.js"
 import * as T from "#test/effect"
@@ -145,6 +145,40 @@ describeWhenUp(available)("block cache on Redis (own redis-server, INFO commands
         yield* rl.configureStore("off", { engine: "redis", url, keyPrefix: `${prefix}-off` })
         const { cached, sent } = yield* five("b")
         assert.deepStrictEqual([sent <= 2, cached >= 4], [true, true], `after the replacement: ${sent} commands, ${cached} cached`)
+      }))
+
+    it.scoped("a store its driver made with blockCache: false (option or RATE_SYNC_REDIS_BLOCK_CACHE) keeps it when handed to RateLimiter.layer; a non-boolean is a ConfigError", () =>
+      Effect.gen(function*() {
+        const server = yield* Server
+        const url = Redacted.make(server.url)
+        const limiters = { a: { ratePerSecond: 1 / 60, burst: 1 } }
+        /** 5 checks of limiter `a` on the store `layer` gives: scripts sent, refusals cached. */
+        const five = <E>(store: Layer.Layer<RateLimitStore.RateLimitStore, E>) =>
+          Effect.gen(function*() {
+            const rl = yield* RateLimiter.RateLimiter
+            const before = yield* commandCalls(server)
+            for (let i = 0; i < 5; i++) yield* rl.check("a")
+            const sent = diff(before, yield* commandCalls(server))
+            return { sent: (sent["evalsha"] ?? 0) + (sent["eval"] ?? 0), cached: (yield* rl.metrics("a")).cachedRefusals }
+          }).pipe(Effect.provide(Layer.provide(RateLimiter.layer(limiters), store)))
+        const prefix = () => `bcd-${crypto.randomUUID()}`
+        // the default: the admission and the first refusal reach the server, three are answered here
+        assert.deepStrictEqual(yield* five(RedisStore.layer({ url, keyPrefix: prefix() })), { sent: 2, cached: 3 })
+        // the driver's option
+        assert.deepStrictEqual(yield* five(RedisStore.layer({ url, keyPrefix: prefix(), blockCache: false })), { sent: 5, cached: 0 })
+        // the environment, through RedisStoreLive
+        const env = (vars: Record<string, string>) =>
+          T.configProvider(new Map([["RATE_SYNC_REDIS_URL", server.url], ["RATE_SYNC_REDIS_KEY_PREFIX", prefix()], ...Object.entries(vars)]), {
+            pathDelim: "_"
+          })
+        const live = (vars: Record<string, string>) => five(RedisStoreLive).pipe(T.withConfigProvider(env(vars)))
+        assert.deepStrictEqual(yield* live({ RATE_SYNC_REDIS_BLOCK_CACHE: "off" }), { sent: 5, cached: 0 })
+        assert.deepStrictEqual(yield* live({ RATE_SYNC_REDIS_BLOCK_CACHE: "true" }), { sent: 2, cached: 3 })
+        // what an untyped caller may pass
+        const options: Record<string, unknown> = { url, keyPrefix: prefix(), blockCache: "no" }
+        const bad = yield* Effect.flip(Effect.scoped(RedisStore.make(options)))
+        assert.strictEqual(bad._tag, "ConfigError")
+        if (bad._tag === "ConfigError") assert.deepStrictEqual([bad.path, bad.expected, bad.received], ["blockCache", "true or false", '"no"'])
       }))
   })
 })

@@ -74,9 +74,10 @@ const configureStoreIn = (
         restore(Fx.scopeExtend(buildStore(id, input), child)).pipe(
           Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(child, exit) : Effect.void)),
           Effect.flatMap((store) => {
-            // the block cache of its limiters: off when the registry's `blockCache.stores` or the
-            // definition's own `blockCache: false` (validated by the build) says so
-            const blockCache = !offStores.has(id) &&
+            // the block cache of its limiters: off when the registry's `blockCache.stores`, the
+            // store's own `blockCache: false` (its driver's option, from a definition too) or a
+            // definition's `blockCache: false` that its builder did not carry says so
+            const blockCache = !offStores.has(id) && store.blockCache !== false &&
               (isStoreService(input) || input.engine === "memory" || input.blockCache !== false)
             const existing = stores.get(id)
             if (existing === undefined) {

@@ -203,6 +203,22 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         assert.isTrue(admitted >= 0.8 * bound, `admitted ${admitted}: far below the bound ${bound}`)
       }))
 
+    it.scoped("blockCache: false (option or RATE_SYNC_NATS_BLOCK_CACHE) is carried on the service; a non-boolean is a ConfigError", () =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* NatsStore.make(options)).blockCache, undefined, "on by default")
+        assert.strictEqual((yield* NatsStore.make({ ...options, blockCache: false })).blockCache, false)
+        const env = new Map([["RATE_SYNC_NATS_URL", URL], ["RATE_SYNC_NATS_BUCKET_NAME", BUCKET], ["RATE_SYNC_NATS_BLOCK_CACHE", "no"]])
+        const viaEnv = yield* RateLimitStore.RateLimitStore.pipe(
+          Effect.provide(NatsStoreLive),
+          T.withConfigProvider(T.configProvider(env, { pathDelim: "_" }))
+        )
+        assert.strictEqual(viaEnv.blockCache, false)
+        const untyped: Record<string, unknown> = { ...options, blockCache: 0 }
+        const bad = yield* Effect.flip(NatsStore.make(untyped))
+        assert.strictEqual(bad._tag, "ConfigError")
+        if (bad._tag === "ConfigError") assert.deepStrictEqual([bad.path, bad.received], ["blockCache", "0"])
+      }))
+
     it.scoped("retries are bounded: with maxRetries 0 a lost compare-and-set is a refusal, never a StoreError", () =>
       Effect.gen(function*() {
         const store = yield* NatsStore.make({ ...options, maxRetries: 0 })

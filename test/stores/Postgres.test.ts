@@ -478,6 +478,20 @@ describeWhenUp(available)("PostgresStore on 127.0.0.1:5432", () => {
           T.withConfigProvider(T.configProvider(env, { pathDelim: "_" }))
         )
         assert.strictEqual(viaEnv.remaining, 2, "the environment named the same table")
+        // the block-cache switch: carried on the service from the definition and the environment
+        assert.strictEqual(store.blockCache, undefined, "on by default")
+        const off = yield* PostgresStore.fromDefinition({ engine: "postgres", url: Redacted.make(URL), tableName: table, poolMaxSize: 1, blockCache: false })
+        assert.strictEqual(off.blockCache, false)
+        const offEnv = yield* RateLimitStore.RateLimitStore.pipe(
+          Effect.provide(PostgresStoreLive),
+          T.withConfigProvider(T.configProvider(new Map([...env, ["RATE_SYNC_POSTGRES_BLOCK_CACHE", "0"]]), { pathDelim: "_" }))
+        )
+        assert.strictEqual(offEnv.blockCache, false)
+        const untyped: Record<string, unknown> = { tableName: table, blockCache: "no" }
+        const notBoolean = yield* Effect.flip(PostgresStore.make(untyped).pipe(Effect.provide(PgLive)))
+        assert.strictEqual(notBoolean._tag, "StoreError")
+        if (notBoolean._tag === "StoreError") assert.strictEqual(notBoolean.operation, "configure")
+        assert.include(notBoolean.message, "Invalid configuration at blockCache: expected true or false, received \"no\"")
         const bad = yield* Effect.flip(
           RateLimitStore.RateLimitStore.pipe(
             Effect.provide(PostgresStoreLive),

@@ -153,14 +153,13 @@ const natsUrl: UrlCheck = {
 
 /**
  * A networked store's switch for the local block cache of the limiters on it (`RateLimiter`'s
- * `blockCache.stores`, written where the store is declared): a field of the definition, not of
- * the driver, which never sees it.
+ * `blockCache.stores`, written where the store is declared): the driver only carries it on the
+ * service it makes (`RateLimitStoreService.blockCache`), where the registry reads it.
  */
 const blockCacheField = {
   name: "blockCache",
   toml: "block_cache",
   kind: "boolean",
-  option: false,
   default: "true",
   doc: "the local block cache of the limiters on this store; false asks the store on every call"
 } as const satisfies Field

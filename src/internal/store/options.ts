@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { err, ok } from "../result.js"
 import { envDurationMs } from "../../core/config/duration.js"
+import { describeInput } from "../config/input.js"
 import * as RateLimitError from "../../RateLimitError.js"
 
 /** A duration option in milliseconds, `fallback` when absent. @internal */
@@ -36,6 +37,19 @@ export const durationConfig = (name: string): Config.Config<Duration.Duration> =
       ? err(`Expected seconds or a duration such as "500 millis", received ${JSON.stringify(text)}`)
       : ok(ms === Infinity ? Duration.infinity : Duration.millis(ms))
   })
+
+/**
+ * The `blockCache` option as the service carries it (`RateLimitStoreService.blockCache`): only a
+ * `false` is written down; a `ConfigError` at `blockCache` for what is not a boolean (an untyped
+ * caller's `"no"`). @internal
+ */
+export const blockCacheOption = (
+  value: unknown
+): { readonly blockCache?: false } | RateLimitError.ConfigError => {
+  if (value === undefined || value === true) return {}
+  if (value === false) return { blockCache: false }
+  return RateLimitError.ConfigError.at("blockCache", "true or false", describeInput(value))
+}
 
 /** What a value that should have been a secret is, in words that never show it. */
 const kindOf = (value: unknown): string => {
