@@ -152,7 +152,7 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
         assert.deepStrictEqual(full.map((d) => d.acquired), full.map(() => false))
       }))
 
-    it.scoped("slots: acquires merged into a statement that answers after their deadline are released", () =>
+    it.scoped("slots: acquires merged into a statement that answers after their deadline are released (Effect 4: it is cancelled)", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const limiter = fresh("cc-late")
@@ -197,9 +197,16 @@ describeWhenUp(available)("PostgresStore: single takes of different keys merged"
           )
         const freed = yield* Effect.all(["a", "b", "c"].map(free), { concurrency: "unbounded" })
         assert.deepStrictEqual(freed.map(T.isOk), [true, true, true], JSON.stringify(freed))
-        // and the statement did grant them (the writes happened): three lease rows written in one statement
         const { statements, writes } = yield* writesOf(limiter)
-        assert.deepStrictEqual([writes, statements], [4, 2], "w alone, then a, b and c in one statement")
+        const major: number = T.major
+        if (major === 3) {
+          // and the statement did grant them (the writes happened): three lease rows written in one statement
+          assert.deepStrictEqual([writes, statements], [4, 2], "w alone, then a, b and c in one statement")
+        } else {
+          // Effect 4 cancels a statement nobody waits for: the merged one, once its last member's
+          // caller was answered, mid-way through its writes (rolled back)
+          assert.deepStrictEqual([writes, statements], [1, 1], "w alone; the merged statement of a, b and c cancelled")
+        }
       }))
 
     it.effect("sliding window, one hot key: 20 concurrent takes merged, exactly the limit, an entry each", () =>

@@ -96,6 +96,10 @@ class MergedJob implements GateJob {
   get expired(): boolean {
     return this.members.every(([job]) => job.expired)
   }
+  /** Whether `job` is one of its members. */
+  has(job: AnyJob): boolean {
+    return this.members.some(([member]) => member === job)
+  }
   set expired(value: boolean) {
     if (value) for (const [job] of this.members) job.expired = true
   }
@@ -163,7 +167,10 @@ export interface Gate {
   readonly refusal: (timeoutMs: number) => Refusal | undefined
   /** Runs `job` on a worker: at once when one is idle, else in turn (the caller checked {@link refusal}). */
   readonly submit: (job: AnyJob) => void
-  /** `job`'s caller was answered by its deadline: it leaves the queue, or its statement is cancelled (`Sql.cancelsLate`). */
+  /**
+   * `job`'s caller was answered by its deadline: it leaves the queue, or its statement is cancelled
+   * (`Sql.cancelsLate`; a merged statement once every member's caller was answered).
+   */
   readonly expire: (job: AnyJob) => void
 }
 
@@ -259,7 +266,10 @@ export const make = (
       if (leave(job)) return
       if (!Sql.cancelsLate) return
       for (const worker of workers) {
-        if (worker.running === job && worker.fiber !== undefined) {
+        const running = worker.running
+        // a merged statement is cancelled once its last member's caller was answered
+        const cancel = running === job || (running instanceof MergedJob && running.has(job) && running.expired)
+        if (cancel && worker.fiber !== undefined) {
           worker.cancelled = true
           Sql.interruptUnsafe(worker.fiber)
           return
