@@ -107,6 +107,19 @@ const withHeaders = (response: Response, headers: Record<string, string>): Respo
 }
 
 /**
+ * Sets `headers` on the response the app answered, in place (Hono's own idiom after `next()`:
+ * `c.header` there copies the response, body stream and all, which costs more than the rest of the
+ * request); on a copy through `c.header` when its headers are immutable (a `fetch` response).
+ */
+const setOn = (c: Context, response: Response, headers: Record<string, string>): void => {
+  try {
+    for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
+  } catch {
+    for (const [name, value] of Object.entries(headers)) c.header(name, value)
+  }
+}
+
+/**
  * A Hono middleware charging every request to `options.limiter` by key (the client address by
  * default). Allowed requests go on, and their response gets the rate-limit headers; refused ones
  * get 429 (or `onRefused`'s response) and never reach the handler; a store failure lets the
@@ -151,8 +164,8 @@ export const rateLimit = (options: RateLimitOptions): MiddlewareHandler => {
         await next()
         // on the response the app answered (its error response too), after the headers of any
         // limiter inside this one
-        const headers = adapter.headersOf(outcome, (name) => c.res.headers.get(name) ?? undefined)
-        for (const [name, value] of Object.entries(headers)) c.header(name, value)
+        const response = c.res
+        setOn(c, response, adapter.headersOf(outcome, (name) => response.headers.get(name) ?? undefined))
         return undefined
       }
       case "Refused": {

@@ -41,6 +41,7 @@
  */
 import * as Fx from "#fx/core"
 import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -51,6 +52,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type { LimiterDefinition, LimiterOverrides } from "./LimiterDefinition.js"
 import { describeInput } from "./internal/config/input.js"
+import { type CheckNow, checkNowOf } from "./internal/limiter/check.js"
 import { type Metrics, metricContextOf } from "./internal/limiter/metricContext.js"
 import { ConfigError, LimiterNotFound, type StoreNotFound, type StoreUnavailable } from "./RateLimitError.js"
 import * as RateLimiter from "./RateLimiter.js"
@@ -94,6 +96,12 @@ interface Generation {
    * (`value` undefined: a `RateLimiter` not made by `RateLimiter.make`, its metrics unknown).
    */
   metrics: { readonly value: Metrics | undefined } | undefined
+  /**
+   * `check` without a fiber on its limiters of in-process stores (`internal/limiter/check.ts`
+   * `CheckNow`, on its runtime's `Clock`), read once it is built; `value` undefined: a `RateLimiter`
+   * not made by `RateLimiter.make`, every call a fiber.
+   */
+  checkNow: { readonly value: { readonly check: CheckNow; readonly clock: Clock.Clock } | undefined } | undefined
 }
 
 let current: Generation | undefined
@@ -104,7 +112,8 @@ const makeGeneration = (layer: FacadeLayer): Generation => ({
   permits: new Set(),
   releases: new Set(),
   closed: undefined,
-  metrics: undefined
+  metrics: undefined,
+  checkNow: undefined
 })
 
 const generation = (): Generation => {
@@ -156,6 +165,21 @@ export const currentMetrics = (): Metrics | undefined => {
     gen.metrics = { value: exit.value }
   }
   return gen.metrics.value
+}
+
+/** `gen`'s `CheckNow` and the clock it reads (asked again at the next call while `gen` is not built). */
+const checkNowIn = (gen: Generation): { readonly check: CheckNow; readonly clock: Clock.Clock } | undefined => {
+  if (gen.checkNow === undefined) {
+    const exit = gen.runtime.runSyncExit(
+      Effect.zipWith(RateLimiter.RateLimiter, Effect.clockWith(Effect.succeed), (service, clock) => {
+        const check = checkNowOf(service)
+        return check === undefined ? undefined : { check, clock }
+      })
+    )
+    if (Exit.isFailure(exit)) return undefined
+    gen.checkNow = { value: exit.value }
+  }
+  return gen.checkNow.value
 }
 
 // Interrupts the calls running on `gen`, closes the permits still held on it, waits for the
@@ -381,9 +405,14 @@ function checkWith(
   limits: string | RateLimiter.Limits,
   options?: PromiseAcquireOptions
 ): Promise<RateLimiter.Decision | RateLimiter.CombinedDecision> {
-  return isLimits(limits)
-    ? run(RateLimiter.check(limits, toEffectOptions(options)))
-    : run(RateLimiter.check(limits, toEffectOptions(options)))
+  if (isLimits(limits)) return run(RateLimiter.check(limits, toEffectOptions(options)))
+  const opts = toEffectOptions(options)
+  // a limiter on an in-process store decides in one synchronous step: no fiber (the HTTP
+  // adapters' hot path); anything else, or an answer `check` must give itself, runs as a call
+  const gen = generation()
+  const now = gen.closed === undefined ? checkNowIn(gen) : undefined
+  const decision = now?.check(limits, opts, Fx.nowMillisUnsafe(now.clock))
+  return decision === undefined ? runOn(gen, RateLimiter.check(limits, opts)) : Promise.resolve(decision)
 }
 
 /**

@@ -269,6 +269,30 @@ describe("Promise facade", () => {
     assert.instanceOf(thrown, RateLimitError.LimiterNotFound, "no configuration after dispose: a tagged error")
   })
 
+  it("check on an in-process store (decided without a fiber): the limit, its replacement, the metrics, bad input and closing as every call", async () => {
+    await RS.useLayer(RateLimiter.layer({ api: { algorithm: "fixed_window", limit: 2, window: "1 hour" } }).pipe(Layer.provide(MemoryStore.layer())))
+    const first = await RS.check("api", { key: "u" })
+    const second = await RS.check("api", { key: "u" })
+    const third = await RS.check("api", { key: "u" })
+    assert.deepStrictEqual([first, second, third].map((d) => [d.allowed, d.remaining]), [[true, 1], [true, 0], [false, 0]])
+    assert.isTrue(third.retryAfterMs > 0 && third.retryAfterMs <= 3_600_000, `until the window's end: ${third.retryAfterMs}`)
+    assert.strictEqual((await RS.check("api", { key: "v" })).remaining, 1, "a key of its own")
+    const metrics = (await RS.getLimiter("api")).getMetrics()
+    assert.deepStrictEqual([metrics.totalAcquisitions, metrics.refusals], [3, 1])
+    // the replaced limiter decides the next call: its limit of 5 on the window's count so far (2)
+    await RS.configureLimiter("api", { algorithm: "fixed_window", limit: 5, window: "1 hour" })
+    assert.deepStrictEqual(await RS.check("api", { key: "u" }).then((d) => [d.allowed, d.limit, d.remaining]), [true, 5, 2])
+    // what check itself answers: an unknown id, a bad cost, a concurrency-only limiter
+    assert.instanceOf(await rejection(RS.check("nope")), RateLimitError.LimiterNotFound)
+    assert.instanceOf(await rejection(RS.check("api", { cost: 0.5 })), RateLimitError.InvalidCost)
+    await RS.configureLimiter("db", { maxConcurrent: 1 })
+    assert.isTrue((await RS.check("db")).allowed)
+    // a configuration replaced: its own limiters decide
+    await RS.useLayer(RateLimiter.layer({ api: { algorithm: "fixed_window", limit: 1, window: "1 hour" } }).pipe(Layer.provide(MemoryStore.layer())))
+    assert.deepStrictEqual([(await RS.check("api", { key: "u" })).remaining, (await RS.check("api", { key: "u" })).allowed], [0, false])
+    await RS.dispose()
+  })
+
   it("a script that uses the facade and never calls dispose() exits by itself", async () => {
     const facade = new URL("../src/promise.ts", import.meta.url).href
     const result = await runChild(

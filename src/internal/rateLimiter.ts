@@ -42,7 +42,7 @@ import { DEFAULT_MAX_ENTRIES } from "../core/blockCache.js"
 import { storeKey } from "../core/storeKey.js"
 import { clearBlocks, makeBlocks } from "./limiter/blockCache.js"
 import { makeAcquire } from "./limiter/acquire.js"
-import { makeCheck, makeStatus } from "./limiter/check.js"
+import { makeCheck, makeCheckNow, makeStatus, recordCheckNow } from "./limiter/check.js"
 import { acquireAll, checkAll, resolveCall } from "./limiter/composite.js"
 import type { LimiterEntry, StoreEntry } from "./limiter/entry.js"
 import { info, makeEntry, metricsOf, unavailable } from "./limiter/entry.js"
@@ -302,6 +302,7 @@ export const make = (
       reset
     }
     recordMetricContext(service, metrics)
+    recordCheckNow(service, makeCheckNow(limiters))
     return service
   })
 

@@ -67,6 +67,23 @@ describe("Hono peerAddress", () => {
     })
   })
 
+  it("an allowed request's headers land on any response the app answers: c.text, a raw Response, one with immutable headers", async () => {
+    const limiter = freshId("raw")
+    await RS.configureLimiter(limiter, hour(10))
+    const app = new Hono()
+    app.use(rateLimit({ limiter, headers: "draft" }))
+    app.get("/text", (c) => c.text("ok"))
+    app.get("/raw", () => new Response("raw", { headers: { "x-app": "1" } }))
+    // Response.redirect's headers are immutable: the middleware sets them on a copy
+    app.get("/redirect", () => Response.redirect("http://127.0.0.1/elsewhere", 302))
+    const answers = await Promise.all(["/text", "/raw", "/redirect"].map((path) => app.request(path)))
+    assert.deepStrictEqual(answers.map((r) => r.status), [200, 200, 302])
+    assert.deepStrictEqual(answers.map((r) => r.headers.get("ratelimit-policy")), Array(3).fill(`"${limiter}";q=10;w=3600`))
+    assert.deepStrictEqual(answers.map((r) => (r.headers.get("ratelimit") ?? "").startsWith(`"${limiter}";r=`)), [true, true, true])
+    assert.strictEqual(answers[1]?.headers.get("x-app"), "1")
+    assert.strictEqual(answers[2]?.headers.get("location"), "http://127.0.0.1/elsewhere")
+  })
+
   it("a peerAddress that is not a function is a ConfigError at http.peerAddress", () => {
     try {
       rateLimit({ limiter: "api", peerAddress: JSON.parse(`"nope"`) })

@@ -6,7 +6,7 @@
 import * as Fx from "#fx/core"
 import * as Effect from "effect/Effect"
 import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
-import type { AcquireOptions, Decision, LimiterStatus, StatusOptions } from "../../RateLimiter.js"
+import type { AcquireOptions, Decision, LimiterStatus, RateLimiterService, StatusOptions } from "../../RateLimiter.js"
 import type { StoreError } from "../../RateLimitStore.js"
 import { storeKey } from "../../core/storeKey.js"
 import { cachedDecision, cacheOf, noteAnswer, recordCachedRefusal } from "./blockCache.js"
@@ -82,6 +82,35 @@ export const makeCheck = (
     })
   return check
 }
+
+/**
+ * `check`'s synchronous step for callers outside a fiber (the promise facade, the HTTP adapters):
+ * the decision at `now` (ms of the registry's `Clock`) of a limiter on an in-process store, the one
+ * `check` answers, with the same bookkeeping; `undefined` when the call needs `check` itself (a
+ * networked store, an unknown id, a bad key or cost: `check` fails with those).
+ *
+ * @internal
+ */
+export type CheckNow = (id: string, opts: AcquireOptions | undefined, now: number) => Decision | undefined
+
+/** @internal */
+export const makeCheckNow = (limiters: ReadonlyMap<string, LimiterEntry>): CheckNow => (id, opts, now) => {
+  const entry = limiters.get(id)
+  if (entry === undefined || entry.takeNow === undefined || callProblem(entry, opts) !== undefined) return undefined
+  const key = opts?.key ?? ""
+  const d = entry.takeNow(storeKey(key), opts?.cost ?? 1, now)
+  return d === undefined ? undefined : decided(entry, key, d, now)
+}
+
+const checkNows = new WeakMap<RateLimiterService, CheckNow>()
+
+/** Records `service`'s {@link CheckNow} (once, when `RateLimiter.make` builds it). @internal */
+export const recordCheckNow = (service: RateLimiterService, checkNow: CheckNow): void => {
+  checkNows.set(service, checkNow)
+}
+
+/** `service`'s {@link CheckNow}; `undefined` for a service not made by `RateLimiter.make`. @internal */
+export const checkNowOf = (service: RateLimiterService): CheckNow | undefined => checkNows.get(service)
 
 /**
  * `status`: the state of `(limiter, key)` as a take of `cost` would see it, by one `peek`. It
