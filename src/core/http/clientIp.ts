@@ -383,7 +383,8 @@ export const resolveClient = (
 /**
  * The client key function of a compiled configuration: from the socket's peer address and the
  * proxy header's value to the key ({@link resolveClient}, then {@link groupKey}); `undefined`
- * when the address is unknown. Built once; a call allocates only the key.
+ * when the address is unknown. Built once; a peer seen before costs a lookup (a trusted proxy with
+ * a chain header: the walk).
  *
  * @internal
  */
@@ -392,7 +393,24 @@ export const makeClientKey = (
   isTrusted: (ip: IpAddress) => boolean,
   ipv6Prefix: number
 ) =>
-(peer: string | undefined, chainHeader: string | undefined): string | undefined => {
-  const ip = resolveClient(peer, chainHeader, proxyHeader, isTrusted)
-  return ip === undefined ? undefined : groupKey(ip, ipv6Prefix)
+{
+  // what a peer address gives, parsed once: the same few peers (a keep-alive connection, the
+  // proxies in front) send most requests; bounded, and pure, so forgetting is only slower
+  const byPeer = new Map<string, { readonly key: string | undefined; readonly trusted: boolean }>()
+  return (peer: string | undefined, chainHeader: string | undefined): string | undefined => {
+    if (peer === undefined) return undefined
+    let known = byPeer.get(peer)
+    if (known === undefined) {
+      const ip = parseNode(peer)
+      known = ip === undefined ? { key: undefined, trusted: false } : { key: groupKey(ip, ipv6Prefix), trusted: isTrusted(ip) }
+      if (byPeer.size >= MAX_PEERS) byPeer.clear()
+      byPeer.set(peer, known)
+    }
+    // an untrusted peer is the client whatever it sends; a trusted one's chain is walked
+    if (!known.trusted || chainHeader === undefined) return known.key
+    const ip = resolveClient(peer, chainHeader, proxyHeader, isTrusted)
+    return ip === undefined ? undefined : groupKey(ip, ipv6Prefix)
+  }
 }
+
+const MAX_PEERS = 4096

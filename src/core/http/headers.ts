@@ -50,8 +50,19 @@ export const retryAfterSeconds = (ms: number): number => Math.max(1, wholeSecond
  *
  * @internal
  */
-export const sfString = (value: string): string =>
-  `"${value.replace(/[^\x20-\x7e]/g, "?").replace(/[\\"]/g, (c) => `\\${c}`)}"`
+export const sfString = (value: string): string => {
+  let written = sfStrings.get(value)
+  if (written === undefined) {
+    written = `"${value.replace(/[^\x20-\x7e]/g, "?").replace(/[\\"]/g, (c) => `\\${c}`)}"`
+    // policy names are the few limiter ids and names of a configuration: kept, within a bound
+    if (sfStrings.size >= MAX_REMEMBERED) sfStrings.clear()
+    sfStrings.set(value, written)
+  }
+  return written
+}
+
+const MAX_REMEMBERED = 1024
+const sfStrings = new Map<string, string>()
 
 /**
  * What the IETF fields of a limiter depend on (a limiter's spec has these fields).
