@@ -90,6 +90,29 @@ export const charts: ReadonlyArray<Chart> = [
       }
     ]
   },
+  // HTTP: each framework's adapter against its usual limiter, requests/s and the server's CPU
+  ...[["http", ""], ["http-effect4", " (Effect 4)"]].map(([section = "", major = ""]): Chart => ({
+    section,
+    title: `HTTP${major}: the adapters against each framework's usual limiter, 64 connections, ratio`,
+    bars: [
+      ...([["express", "express-rate-limit"], ["fastify", "@fastify/rate-limit"], ["hono", "hono-rate-limiter"]] as const).flatMap((
+        [framework, peer]
+      ) =>
+        (["admit", "refuse"] as const).map((mode): Bar => ({
+          label: `${framework}, memory, ${mode}: req/s vs ${peer}`,
+          column: "req/s",
+          ours: new RegExp(`^effect-rate-sync/${framework}, memory, ${mode}`),
+          peer: new RegExp(`^${peer.replace("/", "\\/")}, memory, ${mode}`)
+        }))
+      ),
+      ...([["express", "express-rate-limit"], ["fastify", "@fastify/rate-limit"]] as const).map(([framework, peer]): Bar => ({
+        label: `${framework}, Redis, admit: req/s vs ${peer}`,
+        column: "req/s",
+        ours: new RegExp(`^effect-rate-sync/${framework}, redis, admit`),
+        peer: new RegExp(`^${peer.replace("/", "\\/")}, redis, admit`)
+      }))
+    ]
+  })),
   ...[3, 4].map((major): Chart => ({
     section: `nats-effect${major}`,
     title: `NATS store (Effect ${major}), ratio to a plain get + compare-and-set loop on nats.js`,
