@@ -1,9 +1,9 @@
 /**
  * What the multi-process accuracy tests share (test/{redis,nats,postgres}/accuracy.test.ts): worker
  * processes spawned with this run's node flags and read line by line, and the rate run of the
- * NATS and PostgreSQL tests: 4 processes × 50 fibers on one limiter of 100/s, burst 10, for 5 s,
+ * NATS and PostgreSQL tests: 4 processes × 50 fibers on one limiter of 100/s, burst 10, for 10 s,
  * measured after each process warmed up, from an instant every process is told on a signal; the
- * admissions that proceed within the 5 s must be within [0.97, 1.00] × (burst + 100·5), never above.
+ * admissions that proceed within the 10 s must be within [0.97, 1.00] × (burst + 100·10), never above.
  */
 import { assert } from "#test/vitest"
 import { Clock, Effect } from "effect"
@@ -57,7 +57,9 @@ export const PROCESSES = 4
 export const FIBERS = 50
 export const RATE = 100
 export const BURST = 10
-export const DURATION_MS = 5000
+// 10 s, not 5: the edges of a run cost ~13 admissions whatever its length (0.975-0.98 of the bound
+// in 5 s, 0.986-0.987 in 10 s, measured 2026-12-07), which left a loaded host 1 % of headroom
+export const DURATION_MS = 10_000
 
 /** What a rate worker prints at the end (see `accuracyWorker.ts`). */
 interface Tally {
