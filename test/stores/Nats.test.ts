@@ -151,6 +151,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         const slot = { limiter: fresh("cas-cc"), key: "hot", limit: 3, leaseMs: 10_000 }
         let holding = 0
         let most = 0
+        let pending = 20
         let retries = 0
         const worker = (holder: string) =>
           Effect.gen(function*() {
@@ -162,8 +163,13 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
               yield* Effect.sleep(Duration.millis(5 + Math.random() * 10))
             }
             holding++
+            pending--
             most = Math.max(most, holding)
+            // held until the slots were all seen in use at once (or nobody is left to take one,
+            // or 2 s): a slow host must not end the holds before the others got theirs
+            const held = yield* Clock.currentTimeMillis
             yield* Effect.sleep("15 millis")
+            while (most < slot.limit && pending > 0 && (yield* Clock.currentTimeMillis) - held < 2000) yield* Effect.sleep("5 millis")
             holding--
             assert.isTrue(yield* store.releaseSlot({ ...slot, holder }), "the lease was live")
           })
