@@ -411,7 +411,7 @@ function checkWith(
   // adapters' hot path); anything else, or an answer `check` must give itself, runs as a call
   const gen = generation()
   const now = gen.closed === undefined ? checkNowIn(gen) : undefined
-  const decision = now?.check(limits, opts, Fx.nowMillisUnsafe(now.clock))
+  const decision = now?.check(limits, opts, now.clock)
   return decision === undefined ? runOn(gen, RateLimiter.check(limits, opts)) : Promise.resolve(decision)
 }
 

@@ -151,7 +151,8 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
         const slot = { limiter: fresh("cas-cc"), key: "hot", limit: 3, leaseMs: 10_000 }
         let holding = 0
         let most = 0
-        let pending = 20
+        const workers = 20
+        let pending = workers
         let retries = 0
         const worker = (holder: string) =>
           Effect.gen(function*() {
@@ -173,7 +174,7 @@ describeWhenUp(available)("NatsStore on 127.0.0.1:4222", () => {
             holding--
             assert.isTrue(yield* store.releaseSlot({ ...slot, holder }), "the lease was live")
           })
-        yield* Effect.all(Array.from({ length: 20 }, (_, i) => worker(`h${i}`)), { concurrency: "unbounded" })
+        yield* Effect.all(Array.from({ length: workers }, (_, i) => worker(`h${i}`)), { concurrency: "unbounded" })
         assert.isTrue(most <= slot.limit, `${most} holders at once`)
         assert.strictEqual(most, slot.limit, "the slots were all used")
         assert.isTrue(retries > 0, "some compare-and-sets were lost and retried")

@@ -4,6 +4,7 @@
  * @internal
  */
 import * as Fx from "#fx/core"
+import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { CheckError, LimiterNotFound } from "../../RateLimitError.js"
 import type { AcquireOptions, Decision, LimiterStatus, RateLimiterService, StatusOptions } from "../../RateLimiter.js"
@@ -15,6 +16,14 @@ import type { LimiterEntry } from "./entry.js"
 import { recordRefusal, storeFailed, unavailable } from "./entry.js"
 
 type CheckResult = Effect.Effect<Decision, CheckError>
+
+/** The decision of a limiter on an in-process store, in one synchronous step; `undefined` otherwise. */
+const decideNow = (entry: LimiterEntry, key: string, sk: string, cost: number, clock: Clock.Clock): Decision | undefined => {
+  if (entry.takeNow === undefined) return undefined
+  const now = Fx.nowMillisUnsafe(clock)
+  const d = entry.takeNow(sk, cost, now)
+  return d === undefined ? undefined : decided(entry, key, d, now)
+}
 
 /**
  * `check` over the registry's limiters. On an in-process store (`unsafeTake`) the whole decision
@@ -38,11 +47,8 @@ export const makeCheck = (
       const key = opts?.key ?? ""
       const cost = opts?.cost ?? 1
       const sk = storeKey(key)
-      if (entry.takeNow !== undefined) {
-        const now = Fx.nowMillisUnsafe(clock)
-        const d = entry.takeNow(sk, cost, now)
-        if (d !== undefined) return Effect.succeed(decided(entry, key, d, now))
-      }
+      const now = decideNow(entry, key, sk, cost, clock)
+      if (now !== undefined) return Effect.succeed(now)
       const store = entry.storeEntry.store
       // a store replaced under the call (`configureStore` closed the old one) is not an outage: the
       // one in place now decides, never the fail-open policy
@@ -85,21 +91,20 @@ export const makeCheck = (
 
 /**
  * `check`'s synchronous step for callers outside a fiber (the promise facade, the HTTP adapters):
- * the decision at `now` (ms of the registry's `Clock`) of a limiter on an in-process store, the one
+ * the decision at the time `clock` reads (the registry runtime's `Clock`) of a limiter on an in-process store, the one
  * `check` answers, with the same bookkeeping; `undefined` when the call needs `check` itself (a
  * networked store, an unknown id, a bad key or cost: `check` fails with those).
  *
  * @internal
  */
-export type CheckNow = (id: string, opts: AcquireOptions | undefined, now: number) => Decision | undefined
+export type CheckNow = (id: string, opts: AcquireOptions | undefined, clock: Clock.Clock) => Decision | undefined
 
 /** @internal */
-export const makeCheckNow = (limiters: ReadonlyMap<string, LimiterEntry>): CheckNow => (id, opts, now) => {
+export const makeCheckNow = (limiters: ReadonlyMap<string, LimiterEntry>): CheckNow => (id, opts, clock) => {
   const entry = limiters.get(id)
   if (entry === undefined || entry.takeNow === undefined || callProblem(entry, opts) !== undefined) return undefined
   const key = opts?.key ?? ""
-  const d = entry.takeNow(storeKey(key), opts?.cost ?? 1, now)
-  return d === undefined ? undefined : decided(entry, key, d, now)
+  return decideNow(entry, key, storeKey(key), opts?.cost ?? 1, clock)
 }
 
 const checkNows = new WeakMap<RateLimiterService, CheckNow>()
